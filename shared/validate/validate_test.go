@@ -1,0 +1,135 @@
+package validate
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/purehealth/purehealth/shared/telemetry"
+)
+
+var t0 = time.Date(2026, 3, 1, 6, 0, 0, 0, time.UTC)
+
+func reading(p telemetry.Param, v float64, at time.Time) telemetry.Reading {
+	return telemetry.Reading{Station: "S", Sensor: string(p) + "-1", Param: p, Value: v, Time: at}
+}
+
+func TestSingleReadingChecks(t *testing.T) {
+	tests := []struct {
+		name      string
+		r         telemetry.Reading
+		in        Input
+		wantQ     telemetry.Quality
+		wantFlags telemetry.Flags
+	}{
+		{"good", reading(telemetry.PH, 7.4, t0), Input{Received: t0, ClockSynced: true}, telemetry.Good, 0},
+		{"physical max is inclusive", reading(telemetry.PH, 14, t0), Input{Received: t0, ClockSynced: true}, telemetry.Suspect, telemetry.FlagImplausible},
+		{"beyond physical", reading(telemetry.PH, 14.01, t0), Input{Received: t0, ClockSynced: true}, telemetry.Bad, telemetry.FlagOutOfRange},
+		{"negative DO", reading(telemetry.DO, -0.1, t0), Input{Received: t0, ClockSynced: true}, telemetry.Bad, telemetry.FlagOutOfRange},
+		{"implausible river temp", reading(telemetry.Temp, 52, t0), Input{Received: t0, ClockSynced: true}, telemetry.Suspect, telemetry.FlagImplausible},
+		{"probe error", reading(telemetry.PH, 7, t0), Input{Received: t0, ClockSynced: true, ProbeError: true}, telemetry.Bad, telemetry.FlagProbeError},
+		{"NaN", reading(telemetry.PH, math.NaN(), t0), Input{Received: t0, ClockSynced: true}, telemetry.Bad, telemetry.FlagOutOfRange},
+		{"future", reading(telemetry.PH, 7, t0.Add(10*time.Minute)), Input{Received: t0, ClockSynced: true}, telemetry.Suspect, telemetry.FlagFuture},
+		{"slightly ahead is fine", reading(telemetry.PH, 7, t0.Add(4*time.Minute)), Input{Received: t0, ClockSynced: true}, telemetry.Good, 0},
+		{"past", reading(telemetry.PH, 7, t0.Add(-8*24*time.Hour)), Input{Received: t0, ClockSynced: true}, telemetry.Suspect, telemetry.FlagPast},
+		{"unsynced clock flags, skips skew checks", reading(telemetry.PH, 7, t0.Add(-9000*time.Hour)), Input{Received: t0}, telemetry.Good, telemetry.FlagTimeUnsynced},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(Config{})
+			r := tt.r
+			c.Check(&r, tt.in)
+			assert.Equal(t, tt.wantQ, r.Quality)
+			assert.Equal(t, tt.wantFlags, r.Flags, "flags %s", r.Flags)
+		})
+	}
+}
+
+func TestKeepsUnrelatedFlags(t *testing.T) {
+	c := New(Config{})
+	r := reading(telemetry.PH, 7, t0)
+	r.Flags = telemetry.FlagDownsampled | telemetry.FlagSpike
+	c.Check(&r, Input{Received: t0, ClockSynced: true})
+	assert.Equal(t, telemetry.FlagDownsampled, r.Flags, "stale check flags are recomputed, others kept")
+}
+
+func TestSpike(t *testing.T) {
+	c := New(Config{})
+	in := Input{Received: t0, ClockSynced: true}
+	values := []float64{7.40, 7.42, 7.41, 7.39, 7.40, 7.43}
+	for _, v := range values {
+		r := reading(telemetry.PH, v, t0)
+		c.Check(&r, in)
+		assert.Equal(t, telemetry.Good, r.Quality, "warm-up value %v", v)
+	}
+	r := reading(telemetry.PH, 9.8, t0)
+	c.Check(&r, in)
+	assert.True(t, r.Flags.Has(telemetry.FlagSpike), "jump from 7.4 to 9.8 is a spike")
+	assert.Equal(t, telemetry.Suspect, r.Quality)
+
+	r = reading(telemetry.PH, 7.6, t0)
+	c.Check(&r, in)
+	assert.False(t, r.Flags.Has(telemetry.FlagSpike), "7.6 is within the floor scale of 7.4 (0.05·6=0.3)")
+
+	other := telemetry.Reading{Station: "S", Sensor: "ph-2", Param: telemetry.PH, Value: 9.8, Time: t0}
+	c.Check(&other, in)
+	assert.False(t, other.Flags.Has(telemetry.FlagSpike), "series are independent per sensor")
+}
+
+func TestSpikeNeedsWarmWindow(t *testing.T) {
+	c := New(Config{MinWindow: 5})
+	in := Input{Received: t0, ClockSynced: true}
+	for _, v := range []float64{7, 7, 7, 7, 12} {
+		r := reading(telemetry.PH, v, t0)
+		c.Check(&r, in)
+		assert.False(t, r.Flags.Has(telemetry.FlagSpike), "value %v judged with a cold window", v)
+	}
+}
+
+func TestStepChangeIsAbsorbed(t *testing.T) {
+	c := New(Config{Window: 10})
+	in := Input{Received: t0, ClockSynced: true}
+	for range 10 {
+		r := reading(telemetry.DO, 6, t0)
+		c.Check(&r, in)
+	}
+	spikes := 0
+	for range 10 {
+		r := reading(telemetry.DO, 2, t0) // a real DO crash persists
+		c.Check(&r, in)
+		if r.Flags.Has(telemetry.FlagSpike) {
+			spikes++
+		}
+	}
+	assert.Equal(t, 5, spikes, "a lasting step is flagged only until it is half the window")
+}
+
+func TestFlatline(t *testing.T) {
+	c := New(Config{FlatlineCount: 4})
+	in := Input{Received: t0, ClockSynced: true}
+	var got []bool
+	for _, v := range []float64{7.1, 7.1, 7.1, 7.1, 7.1, 7.2, 7.2} {
+		r := reading(telemetry.PH, v, t0)
+		c.Check(&r, in)
+		got = append(got, r.Flags.Has(telemetry.FlagFlatline))
+	}
+	assert.Equal(t, []bool{false, false, false, true, true, false, false}, got)
+}
+
+func TestBadValuesStayOutOfTheWindow(t *testing.T) {
+	c := New(Config{FlatlineCount: 3})
+	in := Input{Received: t0, ClockSynced: true}
+	for _, v := range []float64{7, -1, 7, -1, 7} {
+		r := reading(telemetry.PH, v, t0)
+		c.Check(&r, in)
+	}
+	r := reading(telemetry.PH, 7, t0)
+	c.Check(&r, in)
+	assert.True(t, r.Flags.Has(telemetry.FlagFlatline), "bad readings between equal values do not break a flatline")
+	c.Forget("S", "ph-1", telemetry.PH)
+	r = reading(telemetry.PH, 7, t0)
+	c.Check(&r, in)
+	assert.False(t, r.Flags.Has(telemetry.FlagFlatline), "Forget clears the series")
+}
