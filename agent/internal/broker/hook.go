@@ -1,0 +1,274 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/purehealth/purehealth/agent/internal/payload"
+	"github.com/purehealth/purehealth/shared/telemetry"
+)
+
+// hook is where mochi hands us control: login, access checks and every publish, which it
+// passes to OnPublish before acknowledging it. mochi calls the hook from each client's own
+// goroutine, one packet at a time per client.
+type hook struct {
+	mqtt.HookBase
+	b *Broker
+
+	// ctx is the context Run was given. mochi's hook methods carry no context, so it is kept
+	// here (set once before serving) to cancel Sink.Ingest calls when the broker stops.
+	ctx context.Context
+
+	// admitted holds the clients that passed OnConnect until mochi asks OnConnectAuthenticate,
+	// which it always does right after a successful OnConnect.
+	admitted sync.Map // *mqtt.Client → struct{}
+}
+
+func (h *hook) ID() string { return "purehealth" }
+
+func (h *hook) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
+		mqtt.OnPublishDropped:
+		return true
+	}
+	return false
+}
+
+// OnConnect authenticates the client and checks its Will. mochi publishes a Will without any
+// ACL check when the client goes away, so a Will on a topic the client may not publish to is
+// refused here, as is a Will on a reading topic (it would bypass validation and storage).
+//
+// mochi sends no CONNACK when OnConnect fails, so a refusal writes its own with the right
+// return code for the protocol version before the connection is closed.
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	b := h.b
+	if pk.Properties.AuthenticationMethod != "" {
+		return h.refuseConnect(cl, ReasonAuth, "enhanced authentication not supported",
+			packets.ErrBadAuthenticationMethod, packets.ErrMalformedUsernameOrPassword)
+	}
+	acct, why := b.access.authenticate(pk.Connect.Username, pk.Connect.Password)
+	switch why {
+	case badCredentials:
+		return h.refuseConnect(cl, ReasonAuth, "bad username or password",
+			packets.ErrBadUsernameOrPassword, packets.ErrMalformedUsernameOrPassword)
+	case notAuthorized:
+		return h.refuseConnect(cl, ReasonAuth, "anonymous clients not allowed",
+			packets.ErrNotAuthorized, packets.Err3NotAuthorized)
+	}
+	// Taking over a session inherits its subscriptions, unchecked: only the same identity
+	// may do it, and nobody may take the agent's own inline client.
+	if old, ok := b.srv.Clients.Get(cl.ID); ok &&
+		(old.Net.Inline || !bytes.Equal(old.Properties.Username, cl.Properties.Username)) {
+		return h.refuseConnect(cl, ReasonACL, "client id in use by another user",
+			packets.ErrClientIdentifierNotValid, packets.Err3ClientIdentifierNotValid)
+	}
+	if pk.Connect.WillFlag {
+		will := pk.Connect.WillTopic
+		if !b.access.canPublish(acct, will) || b.access.isIngest(will) {
+			return h.refuseConnect(cl, ReasonACL, fmt.Sprintf("will topic %q not allowed", cut(will, 128)),
+				packets.ErrNotAuthorized, packets.Err3NotAuthorized)
+		}
+	}
+	h.admitted.Store(cl, struct{}{})
+	return nil
+}
+
+// refuseConnect counts and logs a refused connection and sends the CONNACK saying why: v5
+// for MQTT 5 clients, v3 for MQTT 3.x.
+func (h *hook) refuseConnect(cl *mqtt.Client, reason, why string, v5, v3 packets.Code) error {
+	h.b.stats.reject(reason, 1)
+	h.b.log.Info("mqtt connection refused", "reason", why, "client", cut(cl.ID, 64),
+		"user", cut(string(cl.Properties.Username), 64), "remote", cl.Net.Remote)
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}}
+	if cl.Properties.ProtocolVersion >= 5 {
+		ack.ReasonCode = v5.Code
+		ack.Properties.ReasonString = why
+	} else {
+		ack.ReasonCode = v3.Code
+	}
+	if err := cl.WritePacket(ack); err != nil {
+		return fmt.Errorf("%s (connack not sent: %v): %w", why, err, v5)
+	}
+	return fmt.Errorf("%s: %w", why, v5)
+}
+
+// OnConnectAuthenticate admits exactly the clients OnConnect admitted: deny by default.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	_, ok := h.admitted.LoadAndDelete(cl)
+	return ok
+}
+
+// OnACLCheck applies the roles. mochi asks it for every publish (write), every subscription
+// filter and every delivery of a message to a subscriber (both not write).
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	a := h.b.access
+	acct, ok := a.lookup(cl.Properties.Username)
+	allowed := ok && (write && a.canPublish(acct, topic) || !write && a.canSubscribe(acct, topic))
+	if !allowed {
+		h.b.stats.reject(ReasonACL, 1)
+		h.b.log.Debug("mqtt access denied", "client", cut(cl.ID, 64), "topic", cut(topic, 128),
+			"publish", write)
+	}
+	return allowed
+}
+
+// OnPublishDropped counts messages mochi dropped because a subscriber's queue was full.
+func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.b.stats.dropped.Add(1)
+	h.b.log.Debug("mqtt message dropped: client queue full", "client", cut(cl.ID, 64),
+		"topic", pk.TopicName)
+}
+
+// OnPublish stores the readings of a publish on this station's reading topics before mochi
+// acknowledges it. Its return value steers mochi:
+//   - nil: acknowledged and delivered to subscribers;
+//   - packets.ErrRejectPacket: no acknowledgement at any QoS and protocol version (the
+//     client sends it again later), not delivered;
+//   - packets.CodeSuccessIgnore: acknowledged, not delivered or retained.
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil // the agent's own outputs
+	}
+	b := h.b
+	station, leaf, err := payload.ParseTopic(pk.TopicName)
+	if err != nil || station != b.opts.Station {
+		return pk, nil // not a reading topic, but the ACL let this client publish there
+	}
+	if isOutput(leaf) { // the ACL refuses these already
+		return pk, h.refusePublish(cl, pk, packets.ErrNotAuthorized, errors.New("agent output topic"))
+	}
+	b.stats.received.Add(1)
+
+	obs, decodeErr := payload.Decode(leaf, pk.Payload, b.opts.Location)
+	problems := payload.Split(decodeErr)
+	if len(obs) == 0 {
+		b.stats.reject(ReasonDecode, len(problems))
+		for _, p := range problems {
+			b.report(cl.ID, pk.TopicName, p.Error())
+		}
+		return pk, h.refusePublish(cl, pk, packets.ErrPayloadFormatInvalid, decodeErr)
+	}
+	for i := range obs {
+		obs[i].Station = station
+	}
+
+	ctx, cancel := context.WithTimeout(h.ctx, b.opts.IngestTimeout)
+	rejected, err := b.sink.Ingest(ctx, obs)
+	cancel()
+	if err != nil {
+		if h.ctx.Err() != nil {
+			b.log.Debug("publish not stored: broker stopping", "topic", pk.TopicName, "error", err)
+			return pk, packets.ErrRejectPacket
+		}
+		b.stats.reject(ReasonStoreFailure, 1)
+		b.log.Error("readings not stored, publish left unacknowledged", "topic", pk.TopicName,
+			"client", cut(cl.ID, 64), "qos", pk.FixedHeader.Qos, "error", err)
+		b.report(cl.ID, pk.TopicName, "not stored: the station's store failed; "+
+			"the message was not acknowledged, send it again")
+		return pk, packets.ErrRejectPacket
+	}
+
+	// Items refused by Decode are reported now, after the store succeeded, so that a store
+	// failure (the client will resend everything) reports nothing twice.
+	b.stats.reject(ReasonDecode, len(problems))
+	for _, p := range problems {
+		b.report(cl.ID, pk.TopicName, p.Error())
+	}
+	index := itemIndexes(len(obs), problems)
+	accepted := 0
+	var firstRefusal error
+	for i := range obs {
+		var r error
+		if i < len(rejected) {
+			r = rejected[i]
+		}
+		if r == nil {
+			accepted++
+			continue
+		}
+		b.stats.reject(classify(r), 1)
+		if leaf == payload.Readings {
+			r = fmt.Errorf("%s[%d]: %w", payload.Readings, index[i], r)
+		}
+		if firstRefusal == nil {
+			firstRefusal = r
+		}
+		b.report(cl.ID, pk.TopicName, r.Error())
+	}
+	b.stats.accepted.Add(int64(accepted))
+	if accepted > 0 {
+		return pk, nil
+	}
+	code := packets.ErrImplementationSpecificError
+	if leaf != payload.Readings && errors.Is(firstRefusal, telemetry.ErrUnknownParam) {
+		code = packets.ErrTopicNameInvalid // the topic named the unknown parameter
+	}
+	return pk, h.refusePublish(cl, pk, code, firstRefusal)
+}
+
+// refusePublish tells the sender that its publish was refused. MQTT 5 with QoS ≥ 1 gets a
+// PUBACK (QoS 1) or PUBREC (QoS 2) with the reason code and our reason string; it is written
+// here because mochi would answer a QoS 2 publish with a PUBACK and log every refusal as an
+// error. MQTT 3.1.1 has no way to say no: the publish is acknowledged, since sending a bad
+// payload again cannot help, and neither delivered nor retained.
+func (h *hook) refusePublish(cl *mqtt.Client, pk packets.Packet, code packets.Code, cause error) error {
+	if cl.Properties.ProtocolVersion < 5 || pk.FixedHeader.Qos == 0 {
+		return packets.CodeSuccessIgnore
+	}
+	ack := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Puback},
+		PacketID:    pk.PacketID,
+		ReasonCode:  code.Code,
+		Properties:  packets.Properties{ReasonString: cut(cause.Error(), 256)},
+	}
+	if pk.FixedHeader.Qos == 2 {
+		ack.FixedHeader.Type = packets.Pubrec // ends the QoS 2 flow (MQTT 5 4.3.3)
+	}
+	if err := cl.WritePacket(ack); err != nil {
+		h.b.log.Debug("refusal not sent", "client", cut(cl.ID, 64), "error", err)
+	}
+	return packets.ErrRejectPacket
+}
+
+// itemIndexes maps each decoded observation of a readings array back to its item index,
+// skipping the items Decode refused.
+func itemIndexes(n int, problems []error) []int {
+	bad := make(map[int]bool, len(problems))
+	for _, p := range problems {
+		var fe *payload.FieldError
+		if errors.As(p, &fe) && fe.Index >= 0 {
+			bad[fe.Index] = true
+		}
+	}
+	out := make([]int, n)
+	idx := 0
+	for i := range out {
+		for bad[idx] {
+			idx++
+		}
+		out[i] = idx
+		idx++
+	}
+	return out
+}
+
+// classify names the Stats reason for a reading the sink refused.
+func classify(err error) string {
+	switch {
+	case errors.Is(err, telemetry.ErrUnknownParam):
+		return ReasonUnknownParam
+	case errors.Is(err, telemetry.ErrUnitMismatch):
+		return ReasonUnitMismatch
+	}
+	return ReasonInvalid
+}
