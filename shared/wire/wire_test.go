@@ -1,0 +1,124 @@
+package wire
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/shared/telemetry"
+)
+
+var t0 = time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)
+
+func sample() *Batch {
+	v, lim := 2.0, 5.0
+	return &Batch{
+		Station: "MH-PUNE-001", Agent: "v1", SentAt: t0,
+		Readings: []Reading{FromReading(telemetry.Reading{Seq: 7, Time: t0, Sensor: "do-1", Param: telemetry.DO,
+			Value: 2, Unit: "mg/L", Quality: telemetry.Good, Source: telemetry.SourceSensor, Flags: telemetry.FlagSpike})},
+		Alerts: []AlertEvent{{Seq: 1, ID: 3, Transition: "opened", Time: t0, Rule: "threshold", Key: "k",
+			Param: "do", Severity: "warning", State: "active", OpenedAt: t0, Message: "DO low", Value: &v, Limit: &lim}},
+		WQI: []WQIPoint{{Seq: 4, Time: t0, WQI: 41.2, Class: "C", Category: "Bad", Missing: []string{},
+			SubIndices: map[string]float64{"do": 30}}},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	in := sample()
+	data, err := Encode(in)
+	require.NoError(t, err)
+	out, err := Decode(bytes.NewReader(data), true)
+	require.NoError(t, err)
+	assert.Equal(t, in, out)
+	assert.Equal(t, []string{"spike"}, out.Readings[0].Flags)
+}
+
+func TestPlainJSONAccepted(t *testing.T) {
+	b, err := Decode(strings.NewReader(`{"v":1,"station":"S","readings":[]}`), false)
+	require.NoError(t, err)
+	assert.Equal(t, "S", b.Station)
+}
+
+func TestDecodeErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		body  string
+		want  error
+		field string
+	}{
+		{"not json", `{"v":1,`, ErrMalformed, ""},
+		{"no version", `{"station":"S"}`, ErrMalformed, "v"},
+		{"future major", `{"v":2,"station":"S"}`, ErrVersion, ""},
+		{"type error", `{"v":1,"station":"S","readings":[{"seq":"x"}]}`, ErrMalformed, ""},
+		{"no station", `{"v":1}`, ErrMalformed, "station"},
+		{"zero seq", `{"v":1,"station":"S","readings":[{"seq":0}]}`, ErrMalformed, "readings[0].seq"},
+		{"bad param", `{"v":1,"station":"S","readings":[{"seq":1,"time":"2026-01-01T00:00:00Z","sensor":"x","param":"salinity","unit":"","quality":"good","source":"sensor"}]}`, ErrMalformed, "readings[0].param"},
+		{"alias param refused", `{"v":1,"station":"S","readings":[{"seq":1,"time":"2026-01-01T00:00:00Z","sensor":"x","param":"pH","unit":"pH","quality":"good","source":"sensor"}]}`, ErrMalformed, "readings[0].param"},
+		{"wrong unit", `{"v":1,"station":"S","readings":[{"seq":1,"time":"2026-01-01T00:00:00Z","sensor":"x","param":"temp","unit":"degF","value":1,"quality":"good","source":"sensor"}]}`, ErrMalformed, "readings[0].unit"},
+		{"bad quality", `{"v":1,"station":"S","readings":[{"seq":1,"time":"2026-01-01T00:00:00Z","sensor":"x","param":"ph","unit":"pH","value":7,"quality":"great","source":"sensor"}]}`, ErrMalformed, "readings[0].quality"},
+		{"bad flag", `{"v":1,"station":"S","readings":[{"seq":1,"time":"2026-01-01T00:00:00Z","sensor":"x","param":"ph","unit":"pH","value":7,"quality":"good","source":"sensor","flags":["odd"]}]}`, ErrMalformed, "readings[0].flags"},
+		{"bad transition", `{"v":1,"station":"S","alerts":[{"seq":1,"id":1,"time":"2026-01-01T00:00:00Z","opened_at":"2026-01-01T00:00:00Z","transition":"exploded"}]}`, ErrMalformed, "alerts[0].transition"},
+		{"wqi out of range", `{"v":1,"station":"S","wqi":[{"seq":1,"time":"2026-01-01T00:00:00Z","wqi":140,"class":"A"}]}`, ErrMalformed, "wqi[0].wqi"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Decode(strings.NewReader(tt.body), false)
+			require.Error(t, err)
+			assert.True(t, errors.Is(err, tt.want), "got %v", err)
+			if tt.field != "" {
+				fe, ok := errors.AsType[*FieldError](err)
+				require.True(t, ok, "want a FieldError, got %v", err)
+				assert.Equal(t, tt.field, fe.Field)
+			}
+		})
+	}
+}
+
+func TestZipBomb(t *testing.T) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err := zw.Write([]byte(`{"v":1,"station":"S","pad":"`))
+	require.NoError(t, err)
+	zeros := make([]byte, 1<<20)
+	for range MaxDecompressedBytes>>20 + 1 {
+		_, err = zw.Write(zeros)
+		require.NoError(t, err)
+	}
+	require.NoError(t, zw.Close())
+	require.Less(t, buf.Len(), MaxCompressedBytes, "the bomb is small on the wire")
+	_, err = Decode(&buf, true)
+	assert.ErrorIs(t, err, ErrTooLarge)
+}
+
+func TestTooManyRecords(t *testing.T) {
+	b := &Batch{Station: "S", Readings: make([]Reading, MaxRecords+1)}
+	assert.ErrorIs(t, b.Validate(), ErrTooLarge)
+}
+
+func FuzzDecode(f *testing.F) {
+	data, err := Encode(sample())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data, true)
+	f.Add([]byte(`{"v":1,"station":"S","readings":[{"seq":1}]}`), false)
+	f.Add([]byte(`{"v":2}`), false)
+	f.Fuzz(func(t *testing.T, body []byte, gz bool) {
+		b, err := Decode(bytes.NewReader(body), gz)
+		if err != nil {
+			return
+		}
+		if err := b.Validate(); err != nil {
+			t.Fatalf("decoded batch does not validate: %v", err)
+		}
+		if _, err := Encode(b); err != nil {
+			t.Fatalf("decoded batch does not encode: %v", err)
+		}
+	})
+}
