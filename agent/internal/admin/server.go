@@ -1,0 +1,202 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/purehealth/purehealth/agent/internal/alerting"
+)
+
+// Backend is what the admin API reads from and acts on: the running agent.
+type Backend interface {
+	Status(ctx context.Context) (Status, error)
+	Sensors(ctx context.Context) (Sensors, error)
+	Readings(ctx context.Context, q ReadingsQuery) (Readings, error)
+	WQI(ctx context.Context) (json.RawMessage, error)
+	Alerts(ctx context.Context, all bool, limit int) (Alerts, error)
+	Ack(ctx context.Context, id uint64) (alerting.Alert, error)
+	Queue(ctx context.Context) (Queue, error)
+	Flush(ctx context.Context) error
+}
+
+// ErrBadRequest marks a Backend error caused by the request (HTTP 400).
+var ErrBadRequest = errors.New("bad request")
+
+// ErrUnavailable marks a Backend error for something not set up (HTTP 503), such as a
+// flush without an uplink.
+var ErrUnavailable = errors.New("unavailable")
+
+// Server serves the admin API on a unix socket.
+type Server struct {
+	path    string
+	backend Backend
+	log     *slog.Logger
+}
+
+// NewServer returns a server for the socket at path. It starts nothing.
+func NewServer(path string, backend Backend, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{path: path, backend: backend, log: log}
+}
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, r, func(ctx context.Context) (any, error) { return s.backend.Status(ctx) })
+	})
+	mux.HandleFunc("GET /v1/sensors", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, r, func(ctx context.Context) (any, error) { return s.backend.Sensors(ctx) })
+	})
+	mux.HandleFunc("GET /v1/readings", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, r, func(ctx context.Context) (any, error) {
+			q, err := parseReadingsQuery(r)
+			if err != nil {
+				return nil, err
+			}
+			return s.backend.Readings(ctx, q)
+		})
+	})
+	mux.HandleFunc("GET /v1/wqi", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, r, func(ctx context.Context) (any, error) { return s.backend.WQI(ctx) })
+	})
+	mux.HandleFunc("GET /v1/alerts", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, r, func(ctx context.Context) (any, error) {
+			all := r.URL.Query().Get("all") == "1" || r.URL.Query().Get("all") == "true"
+			limit, err := intParam(r, "limit", 50)
+			if err != nil {
+				return nil, err
+			}
+			return s.backend.Alerts(ctx, all, limit)
+		})
+	})
+	mux.HandleFunc("POST /v1/alerts/{id}/ack", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, r, func(ctx context.Context) (any, error) {
+			id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%w: alert id %q is not a number", ErrBadRequest, r.PathValue("id"))
+			}
+			return s.backend.Ack(ctx, id)
+		})
+	})
+	mux.HandleFunc("GET /v1/queue", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, r, func(ctx context.Context) (any, error) { return s.backend.Queue(ctx) })
+	})
+	mux.HandleFunc("POST /v1/flush", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, r, func(ctx context.Context) (any, error) {
+			if err := s.backend.Flush(ctx); err != nil {
+				return nil, err
+			}
+			return s.backend.Queue(ctx)
+		})
+	})
+	return mux
+}
+
+func parseReadingsQuery(r *http.Request) (ReadingsQuery, error) {
+	q := ReadingsQuery{Param: r.URL.Query().Get("param")}
+	if s := r.URL.Query().Get("since"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return q, fmt.Errorf("%w: since %q is not a positive duration like 30m or 24h", ErrBadRequest, s)
+		}
+		q.Since = d
+	}
+	limit, err := intParam(r, "limit", 50)
+	q.Limit = limit
+	return q, err
+}
+
+func intParam(r *http.Request, name string, def int) (int, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 100000 {
+		return 0, fmt.Errorf("%w: %s %q must be a number from 1 to 100000", ErrBadRequest, name, s)
+	}
+	return n, nil
+}
+
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, fn func(context.Context) (any, error)) {
+	v, err := fn(r.Context())
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		code := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, ErrBadRequest):
+			code = http.StatusBadRequest
+		case errors.Is(err, alerting.ErrNotFound):
+			code = http.StatusNotFound
+		case errors.Is(err, alerting.ErrResolved):
+			code = http.StatusConflict
+		case errors.Is(err, ErrUnavailable):
+			code = http.StatusServiceUnavailable
+		}
+		if code == http.StatusInternalServerError {
+			s.log.Error("admin request failed", "path", r.URL.Path, "err", err)
+		}
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(Error{Error: err.Error()}) // the client may be gone
+		return
+	}
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		s.log.Debug("admin reply not delivered", "path", r.URL.Path, "err", err)
+	}
+}
+
+// Run listens on the socket and serves until ctx ends. A stale socket file left by a
+// crashed agent is replaced; a live one (another agent running) is an error.
+func (s *Server) Run(ctx context.Context) error {
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o750); err != nil {
+		return fmt.Errorf("admin socket dir: %w", err)
+	}
+	if _, err := os.Stat(s.path); err == nil {
+		if c, err := net.DialTimeout("unix", s.path, 200*time.Millisecond); err == nil {
+			c.Close()
+			return fmt.Errorf("admin socket %s is in use: is another ph-agent running?", s.path)
+		}
+		if err := os.Remove(s.path); err != nil {
+			return fmt.Errorf("remove stale admin socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", s.path)
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(s.path, 0o660); err != nil {
+		ln.Close()
+		return fmt.Errorf("admin socket mode: %w", err)
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("admin server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	<-errc
+	if rmErr := os.Remove(s.path); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
+		s.log.Warn("remove admin socket", "err", rmErr)
+	}
+	if err != nil {
+		return fmt.Errorf("admin server shutdown: %w", err)
+	}
+	return nil
+}

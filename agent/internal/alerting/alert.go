@@ -1,0 +1,112 @@
+// Package alerting raises the station's alerts locally, with or without a network.
+//
+// Rules are evaluated as readings arrive (thresholds against the station's CPCB class and
+// optional rule sets, sensor faults, anomalies), as the WQI changes (a bad class), and on a
+// periodic tick (sensors offline, the station silent). Conditions raised by other parts of
+// the agent (a full buffer, a failing store) come in through Set.
+//
+// Each alert goes opened → (acknowledged) → resolved, with hysteresis (shared/alertrule),
+// and may be escalated when its severity rises. Every transition is one Event: persisted,
+// published on the local broker, handed to the exec hooks and logged. If persisting fails
+// (a dying SD card), the event is still published, hooked and logged, and its write is
+// retried on the next tick: alerting keeps working when storage does not.
+//
+// A Manager is safe for concurrent use. It owns no goroutine; Hooks owns one (see Run).
+package alerting
+
+import (
+	"time"
+)
+
+// Severity grades an alert (contract).
+type Severity string
+
+// The severities, in increasing order.
+const (
+	Info     Severity = "info"
+	Warning  Severity = "warning"
+	Critical Severity = "critical"
+)
+
+func (s Severity) rank() int {
+	switch s {
+	case Warning:
+		return 1
+	case Critical:
+		return 2
+	}
+	return 0
+}
+
+// State is where an alert is in its lifecycle (contract).
+type State string
+
+// The states.
+const (
+	Active       State = "active"
+	Acknowledged State = "acknowledged"
+	Resolved     State = "resolved"
+)
+
+// Transition names an event.
+type Transition string
+
+// The transitions; hooks subscribe to them by name.
+const (
+	Opened          Transition = "opened"
+	AcknowledgedTr  Transition = "acknowledged"
+	Escalated       Transition = "escalated"
+	ResolvedTr      Transition = "resolved"
+	transitionCount            = 4
+)
+
+// The rules (contract: the "rule" field of alerts).
+const (
+	RuleThreshold      = "threshold"
+	RuleWQI            = "wqi"
+	RuleOffline        = "offline"
+	RuleStationSilent  = "station_silent"
+	RuleSensorFault    = "sensor_fault"
+	RuleAnomaly        = "anomaly"
+	RuleBufferOverflow = "buffer_overflow"
+	RuleStoreFailure   = "store_failure"
+)
+
+// Alert is an alert's current record.
+type Alert struct {
+	ID             uint64     `json:"id"`
+	Station        string     `json:"station"`
+	Rule           string     `json:"rule"`
+	Key            string     `json:"key"`
+	Param          string     `json:"param"`
+	Sensor         string     `json:"sensor,omitempty"`
+	Severity       Severity   `json:"severity"`
+	State          State      `json:"state"`
+	OpenedAt       time.Time  `json:"opened_at"`
+	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty"`
+	ResolvedAt     *time.Time `json:"resolved_at"`
+	Message        string     `json:"message"`
+	Value          *float64   `json:"value,omitempty"`
+	Limit          *float64   `json:"limit,omitempty"`
+}
+
+// Event is one transition of one alert, with the alert as it is after it.
+type Event struct {
+	Transition Transition `json:"transition"`
+	Time       time.Time  `json:"time"`
+	Alert
+}
+
+// Condition is a rule's finding about one key.
+type Condition struct {
+	Key      string
+	Rule     string
+	Param    string
+	Sensor   string
+	Severity Severity
+	Message  string
+	Value    *float64
+	Limit    *float64
+}
+
+func ptr(v float64) *float64 { return &v }

@@ -1,0 +1,520 @@
+package alerting
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/purehealth/purehealth/agent/internal/state"
+	"github.com/purehealth/purehealth/shared/alertrule"
+	"github.com/purehealth/purehealth/shared/criteria"
+	"github.com/purehealth/purehealth/shared/telemetry"
+)
+
+// Store persists alerts. Put with a nil value deletes the key.
+type Store interface {
+	AppendEvent(ctx context.Context, data []byte) error
+	RecentEvents(limit int) ([][]byte, error) // newest first
+	Put(ctx context.Context, key string, value []byte) error
+	Get(key string) ([]byte, error)
+	Scan(prefix string, fn func(key string, value []byte) error) error
+}
+
+// Publisher sends a message on the local broker.
+type Publisher interface {
+	Publish(topic string, payload []byte, retain bool, qos byte) error
+}
+
+// Notifier receives every event; it must not block (see Hooks).
+type Notifier interface {
+	Notify(Event)
+}
+
+// Errors returned by Ack.
+var (
+	ErrNotFound = errors.New("no such alert")
+	ErrResolved = errors.New("alert is already resolved")
+)
+
+// Options configures a Manager.
+type Options struct {
+	Station       string
+	Class         criteria.Class
+	RuleSets      []string // "bathing", "drinking-reference"
+	Deadband      float64  // hysteresis margin as a fraction of a limit
+	ClearCount    int      // consecutive clean evaluations that resolve an alert
+	BadCount      int      // consecutive bad readings that open a sensor fault
+	OfflineFactor float64
+	Logger        *slog.Logger
+	Now           func() time.Time
+}
+
+// Manager evaluates the rules and runs the alert lifecycle.
+type Manager struct {
+	opts   Options
+	limits map[telemetry.Param][]criteria.Limit
+	store  Store
+	pub    Publisher
+	notify Notifier
+	log    *slog.Logger
+	topic  string
+	start  time.Time
+
+	mu      sync.Mutex
+	tracker *alertrule.Tracker
+	active  map[string]*Alert // by key
+	nextID  uint64
+	pending []pendingWrite
+	failed  uint64 // persist failures
+}
+
+type pendingWrite struct {
+	event []byte
+	id    uint64
+	alert []byte // nil: the alert is resolved, delete its record
+}
+
+const (
+	keyActivePrefix = "alert/active/"
+	keyNextID       = "alert/next-id"
+)
+
+// New loads the open alerts from store so that they resolve, rather than open again, after
+// a restart.
+func New(opts Options, store Store, pub Publisher, notify Notifier) (*Manager, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	opts.ClearCount = max(opts.ClearCount, 1)
+	opts.BadCount = max(opts.BadCount, 1)
+	if opts.OfflineFactor < 1 {
+		opts.OfflineFactor = 3
+	}
+	m := &Manager{
+		opts:    opts,
+		limits:  map[telemetry.Param][]criteria.Limit{},
+		store:   store,
+		pub:     pub,
+		notify:  notify,
+		log:     opts.Logger,
+		topic:   "purehealth/" + opts.Station + "/alerts",
+		start:   opts.Now(),
+		tracker: alertrule.NewTracker(),
+		active:  map[string]*Alert{},
+		nextID:  1,
+	}
+	limits := criteria.DesignatedBestUse(opts.Class)
+	for _, set := range opts.RuleSets {
+		switch set {
+		case "bathing":
+			limits = append(limits, criteria.Bathing()...)
+		case "drinking-reference":
+			limits = append(limits, criteria.DrinkingReference()...)
+		default:
+			return nil, fmt.Errorf("unknown rule set %q", set)
+		}
+	}
+	for _, l := range limits {
+		m.limits[l.Param] = append(m.limits[l.Param], l)
+	}
+
+	if b, err := store.Get(keyNextID); err != nil {
+		return nil, fmt.Errorf("load alert ids: %w", err)
+	} else if b != nil {
+		if m.nextID, err = strconv.ParseUint(string(b), 10, 64); err != nil {
+			return nil, fmt.Errorf("load alert ids: %q: %w", b, err)
+		}
+	}
+	err := store.Scan(keyActivePrefix, func(_ string, v []byte) error {
+		var a Alert
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("decode stored alert: %w", err)
+		}
+		m.active[a.Key] = &a
+		m.tracker.Restore(a.Key)
+		m.nextID = max(m.nextID, a.ID+1)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load active alerts: %w", err)
+	}
+	return m, nil
+}
+
+// OnReadings evaluates the per-reading rules for durable (or, when the store failed,
+// received) readings.
+func (m *Manager) OnReadings(ctx context.Context, rs []telemetry.Reading) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range rs {
+		m.evalSensorFault(ctx, r)
+		if !r.Usable() {
+			continue
+		}
+		m.evalAnomaly(ctx, r)
+		for _, l := range m.limits[r.Param] {
+			m.evalLimit(ctx, r, l)
+		}
+	}
+}
+
+func (m *Manager) evalSensorFault(ctx context.Context, r telemetry.Reading) {
+	v := r.Value
+	bad := Condition{
+		Key: "sensor_fault:" + r.Sensor + ":bad", Rule: RuleSensorFault,
+		Param: string(r.Param), Sensor: r.Sensor, Severity: Warning, Value: &v,
+		Message: fmt.Sprintf("Sensor %s sent %d bad readings in a row (latest %g, %s)",
+			r.Sensor, m.opts.BadCount, r.Value, strings.Join(r.Flags.Names(), ", ")),
+	}
+	verdict := alertrule.Clear
+	if r.Quality == telemetry.Bad {
+		verdict = alertrule.Violating
+	}
+	m.observe(ctx, bad, verdict, alertrule.Policy{OpenAfter: m.opts.BadCount, ClearAfter: m.opts.ClearCount})
+
+	flat := Condition{
+		Key: "sensor_fault:" + r.Sensor + ":flatline", Rule: RuleSensorFault,
+		Param: string(r.Param), Sensor: r.Sensor, Severity: Warning, Value: &v,
+		Message: fmt.Sprintf("Sensor %s is stuck at %g %s (flatline)", r.Sensor, r.Value, r.Unit),
+	}
+	verdict = alertrule.Clear
+	if r.Flags.Has(telemetry.FlagFlatline) {
+		verdict = alertrule.Violating
+	}
+	m.observe(ctx, flat, verdict, alertrule.Policy{ClearAfter: 1})
+}
+
+func (m *Manager) evalAnomaly(ctx context.Context, r telemetry.Reading) {
+	v := r.Value
+	c := Condition{
+		Key: "anomaly:" + r.Sensor, Rule: RuleAnomaly, Param: string(r.Param), Sensor: r.Sensor,
+		Severity: Warning, Value: &v,
+		Message: fmt.Sprintf("%s changed abruptly to %g %s against its recent history (sensor %s)",
+			r.Param, r.Value, r.Unit, r.Sensor),
+	}
+	verdict := alertrule.Clear
+	if r.Flags.Has(telemetry.FlagSpike) {
+		verdict = alertrule.Violating
+	}
+	m.observe(ctx, c, verdict, alertrule.Policy{ClearAfter: m.opts.ClearCount})
+}
+
+func (m *Manager) evalLimit(ctx context.Context, r telemetry.Reading, l criteria.Limit) {
+	v, lim := r.Value, l.Value
+	c := Condition{
+		Key:  "threshold:" + l.Set + ":" + string(l.Param) + ":" + l.Bound.String(),
+		Rule: RuleThreshold, Param: string(r.Param), Sensor: r.Sensor,
+		Value: &v, Limit: &lim, Message: l.Message(r.Value, ""),
+	}
+	verdict := alertrule.Holding
+	switch {
+	case l.Violated(r.Value):
+		verdict = alertrule.Violating
+		c.Severity = Severity(l.SeverityFor(r.Value))
+	case l.Cleared(r.Value, m.opts.Deadband):
+		verdict = alertrule.Clear
+	}
+	m.observe(ctx, c, verdict, alertrule.Policy{ClearAfter: m.opts.ClearCount})
+}
+
+// WQI class boundaries (science §1): below 50 is class C "Bad" or worse.
+const (
+	wqiBadBelow      = 50.0
+	wqiCriticalBelow = 38.0
+	wqiClearMargin   = 2.0 // points above 50 before a bad-class alert resolves
+)
+
+// OnWQI evaluates the bad-class rule for a freshly computed index.
+func (m *Manager) OnWQI(ctx context.Context, value float64, class string, partial bool, missing []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, lim := value, wqiBadBelow
+	msg := fmt.Sprintf("WQI %.1f is class %s", value, class)
+	if partial {
+		msg += fmt.Sprintf(" (partial: %s missing)", strings.Join(missing, ", "))
+	}
+	c := Condition{Key: "wqi:class", Rule: RuleWQI, Param: "wqi", Severity: Warning,
+		Value: &v, Limit: &lim, Message: msg}
+	if value < wqiCriticalBelow {
+		c.Severity = Critical
+	}
+	m.observe(ctx, c, alertrule.Band(value, wqiBadBelow, wqiClearMargin, false),
+		alertrule.Policy{ClearAfter: m.opts.ClearCount})
+}
+
+// Set raises (active) or clears an externally detected condition such as a full buffer.
+func (m *Manager) Set(ctx context.Context, c Condition, active bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	verdict := alertrule.Clear
+	if active {
+		verdict = alertrule.Violating
+	}
+	m.observe(ctx, c, verdict, alertrule.Policy{})
+}
+
+// Tick evaluates the time-driven rules and retries writes that failed. The caller calls it
+// periodically (every few seconds) with the sensors' health.
+func (m *Manager) Tick(ctx context.Context, sensors []state.Sensor) {
+	now := m.opts.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.retryPending(ctx)
+
+	factor := m.opts.OfflineFactor
+	type judged struct {
+		s       state.Sensor
+		offline bool
+		silent  time.Duration
+	}
+	var js []judged
+	for _, s := range sensors {
+		if s.Interval <= 0 {
+			continue // no expectation yet: nothing to judge
+		}
+		limit := time.Duration(factor * float64(s.Interval))
+		since := s.LastReadingAt
+		if since.IsZero() {
+			since = m.start // a configured probe that never reported since start-up
+		}
+		silent := now.Sub(since)
+		js = append(js, judged{s: s, offline: silent > limit, silent: silent})
+	}
+	allSilent := len(js) >= 2
+	for _, j := range js {
+		allSilent = allSilent && j.offline
+	}
+
+	stationCond := Condition{Key: "station:silent", Rule: RuleStationSilent, Param: "",
+		Severity: Critical, Message: fmt.Sprintf("All %d sensors are silent", len(js))}
+	if allSilent {
+		m.observe(ctx, stationCond, alertrule.Violating, alertrule.Policy{})
+	} else {
+		m.observe(ctx, stationCond, alertrule.Clear, alertrule.Policy{})
+	}
+	for _, j := range js {
+		key := "offline:" + j.s.Name
+		if allSilent {
+			// One station alert replaces the per-sensor ones.
+			if a := m.active[key]; a != nil {
+				m.tracker.Forget(key)
+				m.resolveLocked(ctx, a, "superseded by the station-silent alert")
+			}
+			continue
+		}
+		what := fmt.Sprintf("has sent nothing for %s", j.silent.Round(time.Second))
+		if j.s.LastReadingAt.IsZero() {
+			what = fmt.Sprintf("has not reported since start-up %s ago", j.silent.Round(time.Second))
+		}
+		c := Condition{Key: key, Rule: RuleOffline, Param: string(j.s.Param), Sensor: j.s.Name,
+			Severity: Warning,
+			Message:  fmt.Sprintf("Sensor %s %s (expected every %s)", j.s.Name, what, j.s.Interval)}
+		verdict := alertrule.Clear
+		if j.offline {
+			verdict = alertrule.Violating
+		}
+		m.observe(ctx, c, verdict, alertrule.Policy{})
+	}
+}
+
+// observe applies one verdict. Callers hold m.mu.
+func (m *Manager) observe(ctx context.Context, c Condition, v alertrule.Verdict, p alertrule.Policy) {
+	switch m.tracker.Observe(c.Key, v, p) {
+	case alertrule.Open:
+		m.openLocked(ctx, c)
+	case alertrule.Resolve:
+		if a := m.active[c.Key]; a != nil {
+			m.resolveLocked(ctx, a, "")
+		}
+	default:
+		a := m.active[c.Key]
+		if a != nil && v == alertrule.Violating && c.Severity.rank() > a.Severity.rank() {
+			a.Severity = c.Severity
+			a.Message = c.Message
+			a.Value = c.Value
+			m.emitLocked(ctx, Escalated, a)
+		}
+	}
+}
+
+func (m *Manager) openLocked(ctx context.Context, c Condition) {
+	if c.Severity == "" {
+		c.Severity = Warning
+	}
+	now := m.opts.Now().UTC()
+	a := &Alert{
+		ID: m.nextID, Station: m.opts.Station, Rule: c.Rule, Key: c.Key, Param: c.Param,
+		Sensor: c.Sensor, Severity: c.Severity, State: Active, OpenedAt: now,
+		Message: c.Message, Value: c.Value, Limit: c.Limit,
+	}
+	m.nextID++
+	m.active[c.Key] = a
+	m.emitLocked(ctx, Opened, a)
+}
+
+func (m *Manager) resolveLocked(ctx context.Context, a *Alert, why string) {
+	now := m.opts.Now().UTC()
+	a.State = Resolved
+	a.ResolvedAt = &now
+	if why != "" {
+		a.Message += " (" + why + ")"
+	}
+	delete(m.active, a.Key)
+	m.emitLocked(ctx, ResolvedTr, a)
+}
+
+// emitLocked persists, publishes, hooks and logs one transition.
+func (m *Manager) emitLocked(ctx context.Context, tr Transition, a *Alert) {
+	ev := Event{Transition: tr, Time: m.opts.Now().UTC(), Alert: *a}
+	evJSON, err := json.Marshal(ev)
+	if err != nil {
+		m.log.Error("encode alert event", "err", err)
+		return
+	}
+	w := pendingWrite{event: evJSON, id: a.ID}
+	if a.State != Resolved {
+		if w.alert, err = json.Marshal(a); err != nil {
+			m.log.Error("encode alert", "err", err)
+			return
+		}
+	}
+	m.pending = append(m.pending, w)
+	m.retryPending(ctx)
+
+	if m.pub != nil {
+		if err := m.pub.Publish(m.topic, evJSON, false, 1); err != nil {
+			m.log.Warn("publish alert", "id", a.ID, "err", err)
+		}
+	}
+	if m.notify != nil {
+		m.notify.Notify(ev)
+	}
+	level := slog.LevelWarn
+	if a.Severity == Critical && tr != ResolvedTr {
+		level = slog.LevelError
+	} else if tr == ResolvedTr || tr == AcknowledgedTr {
+		level = slog.LevelInfo
+	}
+	m.log.Log(ctx, level, "alert "+string(tr), "id", a.ID, "rule", a.Rule, "key", a.Key,
+		"severity", a.Severity, "message", a.Message)
+}
+
+// retryPending writes queued events in order and stops at the first failure, keeping the
+// rest for the next attempt.
+func (m *Manager) retryPending(ctx context.Context) {
+	for len(m.pending) > 0 {
+		w := m.pending[0]
+		if err := m.persist(ctx, w); err != nil {
+			m.failed++
+			m.log.Error("persist alert event; will retry", "id", w.id, "queued", len(m.pending), "err", err)
+			return
+		}
+		m.pending = m.pending[1:]
+	}
+	m.pending = nil
+}
+
+func (m *Manager) persist(ctx context.Context, w pendingWrite) error {
+	if err := m.store.AppendEvent(ctx, w.event); err != nil {
+		return err
+	}
+	// A retry after a partial success appends the event again; the uplink and the cloud
+	// deduplicate events by (alert id, transition, time).
+	if err := m.store.Put(ctx, keyActivePrefix+strconv.FormatUint(w.id, 10), w.alert); err != nil {
+		return err
+	}
+	return m.store.Put(ctx, keyNextID, []byte(strconv.FormatUint(m.nextID, 10)))
+}
+
+// Ack acknowledges an active alert. Acknowledging twice is not an error.
+func (m *Manager) Ack(ctx context.Context, id uint64) (Alert, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, a := range m.active {
+		if a.ID != id {
+			continue
+		}
+		if a.State == Acknowledged {
+			return *a, nil
+		}
+		now := m.opts.Now().UTC()
+		a.State = Acknowledged
+		a.AcknowledgedAt = &now
+		m.emitLocked(ctx, AcknowledgedTr, a)
+		return *a, nil
+	}
+	if id > 0 && id < m.nextID {
+		return Alert{}, fmt.Errorf("alert %d: %w", id, ErrResolved)
+	}
+	return Alert{}, fmt.Errorf("alert %d: %w", id, ErrNotFound)
+}
+
+// Active returns the open alerts, newest first.
+func (m *Manager) Active() []Alert {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Alert, 0, len(m.active))
+	for _, a := range m.active {
+		out = append(out, *a)
+	}
+	sortNewestFirst(out)
+	return out
+}
+
+// Recent returns up to limit alerts, open and resolved, newest first, folded from the
+// stored events.
+func (m *Manager) Recent(limit int) ([]Alert, error) {
+	raw, err := m.store.RecentEvents(limit * 4)
+	if err != nil {
+		return nil, fmt.Errorf("read alert events: %w", err)
+	}
+	byID := map[uint64]Alert{}
+	for _, b := range raw { // newest first: the first seen per id is its latest state
+		var ev Event
+		if err := json.Unmarshal(b, &ev); err != nil {
+			return nil, fmt.Errorf("decode alert event: %w", err)
+		}
+		if _, seen := byID[ev.ID]; !seen {
+			byID[ev.ID] = ev.Alert
+		}
+	}
+	for _, a := range m.Active() {
+		byID[a.ID] = a
+	}
+	out := make([]Alert, 0, len(byID))
+	for _, a := range byID {
+		out = append(out, a)
+	}
+	sortNewestFirst(out)
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// PersistFailures counts event writes that failed (and were queued for retry).
+func (m *Manager) PersistFailures() (failed uint64, queued int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.failed, len(m.pending)
+}
+
+func sortNewestFirst(as []Alert) {
+	slices.SortFunc(as, func(a, b Alert) int {
+		if c := b.OpenedAt.Compare(a.OpenedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+}

@@ -1,0 +1,751 @@
+package config_test
+
+import (
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/purehealth/purehealth/agent/internal/config"
+	"github.com/purehealth/purehealth/shared/criteria"
+	"github.com/purehealth/purehealth/shared/telemetry"
+	"github.com/purehealth/purehealth/shared/wqi"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden error files in testdata/invalid")
+
+// defaultMaxBytes is the buffer size Load fills in on this platform.
+func defaultMaxBytes() int64 {
+	if strconv.IntSize == 32 {
+		return config.MaxBytes32
+	}
+	return config.DefaultMaxBytes
+}
+
+const (
+	hashGW        = "$2a$04$BE5OsmVYAAol75WadfhBQeI8GxVcxLDI1fQP.UbCFz7W6JAiBy906"
+	hashDashboard = "$2a$04$b0jFL4uK2JXaxoNRyrtskuVlCSQxdFDy7rRr9dbFhestDVjZq4ALe"
+)
+
+func TestLoadValid(t *testing.T) {
+	tests := []struct {
+		file string
+		want config.Config
+	}{
+		{
+			file: "full.yaml",
+			want: config.Config{
+				Station: config.Station{
+					ID: "MH-PUNE-001", Name: "Mula-Mutha at Sangam", Timezone: "Asia/Kolkata",
+					Class: "B", ElevationM: 560, DOMethod: "mpcb", Lat: 18.5286, Lon: 73.8567,
+				},
+				DataDir:     "/data/agent",
+				AdminSocket: "/run/ph-agent/admin.sock",
+				Log:         config.Log{Level: "debug", Format: "json"},
+				MQTT: config.MQTT{
+					Listen: "0.0.0.0:1883",
+					Users: []config.MQTTUser{
+						{Name: "probe-gw", PasswordHash: hashGW, Role: "device", Publish: []string{"purehealth/MH-PUNE-001/#"}},
+						{Name: "dashboard", PasswordHash: hashDashboard, Role: "viewer", Subscribe: []string{"purehealth/MH-PUNE-001/wqi", "purehealth/MH-PUNE-001/alerts"}},
+					},
+					TLS: &config.TLS{
+						Listen: "0.0.0.0:8883", CertFile: "/data/tls/cert.pem",
+						KeyFile: "/data/tls/key.pem", ClientCA: "/data/tls/ca.pem",
+					},
+					MaxPacketBytes: 131072,
+					MaxClients:     50,
+				},
+				Uplink: config.Uplink{
+					URL: "https://cloud.example.org", TokenFile: "/data/uplink.token",
+					Interval: 5 * time.Second, BatchMax: 1000, CAFile: "/data/tls/cloud-ca.pem",
+				},
+				Buffer: config.Buffer{MaxBytes: 128 << 20, Retention: 7 * 24 * time.Hour},
+				Probes: []config.Probe{
+					{Name: "ph-1", Kind: "serial", Param: "ph", Interval: 30 * time.Second, Device: "/dev/ttyUSB0", Baud: 19200, Timeout: 2 * time.Second},
+					{Name: "do-1", Kind: "coap", Param: "do", Interval: 2 * time.Minute, URL: "coap://192.168.4.20:5683/do", Observe: true},
+					{Name: "turb-1", Kind: "http", Param: "turbidity", Interval: time.Minute, URL: "http://192.168.4.21/turbidity", Timeout: 5 * time.Second},
+				},
+				Alerts: config.Alerts{
+					RuleSets: []string{"bathing", "drinking-reference"},
+					Deadband: 0.05, ClearCount: 5, OfflineFactor: 4, BadCount: 2,
+					Hooks: []config.Hook{
+						{Command: []string{"/usr/local/bin/siren", "--on"}, On: []string{"opened", "escalated"}, Timeout: 3 * time.Second},
+						{Command: []string{"/usr/local/bin/sms"}, Timeout: config.DefaultHookTimeout},
+					},
+				},
+				WQI: config.WQI{
+					Freshness:       map[string]time.Duration{"ph": 30 * time.Minute, "bod": 72 * time.Hour},
+					HistoryInterval: 5 * time.Minute,
+				},
+				Validation: config.Validation{SpikeSigma: 8, FlatlineCount: 20, MaxFuture: 10 * time.Minute, MaxPast: 48 * time.Hour},
+				Clock:      config.Clock{SyncCheck: "file", SyncFile: "/run/chrony.synced", MinTime: "2025-06-01"},
+				Path:       filepath.Join("testdata", "valid", "full.yaml"),
+			},
+		},
+		{
+			file: "minimal.yaml",
+			want: config.Config{
+				Station:     config.Station{ID: "MH-PUNE-001", Class: "B", Timezone: "UTC", DOMethod: "benson-krause"},
+				DataDir:     "./data/agent",
+				AdminSocket: "data/agent/admin.sock",
+				Log:         config.Log{Level: "info", Format: "text"},
+				MQTT: config.MQTT{
+					Listen: "127.0.0.1:1883", AllowAnonymous: true,
+					MaxPacketBytes: 64 << 10, MaxClients: 1000,
+				},
+				Uplink: config.Uplink{Interval: 2 * time.Second, BatchMax: 500},
+				Buffer: config.Buffer{MaxBytes: defaultMaxBytes(), Retention: 30 * 24 * time.Hour},
+				Alerts: config.Alerts{Deadband: 0.02, ClearCount: 3, OfflineFactor: 3, BadCount: 3},
+				WQI:    config.WQI{HistoryInterval: time.Minute},
+				Clock: config.Clock{
+					SyncCheck: "kernel", SyncFile: "/run/systemd/timesync/synchronized", MinTime: "2025-01-01",
+				},
+				Path: filepath.Join("testdata", "valid", "minimal.yaml"),
+			},
+		},
+		{
+			file: "defaults.yaml",
+			want: config.Config{
+				Station:     config.Station{ID: "st_2", Class: "C", Timezone: "UTC", DOMethod: "benson-krause"},
+				DataDir:     "/data",
+				AdminSocket: "/data/admin.sock",
+				Log:         config.Log{Level: "info", Format: "text"},
+				MQTT: config.MQTT{
+					Listen: "127.0.0.1:1883",
+					Users: []config.MQTTUser{
+						{Name: "gw", PasswordHash: "$2y$04$BE5OsmVYAAol75WadfhBQeI8GxVcxLDI1fQP.UbCFz7W6JAiBy906", Role: "device"},
+					},
+					MaxPacketBytes: 64 << 10, MaxClients: 1000,
+				},
+				Uplink: config.Uplink{Interval: 2 * time.Second, BatchMax: 500},
+				Buffer: config.Buffer{MaxBytes: defaultMaxBytes(), Retention: 30 * 24 * time.Hour},
+				Probes: []config.Probe{
+					// Only a serial probe gets a default baud rate.
+					{Name: "ph-1", Kind: "serial", Param: "ph", Interval: time.Minute, Device: "/dev/ttyAMA0", Baud: 9600},
+					{Name: "do-1", Kind: "coap", Param: "do", Interval: time.Minute, URL: "coaps://probe.local/do"},
+				},
+				Alerts: config.Alerts{
+					Deadband: 0.02, ClearCount: 3, OfflineFactor: 3, BadCount: 3,
+					Hooks: []config.Hook{{Command: []string{"logger", "alert"}, Timeout: 10 * time.Second}},
+				},
+				WQI: config.WQI{HistoryInterval: time.Minute},
+				Clock: config.Clock{
+					SyncCheck: "kernel", SyncFile: "/run/systemd/timesync/synchronized", MinTime: "2025-01-01",
+				},
+				Path: filepath.Join("testdata", "valid", "defaults.yaml"),
+			},
+		},
+		{
+			// Consumers convert these fields with a plain type conversion, so Load must
+			// store the canonical spelling whatever the file says.
+			file: "canonical.yaml",
+			want: config.Config{
+				Station:     config.Station{ID: "st-3", Class: "D", Timezone: "UTC", DOMethod: "mpcb"},
+				DataDir:     "/data",
+				AdminSocket: "/data/admin.sock",
+				Log:         config.Log{Level: "info", Format: "text"},
+				MQTT: config.MQTT{
+					Listen: "127.0.0.1:1883", AllowAnonymous: true,
+					MaxPacketBytes: 64 << 10, MaxClients: 1000,
+				},
+				Uplink: config.Uplink{Interval: 2 * time.Second, BatchMax: 500},
+				Buffer: config.Buffer{MaxBytes: defaultMaxBytes(), Retention: 30 * 24 * time.Hour},
+				Probes: []config.Probe{
+					{Name: "o2", Kind: "http", Param: "do", Interval: time.Minute, URL: "http://10.0.0.5/o2"},
+					{Name: "t", Kind: "http", Param: "temp", Interval: time.Minute, URL: "http://10.0.0.5/t"},
+				},
+				Alerts: config.Alerts{Deadband: 0.02, ClearCount: 3, OfflineFactor: 3, BadCount: 3},
+				WQI:    config.WQI{HistoryInterval: time.Minute},
+				Clock: config.Clock{
+					SyncCheck: "kernel", SyncFile: "/run/systemd/timesync/synchronized", MinTime: "2025-01-01",
+				},
+				Path: filepath.Join("testdata", "valid", "canonical.yaml"),
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			cfg, err := config.Load(filepath.Join("testdata", "valid", tt.file))
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, *cfg)
+		})
+	}
+}
+
+// TestLoadValidFiles loads every valid example, including the design document's, so an
+// example that stops loading is caught even without an expected struct.
+func TestLoadValidFiles(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "valid", "*.yaml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			if strconv.IntSize == 32 && filepath.Base(file) == "design-example.yaml" {
+				t.Skip("its 512 MiB buffer is more than a 32-bit gateway can map")
+			}
+			cfg, err := config.Load(file)
+			require.NoError(t, err)
+			assert.NoError(t, cfg.Validate(), "a loaded config must validate again")
+			assert.Equal(t, file, cfg.Path)
+
+			// The canonical fields convert directly to their typed forms.
+			_, err = criteria.ParseClass(cfg.Station.Class)
+			assert.NoError(t, err)
+			assert.Equal(t, cfg.Station.Class, strings.ToUpper(cfg.Station.Class))
+			m, err := wqi.ParseDOMethod(cfg.Station.DOMethod)
+			assert.NoError(t, err)
+			assert.Equal(t, string(m), cfg.Station.DOMethod)
+			for _, p := range cfg.Probes {
+				assert.True(t, telemetry.Param(p.Param).Valid(), "probe %s param %q is not canonical", p.Name, p.Param)
+			}
+		})
+	}
+}
+
+// TestLoadInvalid checks each broken file against explicit expectations and a golden copy
+// of the whole message (go test -run TestLoadInvalid -update rewrites the golden files).
+func TestLoadInvalid(t *testing.T) {
+	tests := []struct {
+		file string
+		// want are fragments the message must contain; lines is the number of problems.
+		want  []string
+		lines int
+	}{
+		{file: "empty.yaml", want: []string{"config is empty"}, lines: 1},
+		{file: "comments-only.yaml", want: []string{"config is empty"}, lines: 1},
+		{file: "unknown-key-top.yaml", want: []string{"line 3", "field datadir not found"}, lines: 2},
+		{file: "unknown-key-nested.yaml", want: []string{"line 4", "field elevation not found", "config.Station"}, lines: 2},
+		{file: "unknown-key-probe.yaml", want: []string{"line 12", "field baudrate not found", "config.Probe"}, lines: 2},
+		{file: "two-documents.yaml", want: []string{"line 4", "second YAML document"}, lines: 1},
+		{file: "second-document-broken.yaml", want: []string{"second YAML document", "line 5"}, lines: 1},
+		{file: "not-a-mapping.yaml", want: []string{"line 1", "cannot unmarshal !!seq"}, lines: 2},
+		{file: "duplicate-key.yaml", want: []string{"line 4", `"data_dir" already defined at line 2`}, lines: 2},
+		{file: "bare-int-duration.yaml", want: []string{"line 4", "into time.Duration"}, lines: 2},
+		{file: "six-mistakes.yaml", want: []string{
+			`station.timezone: "Mars/Olympus"`, `station.class: "Z"`, `uplink.interval: 10ms`,
+			`probes[1].param: "salinity"`, `alerts.deadband: 0.9`, `clock.sync_check: "ntp"`,
+		}, lines: 6},
+		{file: "station.yaml", want: []string{
+			`station.id: "MH/PUNE/001"`, `station.timezone: "Asia/Pune"`, `station.class: "F"`,
+			`station.do_method: "winkler"`, "station.elevation_m: NaN", "station.lat: 91", "station.lon: -181",
+		}, lines: 7},
+		{file: "station-missing.yaml", want: []string{`station.id: ""`, `station.class: ""`, "data_dir: required"}, lines: 3},
+		{file: "bcrypt.yaml", want: []string{
+			"mqtt.users[0].password_hash", "mqtt.users[1].password_hash", "mqtt.users[2].password_hash",
+			"mqtt.users[3].password_hash", `mqtt.users[4].role: "root"`, `mqtt.users[5].name: "good" is listed twice`,
+			"mqtt.users[6].name: required",
+		}, lines: 7},
+		{file: "mqtt.yaml", want: []string{
+			`mqtt.listen: "1883"`, "mqtt: no users and allow_anonymous is false", `mqtt.tls.listen: "0.0.0.0"`,
+			"mqtt.tls.cert_file: required", "mqtt.tls.key_file: required", "mqtt.max_packet_bytes: 100",
+			"mqtt.max_clients: -1",
+		}, lines: 7},
+		{file: "probes.yaml", want: []string{
+			`probes[0].kind: "modbus"`, "probes[1].device: required", "probes[1].baud: -9600",
+			`probes[2].url: "http://10.0.0.2/do" must be a coap://`, `probes[3].url: "coap:///do"`,
+			`probes[4].url: "coap://10.0.0.2/t" must be an http://`, `probes[5].name: "e" is listed twice`,
+			"probes[5].interval: 10ms", "probes[5].timeout: -1s", "probes[6].name: required",
+			`probes[6].param: ""`,
+		}, lines: 11},
+		{file: "freshness.yaml", want: []string{
+			`canonical name "ph", not "PH"`, `canonical name "do", not "dissolved_oxygen"`,
+			`wqi.freshness: "salinity"`, "wqi.freshness.fc: must be positive",
+			"wqi.freshness.bod: must be positive", "wqi.history_interval: -1m0s",
+		}, lines: 6},
+		{file: "uplink.yaml", want: []string{
+			`uplink.url: "ftp://cloud.example.org"`, "uplink: give token or token_file, not both",
+			"uplink.batch_max: 100000",
+		}, lines: 3},
+		{file: "uplink-no-token.yaml", want: []string{"uplink: token or token_file is required"}, lines: 1},
+		{file: "buffer-log-socket.yaml", want: []string{
+			"admin_socket: path", `log.level: "verbose"`, `log.format: "xml"`,
+			"buffer.max_bytes: 1000", "buffer.retention: 30m0s",
+		}, lines: 5},
+		{file: "alerts.yaml", want: []string{
+			`alerts.rule_sets: "swimming"`, "alerts.deadband: -0.1", "alerts.clear_count: -1",
+			"alerts.bad_count: -2", "alerts.offline_factor: 0.5", "alerts.hooks[0].command: required",
+			`alerts.hooks[1].on: "closed"`, "alerts.hooks[1].timeout: must be positive",
+		}, lines: 8},
+		{file: "clock-validation.yaml", want: []string{
+			`clock.sync_check: "ntp"`, `clock.min_time: "01/01/2025"`, "validation.spike_sigma: -1",
+			"validation.flatline_count: -3", "validation.max_future: -1m0s", "validation.max_past: -1h0m0s",
+		}, lines: 6},
+		{file: "not-finite.yaml", want: []string{
+			"station.lat: NaN", "station.lon: +Inf", "alerts.deadband: NaN", "alerts.offline_factor: +Inf",
+			"validation.spike_sigma: NaN",
+		}, lines: 5},
+	}
+	covered := map[string]bool{}
+	for _, tt := range tests {
+		covered[tt.file] = true
+		t.Run(tt.file, func(t *testing.T) {
+			path := filepath.Join("testdata", "invalid", tt.file)
+			cfg, err := config.Load(path)
+			require.Error(t, err)
+			assert.Nil(t, cfg)
+
+			msg := err.Error()
+			assert.True(t, strings.HasPrefix(msg, path+": "), "the message should start with the file name: %s", msg)
+			for _, w := range tt.want {
+				assert.Contains(t, msg, w)
+			}
+			assert.Len(t, strings.Split(msg, "\n"), tt.lines, "problems reported:\n%s", msg)
+
+			golden := strings.TrimSuffix(path, ".yaml") + ".golden"
+			if *update {
+				require.NoError(t, os.WriteFile(golden, []byte(msg+"\n"), 0o644))
+			}
+			want, err := os.ReadFile(golden)
+			require.NoError(t, err, "no golden file: run go test -run TestLoadInvalid -update")
+			assert.Equal(t, string(want), msg+"\n")
+		})
+	}
+
+	// Every broken example must be in the table, so none sits untested.
+	files, err := filepath.Glob(filepath.Join("testdata", "invalid", "*.yaml"))
+	require.NoError(t, err)
+	for _, f := range files {
+		assert.True(t, covered[filepath.Base(f)], "%s has no case in TestLoadInvalid", f)
+	}
+}
+
+// TestValidateJoinsAll checks that every problem is its own joined error naming its key
+// path, not one message for the first problem.
+func TestValidateJoinsAll(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "invalid", "six-mistakes.yaml"))
+	require.NoError(t, err)
+	_, err = config.Parse(data)
+	require.Error(t, err)
+
+	joined, ok := err.(interface{ Unwrap() []error })
+	require.True(t, ok, "Parse should return the joined Validate error, got %T", err)
+	var paths []string
+	for _, e := range joined.Unwrap() {
+		path, _, found := strings.Cut(e.Error(), ":")
+		require.True(t, found, "problem without a key path: %s", e)
+		paths = append(paths, path)
+	}
+	assert.Equal(t, []string{
+		"station.timezone", "station.class", "uplink.interval", "probes[1].param",
+		"alerts.deadband", "clock.sync_check",
+	}, paths)
+}
+
+func TestStrictDecodeNamesLineAndKey(t *testing.T) {
+	const base = "station: {id: S1, class: B}\ndata_dir: /d\nmqtt: {allow_anonymous: true}\n"
+	tests := []struct {
+		name string
+		doc  string
+		line string
+		key  string
+	}{
+		{"top level", base + "colour: blue\n", "line 4", "colour"},
+		{"nested mapping", base + "buffer:\n  max_bytes: 2097152\n  max_size: 3\n", "line 6", "max_size"},
+		{"probe list item", base + "probes:\n  - name: a\n    kind: http\n    url: http://h/\n    param: ph\n    oberve: true\n", "line 9", "oberve"},
+		{"hook list item", base + "alerts:\n  hooks:\n    - command: [x]\n      when: [opened]\n", "line 7", "when"},
+		{"tls pointer", base + "uplink: {}\nmqtt_tls: {}\n", "line 5", "mqtt_tls"},
+		{"user list item", "station: {id: S1, class: B}\ndata_dir: /d\nmqtt:\n  users:\n    - name: u\n      password: x\n", "line 6", "password"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tt.doc))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.line+": field "+tt.key+" not found")
+		})
+	}
+}
+
+func TestParseSecondDocument(t *testing.T) {
+	const doc = "station: {id: S1, class: B}\ndata_dir: /d\nmqtt: {allow_anonymous: true}\n"
+	tests := []struct {
+		name    string
+		doc     string
+		wantErr string
+	}{
+		{"leading separator is one document", "---\n" + doc, ""},
+		{"document end marker", doc + "...\n", ""},
+		{"second document", doc + "---\nstation: {id: S2}\n", "line 4: a second YAML document is not allowed"},
+		{"empty second document", doc + "---\n", "line 4: a second YAML document is not allowed"},
+		{"broken second document", doc + "---\n{\n", "a second YAML document is not allowed: yaml: line 5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tt.doc))
+			if tt.wantErr == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.wantErr)
+		})
+	}
+}
+
+func TestParseEmpty(t *testing.T) {
+	for _, doc := range []string{"", "\n\n", "# just a comment\n"} {
+		_, err := config.Parse([]byte(doc))
+		require.Error(t, err, "document %q", doc)
+		assert.Equal(t, "config is empty", err.Error())
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := config.Load(filepath.Join(t.TempDir(), "absent.yaml"))
+	require.Error(t, err)
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+	assert.Contains(t, err.Error(), "read config")
+}
+
+// base returns a valid configuration that a test then breaks one field at a time.
+func base(t *testing.T) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(filepath.Join("testdata", "valid", "full.yaml"))
+	require.NoError(t, err)
+	return cfg
+}
+
+func TestValidateBcrypt(t *testing.T) {
+	tests := []struct {
+		name string
+		hash string
+		ok   bool
+	}{
+		{"2a", hashGW, true},
+		{"2b", "$2b$" + hashGW[4:], true},
+		{"2y", "$2y$" + hashGW[4:], true},
+		{"cost 31", "$2a$31$" + hashGW[7:], true},
+		{"cost 03 is below bcrypt's minimum", "$2a$03$" + hashGW[7:], false},
+		{"cost 32 is above bcrypt's maximum", "$2a$32$" + hashGW[7:], false},
+		{"2x is not produced by any tool we support", "$2x$" + hashGW[4:], false},
+		{"one character short", hashGW[:59], false},
+		{"one character long", hashGW + "a", false},
+		{"character outside the bcrypt alphabet", hashGW[:59] + "!", false},
+		{"plain text", "hunter2", false},
+		{"empty", "", false},
+		{"sha512-crypt", "$6$salt$" + strings.Repeat("a", 86), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := base(t)
+			cfg.MQTT.Users[0].PasswordHash = tt.hash
+			err := cfg.Validate()
+			if tt.ok {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "mqtt.users[0].password_hash: not a bcrypt hash")
+		})
+	}
+}
+
+func TestValidateProbeKinds(t *testing.T) {
+	tests := []struct {
+		name    string
+		probe   config.Probe
+		wantErr string // "" = valid
+	}{
+		{"serial", config.Probe{Kind: "serial", Device: "/dev/serial/by-id/usb-Atlas", Baud: 9600}, ""},
+		{"serial without device", config.Probe{Kind: "serial", Baud: 9600}, "probes[0].device: required for a serial probe"},
+		{"serial with zero baud", config.Probe{Kind: "serial", Device: "/dev/ttyUSB0"}, "probes[0].baud: 0 must be positive"},
+		{"coap", config.Probe{Kind: "coap", URL: "coap://10.0.0.2:5683/ph"}, ""},
+		{"coaps", config.Probe{Kind: "coap", URL: "coaps://probe.local/ph", Observe: true}, ""},
+		{"coap with an http url", config.Probe{Kind: "coap", URL: "http://10.0.0.2/ph"}, `probes[0].url: "http://10.0.0.2/ph" must be a coap:// URL`},
+		{"coap without a url", config.Probe{Kind: "coap"}, `probes[0].url: "" must be a coap:// URL`},
+		{"coap without a host", config.Probe{Kind: "coap", URL: "coap:/ph"}, `probes[0].url: "coap:/ph" must be a coap:// URL`},
+		{"http", config.Probe{Kind: "http", URL: "http://10.0.0.2/ph"}, ""},
+		{"https", config.Probe{Kind: "http", URL: "https://10.0.0.2/ph"}, ""},
+		{"http with a coap url", config.Probe{Kind: "http", URL: "coap://10.0.0.2/ph"}, `probes[0].url: "coap://10.0.0.2/ph" must be an http:// URL`},
+		{"http with a broken url", config.Probe{Kind: "http", URL: "http://[::1"}, `probes[0].url: "http://[::1" must be an http:// URL`},
+		{"upper-case kind", config.Probe{Kind: "HTTP", URL: "http://10.0.0.2/ph"}, `probes[0].kind: "HTTP" must be serial, coap or http`},
+		{"no kind", config.Probe{}, `probes[0].kind: "" must be serial, coap or http`},
+		{"negative timeout", config.Probe{Kind: "http", URL: "http://h/", Timeout: -time.Second}, "probes[0].timeout: -1s must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := base(t)
+			p := tt.probe
+			p.Name, p.Param, p.Interval = "p", "ph", time.Minute
+			cfg.Probes = []config.Probe{p}
+			err := cfg.Validate()
+			if tt.wantErr == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Equal(t, tt.wantErr, err.Error())
+		})
+	}
+}
+
+func TestValidateStation(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(*config.Station)
+		wantErr string
+	}{
+		{"valid", func(*config.Station) {}, ""},
+		{"every class", func(s *config.Station) { s.Class = "E" }, ""},
+		{"class unknown", func(s *config.Station) { s.Class = "F" }, `station.class: "F" must be one of A, B, C, D, E`},
+		{"class empty", func(s *config.Station) { s.Class = "" }, `station.class: "" must be one of A, B, C, D, E`},
+		{"timezone UTC", func(s *config.Station) { s.Timezone = "UTC" }, ""},
+		{"timezone unknown", func(s *config.Station) { s.Timezone = "India/Pune" }, `station.timezone: "India/Pune" is not a known time zone`},
+		{"timezone path escape", func(s *config.Station) { s.Timezone = "../../etc/passwd" }, `station.timezone: "../../etc/passwd" is not a known time zone`},
+		{"id longest", func(s *config.Station) { s.ID = strings.Repeat("a", 64) }, ""},
+		{"id too long", func(s *config.Station) { s.ID = strings.Repeat("a", 65) }, "station.id: "},
+		{"id empty", func(s *config.Station) { s.ID = "" }, `station.id: "" must be 1–64 letters, digits, '-' or '_'`},
+		{"id with an MQTT wildcard", func(s *config.Station) { s.ID = "st+1" }, `station.id: "st+1" must be`},
+		{"id with a topic separator", func(s *config.Station) { s.ID = "st/1" }, `station.id: "st/1" must be`},
+		{"id with a space", func(s *config.Station) { s.ID = "st 1" }, `station.id: "st 1" must be`},
+		{"elevation high", func(s *config.Station) { s.ElevationM = 6001 }, "station.elevation_m: 6001 m is outside -500..6000"},
+		{"lat edge", func(s *config.Station) { s.Lat, s.Lon = -90, 180 }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := base(t)
+			tt.edit(&cfg.Station)
+			err := cfg.Validate()
+			if tt.wantErr == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.True(t, strings.HasPrefix(err.Error(), tt.wantErr), "want prefix %q, got %q", tt.wantErr, err)
+		})
+	}
+}
+
+func TestValidateBufferOn32Bit(t *testing.T) {
+	cfg := base(t)
+	cfg.Buffer.MaxBytes = config.MaxBytes32
+	assert.NoError(t, cfg.Validate(), "the 32-bit limit itself is valid everywhere")
+
+	cfg.Buffer.MaxBytes = config.MaxBytes32 + 1
+	err := cfg.Validate()
+	if strconv.IntSize == 64 {
+		assert.NoError(t, err)
+		return
+	}
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the most a 32-bit ARM gateway can map")
+}
+
+func TestFreshness(t *testing.T) {
+	cfg := base(t) // ph: 30m, bod: 72h
+	tests := []struct {
+		param telemetry.Param
+		want  time.Duration
+	}{
+		{telemetry.PH, 30 * time.Minute},     // configured
+		{telemetry.BOD, 72 * time.Hour},      // configured
+		{telemetry.DO, 2 * time.Hour},        // default
+		{telemetry.FC, 48 * time.Hour},       // default for a rarely sampled parameter
+		{telemetry.Temp, 2 * time.Hour},      // default
+		{telemetry.Turbidity, 2 * time.Hour}, // no default of its own
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.param), func(t *testing.T) {
+			assert.Equal(t, tt.want, cfg.Freshness(tt.param))
+		})
+	}
+}
+
+func TestMinTime(t *testing.T) {
+	tests := []struct {
+		minTime string
+		want    time.Time
+	}{
+		{"2025-06-01", time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)},
+		{"", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)},        // an unvalidated zero Config
+		{"garbage", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}, // an unvalidated Config
+	}
+	for _, tt := range tests {
+		t.Run(tt.minTime, func(t *testing.T) {
+			cfg := config.Config{Clock: config.Clock{MinTime: tt.minTime}}
+			assert.True(t, tt.want.Equal(cfg.MinTime()), "want %s, got %s", tt.want, cfg.MinTime())
+		})
+	}
+}
+
+func TestLocation(t *testing.T) {
+	cfg := base(t)
+	assert.Equal(t, "Asia/Kolkata", cfg.Location().String())
+	cfg.Station.Timezone = "Nowhere/Special"
+	assert.Equal(t, time.UTC, cfg.Location(), "an unknown zone on an unvalidated Config falls back to UTC")
+}
+
+func TestUplinkToken(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+		return path
+	}
+	tests := []struct {
+		name      string
+		uplink    config.Uplink
+		want      string
+		wantErr   string
+		wantErrIs error
+	}{
+		{name: "inline", uplink: config.Uplink{Token: "abc"}, want: "abc"},
+		{name: "none", uplink: config.Uplink{}, want: ""},
+		{name: "file trimmed", uplink: config.Uplink{TokenFile: write("t1", "  s3cr3t-token\r\n\n")}, want: "s3cr3t-token"},
+		{name: "file without newline", uplink: config.Uplink{TokenFile: write("t2", "tok")}, want: "tok"},
+		{name: "file empty", uplink: config.Uplink{TokenFile: write("t3", " \n")}, wantErr: "is empty"},
+		{name: "file missing", uplink: config.Uplink{TokenFile: filepath.Join(dir, "absent")}, wantErr: "uplink.token_file", wantErrIs: fs.ErrNotExist},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.Config{Uplink: tt.uplink}
+			got, err := cfg.UplinkToken()
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				assert.Equal(t, tt.want, got)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.wantErr)
+			if tt.wantErrIs != nil {
+				assert.ErrorIs(t, err, tt.wantErrIs)
+			}
+		})
+	}
+
+	t.Run("file read on each call", func(t *testing.T) {
+		path := write("rotating", "first\n")
+		cfg := config.Config{Uplink: config.Uplink{TokenFile: path}}
+		got, err := cfg.UplinkToken()
+		require.NoError(t, err)
+		require.Equal(t, "first", got)
+		write("rotating", "second\n")
+		got, err = cfg.UplinkToken()
+		require.NoError(t, err)
+		assert.Equal(t, "second", got)
+	})
+}
+
+func TestValidateIsDeterministic(t *testing.T) {
+	// Problems in a map (wqi.freshness) must come out in the same order every time.
+	data, err := os.ReadFile(filepath.Join("testdata", "invalid", "freshness.yaml"))
+	require.NoError(t, err)
+	_, first := config.Parse(data)
+	require.Error(t, first)
+	for range 20 {
+		_, err := config.Parse(data)
+		require.Error(t, err)
+		require.Equal(t, first.Error(), err.Error())
+	}
+}
+
+// TestBalenaTemplate renders the balena gateway template the way its entrypoint does and
+// loads it, so the template cannot drift from the keys this package accepts.
+func TestBalenaTemplate(t *testing.T) {
+	dir := filepath.Join("..", "..", "..", "deploy", "balena")
+	tmpl, err := os.ReadFile(filepath.Join(dir, "agent.yaml.template"))
+	require.NoError(t, err)
+	entrypoint, err := os.ReadFile(filepath.Join(dir, "entrypoint.sh"))
+	require.NoError(t, err)
+
+	values := map[string]string{
+		"PH_STATION_ID":         "MH-PUNE-001",
+		"PH_STATION_NAME":       "Mula-Mutha at Sangam's ghat", // a quote, escaped as ''
+		"PH_TIMEZONE":           "Asia/Kolkata",
+		"PH_STATION_CLASS":      "B",
+		"PH_ELEVATION_M":        "560",
+		"PH_MQTT_USER":          "probes",
+		"PH_MQTT_PASSWORD_HASH": hashGW,
+		"PH_UPLINK_URL":         "https://cloud.example.org",
+	}
+	placeholders := regexp.MustCompile(`@([A-Z_]+)@`).FindAllStringSubmatch(string(tmpl), -1)
+	require.NotEmpty(t, placeholders)
+	for _, m := range placeholders {
+		_, ok := values[m[1]]
+		assert.True(t, ok, "placeholder %s has no value in this test", m[0])
+		assert.True(t, strings.Contains(string(entrypoint), m[0]), "the entrypoint does not fill %s", m[0])
+	}
+
+	render := func(values map[string]string) []byte {
+		out := string(tmpl)
+		for name, v := range values {
+			out = strings.ReplaceAll(out, "@"+name+"@", strings.ReplaceAll(v, "'", "''"))
+		}
+		return []byte(out)
+	}
+	cfg, err := config.Parse(render(values))
+	require.NoError(t, err)
+	assert.Equal(t, "Mula-Mutha at Sangam's ghat", cfg.Station.Name)
+	assert.Equal(t, 560.0, cfg.Station.ElevationM)
+	assert.Equal(t, "/data/agent/admin.sock", cfg.AdminSocket)
+	assert.Equal(t, "0.0.0.0:1883", cfg.MQTT.Listen)
+	assert.False(t, cfg.MQTT.AllowAnonymous)
+	assert.Equal(t, "/data/uplink.token", cfg.Uplink.TokenFile)
+	assert.LessOrEqual(t, cfg.Buffer.MaxBytes, int64(config.MaxBytes32), "the template must load on 32-bit gateways too")
+
+	// An offline station: no uplink URL.
+	values["PH_UPLINK_URL"] = ""
+	cfg, err = config.Parse(render(values))
+	require.NoError(t, err)
+	assert.Empty(t, cfg.Uplink.URL)
+}
+
+// FuzzParse feeds arbitrary documents to Parse. It must never panic, and a document it
+// accepts must validate again unchanged and survive a YAML round trip: what Load stores is
+// a fixed point of the load path.
+func FuzzParse(f *testing.F) {
+	for _, dir := range []string{"valid", "invalid"} {
+		files, err := filepath.Glob(filepath.Join("testdata", dir, "*.yaml"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("station: &a {id: x, class: B}\nother: *a\n"))
+	f.Add([]byte("<<: {data_dir: /d}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := config.Parse(data)
+		if err != nil {
+			if cfg != nil {
+				t.Fatalf("Parse returned a config along with error %v", err)
+			}
+			if err.Error() == "" {
+				t.Fatal("Parse returned an empty error message")
+			}
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("a parsed config does not validate again: %v", err)
+		}
+		out, err := yaml.Marshal(cfg)
+		if err != nil {
+			t.Fatalf("marshal a parsed config: %v", err)
+		}
+		again, err := config.Parse(out)
+		if err != nil {
+			t.Fatalf("a parsed config does not parse after a round trip: %v\n%s", err, out)
+		}
+		out2, err := yaml.Marshal(again)
+		if err != nil {
+			t.Fatalf("marshal the round-tripped config: %v", err)
+		}
+		if string(out) != string(out2) {
+			t.Fatalf("Load is not a fixed point:\nfirst:\n%s\nsecond:\n%s", out, out2)
+		}
+	})
+}

@@ -1,0 +1,212 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/purehealth/purehealth/agent/internal/admin"
+	"github.com/purehealth/purehealth/agent/internal/alerting"
+	"github.com/purehealth/purehealth/agent/internal/config"
+	"github.com/purehealth/purehealth/agent/internal/spool"
+	"github.com/purehealth/purehealth/shared/telemetry"
+	"github.com/purehealth/purehealth/shared/version"
+)
+
+// Autonomy estimate inputs: the spool starts evicting at 90 % of max_bytes, and a fresh
+// buffer has no measured cost per reading yet (an encoded reading with its share of bbolt
+// pages comes to about this).
+const (
+	evictionStartsAt         = 0.90
+	estimatedBytesPerReading = 120
+)
+
+// backend answers the admin API from the running daemon.
+type backend struct{ d *Daemon }
+
+var _ admin.Backend = backend{}
+
+func (b backend) Status(ctx context.Context) (admin.Status, error) {
+	d := b.d
+	now := time.Now()
+	synced, reason := d.clock.State()
+	bs := d.broker.Stats()
+	ps := d.pipeline.Stats()
+	q, err := b.Queue(ctx)
+	if err != nil {
+		return admin.Status{}, err
+	}
+	return admin.Status{
+		Station: d.cfg.Station.ID, Name: d.cfg.Station.Name, Class: d.cfg.Station.Class,
+		Version: version.Version, StartedAt: d.start.UTC(), UptimeS: now.Sub(d.start).Seconds(),
+		Now: now.UTC(),
+		Broker: admin.BrokerStatus{Listen: d.cfg.MQTT.Listen, Clients: bs.ClientsConnected,
+			Received: bs.MessagesReceived, Rejects: bs.Rejects},
+		Uplink: q,
+		Buffer: b.buffer(),
+		Ingest: admin.IngestStatus{Accepted: ps.Accepted, Rejected: ps.Rejected, Bad: ps.Bad,
+			Suspect: ps.Suspect, StoreFailures: ps.StoreFailures, StoreFailing: ps.StoreFailing,
+			RatePerS: d.rate()},
+		Clock:        admin.ClockStatus{Synced: synced, Reason: reason},
+		WQI:          d.wqiJSON(),
+		ActiveAlerts: d.alerts.Active(),
+	}, nil
+}
+
+// buffer summarizes the spool, with the hours of autonomy: how long the free room below
+// the eviction watermark absorbs the current ingest rate.
+func (b backend) buffer() admin.BufferStatus {
+	st := b.d.spool.Stats()
+	out := admin.BufferStatus{
+		Path: st.Path, UsedBytes: st.UsedBytes, FileBytes: st.FileBytes, MaxBytes: st.MaxBytes,
+		Readings: st.Records[spool.Readings], Unforwarded: st.Unforwarded[spool.Readings],
+		OldestUnsent: st.OldestUnforwarded, Quarantined: b.d.spool.Quarantined(),
+		Evicted: map[string]int64{
+			"expired_forwarded":   int64(st.Evicted.ExpiredForwarded),
+			"forwarded":           int64(st.Evicted.Forwarded),
+			"downsampled":         int64(st.Evicted.Downsampled),
+			"dropped_unforwarded": int64(st.Evicted.DroppedUnforwarded),
+		},
+	}
+	rate := b.d.rate()
+	perReading := st.BytesPerReading
+	if perReading <= 0 {
+		perReading = estimatedBytesPerReading
+	}
+	if rate > 0 {
+		room := float64(st.MaxBytes)*evictionStartsAt - float64(st.UsedBytes)
+		h := max(room, 0) / (perReading * rate) / 3600
+		out.AutonomyHours = &h
+	}
+	return out
+}
+
+func (b backend) Sensors(context.Context) (admin.Sensors, error) {
+	now := time.Now()
+	factor := b.d.state.OfflineFactor()
+	var out admin.Sensors
+	out.Sensors = []admin.Sensor{}
+	for _, s := range b.d.state.Sensors() {
+		row := admin.Sensor{
+			Name: s.Name, Kind: s.Kind, Param: string(s.Param), Online: s.Online(now, factor),
+			Expected: s.Expected, IntervalS: s.Interval.Seconds(), RatePerMin: s.RatePerMin,
+			Readings: s.Readings, Errors: s.Errors, ErrorsByKind: s.ErrorsByKind, Reconnects: s.Reconnects,
+		}
+		if !s.LastReadingAt.IsZero() {
+			t, v := s.LastReadingAt.UTC(), s.LastValue
+			row.LastReadingAt, row.LastValue = &t, &v
+		}
+		if s.Readings > 0 {
+			n := float64(s.Readings)
+			row.Quality = admin.QualityShare{Good: float64(s.Good) / n, Suspect: float64(s.Suspect) / n, Bad: float64(s.Bad) / n}
+		}
+		out.Sensors = append(out.Sensors, row)
+	}
+	return out, nil
+}
+
+func (b backend) Readings(_ context.Context, q admin.ReadingsQuery) (admin.Readings, error) {
+	sq := spool.Query{Limit: q.Limit}
+	if q.Param != "" {
+		p, err := telemetry.ParseParam(q.Param)
+		if err != nil {
+			return admin.Readings{}, fmt.Errorf("%w: %v", admin.ErrBadRequest, err)
+		}
+		sq.Param = p
+	}
+	if q.Since > 0 {
+		sq.Since = time.Now().Add(-q.Since)
+	}
+	rs, err := b.d.spool.Readings(sq)
+	if err != nil {
+		return admin.Readings{}, fmt.Errorf("read readings: %w", err)
+	}
+	out := admin.Readings{Readings: make([]admin.Reading, 0, len(rs))}
+	for _, r := range rs {
+		out.Readings = append(out.Readings, admin.Reading{
+			Seq: r.Seq, Time: r.Time.UTC(), Param: string(r.Param), Value: r.Value, Unit: r.Unit,
+			Quality: string(r.Quality), Source: string(r.Source), Sensor: r.Sensor, Flags: r.Flags.Names(),
+		})
+	}
+	return out, nil
+}
+
+func (b backend) WQI(context.Context) (json.RawMessage, error) {
+	raw := b.d.wqiJSON()
+	if string(raw) == "null" {
+		return json.RawMessage(`{"wqi":null,"reason":"no fresh values of do, fc, ph or bod"}`), nil
+	}
+	return raw, nil
+}
+
+func (b backend) Alerts(_ context.Context, all bool, limit int) (admin.Alerts, error) {
+	if !all {
+		as := b.d.alerts.Active()
+		if len(as) > limit {
+			as = as[:limit]
+		}
+		return admin.Alerts{Alerts: as}, nil
+	}
+	as, err := b.d.alerts.Recent(limit)
+	if err != nil {
+		return admin.Alerts{}, err
+	}
+	if as == nil {
+		as = []alerting.Alert{}
+	}
+	return admin.Alerts{Alerts: as}, nil
+}
+
+func (b backend) Ack(ctx context.Context, id uint64) (alerting.Alert, error) {
+	return b.d.alerts.Ack(ctx, id)
+}
+
+func (b backend) Queue(context.Context) (admin.Queue, error) {
+	st := b.d.spool.Stats()
+	q := admin.Queue{
+		Configured: b.d.cfg.Uplink.URL != "", URL: b.d.cfg.Uplink.URL, State: "not configured",
+		Backlog: st.Unforwarded[spool.Readings], OldestUnsentAt: st.OldestUnforwarded,
+		LastAckedSeq: st.Cursor[spool.Readings],
+	}
+	for _, s := range []spool.Stream{spool.Alerts, spool.WQI, spool.Readings} {
+		q.Lanes = append(q.Lanes, admin.Lane{Stream: s.String(), Backlog: st.Unforwarded[s],
+			Cursor: st.Cursor[s], LastSeq: st.LastSeq[s]})
+	}
+	if q.Configured {
+		q.State = "waiting"
+	}
+	return q, nil
+}
+
+func (b backend) Flush(context.Context) error {
+	if b.d.cfg.Uplink.URL == "" {
+		return fmt.Errorf("%w: no uplink configured (uplink.url); readings are kept locally", admin.ErrUnavailable)
+	}
+	return fmt.Errorf("%w: this build keeps readings locally only; forwarding is not available yet", admin.ErrUnavailable)
+}
+
+// serverTLS builds the broker's TLS settings, requiring client certificates when a client
+// CA is configured.
+func serverTLS(t *config.TLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt.tls: %w", err)
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.ClientCA != "" {
+		pem, err := os.ReadFile(t.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.client_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt.tls.client_ca: no certificates in %s", t.ClientCA)
+		}
+		c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return c, nil
+}

@@ -1,0 +1,424 @@
+// Package daemon is the station agent's composition root: it opens the buffer, builds the
+// pipeline, alerting, broker and admin API from the configuration, runs them under one
+// errgroup, and shuts them down in order (inputs first, the store last).
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/purehealth/purehealth/agent/internal/admin"
+	"github.com/purehealth/purehealth/agent/internal/alerting"
+	"github.com/purehealth/purehealth/agent/internal/broker"
+	"github.com/purehealth/purehealth/agent/internal/clock"
+	"github.com/purehealth/purehealth/agent/internal/config"
+	"github.com/purehealth/purehealth/agent/internal/pipeline"
+	"github.com/purehealth/purehealth/agent/internal/spool"
+	"github.com/purehealth/purehealth/agent/internal/state"
+	"github.com/purehealth/purehealth/shared/criteria"
+	"github.com/purehealth/purehealth/shared/telemetry"
+	"github.com/purehealth/purehealth/shared/validate"
+	"github.com/purehealth/purehealth/shared/version"
+	"github.com/purehealth/purehealth/shared/wqi"
+)
+
+// Daemon is one running station agent.
+type Daemon struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	start time.Time
+
+	spool    *spool.Spool
+	clock    *clock.Sync
+	state    *state.Station
+	alerts   *alerting.Manager
+	hooks    *alerting.Hooks
+	pipeline *pipeline.Pipeline
+	broker   *broker.Broker
+	admin    *admin.Server
+	outputs  *outputs
+
+	evictions chan spool.Eviction
+	lastEvict atomic.Int64 // unix nanos of the last eviction of unforwarded data
+
+	rateMu       sync.Mutex
+	rateAccepted uint64
+	rateAt       time.Time
+	ratePerS     float64
+}
+
+// Option adjusts a Daemon for tests.
+type Option func(*spool.Options)
+
+// WithSpoolFaults lets a test make the buffer's commits fail.
+func WithSpoolFaults(f *spool.Faults) Option { return func(o *spool.Options) { o.Faults = f } }
+
+// New opens the buffer and builds every component; it starts no goroutine but the
+// buffer's writer. A failure here is a start-up failure.
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log, start: time.Now(), evictions: make(chan spool.Eviction, 1),
+		outputs: &outputs{}}
+	class, err := criteria.ParseClass(cfg.Station.Class)
+	if err != nil {
+		return nil, err
+	}
+	method, err := wqi.ParseDOMethod(cfg.Station.DOMethod)
+	if err != nil {
+		return nil, err
+	}
+
+	sopts := spool.Options{
+		Path:      filepath.Join(cfg.DataDir, "agent.db"),
+		MaxBytes:  cfg.Buffer.MaxBytes,
+		Retention: cfg.Buffer.Retention,
+		NoSync:    cfg.Buffer.UnsafeNoFsync,
+		Logger:    log.With("component", "spool"),
+		OnEvict:   d.onEvict,
+	}
+	for _, o := range opts {
+		o(&sopts)
+	}
+	if sopts.NoSync {
+		log.Warn("buffer.unsafe_no_fsync is set: a power cut can lose acknowledged readings; for benchmarks only")
+	}
+	d.spool, err = spool.Open(sopts)
+	if err != nil {
+		return nil, fmt.Errorf("open buffer: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			d.spool.Close()
+		}
+	}()
+
+	d.clock, err = clock.New(clock.Mode(cfg.Clock.SyncCheck), cfg.Clock.SyncFile, cfg.MinTime(), nil)
+	if err != nil {
+		return nil, err
+	}
+	var expected []state.SensorSpec
+	for _, p := range cfg.Probes {
+		param, _ := telemetry.ParseParam(p.Param)
+		expected = append(expected, state.SensorSpec{Name: p.Name, Kind: p.Kind, Param: param, Interval: p.Interval})
+	}
+	d.state = state.New(state.Options{
+		Station: cfg.Station.ID, Method: method,
+		PressureAtm:   wqi.PressureAtElevation(cfg.Station.ElevationM),
+		Freshness:     cfg.Freshness,
+		OfflineFactor: cfg.Alerts.OfflineFactor,
+		Expected:      expected,
+	})
+	if err := d.restoreLatest(); err != nil {
+		return nil, err
+	}
+
+	var hooks []alerting.Hook
+	for _, h := range cfg.Alerts.Hooks {
+		var on []alerting.Transition
+		for _, t := range h.On {
+			on = append(on, alerting.Transition(t))
+		}
+		hooks = append(hooks, alerting.Hook{Command: h.Command, On: on, Timeout: h.Timeout})
+	}
+	d.hooks = alerting.NewHooks(hooks, log.With("component", "hooks"))
+	d.alerts, err = alerting.New(alerting.Options{
+		Station: cfg.Station.ID, Class: class, RuleSets: cfg.Alerts.RuleSets,
+		Deadband: cfg.Alerts.Deadband, ClearCount: cfg.Alerts.ClearCount,
+		BadCount: cfg.Alerts.BadCount, OfflineFactor: cfg.Alerts.OfflineFactor,
+		Logger: log.With("component", "alerts"),
+	}, storeAdapter{d.spool}, d.outputs, d.hooks)
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+
+	d.pipeline = pipeline.New(pipeline.Options{
+		Station: cfg.Station.ID, HistoryInterval: cfg.WQI.HistoryInterval,
+		Logger: log.With("component", "pipeline"),
+	}, pipeline.Deps{
+		Store: storeAdapter{d.spool},
+		Checker: validate.New(validate.Config{
+			SpikeSigma: cfg.Validation.SpikeSigma, FlatlineCount: cfg.Validation.FlatlineCount,
+			MaxFuture: cfg.Validation.MaxFuture, MaxPast: cfg.Validation.MaxPast,
+		}),
+		State: d.state, Alerts: d.alerts, Clock: d.clock, Outputs: d.outputs,
+	})
+
+	users := make([]broker.User, 0, len(cfg.MQTT.Users))
+	for _, u := range cfg.MQTT.Users {
+		users = append(users, broker.User{Name: u.Name, PasswordHash: u.PasswordHash, Role: u.Role,
+			Publish: u.Publish, Subscribe: u.Subscribe})
+	}
+	bopts := broker.Options{
+		Station: cfg.Station.ID, Listen: cfg.MQTT.Listen, AllowAnonymous: cfg.MQTT.AllowAnonymous,
+		Users: users, Location: cfg.Location(), MaxPacketSize: cfg.MQTT.MaxPacketBytes,
+		MaxClients: cfg.MQTT.MaxClients, Logger: log.With("component", "broker"),
+	}
+	if t := cfg.MQTT.TLS; t != nil {
+		tlsCfg, err := serverTLS(t)
+		if err != nil {
+			return nil, err
+		}
+		bopts.TLSListen, bopts.TLS = t.Listen, tlsCfg
+	}
+	d.broker, err = broker.New(bopts, d.pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	d.outputs.set(d.broker)
+	d.admin = admin.NewServer(cfg.AdminSocket, backend{d}, log.With("component", "admin"))
+	ok = true
+	return d, nil
+}
+
+// restoreLatest seeds the live state from the newest stored readings so the WQI survives a
+// restart (within the freshness windows).
+func (d *Daemon) restoreLatest() error {
+	for _, p := range []telemetry.Param{telemetry.DO, telemetry.FC, telemetry.PH, telemetry.BOD, telemetry.Temp} {
+		rs, err := d.spool.Readings(spool.Query{Param: p, Limit: 1, Since: time.Now().Add(-d.cfg.Freshness(p))})
+		if err != nil {
+			return fmt.Errorf("restore latest %s: %w", p, err)
+		}
+		d.state.Restore(rs)
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down: the broker and admin API stop taking input,
+// the periodic work stops, and the buffer is closed last.
+func (d *Daemon) Run(ctx context.Context) error {
+	defer d.spool.Close()
+	if q := d.spool.Quarantined(); q != "" {
+		d.alerts.Set(ctx, alerting.Condition{Key: "store:quarantined", Rule: alerting.RuleStoreFailure,
+			Severity: alerting.Critical,
+			Message:  "The buffer database was corrupt and was moved to " + q + "; a fresh one was started"}, true)
+	}
+	d.log.Info("ph-agent starting", "station", d.cfg.Station.ID, "version", version.Version,
+		"mqtt", d.cfg.MQTT.Listen, "admin_socket", d.cfg.AdminSocket, "buffer", d.spool.Path())
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.broker.Run(gctx) })
+	g.Go(func() error { return d.admin.Run(gctx) })
+	g.Go(func() error { return d.hooks.Run(gctx) })
+	g.Go(func() error { return d.tickLoop(gctx) })
+	err := g.Wait()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	d.log.Info("ph-agent stopped")
+	return nil
+}
+
+// Periods of the agent's background work.
+const (
+	tickEvery   = 5 * time.Second
+	statusEvery = 30 * time.Second
+	expireEvery = time.Hour
+	// overflowQuiet is how long without an eviction of unforwarded data before the
+	// buffer_overflow alert resolves.
+	overflowQuiet = time.Hour
+)
+
+func (d *Daemon) tickLoop(ctx context.Context) error {
+	tick := time.NewTicker(tickEvery)
+	defer tick.Stop()
+	lastStatus, lastExpire := time.Time{}, time.Now()
+	for {
+		now := time.Now()
+		d.pipeline.Tick(ctx)
+		d.alerts.Tick(ctx, d.state.Sensors())
+		d.updateRate(now)
+		d.checkOverflow(ctx, now)
+		if now.Sub(lastStatus) >= statusEvery {
+			d.publishStatus(ctx)
+			lastStatus = now
+		}
+		if now.Sub(lastExpire) >= expireEvery {
+			if err := d.spool.Expire(ctx); err != nil && ctx.Err() == nil {
+				d.log.Warn("expire forwarded history", "err", err)
+			}
+			lastExpire = now
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-d.evictions:
+			d.raiseOverflow(ctx, ev)
+		case <-tick.C:
+		}
+	}
+}
+
+// onEvict runs on the spool's writer goroutine: it must not block or write to the spool,
+// so it only hands the report over.
+func (d *Daemon) onEvict(ev spool.Eviction) {
+	if ev.Unforwarded() == 0 && !ev.Full {
+		return
+	}
+	if ev.Unforwarded() > 0 {
+		d.lastEvict.Store(time.Now().UnixNano())
+	}
+	select {
+	case d.evictions <- ev:
+	default: // a report is already waiting; the counters in Stats are cumulative anyway
+	}
+}
+
+func (d *Daemon) raiseOverflow(ctx context.Context, ev spool.Eviction) {
+	if ev.Unforwarded() == 0 {
+		d.log.Info("buffer near full: forwarded history evicted", "expired", ev.ExpiredForwarded,
+			"forwarded", ev.Forwarded)
+		return
+	}
+	total := d.spool.Stats().Evicted
+	d.alerts.Set(ctx, alerting.Condition{
+		Key: "buffer:overflow", Rule: alerting.RuleBufferOverflow, Severity: alerting.Critical,
+		Message: fmt.Sprintf("Buffer full (%s): unsent readings downsampled to hourly means: %d, dropped: %d; the uplink has been down too long",
+			mib(d.cfg.Buffer.MaxBytes), total.Downsampled, total.DroppedUnforwarded),
+	}, true)
+}
+
+func (d *Daemon) checkOverflow(ctx context.Context, now time.Time) {
+	last := d.lastEvict.Load()
+	if last == 0 || now.Sub(time.Unix(0, last)) < overflowQuiet {
+		return
+	}
+	d.alerts.Set(ctx, alerting.Condition{Key: "buffer:overflow", Rule: alerting.RuleBufferOverflow}, false)
+}
+
+func (d *Daemon) updateRate(now time.Time) {
+	d.rateMu.Lock()
+	defer d.rateMu.Unlock()
+	acc := d.pipeline.Stats().Accepted
+	if !d.rateAt.IsZero() {
+		if dt := now.Sub(d.rateAt).Seconds(); dt > 0 {
+			inst := float64(acc-d.rateAccepted) / dt
+			// Smooth over about a minute of ticks.
+			d.ratePerS += (inst - d.ratePerS) * min(1, dt/60)
+			if d.ratePerS < 1e-6 {
+				d.ratePerS = 0
+			}
+		}
+	}
+	d.rateAccepted, d.rateAt = acc, now
+}
+
+func (d *Daemon) rate() float64 {
+	d.rateMu.Lock()
+	defer d.rateMu.Unlock()
+	return d.ratePerS
+}
+
+// statusMessage is the retained summary on purehealth/<station>/status.
+type statusMessage struct {
+	Station      string          `json:"station"`
+	Version      string          `json:"version"`
+	Time         time.Time       `json:"time"`
+	UptimeS      float64         `json:"uptime_s"`
+	ClockSynced  bool            `json:"clock_synced"`
+	WQI          json.RawMessage `json:"wqi"`
+	ActiveAlerts int             `json:"active_alerts"`
+	Backlog      int             `json:"backlog"`
+	BufferUsed   int64           `json:"buffer_used_bytes"`
+	BufferMax    int64           `json:"buffer_max_bytes"`
+	Clients      int64           `json:"mqtt_clients"`
+}
+
+func (d *Daemon) publishStatus(ctx context.Context) {
+	st := d.spool.Stats()
+	now := time.Now()
+	msg := statusMessage{
+		Station: d.cfg.Station.ID, Version: version.Version, Time: now.UTC(),
+		UptimeS: now.Sub(d.start).Seconds(), ClockSynced: d.clock.Synced(),
+		WQI: d.wqiJSON(), ActiveAlerts: len(d.alerts.Active()),
+		Backlog: st.Unforwarded[spool.Readings], BufferUsed: st.UsedBytes, BufferMax: st.MaxBytes,
+		Clients: d.broker.Stats().ClientsConnected,
+	}
+	payload, err := json.Marshal(msg)
+	if err != nil {
+		d.log.Error("encode status", "err", err)
+		return
+	}
+	if err := d.outputs.Publish("purehealth/"+d.cfg.Station.ID+"/status", payload, true, 1); err != nil && ctx.Err() == nil {
+		d.log.Debug("publish status", "err", err)
+	}
+}
+
+func (d *Daemon) wqiJSON() json.RawMessage {
+	cur := d.pipeline.CurrentWQI()
+	if cur == nil {
+		return json.RawMessage("null")
+	}
+	b, err := json.Marshal(pipeline.WQIMessage{Station: d.cfg.Station.ID, Time: cur.Computed.UTC(),
+		Inputs: cur.Inputs, Result: &cur.Result})
+	if err != nil {
+		return json.RawMessage("null")
+	}
+	return b
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
+
+// outputs lets the pipeline and alerting publish through the broker, which is built after
+// them (the broker needs the pipeline as its sink).
+type outputs struct {
+	b atomic.Pointer[broker.Broker]
+}
+
+func (o *outputs) set(b *broker.Broker) { o.b.Store(b) }
+
+// Publish sends on the local broker, if it is up.
+func (o *outputs) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	b := o.b.Load()
+	if b == nil {
+		return errors.New("broker not started")
+	}
+	return b.Publish(topic, payload, retain, qos)
+}
+
+// storeAdapter presents the spool as the small stores the pipeline and alerting need.
+type storeAdapter struct{ s *spool.Spool }
+
+func (a storeAdapter) AppendReadings(ctx context.Context, rs []telemetry.Reading) ([]telemetry.Reading, error) {
+	return a.s.AppendReadings(ctx, rs)
+}
+
+func (a storeAdapter) AppendWQI(ctx context.Context, data []byte) error {
+	_, err := a.s.AppendRecord(ctx, spool.WQI, data)
+	return err
+}
+
+func (a storeAdapter) AppendEvent(ctx context.Context, data []byte) error {
+	_, err := a.s.AppendRecord(ctx, spool.Alerts, data)
+	return err
+}
+
+func (a storeAdapter) RecentEvents(limit int) ([][]byte, error) {
+	recs, err := a.s.LastRecords(spool.Alerts, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(recs))
+	for i, r := range recs {
+		out[i] = r.Data
+	}
+	return out, nil
+}
+
+func (a storeAdapter) Put(ctx context.Context, key string, value []byte) error {
+	return a.s.Put(ctx, key, value)
+}
+
+func (a storeAdapter) Get(key string) ([]byte, error) { return a.s.Get(key) }
+
+func (a storeAdapter) Scan(prefix string, fn func(key string, value []byte) error) error {
+	return a.s.Scan(prefix, fn)
+}

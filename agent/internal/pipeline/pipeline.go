@@ -1,0 +1,355 @@
+// Package pipeline is the one path every reading takes, whatever brought it (MQTT, serial,
+// CoAP, HTTP): normalize → validate → durable append (which assigns seq) → live state, WQI
+// and alerts → local outputs. Forwarding reads the durable log afterwards.
+//
+// Ingest returns only once the accepted readings are durable, so the broker can acknowledge
+// after it. A Pipeline is safe for concurrent use; it owns no goroutine (the agent calls
+// Tick periodically).
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/purehealth/purehealth/agent/internal/alerting"
+	"github.com/purehealth/purehealth/agent/internal/state"
+	"github.com/purehealth/purehealth/shared/telemetry"
+	"github.com/purehealth/purehealth/shared/validate"
+	"github.com/purehealth/purehealth/shared/wqi"
+)
+
+// Store makes readings and WQI history durable.
+type Store interface {
+	// AppendReadings assigns seqs and returns once the readings are durable.
+	AppendReadings(ctx context.Context, rs []telemetry.Reading) ([]telemetry.Reading, error)
+	AppendWQI(ctx context.Context, data []byte) error
+}
+
+// Alerts is the part of the alert manager the pipeline drives.
+type Alerts interface {
+	OnReadings(ctx context.Context, rs []telemetry.Reading)
+	OnWQI(ctx context.Context, value float64, class string, partial bool, missing []string)
+	Set(ctx context.Context, c alerting.Condition, active bool)
+}
+
+// Publisher sends on the local broker.
+type Publisher interface {
+	Publish(topic string, payload []byte, retain bool, qos byte) error
+}
+
+// Clock says whether the wall clock is trusted.
+type Clock interface {
+	Synced() bool
+}
+
+// ErrWrongStation rejects an observation addressed to another station.
+var ErrWrongStation = errors.New("observation is for another station")
+
+// Options configures a Pipeline.
+type Options struct {
+	Station string
+	// HistoryInterval is the least time between stored WQI history points unless the
+	// class changes.
+	HistoryInterval time.Duration
+	Now             func() time.Time
+	Logger          *slog.Logger
+}
+
+// Deps are the parts the pipeline drives.
+type Deps struct {
+	Store   Store
+	Checker *validate.Checker
+	State   *state.Station
+	Alerts  Alerts
+	Clock   Clock
+	Outputs Publisher // may be nil (no local broker)
+}
+
+// Pipeline ingests observations. Create it with New.
+type Pipeline struct {
+	opts Options
+	deps Deps
+	log  *slog.Logger
+
+	accepted, rejected, storeFailures, bad, suspect atomic.Uint64
+	storeFailing                                    atomic.Bool
+
+	wqiMu       sync.Mutex
+	current     *Current
+	lastHistory time.Time
+	lastClass   string
+}
+
+// Current is the station's latest WQI.
+type Current struct {
+	Result   wqi.Result
+	Inputs   []state.Input
+	Computed time.Time
+}
+
+// New returns a Pipeline.
+func New(opts Options, deps Deps) *Pipeline {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.HistoryInterval <= 0 {
+		opts.HistoryInterval = time.Minute
+	}
+	return &Pipeline{opts: opts, deps: deps, log: opts.Logger}
+}
+
+// storeFailure is the condition raised while readings cannot be made durable.
+var storeFailure = alerting.Condition{
+	Key: "store:failure", Rule: alerting.RuleStoreFailure, Severity: alerting.Critical,
+	Message: "Readings cannot be stored: the buffer database rejects writes (disk full or failing SD card?); devices are not acknowledged and will resend",
+}
+
+// Ingest normalizes, grades and durably stores obs. It returns one entry per observation
+// in rejected (nil where it was stored), and a non-nil error only when nothing could be
+// stored. The per-reading alert rules still run on what was received when storing fails,
+// so the station keeps alerting on a dying disk.
+func (p *Pipeline) Ingest(ctx context.Context, obs []telemetry.Observation) ([]error, error) {
+	now := p.opts.Now()
+	synced := p.deps.Clock.Synced()
+	rejected := make([]error, len(obs))
+	rs := make([]telemetry.Reading, 0, len(obs))
+	for i, o := range obs {
+		r, err := p.reading(o, now)
+		if err != nil {
+			rejected[i] = err
+			p.rejected.Add(1)
+			p.deps.State.RecordError(o.Sensor, r.Param, rejectKind(err))
+			continue
+		}
+		p.deps.Checker.Check(&r, validate.Input{Received: now, ClockSynced: synced, ProbeError: o.ProbeError})
+		rs = append(rs, r)
+	}
+	if len(rs) == 0 {
+		return rejected, nil
+	}
+
+	stored, err := p.deps.Store.AppendReadings(ctx, rs)
+	if err != nil {
+		p.storeFailures.Add(1)
+		if !p.storeFailing.Swap(true) {
+			p.log.Error("store readings failed; not acknowledging", "err", err)
+		}
+		p.deps.Alerts.Set(ctx, storeFailure, true)
+		p.deps.Alerts.OnReadings(ctx, rs)
+		return rejected, fmt.Errorf("store readings: %w", err)
+	}
+	if p.storeFailing.Swap(false) {
+		p.log.Info("store accepts readings again")
+		p.deps.Alerts.Set(ctx, storeFailure, false)
+	}
+
+	for _, r := range stored {
+		switch r.Quality {
+		case telemetry.Bad:
+			p.bad.Add(1)
+		case telemetry.Suspect:
+			p.suspect.Add(1)
+		}
+	}
+	p.accepted.Add(uint64(len(stored)))
+	p.deps.State.Observe(stored, now)
+	p.deps.Alerts.OnReadings(ctx, stored)
+	if slices.ContainsFunc(stored, func(r telemetry.Reading) bool { return feedsWQI(r.Param) }) {
+		p.updateWQI(ctx, now)
+	}
+	return rejected, nil
+}
+
+func (p *Pipeline) reading(o telemetry.Observation, now time.Time) (telemetry.Reading, error) {
+	if o.Station != "" && o.Station != p.opts.Station {
+		return telemetry.Reading{}, fmt.Errorf("%w: %q (this is %s)", ErrWrongStation, o.Station, p.opts.Station)
+	}
+	param, v, unit, err := telemetry.Normalize(o.Param, o.Value, o.Unit)
+	if err != nil {
+		return telemetry.Reading{}, err
+	}
+	src := o.Source
+	if src == "" {
+		src = telemetry.SourceSensor
+	}
+	if !src.Valid() {
+		return telemetry.Reading{Param: param}, fmt.Errorf("source %q is not one of sensor, api, satellite, model, manual", src)
+	}
+	sensor := o.Sensor
+	if sensor == "" {
+		sensor = string(param)
+	}
+	t := o.Time
+	if t.IsZero() {
+		t = now
+	}
+	return telemetry.Reading{
+		Station: p.opts.Station, Sensor: sensor, Param: param, Value: v, Unit: unit,
+		Time: t.UTC(), Source: src,
+	}, nil
+}
+
+func rejectKind(err error) string {
+	switch {
+	case errors.Is(err, telemetry.ErrUnknownParam):
+		return "unknown_param"
+	case errors.Is(err, telemetry.ErrUnitMismatch):
+		return "unit_mismatch"
+	case errors.Is(err, telemetry.ErrNotFinite):
+		return "not_finite"
+	case errors.Is(err, ErrWrongStation):
+		return "wrong_station"
+	}
+	return "invalid"
+}
+
+func feedsWQI(p telemetry.Param) bool {
+	switch p {
+	case telemetry.DO, telemetry.FC, telemetry.PH, telemetry.BOD, telemetry.Temp:
+		return true
+	}
+	return false
+}
+
+// Tick recomputes the WQI so that inputs that went stale drop out even when no reading
+// arrives. The agent calls it periodically.
+func (p *Pipeline) Tick(ctx context.Context) {
+	p.updateWQI(ctx, p.opts.Now())
+}
+
+// updateWQI recomputes the index; when it changed it is published (retained), fed to the
+// alert rule and, at most every HistoryInterval or on a class change, stored.
+func (p *Pipeline) updateWQI(ctx context.Context, now time.Time) {
+	p.wqiMu.Lock()
+	defer p.wqiMu.Unlock()
+	res, inputs, err := p.deps.State.WQI(now)
+	if err != nil && !errors.Is(err, wqi.ErrNoInputs) {
+		// An input outside the index's domain (a temperature the DO equation does not
+		// cover): compute without temperature rather than show nothing.
+		res, inputs, err = p.wqiWithoutTemp(now)
+	}
+	if err != nil {
+		if p.current != nil {
+			p.current = nil
+			p.publishWQI(nil, now)
+			p.log.Info("WQI unavailable: no fresh index inputs")
+		}
+		return
+	}
+	cur := &Current{Result: res, Inputs: inputs, Computed: now}
+	changed := p.current == nil || math.Abs(p.current.Result.WQI-res.WQI) >= 0.005 ||
+		p.current.Result.Class != res.Class || !slices.Equal(p.current.Result.Missing, res.Missing)
+	p.current = cur
+	if !changed {
+		return
+	}
+	payload := p.publishWQI(cur, now)
+	missing := make([]string, len(res.Missing))
+	for i, m := range res.Missing {
+		missing[i] = string(m)
+	}
+	p.deps.Alerts.OnWQI(ctx, res.WQI, res.Class, res.Partial, missing)
+	if payload != nil && (res.Class != p.lastClass || now.Sub(p.lastHistory) >= p.opts.HistoryInterval) {
+		if err := p.deps.Store.AppendWQI(ctx, payload); err != nil {
+			p.log.Warn("store WQI history", "err", err)
+			return
+		}
+		p.lastHistory, p.lastClass = now, res.Class
+	}
+}
+
+func (p *Pipeline) wqiWithoutTemp(now time.Time) (wqi.Result, []state.Input, error) {
+	_, inputs, _ := p.deps.State.WQI(now)
+	values := map[telemetry.Param]float64{}
+	for _, in := range inputs {
+		if !in.Stale && in.Param != telemetry.Temp {
+			values[in.Param] = in.Value
+		}
+	}
+	res, err := wqi.Compute(wqi.Input{Values: values})
+	return res, inputs, err
+}
+
+// WQIMessage is what the agent publishes on purehealth/<station>/wqi and stores as history.
+type WQIMessage struct {
+	Station string        `json:"station"`
+	Time    time.Time     `json:"time"`
+	Inputs  []state.Input `json:"inputs,omitempty"`
+	Reason  string        `json:"reason,omitempty"`
+	Result  *wqi.Result   `json:"-"`
+}
+
+// MarshalJSON flattens the index result into the message.
+func (m WQIMessage) MarshalJSON() ([]byte, error) {
+	type head WQIMessage
+	h, err := json.Marshal(head(m))
+	if err != nil {
+		return nil, err
+	}
+	if m.Result == nil {
+		return h, nil
+	}
+	r, err := json.Marshal(m.Result)
+	if err != nil {
+		return nil, err
+	}
+	// {"station":..} + {"wqi":..} → {"station":..,"wqi":..}
+	return append(append(h[:len(h)-1:len(h)-1], ','), r[1:]...), nil
+}
+
+func (p *Pipeline) publishWQI(cur *Current, now time.Time) []byte {
+	msg := WQIMessage{Station: p.opts.Station, Time: now.UTC()}
+	if cur == nil {
+		msg.Reason = "no fresh values of do, fc, ph or bod"
+	} else {
+		msg.Result, msg.Inputs = &cur.Result, cur.Inputs
+	}
+	payload, err := json.Marshal(msg)
+	if err != nil {
+		p.log.Error("encode WQI", "err", err)
+		return nil
+	}
+	if p.deps.Outputs != nil {
+		if err := p.deps.Outputs.Publish("purehealth/"+p.opts.Station+"/wqi", payload, true, 1); err != nil {
+			p.log.Warn("publish WQI", "err", err)
+		}
+	}
+	return payload
+}
+
+// CurrentWQI returns the latest computed index, or nil when there is none.
+func (p *Pipeline) CurrentWQI() *Current {
+	p.wqiMu.Lock()
+	defer p.wqiMu.Unlock()
+	if p.current == nil {
+		return nil
+	}
+	c := *p.current
+	return &c
+}
+
+// Stats are the pipeline's counters since start.
+type Stats struct {
+	Accepted, Rejected, StoreFailures, Bad, Suspect uint64
+	StoreFailing                                    bool
+}
+
+// Stats returns the counters.
+func (p *Pipeline) Stats() Stats {
+	return Stats{
+		Accepted: p.accepted.Load(), Rejected: p.rejected.Load(),
+		StoreFailures: p.storeFailures.Load(), Bad: p.bad.Load(), Suspect: p.suspect.Load(),
+		StoreFailing: p.storeFailing.Load(),
+	}
+}

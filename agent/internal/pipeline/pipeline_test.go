@@ -1,0 +1,245 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/agent/internal/alerting"
+	"github.com/purehealth/purehealth/agent/internal/spool"
+	"github.com/purehealth/purehealth/agent/internal/state"
+	"github.com/purehealth/purehealth/shared/criteria"
+	"github.com/purehealth/purehealth/shared/telemetry"
+	"github.com/purehealth/purehealth/shared/validate"
+	"github.com/purehealth/purehealth/shared/wqi"
+)
+
+// store puts the real spool behind the pipeline's Store.
+type store struct{ s *spool.Spool }
+
+func (st store) AppendReadings(ctx context.Context, rs []telemetry.Reading) ([]telemetry.Reading, error) {
+	return st.s.AppendReadings(ctx, rs)
+}
+
+func (st store) AppendWQI(ctx context.Context, data []byte) error {
+	_, err := st.s.AppendRecord(ctx, spool.WQI, data)
+	return err
+}
+
+// alertStore puts the real spool behind alerting's Store.
+type alertStore struct{ s *spool.Spool }
+
+func (a alertStore) AppendEvent(ctx context.Context, data []byte) error {
+	_, err := a.s.AppendRecord(ctx, spool.Alerts, data)
+	return err
+}
+
+func (a alertStore) RecentEvents(limit int) ([][]byte, error) {
+	recs, err := a.s.LastRecords(spool.Alerts, limit)
+	out := make([][]byte, len(recs))
+	for i, r := range recs {
+		out[i] = r.Data
+	}
+	return out, err
+}
+func (a alertStore) Put(ctx context.Context, k string, v []byte) error { return a.s.Put(ctx, k, v) }
+func (a alertStore) Get(k string) ([]byte, error)                      { return a.s.Get(k) }
+func (a alertStore) Scan(p string, fn func(string, []byte) error) error {
+	return a.s.Scan(p, fn)
+}
+
+type outbox struct {
+	mu       sync.Mutex
+	byTopic  map[string][][]byte
+	retained map[string]bool
+}
+
+func (o *outbox) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.byTopic[topic] = append(o.byTopic[topic], payload)
+	o.retained[topic] = retain
+	return nil
+}
+
+func (o *outbox) last(topic string) []byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	msgs := o.byTopic[topic]
+	if len(msgs) == 0 {
+		return nil
+	}
+	return msgs[len(msgs)-1]
+}
+
+type syncedClock bool
+
+func (c syncedClock) Synced() bool { return bool(c) }
+
+type harness struct {
+	p      *Pipeline
+	spool  *spool.Spool
+	faults *spool.Faults
+	alerts *alerting.Manager
+	out    *outbox
+	now    *time.Time
+}
+
+func newHarness(t *testing.T, synced bool) harness {
+	t.Helper()
+	now := time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)
+	h := harness{faults: &spool.Faults{}, out: &outbox{byTopic: map[string][][]byte{}, retained: map[string]bool{}}, now: &now}
+	clock := func() time.Time { return *h.now }
+	sp, err := spool.Open(spool.Options{Path: filepath.Join(t.TempDir(), "agent.db"), Faults: h.faults, Now: clock})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, sp.Close()) })
+	h.spool = sp
+	st := state.New(state.Options{
+		Station: "MH-PUNE-001", Method: wqi.BensonKrause, PressureAtm: 1,
+		Freshness: func(telemetry.Param) time.Duration { return time.Hour },
+	})
+	h.alerts, err = alerting.New(alerting.Options{Station: "MH-PUNE-001", Class: criteria.ClassB, Now: clock},
+		alertStore{sp}, h.out, nil)
+	require.NoError(t, err)
+	h.p = New(Options{Station: "MH-PUNE-001", Now: clock}, Deps{
+		Store: store{sp}, Checker: validate.New(validate.Config{}), State: st,
+		Alerts: h.alerts, Clock: syncedClock(synced), Outputs: h.out,
+	})
+	return h
+}
+
+func obs(param string, v float64, unit string) telemetry.Observation {
+	return telemetry.Observation{Param: param, Value: v, Unit: unit}
+}
+
+func TestIngestNormalizesGradesAndStores(t *testing.T) {
+	h := newHarness(t, true)
+	ctx := t.Context()
+	rejected, err := h.p.Ingest(ctx, []telemetry.Observation{
+		obs("pH", 7.4, ""),
+		obs("Temperature", 77, "°F"),
+		obs("salinity", 3, "psu"),
+		obs("ph", 15, ""),
+		{Station: "MH-NASHIK-001", Param: "do", Value: 6},
+		obs("EC", 1.2, "mS/cm"),
+	})
+	require.NoError(t, err)
+	require.Len(t, rejected, 6)
+	assert.NoError(t, rejected[0])
+	assert.NoError(t, rejected[1])
+	assert.ErrorIs(t, rejected[2], telemetry.ErrUnknownParam)
+	assert.NoError(t, rejected[3], "out of range is stored as bad, not rejected")
+	assert.ErrorIs(t, rejected[4], ErrWrongStation)
+	assert.NoError(t, rejected[5])
+
+	rs, err := h.spool.Readings(spool.Query{})
+	require.NoError(t, err)
+	require.Len(t, rs, 4)
+	// Newest first.
+	assert.Equal(t, telemetry.Conductivity, rs[0].Param)
+	assert.Equal(t, 1200.0, rs[0].Value)
+	assert.Equal(t, telemetry.Bad, rs[1].Quality)
+	assert.Equal(t, telemetry.Temp, rs[2].Param)
+	assert.Equal(t, 25.0, rs[2].Value)
+	assert.Equal(t, "degC", rs[2].Unit)
+	assert.Equal(t, "ph", rs[3].Sensor, "sensor defaults to the parameter")
+	assert.Equal(t, *h.now, rs[3].Time, "no timestamp: the receive time")
+	assert.Equal(t, telemetry.SourceSensor, rs[3].Source)
+	for i := 1; i < len(rs); i++ {
+		assert.Greater(t, rs[i-1].Seq, rs[i].Seq)
+	}
+	s := h.p.Stats()
+	assert.Equal(t, uint64(4), s.Accepted)
+	assert.Equal(t, uint64(2), s.Rejected)
+	assert.Equal(t, uint64(1), s.Bad)
+}
+
+func TestUnsyncedClockFlagsReadings(t *testing.T) {
+	h := newHarness(t, false)
+	_, err := h.p.Ingest(t.Context(), []telemetry.Observation{obs("ph", 7, "")})
+	require.NoError(t, err)
+	rs, err := h.spool.Readings(spool.Query{})
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	assert.True(t, rs[0].Flags.Has(telemetry.FlagTimeUnsynced))
+}
+
+func TestWQIPublishedRetainedAndStored(t *testing.T) {
+	h := newHarness(t, true)
+	ctx := t.Context()
+	_, err := h.p.Ingest(ctx, []telemetry.Observation{obs("ph", 7.5, ""), obs("do", 7, "mg/L")})
+	require.NoError(t, err)
+	cur := h.p.CurrentWQI()
+	require.NotNil(t, cur)
+	assert.True(t, cur.Result.Partial)
+
+	var msg map[string]any
+	require.NoError(t, json.Unmarshal(h.out.last("purehealth/MH-PUNE-001/wqi"), &msg))
+	assert.Equal(t, "MH-PUNE-001", msg["station"])
+	assert.Equal(t, true, msg["partial"])
+	assert.Equal(t, []any{"fc", "bod"}, msg["missing"])
+	assert.True(t, h.out.retained["purehealth/MH-PUNE-001/wqi"])
+
+	_, err = h.p.Ingest(ctx, []telemetry.Observation{obs("bod", 2, ""), obs("fc", 100, "")})
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(h.out.last("purehealth/MH-PUNE-001/wqi"), &msg))
+	assert.Equal(t, false, msg["partial"])
+	assert.Equal(t, "A", msg["class"])
+
+	history := func() int {
+		recs, err := h.spool.LastRecords(spool.WQI, 10)
+		require.NoError(t, err)
+		return len(recs)
+	}
+	assert.Equal(t, 1, history(), "the second index (same class, same minute) is not stored")
+	_, err = h.p.Ingest(ctx, []telemetry.Observation{obs("fc", 200000, ""), obs("bod", 40, "")})
+	require.NoError(t, err)
+	assert.Equal(t, 2, history(), "a class change is stored at once")
+	*h.now = h.now.Add(time.Minute)
+	_, err = h.p.Ingest(ctx, []telemetry.Observation{obs("ph", 7.6, "")})
+	require.NoError(t, err)
+	assert.Equal(t, 3, history(), "and a point every history interval")
+}
+
+func TestStaleInputsDropOut(t *testing.T) {
+	h := newHarness(t, true)
+	ctx := t.Context()
+	_, err := h.p.Ingest(ctx, []telemetry.Observation{obs("ph", 7.5, ""), obs("do", 7, "")})
+	require.NoError(t, err)
+	*h.now = h.now.Add(2 * time.Hour) // past the one-hour freshness window
+	h.p.Tick(ctx)
+	assert.Nil(t, h.p.CurrentWQI(), "no index from stale inputs")
+	var msg map[string]any
+	require.NoError(t, json.Unmarshal(h.out.last("purehealth/MH-PUNE-001/wqi"), &msg))
+	assert.Contains(t, msg["reason"], "no fresh values")
+}
+
+func TestStoreFailureRejectsButAlerts(t *testing.T) {
+	h := newHarness(t, true)
+	ctx := t.Context()
+	h.faults.FailCommits(true)
+	_, err := h.p.Ingest(ctx, []telemetry.Observation{obs("do", 2, "mg/L")})
+	require.Error(t, err, "nothing durable, so the caller must not acknowledge")
+	assert.True(t, h.p.Stats().StoreFailing)
+
+	rules := map[string]bool{}
+	for _, a := range h.alerts.Active() {
+		rules[a.Rule] = true
+	}
+	assert.True(t, rules[alerting.RuleStoreFailure], "store failure raised")
+	assert.True(t, rules[alerting.RuleThreshold], "the received DO still alerts locally")
+
+	h.faults.FailCommits(false)
+	_, err = h.p.Ingest(ctx, []telemetry.Observation{obs("do", 2.1, "mg/L")})
+	require.NoError(t, err)
+	assert.False(t, h.p.Stats().StoreFailing)
+	for _, a := range h.alerts.Active() {
+		assert.NotEqual(t, alerting.RuleStoreFailure, a.Rule, "store failure resolved on recovery")
+	}
+}

@@ -1,0 +1,283 @@
+// Package state keeps the station's live picture in memory: the latest usable value of
+// each parameter, the current WQI computed from fresh inputs only, and the health of every
+// sensor (configured probes and sensors that simply publish over MQTT).
+//
+// A Station is safe for concurrent use. It does no I/O; the pipeline feeds it durable
+// readings and the admin API and alerting read it.
+package state
+
+import (
+	"maps"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/purehealth/purehealth/shared/telemetry"
+	"github.com/purehealth/purehealth/shared/wqi"
+)
+
+// SensorSpec is a sensor the station expects to hear from.
+type SensorSpec struct {
+	Name     string
+	Kind     string // serial, coap, http; "mqtt" for sensors discovered on the broker
+	Param    telemetry.Param
+	Interval time.Duration // expected reporting interval; 0 = learn it from arrivals
+}
+
+// Options configures a Station.
+type Options struct {
+	Station     string
+	Method      wqi.DOMethod
+	PressureAtm float64
+	// Freshness bounds the age of a parameter's latest value that may feed the WQI.
+	Freshness func(telemetry.Param) time.Duration
+	// OfflineFactor times the expected interval without a reading makes a sensor offline.
+	OfflineFactor float64
+	Expected      []SensorSpec
+}
+
+type valueAt struct {
+	value  float64
+	at     time.Time
+	seq    uint64
+	sensor string
+}
+
+// Sensor is the health of one sensor.
+type Sensor struct {
+	Name     string
+	Kind     string
+	Param    telemetry.Param
+	Expected bool          // configured, so silence is a fault rather than absence
+	Interval time.Duration // expected (configured or learned) reporting interval
+	Learned  bool          // Interval was learned from arrivals
+
+	LastReadingAt      time.Time // receive time of the latest reading
+	LastValue          float64
+	Readings           uint64
+	Good, Suspect, Bad uint64
+	Errors             uint64            // rejected inputs plus bad readings
+	ErrorsByKind       map[string]uint64 // e.g. unit_mismatch, bad, probe_error
+	Reconnects         uint64
+	RatePerMin         float64 // readings per minute, smoothed
+	gaps               []time.Duration
+}
+
+// Online reports whether the sensor reported within OfflineFactor × its interval.
+func (s Sensor) Online(now time.Time, factor float64) bool {
+	if s.LastReadingAt.IsZero() {
+		return false
+	}
+	if s.Interval <= 0 {
+		return true // not enough history to judge yet
+	}
+	return now.Sub(s.LastReadingAt) <= time.Duration(factor*float64(s.Interval))
+}
+
+// Station is the live state. Create it with New.
+type Station struct {
+	opts Options
+
+	mu      sync.Mutex
+	latest  map[telemetry.Param]valueAt
+	sensors map[string]*Sensor
+}
+
+// New returns a Station expecting opts.Expected.
+func New(opts Options) *Station {
+	if opts.OfflineFactor <= 0 {
+		opts.OfflineFactor = 3
+	}
+	s := &Station{opts: opts, latest: map[telemetry.Param]valueAt{}, sensors: map[string]*Sensor{}}
+	for _, e := range opts.Expected {
+		s.sensors[e.Name] = &Sensor{Name: e.Name, Kind: e.Kind, Param: e.Param, Expected: true,
+			Interval: e.Interval, ErrorsByKind: map[string]uint64{}}
+	}
+	return s
+}
+
+// maxGaps is how many inter-arrival gaps are kept to learn an interval.
+const maxGaps = 9
+
+// Observe records durable readings, received at now.
+func (s *Station) Observe(rs []telemetry.Reading, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rs {
+		sen := s.sensorLocked(r.Sensor, r.Param)
+		if !sen.LastReadingAt.IsZero() {
+			gap := now.Sub(sen.LastReadingAt)
+			if gap > 0 {
+				sen.gaps = append(sen.gaps, gap)
+				if len(sen.gaps) > maxGaps {
+					sen.gaps = sen.gaps[1:]
+				}
+				// Smooth the rate over about ten arrivals.
+				inst := float64(time.Minute) / float64(gap)
+				if sen.RatePerMin == 0 {
+					sen.RatePerMin = inst
+				} else {
+					sen.RatePerMin += (inst - sen.RatePerMin) / 10
+				}
+			}
+			if sen.Learned || sen.Interval == 0 {
+				if len(sen.gaps) >= 3 {
+					sen.Interval = median(sen.gaps)
+					sen.Learned = true
+				}
+			}
+		}
+		sen.LastReadingAt = now
+		sen.LastValue = r.Value
+		sen.Readings++
+		switch r.Quality {
+		case telemetry.Good:
+			sen.Good++
+		case telemetry.Suspect:
+			sen.Suspect++
+		case telemetry.Bad:
+			sen.Bad++
+			sen.Errors++
+			kind := "bad"
+			if r.Flags.Has(telemetry.FlagProbeError) {
+				kind = "probe_error"
+			}
+			sen.ErrorsByKind[kind]++
+		}
+		if !r.Usable() || r.Flags.Has(telemetry.FlagDownsampled) {
+			continue
+		}
+		// The latest value is the one measured last; a backfilled old reading arriving late
+		// does not replace a fresher one. Under an untrusted clock, arrival order (seq) rules.
+		if cur, ok := s.latest[r.Param]; !ok || r.Seq > cur.seq && (!r.Time.Before(cur.at) ||
+			r.Flags.Has(telemetry.FlagTimeUnsynced)) {
+			s.latest[r.Param] = valueAt{value: r.Value, at: r.Time, seq: r.Seq, sensor: r.Sensor}
+		}
+	}
+}
+
+// RecordError counts an input from sensor that was rejected before it became a reading.
+func (s *Station) RecordError(sensor string, p telemetry.Param, kind string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sen := s.sensorLocked(sensor, p)
+	sen.Errors++
+	sen.ErrorsByKind[kind]++
+}
+
+// RecordReconnect counts a probe reconnection.
+func (s *Station) RecordReconnect(sensor string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sen, ok := s.sensors[sensor]; ok {
+		sen.Reconnects++
+	}
+}
+
+func (s *Station) sensorLocked(name string, p telemetry.Param) *Sensor {
+	sen := s.sensors[name]
+	if sen == nil {
+		sen = &Sensor{Name: name, Kind: "mqtt", Param: p, ErrorsByKind: map[string]uint64{}}
+		s.sensors[name] = sen
+	}
+	if sen.Param == "" {
+		sen.Param = p
+	}
+	return sen
+}
+
+// Sensors returns a copy of every sensor's health, sorted by name.
+func (s *Station) Sensors() []Sensor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Sensor, 0, len(s.sensors))
+	for _, sen := range s.sensors {
+		c := *sen
+		c.ErrorsByKind = maps.Clone(sen.ErrorsByKind)
+		c.gaps = nil
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// OfflineFactor is the configured factor, for callers judging Sensor.Online.
+func (s *Station) OfflineFactor() float64 { return s.opts.OfflineFactor }
+
+// Input is one parameter value that fed (or could not feed) the index.
+type Input struct {
+	Param  telemetry.Param `json:"param"`
+	Value  float64         `json:"value"`
+	Time   time.Time       `json:"time"`
+	Sensor string          `json:"sensor"`
+	Stale  bool            `json:"stale,omitempty"`
+}
+
+// WQI computes the index at now from the latest usable value of each parameter that is
+// within its freshness window. Stale values are reported but never used. The error is
+// wqi.ErrNoInputs when none of the four index parameters is fresh.
+func (s *Station) WQI(now time.Time) (wqi.Result, []Input, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	values := map[telemetry.Param]float64{}
+	var inputs []Input
+	for _, p := range []telemetry.Param{telemetry.DO, telemetry.FC, telemetry.PH, telemetry.BOD, telemetry.Temp} {
+		v, ok := s.latest[p]
+		if !ok {
+			continue
+		}
+		in := Input{Param: p, Value: v.value, Time: v.at, Sensor: v.sensor}
+		if now.Sub(v.at) > s.opts.Freshness(p) {
+			in.Stale = true
+		} else {
+			values[p] = v.value
+		}
+		inputs = append(inputs, in)
+	}
+	res, err := wqi.Compute(wqi.Input{Values: values, Method: s.opts.Method, PressureAtm: s.opts.PressureAtm})
+	return res, inputs, err
+}
+
+// Latest returns the latest usable value of p.
+func (s *Station) Latest(p telemetry.Param) (float64, time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.latest[p]
+	return v.value, v.at, ok
+}
+
+// Params lists the parameters with a latest value.
+func (s *Station) Params() []telemetry.Param {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := slices.Collect(maps.Keys(s.latest))
+	slices.Sort(ps)
+	return ps
+}
+
+func median(ds []time.Duration) time.Duration {
+	c := slices.Clone(ds)
+	slices.Sort(c)
+	n := len(c)
+	if n%2 == 1 {
+		return c[n/2]
+	}
+	return time.Duration(math.Round(float64(c[n/2-1]+c[n/2]) / 2))
+}
+
+// Restore seeds the latest values from stored readings after a restart, without touching
+// sensor health. Readings may come in any order.
+func (s *Station) Restore(rs []telemetry.Reading) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rs {
+		if !r.Usable() || r.Flags.Has(telemetry.FlagDownsampled) {
+			continue
+		}
+		if cur, ok := s.latest[r.Param]; !ok || r.Seq > cur.seq {
+			s.latest[r.Param] = valueAt{value: r.Value, at: r.Time, seq: r.Seq, sensor: r.Sensor}
+		}
+	}
+}

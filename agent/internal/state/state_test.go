@@ -1,0 +1,131 @@
+package state
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/shared/telemetry"
+	"github.com/purehealth/purehealth/shared/wqi"
+)
+
+var t0 = time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)
+
+func newStation(expected ...SensorSpec) *Station {
+	return New(Options{
+		Station: "S", Method: wqi.BensonKrause, PressureAtm: 1,
+		Freshness: func(p telemetry.Param) time.Duration {
+			if p == telemetry.BOD {
+				return 48 * time.Hour
+			}
+			return time.Hour
+		},
+		Expected: expected,
+	})
+}
+
+func r(seq uint64, sensor string, p telemetry.Param, v float64, at time.Time, q telemetry.Quality) telemetry.Reading {
+	return telemetry.Reading{Seq: seq, Sensor: sensor, Param: p, Value: v, Time: at, Quality: q}
+}
+
+func TestLatestValueRules(t *testing.T) {
+	s := newStation()
+	s.Observe([]telemetry.Reading{r(1, "ph-1", telemetry.PH, 7.1, t0, telemetry.Good)}, t0)
+	s.Observe([]telemetry.Reading{r(2, "ph-1", telemetry.PH, 99, t0.Add(time.Minute), telemetry.Bad)}, t0)
+	v, _, ok := s.Latest(telemetry.PH)
+	require.True(t, ok)
+	assert.Equal(t, 7.1, v, "bad readings never become the latest value")
+
+	s.Observe([]telemetry.Reading{r(3, "ph-1", telemetry.PH, 7.3, t0.Add(-time.Hour), telemetry.Good)}, t0)
+	v, _, _ = s.Latest(telemetry.PH)
+	assert.Equal(t, 7.1, v, "a backfilled older reading does not replace a fresher one")
+
+	s.Observe([]telemetry.Reading{r(4, "ph-1", telemetry.PH, 7.6, t0.Add(-9*time.Hour), telemetry.Good)}, t0)
+	unsynced := r(5, "ph-1", telemetry.PH, 7.7, time.Unix(100, 0), telemetry.Good)
+	unsynced.Flags = telemetry.FlagTimeUnsynced
+	s.Observe([]telemetry.Reading{unsynced}, t0)
+	v, _, _ = s.Latest(telemetry.PH)
+	assert.Equal(t, 7.7, v, "under an untrusted clock arrival order rules")
+
+	suspect := r(6, "ph-1", telemetry.PH, 7.9, t0.Add(2*time.Minute), telemetry.Suspect)
+	s.Observe([]telemetry.Reading{suspect}, t0)
+	v, _, _ = s.Latest(telemetry.PH)
+	assert.Equal(t, 7.9, v, "suspect values still feed the index")
+}
+
+func TestWQIUsesFreshInputsOnly(t *testing.T) {
+	s := newStation()
+	s.Observe([]telemetry.Reading{
+		r(1, "do-1", telemetry.DO, 7, t0, telemetry.Good),
+		r(2, "ph-1", telemetry.PH, 7.5, t0, telemetry.Good),
+		r(3, "lab", telemetry.BOD, 2, t0, telemetry.Good),
+	}, t0)
+	res, inputs, err := s.WQI(t0.Add(30 * time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, []telemetry.Param{telemetry.FC}, res.Missing)
+	assert.Len(t, inputs, 3)
+
+	res, inputs, err = s.WQI(t0.Add(2 * time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, []telemetry.Param{telemetry.DO, telemetry.FC, telemetry.PH}, res.Missing, "do and ph are stale after 1h, bod is fresh for 48h")
+	stale := 0
+	for _, in := range inputs {
+		if in.Stale {
+			stale++
+		}
+	}
+	assert.Equal(t, 2, stale, "stale inputs are reported, not used")
+
+	_, _, err = s.WQI(t0.Add(72 * time.Hour))
+	assert.True(t, errors.Is(err, wqi.ErrNoInputs))
+}
+
+func TestSensorHealth(t *testing.T) {
+	s := newStation(SensorSpec{Name: "ph-1", Kind: "serial", Param: telemetry.PH, Interval: time.Minute})
+	sensors := s.Sensors()
+	require.Len(t, sensors, 1)
+	assert.True(t, sensors[0].Expected)
+	assert.False(t, sensors[0].Online(t0, 3), "a configured probe that never reported is not online")
+
+	for i := range 5 {
+		at := t0.Add(time.Duration(i) * 10 * time.Second)
+		q := telemetry.Good
+		if i == 4 {
+			q = telemetry.Bad
+		}
+		s.Observe([]telemetry.Reading{r(uint64(i+1), "do-mqtt", telemetry.DO, 7, at, q)}, at)
+	}
+	s.RecordError("do-mqtt", telemetry.DO, "unit_mismatch")
+	s.RecordReconnect("ph-1")
+	sensors = s.Sensors()
+	require.Len(t, sensors, 2)
+	mq := sensors[0]
+	assert.Equal(t, "do-mqtt", mq.Name)
+	assert.Equal(t, "mqtt", mq.Kind)
+	assert.True(t, mq.Learned)
+	assert.Equal(t, 10*time.Second, mq.Interval, "interval learned from arrivals")
+	assert.InDelta(t, 6, mq.RatePerMin, 0.01)
+	assert.Equal(t, uint64(5), mq.Readings)
+	assert.Equal(t, uint64(4), mq.Good)
+	assert.Equal(t, uint64(2), mq.Errors)
+	assert.Equal(t, map[string]uint64{"bad": 1, "unit_mismatch": 1}, mq.ErrorsByKind)
+	last := t0.Add(40 * time.Second)
+	assert.True(t, mq.Online(last.Add(30*time.Second), 3))
+	assert.False(t, mq.Online(last.Add(31*time.Second), 3))
+	assert.Equal(t, uint64(1), sensors[1].Reconnects)
+}
+
+func TestRestoreSeedsLatestOnly(t *testing.T) {
+	s := newStation()
+	s.Restore([]telemetry.Reading{
+		r(9, "do-1", telemetry.DO, 6, t0, telemetry.Good),
+		r(3, "do-1", telemetry.DO, 5, t0, telemetry.Good),
+	})
+	v, _, ok := s.Latest(telemetry.DO)
+	require.True(t, ok)
+	assert.Equal(t, 6.0, v)
+	assert.Empty(t, s.Sensors(), "restoring does not invent sensor activity")
+}
