@@ -72,17 +72,38 @@ type ClockStatus struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Queue answers `ph-agent queue` (and is the uplink part of Status).
+// Queue answers `ph-agent queue` (and is the uplink part of Status). backlog,
+// oldest_unsent_at, last_acked_seq and last_success_at are the contract keys.
 type Queue struct {
-	Configured     bool      `json:"configured"`
-	URL            string    `json:"url,omitempty"`
-	State          string    `json:"state"`
+	Configured bool   `json:"configured"`
+	URL        string `json:"url,omitempty"`
+	// State is "not configured", "stopped", "idle", "sending", "backing off",
+	// "auth failed" or "budget exhausted".
+	State string `json:"state"`
+	// Backlog is the readings not yet in the cloud.
 	Backlog        int       `json:"backlog"`
 	OldestUnsentAt time.Time `json:"oldest_unsent_at,omitzero"`
 	LastAckedSeq   uint64    `json:"last_acked_seq"`
 	LastSuccessAt  time.Time `json:"last_success_at,omitzero"`
 	LastError      string    `json:"last_error,omitempty"`
-	Lanes          []Lane    `json:"lanes,omitempty"`
+	LastErrorAt    time.Time `json:"last_error_at,omitzero"`
+	// ConsecutiveFailures counts the failed attempts since the last success; NextRetryAt
+	// is when the next one is due (backing off, auth failed), or when the backlog resumes
+	// (budget exhausted).
+	ConsecutiveFailures int       `json:"consecutive_failures"`
+	NextRetryAt         time.Time `json:"next_retry_at,omitzero"`
+	// BytesToday is what the uplink put on the wire this UTC day; DailyBytes the budget
+	// (0: none).
+	BytesToday int64 `json:"bytes_today"`
+	DailyBytes int64 `json:"daily_bytes"`
+	// Rejected counts records set aside because the cloud refused them (or they could not
+	// be encoded): they will not reach the cloud.
+	Rejected uint64 `json:"rejected"`
+	// BatchLimit is the records per batch now; less than BatchMax after the cloud found a
+	// batch too large.
+	BatchLimit int    `json:"batch_limit,omitempty"`
+	BatchMax   int    `json:"batch_max,omitempty"`
+	Lanes      []Lane `json:"lanes,omitempty"`
 }
 
 // MarshalJSON writes oldest_unsent_at and last_success_at as null while there is no such
@@ -105,10 +126,17 @@ func timeOrNil(t time.Time) *time.Time {
 
 // Lane is one forwarded stream.
 type Lane struct {
-	Stream  string `json:"stream"`
-	Backlog int    `json:"backlog"`
-	Cursor  uint64 `json:"cursor"`
-	LastSeq uint64 `json:"last_seq"`
+	Stream string `json:"stream"`
+	// Backlog is the records not yet in the cloud; Live of them go first when the link is
+	// up (the live lane: unsent alerts, the latest WQI, the newest readings), the rest drain
+	// behind in seq order (the backlog lane).
+	Backlog int `json:"backlog"`
+	Live    int `json:"live"`
+	// AckedAhead counts seqs above the cursor the cloud already confirmed (sent by the live
+	// lane); the cursor jumps over them when the backlog reaches them.
+	AckedAhead uint64 `json:"acked_ahead"`
+	Cursor     uint64 `json:"cursor"`
+	LastSeq    uint64 `json:"last_seq"`
 }
 
 // Sensor is one row of `ph-agent sensors`.

@@ -183,13 +183,35 @@ func uplinkLine(q admin.Queue, now time.Time) string {
 	if !q.Configured {
 		return fmt.Sprintf("not configured; %d readings kept locally", q.Backlog)
 	}
-	s := fmt.Sprintf("%s, backlog %d", q.State, q.Backlog)
+	s := stateText(q, now)
+	s += fmt.Sprintf(", backlog %d", q.Backlog)
 	if !q.OldestUnsentAt.IsZero() {
 		s += fmt.Sprintf(" (oldest %s)", age(q.OldestUnsentAt, now))
 	}
 	s += ", last success " + age(q.LastSuccessAt, now)
-	if q.LastError != "" {
+	if q.LastError != "" && q.State != "idle" { // an old error once everything went is history
 		s += ", last error: " + q.LastError
+	}
+	return s
+}
+
+// stateText is the uplink's state with what the technician needs to know about it: how
+// long it has been failing and when it tries again.
+func stateText(q admin.Queue, now time.Time) string {
+	s := q.State
+	var more []string
+	if q.ConsecutiveFailures > 0 {
+		more = append(more, fmt.Sprintf("%d failures", q.ConsecutiveFailures))
+	}
+	if !q.NextRetryAt.IsZero() {
+		if q.State == "budget exhausted" {
+			more = append(more, "backlog resumes "+age(q.NextRetryAt, now))
+		} else {
+			more = append(more, "next try "+age(q.NextRetryAt, now))
+		}
+	}
+	if len(more) > 0 {
+		s += " (" + strings.Join(more, ", ") + ")"
 	}
 	return s
 }
@@ -332,9 +354,32 @@ func renderAlerts(w io.Writer, as []alerting.Alert, now time.Time, withResolved 
 
 func renderQueue(w io.Writer, q admin.Queue, now time.Time) error {
 	t := table(w)
-	fmt.Fprintf(t, "Uplink\t%s\n", uplinkLine(q, now))
-	if q.Configured {
+	if !q.Configured {
+		fmt.Fprintf(t, "Uplink\t%s\n", uplinkLine(q, now))
+	} else {
+		fmt.Fprintf(t, "Uplink\t%s\n", stateText(q, now))
 		fmt.Fprintf(t, "URL\t%s\n", q.URL)
+		backlog := fmt.Sprintf("%d readings", q.Backlog)
+		if !q.OldestUnsentAt.IsZero() {
+			backlog += fmt.Sprintf(" (oldest %s)", age(q.OldestUnsentAt, now))
+		}
+		fmt.Fprintf(t, "Backlog\t%s\n", backlog)
+		fmt.Fprintf(t, "Last success\t%s\n", age(q.LastSuccessAt, now))
+		if q.LastError != "" {
+			fmt.Fprintf(t, "Last error\t%s: %s\n", age(q.LastErrorAt, now), q.LastError)
+		}
+		if q.DailyBytes > 0 {
+			fmt.Fprintf(t, "Sent today\t%s of the %s daily budget (UTC)\n", bytesIEC(q.BytesToday), bytesIEC(q.DailyBytes))
+		} else {
+			fmt.Fprintf(t, "Sent today\t%s (UTC day, no budget)\n", bytesIEC(q.BytesToday))
+		}
+		if q.BatchLimit > 0 && q.BatchLimit < q.BatchMax {
+			fmt.Fprintf(t, "Batch size\t%d records, down from %d: the cloud found larger batches too large\n",
+				q.BatchLimit, q.BatchMax)
+		}
+		if q.Rejected > 0 {
+			fmt.Fprintf(t, "Set aside\t%d records refused by the cloud; they will not reach it (see the log)\n", q.Rejected)
+		}
 	}
 	fmt.Fprintf(t, "Last acked seq\t%d\n", q.LastAckedSeq)
 	if err := t.Flush(); err != nil {
@@ -345,9 +390,10 @@ func renderQueue(w io.Writer, q admin.Queue, now time.Time) error {
 	}
 	fmt.Fprintln(w)
 	t = table(w)
-	fmt.Fprintln(t, "STREAM\tBACKLOG\tCURSOR\tLAST SEQ")
+	fmt.Fprintln(t, "STREAM\tUNSENT\tLIVE LANE\tBACKLOG LANE\tACKED AHEAD\tCURSOR\tLAST SEQ")
 	for _, l := range q.Lanes {
-		fmt.Fprintf(t, "%s\t%d\t%d\t%d\n", l.Stream, l.Backlog, l.Cursor, l.LastSeq)
+		fmt.Fprintf(t, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", l.Stream, l.Backlog, l.Live, max(l.Backlog-l.Live, 0),
+			l.AckedAhead, l.Cursor, l.LastSeq)
 	}
 	return t.Flush()
 }

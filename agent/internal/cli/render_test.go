@@ -76,6 +76,20 @@ func TestRenderGolden(t *testing.T) {
 		{"queue", "queue.txt", func(b *bytes.Buffer) error {
 			return renderQueue(b, fixture[admin.Queue](t, "queue.json"), now)
 		}},
+		{"queue backing off", "queue-backing-off.txt", func(b *bytes.Buffer) error {
+			return renderQueue(b, fixture[admin.Queue](t, "queue-backing-off.json"), now)
+		}},
+		{"queue budget exhausted", "queue-budget.txt", func(b *bytes.Buffer) error {
+			return renderQueue(b, fixture[admin.Queue](t, "queue-budget.json"), now)
+		}},
+		{"queue idle", "queue-idle.txt", func(b *bytes.Buffer) error {
+			return renderQueue(b, fixture[admin.Queue](t, "queue-idle.json"), now)
+		}},
+		{"status backing off", "status-backing-off.txt", func(b *bytes.Buffer) error {
+			s := fixture[admin.Status](t, "status.json")
+			s.Uplink = fixture[admin.Queue](t, "queue-backing-off.json")
+			return renderStatus(b, s, now)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

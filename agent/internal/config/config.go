@@ -105,12 +105,28 @@ type TLS struct {
 
 // Uplink configures store-and-forward to the cloud.
 type Uplink struct {
-	URL       string        `yaml:"url"`
-	Token     string        `yaml:"token"`
+	URL   string `yaml:"url"`
+	Token string `yaml:"token"`
+	// TokenFile holds the token instead; it is read again whenever the cloud refuses the
+	// token, so a rotated one takes effect without a restart.
 	TokenFile string        `yaml:"token_file"`
 	Interval  time.Duration `yaml:"interval"`  // default 2s
-	BatchMax  int           `yaml:"batch_max"` // default 500
-	CAFile    string        `yaml:"ca_file"`
+	BatchMax  int           `yaml:"batch_max"` // records per batch, default 500
+	// CAFile replaces the system roots for the cloud's certificate; CertFile and KeyFile
+	// are a client certificate for mutual TLS. All need an https:// url.
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// LiveReadings is how many of the newest unsent readings go first, with the unsent
+	// alerts and the latest WQI, when the link comes back (default 200).
+	LiveReadings int `yaml:"live_readings"`
+	// BackoffMax caps the wait between failed attempts (default 5m).
+	BackoffMax time.Duration `yaml:"backoff_max"`
+	// DailyBytes is a budget of bytes on the wire per UTC day for metered links; 0 (the
+	// default) means no limit. Once it is spent only alerts and the latest WQI go.
+	DailyBytes     int64         `yaml:"daily_bytes"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"` // TCP connect and TLS handshake, default 10s
+	RequestTimeout time.Duration `yaml:"request_timeout"` // one whole request, default 30s
 }
 
 // Buffer bounds the local store.
@@ -200,6 +216,11 @@ const (
 	DefaultRetention      = 30 * 24 * time.Hour
 	DefaultUplinkInterval = 2 * time.Second
 	DefaultBatchMax       = 500
+	DefaultLiveReadings   = 200
+	DefaultBackoffMax     = 5 * time.Minute
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultRequestTimeout = 30 * time.Second
+	MinDailyBytes         = 64 << 10
 	DefaultHookTimeout    = 10 * time.Second
 	DefaultMinTime        = "2025-01-01"
 	DefaultSyncFile       = "/run/systemd/timesync/synchronized"
@@ -295,6 +316,18 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Uplink.BatchMax == 0 {
 		c.Uplink.BatchMax = DefaultBatchMax
+	}
+	if c.Uplink.LiveReadings == 0 {
+		c.Uplink.LiveReadings = DefaultLiveReadings
+	}
+	if c.Uplink.BackoffMax == 0 {
+		c.Uplink.BackoffMax = DefaultBackoffMax
+	}
+	if c.Uplink.ConnectTimeout == 0 {
+		c.Uplink.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.Uplink.RequestTimeout == 0 {
+		c.Uplink.RequestTimeout = DefaultRequestTimeout
 	}
 	if c.Buffer.MaxBytes == 0 {
 		c.Buffer.MaxBytes = DefaultMaxBytes
@@ -448,6 +481,18 @@ func (c *Config) Validate() error {
 		if c.Uplink.Token == "" && c.Uplink.TokenFile == "" {
 			bad("uplink: token or token_file is required with a url")
 		}
+		if err == nil && u.Scheme == "http" {
+			for _, f := range []struct{ key, v string }{
+				{"ca_file", c.Uplink.CAFile}, {"cert_file", c.Uplink.CertFile}, {"key_file", c.Uplink.KeyFile},
+			} {
+				if f.v != "" {
+					bad("uplink.%s: set, but the url %q is not https://, so it would not be used", f.key, c.Uplink.URL)
+				}
+			}
+		}
+	}
+	if (c.Uplink.CertFile == "") != (c.Uplink.KeyFile == "") {
+		bad("uplink: cert_file and key_file go together (a client certificate and its key)")
 	}
 	if c.Uplink.Token != "" && c.Uplink.TokenFile != "" {
 		bad("uplink: give token or token_file, not both")
@@ -457,6 +502,21 @@ func (c *Config) Validate() error {
 	}
 	if c.Uplink.BatchMax < 1 || c.Uplink.BatchMax > 50000 {
 		bad("uplink.batch_max: %d must be 1..50000", c.Uplink.BatchMax)
+	}
+	if c.Uplink.LiveReadings < 1 || c.Uplink.LiveReadings > 50000 {
+		bad("uplink.live_readings: %d must be 1..50000", c.Uplink.LiveReadings)
+	}
+	if c.Uplink.BackoffMax < time.Second || c.Uplink.BackoffMax > 24*time.Hour {
+		bad("uplink.backoff_max: %s must be within 1s..24h", c.Uplink.BackoffMax)
+	}
+	if c.Uplink.DailyBytes != 0 && c.Uplink.DailyBytes < MinDailyBytes {
+		bad("uplink.daily_bytes: %d is below %d (64 KiB); 0 means no limit", c.Uplink.DailyBytes, MinDailyBytes)
+	}
+	if c.Uplink.ConnectTimeout < 100*time.Millisecond {
+		bad("uplink.connect_timeout: %s is shorter than 100ms", c.Uplink.ConnectTimeout)
+	}
+	if c.Uplink.RequestTimeout < time.Second {
+		bad("uplink.request_timeout: %s is shorter than 1s", c.Uplink.RequestTimeout)
 	}
 
 	if c.Buffer.MaxBytes < 1<<20 {

@@ -31,6 +31,12 @@ func defaultMaxBytes() int64 {
 	return config.DefaultMaxBytes
 }
 
+// defaultUplink is the uplink section Load fills in when the file has none.
+var defaultUplink = config.Uplink{
+	Interval: 2 * time.Second, BatchMax: 500, LiveReadings: 200, BackoffMax: 5 * time.Minute,
+	ConnectTimeout: 10 * time.Second, RequestTimeout: 30 * time.Second,
+}
+
 const (
 	hashGW        = "$2a$04$BE5OsmVYAAol75WadfhBQeI8GxVcxLDI1fQP.UbCFz7W6JAiBy906"
 	hashDashboard = "$2a$04$b0jFL4uK2JXaxoNRyrtskuVlCSQxdFDy7rRr9dbFhestDVjZq4ALe"
@@ -67,6 +73,9 @@ func TestLoadValid(t *testing.T) {
 				Uplink: config.Uplink{
 					URL: "https://cloud.example.org", TokenFile: "/data/uplink.token",
 					Interval: 5 * time.Second, BatchMax: 1000, CAFile: "/data/tls/cloud-ca.pem",
+					CertFile: "/data/tls/station.pem", KeyFile: "/data/tls/station-key.pem",
+					LiveReadings: 50, BackoffMax: 15 * time.Minute, DailyBytes: 20 << 20,
+					ConnectTimeout: 5 * time.Second, RequestTimeout: time.Minute,
 				},
 				Buffer: config.Buffer{MaxBytes: 128 << 20, Retention: 7 * 24 * time.Hour},
 				Probes: []config.Probe{
@@ -102,7 +111,7 @@ func TestLoadValid(t *testing.T) {
 					Listen: "127.0.0.1:1883", AllowAnonymous: true,
 					MaxPacketBytes: 64 << 10, MaxClients: 1000,
 				},
-				Uplink: config.Uplink{Interval: 2 * time.Second, BatchMax: 500},
+				Uplink: defaultUplink,
 				Buffer: config.Buffer{MaxBytes: defaultMaxBytes(), Retention: 30 * 24 * time.Hour},
 				Alerts: config.Alerts{Deadband: 0.02, ClearCount: 3, OfflineFactor: 3, BadCount: 3},
 				WQI:    config.WQI{HistoryInterval: time.Minute},
@@ -126,7 +135,7 @@ func TestLoadValid(t *testing.T) {
 					},
 					MaxPacketBytes: 64 << 10, MaxClients: 1000,
 				},
-				Uplink: config.Uplink{Interval: 2 * time.Second, BatchMax: 500},
+				Uplink: defaultUplink,
 				Buffer: config.Buffer{MaxBytes: defaultMaxBytes(), Retention: 30 * 24 * time.Hour},
 				Probes: []config.Probe{
 					// Only a serial probe gets a default baud rate.
@@ -157,7 +166,7 @@ func TestLoadValid(t *testing.T) {
 					Listen: "127.0.0.1:1883", AllowAnonymous: true,
 					MaxPacketBytes: 64 << 10, MaxClients: 1000,
 				},
-				Uplink: config.Uplink{Interval: 2 * time.Second, BatchMax: 500},
+				Uplink: defaultUplink,
 				Buffer: config.Buffer{MaxBytes: defaultMaxBytes(), Retention: 30 * 24 * time.Hour},
 				Probes: []config.Probe{
 					{Name: "o2", Kind: "http", Param: "do", Interval: time.Minute, URL: "http://10.0.0.5/o2"},
@@ -266,6 +275,12 @@ func TestLoadInvalid(t *testing.T) {
 			"uplink.batch_max: 100000",
 		}, lines: 3},
 		{file: "uplink-no-token.yaml", want: []string{"uplink: token or token_file is required"}, lines: 1},
+		{file: "uplink-options.yaml", want: []string{
+			`uplink.ca_file: set, but the url "http://cloud.example.org"`, "uplink.cert_file: set",
+			"uplink: cert_file and key_file go together", "uplink.live_readings: -5",
+			"uplink.backoff_max: 500ms", "uplink.daily_bytes: 1000", "uplink.connect_timeout: 10ms",
+			"uplink.request_timeout: 200ms",
+		}, lines: 8},
 		{file: "buffer-log-socket.yaml", want: []string{
 			"admin_socket: path", `log.level: "verbose"`, `log.format: "xml"`,
 			"buffer.max_bytes: 1000", "buffer.retention: 30m0s",

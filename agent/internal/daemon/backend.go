@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/alerting"
 	"github.com/purehealth/purehealth/agent/internal/config"
 	"github.com/purehealth/purehealth/agent/internal/spool"
+	"github.com/purehealth/purehealth/agent/internal/uplink"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/version"
 )
@@ -168,25 +170,52 @@ func (b backend) Ack(ctx context.Context, id uint64) (alerting.Alert, error) {
 func (b backend) Queue(context.Context) (admin.Queue, error) {
 	st := b.d.spool.Stats()
 	q := admin.Queue{
-		Configured: b.d.cfg.Uplink.URL != "", URL: b.d.cfg.Uplink.URL, State: "not configured",
-		Backlog: st.Unforwarded[spool.Readings], OldestUnsentAt: st.OldestUnforwarded,
-		LastAckedSeq: st.Cursor[spool.Readings],
+		Configured: b.d.uplink != nil, URL: b.d.cfg.Uplink.URL, State: "not configured",
+		OldestUnsentAt: st.OldestUnforwarded, LastAckedSeq: st.Cursor[spool.Readings],
+	}
+	var us uplink.Status // zero without an uplink: nothing live, nothing acked ahead
+	if b.d.uplink != nil {
+		us = b.d.uplink.Status()
+		q.State = string(us.State)
+		q.LastSuccessAt, q.LastError, q.LastErrorAt = us.LastSuccessAt, us.LastError, us.LastErrorAt
+		q.ConsecutiveFailures, q.NextRetryAt = us.ConsecutiveFailures, us.NextRetryAt
+		q.BytesToday, q.DailyBytes, q.Rejected = us.BytesToday, us.DailyBytes, us.Rejected
+		q.BatchLimit, q.BatchMax = us.BatchLimit, us.BatchMax
 	}
 	for _, s := range []spool.Stream{spool.Alerts, spool.WQI, spool.Readings} {
-		q.Lanes = append(q.Lanes, admin.Lane{Stream: s.String(), Backlog: st.Unforwarded[s],
-			Cursor: st.Cursor[s], LastSeq: st.LastSeq[s]})
-	}
-	if q.Configured {
-		q.State = "waiting"
+		ahead := us.AckedAhead[s]
+		// Acked-ahead ranges may span seqs evicted before they were sent: clamp.
+		backlog := max(st.Unforwarded[s]-int(min(ahead, uint64(st.Unforwarded[s]))), 0)
+		q.Lanes = append(q.Lanes, admin.Lane{Stream: s.String(), Backlog: backlog, Live: us.Live[s],
+			AckedAhead: ahead, Cursor: st.Cursor[s], LastSeq: st.LastSeq[s]})
+		if s == spool.Readings {
+			q.Backlog = backlog
+		}
 	}
 	return q, nil
 }
 
-func (b backend) Flush(context.Context) error {
-	if b.d.cfg.Uplink.URL == "" {
+// flushWait bounds how long `ph-agent flush` waits for the pass it started (the admin
+// client gives up after 30 s). A pass still draining a large backlog then is not a
+// failure: the queue printed afterwards shows it sending.
+const flushWait = 20 * time.Second
+
+func (b backend) Flush(ctx context.Context) error {
+	if b.d.uplink == nil {
 		return fmt.Errorf("%w: no uplink configured (uplink.url); readings are kept locally", admin.ErrUnavailable)
 	}
-	return fmt.Errorf("%w: this build keeps readings locally only; forwarding is not available yet", admin.ErrUnavailable)
+	fctx, cancel := context.WithTimeout(ctx, flushWait)
+	defer cancel()
+	switch err := b.d.uplink.Flush(fctx); {
+	case err == nil, errors.Is(err, uplink.ErrBudgetExhausted):
+		return nil // the queue shows the budget's state
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		return nil // still sending
+	case errors.Is(err, uplink.ErrNotRunning):
+		return fmt.Errorf("%w: the uplink is not running (the agent is stopping)", admin.ErrUnavailable)
+	default:
+		return fmt.Errorf("%w: forwarding failed: %w", admin.ErrUnavailable, err)
+	}
 }
 
 // serverTLS builds the broker's TLS settings, requiring client certificates when a client

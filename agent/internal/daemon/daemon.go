@@ -1,6 +1,7 @@
 // Package daemon is the station agent's composition root: it opens the buffer, builds the
-// pipeline, alerting, broker and admin API from the configuration, runs them under one
-// errgroup, and shuts them down in order (inputs first, the store last).
+// pipeline, alerting, broker, uplink and admin API from the configuration, runs them under
+// one errgroup, and shuts them down in order (inputs first, then the uplink's batch in
+// flight, the store last).
 package daemon
 
 import (
@@ -24,6 +25,7 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/pipeline"
 	"github.com/purehealth/purehealth/agent/internal/spool"
 	"github.com/purehealth/purehealth/agent/internal/state"
+	"github.com/purehealth/purehealth/agent/internal/uplink"
 	"github.com/purehealth/purehealth/shared/criteria"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/validate"
@@ -44,6 +46,7 @@ type Daemon struct {
 	hooks    *alerting.Hooks
 	pipeline *pipeline.Pipeline
 	broker   *broker.Broker
+	uplink   *uplink.Uplink // nil without uplink.url
 	admin    *admin.Server
 	outputs  *outputs
 
@@ -174,6 +177,19 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	d.outputs.set(d.broker)
+	if u := cfg.Uplink; u.URL != "" {
+		d.uplink, err = uplink.New(uplink.Options{
+			URL: u.URL, Station: cfg.Station.ID, Token: cfg.UplinkToken,
+			CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile,
+			Interval: u.Interval, BatchMax: u.BatchMax, LiveReadings: u.LiveReadings,
+			BackoffMax: u.BackoffMax, DailyBytes: u.DailyBytes,
+			ConnectTimeout: u.ConnectTimeout, RequestTimeout: u.RequestTimeout,
+			Logger: log.With("component", "uplink"),
+		}, d.spool, d.alerts)
+		if err != nil {
+			return nil, err
+		}
+	}
 	d.admin = admin.NewServer(cfg.AdminSocket, backend{d}, log.With("component", "admin"))
 	ok = true
 	return d, nil
@@ -192,8 +208,12 @@ func (d *Daemon) restoreLatest() error {
 	return nil
 }
 
-// Run serves until ctx ends, then shuts down: the broker and admin API stop taking input,
-// the periodic work stops, and the buffer is closed last.
+// Run serves until ctx ends, then shuts down in this order: the broker and the admin API
+// stop taking input and the periodic work stops; the uplink starts no new batch and gives
+// the one in flight a short grace (uplink.DefaultGrace) to be answered and its
+// acknowledgement recorded; the buffer is closed last, once every component has returned.
+// An uplink that finds the buffer damaged ends the daemon with an error, so that it is
+// restarted and the file quarantined.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.spool.Close()
 	if q := d.spool.Quarantined(); q != "" {
@@ -209,7 +229,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.admin.Run(gctx) })
 	g.Go(func() error { return d.hooks.Run(gctx) })
 	g.Go(func() error { return d.tickLoop(gctx) })
-	err := g.Wait()
+	if d.uplink != nil {
+		g.Go(func() error { return d.uplink.Run(gctx) })
+	}
+	err := g.Wait() // every component has returned: only now may the buffer close
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -327,6 +350,7 @@ type statusMessage struct {
 	WQI          json.RawMessage `json:"wqi"`
 	ActiveAlerts int             `json:"active_alerts"`
 	Backlog      int             `json:"backlog"`
+	Uplink       string          `json:"uplink"` // the uplink's state (see admin.Queue)
 	BufferUsed   int64           `json:"buffer_used_bytes"`
 	BufferMax    int64           `json:"buffer_max_bytes"`
 	Clients      int64           `json:"mqtt_clients"`
@@ -339,8 +363,12 @@ func (d *Daemon) publishStatus(ctx context.Context) {
 		Station: d.cfg.Station.ID, Version: version.Version, Time: now.UTC(),
 		UptimeS: now.Sub(d.start).Seconds(), ClockSynced: d.clock.Synced(),
 		WQI: d.wqiJSON(), ActiveAlerts: len(d.alerts.Active()),
-		Backlog: st.Unforwarded[spool.Readings], BufferUsed: st.UsedBytes, BufferMax: st.MaxBytes,
+		Backlog: st.Unforwarded[spool.Readings], Uplink: "not configured",
+		BufferUsed: st.UsedBytes, BufferMax: st.MaxBytes,
 		Clients: d.broker.Stats().ClientsConnected,
+	}
+	if d.uplink != nil {
+		msg.Uplink = string(d.uplink.Status().State)
 	}
 	payload, err := json.Marshal(msg)
 	if err != nil {

@@ -1,0 +1,399 @@
+package uplink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/purehealth/purehealth/agent/internal/alerting"
+	"github.com/purehealth/purehealth/agent/internal/spool"
+	"github.com/purehealth/purehealth/shared/telemetry"
+)
+
+// Defaults of Options.
+const (
+	DefaultInterval       = 2 * time.Second
+	DefaultBatchMax       = 500
+	DefaultLiveReadings   = 200
+	DefaultBackoffMin     = time.Second
+	DefaultBackoffMax     = 5 * time.Minute
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultRequestTimeout = 30 * time.Second
+	DefaultGrace          = 5 * time.Second
+)
+
+// The rules of the alerts the uplink raises (the "rule" field of alerts).
+const (
+	RuleRejected = "uplink_rejected" // the cloud refused records, which were set aside
+	RuleAuth     = "uplink_auth"     // the cloud refused the station's token
+)
+
+// Errors. Flush returns the outcome of a pass, which matches one of them (or is a
+// transport error, or a store error).
+var (
+	// ErrAuth: the cloud answered 401 (unknown token) or 403 (a token of another station),
+	// also with the token read again.
+	ErrAuth = errors.New("the cloud refused the station token")
+	// ErrRefused: the cloud refused a batch as a whole (HTTP 400 about the batch, not one
+	// of its records), so no record can be blamed and none is set aside.
+	ErrRefused = errors.New("the cloud refused the batch")
+	// ErrCloud: the cloud answered with an error status (429, 5xx, or one the contract
+	// does not have).
+	ErrCloud = errors.New("the cloud answered with an error")
+	// ErrBadAck: a 2xx answer that does not acknowledge what was sent. Nothing moves.
+	ErrBadAck = errors.New("the cloud's acknowledgement does not match the batch")
+	// ErrBudgetExhausted: the daily byte budget is used up; alerts and the latest WQI still
+	// go, the backlog waits for the next UTC day.
+	ErrBudgetExhausted = errors.New("daily byte budget exhausted")
+	// ErrNotRunning: Flush was called while Run was not running.
+	ErrNotRunning = errors.New("uplink not running")
+)
+
+// Store is the durable buffer the uplink forwards from; *spool.Spool implements it.
+type Store interface {
+	ReadingsAfter(after uint64, max int) ([]telemetry.Reading, error)
+	Readings(q spool.Query) ([]telemetry.Reading, error)
+	RecordsAfter(st spool.Stream, after uint64, max int) ([]spool.Record, error)
+	LastRecords(st spool.Stream, limit int) ([]spool.Record, error)
+	Cursor(st spool.Stream) uint64
+	Ack(ctx context.Context, st spool.Stream, seq uint64) error
+	Put(ctx context.Context, key string, value []byte) error
+	Get(key string) ([]byte, error)
+}
+
+var _ Store = (*spool.Spool)(nil)
+
+// Alerts raises and clears the uplink's alerts; *alerting.Manager implements it.
+type Alerts interface {
+	Set(ctx context.Context, c alerting.Condition, active bool)
+}
+
+// Options configures an Uplink. Zero durations and counts mean their defaults.
+type Options struct {
+	// URL is the cloud's base URL (uplink.url); batches go to URL + "/v1/ingest".
+	URL string
+	// Station is the station id every batch carries.
+	Station string
+	// Token returns the bearer token. It is called before the first request, again after
+	// a 401 or 403 (so a token rotated in uplink.token_file is used without a restart),
+	// and before every pass while the token is refused.
+	Token func() (string, error)
+	// CAFile replaces the system roots for the cloud's certificate; CertFile and KeyFile
+	// are a client certificate for mutual TLS.
+	CAFile, CertFile, KeyFile string
+	// Interval is the wait between passes while nothing fails (uplink.interval).
+	Interval time.Duration
+	// BatchMax is the most records in one batch (uplink.batch_max).
+	BatchMax int
+	// LiveReadings is how many of the newest unsent readings the live lane carries
+	// (uplink.live_readings).
+	LiveReadings int
+	// BackoffMin and BackoffMax bound the exponential backoff (uplink.backoff_max).
+	BackoffMin, BackoffMax time.Duration
+	// DailyBytes is the budget of bytes on the wire per UTC day; 0 means no limit
+	// (uplink.daily_bytes).
+	DailyBytes int64
+	// ConnectTimeout bounds a TCP connect and a TLS handshake; RequestTimeout one whole
+	// request (uplink.connect_timeout, uplink.request_timeout).
+	ConnectTimeout, RequestTimeout time.Duration
+	// Grace is how long the batch in flight when Run's context ends may take to finish
+	// and have its acknowledgement recorded.
+	Grace time.Duration
+	// Now is the clock (the budget's day, status times); nil means time.Now.
+	Now func() time.Time
+	// Logger receives the uplink's log; nil discards it.
+	Logger *slog.Logger
+}
+
+// State is what the uplink is doing.
+type State string
+
+// The states.
+const (
+	Stopped         State = "stopped" // Run is not running
+	Idle            State = "idle"    // everything sent; waiting for the next interval
+	Sending         State = "sending"
+	BackingOff      State = "backing off"
+	AuthFailed      State = "auth failed"
+	BudgetExhausted State = "budget exhausted"
+)
+
+// Status is a snapshot of the uplink for `ph-agent queue` and `status`.
+type Status struct {
+	State               State
+	ConsecutiveFailures int
+	NextRetryAt         time.Time // zero unless backing off (or, budget exhausted, when the backlog resumes)
+	LastSuccessAt       time.Time // last batch the cloud acknowledged
+	LastError           string
+	LastErrorAt         time.Time
+	BytesToday          int64 // on the wire this UTC day (persisted with a budget)
+	DailyBytes          int64 // the budget; 0 = none
+	Rejected            uint64
+	BatchLimit          int // records per batch now: BatchMax, less after a 413
+	BatchMax            int
+	Acked               uint64 // records the cloud acknowledged since start
+	// Live is, per stream, how many unsent records the live lane would send now; AckedAhead
+	// how many seqs above the cursor the cloud already confirmed (through the live lane).
+	Live       map[spool.Stream]int
+	AckedAhead map[spool.Stream]uint64
+}
+
+// Uplink forwards the buffer to the cloud. Run owns its only goroutine; Flush and Status
+// are safe for concurrent use.
+type Uplink struct {
+	opts   Options
+	store  Store
+	alerts Alerts
+	log    *slog.Logger
+	client *client
+	after  func(time.Duration) <-chan time.Time // timer; tests replace it
+	wake   chan struct{}
+
+	// Owned by the Run goroutine.
+	bo            *backoff
+	okStreak      int
+	token         string
+	tokenStale    bool // read the token again before the next request
+	loggedFailure string
+	// The alerts: raised in this run, and possibly open (from a previous run too).
+	authRaised, authMaybeOpen     bool
+	rejectRaised, rejectMaybeOpen bool
+
+	mu       sync.Mutex // guards everything below
+	running  bool
+	waiters  []chan error
+	ahead    [numStreams + 1]rangeSet
+	limit    int
+	st       Status
+	counters persisted
+	dirty    bool // counters changed since they were last stored
+}
+
+// streams in the order a batch lists them.
+var streams = [...]spool.Stream{spool.Alerts, spool.WQI, spool.Readings}
+
+const (
+	numStreams     = 3
+	readingsStream = spool.Readings
+	// requestOverhead is what a request costs on the wire besides its body (headers, the
+	// answer, TCP/TLS framing), for the budget check before a backlog batch.
+	requestOverhead = 1 << 10
+)
+
+// New checks opts and prepares the client (reading the TLS files). It starts nothing and
+// sends nothing. alerts may be nil.
+func New(opts Options, store Store, alerts Alerts) (*Uplink, error) {
+	u, err := url.Parse(opts.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("uplink: url %q must be an http:// or https:// URL", opts.URL)
+	}
+	if opts.Station == "" || opts.Token == nil || store == nil {
+		return nil, errors.New("uplink: station, token and store are required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&opts.Interval, DefaultInterval)
+	def(&opts.BackoffMin, DefaultBackoffMin)
+	def(&opts.BackoffMax, DefaultBackoffMax)
+	def(&opts.ConnectTimeout, DefaultConnectTimeout)
+	def(&opts.RequestTimeout, DefaultRequestTimeout)
+	def(&opts.Grace, DefaultGrace)
+	opts.BackoffMax = max(opts.BackoffMax, opts.BackoffMin)
+	if opts.BatchMax <= 0 {
+		opts.BatchMax = DefaultBatchMax
+	}
+	if opts.LiveReadings <= 0 {
+		opts.LiveReadings = DefaultLiveReadings
+	}
+	opts.DailyBytes = max(opts.DailyBytes, 0)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	c, err := newClient(&opts)
+	if err != nil {
+		return nil, err
+	}
+	up := &Uplink{
+		opts: opts, store: store, alerts: alerts, log: opts.Logger, client: c,
+		after:      time.After,
+		wake:       make(chan struct{}, 1),
+		bo:         newBackoff(opts.BackoffMin, opts.BackoffMax),
+		tokenStale: true, authMaybeOpen: true, rejectMaybeOpen: true,
+		limit: opts.BatchMax,
+		st:    Status{State: Stopped},
+	}
+	if err := up.loadCounters(); err != nil {
+		return nil, err
+	}
+	return up, nil
+}
+
+// Run forwards until ctx ends: a pass at once, then one every Interval, or after a
+// backoff when a pass failed, or when Flush asks. When ctx ends, the batch in flight gets
+// up to Options.Grace to be answered and recorded; no new batch starts. Run returns nil
+// then, and an error only for a store that can no longer be read (spool.ErrCorrupt,
+// spool.ErrClosed). Nothing it started outlives it. Run may not be called twice at once.
+func (u *Uplink) Run(ctx context.Context) error {
+	u.mu.Lock()
+	if u.running {
+		u.mu.Unlock()
+		return errors.New("uplink: Run is already running")
+	}
+	u.running = true
+	u.mu.Unlock()
+	defer u.client.tr.CloseIdleConnections()
+	defer u.stop()
+
+	for {
+		waiters := u.takeWaiters()
+		err := u.pass(ctx)
+		if ctx.Err() != nil {
+			reply(waiters, err)
+			return nil
+		}
+		wait := u.settle(ctx, err)
+		reply(waiters, err)
+		if errors.Is(err, spool.ErrCorrupt) || errors.Is(err, spool.ErrClosed) {
+			return fmt.Errorf("uplink: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-u.wake:
+		case <-u.after(wait):
+		}
+	}
+}
+
+func (u *Uplink) stop() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.running = false
+	u.st.State, u.st.NextRetryAt = Stopped, time.Time{}
+	reply(u.waiters, ErrNotRunning)
+	u.waiters = nil
+}
+
+func (u *Uplink) takeWaiters() []chan error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	w := u.waiters
+	u.waiters = nil
+	return w
+}
+
+func reply(waiters []chan error, err error) {
+	for _, w := range waiters {
+		w <- err // buffered, one answer each
+	}
+}
+
+// Flush asks for a pass now and waits for it: the pass that starts after the call, so
+// everything stored before Flush was called is attempted. It returns the pass's outcome
+// (nil when everything went; ErrBudgetExhausted when the backlog waits for tomorrow; the
+// failure otherwise), ctx.Err() if ctx ends first (the pass goes on), or ErrNotRunning.
+func (u *Uplink) Flush(ctx context.Context) error {
+	w := make(chan error, 1)
+	u.mu.Lock()
+	if !u.running {
+		u.mu.Unlock()
+		return ErrNotRunning
+	}
+	u.waiters = append(u.waiters, w)
+	u.mu.Unlock()
+	select {
+	case u.wake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+	select {
+	case err := <-w:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Status returns a snapshot. It reads the store for the live lane's size.
+func (u *Uplink) Status() Status {
+	u.mu.Lock()
+	s := u.st
+	s.BytesToday = u.bytesTodayLocked()
+	s.DailyBytes = u.opts.DailyBytes
+	s.Rejected = u.counters.Rejected
+	s.BatchLimit, s.BatchMax = u.limit, u.opts.BatchMax
+	s.AckedAhead = map[spool.Stream]uint64{}
+	var ahead [numStreams + 1]rangeSet
+	for _, st := range streams {
+		ahead[st].rs = append([]seqRange(nil), u.ahead[st].rs...)
+		s.AckedAhead[st] = ahead[st].count()
+	}
+	withReadings := u.readingsAllowedLocked()
+	u.mu.Unlock()
+
+	s.Live = map[spool.Stream]int{}
+	if b, err := u.liveSet(&ahead, true, withReadings, u.opts.BatchMax+u.opts.LiveReadings); err == nil {
+		for _, it := range b.items {
+			s.Live[it.st]++
+		}
+	}
+	return s
+}
+
+// pass sends the live lane, then the backlog, batch after batch without waiting, until
+// nothing is left, a batch fails, the budget holds the backlog, or ctx ends. Before every
+// backlog batch the live lane is looked at again, so an alert raised during a long drain
+// goes next, not after the drain.
+func (u *Uplink) pass(ctx context.Context) error {
+	u.setState(Sending)
+	if u.tokenStale {
+		tok, err := u.opts.Token()
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrAuth, err)
+		}
+		u.token, u.tokenStale = tok, false
+	}
+	for first := true; ctx.Err() == nil; first = false {
+		u.mu.Lock()
+		limit, budgetLeft, withReadings := u.limit, u.budgetLeftLocked(), u.readingsAllowedLocked()
+		u.mu.Unlock()
+		// Only this goroutine writes u.ahead, so it reads it without the lock.
+		b, err := u.liveSet(&u.ahead, first, withReadings, limit)
+		if err != nil {
+			return err
+		}
+		if b.empty() {
+			if b, err = u.backlog(&u.ahead, limit); err != nil {
+				return err
+			}
+			if b.empty() {
+				return nil
+			}
+			if u.opts.DailyBytes > 0 && len(b.items) > 0 {
+				// A batch that does not encode is split by deliver; it cannot be weighed here.
+				if b.body, err = u.encode(b.items); err == nil && int64(len(b.body))+requestOverhead > budgetLeft {
+					u.mu.Lock()
+					u.holdLocked()
+					u.mu.Unlock()
+					if err := u.commit(ctx); err != nil {
+						return err
+					}
+					return ErrBudgetExhausted
+				}
+			}
+		}
+		if err := u.process(ctx, b); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
