@@ -1,19 +1,18 @@
-// Command ph-cloud is the Pure Health cloud service. This build has no commands yet: it
-// prints what it will offer and exits with a usage error rather than pretend to work.
+// Command ph-cloud is the Pure Health cloud service. See `ph-cloud --help`.
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/purehealth/purehealth/cloud/internal/cli"
 )
 
-const usage = `ph-cloud: the Pure Health cloud service (ingest, storage, dashboards).
-
-This build does not include the cloud service yet; station agents keep every reading
-locally until it does. Planned commands: serve, migrate, station add|list|rotate-token.
-`
-
 func main() {
-	fmt.Fprint(os.Stderr, usage)
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(cli.ExitCode(err))
 }

@@ -1,0 +1,405 @@
+// Package cli is ph-cloud's command line: the service (`serve`), schema migrations
+// (`migrate`) and station administration (`station add|list|rotate-token`). Commands are
+// built by constructors and write to the cobra command's streams, so tests drive them with
+// SetArgs and SetOut.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/purehealth/purehealth/cloud/internal/config"
+	"github.com/purehealth/purehealth/cloud/internal/server"
+	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/shared/version"
+)
+
+// Exit codes: start-up problems (bad flags, bad config, an unmigrated database, a busy
+// port) differ from a service that failed while running.
+const (
+	ExitOK      = 0
+	ExitRuntime = 1
+	ExitStartup = 2
+)
+
+// StartupError marks a failure before the service was up.
+type StartupError struct{ Err error }
+
+func (e *StartupError) Error() string { return e.Err.Error() }
+func (e *StartupError) Unwrap() error { return e.Err }
+
+// ExitCode maps an error from Run to the process exit code.
+func ExitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	if _, ok := errors.AsType[*StartupError](err); ok {
+		return ExitStartup
+	}
+	return ExitRuntime
+}
+
+// DefaultConfig is where commands look without --config (also $PH_CLOUD_CONFIG).
+const DefaultConfig = "/etc/ph-cloud/cloud.yaml"
+
+// Run executes ph-cloud with args and reports an error as one line on stderr.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := newRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "ph-cloud: %v\n", err)
+	}
+	return err
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ph-cloud",
+		Short:         "Pure Health cloud service: ingest from station agents, storage, JSON API",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &StartupError{err} })
+	root.AddCommand(newServeCommand(), newMigrateCommand(), newStationCommand(), newConfigCommand(), newVersionCommand())
+	return root
+}
+
+func addConfigFlag(cmd *cobra.Command) {
+	cmd.Flags().String("config", "", "configuration file (default $PH_CLOUD_CONFIG or "+DefaultConfig+")")
+}
+
+func loadConfig(cmd *cobra.Command) (*config.Config, error) {
+	path, _ := cmd.Flags().GetString("config")
+	if path == "" {
+		path = os.Getenv("PH_CLOUD_CONFIG")
+	}
+	if path == "" {
+		path = DefaultConfig
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, &StartupError{err}
+	}
+	return cfg, nil
+}
+
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		level = slog.LevelInfo // Validate accepts only known levels
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func storeOptions(cfg *config.Config, log *slog.Logger) store.Options {
+	return store.Options{
+		MaxConns:      cfg.Database.MaxConns,
+		QueryTimeout:  cfg.Database.QueryTimeout.Std(),
+		IngestTimeout: cfg.Database.IngestTimeout.Std(),
+		AheadDays:     cfg.Partitions.AheadDays,
+		Retention:     retention(cfg),
+		Log:           log.With("component", "store"),
+	}
+}
+
+func retention(cfg *config.Config) store.Retention {
+	return store.Retention{
+		Measurements: cfg.Retention.Measurements.Std(), WQI: cfg.Retention.WQI.Std(),
+		Alerts: cfg.Retention.Alerts.Std(), Rollups: cfg.Retention.Rollups.Std(),
+	}
+}
+
+// openStore opens the database of cfg for a command; an unmigrated database or one out of
+// reach is a start-up error.
+func openStore(cmd *cobra.Command, cfg *config.Config, log *slog.Logger) (*store.Store, error) {
+	st, err := store.Open(cmd.Context(), cfg.DatabaseURL, storeOptions(cfg, log))
+	if err != nil {
+		return nil, &StartupError{fmt.Errorf("database: %w", err)}
+	}
+	return st, nil
+}
+
+func newServeCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the cloud service",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			log := newLogger(cmd.ErrOrStderr(), cfg.Log)
+			st, err := openStore(cmd, cfg, log)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			srv, err := server.New(cfg, st, log)
+			if err != nil {
+				return &StartupError{err}
+			}
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return &StartupError{err}
+			}
+			return srv.Run(cmd.Context(), ln)
+		},
+	}
+	addConfigFlag(cmd)
+	return cmd
+}
+
+func newMigrateCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Create or upgrade the database schema (idempotent)",
+		Long: `Apply the schema migrations this ph-cloud needs. The first run chooses the storage:
+TimescaleDB when the server offers the extension (hypertables, continuous aggregates,
+compression and retention policies), plain PostgreSQL with native daily partitions
+otherwise (or as database.mode says). Later runs keep that choice. With TimescaleDB every
+run also re-applies the retention policies from the configuration.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := store.Migrate(cmd.Context(), cfg.DatabaseURL, store.MigrateOptions{
+				Mode: store.Mode(cfg.Database.Mode), Retention: retention(cfg),
+			})
+			if err != nil {
+				return fmt.Errorf("migrate: %w", err)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "storage: %s\n", res.Mode)
+			if len(res.Applied) == 0 {
+				fmt.Fprintf(out, "schema: %d, up to date\n", res.To)
+			} else {
+				fmt.Fprintf(out, "schema: %d -> %d\n", res.From, res.To)
+			}
+			return nil
+		},
+	}
+	addConfigFlag(cmd)
+	return cmd
+}
+
+func newStationCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "station",
+		Short: "Register stations and manage their tokens",
+	}
+	cmd.AddCommand(newStationAddCommand(), newStationListCommand(), newStationRotateCommand())
+	return cmd
+}
+
+// withStore runs fn with an open store and a logger for a station command.
+func withStore(cmd *cobra.Command, fn func(st *store.Store) error) error {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(cmd, cfg, newLogger(cmd.ErrOrStderr(), cfg.Log))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
+}
+
+func newStationAddCommand() *cobra.Command {
+	var name, class string
+	var lat, lon float64
+	cmd := &cobra.Command{
+		Use:   "add ID",
+		Short: "Register a station and print its new token (alone, on stdout)",
+		Long: `Register a station and print its new token alone on stdout, for scripts:
+
+  ph-cloud station add MH-PUNE-001 --name "Mula-Mutha at Sangam" --class B > token
+
+Only a hash of the token is stored: it cannot be shown again, only replaced with
+rotate-token.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n := store.NewStation{ID: args[0], Name: name, Class: class}
+			latSet, lonSet := cmd.Flags().Changed("lat"), cmd.Flags().Changed("lon")
+			if latSet != lonSet {
+				return &StartupError{errors.New("give both --lat and --lon, or neither")}
+			}
+			if latSet {
+				n.Lat, n.Lon = &lat, &lon
+			}
+			return withStore(cmd, func(st *store.Store) error {
+				token, err := st.AddStation(cmd.Context(), n)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), token)
+				fmt.Fprintf(cmd.ErrOrStderr(), "station %s added; keep the token: it is not stored and cannot be shown again\n", n.ID)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "station name (required)")
+	cmd.Flags().StringVar(&class, "class", "B", "CPCB designated-best-use class, A–E")
+	cmd.Flags().Float64Var(&lat, "lat", 0, "latitude, degrees")
+	cmd.Flags().Float64Var(&lon, "lon", 0, "longitude, degrees")
+	if err := cmd.MarkFlagRequired("name"); err != nil {
+		panic(err) // the flag is defined just above
+	}
+	addConfigFlag(cmd)
+	return cmd
+}
+
+func newStationRotateCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rotate-token ID",
+		Short: "Give a station a new token (printed alone on stdout); the old one stops working at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(st *store.Store) error {
+				token, err := st.RotateToken(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), token)
+				return nil
+			})
+		},
+	}
+	addConfigFlag(cmd)
+	return cmd
+}
+
+func newStationListCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List stations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withStore(cmd, func(st *store.Store) error {
+				var all []store.Station
+				after := ""
+				for {
+					page, err := st.Stations(cmd.Context(), after, 1000)
+					if err != nil {
+						return err
+					}
+					all = append(all, page...)
+					if len(page) < 1000 {
+						break
+					}
+					after = page[len(page)-1].ID
+				}
+				if asJSON, _ := cmd.Flags().GetBool("json"); asJSON {
+					if all == nil {
+						all = []store.Station{}
+					}
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(struct {
+						Stations []store.Station `json:"stations"`
+					}{all})
+				}
+				return renderStations(cmd.OutOrStdout(), all, time.Now())
+			})
+		},
+	}
+	cmd.Flags().Bool("json", false, "print machine-readable JSON")
+	addConfigFlag(cmd)
+	return cmd
+}
+
+func renderStations(w io.Writer, sts []store.Station, now time.Time) error {
+	if len(sts) == 0 {
+		_, err := fmt.Fprintln(w, "no stations (add one with: ph-cloud station add ID --name NAME)")
+		return err
+	}
+	t := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(t, "ID\tNAME\tCLASS\tLAT\tLON\tLAST BATCH\tREADINGS SEQ")
+	for _, s := range sts {
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", s.ID, s.Name, s.Class, coord(s.Lat), coord(s.Lon),
+			ago(s.LastBatchAt, now), s.ReadingsSeq)
+	}
+	return t.Flush()
+}
+
+func coord(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*v, 'f', 4, 64)
+}
+
+// ago renders a time as "2m ago".
+func ago(t *time.Time, now time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	d := now.Sub(*t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", max(int(d.Seconds()), 0))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+func newConfigCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Configuration tools"}
+	check := &cobra.Command{
+		Use:   "check [FILE]",
+		Short: "Check a configuration file the way serve loads it",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if err := cmd.Flags().Set("config", args[0]); err != nil {
+					return err
+				}
+			}
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", cfg.Path)
+			return nil
+		},
+	}
+	addConfigFlag(check)
+	cmd.AddCommand(check)
+	return cmd
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "ph-cloud", version.Version)
+			return err
+		},
+	}
+}

@@ -1,0 +1,130 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/cloud/internal/config"
+)
+
+func TestExampleIsValidAndMatchesDefaults(t *testing.T) {
+	cfg, err := config.Load(filepath.Join("testdata", "example.yaml"))
+	require.NoError(t, err)
+	minimal, err := config.Parse([]byte(`database_url: "postgres://purehealth@127.0.0.1:5432/purehealth?sslmode=disable"`))
+	require.NoError(t, err)
+	minimal.Path = cfg.Path
+	assert.Equal(t, minimal, cfg, "the example documents the defaults: keep them in step")
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := config.Parse([]byte("database_url: postgres://u@h/db\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:8080", cfg.Listen)
+	assert.Equal(t, "auto", cfg.Database.Mode)
+	assert.Equal(t, 90*24*time.Hour, cfg.Retention.Measurements.Std())
+	assert.Equal(t, 730*24*time.Hour, cfg.Retention.WQI.Std())
+	assert.Equal(t, 365*24*time.Hour, cfg.Retention.Alerts.Std())
+	assert.Equal(t, []string{"sensor", "manual", "api", "satellite", "model"}, cfg.Fusion.Priority)
+	assert.Equal(t, 2*time.Hour, cfg.Fusion.MaxAgeOf("sensor"))
+	assert.Equal(t, 5*time.Second, cfg.Ingest.RetryAfter.Std())
+	assert.Nil(t, cfg.TLS)
+}
+
+func TestOverrides(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+listen: "0.0.0.0:8443"
+database_url: "host=db user=ph dbname=ph"
+tls: {cert_file: c.pem, key_file: k.pem}
+database: {mode: plain, max_conns: 20, query_timeout: 3s}
+ingest: {rate_per_station: 0.5, burst: 3}
+retention: {measurements: 30d, wqi: 2.5d, alerts: 48h}
+fusion: {max_age: {sensor: 30m}}
+`))
+	require.NoError(t, err)
+	assert.Equal(t, &config.TLS{CertFile: "c.pem", KeyFile: "k.pem"}, cfg.TLS)
+	assert.Equal(t, int32(20), cfg.Database.MaxConns)
+	assert.Equal(t, 30*24*time.Hour, cfg.Retention.Measurements.Std())
+	assert.Equal(t, 60*time.Hour, cfg.Retention.WQI.Std())
+	assert.Equal(t, 48*time.Hour, cfg.Retention.Alerts.Std())
+	assert.Equal(t, 30*time.Minute, cfg.Fusion.MaxAgeOf("sensor"))
+	assert.Equal(t, 24*time.Hour, cfg.Fusion.MaxAgeOf("api"), "unset sources keep their default")
+	assert.Equal(t, "30d", cfg.Retention.Measurements.String())
+}
+
+func TestInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // every problem is reported
+	}{
+		{"empty", "", []string{"config is empty"}},
+		{"unknown key names its line", "database_url: postgres://h/db\nlisten_addr: x\n", []string{"line 2", "listen_addr"}},
+		{"missing url", "listen: 127.0.0.1:1\n", []string{"database_url: required"}},
+		{"everything wrong at once", `
+listen: nope
+database_url: "postgres://u@h:notaport/db"
+log: {level: loud, format: xml}
+tls: {cert_file: c.pem}
+database: {mode: mongo, max_conns: 1, query_timeout: 1ms}
+ingest: {rate_per_station: -1, burst: -1, retry_after: 10ms}
+retention: {measurements: 1h}
+partitions: {ahead_days: 99, maintenance_interval: 1s}
+fusion: {priority: [sensor, rumour, sensor], max_age: {gossip: 1h}}
+`, []string{"listen:", "database_url:", "log.level", "log.format", "tls.key_file", "database.mode",
+			"database.max_conns", "database.query_timeout", "ingest.rate_per_station", "ingest.burst", "ingest.retry_after",
+			"retention.measurements", "partitions.ahead_days", "partitions.maintenance_interval",
+			`"rumour" is not a source`, `"sensor" is listed twice`, `fusion.max_age: "gossip"`}},
+		{"bad duration names its line", "database_url: postgres://h/db\nretention:\n  wqi: forever\n", []string{"line 3", "forever"}},
+		{"two documents", "database_url: postgres://h/db\n---\nlisten: x\n", []string{"second YAML document"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tc.yaml))
+			require.Error(t, err)
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestDatabaseURLPasswordIsNotEchoed(t *testing.T) {
+	_, err := config.Parse([]byte(`database_url: "postgres://u:s3cret-pw@h:99999999/db"`))
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "s3cret-pw")
+}
+
+func TestLoadNamesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cloud.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("bogus: 1\n"), 0o600))
+	_, err := config.Load(path)
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), path+": "), err.Error())
+	_, err = config.Load(filepath.Join(t.TempDir(), "missing.yaml"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func FuzzParse(f *testing.F) {
+	seeds, err := os.ReadFile(filepath.Join("testdata", "example.yaml"))
+	require.NoError(f, err)
+	f.Add(seeds)
+	f.Add([]byte("database_url: postgres://h/db\nretention: {wqi: 1.5d}\n"))
+	f.Add([]byte("fusion: {max_age: {sensor: -1d}}"))
+	f.Add([]byte("{"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := config.Parse(data)
+		if err != nil {
+			return
+		}
+		// Whatever parses is valid and complete.
+		require.NoError(t, cfg.Validate())
+		require.NotEmpty(t, cfg.Listen)
+		require.Positive(t, cfg.Retention.Measurements.Std())
+	})
+}

@@ -1,0 +1,352 @@
+// Package queryapi serves the read side of ph-cloud's JSON API:
+//
+//	GET /v1/stations                        {"stations": [...], "next": "..."}
+//	GET /v1/stations/{id}                   one station
+//	GET /v1/stations/{id}/readings          {"readings": [...], "next": "..."}
+//	    ?param=&from=&to=&bucket=raw|1h|1d&limit=&cursor=
+//	GET /v1/stations/{id}/wqi?from=&to=&limit=&cursor=    {"wqi": [...], "next": "..."}
+//	GET /v1/stations/{id}/status            fused current state, source per parameter
+//	GET /v1/alerts?station=&active=&since=&limit=&cursor= {"alerts": [...], "next": "..."}
+//
+// Listings are newest first. A page cut short by limit carries "next", an opaque cursor:
+// pass it back as cursor= (with the same other parameters) for the following page; the
+// walk visits every row exactly once. Times are RFC 3339, from inclusive and to exclusive.
+// A bad parameter is answered 400 with {"error", "field"} naming it; an unknown station
+// 404; a database outage 503 with Retry-After. Record shapes mirror ph-agent's --json
+// output.
+package queryapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/purehealth/purehealth/cloud/internal/fusion"
+	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/shared/telemetry"
+	"github.com/purehealth/purehealth/shared/wire"
+)
+
+// Options tune the API. Zero fields mean the defaults.
+type Options struct {
+	Fusion     fusion.Policy    // required for /status
+	RetryAfter time.Duration    // sent with 503, default 5s
+	Log        *slog.Logger     // default: discard
+	Now        func() time.Time // default time.Now
+}
+
+// API holds the handlers. It is safe for concurrent use.
+type API struct {
+	store *store.Store
+	opts  Options
+	log   *slog.Logger
+}
+
+// New returns the API over st.
+func New(st *store.Store, opts Options) *API {
+	if opts.RetryAfter <= 0 {
+		opts.RetryAfter = 5 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &API{store: st, opts: opts, log: opts.Log}
+}
+
+// Register adds the routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/stations", a.stations)
+	mux.HandleFunc("GET /v1/stations/{id}", a.station)
+	mux.HandleFunc("GET /v1/stations/{id}/readings", a.readings)
+	mux.HandleFunc("GET /v1/stations/{id}/wqi", a.wqi)
+	mux.HandleFunc("GET /v1/stations/{id}/status", a.status)
+	mux.HandleFunc("GET /v1/alerts", a.alerts)
+}
+
+func (a *API) stations(w http.ResponseWriter, r *http.Request) {
+	q := newQuery(r.URL.Query(), "limit", "cursor")
+	limit, c := q.limit(), q.cursor(kindStations)
+	if a.badRequest(w, q) {
+		return
+	}
+	after := ""
+	if c != nil {
+		after = c.Station
+	}
+	list, err := a.store.Stations(r.Context(), after, limit+1)
+	if err != nil {
+		a.failed(w, err)
+		return
+	}
+	out := struct {
+		Stations []store.Station `json:"stations"`
+		Next     string          `json:"next,omitempty"`
+	}{Stations: list}
+	if len(list) > limit {
+		out.Stations = list[:limit]
+		out.Next = cursor{Kind: kindStations, Station: list[limit-1].ID}.encode()
+	}
+	a.writeJSON(w, http.StatusOK, out)
+}
+
+// stationOf checks the {id} of the path and that the station exists.
+func (a *API) stationOf(w http.ResponseWriter, r *http.Request) (store.Station, bool) {
+	id := r.PathValue("id")
+	if !store.ValidStationID(id) {
+		a.writeError(w, http.StatusBadRequest, "not a station id", "id")
+		return store.Station{}, false
+	}
+	st, err := a.store.Station(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		a.writeError(w, http.StatusNotFound, "no station "+id, "id")
+		return store.Station{}, false
+	}
+	if err != nil {
+		a.failed(w, err)
+		return store.Station{}, false
+	}
+	return st, true
+}
+
+func (a *API) station(w http.ResponseWriter, r *http.Request) {
+	if st, ok := a.stationOf(w, r); ok {
+		a.writeJSON(w, http.StatusOK, st)
+	}
+}
+
+// bucketJSON is one rollup bucket. Value repeats Avg, so that clients plotting "value"
+// work with raw and bucketed listings alike.
+type bucketJSON struct {
+	Time  time.Time `json:"time"`
+	Param string    `json:"param"`
+	Unit  string    `json:"unit"`
+	Value float64   `json:"value"`
+	Avg   float64   `json:"avg"`
+	Min   float64   `json:"min"`
+	Max   float64   `json:"max"`
+	Count int64     `json:"count"`
+}
+
+func (a *API) readings(w http.ResponseWriter, r *http.Request) {
+	q := newQuery(r.URL.Query(), "param", "from", "to", "bucket", "limit", "cursor")
+	param := q.param()
+	from, to := q.timeRange()
+	bucket := q.bucket()
+	limit := q.limit()
+	c := q.cursor(bucket)
+	if a.badRequest(w, q) {
+		return
+	}
+	st, ok := a.stationOf(w, r)
+	if !ok {
+		return
+	}
+	if bucket == kindReadings {
+		rq := store.ReadingsQuery{Station: st.ID, Param: param, From: from, To: to, Limit: limit + 1}
+		if c != nil {
+			rq.After = &store.Position{Time: c.Time, Seq: c.Seq}
+		}
+		rows, err := a.store.Readings(r.Context(), rq)
+		if err != nil {
+			a.failed(w, err)
+			return
+		}
+		out := struct {
+			Readings []store.Reading `json:"readings"`
+			Next     string          `json:"next,omitempty"`
+		}{Readings: rows}
+		if out.Readings == nil {
+			out.Readings = []store.Reading{}
+		}
+		if len(rows) > limit {
+			last := rows[limit-1]
+			out.Readings, out.Next = rows[:limit], cursor{Kind: bucket, Time: last.Time, Seq: last.Seq}.encode()
+		}
+		a.writeJSON(w, http.StatusOK, out)
+		return
+	}
+	size := store.Hourly
+	if bucket == kindDaily {
+		size = store.Daily
+	}
+	rq := store.RollupQuery{Station: st.ID, Param: param, Size: size, From: from, To: to, Limit: limit + 1}
+	if c != nil {
+		rq.After = &store.RollupPosition{Bucket: c.Time, Param: c.Param}
+	}
+	rows, err := a.store.Rollups(r.Context(), rq)
+	if err != nil {
+		a.failed(w, err)
+		return
+	}
+	out := struct {
+		Readings []bucketJSON `json:"readings"`
+		Next     string       `json:"next,omitempty"`
+	}{Readings: []bucketJSON{}}
+	if len(rows) > limit {
+		last := rows[limit-1]
+		rows, out.Next = rows[:limit], cursor{Kind: bucket, Time: last.Bucket, Param: last.Param}.encode()
+	}
+	for _, b := range rows {
+		info, _ := telemetry.Info(telemetry.Param(b.Param))
+		out.Readings = append(out.Readings, bucketJSON{Time: b.Bucket, Param: b.Param, Unit: info.Unit,
+			Value: b.Avg, Avg: b.Avg, Min: b.Min, Max: b.Max, Count: b.Count})
+	}
+	a.writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) wqi(w http.ResponseWriter, r *http.Request) {
+	q := newQuery(r.URL.Query(), "from", "to", "limit", "cursor")
+	from, to := q.timeRange()
+	limit, c := q.limit(), q.cursor(kindWQI)
+	if a.badRequest(w, q) {
+		return
+	}
+	st, ok := a.stationOf(w, r)
+	if !ok {
+		return
+	}
+	wq := store.WQIQuery{Station: st.ID, From: from, To: to, Limit: limit + 1}
+	if c != nil {
+		wq.After = &store.Position{Time: c.Time, Seq: c.Seq}
+	}
+	rows, err := a.store.WQIHistory(r.Context(), wq)
+	if err != nil {
+		a.failed(w, err)
+		return
+	}
+	out := struct {
+		WQI  []wire.WQIPoint `json:"wqi"`
+		Next string          `json:"next,omitempty"`
+	}{WQI: rows}
+	if out.WQI == nil {
+		out.WQI = []wire.WQIPoint{}
+	}
+	if len(rows) > limit {
+		last := rows[limit-1]
+		out.WQI, out.Next = rows[:limit], cursor{Kind: kindWQI, Time: last.Time, Seq: last.Seq}.encode()
+	}
+	a.writeJSON(w, http.StatusOK, out)
+}
+
+// fusedJSON is one parameter of a station's fused state.
+type fusedJSON struct {
+	Value      float64   `json:"value"`
+	Unit       string    `json:"unit"`
+	Time       time.Time `json:"time"`
+	AgeSeconds float64   `json:"age_seconds"`
+	Source     string    `json:"source"`
+	Sensor     string    `json:"sensor"`
+	Quality    string    `json:"quality"`
+}
+
+func (a *API) status(w http.ResponseWriter, r *http.Request) {
+	q := newQuery(r.URL.Query())
+	if a.badRequest(w, q) {
+		return
+	}
+	st, ok := a.stationOf(w, r)
+	if !ok {
+		return
+	}
+	latest, err := a.store.LatestValues(r.Context(), st.ID)
+	if err != nil {
+		a.failed(w, err)
+		return
+	}
+	wqi, err := a.store.LatestWQI(r.Context(), st.ID)
+	if err != nil {
+		a.failed(w, err)
+		return
+	}
+	cands := make([]fusion.Candidate, len(latest))
+	for i, l := range latest {
+		cands[i] = fusion.Candidate{Param: l.Param, Source: l.Source, Time: l.Time, Value: l.Value,
+			Unit: l.Unit, Quality: l.Quality, Sensor: l.Sensor}
+	}
+	now := a.opts.Now().UTC()
+	out := struct {
+		Station     string               `json:"station"`
+		Time        time.Time            `json:"time"`
+		LastBatchAt *time.Time           `json:"last_batch_at"`
+		Params      map[string]fusedJSON `json:"params"`
+		WQI         *wire.WQIPoint       `json:"wqi"`
+	}{Station: st.ID, Time: now, LastBatchAt: st.LastBatchAt, Params: map[string]fusedJSON{}, WQI: wqi}
+	for p, v := range fusion.Fuse(a.opts.Fusion, now, cands) {
+		out.Params[p] = fusedJSON{Value: v.Value, Unit: v.Unit, Time: v.Time, AgeSeconds: v.Age.Seconds(),
+			Source: v.Source, Sensor: v.Sensor, Quality: v.Quality}
+	}
+	a.writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) alerts(w http.ResponseWriter, r *http.Request) {
+	q := newQuery(r.URL.Query(), "station", "active", "since", "limit", "cursor")
+	aq := store.AlertQuery{Station: q.station("station"), Active: q.boolean("active"), Since: q.time("since"), Limit: q.limit()}
+	c := q.cursor(kindAlerts)
+	if a.badRequest(w, q) {
+		return
+	}
+	limit := aq.Limit
+	aq.Limit++
+	if c != nil {
+		aq.After = &store.AlertPosition{OpenedAt: c.Time, Station: c.Station, ID: c.ID}
+	}
+	rows, err := a.store.Alerts(r.Context(), aq)
+	if err != nil {
+		a.failed(w, err)
+		return
+	}
+	out := struct {
+		Alerts []store.Alert `json:"alerts"`
+		Next   string        `json:"next,omitempty"`
+	}{Alerts: rows}
+	if out.Alerts == nil {
+		out.Alerts = []store.Alert{}
+	}
+	if len(rows) > limit {
+		last := rows[limit-1]
+		out.Alerts = rows[:limit]
+		out.Next = cursor{Kind: kindAlerts, Time: last.OpenedAt, Station: last.Station, ID: last.ID}.encode()
+	}
+	a.writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) badRequest(w http.ResponseWriter, q *query) bool {
+	if q.err == nil {
+		return false
+	}
+	a.writeError(w, http.StatusBadRequest, q.err.Error(), q.err.Field)
+	return true
+}
+
+func (a *API) failed(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		a.log.Warn("database unavailable", "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(int(a.opts.RetryAfter.Seconds())))
+		a.writeError(w, http.StatusServiceUnavailable, "database unavailable, retry later", "")
+	case errors.Is(err, context.Canceled):
+		// The client went away.
+	default:
+		a.log.Error("query failed", "err", err)
+		a.writeError(w, http.StatusInternalServerError, "internal error", "")
+	}
+}
+
+func (a *API) writeError(w http.ResponseWriter, status int, msg, field string) {
+	a.writeJSON(w, status, wire.Error{Error: msg, Field: field})
+}
+
+func (a *API) writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		a.log.Debug("write response", "err", err)
+	}
+}

@@ -1,0 +1,35 @@
+// Package store is ph-cloud's PostgreSQL storage: stations and their tokens, readings, WQI
+// history and alerts, with versioned migrations and two layouts of the time series.
+//
+// # Layouts
+//
+// Migrate chooses the layout once, at its first run, and records it in schema_meta:
+//
+//   - timescaledb, when the server offers the extension: hypertables with 1-day chunks,
+//     continuous aggregates measurements_hourly and measurements_daily, compression after 7
+//     days and retention policies.
+//   - plain PostgreSQL: measurements and wqi_readings partitioned by UTC day, partitions made
+//     ahead and on demand for any day a batch touches and dropped past retention (Maintain),
+//     and rollup tables measurements_hourly and measurements_daily kept by the ingest
+//     transaction.
+//
+// Both have the same table names and columns, and the queries here return the same results
+// on either.
+//
+// # Exactly once
+//
+// Ingest writes a whole batch in one transaction: COPY into temporary staging tables, then
+// INSERT ... ON CONFLICT DO NOTHING on the unique keys (station_id, seq, time). A batch sent
+// twice, an overlapping batch or a batch replayed after its answer was lost adds no rows.
+// After a connection error (a PostgreSQL restart) the pool drops its connections and the
+// whole transaction is retried once; when the database stays unreachable, the error
+// matches ErrUnavailable and nothing of the batch is stored. The staging tables are
+// per-connection temporary tables (ON COMMIT DELETE ROWS) made when the pool connects, so
+// a batch changes no catalogs.
+//
+// # Concurrency
+//
+// A *Store is safe for concurrent use. It owns a pgx pool and starts no goroutines of its
+// own besides the pool's; Close releases it. Every method bounds its work with a deadline
+// (Options.QueryTimeout, Options.IngestTimeout) on top of the caller's context.
+package store

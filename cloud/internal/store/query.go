@@ -1,0 +1,375 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/purehealth/purehealth/shared/wire"
+)
+
+// Reading is a stored measurement as the API shows it (the agent's readings --json shape).
+type Reading struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Param   string    `json:"param"`
+	Value   float64   `json:"value"`
+	Unit    string    `json:"unit"`
+	Quality string    `json:"quality"`
+	Source  string    `json:"source"`
+	Sensor  string    `json:"sensor"`
+	Flags   []string  `json:"flags,omitempty"`
+}
+
+// Position is a place in a newest-first listing: the row at (Time, Seq). Listings
+// continue with the rows that sort after it, i.e. older ones.
+type Position struct {
+	Time time.Time
+	Seq  uint64
+}
+
+// ReadingsQuery selects raw readings of one station, newest first.
+type ReadingsQuery struct {
+	Station  string
+	Param    string    // "" for every parameter
+	From, To time.Time // From inclusive, To exclusive; zero for open
+	Limit    int
+	After    *Position
+}
+
+// where builds a WHERE clause with bound arguments only.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	for _, a := range args {
+		w.args = append(w.args, a)
+		cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(w.args)), 1)
+	}
+	w.conds = append(w.conds, cond)
+}
+
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+func (w *where) limit(n int) string {
+	w.args = append(w.args, n)
+	return " LIMIT $" + strconv.Itoa(len(w.args))
+}
+
+func (w *where) timeRange(col string, from, to time.Time) {
+	if !from.IsZero() {
+		w.add(col+" >= ?", from)
+	}
+	if !to.IsZero() {
+		w.add(col+" < ?", to)
+	}
+}
+
+// Readings lists raw readings, newest first (by time, then seq).
+func (s *Store) Readings(ctx context.Context, q ReadingsQuery) ([]Reading, error) {
+	var w where
+	w.add("station_id = ?", q.Station)
+	if q.Param != "" {
+		w.add("param = ?", q.Param)
+	}
+	w.timeRange("time", q.From, q.To)
+	if q.After != nil {
+		w.add("(time, seq) < (?, ?)", q.After.Time, int64(q.After.Seq))
+	}
+	sql := `SELECT seq, time, param, value, unit, quality, source, sensor, flags FROM measurements` +
+		w.String() + ` ORDER BY time DESC, seq DESC` + w.limit(q.Limit)
+	var out []Reading
+	err := s.query(ctx, "readings", func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, sql, w.args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Reading, error) {
+			var r Reading
+			var seq int64
+			err := row.Scan(&seq, &r.Time, &r.Param, &r.Value, &r.Unit, &r.Quality, &r.Source, &r.Sensor, &r.Flags)
+			r.Seq, r.Time = uint64(seq), r.Time.UTC()
+			if len(r.Flags) == 0 {
+				r.Flags = nil
+			}
+			return r, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("readings of %s: %w", q.Station, err)
+	}
+	return out, nil
+}
+
+// BucketSize names a rollup.
+type BucketSize string
+
+// The rollups.
+const (
+	Hourly BucketSize = "1h"
+	Daily  BucketSize = "1d"
+)
+
+func (b BucketSize) table() (string, error) {
+	switch b {
+	case Hourly:
+		return "measurements_hourly", nil
+	case Daily:
+		return "measurements_daily", nil
+	}
+	return "", fmt.Errorf("%w: bucket %q", ErrInvalid, b)
+}
+
+// Rollup is one bucket of one parameter: statistics of its usable (not bad) readings.
+type Rollup struct {
+	Bucket time.Time
+	Param  string
+	Avg    float64
+	Min    float64
+	Max    float64
+	Count  int64
+}
+
+// RollupPosition is a place in a newest-first listing of buckets.
+type RollupPosition struct {
+	Bucket time.Time
+	Param  string
+}
+
+// RollupQuery selects buckets of one station, newest first (then by param, descending).
+type RollupQuery struct {
+	Station  string
+	Param    string // "" for every parameter
+	Size     BucketSize
+	From, To time.Time // bucket start: From inclusive, To exclusive
+	Limit    int
+	After    *RollupPosition
+}
+
+// Rollups lists buckets from measurements_hourly or measurements_daily.
+func (s *Store) Rollups(ctx context.Context, q RollupQuery) ([]Rollup, error) {
+	table, err := q.Size.table()
+	if err != nil {
+		return nil, err
+	}
+	var w where
+	w.add("station_id = ?", q.Station)
+	if q.Param != "" {
+		w.add("param = ?", q.Param)
+	}
+	w.timeRange("bucket", q.From, q.To)
+	if q.After != nil {
+		w.add("(bucket, param) < (?, ?)", q.After.Bucket, q.After.Param)
+	}
+	sql := `SELECT bucket, param, avg, min, max, count FROM ` + table + w.String() +
+		` ORDER BY bucket DESC, param DESC` + w.limit(q.Limit)
+	var out []Rollup
+	err = s.query(ctx, "rollups", func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, sql, w.args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Rollup, error) {
+			var r Rollup
+			err := row.Scan(&r.Bucket, &r.Param, &r.Avg, &r.Min, &r.Max, &r.Count)
+			r.Bucket = r.Bucket.UTC()
+			return r, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rollups of %s: %w", q.Station, err)
+	}
+	return out, nil
+}
+
+// WQIQuery selects a station's WQI history, newest first.
+type WQIQuery struct {
+	Station  string
+	From, To time.Time
+	Limit    int
+	After    *Position
+}
+
+const wqiColumns = `seq, time, wqi, class, category, partial, missing, sub_indices, do_saturation_pct`
+
+func scanWQI(row pgx.CollectableRow) (wire.WQIPoint, error) {
+	var p wire.WQIPoint
+	var seq int64
+	err := row.Scan(&seq, &p.Time, &p.WQI, &p.Class, &p.Category, &p.Partial, &p.Missing, &p.SubIndices, &p.DOSaturationPct)
+	p.Seq, p.Time = uint64(seq), p.Time.UTC()
+	if p.Missing == nil {
+		p.Missing = []string{}
+	}
+	return p, err
+}
+
+// WQIHistory lists WQI results, newest first.
+func (s *Store) WQIHistory(ctx context.Context, q WQIQuery) ([]wire.WQIPoint, error) {
+	var w where
+	w.add("station_id = ?", q.Station)
+	w.timeRange("time", q.From, q.To)
+	if q.After != nil {
+		w.add("(time, seq) < (?, ?)", q.After.Time, int64(q.After.Seq))
+	}
+	sql := `SELECT ` + wqiColumns + ` FROM wqi_readings` + w.String() + ` ORDER BY time DESC, seq DESC` + w.limit(q.Limit)
+	var out []wire.WQIPoint
+	err := s.query(ctx, "wqi", func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, sql, w.args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, scanWQI)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wqi of %s: %w", q.Station, err)
+	}
+	return out, nil
+}
+
+// LatestWQI returns the station's newest WQI result, or nil when it has none.
+func (s *Store) LatestWQI(ctx context.Context, station string) (*wire.WQIPoint, error) {
+	ps, err := s.WQIHistory(ctx, WQIQuery{Station: station, Limit: 1})
+	if err != nil || len(ps) == 0 {
+		return nil, err
+	}
+	return &ps[0], nil
+}
+
+// Latest is the newest usable value of one parameter from one source at a station.
+type Latest struct {
+	Param   string
+	Source  string
+	Time    time.Time
+	Value   float64
+	Unit    string
+	Quality string
+	Sensor  string
+	Seq     uint64
+}
+
+// LatestValues returns, per parameter and source, the station's newest usable value.
+func (s *Store) LatestValues(ctx context.Context, station string) ([]Latest, error) {
+	var out []Latest
+	err := s.query(ctx, "latest values", func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, `SELECT param, source, time, value, unit, quality, sensor, seq
+			FROM station_latest WHERE station_id = $1 ORDER BY param, source`, station)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Latest, error) {
+			var l Latest
+			var seq int64
+			err := row.Scan(&l.Param, &l.Source, &l.Time, &l.Value, &l.Unit, &l.Quality, &l.Sensor, &seq)
+			l.Seq, l.Time = uint64(seq), l.Time.UTC()
+			return l, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("latest values of %s: %w", station, err)
+	}
+	return out, nil
+}
+
+// Alert is an alert's current state as the API shows it (the agent's alerts --json
+// shape plus the station).
+type Alert struct {
+	ID             uint64     `json:"id"`
+	Station        string     `json:"station"`
+	Rule           string     `json:"rule"`
+	Key            string     `json:"key"`
+	Param          string     `json:"param"`
+	Sensor         string     `json:"sensor,omitempty"`
+	Severity       string     `json:"severity"`
+	State          string     `json:"state"`
+	OpenedAt       time.Time  `json:"opened_at"`
+	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty"`
+	ResolvedAt     *time.Time `json:"resolved_at"`
+	Message        string     `json:"message"`
+	Value          *float64   `json:"value,omitempty"`
+	Limit          *float64   `json:"limit,omitempty"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+}
+
+// AlertPosition is a place in the alert listing (newest opened first).
+type AlertPosition struct {
+	OpenedAt time.Time
+	Station  string
+	ID       uint64
+}
+
+// AlertQuery selects alerts, newest opened first.
+type AlertQuery struct {
+	Station string    // "" for every station
+	Active  *bool     // true: not resolved; false: resolved; nil: both
+	Since   time.Time // only alerts whose latest transition is at or after Since; zero for all
+	Limit   int
+	After   *AlertPosition
+}
+
+// Alerts lists alerts.
+func (s *Store) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
+	var w where
+	if q.Station != "" {
+		w.add("station_id = ?", q.Station)
+	}
+	if q.Active != nil {
+		if *q.Active {
+			w.add("state <> 'resolved'")
+		} else {
+			w.add("state = 'resolved'")
+		}
+	}
+	if !q.Since.IsZero() {
+		w.add("updated_at >= ?", q.Since)
+	}
+	if q.After != nil {
+		w.add("(opened_at, station_id, alert_id) < (?, ?, ?)", q.After.OpenedAt, q.After.Station, int64(q.After.ID))
+	}
+	sql := `SELECT alert_id, station_id, rule, key, param, sensor, severity, state, opened_at,
+		acknowledged_at, resolved_at, message, value, "limit", updated_at FROM alerts` + w.String() +
+		` ORDER BY opened_at DESC, station_id DESC, alert_id DESC` + w.limit(q.Limit)
+	var out []Alert
+	err := s.query(ctx, "alerts", func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, sql, w.args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Alert, error) {
+			var a Alert
+			var id int64
+			err := row.Scan(&id, &a.Station, &a.Rule, &a.Key, &a.Param, &a.Sensor, &a.Severity, &a.State,
+				&a.OpenedAt, &a.AcknowledgedAt, &a.ResolvedAt, &a.Message, &a.Value, &a.Limit, &a.UpdatedAt)
+			a.ID = uint64(id)
+			a.OpenedAt, a.UpdatedAt = a.OpenedAt.UTC(), a.UpdatedAt.UTC()
+			utc(a.AcknowledgedAt)
+			utc(a.ResolvedAt)
+			return a, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	return out, nil
+}
+
+func utc(t *time.Time) {
+	if t != nil {
+		*t = t.UTC()
+	}
+}

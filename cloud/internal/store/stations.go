@@ -1,0 +1,204 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Station is a registered station.
+type Station struct {
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	Class       string     `json:"class"`
+	Lat         *float64   `json:"lat"`
+	Lon         *float64   `json:"lon"`
+	CreatedAt   time.Time  `json:"created_at"`
+	LastBatchAt *time.Time `json:"last_batch_at"` // nil before the first batch
+	Agent       string     `json:"agent,omitempty"`
+	// The highest seq received of each stream.
+	ReadingsSeq uint64 `json:"readings_seq"`
+	AlertsSeq   uint64 `json:"alerts_seq"`
+	WQISeq      uint64 `json:"wqi_seq"`
+}
+
+// NewStation is what registering a station needs.
+type NewStation struct {
+	ID       string
+	Name     string
+	Class    string // CPCB designated-best-use class A–E, default B
+	Lat, Lon *float64
+}
+
+var stationIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidStationID reports whether id can name a station (letters, digits, '-' and '_').
+func ValidStationID(id string) bool { return stationIDPattern.MatchString(id) }
+
+func (n *NewStation) validate() error {
+	var errs []error
+	if !ValidStationID(n.ID) {
+		errs = append(errs, fmt.Errorf("station id %q must be 1–64 letters, digits, '-' or '_'", n.ID))
+	}
+	if n.Name == "" || len(n.Name) > 200 || strings.ContainsRune(n.Name, 0) {
+		errs = append(errs, errors.New("name must be 1–200 bytes"))
+	}
+	if n.Class == "" {
+		n.Class = "B"
+	}
+	n.Class = strings.ToUpper(n.Class)
+	if !strings.Contains("ABCDE", n.Class) || len(n.Class) != 1 {
+		errs = append(errs, fmt.Errorf("class %q must be one of A, B, C, D, E", n.Class))
+	}
+	if (n.Lat == nil) != (n.Lon == nil) {
+		errs = append(errs, errors.New("give both lat and lon, or neither"))
+	}
+	if n.Lat != nil && !(*n.Lat >= -90 && *n.Lat <= 90) {
+		errs = append(errs, fmt.Errorf("lat %v is outside -90..90", *n.Lat))
+	}
+	if n.Lon != nil && !(*n.Lon >= -180 && *n.Lon <= 180) {
+		errs = append(errs, fmt.Errorf("lon %v is outside -180..180", *n.Lon))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+// tokenPrefix marks Pure Health station tokens, so that secret scanners and people can
+// recognise one.
+const tokenPrefix = "pht_"
+
+// newToken returns a fresh token (32 random bytes) and its hash.
+func newToken() (string, []byte) {
+	var b [32]byte
+	rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
+	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return token, hashToken(token)
+}
+
+func hashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// AddStation registers a station and returns its new token. Only the token's hash is
+// stored: the token cannot be shown again, only replaced (RotateToken).
+func (s *Store) AddStation(ctx context.Context, n NewStation) (token string, err error) {
+	if err := n.validate(); err != nil {
+		return "", err
+	}
+	token, hash := newToken()
+	err = s.query(ctx, "add station", func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, `INSERT INTO stations (id, name, class, lat, lon, token_sha256)
+			VALUES ($1, $2, $3, $4, $5, $6)`, n.ID, n.Name, n.Class, n.Lat, n.Lon, hash)
+		return err
+	})
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "23505" {
+		return "", fmt.Errorf("station %s: %w", n.ID, ErrExists)
+	}
+	if err != nil {
+		return "", fmt.Errorf("add station %s: %w", n.ID, err)
+	}
+	return token, nil
+}
+
+// RotateToken gives the station a new token and returns it. The old token stops working
+// at once.
+func (s *Store) RotateToken(ctx context.Context, id string) (string, error) {
+	token, hash := newToken()
+	var tag pgconn.CommandTag
+	err := s.query(ctx, "rotate token", func(ctx context.Context) (err error) {
+		tag, err = s.pool.Exec(ctx, `UPDATE stations SET token_sha256 = $2, token_set_at = now() WHERE id = $1`, id, hash)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("rotate token of %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return "", fmt.Errorf("station %s: %w", id, ErrNotFound)
+	}
+	return token, nil
+}
+
+// Authenticate returns the id of the station whose token this is; ErrNotFound for an
+// unknown token.
+func (s *Store) Authenticate(ctx context.Context, token string) (string, error) {
+	if token == "" {
+		return "", ErrNotFound
+	}
+	hash := hashToken(token)
+	var id string
+	err := s.query(ctx, "authenticate", func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, `SELECT id FROM stations WHERE token_sha256 = $1`, hash).Scan(&id)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("authenticate: %w", err)
+	}
+	return id, nil
+}
+
+const stationColumns = `s.id, s.name, s.class, s.lat, s.lon, s.created_at, i.last_batch_at,
+	coalesce(i.agent, ''), coalesce(i.readings_seq, 0), coalesce(i.alerts_seq, 0), coalesce(i.wqi_seq, 0)`
+
+func scanStation(row pgx.CollectableRow) (Station, error) {
+	var st Station
+	var r, a, w int64
+	err := row.Scan(&st.ID, &st.Name, &st.Class, &st.Lat, &st.Lon, &st.CreatedAt, &st.LastBatchAt,
+		&st.Agent, &r, &a, &w)
+	st.ReadingsSeq, st.AlertsSeq, st.WQISeq = uint64(r), uint64(a), uint64(w)
+	return st, err
+}
+
+// Stations lists stations ordered by id, starting after the id after ("" from the
+// start), at most limit of them.
+func (s *Store) Stations(ctx context.Context, after string, limit int) ([]Station, error) {
+	var out []Station
+	err := s.query(ctx, "list stations", func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, `SELECT `+stationColumns+`
+			FROM stations s LEFT JOIN station_ingest i ON i.station_id = s.id
+			WHERE s.id > $1 ORDER BY s.id LIMIT $2`, after, limit)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, scanStation)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list stations: %w", err)
+	}
+	return out, nil
+}
+
+// Station returns one station; ErrNotFound if there is none with that id.
+func (s *Store) Station(ctx context.Context, id string) (Station, error) {
+	var st Station
+	err := s.query(ctx, "get station", func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, `SELECT `+stationColumns+`
+			FROM stations s LEFT JOIN station_ingest i ON i.station_id = s.id WHERE s.id = $1`, id)
+		if err != nil {
+			return err
+		}
+		st, err = pgx.CollectExactlyOneRow(rows, scanStation)
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Station{}, fmt.Errorf("station %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Station{}, fmt.Errorf("get station %s: %w", id, err)
+	}
+	return st, nil
+}

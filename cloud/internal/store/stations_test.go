@@ -1,0 +1,128 @@
+package store_test
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/cloud/internal/pgtest"
+	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/cloud/internal/storetest"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestStationsAndTokens(t *testing.T) {
+	s, url := storetest.Open(t, store.Options{})
+	token, err := s.AddStation(t.Context(), store.NewStation{ID: station, Name: "Mula-Mutha at Sangam",
+		Class: "c", Lat: ptr(18.5286), Lon: ptr(73.8567)})
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(token, "pht_"), "token %q", token)
+	assert.Len(t, token, 4+43, "32 random bytes, base64url")
+
+	id, err := s.Authenticate(t.Context(), token)
+	require.NoError(t, err)
+	assert.Equal(t, station, id)
+
+	for _, bad := range []string{"", "pht_", token + "x", strings.ToUpper(token), token[:len(token)-1]} {
+		_, err := s.Authenticate(t.Context(), bad)
+		assert.ErrorIs(t, err, store.ErrNotFound, "token %q", bad)
+	}
+
+	_, err = s.AddStation(t.Context(), store.NewStation{ID: station, Name: "again"})
+	assert.ErrorIs(t, err, store.ErrExists)
+
+	st, err := s.Station(t.Context(), station)
+	require.NoError(t, err)
+	assert.Equal(t, "C", st.Class, "class stored upper-case")
+	assert.Equal(t, 18.5286, *st.Lat)
+	assert.Nil(t, st.LastBatchAt)
+
+	t.Run("token is not stored in clear", func(t *testing.T) {
+		raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(token, "pht_"))
+		require.NoError(t, err)
+		needles := []string{token, strings.TrimPrefix(token, "pht_"), hex.EncodeToString(raw)}
+		// Every row of every table, as text.
+		tableText := func() string {
+			var b strings.Builder
+			for _, tbl := range tables(t, url) {
+				b.WriteString(rowsText(t, url, tbl))
+			}
+			return b.String()
+		}()
+		for _, n := range needles {
+			assert.NotContains(t, tableText, n)
+		}
+		pgDump, err := pgtest.Tool("pg_dump")
+		if err != nil {
+			t.Skipf("no pg_dump: %v", err)
+		}
+		out, err := exec.Command(pgDump, "--dbname="+url, "--no-owner").CombinedOutput()
+		require.NoError(t, err, "pg_dump: %s", out)
+		require.Contains(t, string(out), "Mula-Mutha at Sangam", "the dump must contain the station row")
+		for _, n := range needles {
+			assert.NotContains(t, string(out), n, "the dump must not contain the token")
+		}
+	})
+
+	t.Run("rotate invalidates the old token at once", func(t *testing.T) {
+		fresh, err := s.RotateToken(t.Context(), station)
+		require.NoError(t, err)
+		assert.NotEqual(t, token, fresh)
+		_, err = s.Authenticate(t.Context(), token)
+		assert.ErrorIs(t, err, store.ErrNotFound)
+		id, err := s.Authenticate(t.Context(), fresh)
+		require.NoError(t, err)
+		assert.Equal(t, station, id)
+		_, err = s.RotateToken(t.Context(), "MH-NONE-000")
+		assert.ErrorIs(t, err, store.ErrNotFound)
+	})
+
+	t.Run("invalid stations", func(t *testing.T) {
+		for _, n := range []store.NewStation{
+			{ID: "bad id", Name: "x"}, {ID: "", Name: "x"}, {ID: "A'; DROP TABLE stations;--", Name: "x"},
+			{ID: "OK-1", Name: ""}, {ID: "OK-1", Name: "x", Class: "F"}, {ID: "OK-1", Name: "x", Lat: ptr(91.0), Lon: ptr(0.0)},
+			{ID: "OK-1", Name: "x", Lat: ptr(10.0)},
+		} {
+			_, err := s.AddStation(t.Context(), n)
+			assert.ErrorIs(t, err, store.ErrInvalid, "%+v", n)
+		}
+	})
+
+	t.Run("list pages by id", func(t *testing.T) {
+		for _, id := range []string{"MH-A", "MH-B", "MH-C"} {
+			storetest.AddStation(t, s, id)
+		}
+		page, err := s.Stations(t.Context(), "", 2)
+		require.NoError(t, err)
+		require.Len(t, page, 2)
+		assert.Equal(t, []string{"MH-A", "MH-B"}, []string{page[0].ID, page[1].ID})
+		page, err = s.Stations(t.Context(), "MH-B", 10)
+		require.NoError(t, err)
+		require.Len(t, page, 2)
+		assert.Equal(t, []string{"MH-C", station}, []string{page[0].ID, page[1].ID})
+	})
+}
+
+// rowsText returns every row of a table as text.
+func rowsText(t *testing.T, url, table string) string {
+	t.Helper()
+	var b strings.Builder
+	conn := connect(t, url)
+	rows, err := conn.Query(t.Context(), `SELECT t::text FROM `+quoteIdent(table)+` t`)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		b.WriteString(s)
+		b.WriteByte('\n')
+	}
+	require.NoError(t, rows.Err())
+	return b.String()
+}

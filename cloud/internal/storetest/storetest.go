@@ -1,0 +1,108 @@
+// Package storetest helps tests that need a migrated database and batches to put in it.
+// It builds on pgtest: call pgtest.Main from the test binary's TestMain.
+package storetest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/cloud/internal/pgtest"
+	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/shared/wire"
+)
+
+// Migrated returns the URL of a fresh database migrated to the current schema (plain
+// PostgreSQL layout unless the server offers TimescaleDB).
+func Migrated(t testing.TB) string {
+	t.Helper()
+	url := pgtest.New(t)
+	_, err := store.Migrate(t.Context(), url, store.MigrateOptions{})
+	require.NoError(t, err, "migrate")
+	return url
+}
+
+// Open returns a Store on a fresh migrated database, closed when the test ends.
+func Open(t testing.TB, opts store.Options) (*store.Store, string) {
+	t.Helper()
+	url := Migrated(t)
+	return OpenURL(t, url, opts), url
+}
+
+// OpenURL opens a Store on url, closed when the test ends.
+func OpenURL(t testing.TB, url string, opts store.Options) *store.Store {
+	t.Helper()
+	s, err := store.Open(t.Context(), url, opts)
+	require.NoError(t, err, "open store")
+	t.Cleanup(s.Close)
+	return s
+}
+
+// AddStation registers a station and returns its token.
+func AddStation(t testing.TB, s *store.Store, id string) string {
+	t.Helper()
+	token, err := s.AddStation(t.Context(), store.NewStation{ID: id, Name: "Station " + id, Class: "B"})
+	require.NoError(t, err, "add station %s", id)
+	return token
+}
+
+// Params cycles through these, with a plausible value for each.
+var Params = []struct {
+	Param, Unit string
+	Base        float64
+}{
+	{"ph", "pH", 7.2}, {"do", "mg/L", 6.5}, {"temp", "degC", 26}, {"turbidity", "NTU", 12},
+}
+
+// Readings returns n readings with seqs from, from+1, ...: one every step from start,
+// cycling through Params, with values that vary by seq, and every seventh one bad.
+func Readings(from uint64, n int, start time.Time, step time.Duration) []wire.Reading {
+	out := make([]wire.Reading, n)
+	for i := range out {
+		seq := from + uint64(i)
+		p := Params[int(seq)%len(Params)]
+		q := "good"
+		if seq%7 == 0 {
+			q = "bad"
+		}
+		out[i] = wire.Reading{
+			Seq: seq, Time: start.Add(time.Duration(i) * step).UTC().Truncate(time.Microsecond),
+			Sensor: p.Param + "-1", Param: p.Param, Value: p.Base + float64(seq%13)/10,
+			Unit: p.Unit, Quality: q, Source: "sensor",
+		}
+	}
+	return out
+}
+
+// Batch wraps readings in a batch of station.
+func Batch(station string, rs []wire.Reading) *wire.Batch {
+	return &wire.Batch{V: wire.Version, Station: station, Agent: "test", SentAt: time.Now().UTC(), Readings: rs}
+}
+
+// Alert returns an alert transition.
+func Alert(seq, id uint64, transition, state string, at time.Time) wire.AlertEvent {
+	v, lim := 4.1, 5.0
+	ev := wire.AlertEvent{
+		Seq: seq, ID: id, Transition: transition, Time: at.UTC().Truncate(time.Microsecond),
+		Rule: "threshold", Key: fmt.Sprintf("threshold/do/%d", id), Param: "do", Sensor: "do-1",
+		Severity: "warning", State: state, OpenedAt: at.UTC().Truncate(time.Microsecond),
+		Message: "DO below 5 mg/L", Value: &v, Limit: &lim,
+	}
+	if state == "resolved" {
+		r := ev.Time
+		ev.ResolvedAt = &r
+	}
+	return ev
+}
+
+// WQI returns a WQI point.
+func WQI(seq uint64, at time.Time, value float64) wire.WQIPoint {
+	sat := 81.5
+	return wire.WQIPoint{
+		Seq: seq, Time: at.UTC().Truncate(time.Microsecond), WQI: value, Class: "B", Category: "Good",
+		Partial: true, Missing: []string{"fc"},
+		SubIndices: map[string]float64{"do": 70.1, "ph": 90.2, "bod": 60}, DOSaturationPct: &sat,
+	}
+}
