@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/purehealth/purehealth/agent/internal/payload"
 	"github.com/purehealth/purehealth/shared/telemetry"
@@ -284,6 +285,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	tcp.goodbye = b.disconnectListener
 	lns = append(lns, tcp)
 	if b.opts.TLSListen != "" {
 		tl, err := listen("tls", b.opts.TLSListen, b.opts.TLS, b.opts.ConnectTimeout, maxConns,
@@ -292,6 +294,7 @@ func (b *Broker) Run(ctx context.Context) error {
 			tcp.Close(func(string) {})
 			return err
 		}
+		tl.goodbye = b.disconnectListener
 		lns = append(lns, tl)
 	}
 	closeAll := func() {
@@ -334,6 +337,18 @@ func (b *Broker) Run(ctx context.Context) error {
 		}
 	})
 	return nil
+}
+
+// disconnectListener says goodbye to the clients of one listener at shutdown. It stands in
+// for mochi's own closeListenerClients, whose Clients.GetByListener takes the client map's
+// read lock twice (mochi v2.7.9): a client connecting or leaving at that moment queues a
+// writer between the two and Close deadlocks for good. GetAll takes the lock once.
+func (b *Broker) disconnectListener(id string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener == id && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown) // the client may be gone already
+		}
+	}
 }
 
 // Ready is closed once Run is listening.

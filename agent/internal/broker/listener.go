@@ -34,6 +34,8 @@ type listener struct {
 	connectTimeout time.Duration // to finish the TLS handshake and CONNECT
 	maxConns       int
 	refused        *atomic.Int64 // connections refused at the limit
+	// goodbye, when set, replaces mochi's CloseFn at Close (see Broker.disconnectListener).
+	goodbye func(listenerID string)
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -179,6 +181,9 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 	}
 	// A client whose socket is not draining would block mochi's goodbye forever.
 	stuck := time.AfterFunc(closeGrace, cut)
+	if l.goodbye != nil {
+		closeClients = l.goodbye
+	}
 	closeClients(l.id)
 	stuck.Stop()
 	if err := l.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {

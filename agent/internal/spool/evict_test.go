@@ -101,9 +101,12 @@ func TestSpaceReuse(t *testing.T) {
 }
 
 // fillUntilEviction appends batches from gen until a commit lifts UsedBytes above the
-// high watermark (which starts a pass), and returns everything appended.
+// high watermark (which starts a pass), and returns everything appended. It stops at the
+// first sign of the pass, so that no append overlaps it: UsedBytes above the mark (no
+// eviction chunk committed yet) or the eviction counters moved (one has).
 func fillUntilEviction(t *testing.T, s *Spool, gen func(i int) telemetry.Reading, batch int) []telemetry.Reading {
 	t.Helper()
+	before := s.Stats().Evicted
 	var out []telemetry.Reading
 	for i := 0; ; {
 		rs := make([]telemetry.Reading, batch)
@@ -114,7 +117,7 @@ func fillUntilEviction(t *testing.T, s *Spool, gen func(i int) telemetry.Reading
 		got, err := s.AppendReadings(t.Context(), rs)
 		require.NoError(t, err)
 		out = append(out, got...)
-		if s.Stats().UsedBytes > s.high {
+		if st := s.Stats(); st.UsedBytes > s.high || st.Evicted != before {
 			return out
 		}
 		require.Less(t, i, 1_000_000, "the buffer never filled")

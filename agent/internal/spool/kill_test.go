@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -30,6 +31,8 @@ func TestKill9(t *testing.T) {
 	for round := range 3 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKill9$")
 		cmd.Env = append(os.Environ(), childEnv+"="+path)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
 		out, err := cmd.StdoutPipe()
 		require.NoError(t, err)
 		require.NoError(t, cmd.Start())
@@ -47,7 +50,7 @@ func TestKill9(t *testing.T) {
 				break
 			}
 		}
-		require.NoError(t, cmd.Process.Kill())
+		require.NoError(t, cmd.Process.Kill(), "the child ended on its own: %s", &stderr)
 		_ = cmd.Wait() // killed on purpose: the exit status says so
 
 		mustCheck(t, path)

@@ -162,7 +162,6 @@ func TestLocked(t *testing.T) {
 	openSpool(t, Options{Path: path})
 	// bbolt locks with flock(2), which is held per open file description: a second open
 	// in the same process conflicts just like another process would.
-	start := time.Now()
 	second, err := Open(Options{Path: path, OpenTimeout: 100 * time.Millisecond})
 	if second != nil {
 		require.NoError(t, second.Close())
@@ -170,7 +169,6 @@ func TestLocked(t *testing.T) {
 	require.ErrorIs(t, err, ErrLocked)
 	assert.Contains(t, err.Error(), "is ph-agent already running?")
 	assert.Contains(t, err.Error(), path)
-	assert.Less(t, time.Since(start), 5*time.Second, "fails after the timeout, not never")
 	matches, err := filepath.Glob(path + ".corrupt-*")
 	require.NoError(t, err)
 	assert.Empty(t, matches, "a locked file is not quarantined")
