@@ -1,0 +1,45 @@
+// Command phbench runs the benchmarks of `make bench` (design §9) against the built
+// programs in bin/ and prints one BENCH line per comparison, each peer measured in the same
+// run on the same machine:
+//
+//   - durable_qos1_vs_fsync: readings per second a real ph-agent acknowledges at QoS 1
+//     (stored durably first), against the disk's rate of 4 KiB write + fdatasync in the
+//     agent's data_dir;
+//   - durable_qos1_vs_nofsync: the same load against the agent with
+//     buffer.unsafe_no_fsync: what durability costs;
+//   - broker_vs_mosquitto: the same load against Debian's mosquitto without persistence;
+//   - agent_rss_<N>_sensors: the agent's peak resident memory with N sensors publishing
+//     5 messages per second each, against the 50 MB budget.
+//
+// Every program it starts is stopped on every path, including SIGINT and SIGTERM. It exits
+// 0 when every run passed its sanity checks (whatever the goals say), 1 when a run failed
+// or a check did not hold, and 2 on a usage error. See `phbench -h` for the settings.
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err))
+}
+
+// errUsage marks a command-line mistake.
+var errUsage = errors.New("usage")
+
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	return 1
+}
