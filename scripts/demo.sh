@@ -1,48 +1,87 @@
 #!/usr/bin/env bash
-# The whole system on one machine: a station agent fed by simulated sensors. It prints
-# the agent's status and keeps running until Ctrl-C (or for DEMO_SECONDS, for CI).
+# The whole system on one machine: a throwaway PostgreSQL, ph-cloud, and three station
+# agents fed by simulated probes, forwarding to the cloud. Prints what to look at and keeps
+# running until Ctrl-C (or for DEMO_SECONDS, for CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=bin
 DEMO=tmp/demo
-CFG=configs/demo-agent.yaml
+PGDIR=/tmp/purehealth-demo-pg
+PGPORT=55432
+CLOUD_CFG=configs/demo-cloud.yaml
+STATIONS=(pune:MH-PUNE-001:18831 nashik:MH-NASHIK-001:18832 sangli:MH-SANGLI-001:18833)
 
-rm -rf "$DEMO" && mkdir -p "$DEMO"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  scripts/pgtmp.sh stop "$PGDIR" || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-"$BIN/ph-agent" run --config "$CFG" >"$DEMO/agent.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do
-  "$BIN/ph-agent" status --config "$CFG" >/dev/null 2>&1 && break
-  sleep 0.2
+scripts/pgtmp.sh stop "$PGDIR" 2>/dev/null || true
+rm -rf "$DEMO" "$PGDIR" && mkdir -p "$DEMO"
+
+echo "== PostgreSQL (throwaway, $PGDIR)"
+scripts/pgtmp.sh start "$PGDIR" "$PGPORT"
+"$BIN/ph-cloud" migrate --config "$CLOUD_CFG"
+
+for s in "${STATIONS[@]}"; do
+  IFS=: read -r dir id _ <<<"$s"
+  name=$(sed -n 's/^  name: "\(.*\)"/\1/p' "configs/demo-agent-$dir.yaml")
+  class=$(sed -n 's/^  class: \([A-E]\).*/\1/p' "configs/demo-agent-$dir.yaml")
+  lat=$(sed -n 's/^  lat: //p' "configs/demo-agent-$dir.yaml")
+  lon=$(sed -n 's/^  lon: //p' "configs/demo-agent-$dir.yaml")
+  "$BIN/ph-cloud" station add "$id" --name "$name" --class "$class" --lat "$lat" --lon "$lon" \
+    --config "$CLOUD_CFG" >"$DEMO/token-$id"
 done
-"$BIN/ph-agent" status --config "$CFG" >/dev/null || { cat "$DEMO/agent.log"; exit 1; }
 
-# Eight simulated probes at Mula-Mutha (Pune), one reading every 2 s each.
-"$BIN/ph-sim" mqtt --broker 127.0.0.1:18830 --station MH-PUNE-001 --sensors 8 --rate 0.5 --qos 1 \
-  >"$DEMO/sim.log" 2>&1 &
+"$BIN/ph-cloud" serve --config "$CLOUD_CFG" >"$DEMO/cloud.log" 2>&1 &
 pids+=($!)
+
+wait_for() { # wait_for DESCRIPTION COMMAND...
+  local what=$1; shift
+  for _ in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "demo: $what did not come up" >&2; return 1
+}
+wait_for "ph-cloud" curl -fsS http://127.0.0.1:18080/health || { cat "$DEMO/cloud.log"; exit 1; }
+
+for s in "${STATIONS[@]}"; do
+  IFS=: read -r dir id port <<<"$s"
+  cfg="configs/demo-agent-$dir.yaml"
+  "$BIN/ph-agent" run --config "$cfg" >"$DEMO/agent-$dir.log" 2>&1 &
+  pids+=($!)
+  wait_for "ph-agent $id" "$BIN/ph-agent" status --config "$cfg" || { cat "$DEMO/agent-$dir.log"; exit 1; }
+  # Eight simulated probes per station, one reading every 2 s each.
+  "$BIN/ph-sim" mqtt --broker "127.0.0.1:$port" --station "$id" --sensors 8 --rate 0.5 --qos 1 \
+    >"$DEMO/sim-$dir.log" 2>&1 &
+  pids+=($!)
+done
 sleep 8
 
-echo "== ph-agent status"
-"$BIN/ph-agent" status --config "$CFG"
 echo
-echo "== ph-agent sensors"
-"$BIN/ph-agent" sensors --config "$CFG"
+echo "== ph-agent status (Pune)"
+"$BIN/ph-agent" status --config configs/demo-agent-pune.yaml
 echo
-echo "== ph-agent wqi"
-"$BIN/ph-agent" wqi --config "$CFG"
+echo "== ph-agent wqi (Pune)"
+"$BIN/ph-agent" wqi --config configs/demo-agent-pune.yaml
 echo
-echo "Logs in $DEMO/. Try: $BIN/ph-agent readings --config $CFG --param do"
+echo "== in the cloud"
+curl -fsS http://127.0.0.1:18080/v1/stations | head -c 600; echo
+echo
+echo "Cloud API:  http://127.0.0.1:18080/v1/stations"
+echo "Logs:       $DEMO/"
+echo "Try:        $BIN/ph-agent sensors --config configs/demo-agent-pune.yaml"
+echo "            $BIN/ph-agent queue --config configs/demo-agent-nashik.yaml"
 if [ -n "${DEMO_SECONDS:-}" ]; then
   sleep "$DEMO_SECONDS"
-  "$BIN/ph-agent" status --config "$CFG" --json >/dev/null
-  echo "demo ran for ${DEMO_SECONDS}s more; stopping"
+  for s in "${STATIONS[@]}"; do
+    IFS=: read -r dir _ _ <<<"$s"
+    "$BIN/ph-agent" status --config "configs/demo-agent-$dir.yaml" --json >/dev/null
+  done
+  curl -fsS http://127.0.0.1:18080/health >/dev/null
+  echo "demo ran for ${DEMO_SECONDS}s more; all parts answered; stopping"
 else
   echo "Press Ctrl-C to stop."
   wait "${pids[0]}"
