@@ -105,8 +105,18 @@ type Condition struct {
 	Sensor   string
 	Severity Severity
 	Message  string
+	// Describe, when set, writes Message only if the condition changes an alert: rules
+	// evaluated on every reading should not format a sentence for every reading.
+	Describe func() string
 	Value    *float64
 	Limit    *float64
+}
+
+func (c Condition) message() string {
+	if c.Message == "" && c.Describe != nil {
+		return c.Describe()
+	}
+	return c.Message
 }
 
 func ptr(v float64) *float64 { return &v }

@@ -174,8 +174,10 @@ func (m *Manager) evalSensorFault(ctx context.Context, r telemetry.Reading) {
 	bad := Condition{
 		Key: "sensor_fault:" + r.Sensor + ":bad", Rule: RuleSensorFault,
 		Param: string(r.Param), Sensor: r.Sensor, Severity: Warning, Value: &v,
-		Message: fmt.Sprintf("Sensor %s sent %d bad readings in a row (latest %g, %s)",
-			r.Sensor, m.opts.BadCount, r.Value, strings.Join(r.Flags.Names(), ", ")),
+		Describe: func() string {
+			return fmt.Sprintf("Sensor %s sent %d bad readings in a row (latest %g, %s)",
+				r.Sensor, m.opts.BadCount, r.Value, strings.Join(r.Flags.Names(), ", "))
+		},
 	}
 	verdict := alertrule.Clear
 	if r.Quality == telemetry.Bad {
@@ -186,7 +188,9 @@ func (m *Manager) evalSensorFault(ctx context.Context, r telemetry.Reading) {
 	flat := Condition{
 		Key: "sensor_fault:" + r.Sensor + ":flatline", Rule: RuleSensorFault,
 		Param: string(r.Param), Sensor: r.Sensor, Severity: Warning, Value: &v,
-		Message: fmt.Sprintf("Sensor %s is stuck at %g %s (flatline)", r.Sensor, r.Value, r.Unit),
+		Describe: func() string {
+			return fmt.Sprintf("Sensor %s is stuck at %g %s (flatline)", r.Sensor, r.Value, r.Unit)
+		},
 	}
 	verdict = alertrule.Clear
 	if r.Flags.Has(telemetry.FlagFlatline) {
@@ -200,8 +204,10 @@ func (m *Manager) evalAnomaly(ctx context.Context, r telemetry.Reading) {
 	c := Condition{
 		Key: "anomaly:" + r.Sensor, Rule: RuleAnomaly, Param: string(r.Param), Sensor: r.Sensor,
 		Severity: Warning, Value: &v,
-		Message: fmt.Sprintf("%s changed abruptly to %g %s against its recent history (sensor %s)",
-			r.Param, r.Value, r.Unit, r.Sensor),
+		Describe: func() string {
+			return fmt.Sprintf("%s changed abruptly to %g %s against its recent history (sensor %s)",
+				r.Param, r.Value, r.Unit, r.Sensor)
+		},
 	}
 	verdict := alertrule.Clear
 	if r.Flags.Has(telemetry.FlagSpike) {
@@ -215,7 +221,7 @@ func (m *Manager) evalLimit(ctx context.Context, r telemetry.Reading, l criteria
 	c := Condition{
 		Key:  "threshold:" + l.Set + ":" + string(l.Param) + ":" + l.Bound.String(),
 		Rule: RuleThreshold, Param: string(r.Param), Sensor: r.Sensor,
-		Value: &v, Limit: &lim, Message: l.Message(r.Value, ""),
+		Value: &v, Limit: &lim, Describe: func() string { return l.Message(r.Value, "") },
 	}
 	verdict := alertrule.Holding
 	switch {
@@ -240,12 +246,15 @@ func (m *Manager) OnWQI(ctx context.Context, value float64, class string, partia
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	v, lim := value, wqiBadBelow
-	msg := fmt.Sprintf("WQI %.1f is class %s", value, class)
-	if partial {
-		msg += fmt.Sprintf(" (partial: %s missing)", strings.Join(missing, ", "))
+	describe := func() string {
+		msg := fmt.Sprintf("WQI %.1f is class %s", value, class)
+		if partial {
+			msg += fmt.Sprintf(" (partial: %s missing)", strings.Join(missing, ", "))
+		}
+		return msg
 	}
 	c := Condition{Key: "wqi:class", Rule: RuleWQI, Param: "wqi", Severity: Warning,
-		Value: &v, Limit: &lim, Message: msg}
+		Value: &v, Limit: &lim, Describe: describe}
 	if value < wqiCriticalBelow {
 		c.Severity = Critical
 	}
@@ -341,7 +350,7 @@ func (m *Manager) observe(ctx context.Context, c Condition, v alertrule.Verdict,
 		a := m.active[c.Key]
 		if a != nil && v == alertrule.Violating && c.Severity.rank() > a.Severity.rank() {
 			a.Severity = c.Severity
-			a.Message = c.Message
+			a.Message = c.message()
 			a.Value = c.Value
 			m.emitLocked(ctx, Escalated, a)
 		}
@@ -356,7 +365,7 @@ func (m *Manager) openLocked(ctx context.Context, c Condition) {
 	a := &Alert{
 		ID: m.nextID, Station: m.opts.Station, Rule: c.Rule, Key: c.Key, Param: c.Param,
 		Sensor: c.Sensor, Severity: c.Severity, State: Active, OpenedAt: now,
-		Message: c.Message, Value: c.Value, Limit: c.Limit,
+		Message: c.message(), Value: c.Value, Limit: c.Limit,
 	}
 	m.nextID++
 	m.active[c.Key] = a

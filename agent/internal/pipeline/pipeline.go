@@ -84,6 +84,8 @@ type Pipeline struct {
 
 	wqiMu       sync.Mutex
 	current     *Current
+	unpublished bool // current changed but is not yet published (publishEvery)
+	lastPublish time.Time
 	lastHistory time.Time
 	lastClass   string
 }
@@ -223,13 +225,26 @@ func feedsWQI(p telemetry.Param) bool {
 }
 
 // Tick recomputes the WQI so that inputs that went stale drop out even when no reading
-// arrives. The agent calls it periodically.
+// arrives, and publishes a change that was held back by the publish interval. The agent
+// calls it every few seconds.
 func (p *Pipeline) Tick(ctx context.Context) {
-	p.updateWQI(ctx, p.opts.Now())
+	now := p.opts.Now()
+	p.updateWQI(ctx, now)
+	p.wqiMu.Lock()
+	defer p.wqiMu.Unlock()
+	if p.unpublished && p.current != nil {
+		p.emitWQI(ctx, p.current, now)
+	}
 }
 
-// updateWQI recomputes the index; when it changed it is published (retained), fed to the
-// alert rule and, at most every HistoryInterval or on a class change, stored.
+// publishEvery bounds how often a changing WQI is published and serialized: noisy probes
+// change it with nearly every reading, and a retained message per reading would cost more
+// than storing the reading. A class change or a parameter going missing goes out at once.
+const publishEvery = time.Second
+
+// updateWQI recomputes the index from fresh inputs. A change is fed to the alert rule at
+// once and published (retained) and stored as history subject to publishEvery and the
+// history interval.
 func (p *Pipeline) updateWQI(ctx context.Context, now time.Time) {
 	p.wqiMu.Lock()
 	defer p.wqiMu.Unlock()
@@ -241,32 +256,45 @@ func (p *Pipeline) updateWQI(ctx context.Context, now time.Time) {
 	}
 	if err != nil {
 		if p.current != nil {
-			p.current = nil
+			p.current, p.unpublished = nil, false
 			p.publishWQI(nil, now)
 			p.log.Info("WQI unavailable: no fresh index inputs")
 		}
 		return
 	}
+	prev := p.current
 	cur := &Current{Result: res, Inputs: inputs, Computed: now}
-	changed := p.current == nil || math.Abs(p.current.Result.WQI-res.WQI) >= 0.005 ||
-		p.current.Result.Class != res.Class || !slices.Equal(p.current.Result.Missing, res.Missing)
 	p.current = cur
-	if !changed {
+	if prev != nil && math.Abs(prev.Result.WQI-res.WQI) < 0.005 && prev.Result.Class == res.Class &&
+		slices.Equal(prev.Result.Missing, res.Missing) {
 		return
 	}
-	payload := p.publishWQI(cur, now)
 	missing := make([]string, len(res.Missing))
 	for i, m := range res.Missing {
 		missing[i] = string(m)
 	}
 	p.deps.Alerts.OnWQI(ctx, res.WQI, res.Class, res.Partial, missing)
-	if payload != nil && (res.Class != p.lastClass || now.Sub(p.lastHistory) >= p.opts.HistoryInterval) {
-		if err := p.deps.Store.AppendWQI(ctx, payload); err != nil {
-			p.log.Warn("store WQI history", "err", err)
-			return
-		}
-		p.lastHistory, p.lastClass = now, res.Class
+	shapeChanged := prev == nil || prev.Result.Class != res.Class || !slices.Equal(prev.Result.Missing, res.Missing)
+	if !shapeChanged && now.Sub(p.lastPublish) < publishEvery {
+		p.unpublished = true
+		return
 	}
+	p.emitWQI(ctx, cur, now)
+}
+
+// emitWQI publishes cur and stores it as history when the class changed or the history
+// interval has passed. Callers hold wqiMu.
+func (p *Pipeline) emitWQI(ctx context.Context, cur *Current, now time.Time) {
+	p.lastPublish, p.unpublished = now, false
+	payload := p.publishWQI(cur, now)
+	if payload == nil || (cur.Result.Class == p.lastClass && now.Sub(p.lastHistory) < p.opts.HistoryInterval) {
+		return
+	}
+	if err := p.deps.Store.AppendWQI(ctx, payload); err != nil {
+		p.log.Warn("store WQI history", "err", err)
+		return
+	}
+	p.lastHistory, p.lastClass = now, cur.Result.Class
 }
 
 func (p *Pipeline) wqiWithoutTemp(now time.Time) (wqi.Result, []state.Input, error) {

@@ -243,3 +243,29 @@ func TestStoreFailureRejectsButAlerts(t *testing.T) {
 		assert.NotEqual(t, alerting.RuleStoreFailure, a.Rule, "store failure resolved on recovery")
 	}
 }
+
+func TestWQIPublishIsThrottledNotLost(t *testing.T) {
+	h := newHarness(t, true)
+	ctx := t.Context()
+	count := func() int {
+		h.out.mu.Lock()
+		defer h.out.mu.Unlock()
+		return len(h.out.byTopic["purehealth/MH-PUNE-001/wqi"])
+	}
+	_, err := h.p.Ingest(ctx, []telemetry.Observation{obs("ph", 7.5, ""), obs("do", 7, "")})
+	require.NoError(t, err)
+	require.Equal(t, 1, count())
+	_, err = h.p.Ingest(ctx, []telemetry.Observation{obs("do", 7.2, "")})
+	require.NoError(t, err)
+	assert.Equal(t, 1, count(), "a value change within a second waits")
+	assert.InDelta(t, 7.2, h.p.CurrentWQI().Inputs[0].Value, 1e-9, "but the current index is already recomputed")
+
+	*h.now = h.now.Add(5 * time.Second)
+	h.p.Tick(ctx)
+	require.Equal(t, 2, count(), "the tick publishes the held-back change")
+	var msg map[string]any
+	require.NoError(t, json.Unmarshal(h.out.last("purehealth/MH-PUNE-001/wqi"), &msg))
+	assert.Equal(t, 7.2, msg["inputs"].([]any)[0].(map[string]any)["value"])
+	h.p.Tick(ctx)
+	assert.Equal(t, 2, count(), "nothing new, nothing published")
+}
