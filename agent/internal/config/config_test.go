@@ -764,3 +764,16 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestShippedConfigsLoad keeps the example and demo configurations in configs/ loadable.
+func TestShippedConfigsLoad(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "..", "configs", "*agent*.yaml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := config.Load(f)
+			assert.NoError(t, err)
+		})
+	}
+}
