@@ -352,7 +352,7 @@ func (m *Manager) observe(ctx context.Context, c Condition, v alertrule.Verdict,
 			a.Severity = c.Severity
 			a.Message = c.message()
 			a.Value = c.Value
-			m.emitLocked(ctx, Escalated, a)
+			m.emitLocked(ctx, Escalated, a, m.opts.Now().UTC())
 		}
 	}
 }
@@ -369,7 +369,7 @@ func (m *Manager) openLocked(ctx context.Context, c Condition) {
 	}
 	m.nextID++
 	m.active[c.Key] = a
-	m.emitLocked(ctx, Opened, a)
+	m.emitLocked(ctx, Opened, a, now)
 }
 
 func (m *Manager) resolveLocked(ctx context.Context, a *Alert, why string) {
@@ -380,12 +380,14 @@ func (m *Manager) resolveLocked(ctx context.Context, a *Alert, why string) {
 		a.Message += " (" + why + ")"
 	}
 	delete(m.active, a.Key)
-	m.emitLocked(ctx, ResolvedTr, a)
+	m.emitLocked(ctx, ResolvedTr, a, now)
 }
 
-// emitLocked persists, publishes, hooks and logs one transition.
-func (m *Manager) emitLocked(ctx context.Context, tr Transition, a *Alert) {
-	ev := Event{Transition: tr, Time: m.opts.Now().UTC(), Alert: *a}
+// emitLocked persists, publishes, hooks and logs one transition that happened at at. The
+// caller passes the time it wrote into the alert (OpenedAt, ResolvedAt, AcknowledgedAt), so
+// that an event's time and the alert's own record of that transition are the same instant.
+func (m *Manager) emitLocked(ctx context.Context, tr Transition, a *Alert, at time.Time) {
+	ev := Event{Transition: tr, Time: at, Alert: *a}
 	evJSON, err := json.Marshal(ev)
 	if err != nil {
 		m.log.Error("encode alert event", "err", err)
@@ -460,7 +462,7 @@ func (m *Manager) Ack(ctx context.Context, id uint64) (Alert, error) {
 		now := m.opts.Now().UTC()
 		a.State = Acknowledged
 		a.AcknowledgedAt = &now
-		m.emitLocked(ctx, AcknowledgedTr, a)
+		m.emitLocked(ctx, AcknowledgedTr, a, now)
 		return *a, nil
 	}
 	if id > 0 && id < m.nextID {

@@ -101,6 +101,10 @@ func New(opts Options) *Station {
 // maxGaps is how many inter-arrival gaps are kept to learn an interval.
 const maxGaps = 9
 
+// minLearnedInterval floors a learned interval: a sensor that sent a burst (a device
+// uploading its own log) must not be called offline a second after the burst ends.
+const minLearnedInterval = 10 * time.Second
+
 // Observe records durable readings, received at now.
 func (s *Station) Observe(rs []telemetry.Reading, now time.Time) {
 	s.mu.Lock()
@@ -124,7 +128,7 @@ func (s *Station) Observe(rs []telemetry.Reading, now time.Time) {
 			}
 			if sen.Learned || sen.Interval == 0 {
 				if len(sen.gaps) >= 3 {
-					sen.Interval = median(sen.gaps)
+					sen.Interval = max(median(sen.gaps), minLearnedInterval)
 					sen.Learned = true
 				}
 			}

@@ -107,6 +107,13 @@ func TestSensorHealth(t *testing.T) {
 	assert.Equal(t, "mqtt", mq.Kind)
 	assert.True(t, mq.Learned)
 	assert.Equal(t, 10*time.Second, mq.Interval, "interval learned from arrivals")
+
+	burst := newStation()
+	for i := range 5 {
+		at := t0.Add(time.Duration(i) * 50 * time.Millisecond)
+		burst.Observe([]telemetry.Reading{r(uint64(i+1), "log", telemetry.DO, 7, at, telemetry.Good)}, at)
+	}
+	assert.Equal(t, minLearnedInterval, burst.Sensors()[0].Interval, "a burst does not teach a 50 ms interval")
 	assert.InDelta(t, 6, mq.RatePerMin, 0.01)
 	assert.Equal(t, uint64(5), mq.Readings)
 	assert.Equal(t, uint64(4), mq.Good)
