@@ -135,6 +135,7 @@ pollution events, probe faults) and, as a load generator, many sensors at once.`
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level on stderr: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usage(cmd, err) })
 	root.AddCommand(newMQTTCommand(d), newVersionCommand())
+	root.AddCommand(serialCommands(d)...)
 	root.AddCommand(networkProbeCommands(d)...)
 	return root
 }
