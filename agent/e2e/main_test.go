@@ -32,8 +32,8 @@ const station = "MH-E2E-001"
 // race-detector build sharing two cores with the test.
 const guard = 30 * time.Second
 
-// agentBin is the ph-agent binary built by TestMain for this run.
-var agentBin string
+// agentBin and simBin are the ph-agent and ph-sim binaries built by TestMain for this run.
+var agentBin, simBin string
 
 func TestMain(m *testing.M) { os.Exit(runTests(m)) }
 
@@ -53,6 +53,13 @@ func runTests(m *testing.M) int {
 	args = append(args, "-o", agentBin, "github.com/purehealth/purehealth/agent")
 	if out, err := exec.Command(goTool(), args...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: go %s: %v\n%s", strings.Join(args, " "), err, out)
+		return 1
+	}
+	// The probe simulators are the devices on the other end of the agent's probes.
+	simBin = filepath.Join(dir, "ph-sim")
+	simArgs := []string{"build", "-o", simBin, "github.com/purehealth/purehealth/firmware-sim"}
+	if out, err := exec.Command(goTool(), simArgs...).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: go %s: %v\n%s", strings.Join(simArgs, " "), err, out)
 		return 1
 	}
 	code := m.Run()

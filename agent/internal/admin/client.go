@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,13 +41,13 @@ func NewClient(path string) *Client {
 // Status fetches the agent's status.
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var v Status
-	return v, c.do(ctx, http.MethodGet, "/v1/status", nil, &v)
+	return v, c.do(ctx, http.MethodGet, "/v1/status", nil, nil, &v)
 }
 
 // Sensors fetches sensor health.
 func (c *Client) Sensors(ctx context.Context) (Sensors, error) {
 	var v Sensors
-	return v, c.do(ctx, http.MethodGet, "/v1/sensors", nil, &v)
+	return v, c.do(ctx, http.MethodGet, "/v1/sensors", nil, nil, &v)
 }
 
 // Readings fetches stored readings, newest first.
@@ -62,13 +63,13 @@ func (c *Client) Readings(ctx context.Context, q ReadingsQuery) (Readings, error
 		vals.Set("limit", strconv.Itoa(q.Limit))
 	}
 	var v Readings
-	return v, c.do(ctx, http.MethodGet, "/v1/readings", vals, &v)
+	return v, c.do(ctx, http.MethodGet, "/v1/readings", vals, nil, &v)
 }
 
 // WQI fetches the current index message.
 func (c *Client) WQI(ctx context.Context) (json.RawMessage, error) {
 	var v json.RawMessage
-	return v, c.do(ctx, http.MethodGet, "/v1/wqi", nil, &v)
+	return v, c.do(ctx, http.MethodGet, "/v1/wqi", nil, nil, &v)
 }
 
 // Alerts fetches active alerts, or recent ones with all.
@@ -81,33 +82,59 @@ func (c *Client) Alerts(ctx context.Context, all bool, limit int) (Alerts, error
 		vals.Set("limit", strconv.Itoa(limit))
 	}
 	var v Alerts
-	return v, c.do(ctx, http.MethodGet, "/v1/alerts", vals, &v)
+	return v, c.do(ctx, http.MethodGet, "/v1/alerts", vals, nil, &v)
 }
 
 // Ack acknowledges an alert.
 func (c *Client) Ack(ctx context.Context, id uint64) (alerting.Alert, error) {
 	var v alerting.Alert
-	return v, c.do(ctx, http.MethodPost, "/v1/alerts/"+strconv.FormatUint(id, 10)+"/ack", nil, &v)
+	return v, c.do(ctx, http.MethodPost, "/v1/alerts/"+strconv.FormatUint(id, 10)+"/ack", nil, nil, &v)
 }
 
 // Queue fetches the uplink backlog.
 func (c *Client) Queue(ctx context.Context) (Queue, error) {
 	var v Queue
-	return v, c.do(ctx, http.MethodGet, "/v1/queue", nil, &v)
+	return v, c.do(ctx, http.MethodGet, "/v1/queue", nil, nil, &v)
 }
 
 // Flush asks the agent to forward now and returns the queue afterwards.
 func (c *Client) Flush(ctx context.Context) (Queue, error) {
 	var v Queue
-	return v, c.do(ctx, http.MethodPost, "/v1/flush", nil, &v)
+	return v, c.do(ctx, http.MethodPost, "/v1/flush", nil, nil, &v)
 }
 
-func (c *Client) do(ctx context.Context, method, path string, q url.Values, out any) error {
+// Probes fetches every probe's status.
+func (c *Client) Probes(ctx context.Context) (Probes, error) {
+	var v Probes
+	return v, c.do(ctx, http.MethodGet, "/v1/probes", nil, nil, &v)
+}
+
+// ProbeTest takes one reading now and returns the raw exchange.
+func (c *Client) ProbeTest(ctx context.Context, name string) (json.RawMessage, error) {
+	var v json.RawMessage
+	return v, c.do(ctx, http.MethodPost, "/v1/probes/"+url.PathEscape(name)+"/test", nil, nil, &v)
+}
+
+// ProbeCalibrate sends a calibration point and returns the raw exchange.
+func (c *Client) ProbeCalibrate(ctx context.Context, name, point string, value float64) (json.RawMessage, error) {
+	body, err := json.Marshal(CalibrateRequest{Point: point, Value: value})
+	if err != nil {
+		return nil, err
+	}
+	var v json.RawMessage
+	return v, c.do(ctx, http.MethodPost, "/v1/probes/"+url.PathEscape(name)+"/calibrate", nil, body, &v)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body []byte, out any) error {
 	u := "http://agent" + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return err
 	}
@@ -125,18 +152,18 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, out 
 		return fmt.Errorf("talk to agent at %s: %w", c.path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	reply, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("read agent reply: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
 		var e Error
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		if json.Unmarshal(reply, &e) == nil && e.Error != "" {
 			return errors.New(e.Error)
 		}
 		return fmt.Errorf("agent replied %s", resp.Status)
 	}
-	if err := json.Unmarshal(body, out); err != nil {
+	if err := json.Unmarshal(reply, out); err != nil {
 		return fmt.Errorf("decode agent reply: %w", err)
 	}
 	return nil

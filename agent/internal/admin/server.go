@@ -26,10 +26,18 @@ type Backend interface {
 	Ack(ctx context.Context, id uint64) (alerting.Alert, error)
 	Queue(ctx context.Context) (Queue, error)
 	Flush(ctx context.Context) error
+	// Probes reports every configured probe's own status; ProbeTest takes one reading now
+	// and ProbeCalibrate sends a calibration point, both returning the raw exchange.
+	Probes(ctx context.Context) (Probes, error)
+	ProbeTest(ctx context.Context, name string) (json.RawMessage, error)
+	ProbeCalibrate(ctx context.Context, name, point string, value float64) (json.RawMessage, error)
 }
 
 // ErrBadRequest marks a Backend error caused by the request (HTTP 400).
 var ErrBadRequest = errors.New("bad request")
+
+// ErrNotFound marks a Backend error for something that does not exist (HTTP 404).
+var ErrNotFound = errors.New("not found")
 
 // ErrUnavailable marks a Backend error for something not set up (HTTP 503), such as a
 // flush without an uplink.
@@ -101,6 +109,24 @@ func (s *Server) Handler() http.Handler {
 			return s.backend.Queue(ctx)
 		})
 	})
+	mux.HandleFunc("GET /v1/probes", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, r, func(ctx context.Context) (any, error) { return s.backend.Probes(ctx) })
+	})
+	mux.HandleFunc("POST /v1/probes/{name}/test", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, r, func(ctx context.Context) (any, error) { return s.backend.ProbeTest(ctx, r.PathValue("name")) })
+	})
+	mux.HandleFunc("POST /v1/probes/{name}/calibrate", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, r, func(ctx context.Context) (any, error) {
+			var req CalibrateRequest
+			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+				return nil, fmt.Errorf("%w: calibration request: %v", ErrBadRequest, err)
+			}
+			if req.Point == "" {
+				return nil, fmt.Errorf("%w: calibration point missing", ErrBadRequest)
+			}
+			return s.backend.ProbeCalibrate(ctx, r.PathValue("name"), req.Point, req.Value)
+		})
+	})
 	return mux
 }
 
@@ -138,7 +164,7 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, fn func(context.C
 		switch {
 		case errors.Is(err, ErrBadRequest):
 			code = http.StatusBadRequest
-		case errors.Is(err, alerting.ErrNotFound):
+		case errors.Is(err, alerting.ErrNotFound), errors.Is(err, ErrNotFound):
 			code = http.StatusNotFound
 		case errors.Is(err, alerting.ErrResolved):
 			code = http.StatusConflict

@@ -155,6 +155,27 @@ type Sensor struct {
 	ErrorsByKind  map[string]uint64 `json:"errors_by_kind,omitempty"`
 	Reconnects    uint64            `json:"reconnects"`
 	Quality       QualityShare      `json:"quality"`
+	CalibratedAt  *time.Time        `json:"calibrated_at,omitempty"`
+}
+
+// Probes answers `ph-agent probe status`.
+type Probes struct {
+	Probes []Probe `json:"probes"`
+}
+
+// Probe is one configured probe: its kind and the driver's own status.
+type Probe struct {
+	Name        string          `json:"name"`
+	Kind        string          `json:"kind"`
+	Param       string          `json:"param"`
+	Status      json.RawMessage `json:"status"`
+	Calibration json.RawMessage `json:"calibration,omitempty"` // the last recorded calibration
+}
+
+// CalibrateRequest is the body of POST /v1/probes/{name}/calibrate.
+type CalibrateRequest struct {
+	Point string  `json:"point"`
+	Value float64 `json:"value"`
 }
 
 // QualityShare is the fraction of a sensor's readings in each grade.

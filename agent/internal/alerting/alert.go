@@ -70,6 +70,7 @@ const (
 	RuleAnomaly        = "anomaly"
 	RuleBufferOverflow = "buffer_overflow"
 	RuleStoreFailure   = "store_failure"
+	RuleCalibrationDue = "calibration_due"
 )
 
 // Alert is an alert's current record.

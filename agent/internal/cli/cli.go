@@ -92,6 +92,7 @@ func newRoot(e *env) *cobra.Command {
 		newConfigCommand(),
 		newVersionCommand(),
 		newPasswdCommand(),
+		newProbeCommand(e),
 	)
 	return root
 }

@@ -73,6 +73,15 @@ func TestRenderGolden(t *testing.T) {
 		{"alerts none", "alerts-none.txt", func(b *bytes.Buffer) error {
 			return renderAlerts(b, []alerting.Alert{}, now, false)
 		}},
+		{"probes", "probes.txt", func(b *bytes.Buffer) error {
+			return renderProbes(b, fixture[admin.Probes](t, "probes.json").Probes, now)
+		}},
+		{"serial exchange", "exchange-serial.txt", func(b *bytes.Buffer) error {
+			return renderExchange(b, fixture[json.RawMessage](t, "exchange-serial.json"))
+		}},
+		{"http exchange", "exchange-http.txt", func(b *bytes.Buffer) error {
+			return renderExchange(b, fixture[json.RawMessage](t, "exchange-http.json"))
+		}},
 		{"queue", "queue.txt", func(b *bytes.Buffer) error {
 			return renderQueue(b, fixture[admin.Queue](t, "queue.json"), now)
 		}},

@@ -26,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/purehealth/purehealth/agent/internal/serialprobe"
 	"github.com/purehealth/purehealth/shared/criteria"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/wqi"
@@ -165,8 +166,11 @@ type Alerts struct {
 	// (default 3).
 	OfflineFactor float64 `yaml:"offline_factor"`
 	// BadCount consecutive bad readings make a sensor-fault alert (default 3).
-	BadCount int    `yaml:"bad_count"`
-	Hooks    []Hook `yaml:"hooks"`
+	BadCount int `yaml:"bad_count"`
+	// CalibrationDue is how old a serial probe's last calibration may get before a
+	// "calibration due" alert (default 720h, 30 days).
+	CalibrationDue time.Duration `yaml:"calibration_due"`
+	Hooks          []Hook        `yaml:"hooks"`
 }
 
 // Hook runs a local command on alert transitions (a siren, an SMS modem script).
@@ -224,6 +228,7 @@ const (
 	DefaultHookTimeout    = 10 * time.Second
 	DefaultMinTime        = "2025-01-01"
 	DefaultSyncFile       = "/run/systemd/timesync/synchronized"
+	DefaultCalibrationDue = 30 * 24 * time.Hour
 )
 
 // DefaultFreshness is how long a parameter's latest value may feed the WQI.
@@ -362,6 +367,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Alerts.BadCount == 0 {
 		c.Alerts.BadCount = 3
+	}
+	if c.Alerts.CalibrationDue == 0 {
+		c.Alerts.CalibrationDue = DefaultCalibrationDue
 	}
 	for i := range c.Alerts.Hooks {
 		if c.Alerts.Hooks[i].Timeout == 0 {
@@ -555,8 +563,13 @@ func (c *Config) Validate() error {
 			if p.Baud < 1 {
 				bad("%s.baud: %d must be positive", at, p.Baud)
 			}
+			if param, err := telemetry.ParseParam(p.Param); err == nil && !slices.Contains(serialprobe.Params(), param) {
+				bad("%s.param: no EZO circuit measures %s (serial probes: %v)", at, param, serialprobe.Params())
+			}
 		case "coap":
-			if u, err := url.Parse(p.URL); err != nil || (u.Scheme != "coap" && u.Scheme != "coaps") || u.Host == "" {
+			if u, err := url.Parse(p.URL); err != nil || u.Scheme == "coaps" {
+				bad("%s.url: %q: coaps (CoAP over DTLS) is not supported; use coap://", at, p.URL)
+			} else if u.Scheme != "coap" || u.Host == "" {
 				bad("%s.url: %q must be a coap:// URL", at, p.URL)
 			}
 		case "http":
@@ -584,6 +597,9 @@ func (c *Config) Validate() error {
 	}
 	if !(c.Alerts.OfflineFactor >= 1) || math.IsInf(c.Alerts.OfflineFactor, 1) {
 		bad("alerts.offline_factor: %v must be at least 1", c.Alerts.OfflineFactor)
+	}
+	if c.Alerts.CalibrationDue < time.Hour {
+		bad("alerts.calibration_due: %s is shorter than 1h", c.Alerts.CalibrationDue)
 	}
 	for i, h := range c.Alerts.Hooks {
 		at := fmt.Sprintf("alerts.hooks[%d]", i)

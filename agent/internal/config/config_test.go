@@ -85,7 +85,7 @@ func TestLoadValid(t *testing.T) {
 				},
 				Alerts: config.Alerts{
 					RuleSets: []string{"bathing", "drinking-reference"},
-					Deadband: 0.05, ClearCount: 5, OfflineFactor: 4, BadCount: 2,
+					Deadband: 0.05, ClearCount: 5, OfflineFactor: 4, BadCount: 2, CalibrationDue: 14 * 24 * time.Hour,
 					Hooks: []config.Hook{
 						{Command: []string{"/usr/local/bin/siren", "--on"}, On: []string{"opened", "escalated"}, Timeout: 3 * time.Second},
 						{Command: []string{"/usr/local/bin/sms"}, Timeout: config.DefaultHookTimeout},
@@ -113,7 +113,7 @@ func TestLoadValid(t *testing.T) {
 				},
 				Uplink: defaultUplink,
 				Buffer: config.Buffer{MaxBytes: defaultMaxBytes(), Retention: 30 * 24 * time.Hour},
-				Alerts: config.Alerts{Deadband: 0.02, ClearCount: 3, OfflineFactor: 3, BadCount: 3},
+				Alerts: config.Alerts{Deadband: 0.02, ClearCount: 3, OfflineFactor: 3, BadCount: 3, CalibrationDue: config.DefaultCalibrationDue},
 				WQI:    config.WQI{HistoryInterval: time.Minute},
 				Clock: config.Clock{
 					SyncCheck: "kernel", SyncFile: "/run/systemd/timesync/synchronized", MinTime: "2025-01-01",
@@ -140,10 +140,10 @@ func TestLoadValid(t *testing.T) {
 				Probes: []config.Probe{
 					// Only a serial probe gets a default baud rate.
 					{Name: "ph-1", Kind: "serial", Param: "ph", Interval: time.Minute, Device: "/dev/ttyAMA0", Baud: 9600},
-					{Name: "do-1", Kind: "coap", Param: "do", Interval: time.Minute, URL: "coaps://probe.local/do"},
+					{Name: "do-1", Kind: "coap", Param: "do", Interval: time.Minute, URL: "coap://probe.local/do"},
 				},
 				Alerts: config.Alerts{
-					Deadband: 0.02, ClearCount: 3, OfflineFactor: 3, BadCount: 3,
+					Deadband: 0.02, ClearCount: 3, OfflineFactor: 3, BadCount: 3, CalibrationDue: config.DefaultCalibrationDue,
 					Hooks: []config.Hook{{Command: []string{"logger", "alert"}, Timeout: 10 * time.Second}},
 				},
 				WQI: config.WQI{HistoryInterval: time.Minute},
@@ -172,7 +172,7 @@ func TestLoadValid(t *testing.T) {
 					{Name: "o2", Kind: "http", Param: "do", Interval: time.Minute, URL: "http://10.0.0.5/o2"},
 					{Name: "t", Kind: "http", Param: "temp", Interval: time.Minute, URL: "http://10.0.0.5/t"},
 				},
-				Alerts: config.Alerts{Deadband: 0.02, ClearCount: 3, OfflineFactor: 3, BadCount: 3},
+				Alerts: config.Alerts{Deadband: 0.02, ClearCount: 3, OfflineFactor: 3, BadCount: 3, CalibrationDue: config.DefaultCalibrationDue},
 				WQI:    config.WQI{HistoryInterval: time.Minute},
 				Clock: config.Clock{
 					SyncCheck: "kernel", SyncFile: "/run/systemd/timesync/synchronized", MinTime: "2025-01-01",
@@ -473,7 +473,7 @@ func TestValidateProbeKinds(t *testing.T) {
 		{"serial without device", config.Probe{Kind: "serial", Baud: 9600}, "probes[0].device: required for a serial probe"},
 		{"serial with zero baud", config.Probe{Kind: "serial", Device: "/dev/ttyUSB0"}, "probes[0].baud: 0 must be positive"},
 		{"coap", config.Probe{Kind: "coap", URL: "coap://10.0.0.2:5683/ph"}, ""},
-		{"coaps", config.Probe{Kind: "coap", URL: "coaps://probe.local/ph", Observe: true}, ""},
+		{"coaps is refused", config.Probe{Kind: "coap", URL: "coaps://probe.local/ph", Observe: true}, `probes[0].url: "coaps://probe.local/ph": coaps (CoAP over DTLS) is not supported; use coap://`},
 		{"coap with an http url", config.Probe{Kind: "coap", URL: "http://10.0.0.2/ph"}, `probes[0].url: "http://10.0.0.2/ph" must be a coap:// URL`},
 		{"coap without a url", config.Probe{Kind: "coap"}, `probes[0].url: "" must be a coap:// URL`},
 		{"coap without a host", config.Probe{Kind: "coap", URL: "coap:/ph"}, `probes[0].url: "coap:/ph" must be a coap:// URL`},
@@ -776,4 +776,13 @@ func TestShippedConfigsLoad(t *testing.T) {
 			assert.NoError(t, err)
 		})
 	}
+}
+
+func TestSerialProbeNeedsAnEZOCircuit(t *testing.T) {
+	cfg := base(t)
+	cfg.Probes = []config.Probe{{Name: "turb", Kind: "serial", Device: "/dev/ttyUSB0", Baud: 9600,
+		Param: "turbidity", Interval: time.Minute}}
+	err := cfg.Validate()
+	require.Error(t, err)
+	assert.Equal(t, "probes[0].param: no EZO circuit measures turbidity (serial probes: [ph do conductivity tds temp])", err.Error())
 }

@@ -102,6 +102,10 @@ func (b backend) Sensors(context.Context) (admin.Sensors, error) {
 			t, v := s.LastReadingAt.UTC(), s.LastValue
 			row.LastReadingAt, row.LastValue = &t, &v
 		}
+		if c, err := b.d.calibrationOf(s.Name); err == nil && c != nil {
+			at := c.At
+			row.CalibratedAt = &at
+		}
 		if s.Readings > 0 {
 			n := float64(s.Readings)
 			row.Quality = admin.QualityShare{Good: float64(s.Good) / n, Suspect: float64(s.Suspect) / n, Bad: float64(s.Bad) / n}
@@ -238,4 +242,57 @@ func serverTLS(t *config.TLS) (*tls.Config, error) {
 		c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return c, nil
+}
+
+func (b backend) Probes(context.Context) (admin.Probes, error) {
+	out := admin.Probes{Probes: make([]admin.Probe, 0, len(b.d.probes))}
+	for _, p := range b.d.probes {
+		st, err := json.Marshal(p.status())
+		if err != nil {
+			return admin.Probes{}, fmt.Errorf("encode status of %s: %w", p.name, err)
+		}
+		row := admin.Probe{Name: p.name, Kind: p.kind, Param: string(p.param), Status: st}
+		if c, err := b.d.calibrationOf(p.name); err != nil {
+			return admin.Probes{}, err
+		} else if c != nil {
+			if row.Calibration, err = json.Marshal(c); err != nil {
+				return admin.Probes{}, err
+			}
+		}
+		out.Probes = append(out.Probes, row)
+	}
+	return out, nil
+}
+
+func (b backend) ProbeTest(ctx context.Context, name string) (json.RawMessage, error) {
+	p, err := b.d.probeNamed(name)
+	if err != nil {
+		return nil, err
+	}
+	ex, err := p.test(ctx)
+	return exchangeReply(name, ex, err)
+}
+
+func (b backend) ProbeCalibrate(ctx context.Context, name, point string, value float64) (json.RawMessage, error) {
+	ex, err := b.d.calibrate(ctx, name, point, value)
+	return exchangeReply(name, ex, err)
+}
+
+// exchangeReply returns the raw exchange with a probe; when the exchange failed, the error
+// carries the exchange too, because what the probe said is what a technician needs.
+func exchangeReply(name string, ex any, err error) (json.RawMessage, error) {
+	raw, mErr := json.Marshal(ex)
+	if mErr != nil {
+		return nil, fmt.Errorf("encode exchange with %s: %w", name, mErr)
+	}
+	if err != nil {
+		if errors.Is(err, admin.ErrNotFound) || errors.Is(err, admin.ErrBadRequest) {
+			return nil, err
+		}
+		if ex == nil {
+			return nil, fmt.Errorf("probe %s: %w", name, err)
+		}
+		return nil, fmt.Errorf("probe %s: %w; exchange: %s", name, err, raw)
+	}
+	return raw, nil
 }

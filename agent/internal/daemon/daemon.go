@@ -48,6 +48,7 @@ type Daemon struct {
 	broker   *broker.Broker
 	uplink   *uplink.Uplink // nil without uplink.url
 	admin    *admin.Server
+	probes   []probe
 	outputs  *outputs
 
 	evictions chan spool.Eviction
@@ -172,6 +173,9 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		}
 		bopts.TLSListen, bopts.TLS = t.Listen, tlsCfg
 	}
+	if err := d.buildProbes(cfg, log); err != nil {
+		return nil, err
+	}
 	d.broker, err = broker.New(bopts, d.pipeline)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -229,6 +233,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.admin.Run(gctx) })
 	g.Go(func() error { return d.hooks.Run(gctx) })
 	g.Go(func() error { return d.tickLoop(gctx) })
+	for _, p := range d.probes {
+		g.Go(func() error {
+			if err := p.run(gctx); err != nil {
+				return fmt.Errorf("probe %s: %w", p.name, err)
+			}
+			return nil
+		})
+	}
 	if d.uplink != nil {
 		g.Go(func() error { return d.uplink.Run(gctx) })
 	}
@@ -245,6 +257,8 @@ const (
 	tickEvery   = 5 * time.Second
 	statusEvery = 30 * time.Second
 	expireEvery = time.Hour
+	// calibrationCheckEvery is how often probe calibration ages are checked.
+	calibrationCheckEvery = time.Minute
 	// overflowQuiet is how long without an eviction of unforwarded data before the
 	// buffer_overflow alert resolves.
 	overflowQuiet = time.Hour
@@ -253,9 +267,13 @@ const (
 func (d *Daemon) tickLoop(ctx context.Context) error {
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
-	lastStatus, lastExpire := time.Time{}, time.Now()
+	lastStatus, lastExpire, lastCalCheck := time.Time{}, time.Now(), time.Time{}
 	for {
 		now := time.Now()
+		if now.Sub(lastCalCheck) >= calibrationCheckEvery {
+			d.checkCalibrations(ctx, now)
+			lastCalCheck = now
+		}
 		d.pipeline.Tick(ctx)
 		d.alerts.Tick(ctx, d.state.Sensors())
 		d.updateRate(now)
