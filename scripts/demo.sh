@@ -9,7 +9,9 @@ DEMO=tmp/demo
 PGDIR=/tmp/purehealth-demo-pg
 PGPORT=55432
 CLOUD_CFG=configs/demo-cloud.yaml
+# dir:station:mqtt-port; the first three are fed over MQTT, Kolhapur by its own probes.
 STATIONS=(pune:MH-PUNE-001:18831 nashik:MH-NASHIK-001:18832 sangli:MH-SANGLI-001:18833)
+PROBED=kolhapur:MH-KOLHAPUR-001:18834
 
 pids=()
 cleanup() {
@@ -27,7 +29,7 @@ echo "== PostgreSQL (throwaway, $PGDIR)"
 scripts/pgtmp.sh start "$PGDIR" "$PGPORT"
 "$BIN/ph-cloud" migrate --config "$CLOUD_CFG"
 
-for s in "${STATIONS[@]}"; do
+for s in "${STATIONS[@]}" "$PROBED"; do
   IFS=: read -r dir id _ <<<"$s"
   name=$(sed -n 's/^  name: "\(.*\)"/\1/p' "configs/demo-agent-$dir.yaml")
   class=$(sed -n 's/^  class: \([A-E]\).*/\1/p' "configs/demo-agent-$dir.yaml")
@@ -58,8 +60,19 @@ for s in "${STATIONS[@]}"; do
     >"$DEMO/sim-$dir.log" 2>&1 &
   pids+=($!)
 done
+# Kolhapur: serial (EZO on pseudo-terminals), CoAP and HTTP probes from one simulated station.
+IFS=: read -r dir id _ <<<"$PROBED"
+"$BIN/ph-sim" station --scenario configs/demo-station.scenario.yaml >"$DEMO/sim-$dir.log" 2>&1 &
+pids+=($!)
+wait_for "ph-sim station" test -e "$DEMO/tty-do" || { cat "$DEMO/sim-$dir.log"; exit 1; }
+"$BIN/ph-agent" run --config "configs/demo-agent-$dir.yaml" >"$DEMO/agent-$dir.log" 2>&1 &
+pids+=($!)
+wait_for "ph-agent $id" "$BIN/ph-agent" status --config "configs/demo-agent-$dir.yaml" || { cat "$DEMO/agent-$dir.log"; exit 1; }
 sleep 8
 
+echo
+echo "== ph-agent sensors (Kolhapur: serial, CoAP and HTTP probes)"
+"$BIN/ph-agent" sensors --config configs/demo-agent-kolhapur.yaml
 echo
 echo "== ph-agent status (Pune)"
 "$BIN/ph-agent" status --config configs/demo-agent-pune.yaml
@@ -72,11 +85,12 @@ curl -fsS http://127.0.0.1:18080/v1/stations | head -c 600; echo
 echo
 echo "Cloud API:  http://127.0.0.1:18080/v1/stations"
 echo "Logs:       $DEMO/"
-echo "Try:        $BIN/ph-agent sensors --config configs/demo-agent-pune.yaml"
+echo "Try:        $BIN/ph-agent probe test ph-1 --config configs/demo-agent-kolhapur.yaml"
+echo "            $BIN/ph-agent probe calibrate ph-1 mid 7.00 --config configs/demo-agent-kolhapur.yaml"
 echo "            $BIN/ph-agent queue --config configs/demo-agent-nashik.yaml"
 if [ -n "${DEMO_SECONDS:-}" ]; then
   sleep "$DEMO_SECONDS"
-  for s in "${STATIONS[@]}"; do
+  for s in "${STATIONS[@]}" "$PROBED"; do
     IFS=: read -r dir _ _ <<<"$s"
     "$BIN/ph-agent" status --config "configs/demo-agent-$dir.yaml" --json >/dev/null
   done
