@@ -6,6 +6,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,7 +76,8 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &StartupError{err} })
-	root.AddCommand(newServeCommand(), newMigrateCommand(), newStationCommand(), newConfigCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newMigrateCommand(), newStationCommand(), newConfigCommand(),
+		newViewerTokenCommand(), newVersionCommand())
 	return root
 }
 
@@ -390,6 +393,33 @@ func newConfigCommand() *cobra.Command {
 	addConfigFlag(check)
 	cmd.AddCommand(check)
 	return cmd
+}
+
+func newViewerTokenCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "viewer-token",
+		Short: "Make a token for live WebSocket viewers (printed alone on stdout)",
+		Long: `Make a random viewer token. The token goes on stdout alone (give it to the
+dashboard or the integrator); the line to add to the configuration, with only the
+token's SHA-256, goes on stderr:
+
+  ph-cloud viewer-token > viewer.token
+
+With any websocket.viewer_tokens_sha256 configured, GET /ws needs a token (?token= or
+Authorization: Bearer).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var b [32]byte
+			rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
+			token := "phv_" + base64.RawURLEncoding.EncodeToString(b[:])
+			if _, err := fmt.Fprintln(cmd.OutOrStdout(), token); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "add to the configuration:\n  websocket: {viewer_tokens_sha256: [%s]}\n",
+				config.HashViewerToken(token))
+			return nil
+		},
+	}
 }
 
 func newVersionCommand() *cobra.Command {

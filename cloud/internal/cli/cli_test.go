@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/cloud/internal/cli"
+	"github.com/purehealth/purehealth/cloud/internal/config"
 	"github.com/purehealth/purehealth/cloud/internal/pgtest"
 	"github.com/purehealth/purehealth/cloud/internal/store"
 )
@@ -155,4 +156,15 @@ func TestConfigCheck(t *testing.T) {
 	require.Error(t, r.err)
 	assert.Contains(t, r.stderr, "listen:")
 	assert.Contains(t, r.stderr, "retention.wqi")
+}
+
+func TestViewerToken(t *testing.T) {
+	r := run(t, "viewer-token")
+	require.NoError(t, r.err)
+	assert.Regexp(t, `^phv_[A-Za-z0-9_-]{43}\n$`, r.stdout, "the token alone on stdout")
+	token := strings.TrimSpace(r.stdout)
+	assert.Contains(t, r.stderr, "viewer_tokens_sha256: ["+config.HashViewerToken(token)+"]")
+	assert.NotContains(t, r.stderr, token, "the token is not repeated where logs may keep it")
+	again := run(t, "viewer-token")
+	assert.NotEqual(t, r.stdout, again.stdout)
 }

@@ -10,11 +10,15 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +41,9 @@ type Config struct {
 	Retention   Retention  `yaml:"retention"`
 	Partitions  Partitions `yaml:"partitions"`
 	Fusion      Fusion     `yaml:"fusion"`
+	WebSocket   WebSocket  `yaml:"websocket"`
+	// StationHealth is the check that takes silent stations offline.
+	StationHealth StationHealth `yaml:"station_health"`
 
 	// Path is the file the configuration came from (not a YAML key).
 	Path string `yaml:"-"`
@@ -86,6 +93,9 @@ type Retention struct {
 	WQI          Duration `yaml:"wqi"`          // default 730d
 	Alerts       Duration `yaml:"alerts"`       // alert history and resolved alerts, default 365d
 	Rollups      Duration `yaml:"rollups"`      // measurements_hourly and _daily, default 730d
+	// Events are the live events kept for WebSocket clients to resume from (default 7d; at
+	// least websocket.replay_window).
+	Events Duration `yaml:"events"`
 }
 
 // Partitions tunes plain-PostgreSQL storage (native daily partitions).
@@ -107,6 +117,37 @@ type Fusion struct {
 	MaxAge map[string]Duration `yaml:"max_age"`
 }
 
+// WebSocket tunes the live fan-out (GET /ws, /ws/station/{id}).
+type WebSocket struct {
+	// AllowedOrigins are the hosts (patterns like "dash.example.org" or "*.example.org")
+	// of web pages other than ph-cloud's own that may open a WebSocket. Never "*".
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// ViewerTokensSHA256 are hex SHA-256 hashes of viewer tokens (ph-cloud viewer-token
+	// makes one). When there are any, a client must present a token.
+	ViewerTokensSHA256 []string `yaml:"viewer_tokens_sha256"`
+	MaxClients         int      `yaml:"max_clients"`   // connections at once, default 10000
+	Queue              int      `yaml:"queue"`         // events waiting per client before it is evicted, default 4096
+	WriteTimeout       Duration `yaml:"write_timeout"` // one write or ping, default 10s
+	PingInterval       Duration `yaml:"ping_interval"` // default 30s
+	ReadLimit          int64    `yaml:"read_limit"`    // largest client message in bytes, default 16384
+	ReplayMax          int      `yaml:"replay_max"`    // events a resume may send, default 10000
+	// ReplayWindow is how old the first event a resume sends may be (default 24h).
+	ReplayWindow Duration `yaml:"replay_window"`
+	// Recent is how many of the latest events each replica keeps in memory for resumes
+	// (default 10000).
+	Recent int `yaml:"recent"`
+	// PollInterval is how often new events are read without a notification (default 5s).
+	PollInterval Duration `yaml:"poll_interval"`
+}
+
+// StationHealth tunes the station health check.
+type StationHealth struct {
+	Interval     Duration `yaml:"interval"`      // how often it runs, default 1m
+	OfflineAfter Duration `yaml:"offline_after"` // silence before a station is offline, default 10m
+	// OfflineAfterByStation overrides offline_after per station id.
+	OfflineAfterByStation map[string]Duration `yaml:"offline_after_by_station"`
+}
+
 // Defaults.
 const (
 	DefaultListen              = "127.0.0.1:8080"
@@ -119,6 +160,18 @@ const (
 	DefaultRetryAfter          = 5 * time.Second
 	DefaultAheadDays           = 3
 	DefaultMaintenanceInterval = time.Hour
+	DefaultEventsRetention     = 7 * Day
+	DefaultWSMaxClients        = 10000
+	DefaultWSQueue             = 4096
+	DefaultWSWriteTimeout      = 10 * time.Second
+	DefaultWSPingInterval      = 30 * time.Second
+	DefaultWSReadLimit         = 16 << 10
+	DefaultWSReplayMax         = 10000
+	DefaultWSReplayWindow      = Day
+	DefaultWSRecent            = 10000
+	DefaultWSPollInterval      = 5 * time.Second
+	DefaultHealthInterval      = time.Minute
+	DefaultOfflineAfter        = 10 * time.Minute
 	Day                        = 24 * time.Hour
 )
 
@@ -228,6 +281,19 @@ func (c *Config) applyDefaults() {
 	if c.Retention.Rollups == 0 {
 		c.Retention.Rollups = DefaultRetention.Rollups
 	}
+	if c.Retention.Events == 0 {
+		c.Retention.Events = Duration(DefaultEventsRetention)
+	}
+	c.WebSocket.applyDefaults()
+	if c.StationHealth.Interval == 0 {
+		c.StationHealth.Interval = Duration(DefaultHealthInterval)
+	}
+	if c.StationHealth.OfflineAfter == 0 {
+		c.StationHealth.OfflineAfter = Duration(DefaultOfflineAfter)
+	}
+	if c.StationHealth.OfflineAfterByStation == nil {
+		c.StationHealth.OfflineAfterByStation = map[string]Duration{}
+	}
 	if c.Partitions.AheadDays == 0 {
 		c.Partitions.AheadDays = DefaultAheadDays
 	}
@@ -245,6 +311,50 @@ func (c *Config) applyDefaults() {
 			c.Fusion.MaxAge[src] = Duration(d)
 		}
 	}
+}
+
+func (w *WebSocket) applyDefaults() {
+	setInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	setDur := func(v *Duration, d time.Duration) {
+		if *v == 0 {
+			*v = Duration(d)
+		}
+	}
+	setInt(&w.MaxClients, DefaultWSMaxClients)
+	setInt(&w.Queue, DefaultWSQueue)
+	setDur(&w.WriteTimeout, DefaultWSWriteTimeout)
+	setDur(&w.PingInterval, DefaultWSPingInterval)
+	if w.ReadLimit == 0 {
+		w.ReadLimit = DefaultWSReadLimit
+	}
+	setInt(&w.ReplayMax, DefaultWSReplayMax)
+	setDur(&w.ReplayWindow, DefaultWSReplayWindow)
+	setInt(&w.Recent, DefaultWSRecent)
+	setDur(&w.PollInterval, DefaultWSPollInterval)
+}
+
+// ViewerTokenHashes decodes ViewerTokensSHA256 (Validate has checked them).
+func (w WebSocket) ViewerTokenHashes() [][sha256.Size]byte {
+	out := make([][sha256.Size]byte, 0, len(w.ViewerTokensSHA256))
+	for _, h := range w.ViewerTokensSHA256 {
+		var sum [sha256.Size]byte
+		if b, err := hex.DecodeString(h); err == nil && len(b) == sha256.Size {
+			copy(sum[:], b)
+			out = append(out, sum)
+		}
+	}
+	return out
+}
+
+// HashViewerToken returns the hex SHA-256 of a viewer token, as viewer_tokens_sha256
+// lists it.
+func HashViewerToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
 }
 
 // Validate reports every problem in the configuration, joined.
@@ -317,6 +427,24 @@ func (c *Config) Validate() error {
 			bad("retention.%s: %s is shorter than 2d", r.name, r.d)
 		}
 	}
+	if c.Retention.Events.Std() < c.WebSocket.ReplayWindow.Std() || c.Retention.Events.Std() < time.Hour {
+		bad("retention.events: %s is shorter than websocket.replay_window (%s) or 1h", c.Retention.Events, c.WebSocket.ReplayWindow)
+	}
+	c.WebSocket.validate(bad)
+	if c.StationHealth.Interval.Std() < time.Second {
+		bad("station_health.interval: %s is shorter than 1s", c.StationHealth.Interval)
+	}
+	if c.StationHealth.OfflineAfter.Std() < time.Minute {
+		bad("station_health.offline_after: %s is shorter than 1m", c.StationHealth.OfflineAfter)
+	}
+	for _, id := range sortedKeys(c.StationHealth.OfflineAfterByStation) {
+		if !validStationID(id) {
+			bad("station_health.offline_after_by_station: %q is not a station id", id)
+		}
+		if c.StationHealth.OfflineAfterByStation[id].Std() < time.Minute {
+			bad("station_health.offline_after_by_station.%s: %s is shorter than 1m", id, c.StationHealth.OfflineAfterByStation[id])
+		}
+	}
 	if c.Partitions.AheadDays < 1 || c.Partitions.AheadDays > 60 {
 		bad("partitions.ahead_days: %d must be 1..60", c.Partitions.AheadDays)
 	}
@@ -343,6 +471,56 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+func (w *WebSocket) validate(bad func(string, ...any)) {
+	for _, p := range w.AllowedOrigins {
+		host := p
+		if _, after, ok := strings.Cut(p, "://"); ok {
+			host = after
+		}
+		if strings.Trim(host, "*?") == "" {
+			bad("websocket.allowed_origins: %q would let every web page connect: name the hosts", p)
+		} else if _, err := path.Match(p, ""); err != nil {
+			bad("websocket.allowed_origins: %q: %v", p, err)
+		}
+	}
+	for i, h := range w.ViewerTokensSHA256 {
+		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
+			bad("websocket.viewer_tokens_sha256[%d]: want 64 hex digits (ph-cloud viewer-token prints one)", i)
+		}
+	}
+	if w.MaxClients < 1 || w.MaxClients > 1_000_000 {
+		bad("websocket.max_clients: %d must be 1..1000000", w.MaxClients)
+	}
+	if w.Queue < 1 || w.Queue > 100_000 {
+		bad("websocket.queue: %d must be 1..100000", w.Queue)
+	}
+	if w.WriteTimeout.Std() < 100*time.Millisecond {
+		bad("websocket.write_timeout: %s is shorter than 100ms", w.WriteTimeout)
+	}
+	if w.PingInterval.Std() < time.Second {
+		bad("websocket.ping_interval: %s is shorter than 1s", w.PingInterval)
+	}
+	if w.ReadLimit < 256 || w.ReadLimit > 1<<20 {
+		bad("websocket.read_limit: %d must be 256..1048576 bytes", w.ReadLimit)
+	}
+	if w.ReplayMax < 0 {
+		bad("websocket.replay_max: %d must not be negative", w.ReplayMax)
+	}
+	if w.ReplayWindow.Std() < time.Minute {
+		bad("websocket.replay_window: %s is shorter than 1m", w.ReplayWindow)
+	}
+	if w.Recent < 0 || w.Recent > 10_000_000 {
+		bad("websocket.recent: %d must be 0..10000000", w.Recent)
+	}
+	if w.PollInterval.Std() < 100*time.Millisecond {
+		bad("websocket.poll_interval: %s is shorter than 100ms", w.PollInterval)
+	}
+}
+
+var stationID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+func validStationID(id string) bool { return stationID.MatchString(id) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,21 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 2*time.Hour, cfg.Fusion.MaxAgeOf("sensor"))
 	assert.Equal(t, 5*time.Second, cfg.Ingest.RetryAfter.Std())
 	assert.Nil(t, cfg.TLS)
+	assert.Equal(t, 7*24*time.Hour, cfg.Retention.Events.Std())
+	assert.Equal(t, 10000, cfg.WebSocket.MaxClients)
+	assert.Equal(t, 24*time.Hour, cfg.WebSocket.ReplayWindow.Std())
+	assert.Equal(t, time.Minute, cfg.StationHealth.Interval.Std())
+	assert.Equal(t, 10*time.Minute, cfg.StationHealth.OfflineAfter.Std())
+	assert.Empty(t, cfg.WebSocket.ViewerTokenHashes())
+}
+
+func TestViewerTokenHashes(t *testing.T) {
+	h := config.HashViewerToken("secret")
+	cfg, err := config.Parse([]byte("database_url: postgres://h/db\nwebsocket: {viewer_tokens_sha256: [" + h + "]}\n"))
+	require.NoError(t, err)
+	got := cfg.WebSocket.ViewerTokenHashes()
+	require.Len(t, got, 1)
+	assert.Equal(t, h, fmt.Sprintf("%x", got[0]))
 }
 
 func TestOverrides(t *testing.T) {
@@ -80,6 +96,18 @@ fusion: {priority: [sensor, rumour, sensor], max_age: {gossip: 1h}}
 			"database.max_conns", "database.query_timeout", "ingest.rate_per_station", "ingest.burst", "ingest.retry_after",
 			"retention.measurements", "partitions.ahead_days", "partitions.maintenance_interval",
 			`"rumour" is not a source`, `"sensor" is listed twice`, `fusion.max_age: "gossip"`}},
+		{"websocket and station health", `
+database_url: postgres://h/db
+retention: {events: 2h}
+websocket: {allowed_origins: ["*", "https://*", "a[b"], viewer_tokens_sha256: [abc], max_clients: -1,
+  queue: -5, write_timeout: 1ms, read_limit: 10, replay_window: 1s, poll_interval: 1ms}
+station_health: {interval: 1ms, offline_after: 5s, offline_after_by_station: {"no good": 1h, A: 1s}}
+`, []string{`allowed_origins: "*"`, `allowed_origins: "https://*"`, `allowed_origins: "a[b"`,
+			"viewer_tokens_sha256[0]", "websocket.max_clients", "websocket.queue", "websocket.write_timeout",
+			"websocket.read_limit", "websocket.replay_window", "websocket.poll_interval", "station_health.interval",
+			"station_health.offline_after:", `"no good" is not a station id`, "offline_after_by_station.A"}},
+		{"events kept shorter than the replay window", "database_url: postgres://h/db\nretention: {events: 2h}\n",
+			[]string{"retention.events"}},
 		{"bad duration names its line", "database_url: postgres://h/db\nretention:\n  wqi: forever\n", []string{"line 3", "forever"}},
 		{"two documents", "database_url: postgres://h/db\n---\nlisten: x\n", []string{"second YAML document"}},
 	}

@@ -1,10 +1,13 @@
-// Package server composes ph-cloud's HTTP service: the ingest endpoint, the query API,
-// /health, and the background jobs, with graceful shutdown.
+// Package server composes ph-cloud's HTTP service: the ingest endpoint, the query API, the
+// live WebSocket fan-out (/ws), the operator's dashboard (/ and /static/), /health,
+// /stats, /metrics, and the background jobs (storage maintenance, station health,
+// retention of live events), with graceful shutdown.
 //
 // New builds everything and starts nothing. Run serves on a listener the caller opened
-// (so that a busy port is a start-up error) and owns the HTTP server and the job
-// goroutines: when its context ends it stops accepting, lets requests in progress finish
-// (a batch being stored completes), stops the jobs, and returns after all of them exited.
+// (so that a busy port is a start-up error) and owns the HTTP server, the fan-out's feed
+// and the job goroutines: when its context ends it stops accepting, closes the WebSocket
+// connections (1001), lets requests in progress finish (a batch being stored completes),
+// stops the jobs, and returns after all of them exited.
 package server
 
 import (
@@ -18,7 +21,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/purehealth/purehealth/cloud/internal/config"
+	"github.com/purehealth/purehealth/cloud/internal/dashboard"
+	"github.com/purehealth/purehealth/cloud/internal/fanout"
 	"github.com/purehealth/purehealth/cloud/internal/fusion"
 	"github.com/purehealth/purehealth/cloud/internal/ingest"
 	"github.com/purehealth/purehealth/cloud/internal/jobs"
@@ -37,13 +46,17 @@ type Server struct {
 	store  *store.Store
 	log    *slog.Logger
 	ingest *ingest.Handler
+	hub    *fanout.Hub
 	mux    *http.ServeMux
 	tls    *tls.Config
+
+	started time.Time
+	rates   rateSampler
 }
 
 // New wires the service over an open store. cfg must be a loaded (validated) Config.
 func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, store: st, log: log, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, store: st, log: log, mux: http.NewServeMux(), started: time.Now()}
 	if cfg.TLS != nil {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {
@@ -64,9 +77,36 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 		Fusion:     fusion.Policy{Priority: cfg.Fusion.Priority, MaxAge: maxAge},
 		RetryAfter: cfg.Ingest.RetryAfter.Std(), Log: log.With("component", "api"),
 	})
+	ws := cfg.WebSocket
+	hub, err := fanout.New(st, fanout.Options{
+		AllowedOrigins: ws.AllowedOrigins, ViewerTokens: ws.ViewerTokenHashes(),
+		MaxClients: ws.MaxClients, Queue: ws.Queue, WriteTimeout: ws.WriteTimeout.Std(),
+		PingInterval: ws.PingInterval.Std(), ReadLimit: ws.ReadLimit, ReplayMax: ws.ReplayMax,
+		ReplayWindow: ws.ReplayWindow.Std(), Recent: ws.Recent, PollInterval: ws.PollInterval.Std(),
+		// Resumes that read the database share the pool with ingest and the API.
+		ReplayConcurrency: max(1, int(cfg.Database.MaxConns)/4),
+		Log:               log.With("component", "fanout"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("websocket: %w", err)
+	}
+	s.hub = hub
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newCollector(s))
+
 	s.mux.Handle("/v1/ingest", s.ingest)
 	api.Register(s.mux)
+	hub.Register(s.mux)
+	dash := dashboard.Handler()
+	s.mux.Handle("GET /{$}", dash)
+	s.mux.Handle("GET /static/", dash)
 	s.mux.HandleFunc("GET /health", s.health)
+	s.mux.HandleFunc("GET /stats", s.serveStats)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}))
 	return s, nil
 }
 
@@ -93,6 +133,14 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		defer close(jobsDone)
 		jobs.Run(jobCtx, s.log.With("component", "jobs"), s.jobs()...)
 	}()
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	hubDone := make(chan struct{})
+	go func() {
+		defer close(hubDone)
+		if err := s.hub.Run(hubCtx); err != nil {
+			s.log.Error("live events stopped", "err", err)
+		}
+	}()
 
 	serveErr := make(chan error, 1)
 	go func() {
@@ -113,6 +161,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		err = fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 		s.log.Info("shutting down")
+		// WebSocket connections are hijacked: Shutdown does not wait for them, the hub
+		// closes them (1001) and waits.
+		stopHub()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 		if serr := hs.Shutdown(sctx); serr != nil {
 			err = fmt.Errorf("shutdown: %w", serr)
@@ -122,13 +173,46 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 			err = errors.Join(err, serr)
 		}
 	}
+	stopHub()
+	<-hubDone
 	stopJobs()
 	<-jobsDone
 	return err
 }
 
 func (s *Server) jobs() []jobs.Job {
+	health := store.HealthPolicy{OfflineAfter: s.cfg.StationHealth.OfflineAfter.Std(), ByStation: map[string]time.Duration{}}
+	for id, d := range s.cfg.StationHealth.OfflineAfterByStation {
+		health.ByStation[id] = d.Std()
+	}
 	return []jobs.Job{{
+		Name:     "station health",
+		Interval: s.cfg.StationHealth.Interval.Std(),
+		Run: func(ctx context.Context) error {
+			changes, err := s.store.CheckStationHealth(ctx, health)
+			for _, c := range changes {
+				s.log.Warn("station offline", "station", c.Station, "last_batch", c.LastSeen, "alert", c.AlertID)
+			}
+			return err
+		},
+	}, {
+		Name:     "live events retention",
+		Interval: time.Hour,
+		Run: func(ctx context.Context) error {
+			n, err := s.store.PruneEvents(ctx, time.Now().Add(-s.cfg.Retention.Events.Std()))
+			if n > 0 {
+				s.log.Info("live events pruned", "events", n)
+			}
+			return err
+		},
+	}, {
+		Name:     "ingest rates",
+		Interval: rateInterval,
+		Run: func(context.Context) error {
+			s.rates.add(time.Now(), s.ingest.Stats())
+			return nil
+		},
+	}, {
 		Name:     "maintenance",
 		Interval: s.cfg.Partitions.MaintenanceInterval.Std(),
 		Run: func(ctx context.Context) error {

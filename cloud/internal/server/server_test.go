@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,7 +24,13 @@ import (
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := pgtest.Main(m)
+	if builtCloud.path != "" {
+		os.RemoveAll(filepath.Dir(builtCloud.path))
+	}
+	os.Exit(code)
+}
 
 type health struct {
 	Status   string `json:"status"`

@@ -103,8 +103,11 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, station string, b *wire
 	res.NewReadings, res.NewAlerts, res.NewWQI = 0, 0, 0
 	ack := res.Ack.Acked
 	// First statement: it takes the station's row lock, so this station's batches run one
-	// after another (see station_ingest in 0001_core.sql).
-	_, err := tx.Exec(ctx, `INSERT INTO station_ingest AS i
+	// after another (see station_ingest in 0001_core.sql). The second, sent with it in one
+	// round trip and run after it, brings the station back online if it was offline.
+	now := dbTime(s.opts.Now())
+	batch := &pgx.Batch{}
+	batch.Queue(`INSERT INTO station_ingest AS i
 			(station_id, readings_seq, alerts_seq, wqi_seq, batches, last_batch_at, agent)
 		VALUES ($1, $2, $3, $4, 1, now(), $5)
 		ON CONFLICT (station_id) DO UPDATE SET
@@ -113,25 +116,56 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, station string, b *wire
 			wqi_seq = greatest(i.wqi_seq, EXCLUDED.wqi_seq),
 			batches = i.batches + 1, last_batch_at = now(), agent = EXCLUDED.agent`,
 		station, int64(ack["readings"]), int64(ack["alerts"]), int64(ack["wqi"]), b.Agent)
+	batch.Queue(backOnlineSQL, station, now)
+	br := tx.SendBatch(ctx, batch)
+	_, err := br.Exec()
 	if err != nil {
+		br.Close()
 		return fmt.Errorf("lock station: %w", err)
 	}
+	// Live events of what is new, written last (see writeEvents): a station that was
+	// offline is back first, then its data.
+	evs, err := backOnline(br.QueryRow(), station, now)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("back online: %w", cerr)
+	}
+	if err != nil {
+		return err
+	}
 	if len(b.Readings) > 0 {
-		if err := s.ingestReadings(ctx, tx, station, b.Readings, res); err != nil {
+		fresh, err := s.ingestReadings(ctx, tx, station, b.Readings, res)
+		if err != nil {
 			return err
 		}
+		more, err := readingEvents(station, b.Readings, fresh)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, more...)
 	}
 	if len(b.WQI) > 0 {
-		if err := ingestWQI(ctx, tx, station, b.WQI, s.opts.Now(), res); err != nil {
+		fresh, err := ingestWQI(ctx, tx, station, b.WQI, s.opts.Now(), res)
+		if err != nil {
 			return err
 		}
+		more, err := wqiEvents(station, b.WQI, fresh)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, more...)
 	}
 	if len(b.Alerts) > 0 {
-		if err := ingestAlerts(ctx, tx, station, b.Alerts, res); err != nil {
+		fresh, err := ingestAlerts(ctx, tx, station, b.Alerts, res)
+		if err != nil {
 			return err
 		}
+		more, err := alertEvents(station, b.Alerts, fresh)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, more...)
 	}
-	return nil
+	return writeEvents(ctx, tx, evs)
 }
 
 func orEmpty(s []string) []string {
@@ -141,7 +175,8 @@ func orEmpty(s []string) []string {
 	return s
 }
 
-func (s *Store) ingestReadings(ctx context.Context, tx pgx.Tx, station string, rs []wire.Reading, res *IngestResult) error {
+// ingestReadings stores the new readings and returns their seqs.
+func (s *Store) ingestReadings(ctx context.Context, tx pgx.Tx, station string, rs []wire.Reading, res *IngestResult) ([]int64, error) {
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_readings"},
 		[]string{"time", "param", "value", "unit", "quality", "source", "seq", "sensor", "flags"},
 		pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
@@ -149,29 +184,34 @@ func (s *Store) ingestReadings(ctx context.Context, tx pgx.Tx, station string, r
 			return []any{r.Time, r.Param, r.Value, r.Unit, r.Quality, r.Source, int64(r.Seq), r.Sensor, orEmpty(r.Flags)}, nil
 		}))
 	if err != nil {
-		return fmt.Errorf("copy readings: %w", err)
+		return nil, fmt.Errorf("copy readings: %w", err)
 	}
 	// The rows that are new, and the hours of their usable values: only those rollup
 	// buckets change.
-	err = tx.QueryRow(ctx, `WITH ins AS (
+	rows, err := tx.Query(ctx, `WITH ins AS (
 			INSERT INTO measurements (time, station_id, param, value, unit, quality, source, seq, sensor, flags, received_at)
 			SELECT time, $1, param, value, unit, quality, source, seq, sensor, flags, $2 FROM stage_readings
 			ON CONFLICT DO NOTHING
-			RETURNING time, param, quality
+			RETURNING time, param, quality, seq
 		), touched AS (
 			INSERT INTO stage_touched (bucket, param)
 			SELECT DISTINCT date_trunc('hour', time, 'UTC'), param FROM ins WHERE quality <> 'bad'
 		)
-		SELECT count(*) FROM ins`, station, s.opts.Now()).Scan(&res.NewReadings)
-	if err != nil {
-		return fmt.Errorf("insert readings: %w", err)
+		SELECT seq FROM ins`, station, s.opts.Now())
+	var fresh []int64
+	if err == nil {
+		fresh, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 	}
+	if err != nil {
+		return nil, fmt.Errorf("insert readings: %w", err)
+	}
+	res.NewReadings = int64(len(fresh))
 	if res.NewReadings == 0 {
-		return nil
+		return nil, nil
 	}
 	if s.schema.Mode == ModePlain {
 		if err := updateRollups(ctx, tx, station); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO station_latest AS l
@@ -184,9 +224,9 @@ func (s *Store) ingestReadings(ctx context.Context, tx pgx.Tx, station string, r
 			quality = EXCLUDED.quality, sensor = EXCLUDED.sensor, seq = EXCLUDED.seq
 		WHERE (l.time, l.seq) < (EXCLUDED.time, EXCLUDED.seq)`, station)
 	if err != nil {
-		return fmt.Errorf("latest values: %w", err)
+		return nil, fmt.Errorf("latest values: %w", err)
 	}
-	return nil
+	return fresh, nil
 }
 
 // updateRollups recomputes the hourly buckets in stage_touched from the raw rows, then
@@ -229,7 +269,8 @@ func updateRollups(ctx context.Context, tx pgx.Tx, station string) error {
 	return nil
 }
 
-func ingestWQI(ctx context.Context, tx pgx.Tx, station string, ws []wire.WQIPoint, now time.Time, res *IngestResult) error {
+// ingestWQI stores the new WQI results and returns their seqs.
+func ingestWQI(ctx context.Context, tx pgx.Tx, station string, ws []wire.WQIPoint, now time.Time, res *IngestResult) ([]int64, error) {
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_wqi"},
 		[]string{"time", "seq", "wqi", "class", "category", "partial", "missing", "sub_indices", "do_saturation_pct"},
 		pgx.CopyFromSlice(len(ws), func(i int) ([]any, error) {
@@ -241,20 +282,26 @@ func ingestWQI(ctx context.Context, tx pgx.Tx, station string, ws []wire.WQIPoin
 			return []any{w.Time, int64(w.Seq), w.WQI, w.Class, w.Category, w.Partial, orEmpty(w.Missing), sub, w.DOSaturationPct}, nil
 		}))
 	if err != nil {
-		return fmt.Errorf("copy wqi: %w", err)
+		return nil, fmt.Errorf("copy wqi: %w", err)
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO wqi_readings
+	rows, err := tx.Query(ctx, `INSERT INTO wqi_readings
 			(time, station_id, seq, wqi, class, category, partial, missing, sub_indices, do_saturation_pct, received_at)
 		SELECT time, $1, seq, wqi, class, category, partial, missing, sub_indices, do_saturation_pct, $2
-		FROM stage_wqi ON CONFLICT DO NOTHING`, station, now)
-	if err != nil {
-		return fmt.Errorf("insert wqi: %w", err)
+		FROM stage_wqi ON CONFLICT DO NOTHING RETURNING seq`, station, now)
+	var fresh []int64
+	if err == nil {
+		fresh, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 	}
-	res.NewWQI = tag.RowsAffected()
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("insert wqi: %w", err)
+	}
+	res.NewWQI = int64(len(fresh))
+	return fresh, nil
 }
 
-func ingestAlerts(ctx context.Context, tx pgx.Tx, station string, as []wire.AlertEvent, res *IngestResult) error {
+// ingestAlerts stores the new alert transitions, updates the alerts' current rows and
+// returns the new transitions' seqs.
+func ingestAlerts(ctx context.Context, tx pgx.Tx, station string, as []wire.AlertEvent, res *IngestResult) ([]int64, error) {
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_alerts"},
 		[]string{"time", "seq", "alert_id", "transition", "rule", "key", "param", "sensor", "severity",
 			"state", "opened_at", "acknowledged_at", "resolved_at", "message", "value", "limit"},
@@ -264,17 +311,21 @@ func ingestAlerts(ctx context.Context, tx pgx.Tx, station string, as []wire.Aler
 				a.Severity, a.State, a.OpenedAt, a.AcknowledgedAt, a.ResolvedAt, a.Message, a.Value, a.Limit}, nil
 		}))
 	if err != nil {
-		return fmt.Errorf("copy alerts: %w", err)
+		return nil, fmt.Errorf("copy alerts: %w", err)
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO alert_events (time, station_id, seq, alert_id, transition, rule, key,
+	rows, err := tx.Query(ctx, `INSERT INTO alert_events (time, station_id, seq, alert_id, transition, rule, key,
 			param, sensor, severity, state, opened_at, acknowledged_at, resolved_at, message, value, "limit")
 		SELECT time, $1, seq, alert_id, transition, rule, key, param, sensor, severity, state, opened_at,
 			acknowledged_at, resolved_at, message, value, "limit"
-		FROM stage_alerts ON CONFLICT DO NOTHING`, station)
-	if err != nil {
-		return fmt.Errorf("insert alert events: %w", err)
+		FROM stage_alerts ON CONFLICT DO NOTHING RETURNING seq`, station)
+	var fresh []int64
+	if err == nil {
+		fresh, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 	}
-	res.NewAlerts = tag.RowsAffected()
+	if err != nil {
+		return nil, fmt.Errorf("insert alert events: %w", err)
+	}
+	res.NewAlerts = int64(len(fresh))
 	// The current row follows the newest transition received (by seq in the alerts
 	// stream), whatever order batches arrive in.
 	_, err = tx.Exec(ctx, `INSERT INTO alerts AS a (station_id, alert_id, rule, key, param, sensor, severity,
@@ -282,7 +333,7 @@ func ingestAlerts(ctx context.Context, tx pgx.Tx, station string, as []wire.Aler
 		SELECT DISTINCT ON (alert_id) $1, alert_id, rule, key, param, sensor, severity, state, opened_at,
 			acknowledged_at, resolved_at, message, value, "limit", time, seq
 		FROM stage_alerts ORDER BY alert_id, seq DESC
-		ON CONFLICT (station_id, alert_id) DO UPDATE SET
+		ON CONFLICT (station_id, origin, alert_id) DO UPDATE SET
 			rule = EXCLUDED.rule, key = EXCLUDED.key, param = EXCLUDED.param, sensor = EXCLUDED.sensor,
 			severity = EXCLUDED.severity, state = EXCLUDED.state, opened_at = EXCLUDED.opened_at,
 			acknowledged_at = EXCLUDED.acknowledged_at, resolved_at = EXCLUDED.resolved_at,
@@ -290,7 +341,7 @@ func ingestAlerts(ctx context.Context, tx pgx.Tx, station string, as []wire.Aler
 			updated_at = EXCLUDED.updated_at, event_seq = EXCLUDED.event_seq
 		WHERE a.event_seq < EXCLUDED.event_seq`, station)
 	if err != nil {
-		return fmt.Errorf("update alerts: %w", err)
+		return nil, fmt.Errorf("update alerts: %w", err)
 	}
-	return nil
+	return fresh, nil
 }

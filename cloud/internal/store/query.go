@@ -288,7 +288,10 @@ func (s *Store) LatestValues(ctx context.Context, station string) ([]Latest, err
 // Alert is an alert's current state as the API shows it (the agent's alerts --json
 // shape plus the station).
 type Alert struct {
-	ID             uint64     `json:"id"`
+	ID uint64 `json:"id"`
+	// Origin says who raised it: "agent" (the station's own rules) or "cloud" (rules the
+	// cloud evaluates, such as station_offline). Each origin has its own id space.
+	Origin         string     `json:"origin"`
 	Station        string     `json:"station"`
 	Rule           string     `json:"rule"`
 	Key            string     `json:"key"`
@@ -304,6 +307,12 @@ type Alert struct {
 	Limit          *float64   `json:"limit,omitempty"`
 	UpdatedAt      time.Time  `json:"updated_at"`
 }
+
+// Alert origins.
+const (
+	OriginAgent = "agent"
+	OriginCloud = "cloud"
+)
 
 // AlertPosition is a place in the alert listing (newest opened first).
 type AlertPosition struct {
@@ -340,7 +349,7 @@ func (s *Store) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
 	if q.After != nil {
 		w.add("(opened_at, station_id, alert_id) < (?, ?, ?)", q.After.OpenedAt, q.After.Station, int64(q.After.ID))
 	}
-	sql := `SELECT alert_id, station_id, rule, key, param, sensor, severity, state, opened_at,
+	sql := `SELECT alert_id, origin, station_id, rule, key, param, sensor, severity, state, opened_at,
 		acknowledged_at, resolved_at, message, value, "limit", updated_at FROM alerts` + w.String() +
 		` ORDER BY opened_at DESC, station_id DESC, alert_id DESC` + w.limit(q.Limit)
 	var out []Alert
@@ -352,7 +361,7 @@ func (s *Store) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Alert, error) {
 			var a Alert
 			var id int64
-			err := row.Scan(&id, &a.Station, &a.Rule, &a.Key, &a.Param, &a.Sensor, &a.Severity, &a.State,
+			err := row.Scan(&id, &a.Origin, &a.Station, &a.Rule, &a.Key, &a.Param, &a.Sensor, &a.Severity, &a.State,
 				&a.OpenedAt, &a.AcknowledgedAt, &a.ResolvedAt, &a.Message, &a.Value, &a.Limit, &a.UpdatedAt)
 			a.ID = uint64(id)
 			a.OpenedAt, a.UpdatedAt = a.OpenedAt.UTC(), a.UpdatedAt.UTC()

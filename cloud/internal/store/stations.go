@@ -24,7 +24,10 @@ type Station struct {
 	Lon         *float64   `json:"lon"`
 	CreatedAt   time.Time  `json:"created_at"`
 	LastBatchAt *time.Time `json:"last_batch_at"` // nil before the first batch
-	Agent       string     `json:"agent,omitempty"`
+	// OfflineSince is set while the station is offline: silent for longer than the
+	// health check allows, until its next batch.
+	OfflineSince *time.Time `json:"offline_since,omitempty"`
+	Agent        string     `json:"agent,omitempty"`
 	// The highest seq received of each stream.
 	ReadingsSeq uint64 `json:"readings_seq"`
 	AlertsSeq   uint64 `json:"alerts_seq"`
@@ -151,13 +154,18 @@ func (s *Store) Authenticate(ctx context.Context, token string) (string, error) 
 }
 
 const stationColumns = `s.id, s.name, s.class, s.lat, s.lon, s.created_at, i.last_batch_at,
-	coalesce(i.agent, ''), coalesce(i.readings_seq, 0), coalesce(i.alerts_seq, 0), coalesce(i.wqi_seq, 0)`
+	coalesce(i.agent, ''), coalesce(i.readings_seq, 0), coalesce(i.alerts_seq, 0), coalesce(i.wqi_seq, 0), o.since`
+
+// stationTables joins what stationColumns reads.
+const stationTables = `stations s LEFT JOIN station_ingest i ON i.station_id = s.id
+	LEFT JOIN station_offline o ON o.station_id = s.id`
 
 func scanStation(row pgx.CollectableRow) (Station, error) {
 	var st Station
 	var r, a, w int64
 	err := row.Scan(&st.ID, &st.Name, &st.Class, &st.Lat, &st.Lon, &st.CreatedAt, &st.LastBatchAt,
-		&st.Agent, &r, &a, &w)
+		&st.Agent, &r, &a, &w, &st.OfflineSince)
+	utc(st.OfflineSince)
 	st.ReadingsSeq, st.AlertsSeq, st.WQISeq = uint64(r), uint64(a), uint64(w)
 	return st, err
 }
@@ -168,7 +176,7 @@ func (s *Store) Stations(ctx context.Context, after string, limit int) ([]Statio
 	var out []Station
 	err := s.query(ctx, "list stations", func(ctx context.Context) error {
 		rows, err := s.pool.Query(ctx, `SELECT `+stationColumns+`
-			FROM stations s LEFT JOIN station_ingest i ON i.station_id = s.id
+			FROM `+stationTables+`
 			WHERE s.id > $1 ORDER BY s.id LIMIT $2`, after, limit)
 		if err != nil {
 			return err
@@ -187,7 +195,7 @@ func (s *Store) Station(ctx context.Context, id string) (Station, error) {
 	var st Station
 	err := s.query(ctx, "get station", func(ctx context.Context) error {
 		rows, err := s.pool.Query(ctx, `SELECT `+stationColumns+`
-			FROM stations s LEFT JOIN station_ingest i ON i.station_id = s.id WHERE s.id = $1`, id)
+			FROM `+stationTables+` WHERE s.id = $1`, id)
 		if err != nil {
 			return err
 		}

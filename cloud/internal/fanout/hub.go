@@ -1,0 +1,740 @@
+package fanout
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/purehealth/purehealth/cloud/internal/store"
+)
+
+// Store is what the fan-out needs from storage (*store.Store).
+type Store interface {
+	// ListenEvents opens a connection that receives the ids of new events.
+	ListenEvents(ctx context.Context) (*store.EventListener, error)
+	Events(ctx context.Context, q store.EventQuery) ([]store.Event, error)
+	Gap(ctx context.Context, q store.EventQuery) (store.EventGap, error)
+	EventBounds(ctx context.Context) (first, last int64, err error)
+	EventIDBefore(ctx context.Context, t time.Time) (int64, error)
+	Station(ctx context.Context, id string) (store.Station, error)
+}
+
+// Options tune a Hub. Zero fields mean the defaults.
+type Options struct {
+	// AllowedOrigins are host patterns (path.Match syntax, such as "dash.example.org" or
+	// "*.example.org"; with "://" the scheme is matched too) of web pages allowed to
+	// connect besides the service's own origin. A bare "*" is refused by New.
+	AllowedOrigins []string
+	// ViewerTokens are SHA-256 hashes of the viewer tokens; when there are any, a client
+	// must present one of the tokens.
+	ViewerTokens [][sha256.Size]byte
+	MaxClients   int // connections at once, default 10000
+	// Queue is how many events may wait for one client: a client further behind is
+	// evicted, default 4096. A batch reaches all its clients at once, so Queue should
+	// exceed the largest batch a station sends by a good margin.
+	Queue        int
+	WriteTimeout time.Duration // one write (or ping answer), default 10s
+	CloseTimeout time.Duration // close handshake with an evicted client, default 1s
+	PingInterval time.Duration // default 30s
+	ReadLimit    int64         // largest client message in bytes, default 16 KiB
+	MaxStations  int           // stations one connection may name, default 1000
+	// MessageRate is how many messages a second a client may send (burst MessageBurst);
+	// defaults 5 and 20.
+	MessageRate  float64
+	MessageBurst int
+	ReplayMax    int           // events a resume may send, default 10000
+	ReplayWindow time.Duration // how old the first missing event may be, default 24h
+	// Recent is how many of the latest events the hub keeps in memory, so that most
+	// resumes need no query, default 10000.
+	Recent int
+	// PollInterval is how often the hub reads new events without a notification (a
+	// safety net for lost notifications), default 5s.
+	PollInterval time.Duration
+	// ReplayConcurrency bounds resumes reading the database at once, default 2.
+	ReplayConcurrency int
+	// ReadyTimeout is how long a request waits for Run to start, default 10s.
+	ReadyTimeout time.Duration
+	Log          *slog.Logger     // default: discard
+	Now          func() time.Time // default time.Now
+}
+
+func (o *Options) fill() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxClients, 10000)
+	def(&o.Queue, 4096)
+	defDur(&o.WriteTimeout, 10*time.Second)
+	defDur(&o.CloseTimeout, time.Second)
+	defDur(&o.PingInterval, 30*time.Second)
+	if o.ReadLimit <= 0 {
+		o.ReadLimit = 16 << 10
+	}
+	def(&o.MaxStations, 1000)
+	if o.MessageRate <= 0 {
+		o.MessageRate = 5
+	}
+	def(&o.MessageBurst, 20)
+	def(&o.ReplayMax, 10000)
+	defDur(&o.ReplayWindow, 24*time.Hour)
+	if o.Recent < 0 {
+		o.Recent = 0
+	} else if o.Recent == 0 {
+		o.Recent = 10000
+	}
+	defDur(&o.PollInterval, 5*time.Second)
+	def(&o.ReplayConcurrency, 2)
+	defDur(&o.ReadyTimeout, 10*time.Second)
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Hub is one replica's fan-out. See the package documentation.
+type Hub struct {
+	store     Store
+	opts      Options
+	log       *slog.Logger
+	ready     chan struct{} // closed once Run knows the position to start from
+	closing   chan struct{} // closed when Run ends: every connection closes
+	replaySem chan struct{}
+	clients   atomic.Int64 // connections admitted (for MaxClients)
+	stats     counters
+
+	mu        sync.Mutex
+	last      int64 // highest event id published
+	ring      ring
+	byStation map[string]map[*client]struct{} // live clients by named station
+	all       map[*client]struct{}            // live clients of "*"
+	chunkSeq  uint64                          // chunks published
+	stopped   bool
+	conns     sync.WaitGroup // connection handlers; Add only under mu while !stopped
+
+	sessMu   sync.Mutex
+	sessions map[*session]struct{} // for the watchdog and the shutdown
+}
+
+// New checks the options and returns a Hub; nothing runs until Run.
+func New(st Store, opts Options) (*Hub, error) {
+	opts.fill()
+	for _, p := range opts.AllowedOrigins {
+		if err := checkOriginPattern(p); err != nil {
+			return nil, err
+		}
+	}
+	return &Hub{
+		store: st, opts: opts, log: opts.Log,
+		ready: make(chan struct{}), closing: make(chan struct{}),
+		replaySem: make(chan struct{}, opts.ReplayConcurrency),
+		ring:      newRing(opts.Recent),
+		byStation: map[string]map[*client]struct{}{},
+		all:       map[*client]struct{}{},
+		sessions:  map[*session]struct{}{},
+	}, nil
+}
+
+// checkOriginPattern refuses patterns that would let any web page connect.
+func checkOriginPattern(p string) error {
+	host := p
+	if _, after, ok := strings.Cut(p, "://"); ok {
+		host = after
+	}
+	if host == "" || strings.Trim(host, "*?") == "" {
+		return fmt.Errorf("allowed origin %q would allow every web page: name the hosts", p)
+	}
+	if _, err := path.Match(p, ""); err != nil {
+		return fmt.Errorf("allowed origin %q: %w", p, err)
+	}
+	return nil
+}
+
+// Register adds GET /ws and GET /ws/station/{id} to mux.
+func (h *Hub) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /ws", h.serveWS)
+	mux.HandleFunc("GET /ws/station/{id}", h.serveStation)
+}
+
+// Run feeds the hub from the database until ctx ends: it starts at the newest event,
+// listens for notifications, polls every PollInterval, and reconnects with backoff when
+// the database goes away. When ctx ends it closes every connection (1001) and returns
+// once their handlers have all returned. Run must be called once.
+func (h *Hub) Run(ctx context.Context) error {
+	// The watchdog outlives the feed: it also ends writes stuck during the shutdown.
+	stopWatchdog := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { h.watchdog(stopWatchdog) })
+	defer func() {
+		h.shutdown()
+		close(stopWatchdog)
+		wg.Wait()
+	}()
+	for attempt := 0; ; attempt++ {
+		err := h.start(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		h.log.Warn("live events: cannot read the start position; retrying", "err", err)
+		if !sleep(ctx, backoff(attempt)) {
+			return nil
+		}
+	}
+	close(h.ready)
+	h.feed(ctx)
+	return nil
+}
+
+func (h *Hub) watch(s *session) {
+	h.sessMu.Lock()
+	defer h.sessMu.Unlock()
+	h.sessions[s] = struct{}{}
+}
+
+func (h *Hub) unwatch(s *session) {
+	h.sessMu.Lock()
+	defer h.sessMu.Unlock()
+	delete(h.sessions, s)
+}
+
+// watchdog closes connections under writes that take too long: WriteTimeout, or
+// CloseTimeout for an evicted client or during the shutdown (the client then gets no
+// close frame: it does not read). It returns when stop is closed.
+func (h *Hub) watchdog(stop <-chan struct{}) {
+	every := min(h.opts.CloseTimeout, h.opts.WriteTimeout) / 4
+	t := time.NewTicker(max(every, 10*time.Millisecond))
+	defer t.Stop()
+	var stuck []*session
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		closing := false
+		select {
+		case <-h.closing:
+			closing = true
+		default:
+		}
+		now := time.Now().UnixNano()
+		stuck = stuck[:0]
+		h.sessMu.Lock()
+		for s := range h.sessions {
+			w := s.writing.Load()
+			if w == 0 || s.timedOut.Load() {
+				continue
+			}
+			age := time.Duration(now - w)
+			if age > h.opts.WriteTimeout || (age > h.opts.CloseTimeout && (closing || s.c.kicked())) {
+				s.timedOut.Store(true)
+				stuck = append(stuck, s)
+			}
+		}
+		h.sessMu.Unlock()
+		for _, s := range stuck {
+			if err := s.conn.CloseNow(); err != nil {
+				h.log.Debug("live events: close a stuck connection", "err", err)
+			}
+		}
+	}
+}
+
+// start reads the newest events into memory and sets the position.
+func (h *Hub) start(ctx context.Context) error {
+	_, last, err := h.store.EventBounds(ctx)
+	if err != nil {
+		return err
+	}
+	after := max(0, last-int64(h.opts.Recent))
+	evs, err := h.store.Events(ctx, store.EventQuery{After: after, Upto: last, Limit: h.opts.Recent})
+	if err != nil {
+		return err
+	}
+	frames, err := framesOf(evs)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.last = after
+	h.ring.reset(after)
+	h.mu.Unlock()
+	h.publish(frames)
+	h.log.Info("live events: starting", "after_id", h.Position(), "in_memory", len(frames))
+	return nil
+}
+
+func framesOf(evs []store.Event) ([]*frame, error) {
+	out := make([]*frame, 0, len(evs))
+	for _, e := range evs {
+		f, err := newFrame(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// feed is the listen-and-fetch loop.
+func (h *Hub) feed(ctx context.Context) {
+	var l *store.EventListener
+	defer func() {
+		if l != nil {
+			if err := l.Close(context.WithoutCancel(ctx)); err != nil {
+				h.log.Debug("live events: close listener", "err", err)
+			}
+		}
+	}()
+	failures := 0
+	for ctx.Err() == nil {
+		if l == nil {
+			var err error
+			l, err = h.store.ListenEvents(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				h.stats.listenFailures.Add(1)
+				if failures == 0 {
+					h.log.Warn("live events: cannot listen; retrying (events still arrive by polling)", "err", err)
+				}
+				h.catchUp(ctx)
+				if !sleep(ctx, backoff(failures)) {
+					return
+				}
+				failures++
+				continue
+			}
+			if failures > 0 {
+				h.log.Info("live events: listening again")
+			}
+			failures = 0
+			h.catchUp(ctx) // what came while nobody listened
+		}
+		wctx, cancel := context.WithTimeout(ctx, h.opts.PollInterval)
+		id, err := l.Wait(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			if id == 0 || id > h.Position() {
+				h.catchUp(ctx)
+			}
+		case errors.Is(err, store.ErrNoNotification):
+			h.catchUp(ctx) // the poll
+		default:
+			if ctx.Err() != nil {
+				return
+			}
+			h.log.Warn("live events: listener lost; reconnecting", "err", err)
+			if cerr := l.Close(context.WithoutCancel(ctx)); cerr != nil {
+				h.log.Debug("live events: close listener", "err", cerr)
+			}
+			l = nil
+		}
+	}
+}
+
+// catchUp publishes every event after the position.
+func (h *Hub) catchUp(ctx context.Context) {
+	const page = 1000
+	for ctx.Err() == nil {
+		evs, err := h.store.Events(ctx, store.EventQuery{After: h.Position(), Limit: page})
+		if err != nil {
+			if ctx.Err() == nil {
+				h.stats.fetchFailures.Add(1)
+				h.log.Warn("live events: fetch failed; retrying at the next notification or poll", "err", err)
+			}
+			return
+		}
+		frames, err := framesOf(evs)
+		if err != nil {
+			h.log.Error("live events: cannot encode an event", "err", err)
+			return
+		}
+		h.publish(frames)
+		if len(evs) < page {
+			return
+		}
+	}
+}
+
+// Position returns the id of the newest event the hub has published.
+func (h *Hub) Position() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last
+}
+
+// publish hands frames, in id order, to every live client that wants some of them, as
+// one shared chunk. It never waits: a client that is more than Queue events behind is
+// evicted.
+func (h *Hub) publish(fs []*frame) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i := 0
+	for i < len(fs) && fs[i].id <= h.last {
+		i++
+	}
+	fs = fs[i:]
+	if len(fs) == 0 {
+		return
+	}
+	ch := &chunk{frames: fs, count: map[string]int{}}
+	for _, f := range fs {
+		h.last = f.id
+		h.ring.push(f)
+		ch.count[f.station]++
+	}
+	h.stats.events.Add(int64(len(fs)))
+	h.chunkSeq++
+	for station := range ch.count {
+		for c := range h.byStation[station] {
+			h.offer(c, ch)
+		}
+	}
+	for c := range h.all {
+		h.offer(c, ch)
+	}
+}
+
+// offer queues ch for c, once per chunk, or evicts c. h.mu is held.
+func (h *Hub) offer(c *client, ch *chunk) {
+	if c.lastChunk == h.chunkSeq || !c.live {
+		return
+	}
+	c.lastChunk = h.chunkSeq
+	n := len(ch.frames)
+	if !c.all {
+		n = 0
+		for station, k := range ch.count {
+			if _, ok := c.stations[station]; ok {
+				n += k
+			}
+		}
+	}
+	if c.pending.Add(int64(n)) > int64(h.opts.Queue) {
+		h.evictLocked(c)
+		return
+	}
+	select {
+	case c.queue <- delivery{ch, n}:
+	default:
+		h.evictLocked(c)
+	}
+}
+
+// evictLocked takes c out of the stream and tells its writer. h.mu is held.
+func (h *Hub) evictLocked(c *client) {
+	h.unrouteLocked(c)
+	c.live = false
+	c.kickOnce.Do(func() { close(c.kick) }) // a write in progress: see watchdog
+}
+
+func (h *Hub) routeLocked(c *client) {
+	if c.all {
+		h.all[c] = struct{}{}
+	}
+	for s := range c.stations {
+		m := h.byStation[s]
+		if m == nil {
+			m = map[*client]struct{}{}
+			h.byStation[s] = m
+		}
+		m[c] = struct{}{}
+	}
+}
+
+func (h *Hub) unrouteLocked(c *client) {
+	delete(h.all, c)
+	for s := range c.stations {
+		if m := h.byStation[s]; m != nil {
+			delete(m, c)
+			if len(m) == 0 {
+				delete(h.byStation, s)
+			}
+		}
+	}
+}
+
+// change applies a subscribe or unsubscribe to c's filter (and routes, when c is live).
+// It returns the position at that moment.
+func (h *Hub) change(c *client, r request) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.live {
+		h.unrouteLocked(c)
+	}
+	if r.subscribe {
+		c.all = c.all || r.all
+		for _, s := range r.stations {
+			c.stations[s] = struct{}{}
+		}
+	} else {
+		if r.all {
+			c.all = false
+		}
+		for _, s := range r.stations {
+			delete(c.stations, s)
+		}
+	}
+	if c.live {
+		h.routeLocked(c)
+	}
+	return h.last
+}
+
+// goLive makes c live if the memory holds every event after `after`: it returns the
+// remembered frames after `after` that c wants (in id order) and the position, from which
+// on c's queue receives the rest. Otherwise it returns ok false and the position.
+func (h *Hub) goLive(c *client, after int64) (frames []*frame, pos int64, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if after < h.ring.start && after < h.last {
+		return nil, h.last, false
+	}
+	h.ring.each(after, func(f *frame) {
+		if c.wants(f.station) {
+			frames = append(frames, f)
+		}
+	})
+	h.goLiveLocked(c)
+	return frames, h.last, true
+}
+
+// goLiveNow makes c live from the current position and returns it.
+func (h *Hub) goLiveNow(c *client) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.goLiveLocked(c)
+	return h.last
+}
+
+func (h *Hub) goLiveLocked(c *client) {
+	if !c.live && !c.kicked() {
+		c.live = true
+		h.routeLocked(c)
+	}
+}
+
+// idBefore finds in memory the newest event stored before t; ok is false when the memory
+// does not reach back to t.
+func (h *Hub) idBefore(t time.Time) (id int64, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ring.before(t)
+}
+
+// admit registers a connection handler, unless the hub is shutting down.
+func (h *Hub) admit() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return false
+	}
+	h.conns.Add(1)
+	return true
+}
+
+// leave forgets c and ends its handler's registration.
+func (h *Hub) leave(c *client) {
+	h.mu.Lock()
+	h.unrouteLocked(c)
+	c.live = false
+	h.mu.Unlock()
+	h.conns.Done()
+}
+
+// shutdown closes every connection and waits for the handlers.
+func (h *Hub) shutdown() {
+	h.mu.Lock()
+	h.stopped = true
+	h.mu.Unlock()
+	close(h.closing)
+	h.sessMu.Lock()
+	for s := range h.sessions {
+		s.cancel() // a resume reading the database stops
+	}
+	h.sessMu.Unlock()
+	h.conns.Wait()
+}
+
+// waitReady waits until Run has started, for at most ReadyTimeout.
+func (h *Hub) waitReady(ctx context.Context) bool {
+	select {
+	case <-h.ready:
+		return true
+	default:
+	}
+	t := time.NewTimer(h.opts.ReadyTimeout)
+	defer t.Stop()
+	select {
+	case <-h.ready:
+		return true
+	case <-h.closing:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return false
+}
+
+// sleep waits d or until ctx ends; it reports whether ctx is still alive.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// backoff is the wait before attempt n+1: 0.5s doubling to 30s, with jitter.
+func backoff(n int) time.Duration {
+	d := 500 * time.Millisecond << min(n, 6)
+	d = min(d, 30*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+// chunk is frames published together, shared by every client that wants some of them.
+type chunk struct {
+	frames []*frame
+	count  map[string]int // frames per station
+}
+
+// delivery is a chunk queued for one client and how many of its frames the client wants.
+type delivery struct {
+	chunk *chunk
+	n     int
+}
+
+// chunkQueue bounds the chunks waiting for one client (Queue bounds their events).
+const chunkQueue = 64
+
+// ring holds the latest frames. It holds every published frame with an id above start.
+type ring struct {
+	buf   []*frame
+	head  int // index of the oldest frame
+	n     int
+	start int64
+}
+
+func newRing(size int) ring { return ring{buf: make([]*frame, size)} }
+
+func (r *ring) reset(start int64) {
+	clear(r.buf)
+	r.head, r.n, r.start = 0, 0, start
+}
+
+func (r *ring) push(f *frame) {
+	if len(r.buf) == 0 {
+		r.start = f.id
+		return
+	}
+	if r.n < len(r.buf) {
+		r.buf[(r.head+r.n)%len(r.buf)] = f
+		r.n++
+		return
+	}
+	r.start = r.buf[r.head].id
+	r.buf[r.head] = f
+	r.head = (r.head + 1) % len(r.buf)
+}
+
+func (r *ring) at(i int) *frame { return r.buf[(r.head+i)%len(r.buf)] }
+
+// each calls fn for the frames with an id above after, oldest first.
+func (r *ring) each(after int64, fn func(*frame)) {
+	i := sort.Search(r.n, func(i int) bool { return r.at(i).id > after })
+	for ; i < r.n; i++ {
+		fn(r.at(i))
+	}
+}
+
+// before returns the id of the newest frame stored before t. ok is false unless the
+// oldest frame is older than t (so that nothing before t is missing from the answer).
+func (r *ring) before(t time.Time) (int64, bool) {
+	if r.n == 0 || !r.at(0).created.Before(t) {
+		return 0, false
+	}
+	i := sort.Search(r.n, func(i int) bool { return !r.at(i).created.Before(t) })
+	return r.at(i - 1).id, true
+}
+
+// counters are the hub's statistics.
+type counters struct {
+	connections, messages, events, replayed, resyncs   atomic.Int64
+	listenFailures, fetchFailures                      atomic.Int64
+	evictSlow, evictWriteTimeout, evictPing            atomic.Int64
+	rejectOrigin, rejectToken, rejectFull, rejectReady atomic.Int64
+	rejectStation, closedByLimit                       atomic.Int64
+}
+
+// Stats is what the hub did since it started.
+type Stats struct {
+	Clients      int64 `json:"clients"`       // connected now
+	Connections  int64 `json:"connections"`   // accepted since start
+	MessagesSent int64 `json:"messages_sent"` // frames written to clients
+	Events       int64 `json:"events"`        // events received from the database
+	LastEventID  int64 `json:"last_event_id"`
+	Replayed     int64 `json:"replayed"` // events sent by resumes
+	Resyncs      int64 `json:"resyncs"`  // resumes answered with a resync
+	// Evictions counts clients disconnected for being too slow, by reason:
+	// slow_consumer (queue full), write_timeout, ping_timeout.
+	Evictions map[string]int64 `json:"evictions"`
+	// Rejected counts refused connections and closed misbehaving ones, by reason.
+	Rejected map[string]int64 `json:"rejected"`
+	// ListenFailures and FetchFailures count database trouble of the feed.
+	ListenFailures int64 `json:"listen_failures"`
+	FetchFailures  int64 `json:"fetch_failures"`
+}
+
+// EvictionsTotal is the sum of Evictions.
+func (s Stats) EvictionsTotal() int64 {
+	var n int64
+	for _, v := range s.Evictions {
+		n += v
+	}
+	return n
+}
+
+// Stats returns the counters.
+func (h *Hub) Stats() Stats {
+	c := &h.stats
+	return Stats{
+		Clients: h.clients.Load(), Connections: c.connections.Load(), MessagesSent: c.messages.Load(),
+		Events: c.events.Load(), LastEventID: h.Position(), Replayed: c.replayed.Load(), Resyncs: c.resyncs.Load(),
+		Evictions: map[string]int64{
+			"slow_consumer": c.evictSlow.Load(), "write_timeout": c.evictWriteTimeout.Load(),
+			"ping_timeout": c.evictPing.Load(),
+		},
+		Rejected: map[string]int64{
+			"origin": c.rejectOrigin.Load(), "token": c.rejectToken.Load(), "full": c.rejectFull.Load(),
+			"not_ready": c.rejectReady.Load(), "unknown_station": c.rejectStation.Load(),
+			"misbehaving": c.closedByLimit.Load(),
+		},
+		ListenFailures: c.listenFailures.Load(), FetchFailures: c.fetchFailures.Load(),
+	}
+}

@@ -1,0 +1,185 @@
+package fanout
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/purehealth/purehealth/cloud/internal/store"
+)
+
+// Client message types.
+const (
+	typeSubscribe   = "subscribe"
+	typeUnsubscribe = "unsubscribe"
+)
+
+// allStations is the wildcard subscription.
+const allStations = "*"
+
+// Since is a resume point: an event id, or a time.
+type Since struct {
+	ID   int64
+	Time time.Time // set when the client gave a time
+}
+
+// request is a parsed and checked client message.
+type request struct {
+	subscribe bool     // false: unsubscribe
+	stations  []string // named stations, without duplicates
+	all       bool     // "*" was among them
+	since     *Since   // subscribe only
+	err       error    // the message was refused: tell the client
+}
+
+// errRequest marks a client message that is refused (the connection stays).
+var errRequest = errors.New("bad request")
+
+// parseRequest reads one client message. maxStations bounds how many it may name.
+func parseRequest(data []byte, maxStations int) (request, error) {
+	var m struct {
+		Type     string          `json:"type"`
+		Stations []string        `json:"stations"`
+		Since    json.RawMessage `json:"since"`
+	}
+	// Unknown fields are ignored, so that clients may add their own.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&m); err != nil {
+		return request{}, fmt.Errorf("%w: not a message: %s", errRequest, jsonProblem(err))
+	}
+	if dec.More() {
+		return request{}, fmt.Errorf("%w: one JSON object per message", errRequest)
+	}
+	var r request
+	switch m.Type {
+	case typeSubscribe:
+		r.subscribe = true
+	case typeUnsubscribe:
+	default:
+		return request{}, fmt.Errorf("%w: type %q: want subscribe or unsubscribe", errRequest, m.Type)
+	}
+	if len(m.Stations) == 0 {
+		return request{}, fmt.Errorf("%w: stations: name at least one station, or \"*\"", errRequest)
+	}
+	if len(m.Stations) > maxStations {
+		return request{}, fmt.Errorf("%w: stations: %d named, at most %d", errRequest, len(m.Stations), maxStations)
+	}
+	seen := make(map[string]bool, len(m.Stations))
+	for _, s := range m.Stations {
+		switch {
+		case s == allStations:
+			r.all = true
+		case !store.ValidStationID(s):
+			return request{}, fmt.Errorf("%w: stations: %q is not a station id", errRequest, truncate(s, 80))
+		case !seen[s]:
+			seen[s] = true
+			r.stations = append(r.stations, s)
+		}
+	}
+	if len(m.Since) > 0 && !bytes.Equal(m.Since, []byte("null")) {
+		if !r.subscribe {
+			return request{}, fmt.Errorf("%w: since: only a subscribe resumes", errRequest)
+		}
+		since, err := parseSinceJSON(m.Since)
+		if err != nil {
+			return request{}, err
+		}
+		r.since = &since
+	}
+	return r, nil
+}
+
+func parseSinceJSON(raw json.RawMessage) (Since, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		var n json.Number
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return Since{}, fmt.Errorf("%w: since: want an event id or an RFC 3339 time", errRequest)
+		}
+		s = n.String()
+	}
+	return ParseSince(s)
+}
+
+// ParseSince reads a resume point: a decimal event id (0 or more) or an RFC 3339 time.
+func ParseSince(s string) (Since, error) {
+	if id, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if id < 0 {
+			return Since{}, fmt.Errorf("%w: since: %d is not an event id", errRequest, id)
+		}
+		return Since{ID: id}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return Since{}, fmt.Errorf("%w: since: %q is neither an event id nor an RFC 3339 time", errRequest, truncate(s, 80))
+	}
+	return Since{Time: t.UTC()}, nil
+}
+
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %s: want %s", te.Field, te.Type)
+	}
+	return truncate(err.Error(), 120)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// message is what the server sends.
+type message struct {
+	Type    string          `json:"type"`
+	ID      int64           `json:"id"`
+	Station string          `json:"station,omitempty"`
+	Time    time.Time       `json:"time"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// frame is an event ready to send: encoded once, shared by every client.
+type frame struct {
+	id      int64
+	station string
+	created time.Time
+	msg     []byte
+}
+
+func newFrame(e store.Event) (*frame, error) {
+	msg, err := json.Marshal(message{Type: e.Type, ID: e.ID, Station: e.Station, Time: e.Time.UTC(), Data: e.Data})
+	if err != nil {
+		return nil, fmt.Errorf("event %d: %w", e.ID, err)
+	}
+	return &frame{id: e.ID, station: e.Station, created: e.CreatedAt, msg: msg}, nil
+}
+
+// connStatus is the data of a message about the connection.
+type connStatus struct {
+	Subscribed []string `json:"subscribed,omitzero"` // empty after unsubscribing everything
+	Replayed   *int     `json:"replayed,omitempty"`
+	Resync     bool     `json:"resync,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	Error      string   `json:"error,omitempty"`
+}
+
+func statusMessage(id int64, now time.Time, st connStatus) []byte {
+	data, err := json.Marshal(st)
+	if err != nil {
+		panic(err) // strings, ints and bools always marshal
+	}
+	msg, err := json.Marshal(message{Type: store.EventStatus, ID: id, Time: now.UTC(), Data: data})
+	if err != nil {
+		panic(err)
+	}
+	return msg
+}

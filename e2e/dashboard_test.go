@@ -1,0 +1,291 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/internal/pgtest"
+)
+
+// The operator's dashboard in headless Chromium, served by a real ph-cloud over its
+// database and fed by a real ph-agent.
+//
+// The cloud requires a viewer token: without one the page says NO ACCESS and how to give
+// one; with ?token= it keeps the token for the tab and drops it from the address. Then
+// the page lists the station and goes LIVE; an alert raised at the station appears in the
+// feed as "just now"; on the station page a reading published at the agent appears
+// without a reload; when ph-cloud dies the page says OFFLINE, and when it is back the page
+// is LIVE again and shows the alert raised meanwhile. While the cloud is up the page logs
+// no error or exception (a refusal by the Content-Security-Policy among them).
+// Screenshots at desktop and phone widths go to $PH_ARTIFACTS_DIR (else a temporary
+// directory), their paths logged.
+func TestDashboard(t *testing.T) {
+	const viewerToken = "dashboard-viewer-token-1"
+	ctx := newBrowser(t)
+	c := newCloud(t, pgtest.New(t))
+	// The cloud lets only holders of a viewer token watch. Without one the page says so.
+	sum := sha256.Sum256([]byte(viewerToken))
+	f, err := os.OpenFile(c.Config, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = fmt.Fprintf(f, "websocket:\n  viewer_tokens_sha256: [%q]\n", hex.EncodeToString(sum[:]))
+	require.NoError(t, errors.Join(err, f.Close()))
+	c.serve.start(t)
+	a := newAgent(t, c.URL(), c.TokenFile, agentOptions{})
+	a.start(t)
+	mq := connectMQTT(t, a.Listen)
+	// Enough for a full WQI of good water.
+	for _, p := range []struct{ param, value string }{
+		{"ph", "7.4"}, {"bod", "2"}, {"fc", "120"}, {"temp", "26"}, {"do", "6.8"},
+	} {
+		publishAcked(t, mq, a.Topic(p.param), p.value)
+	}
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.URL()+"/")))
+	waitPage(t, ctx, nil, "NO ACCESS without a viewer token", `document.querySelector('#conn').dataset.state === 'unauthorized'`)
+	banner, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#banner`)))
+	require.NoError(t, err)
+	assert.Contains(t, banner, "?token=", "the page should say how to give the token")
+
+	// With the token in the address, once: the page keeps it for the tab and takes it out
+	// of the address bar.
+	console := watchConsole(ctx)
+	defer console.stop()
+	// An operator who asked for less motion gets none (and the screenshots are steady).
+	_, err = chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-reduced-motion", Value: "reduce"}}})
+	require.NoError(t, err)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.URL()+"/?token="+viewerToken)))
+	card := `document.querySelector('#station-list li[data-key="` + station + `"]')`
+	waitPage(t, ctx, console, "the dashboard goes LIVE", `document.querySelector('#conn').dataset.state === 'live'`)
+	waitPage(t, ctx, console, "the station is listed with its index",
+		card+`?.querySelector('.wqi-class')?.textContent === 'A'`)
+	motion, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('.conn-dot')).animationName`))
+	require.NoError(t, err)
+	assert.Equal(t, "none", motion, "the LIVE indicator must not pulse with prefers-reduced-motion")
+	kept, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[location.search, sessionStorage.getItem('purehealth.viewerToken')]`))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"", viewerToken}, kept, "the token leaves the address and stays in the tab's session storage")
+	waitPage(t, ctx, console, "only the overview shown", `document.querySelector('#view-station').getClientRects().length === 0`)
+	name, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#station-list li[data-key="`+station+`"] .st-name`)))
+	require.NoError(t, err)
+	assert.Equal(t, "Mula-Mutha at Sangam", name)
+	// A reload would clear this.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.__sameDocument = true`)))
+
+	// Dissolved oxygen falls below class B's 5 mg/L: the station raises an alert.
+	publishAcked(t, mq, a.Topic("do"), "2")
+	waitPage(t, ctx, console, `a new alert in the feed as "just now"`,
+		`[...document.querySelectorAll('#active-alerts li')].some((li) => li.textContent.includes('`+station+`') &&
+			li.textContent.includes('just now') && li.textContent.includes('active'))`)
+	waitPage(t, ctx, console, "the alert announced to screen readers",
+		`document.querySelector('#announcer[aria-live]')?.textContent.includes('alert at Mula-Mutha at Sangam')`)
+	waitPage(t, ctx, console, "the station shown online",
+		card+`?.querySelector('.state')?.textContent === 'Online'`)
+	waitPage(t, ctx, console, "the station's card counts the alert",
+		card+`?.querySelector('.alert-count.has-alerts') !== null`)
+	shot(t, ctx, "dashboard-overview-desktop")
+
+	// The station page, reached by its link (a route in the page, not a new document).
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#station-list li[data-key="`+station+`"] a`))))
+	waitPage(t, ctx, console, "the station page with the current temperature",
+		`document.querySelector('#st-now tr[data-key="temp"]')?.textContent.includes('26')`)
+	waitPage(t, ctx, console, "the focus on the station's heading", `document.activeElement?.id === 'st-title'`)
+	waitPage(t, ctx, console, "only the station page shown", `document.querySelector('#view-overview').getClientRects().length === 0`)
+	publishAcked(t, mq, a.Topic("temp"), "27.35")
+	waitPage(t, ctx, console, "the new reading in the current state",
+		`document.querySelector('#st-now tr[data-key="temp"]')?.textContent.includes('27.35')`)
+	waitPage(t, ctx, console, "the new reading in the temperature chart",
+		`document.querySelector('#st-charts figure[data-key="temp"] .latest')?.textContent.includes('27.35')`)
+	waitPage(t, ctx, console, "the station's alert on its page",
+		`document.querySelector('#st-active li') !== null`)
+	same, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__sameDocument === true`))
+	require.NoError(t, err)
+	assert.True(t, same, "the page was reloaded; live updates must not need that")
+	shot(t, ctx, "dashboard-station-desktop")
+
+	// The longer ranges read hourly rollups (a refused query would be logged as an error).
+	for _, r := range []struct{ button, note string }{{"7d", "last 7 d"}, {"24h", "last 24 h"}, {"1h", "Every reading"}} {
+		require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-range="`+r.button+`"]`))))
+		waitPage(t, ctx, console, "the "+r.button+" range loaded",
+			`document.querySelector('button[data-range="`+r.button+`"]').getAttribute('aria-pressed') === 'true' &&
+			document.querySelector('#st-range-note').textContent.includes('`+r.note+`') &&
+			document.querySelector('#st-charts figure[data-key="temp"] svg') !== null`)
+		if r.button == "24h" {
+			shot(t, ctx, "dashboard-station-24h-desktop")
+		}
+	}
+
+	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)))
+	waitPage(t, ctx, console, "the charts redrawn at phone width",
+		`document.querySelector('#chart-wqi svg')?.getAttribute('width') < 400`)
+	shot(t, ctx, "dashboard-station-phone")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`location.hash = '#/'`)))
+	waitPage(t, ctx, console, "back on the overview", `!document.querySelector('#view-overview').hidden`)
+	shot(t, ctx, "dashboard-overview-phone")
+	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)))
+
+	assert.Empty(t, console.problems(), "the page logged errors while the cloud was up")
+
+	// The cloud dies: the page says so.
+	c.serve.kill(t)
+	waitPage(t, ctx, console, "OFFLINE once the cloud is gone", `document.querySelector('#conn').dataset.state === 'offline'`)
+	label, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#conn-label`)))
+	require.NoError(t, err)
+	assert.Equal(t, "OFFLINE", label)
+	shot(t, ctx, "dashboard-offline-desktop")
+
+	// Meanwhile pH rises above class B's 8.5 at the station. When the cloud is back the
+	// page resumes where it was and shows that alert too, without a reload.
+	publishAcked(t, mq, a.Topic("ph"), "9.6")
+	c.serve.start(t)
+	waitPage(t, ctx, nil, "LIVE again once the cloud is back", `document.querySelector('#conn').dataset.state === 'live'`)
+	waitPage(t, ctx, nil, "the alert raised during the outage",
+		`[...document.querySelectorAll('#active-alerts li')].some((li) => li.textContent.includes('pH') &&
+			li.textContent.includes('`+station+`'))`)
+	same, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__sameDocument === true`))
+	require.NoError(t, err)
+	assert.True(t, same, "the page was reloaded to recover")
+}
+
+// waitPage polls a JavaScript condition in the page until it holds; on timeout it fails
+// with what the page shows and, when console is not nil, the errors it logged.
+func waitPage(t *testing.T, ctx context.Context, console *consoleLog, what, cond string) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](cond,
+		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(guard)))
+	if err == nil {
+		return
+	}
+	var problems []string
+	if console != nil {
+		problems = console.problems()
+	}
+	state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`[
+		'connection: ' + document.querySelector('#conn')?.dataset.state,
+		'banner: ' + (document.querySelector('#banner')?.hidden ? '' : document.querySelector('#banner')?.textContent),
+		'main: ' + document.querySelector('main')?.innerText,
+	].join('\n')`))
+	t.Fatalf("dashboard: want %s within %v: %v\npage:\n%s\nconsole errors: %v", what, guard, err, state, problems)
+}
+
+// shot saves a screenshot of the whole page.
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("PH_ARTIFACTS_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err, "screenshot")
+	p := filepath.Join(dir, name+".png")
+	require.NoError(t, os.WriteFile(p, png, 0o644))
+	t.Logf("screenshot: %s", p)
+}
+
+// newBrowser starts headless Chromium from the system (Debian's chromium package) with a
+// fresh profile and returns a context for its tab; the browser is stopped at the end of
+// the test. Without Chromium the test is skipped, unless PH_REQUIRE_TOOLS=1.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	bin := ""
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		if os.Getenv("PH_REQUIRE_TOOLS") == "1" {
+			t.Fatal("chromium is not installed (apt-get install chromium) and PH_REQUIRE_TOOLS=1")
+		}
+		t.Skip("chromium is not installed (apt-get install chromium)")
+	}
+	dir := testDir(t)
+	logf, err := os.Create(filepath.Join(dir, "chromium.log"))
+	require.NoError(t, err)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.WithoutCancel(t.Context()),
+		chromedp.ExecPath(bin),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(filepath.Join(dir, "profile")),
+		chromedp.WindowSize(1280, 900),
+		chromedp.CombinedOutput(logf),
+	)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		if err := logf.Close(); err != nil {
+			t.Logf("close chromium log: %v", err)
+		}
+		if t.Failed() {
+			if b, err := os.ReadFile(logf.Name()); err == nil {
+				t.Logf("chromium output (last 4 KiB):\n%s", b[max(0, len(b)-4096):])
+			}
+		}
+	})
+	require.NoError(t, chromedp.Do(ctx), "start chromium")
+	return ctx
+}
+
+// consoleLog collects what the page writes to its console (errors, exceptions and
+// Content-Security-Policy refusals among them) until stop is called.
+type consoleLog struct {
+	mu   sync.Mutex
+	msgs []chromedp.ConsoleMessage
+	stop func() // ends the collection and waits for its goroutine; idempotent
+}
+
+func watchConsole(ctx context.Context) *consoleLog {
+	cctx, cancel := context.WithCancel(ctx)
+	c := &consoleLog{}
+	msgs := chromedp.Console(cctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			c.msgs = append(c.msgs, m)
+			c.mu.Unlock()
+		}
+	}()
+	c.stop = func() {
+		cancel()
+		<-done
+	}
+	return c
+}
+
+// problems are the errors and exceptions logged so far.
+func (c *consoleLog) problems() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, m := range c.msgs {
+		if m.Type == chromedp.ConsoleError || m.IsException() {
+			out = append(out, strings.TrimSpace(fmt.Sprintf("%s (%s)", m.String(), m.URL)))
+		}
+	}
+	return out
+}
