@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole system on one machine: a throwaway PostgreSQL, ph-cloud, and three station
-# agents fed by simulated probes, forwarding to the cloud. Prints what to look at and keeps
-# running until Ctrl-C (or for DEMO_SECONDS, for CI).
+# The whole system on one machine: a throwaway PostgreSQL, ph-cloud with its dashboard, and
+# four station agents fed by simulated probes, forwarding to the cloud. Prints the dashboard
+# URL and what to look at, and keeps running until Ctrl-C (or for DEMO_SECONDS, for CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=bin
@@ -83,6 +83,7 @@ echo
 echo "== in the cloud"
 curl -fsS http://127.0.0.1:18080/v1/stations | head -c 600; echo
 echo
+echo "Dashboard:  http://127.0.0.1:18080/   (live over WebSocket)"
 echo "Cloud API:  http://127.0.0.1:18080/v1/stations"
 echo "Logs:       $DEMO/"
 echo "Try:        $BIN/ph-agent probe test ph-1 --config configs/demo-agent-kolhapur.yaml"
@@ -95,6 +96,7 @@ if [ -n "${DEMO_SECONDS:-}" ]; then
     "$BIN/ph-agent" status --config "configs/demo-agent-$dir.yaml" --json >/dev/null
   done
   curl -fsS http://127.0.0.1:18080/health >/dev/null
+  curl -fsS http://127.0.0.1:18080/ | grep -q "Pure Health"
   echo "demo ran for ${DEMO_SECONDS}s more; all parts answered; stopping"
 else
   echo "Press Ctrl-C to stop."
