@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,7 +18,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/internal/pahotest"
 	"github.com/purehealth/purehealth/internal/pgtest"
+	"github.com/purehealth/purehealth/internal/testtool"
 )
 
 // The operator's dashboard in headless Chromium, served by a real ph-cloud over its
@@ -44,15 +45,15 @@ func TestDashboard(t *testing.T) {
 	require.NoError(t, err)
 	_, err = fmt.Fprintf(f, "websocket:\n  viewer_tokens_sha256: [%q]\n", hex.EncodeToString(sum[:]))
 	require.NoError(t, errors.Join(err, f.Close()))
-	c.serve.start(t)
+	c.serve.Start(t)
 	a := newAgent(t, c.URL(), c.TokenFile, agentOptions{})
-	a.start(t)
-	mq := connectMQTT(t, a.Listen)
+	a.Start(t)
+	mq := pahotest.Connect(t, a.Listen, "sys", guard)
 	// Enough for a full WQI of good water.
 	for _, p := range []struct{ param, value string }{
 		{"ph", "7.4"}, {"bod", "2"}, {"fc", "120"}, {"temp", "26"}, {"do", "6.8"},
 	} {
-		publishAcked(t, mq, a.Topic(p.param), p.value)
+		pahotest.PublishAcked(t, mq, a.Topic(p.param), p.value, guard)
 	}
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.URL()+"/")))
 	waitPage(t, ctx, nil, "NO ACCESS without a viewer token", `document.querySelector('#conn').dataset.state === 'unauthorized'`)
@@ -87,7 +88,7 @@ func TestDashboard(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.__sameDocument = true`)))
 
 	// Dissolved oxygen falls below class B's 5 mg/L: the station raises an alert.
-	publishAcked(t, mq, a.Topic("do"), "2")
+	pahotest.PublishAcked(t, mq, a.Topic("do"), "2", guard)
 	waitPage(t, ctx, console, `a new alert in the feed as "just now"`,
 		`[...document.querySelectorAll('#active-alerts li')].some((li) => li.textContent.includes('`+station+`') &&
 			li.textContent.includes('just now') && li.textContent.includes('active'))`)
@@ -105,7 +106,7 @@ func TestDashboard(t *testing.T) {
 		`document.querySelector('#st-now tr[data-key="temp"]')?.textContent.includes('26')`)
 	waitPage(t, ctx, console, "the focus on the station's heading", `document.activeElement?.id === 'st-title'`)
 	waitPage(t, ctx, console, "only the station page shown", `document.querySelector('#view-overview').getClientRects().length === 0`)
-	publishAcked(t, mq, a.Topic("temp"), "27.35")
+	pahotest.PublishAcked(t, mq, a.Topic("temp"), "27.35", guard)
 	waitPage(t, ctx, console, "the new reading in the current state",
 		`document.querySelector('#st-now tr[data-key="temp"]')?.textContent.includes('27.35')`)
 	waitPage(t, ctx, console, "the new reading in the temperature chart",
@@ -141,7 +142,7 @@ func TestDashboard(t *testing.T) {
 	assert.Empty(t, console.problems(), "the page logged errors while the cloud was up")
 
 	// The cloud dies: the page says so.
-	c.serve.kill(t)
+	c.serve.Kill(t)
 	waitPage(t, ctx, console, "OFFLINE once the cloud is gone", `document.querySelector('#conn').dataset.state === 'offline'`)
 	label, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#conn-label`)))
 	require.NoError(t, err)
@@ -150,8 +151,8 @@ func TestDashboard(t *testing.T) {
 
 	// Meanwhile pH rises above class B's 8.5 at the station. When the cloud is back the
 	// page resumes where it was and shows that alert too, without a reload.
-	publishAcked(t, mq, a.Topic("ph"), "9.6")
-	c.serve.start(t)
+	pahotest.PublishAcked(t, mq, a.Topic("ph"), "9.6", guard)
+	c.serve.Start(t)
 	waitPage(t, ctx, nil, "LIVE again once the cloud is back", `document.querySelector('#conn').dataset.state === 'live'`)
 	waitPage(t, ctx, nil, "the alert raised during the outage",
 		`[...document.querySelectorAll('#active-alerts li')].some((li) => li.textContent.includes('pH') &&
@@ -202,19 +203,7 @@ func shot(t *testing.T, ctx context.Context, name string) {
 // the test. Without Chromium the test is skipped, unless PH_REQUIRE_TOOLS=1.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
-	bin := ""
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		if os.Getenv("PH_REQUIRE_TOOLS") == "1" {
-			t.Fatal("chromium is not installed (apt-get install chromium) and PH_REQUIRE_TOOLS=1")
-		}
-		t.Skip("chromium is not installed (apt-get install chromium)")
-	}
+	bin := testtool.LookPath(t, "chromium", "chromium", "chromium-browser")
 	dir := testDir(t)
 	logf, err := os.Create(filepath.Join(dir, "chromium.log"))
 	require.NoError(t, err)

@@ -32,9 +32,9 @@ func TestCloudKilledMidStream(t *testing.T) {
 	n, kills := scale(4000, 1500), scale(4, 2)
 	rng, _ := newRand(t)
 	c := newCloud(t, pgtest.New(t))
-	c.serve.start(t)
+	c.serve.Start(t)
 	a := newAgent(t, c.URL(), c.TokenFile, agentOptions{BatchMax: 200})
-	a.start(t)
+	a.Start(t)
 
 	pub := startPublishing(t, a, uniqueValues(1000, n), pubOptions{Window: 4, Pace: 2 * time.Millisecond})
 	for k := range kills {
@@ -42,11 +42,11 @@ func TestCloudKilledMidStream(t *testing.T) {
 		// Forwarding is under way: the cloud has acknowledged something since it (re)started.
 		q := a.waitQueue(t, "the cloud to acknowledge new readings", func(q queue) bool { return q.LastAckedSeq > prev })
 		time.Sleep(between(rng, 0, 300*time.Millisecond))
-		c.serve.kill(t)
+		c.serve.Kill(t)
 		t.Logf("kill %d: cloud killed after the agent saw %d readings acknowledged; publishing done: %v",
 			k+1, q.LastAckedSeq, pub.finished())
 		time.Sleep(between(rng, 0, 300*time.Millisecond))
-		c.serve.start(t)
+		c.serve.Start(t)
 	}
 	acked := pub.mustWait(t, n)
 	requireExactlyOnce(t, c, a, checkOptions{Acked: acked, OnlyAcked: true})
@@ -60,9 +60,9 @@ func TestDatabaseCrashMidStream(t *testing.T) {
 	n, crashes := scale(3000, 1500), scale(2, 1)
 	srv := pgtest.Start(t)
 	c := newCloud(t, srv.CreateDB(t))
-	c.serve.start(t)
+	c.serve.Start(t)
 	a := newAgent(t, c.URL(), c.TokenFile, agentOptions{BatchMax: 200})
-	a.start(t)
+	a.Start(t)
 
 	pub := startPublishing(t, a, uniqueValues(1000, n), pubOptions{Window: 4, Pace: 2 * time.Millisecond})
 	for k := range crashes {
@@ -78,8 +78,8 @@ func TestDatabaseCrashMidStream(t *testing.T) {
 	acked := pub.mustWait(t, n)
 	requireExactlyOnce(t, c, a, checkOptions{Acked: acked, OnlyAcked: true})
 	t.Logf("cloud: %+v", c.stats(t))
-	assert.True(t, c.serve.running(), "ph-cloud should have kept running through the database crashes")
-	assert.Equal(t, 1, c.serve.starts, "ph-cloud should not have been restarted")
+	assert.True(t, c.serve.Running(), "ph-cloud should have kept running through the database crashes")
+	assert.Equal(t, 1, c.serve.Starts(), "ph-cloud should not have been restarted")
 }
 
 // The link between the agent and the cloud delays, cuts and resets connections in both
@@ -89,11 +89,11 @@ func TestFlakyLink(t *testing.T) {
 	n := scale(4000, 1500)
 	_, seed := newRand(t)
 	c := newCloud(t, pgtest.New(t))
-	c.serve.start(t)
+	c.serve.Start(t)
 	proxy := startProxy(t, c.Listen, seed, scale(10, 5))
 	// A short request timeout, so that a stalled answer costs a second, not thirty.
 	a := newAgent(t, proxy.URL(), c.TokenFile, agentOptions{BatchMax: 200, RequestTimeout: time.Second})
-	a.start(t)
+	a.Start(t)
 
 	acked := publishAll(t, a, uniqueValues(1000, n), pubOptions{Window: 4, Pace: 2 * time.Millisecond})
 	requireExactlyOnce(t, c, a, checkOptions{Acked: acked, OnlyAcked: true})
@@ -117,7 +117,7 @@ func TestAgentKilledMidForwarding(t *testing.T) {
 	c := newCloud(t, pgtest.New(t)) // not serving yet: the backlog builds up
 	// Small batches make the drain long enough to be interrupted.
 	a := newAgent(t, c.URL(), c.TokenFile, agentOptions{BatchMax: 50})
-	a.start(t)
+	a.Start(t)
 	var acked []float64
 	next := 1000
 	publishChunk := func() {
@@ -127,19 +127,19 @@ func TestAgentKilledMidForwarding(t *testing.T) {
 		acked = append(acked, vs...)
 	}
 	publishChunk()
-	c.serve.start(t)
+	c.serve.Start(t)
 
 	interrupted := 0
 	for k := range kills {
 		prev := a.queue(t).LastAckedSeq
 		q := a.waitQueue(t, "the cloud to acknowledge new readings", func(q queue) bool { return q.LastAckedSeq > prev })
 		time.Sleep(between(rng, 0, 100*time.Millisecond))
-		a.kill(t)
+		a.Kill(t)
 		if !q.drained() {
 			interrupted++
 		}
 		t.Logf("kill %d: agent killed; its last queue: backlog %d, cursor %d of %d", k+1, q.Backlog, q.LastAckedSeq, q.lastSeq("readings"))
-		a.start(t)
+		a.Start(t)
 		publishChunk() // more backlog, and readings for the live lane
 	}
 	require.Positive(t, interrupted, "no kill struck while a backlog was being forwarded: the test proved nothing")

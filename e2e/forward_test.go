@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/internal/pahotest"
 	"github.com/purehealth/purehealth/internal/pgtest"
 )
 
@@ -24,31 +25,31 @@ func scale(n, short int) int {
 func TestForwardsEveryAcknowledgedReadingOnce(t *testing.T) {
 	n := scale(3000, 1000)
 	c := newCloud(t, pgtest.New(t))
-	c.serve.start(t)
+	c.serve.Start(t)
 	a := newAgent(t, c.URL(), c.TokenFile, agentOptions{})
-	a.start(t)
+	a.Start(t)
 
 	acked := publishAll(t, a, uniqueValues(1000, n), pubOptions{Clients: 4})
 	q := requireExactlyOnce(t, c, a, checkOptions{Acked: acked, OnlyAcked: true})
 	assert.Equal(t, uint64(n), q.LastAckedSeq, "last_acked_seq should be the last reading's seq")
 
 	// Both daemons stop cleanly on SIGTERM.
-	a.stop(t)
-	c.serve.stop(t)
+	a.Stop(t)
+	c.serve.Stop(t)
 }
 
 // An alert opened and resolved at the station while the cloud was unreachable.
 func publishExcursion(t *testing.T, a *agent) {
 	t.Helper()
-	c := connectMQTT(t, a.Listen)
-	defer disconnect(c)
+	c := pahotest.Connect(t, a.Listen, "sys", guard)
+	defer pahotest.Disconnect(c)
 	// Enough for a full WQI, then dissolved oxygen falls below class B's 5 mg/L and
 	// recovers for longer than the alert's hysteresis needs.
 	for _, p := range []struct{ param, value string }{
 		{"ph", "7.4"}, {"bod", "2"}, {"fc", "120"}, {"temp", "26"}, {"do", "6.8"},
 		{"do", "2"}, {"do", "7"}, {"do", "7.1"}, {"do", "7.2"}, {"do", "7.3"}, {"do", "7.2"},
 	} {
-		publishAcked(t, c, a.Topic(p.param), p.value)
+		pahotest.PublishAcked(t, c, a.Topic(p.param), p.value, guard)
 	}
 }
 
@@ -60,7 +61,7 @@ func TestCloudDownDuringTheWholePublish(t *testing.T) {
 	n := scale(3000, 1000)
 	c := newCloud(t, pgtest.New(t)) // migrated and registered, not serving yet
 	a := newAgent(t, c.URL(), c.TokenFile, agentOptions{})
-	a.start(t)
+	a.Start(t)
 
 	acked := publishAll(t, a, uniqueValues(1000, n), pubOptions{})
 	publishExcursion(t, a)
@@ -72,7 +73,7 @@ func TestCloudDownDuringTheWholePublish(t *testing.T) {
 	require.Equal(t, "resolved", excursion.State, "the low-oxygen alert should be resolved at the station: %+v", excursion)
 
 	upAt := time.Now()
-	c.serve.start(t)
+	c.serve.Start(t)
 	requireExactlyOnce(t, c, a, checkOptions{Acked: acked, OnlyAcked: true})
 
 	// The cloud has the alert as the station saw it, not as it arrived.

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/internal/pahotest"
 	"github.com/purehealth/purehealth/internal/pgtest"
 )
 
@@ -18,14 +19,14 @@ func TestLiveLaneGoesFirst(t *testing.T) {
 	n := scale(20000, 5000)
 	c := newCloud(t, pgtest.New(t)) // not serving yet: the backlog builds up
 	a := newAgent(t, c.URL(), c.TokenFile, agentOptions{})
-	a.start(t)
+	a.Start(t)
 	acked := uniqueValues(1000, n)
 	publishBulk(t, a, acked, 250)
 	// Then dissolved oxygen crashes (an alert opens) and one last reading comes in.
-	mc := connectMQTT(t, a.Listen)
-	publishAcked(t, mc, a.Topic("do"), "1.5")
-	publishAcked(t, mc, a.Topic("conductivity"), "999")
-	disconnect(mc)
+	mc := pahotest.Connect(t, a.Listen, "sys", guard)
+	pahotest.PublishAcked(t, mc, a.Topic("do"), "1.5", guard)
+	pahotest.PublishAcked(t, mc, a.Topic("conductivity"), "999", guard)
+	pahotest.Disconnect(mc)
 	acked = append(acked, 999)
 	alert := doAlert(t, a)
 	require.Equal(t, "active", alert.State, "the low-oxygen alert should be open at the station: %+v", alert)
@@ -33,7 +34,7 @@ func TestLiveLaneGoesFirst(t *testing.T) {
 	newest, total := q.lastSeq("readings"), int64(q.lastSeq("readings"))
 	require.Equal(t, uint64(n+2), newest, "readings stored at the agent (queue %s)", q)
 
-	c.serve.start(t)
+	c.serve.Start(t)
 	conn := dbConnect(t, c.DatabaseURL)
 	// Poll the database (not the agent) until the newest reading and the alert are there.
 	var (

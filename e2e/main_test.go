@@ -1,82 +1,50 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
+	"time"
 
-	"go.uber.org/goleak"
+	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/internal/pgtest"
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
-// The binaries under test, built once by TestMain.
-var (
-	agentBin string
-	cloudBin string
-)
+// guard bounds every single wait (a process starting, a command, a publish). It only turns
+// a hang into a failure: no test asserts how fast anything happens. It is generous because
+// the processes under test may be race-detector builds sharing two cores.
+const guard = 30 * time.Second
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+// drainGuard bounds the wait for a whole backlog to reach the cloud.
+const drainGuard = 90 * time.Second
 
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "ph-system-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if err := build(dir); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	agentBin, cloudBin = filepath.Join(dir, "ph-agent"), filepath.Join(dir, "ph-cloud")
-	code := pgtest.Main(m)
-	if code == 0 {
-		// The helpers own goroutines too (MQTT clients, process waiters, the proxy): none
-		// may outlive its test.
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: goroutines left after the tests:", err)
-			return 1
-		}
-	}
-	return code
+// mustCmd runs a command and requires it to succeed.
+func mustCmd(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	res := testproc.Run(t, guard, bin, args...)
+	require.Equal(t, 0, res.Code, "%s %v exited %d; stderr: %s", bin, args, res.Code, res.Stderr)
+	return res.Stdout
 }
 
-// build compiles ph-agent and ph-cloud into dir with one go command, so that the two share
-// the work; with -race both get the race detector and their logs are checked for reports.
-func build(dir string) error {
-	args := []string{"build"}
-	if raceBuild {
-		args = append(args, "-race")
-	}
-	args = append(args, "-o", dir+string(filepath.Separator),
-		"github.com/purehealth/purehealth/agent", "github.com/purehealth/purehealth/cloud")
-	if out, err := exec.Command(goTool(), args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	// go build names a command after the last element of its import path.
-	for from, to := range map[string]string{"agent": "ph-agent", "cloud": "ph-cloud"} {
-		if err := os.Rename(filepath.Join(dir, from), filepath.Join(dir, to)); err != nil {
-			return err
-		}
-	}
-	return nil
+// bins builds the programs under test once per run, on first use.
+var bins testproc.Builder
+
+// TestMain stops the shared PostgreSQL server after the tests, and fails the run if
+// goroutines outlive them: the helpers own some too (MQTT clients, process waiters, the
+// proxy).
+func TestMain(m *testing.M) {
+	os.Exit(testproc.Main(&bins, func() int { return pgtest.Main(m) }))
 }
 
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+// agentBin and cloudBin are ph-agent and ph-cloud; with -race both get the race detector,
+// and their logs are checked for reports.
+func agentBin(t testing.TB) string {
+	t.Helper()
+	return bins.Binary(t, "ph-agent", "github.com/purehealth/purehealth/agent", testproc.Race)
 }
 
-// procEnv is the environment of every process under test. A race-detector build waits a
-// second at exit by default, for reports from other goroutines; the tests check the logs
-// instead, so that wait would only slow every CLI command down.
-func procEnv() []string {
-	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
-	return append(os.Environ(), "GORACE="+gorace)
+func cloudBin(t testing.TB) string {
+	t.Helper()
+	return bins.Binary(t, "ph-cloud", "github.com/purehealth/purehealth/cloud", testproc.Race)
 }

@@ -14,47 +14,9 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/internal/pahotest"
 )
-
-var clientSeq atomic.Int64
-
-// connectMQTT connects an MQTT 3.1.1 client (Eclipse Paho) with a clean session and no
-// automatic reconnection, so that a lost connection completes every pending publish token
-// with an error. It is disconnected at the end of the test.
-func connectMQTT(t *testing.T, addr string) paho.Client {
-	t.Helper()
-	o := paho.NewClientOptions().
-		AddBroker("tcp://" + addr).
-		SetClientID(fmt.Sprintf("sys-%d", clientSeq.Add(1))).
-		SetProtocolVersion(4).
-		SetCleanSession(true).
-		SetAutoReconnect(false).
-		SetConnectRetry(false).
-		SetConnectTimeout(guard).
-		SetWriteTimeout(guard).
-		SetKeepAlive(time.Minute)
-	c := paho.NewClient(o)
-	tok := c.Connect()
-	require.True(t, tok.WaitTimeout(guard), "MQTT connect to %s did not finish", addr)
-	require.NoError(t, tok.Error(), "MQTT connect to %s", addr)
-	t.Cleanup(func() { disconnect(c) })
-	return c
-}
-
-// disconnect ends c's connection if it still has one; it may be called more than once.
-func disconnect(c paho.Client) {
-	if c.IsConnectionOpen() {
-		c.Disconnect(100)
-	}
-}
-
-// publishAcked publishes one message at QoS 1 and requires its PUBACK.
-func publishAcked(t *testing.T, c paho.Client, topic, payload string) {
-	t.Helper()
-	tok := c.Publish(topic, 1, false, payload)
-	require.True(t, tok.WaitTimeout(guard), "no PUBACK for %s %s", topic, payload)
-	require.NoError(t, tok.Error(), "publish %s %s", topic, payload)
-}
 
 // uniqueValues returns n conductivity values from first on, each a different integer, so
 // that the values in the database say exactly which publishes arrived. They stay inside
@@ -149,7 +111,7 @@ func startPublishing(t *testing.T, a *agent, values []float64, o pubOptions) *pu
 	t.Cleanup(p.stop)
 	topic := a.Topic("conductivity")
 	for i := range o.Clients {
-		c := connectMQTT(t, a.Listen)
+		c := pahotest.Connect(t, a.Listen, "sys", guard)
 		var mine []float64
 		for j := i; j < len(values); j += o.Clients {
 			mine = append(mine, values[j])
@@ -157,7 +119,7 @@ func startPublishing(t *testing.T, a *agent, values []float64, o pubOptions) *pu
 		p.running.Add(1)
 		p.wg.Go(func() {
 			defer p.running.Add(-1)
-			defer disconnect(c)
+			defer pahotest.Disconnect(c)
 			p.acked[i], p.errs[i] = stream(ctx, c, topic, fmt.Sprintf("ec-%d", i+1), mine, o.Window, o.Pace)
 		})
 	}
@@ -210,8 +172,8 @@ type arrayItem struct {
 // array to be acknowledged.
 func publishBulk(t *testing.T, a *agent, values []float64, per int) {
 	t.Helper()
-	c := connectMQTT(t, a.Listen)
-	defer disconnect(c)
+	c := pahotest.Connect(t, a.Listen, "sys", guard)
+	defer pahotest.Disconnect(c)
 	var toks []paho.Token
 	for i := 0; i < len(values); i += per {
 		items := make([]arrayItem, 0, per)

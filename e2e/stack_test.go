@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
 // station is the id every test registers in the cloud and runs its agent as.
@@ -37,16 +39,6 @@ func testDir(t *testing.T) string {
 	return dir
 }
 
-// freeAddr returns a TCP address on 127.0.0.1 that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
-
 // writeTemplate fills testdata/name with data into path.
 func writeTemplate(t *testing.T, name, path string, data any) {
 	t.Helper()
@@ -65,7 +57,7 @@ type cloud struct {
 	Config      string // path of the configuration file
 	Token       string // the station's token, as `station add` printed it
 	TokenFile   string // the token, in a file for the agent's uplink.token_file
-	serve       *proc
+	serve       *testproc.Daemon
 }
 
 // newCloud writes a configuration for a ph-cloud on a free port over the database at
@@ -75,26 +67,29 @@ func newCloud(t *testing.T, dbURL string) *cloud {
 	t.Helper()
 	dir := testDir(t)
 	c := &cloud{
-		Listen: freeAddr(t), DatabaseURL: dbURL,
+		Listen: testproc.FreeAddr(t, "tcp"), DatabaseURL: dbURL,
 		Config: filepath.Join(dir, "cloud.yaml"), TokenFile: filepath.Join(dir, "token"),
 	}
 	writeTemplate(t, "cloud.yaml.tmpl", c.Config, c)
-	out := mustCmd(t, cloudBin, "migrate", "--config", c.Config)
+	out := mustCmd(t, cloudBin(t), "migrate", "--config", c.Config)
 	require.Contains(t, out, "schema:", "ph-cloud migrate printed no schema line")
-	out = mustCmd(t, cloudBin, "station", "add", station, "--name", "Mula-Mutha at Sangam",
+	out = mustCmd(t, cloudBin(t), "station", "add", station, "--name", "Mula-Mutha at Sangam",
 		"--class", "B", "--config", c.Config)
 	c.Token = strings.TrimSpace(out)
 	require.NotEmpty(t, c.Token, "ph-cloud station add printed no token")
 	require.NotContains(t, c.Token, "\n", "ph-cloud station add must print the token alone")
 	require.NoError(t, os.WriteFile(c.TokenFile, []byte(c.Token+"\n"), 0o600))
-	c.serve = newProc(t, "ph-cloud", filepath.Join(dir, "cloud.log"), cloudBin,
-		[]string{"serve", "--config", c.Config}, func(ctx context.Context) error {
+	c.serve = testproc.NewDaemon(t, testproc.DaemonOptions{
+		Name: "ph-cloud", Path: cloudBin(t), Args: []string{"serve", "--config", c.Config},
+		Log: filepath.Join(dir, "cloud.log"), Guard: guard,
+		Ready: func(ctx context.Context) error {
 			code, body, err := c.health(ctx)
 			if err == nil && code != http.StatusOK {
 				err = fmt.Errorf("/health answered %d: %s", code, body)
 			}
 			return err
-		})
+		},
+	})
 	return c
 }
 
@@ -172,7 +167,8 @@ type agent struct {
 	BatchMax       int
 	RequestTimeout string
 	Config         string
-	*proc
+	bin            string // ph-agent
+	*testproc.Daemon
 }
 
 // agentOptions vary an agent's uplink.
@@ -188,13 +184,15 @@ func newAgent(t *testing.T, uplinkURL, tokenFile string, o agentOptions) *agent 
 	dir := testDir(t)
 	a := &agent{
 		Station: station, DataDir: filepath.Join(dir, "data"), Socket: filepath.Join(dir, "admin.sock"),
-		Listen: freeAddr(t), UplinkURL: uplinkURL, TokenFile: tokenFile,
+		Listen: testproc.FreeAddr(t, "tcp"), UplinkURL: uplinkURL, TokenFile: tokenFile,
 		BatchMax: cmp.Or(o.BatchMax, 500), RequestTimeout: cmp.Or(o.RequestTimeout, 30*time.Second).String(),
-		Config: filepath.Join(dir, "agent.yaml"),
+		Config: filepath.Join(dir, "agent.yaml"), bin: agentBin(t),
 	}
 	writeTemplate(t, "agent.yaml.tmpl", a.Config, a)
-	a.proc = newProc(t, "ph-agent", filepath.Join(dir, "agent.log"), agentBin,
-		[]string{"run", "--config", a.Config}, a.ready)
+	a.Daemon = testproc.NewDaemon(t, testproc.DaemonOptions{
+		Name: "ph-agent", Path: a.bin, Args: []string{"run", "--config", a.Config},
+		Log: filepath.Join(dir, "agent.log"), Guard: guard, Ready: a.ready,
+	})
 	return a
 }
 
@@ -217,19 +215,8 @@ func (a *agent) ready(ctx context.Context) error {
 }
 
 // cli runs a ph-agent command against this agent without failing the test, for polls.
-func (a *agent) cli(ctx context.Context, args ...string) (cmdResult, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := execCommand(ctx, agentBin, append(args, "--config", a.Config)...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := cmdResult{Stdout: stdout.String(), Stderr: stderr.String()}
-	if err != nil {
-		if cmd.ProcessState == nil || ctx.Err() != nil {
-			return res, err
-		}
-		res.Code = cmd.ProcessState.ExitCode()
-	}
-	return res, nil
+func (a *agent) cli(ctx context.Context, args ...string) (testproc.Result, error) {
+	return testproc.Exec(ctx, a.bin, append(args, "--config", a.Config)...)
 }
 
 // Topic is purehealth/<station>/<leaf>.
@@ -285,7 +272,7 @@ func (q queue) String() string {
 func (a *agent) queue(t *testing.T) queue {
 	t.Helper()
 	var q queue
-	require.NoError(t, json.Unmarshal([]byte(mustCmd(t, agentBin, "queue", "--json", "--config", a.Config)), &q))
+	require.NoError(t, json.Unmarshal([]byte(mustCmd(t, a.bin, "queue", "--json", "--config", a.Config)), &q))
 	return q
 }
 
@@ -323,7 +310,7 @@ func (a *agent) readings(t *testing.T) []agentReading {
 	var out struct {
 		Readings []agentReading `json:"readings"`
 	}
-	require.NoError(t, json.Unmarshal([]byte(mustCmd(t, agentBin, "readings", "--limit", "100000", "--json",
+	require.NoError(t, json.Unmarshal([]byte(mustCmd(t, a.bin, "readings", "--limit", "100000", "--json",
 		"--config", a.Config)), &out))
 	return out.Readings
 }
@@ -344,7 +331,7 @@ func (a *agent) alerts(t *testing.T) []agentAlert {
 	var out struct {
 		Alerts []agentAlert `json:"alerts"`
 	}
-	require.NoError(t, json.Unmarshal([]byte(mustCmd(t, agentBin, "alerts", "--all", "--json", "--config", a.Config)), &out))
+	require.NoError(t, json.Unmarshal([]byte(mustCmd(t, a.bin, "alerts", "--all", "--json", "--config", a.Config)), &out))
 	return out.Alerts
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/internal/pahotest"
 )
 
 // The technician's commands against a running agent: each answers, and each --json output
@@ -20,7 +22,7 @@ func TestCLIAgainstRunningAgent(t *testing.T) {
 	cfg := newConfig(t, 8<<20)
 	agent := startAgent(t, cfg)
 
-	device := connectV3(t, cfg.Listen)
+	device := pahotest.Connect(t, cfg.Listen, "e2e", guard)
 	// A full set of WQI inputs; DO 3 then 2 mg/L, both below class B's minimum of 5.
 	for _, m := range []struct{ leaf, body string }{
 		{"ph", `{"value": 7.4, "unit": "pH"}`},
@@ -30,9 +32,9 @@ func TestCLIAgainstRunningAgent(t *testing.T) {
 		{"do", `{"value": 3, "unit": "mg/L"}`},
 		{"do", `{"value": 2, "unit": "mg/L"}`},
 	} {
-		publishAcked(t, device, cfg.Topic(m.leaf), m.body)
+		pahotest.PublishAcked(t, device, cfg.Topic(m.leaf), m.body, guard)
 	}
-	disconnect(device)
+	pahotest.Disconnect(device)
 
 	t.Run("status", func(t *testing.T) {
 		out := mustCLI(t, cfg, "status")
@@ -131,7 +133,7 @@ func TestCLIAgainstRunningAgent(t *testing.T) {
 		mustCLI(t, cfg, "queue")
 	})
 
-	agent.stop(t)
+	agent.Stop(t)
 
 	t.Run("agent stopped", func(t *testing.T) {
 		for _, args := range [][]string{

@@ -19,6 +19,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/purehealth/purehealth/agent/internal/spool"
+	"github.com/purehealth/purehealth/internal/pahotest"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -65,17 +66,17 @@ func TestKillNineLosesNoAcknowledgedReading(t *testing.T) {
 	startupKills := 0
 	for cycle := range cycles {
 		if cycle > 0 && cycle%4 == 0 {
-			agent.launch(t)
+			agent.Launch(t)
 			time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
-			agent.kill(t)
+			agent.Kill(t)
 			startupKills++
 		}
 		if cycle > 0 {
-			agent.start(t)
+			agent.Start(t)
 		}
 		clients := make([]pahov3.Client, publishers)
 		for i := range clients {
-			clients[i] = connectV3(t, cfg.Listen)
+			clients[i] = pahotest.Connect(t, cfg.Listen, "e2e", guard)
 		}
 		ctx, stopPublishing := context.WithCancel(t.Context())
 		var wg sync.WaitGroup
@@ -85,11 +86,11 @@ func TestKillNineLosesNoAcknowledgedReading(t *testing.T) {
 		}
 		delay := time.Duration(50+rng.IntN(351)) * time.Millisecond
 		time.Sleep(delay)
-		agent.kill(t)
+		agent.Kill(t)
 		stopPublishing()
 		wg.Wait()
 		for _, c := range clients {
-			disconnect(c)
+			pahotest.Disconnect(c)
 		}
 		n := 0
 		for _, g := range got {

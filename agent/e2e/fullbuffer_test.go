@@ -17,6 +17,7 @@ import (
 
 	"github.com/purehealth/purehealth/agent/internal/admin"
 	"github.com/purehealth/purehealth/agent/internal/alerting"
+	"github.com/purehealth/purehealth/internal/pahotest"
 )
 
 // A station whose uplink never works fills its smallest allowed buffer (1 MiB) several
@@ -106,9 +107,9 @@ func TestFullBufferEvictsByPolicyAndAlertsOnce(t *testing.T) {
 		"phase 2 overfilled the buffer with mergeable readings, yet none was downsampled")
 
 	// The agent still acknowledges, and stores, a new reading.
-	device := connectV3(t, cfg.Listen)
-	publishAcked(t, device, cfg.Topic("conductivity"), `{"value": 999, "unit": "uS/cm"}`)
-	disconnect(device)
+	device := pahotest.Connect(t, cfg.Listen, "e2e", guard)
+	pahotest.PublishAcked(t, device, cfg.Topic("conductivity"), `{"value": 999, "unit": "uS/cm"}`, guard)
+	pahotest.Disconnect(device)
 
 	stopWatching()
 	watch.Wait()
@@ -199,9 +200,9 @@ func publishItems(t *testing.T, cfg agentConfig, devices, batch int, items []ite
 	errs := make(chan error, devices)
 	var wg sync.WaitGroup
 	for range devices {
-		c := connectV3(t, cfg.Listen)
+		c := pahotest.Connect(t, cfg.Listen, "e2e", guard)
 		wg.Go(func() {
-			defer disconnect(c)
+			defer pahotest.Disconnect(c)
 			for p := range payloads {
 				if err := publishWait(c, topic, p); err != nil {
 					errs <- err

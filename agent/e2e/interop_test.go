@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"maps"
 	"net"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -16,28 +15,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/agent/internal/admin"
+	"github.com/purehealth/purehealth/internal/testtool"
 )
-
-// requireTool finds an external program. Without it the test is skipped, unless
-// PH_REQUIRE_TOOLS=1 (as in CI), where a missing tool is a failure.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("PH_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s not found and PH_REQUIRE_TOOLS=1: %v (Debian: apt-get install mosquitto-clients)", name, err)
-		}
-		t.Skipf("%s not found: %v", name, err)
-	}
-	return path
-}
 
 // Mosquitto's own clients against the real agent: QoS 1 publishes over MQTT 3.1.1 and 5 are
 // stored (mosquitto_pub exits 0 only after the PUBACK), and a subscriber to the WQI topic
 // gets the retained index at once.
 func TestMosquittoClientsAgainstAgent(t *testing.T) {
-	pub := requireTool(t, "mosquitto_pub")
-	sub := requireTool(t, "mosquitto_sub")
+	pub := testtool.LookPath(t, "mosquitto-clients", "mosquitto_pub")
+	sub := testtool.LookPath(t, "mosquitto-clients", "mosquitto_sub")
 	cfg := newConfig(t, 8<<20)
 	startAgent(t, cfg)
 	host, port, err := net.SplitHostPort(cfg.Listen)

@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,56 +11,18 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
-// simProc is one ph-sim process; it is stopped at the end of the test.
-type simProc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
 // startSim runs ph-sim with args and returns once it printed its first line (the device
-// path or the first resource URL), which it does when it is serving.
-func startSim(t *testing.T, args ...string) *simProc {
+// path or the first resource URL), which it does when it is serving. It is stopped at the
+// end of the test.
+func startSim(t *testing.T, args ...string) *testproc.Process {
 	t.Helper()
-	cmd := exec.Command(simBin, args...)
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	p := &simProc{cmd: cmd, done: make(chan struct{})}
-	first := make(chan string, 1)
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			select {
-			case first <- sc.Text():
-			default:
-			}
-		}
-		_ = cmd.Wait() // the exit status of a stopped simulator does not matter
-	}()
-	t.Cleanup(p.stop)
-	select {
-	case line := <-first:
-		t.Logf("ph-sim %s: %s", args[0], line)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("ph-sim %v printed nothing within 20s", args)
-	}
+	p := testproc.Start(t, simBin(t), args...)
+	t.Logf("ph-sim %s: %s", args[0], p.Line(t, 20*time.Second))
 	return p
-}
-
-func (p *simProc) stop() {
-	if p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(os.Interrupt) // already gone is fine
-	}
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
 }
 
 type sensorRow struct {
@@ -94,7 +53,7 @@ func sensorsByName(t *testing.T, cfg agentConfig) map[string]sensorRow {
 func TestProbesOfEveryKind(t *testing.T) {
 	cfg := newConfig(t, 64<<20)
 	tty := filepath.Join(cfg.Dir, "tty-ph")
-	coapAddr, httpAddr := freeUDPAddr(t), freeAddr(t)
+	coapAddr, httpAddr := testproc.FreeAddr(t, "udp"), testproc.FreeAddr(t, "tcp")
 	serialArgs := []string{"serial", "--param", "ph", "--link", tty, "--speed", "10", "--station", station}
 	startSim(t, "coap", "--listen", coapAddr, "--params", "do,temp", "--interval", "500ms", "--station", station)
 	startSim(t, "http", "--listen", httpAddr, "--params", "turbidity", "--station", station)
@@ -164,7 +123,10 @@ func TestProbesOfEveryKind(t *testing.T) {
 
 	// Unplug the pH probe and plug it back into the same port.
 	before := rows["ph-1"].Readings
-	ph.stop()
+	// How the unplugged simulator exits does not matter here.
+	if err := ph.Stop(os.Interrupt, 5*time.Second); err != nil {
+		t.Logf("ph-sim serial: %v", err)
+	}
 	startSim(t, serialArgs...)
 	require.Eventually(t, func() bool {
 		r := sensorsByName(t, cfg)["ph-1"]
@@ -172,14 +134,4 @@ func TestProbesOfEveryKind(t *testing.T) {
 	}, 30*time.Second, 200*time.Millisecond, "the replugged probe is reopened and read again")
 	human := mustCLI(t, cfg, "probe", "status")
 	assert.True(t, strings.Contains(human, "up pH"), "status shows the identified circuit:\n%s", human)
-}
-
-// freeUDPAddr returns a loopback UDP address that was free a moment ago.
-func freeUDPAddr(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := c.LocalAddr().String()
-	require.NoError(t, c.Close())
-	return addr
 }

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,8 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/config"
 	"github.com/purehealth/purehealth/agent/internal/daemon"
 	"github.com/purehealth/purehealth/agent/internal/spool"
+	"github.com/purehealth/purehealth/internal/pahotest"
+	"github.com/purehealth/purehealth/internal/testlog"
 )
 
 // While the buffer's commits fail (a dying SD card), a QoS 1 publish from an MQTT 3.1.1
@@ -34,7 +34,7 @@ func TestStoreFailureStillAlertsAndNeverAcks(t *testing.T) {
 	cfg := newConfig(t, 8<<20)
 	loaded, err := config.Load(cfg.Path)
 	require.NoError(t, err)
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	faults := &spool.Faults{}
 	d, err := daemon.New(loaded, log, daemon.WithSpoolFaults(faults))
@@ -57,10 +57,10 @@ func TestStoreFailureStillAlertsAndNeverAcks(t *testing.T) {
 	})
 	waitDaemon(t, cfg, done)
 
-	watcher := connectV3(t, cfg.Listen)
+	watcher := pahotest.Connect(t, cfg.Listen, "e2e", guard)
 	alerts := subscribe(t, watcher, cfg.Topic("alerts"))
-	device := connectV3(t, cfg.Listen)
-	publishAcked(t, device, cfg.Topic("ph"), `{"value": 7.2, "unit": "pH"}`)
+	device := pahotest.Connect(t, cfg.Listen, "e2e", guard)
+	pahotest.PublishAcked(t, device, cfg.Topic("ph"), `{"value": 7.2, "unit": "pH"}`, guard)
 
 	faults.FailCommits(true)
 	// DO 2 mg/L is below class B's minimum of 5: a threshold alert, whether stored or not.
@@ -116,8 +116,8 @@ func TestStoreFailureStillAlertsAndNeverAcks(t *testing.T) {
 		return false
 	}, guard, 50*time.Millisecond, "the alert history shows no resolved store_failure alert")
 
-	disconnect(device)
-	disconnect(watcher)
+	pahotest.Disconnect(device)
+	pahotest.Disconnect(watcher)
 }
 
 // isEvent matches an alert event JSON by transition, rule and (if not empty) parameter.
@@ -148,23 +148,4 @@ func waitDaemon(t *testing.T, cfg agentConfig, done <-chan error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// logBuffer collects a daemon's log; writes after the test has ended are harmless, unlike
-// t.Log.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

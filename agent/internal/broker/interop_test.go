@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"sync/atomic"
@@ -15,27 +14,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/internal/testtool"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
-// requireTool finds an external program. Without it the test is skipped, unless
-// PH_REQUIRE_TOOLS=1 (as in CI), where a missing tool is a failure.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("PH_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s not found and PH_REQUIRE_TOOLS=1: %v (Debian: apt-get install mosquitto-clients)", name, err)
-		}
-		t.Skipf("%s not found: %v", name, err)
-	}
-	return path
-}
-
 // Mosquitto's own clients publish to the broker and watch its errors topic.
 func TestMosquittoClients(t *testing.T) {
-	pubPath := requireTool(t, "mosquitto_pub")
-	subPath := requireTool(t, "mosquitto_sub")
+	pubPath := testtool.LookPath(t, "mosquitto-clients", "mosquitto_pub")
+	subPath := testtool.LookPath(t, "mosquitto-clients", "mosquitto_sub")
 	b, sink := startBroker(t, nil)
 	host, port, err := net.SplitHostPort(b.Addr().String())
 	require.NoError(t, err)

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/purehealth/purehealth/internal/testlog"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -145,29 +145,10 @@ func (s *fakeSink) none(t *testing.T) {
 	}
 }
 
-// logBuffer collects the broker's log and prints it if the test fails. Writes after the test
-// has ended are harmless, unlike t.Log.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // startBroker runs a broker on 127.0.0.1:0 until the test ends.
 func startBroker(t *testing.T, configure func(*Options)) (*Broker, *fakeSink) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	ist, err := time.LoadLocation("Asia/Kolkata")
 	require.NoError(t, err)
 	opts := Options{

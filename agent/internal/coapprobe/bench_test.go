@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/purehealth/purehealth/agent/internal/probetest"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -41,7 +42,7 @@ func (nopHealth) RecordReconnect(string)                      {}
 // -benchtime 20x ./agent/internal/coapprobe
 func BenchmarkObserve50(b *testing.B) {
 	const probes = 50
-	srv := startSim(b, "127.0.0.1:0", "--interval", "1s", "--params", "do")
+	srv := probetest.StartSim(b, "coap", "127.0.0.1:0", "--interval", "1s", "--params", "do")
 	s := &countingSink{arrived: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(b.Context())
 	var wg sync.WaitGroup
@@ -52,7 +53,7 @@ func BenchmarkObserve50(b *testing.B) {
 
 	heap0, goroutines0 := heapInUse(), runtime.NumGoroutine()
 	for i := range probes {
-		p, err := New(Config{Name: fmt.Sprintf("do-%d", i), Param: telemetry.DO, URL: srv.urls[0],
+		p, err := New(Config{Name: fmt.Sprintf("do-%d", i), Param: telemetry.DO, URL: srv.URLs[0],
 			Interval: time.Second, Observe: true}, s, nopHealth{}, nil)
 		if err != nil {
 			b.Fatal(err)

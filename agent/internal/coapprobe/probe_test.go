@@ -15,10 +15,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/agent/internal/probetest"
+	"github.com/purehealth/purehealth/internal/testproc"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
-func newProbe(t *testing.T, cfg Config, s *sink, h Health) *Probe {
+func newProbe(t *testing.T, cfg Config, s *probetest.Sink, h Health) *Probe {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "do-1"
@@ -29,7 +31,7 @@ func newProbe(t *testing.T, cfg Config, s *sink, h Health) *Probe {
 	if cfg.Station == "" {
 		cfg.Station = "MH-PUNE-001"
 	}
-	p, err := New(cfg, s, h, testLogger(t))
+	p, err := New(cfg, s, h, probetest.Logger(t))
 	require.NoError(t, err)
 	return p
 }
@@ -45,12 +47,12 @@ func TestPoll(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.format, func(t *testing.T) {
-			srv := startSim(t, "127.0.0.1:0", "--format", tt.format)
-			s, h := &sink{}, health("do-1", telemetry.DO, 100*time.Millisecond)
-			p := newProbe(t, Config{URL: srv.urls[0], Interval: 100 * time.Millisecond}, s, h)
-			run(t, p)
+			srv := probetest.StartSim(t, "coap", "127.0.0.1:0", "--format", tt.format)
+			s, h := &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 100*time.Millisecond)
+			p := newProbe(t, Config{URL: srv.URLs[0], Interval: 100 * time.Millisecond}, s, h)
+			probetest.Run(t, p)
 
-			for _, o := range s.waitReadings(t, 3) {
+			for _, o := range s.WaitReadings(t, 3) {
 				assert.Equal(t, "MH-PUNE-001", o.Station)
 				assert.Equal(t, "do-1", o.Sensor)
 				assert.Equal(t, "do", o.Param)
@@ -62,18 +64,18 @@ func TestPoll(t *testing.T) {
 			assert.Equal(t, "poll", st.Mode)
 			assert.True(t, st.Connected)
 			assert.Zero(t, st.Errors, "last error: %s", st.LastError)
-			assert.Zero(t, sensor(t, h, "do-1").Errors)
+			assert.Zero(t, probetest.Sensor(t, h, "do-1").Errors)
 		})
 	}
 }
 
 func TestObserve(t *testing.T) {
-	srv := startSim(t, "127.0.0.1:0", "--interval", "100ms")
-	s, h := &sink{}, health("do-1", telemetry.DO, 100*time.Millisecond)
-	p := newProbe(t, Config{URL: srv.urls[0], Interval: 100 * time.Millisecond, Observe: true}, s, h)
-	run(t, p)
+	srv := probetest.StartSim(t, "coap", "127.0.0.1:0", "--interval", "100ms")
+	s, h := &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 100*time.Millisecond)
+	p := newProbe(t, Config{URL: srv.URLs[0], Interval: 100 * time.Millisecond, Observe: true}, s, h)
+	probetest.Run(t, p)
 
-	rs := s.waitReadings(t, 8)
+	rs := s.WaitReadings(t, 8)
 	for i := 1; i < len(rs); i++ {
 		assert.True(t, rs[i].Time.After(rs[i-1].Time), "notifications in order: %v after %v", rs[i].Time, rs[i-1].Time)
 	}
@@ -88,66 +90,66 @@ func TestObserve(t *testing.T) {
 // The probe reboots (the simulator is killed and started again on the same port): it forgot
 // its observers, so the probe must notice the silence and register again.
 func TestObserveRegistersAgainAfterServerRestart(t *testing.T) {
-	addr := freePort(t)
-	srv := startSim(t, addr, "--interval", "100ms")
-	s, h := &sink{}, health("do-1", telemetry.DO, 100*time.Millisecond)
-	p := newProbe(t, Config{URL: srv.urls[0], Interval: 100 * time.Millisecond, Observe: true}, s, h)
-	run(t, p)
-	before := len(s.waitReadings(t, 3))
+	addr := testproc.FreeAddr(t, "udp")
+	srv := probetest.StartSim(t, "coap", addr, "--interval", "100ms")
+	s, h := &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 100*time.Millisecond)
+	p := newProbe(t, Config{URL: srv.URLs[0], Interval: 100 * time.Millisecond, Observe: true}, s, h)
+	probetest.Run(t, p)
+	before := len(s.WaitReadings(t, 3))
 
-	srv.kill(t)
-	startSim(t, addr, "--interval", "100ms")
-	s.waitReadings(t, before+3)
+	srv.Kill(t)
+	probetest.StartSim(t, "coap", addr, "--interval", "100ms")
+	s.WaitReadings(t, before+3)
 
 	assert.GreaterOrEqual(t, p.Status().Reconnects, uint64(1))
-	assert.GreaterOrEqual(t, sensor(t, h, "do-1").Reconnects, uint64(1), "re-registration counted in sensor health")
+	assert.GreaterOrEqual(t, probetest.Sensor(t, h, "do-1").Reconnects, uint64(1), "re-registration counted in sensor health")
 }
 
 // A frozen server (SIGSTOP) sends nothing and answers nothing: the watchdog re-registers,
 // registrations time out (counted), and observing resumes when it thaws.
 func TestObserveWatchdog(t *testing.T) {
-	srv := startSim(t, "127.0.0.1:0", "--interval", "100ms")
-	s, h := &sink{}, health("do-1", telemetry.DO, 100*time.Millisecond)
-	p := newProbe(t, Config{URL: srv.urls[0], Interval: 100 * time.Millisecond, Observe: true}, s, h)
-	run(t, p)
-	s.waitReadings(t, 3)
+	srv := probetest.StartSim(t, "coap", "127.0.0.1:0", "--interval", "100ms")
+	s, h := &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 100*time.Millisecond)
+	p := newProbe(t, Config{URL: srv.URLs[0], Interval: 100 * time.Millisecond, Observe: true}, s, h)
+	probetest.Run(t, p)
+	s.WaitReadings(t, 3)
 
-	srv.signal(t, syscall.SIGSTOP)
-	require.Eventually(t, func() bool { return sensor(t, h, "do-1").ErrorsByKind[KindTimeout] >= 1 },
+	srv.Signal(t, syscall.SIGSTOP)
+	require.Eventually(t, func() bool { return probetest.Sensor(t, h, "do-1").ErrorsByKind[KindTimeout] >= 1 },
 		20*time.Second, 20*time.Millisecond, "a registration to a frozen server times out")
-	frozen := s.count()
-	srv.signal(t, syscall.SIGCONT)
-	s.waitReadings(t, frozen+3)
+	frozen := s.Count()
+	srv.Signal(t, syscall.SIGCONT)
+	s.WaitReadings(t, frozen+3)
 	assert.GreaterOrEqual(t, p.Status().Reconnects, uint64(1))
 }
 
 func TestServerErrorsAreCounted(t *testing.T) {
 	for _, observe := range []bool{false, true} {
 		t.Run(map[bool]string{false: "poll", true: "observe"}[observe], func(t *testing.T) {
-			srv := startSim(t, "127.0.0.1:0", "--fault", "error", "--fault-rate", "1", "--interval", "100ms")
-			s, h := &sink{}, health("do-1", telemetry.DO, 100*time.Millisecond)
-			p := newProbe(t, Config{URL: srv.urls[0], Interval: 100 * time.Millisecond, Observe: observe}, s, h)
-			run(t, p)
-			require.Eventually(t, func() bool { return sensor(t, h, "do-1").ErrorsByKind[KindBadCode] >= 2 },
+			srv := probetest.StartSim(t, "coap", "127.0.0.1:0", "--fault", "error", "--fault-rate", "1", "--interval", "100ms")
+			s, h := &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 100*time.Millisecond)
+			p := newProbe(t, Config{URL: srv.URLs[0], Interval: 100 * time.Millisecond, Observe: observe}, s, h)
+			probetest.Run(t, p)
+			require.Eventually(t, func() bool { return probetest.Sensor(t, h, "do-1").ErrorsByKind[KindBadCode] >= 2 },
 				10*time.Second, 10*time.Millisecond)
 			assert.Contains(t, p.Status().LastError, "5.00 InternalServerError")
 			assert.Contains(t, p.Status().LastError, "simulated sensor failure", "the diagnostic payload")
-			assert.Zero(t, s.count())
+			assert.Zero(t, s.Count())
 		})
 	}
 }
 
 func TestGarbagePayloadsAreCounted(t *testing.T) {
-	srv := startSim(t, "127.0.0.1:0", "--fault", "garbage")
-	s, h := &sink{}, health("do-1", telemetry.DO, 20*time.Millisecond)
-	p := newProbe(t, Config{URL: srv.urls[0], Interval: 20 * time.Millisecond}, s, h)
-	run(t, p)
+	srv := probetest.StartSim(t, "coap", "127.0.0.1:0", "--fault", "garbage")
+	s, h := &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 20*time.Millisecond)
+	p := newProbe(t, Config{URL: srv.URLs[0], Interval: 20 * time.Millisecond}, s, h)
+	probetest.Run(t, p)
 	// About one payload in three is garbage; a fifth of those has a unit no parameter has,
 	// which decodes and is refused by the sink instead.
-	require.Eventually(t, func() bool { return sensor(t, h, "do-1").ErrorsByKind[KindDecode] >= 3 && s.count() >= 3 },
+	require.Eventually(t, func() bool { return probetest.Sensor(t, h, "do-1").ErrorsByKind[KindDecode] >= 3 && s.Count() >= 3 },
 		30*time.Second, 10*time.Millisecond)
 	st := p.Status()
-	assert.Equal(t, st.Errors, sensor(t, h, "do-1").Errors, "every error the probe saw went to health")
+	assert.Equal(t, st.Errors, probetest.Sensor(t, h, "do-1").Errors, "every error the probe saw went to health")
 }
 
 // rogue is a hand-written CoAP server on loopback: answer builds the datagrams sent back
@@ -232,12 +234,12 @@ func TestMalformedDatagramsFromTheServer(t *testing.T) {
 		)
 		return append(out, ack(req, goodPayload))
 	})
-	s, h := &sink{}, health("do-1", telemetry.DO, 100*time.Millisecond)
+	s, h := &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 100*time.Millisecond)
 	p := newProbe(t, Config{URL: r.url(), Interval: 100 * time.Millisecond}, s, h)
 	goroutines, heap := runtime.NumGoroutine(), heapInUse()
-	run(t, p)
+	probetest.Run(t, p)
 
-	rs := s.waitReadings(t, 10)
+	rs := s.WaitReadings(t, 10)
 	assert.Equal(t, 6.5, rs[0].Value)
 	assert.Less(t, runtime.NumGoroutine(), goroutines+20, "goroutines bounded")
 	assert.Less(t, heapInUse(), heap+16<<20, "memory bounded after %d requests with 55 bad datagrams each", r.requests.Load())
@@ -246,11 +248,11 @@ func TestMalformedDatagramsFromTheServer(t *testing.T) {
 
 // Datagrams from anyone but the server never reach the probe: its socket is connected.
 func TestDatagramsFromStrangersAreIgnored(t *testing.T) {
-	srv := startSim(t, "127.0.0.1:0")
-	s, h := &sink{}, health("do-1", telemetry.DO, 50*time.Millisecond)
-	p := newProbe(t, Config{URL: srv.urls[0], Interval: 50 * time.Millisecond}, s, h)
-	run(t, p)
-	s.waitReadings(t, 1)
+	srv := probetest.StartSim(t, "coap", "127.0.0.1:0")
+	s, h := &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 50*time.Millisecond)
+	p := newProbe(t, Config{URL: srv.URLs[0], Interval: 50 * time.Millisecond}, s, h)
+	probetest.Run(t, p)
+	s.WaitReadings(t, 1)
 	local := p.Status().Local
 	require.NotEmpty(t, local)
 
@@ -264,17 +266,17 @@ func TestDatagramsFromStrangersAreIgnored(t *testing.T) {
 		_, err := stranger.WriteToUDP([]byte{0x60, 0x45, byte(i >> 8), byte(i), 0xff, '9'}, to)
 		require.NoError(t, err)
 	}
-	n := s.count()
-	s.waitReadings(t, n+3)
+	n := s.Count()
+	s.WaitReadings(t, n+3)
 	assert.Zero(t, p.Status().Errors)
 }
 
 func TestObserveUnsupportedFallsBackToPolling(t *testing.T) {
 	r := startRogue(t, func(req []byte) [][]byte { return [][]byte{ack(req, goodPayload)} }) // no Observe option
-	s, h := &sink{}, health("do-1", telemetry.DO, 50*time.Millisecond)
+	s, h := &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 50*time.Millisecond)
 	p := newProbe(t, Config{URL: r.url(), Interval: 50 * time.Millisecond, Observe: true}, s, h)
-	run(t, p)
-	s.waitReadings(t, 5)
+	probetest.Run(t, p)
+	s.WaitReadings(t, 5)
 	assert.Equal(t, "poll", p.Status().Mode)
 	assert.Zero(t, p.Status().Reconnects)
 }
@@ -283,13 +285,13 @@ func TestObserveUnsupportedFallsBackToPolling(t *testing.T) {
 // connections instead of hammering it.
 func TestTimeoutsBackOff(t *testing.T) {
 	r := startRogue(t, func([]byte) [][]byte { return nil })
-	s, h := &sink{}, health("do-1", telemetry.DO, 20*time.Millisecond)
+	s, h := &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 20*time.Millisecond)
 	p := newProbe(t, Config{URL: r.url(), Interval: 20 * time.Millisecond}, s, h)
-	run(t, p)
+	probetest.Run(t, p)
 	time.Sleep(3 * time.Second)
 	got := r.requests.Load()
-	assert.GreaterOrEqual(t, sensor(t, h, "do-1").ErrorsByKind[KindTimeout], uint64(3))
-	assert.GreaterOrEqual(t, sensor(t, h, "do-1").Reconnects, uint64(1))
+	assert.GreaterOrEqual(t, probetest.Sensor(t, h, "do-1").ErrorsByKind[KindTimeout], uint64(3))
+	assert.GreaterOrEqual(t, probetest.Sensor(t, h, "do-1").Reconnects, uint64(1))
 	// Polling at 20ms would send 150 requests in 3s; with three tries per connection and a
 	// doubling pause between connections it is a few dozen at most.
 	assert.Less(t, got, int64(40), "requests in 3s to a dead server")
@@ -297,30 +299,30 @@ func TestTimeoutsBackOff(t *testing.T) {
 
 func TestRefusedReadingsAreLeftToTheSink(t *testing.T) {
 	r := startRogue(t, func(req []byte) [][]byte { return [][]byte{ack(req, `{"value":6.5,"unit":"furlongs"}`)} })
-	s, h := &sink{}, health("do-1", telemetry.DO, 50*time.Millisecond)
+	s, h := &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 50*time.Millisecond)
 	p := newProbe(t, Config{URL: r.url(), Interval: 50 * time.Millisecond}, s, h)
-	run(t, p)
+	probetest.Run(t, p)
 	require.Eventually(t, func() bool { return p.Status().Rejected >= 2 }, 10*time.Second, 10*time.Millisecond)
 	assert.Contains(t, p.Status().LastError, "furlongs")
-	assert.Zero(t, sensor(t, h, "do-1").Errors, "the pipeline counts what it refuses, not the probe")
+	assert.Zero(t, probetest.Sensor(t, h, "do-1").Errors, "the pipeline counts what it refuses, not the probe")
 }
 
 func TestStoreFailureKeepsProbing(t *testing.T) {
 	r := startRogue(t, func(req []byte) [][]byte { return [][]byte{ack(req, goodPayload)} })
-	s, h := &sink{fail: errors.New("disk full")}, health("do-1", telemetry.DO, 50*time.Millisecond)
+	s, h := &probetest.Sink{Fail: errors.New("disk full")}, probetest.Station("coap", "do-1", telemetry.DO, 50*time.Millisecond)
 	p := newProbe(t, Config{URL: r.url(), Interval: 50 * time.Millisecond}, s, h)
-	run(t, p)
+	probetest.Run(t, p)
 	require.Eventually(t, func() bool { return r.requests.Load() >= 3 }, 10*time.Second, 10*time.Millisecond)
 	assert.Contains(t, p.Status().LastError, "store: disk full")
 }
 
 func TestTest(t *testing.T) {
 	t.Run("reading", func(t *testing.T) {
-		srv := startSim(t, "127.0.0.1:0")
-		p := newProbe(t, Config{URL: srv.urls[0]}, &sink{}, health("do-1", telemetry.DO, 0))
+		srv := probetest.StartSim(t, "coap", "127.0.0.1:0")
+		p := newProbe(t, Config{URL: srv.URLs[0]}, &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 0))
 		ex, err := p.Test(t.Context())
 		require.NoError(t, err)
-		assert.Equal(t, "GET "+srv.urls[0], ex.Request)
+		assert.Equal(t, "GET "+srv.URLs[0], ex.Request)
 		assert.Equal(t, "2.05 Content", ex.Response)
 		assert.Equal(t, "application/json (50)", ex.ContentType)
 		assert.True(t, strings.HasPrefix(ex.Payload, `{"value":`), ex.Payload)
@@ -330,19 +332,19 @@ func TestTest(t *testing.T) {
 		assert.Empty(t, ex.Error)
 	})
 	t.Run("server error", func(t *testing.T) {
-		srv := startSim(t, "127.0.0.1:0", "--fault", "error", "--fault-rate", "1")
-		s, h := &sink{}, health("do-1", telemetry.DO, 0)
-		p := newProbe(t, Config{URL: srv.urls[0]}, s, h)
+		srv := probetest.StartSim(t, "coap", "127.0.0.1:0", "--fault", "error", "--fault-rate", "1")
+		s, h := &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 0)
+		p := newProbe(t, Config{URL: srv.URLs[0]}, s, h)
 		ex, err := p.Test(t.Context())
 		require.Error(t, err)
 		assert.Equal(t, "5.00 InternalServerError", ex.Response)
 		assert.Equal(t, "simulated sensor failure", ex.Payload)
 		assert.Equal(t, err.Error(), ex.Error)
-		assert.Zero(t, sensor(t, h, "do-1").Errors, "Test counts nothing")
+		assert.Zero(t, probetest.Sensor(t, h, "do-1").Errors, "Test counts nothing")
 	})
 	t.Run("no answer", func(t *testing.T) {
 		r := startRogue(t, func([]byte) [][]byte { return nil })
-		p := newProbe(t, Config{URL: r.url(), Timeout: 200 * time.Millisecond}, &sink{}, health("do-1", telemetry.DO, 0))
+		p := newProbe(t, Config{URL: r.url(), Timeout: 200 * time.Millisecond}, &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 0))
 		ex, err := p.Test(t.Context())
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "no response within 200ms")
@@ -351,7 +353,7 @@ func TestTest(t *testing.T) {
 	t.Run("long payload", func(t *testing.T) {
 		long := `{"value":6.5,"unit":"mg/L","note":"` + strings.Repeat("x", 400) + `"}`
 		r := startRogue(t, func(req []byte) [][]byte { return [][]byte{ack(req, long)} })
-		p := newProbe(t, Config{URL: r.url()}, &sink{}, health("do-1", telemetry.DO, 0))
+		p := newProbe(t, Config{URL: r.url()}, &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 0))
 		ex, err := p.Test(t.Context())
 		require.NoError(t, err)
 		assert.True(t, ex.Truncated)
@@ -375,12 +377,12 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.cfg, &sink{}, health("x", telemetry.DO, 0), nil)
+			_, err := New(tt.cfg, &probetest.Sink{}, probetest.Station("coap", "x", telemetry.DO, 0), nil)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
-	_, err := New(Config{Name: "x", Param: telemetry.DO, URL: "coaps://h/do"}, &sink{}, health("x", telemetry.DO, 0), nil)
+	_, err := New(Config{Name: "x", Param: telemetry.DO, URL: "coaps://h/do"}, &probetest.Sink{}, probetest.Station("coap", "x", telemetry.DO, 0), nil)
 	assert.ErrorIs(t, err, ErrDTLS)
 }
 
@@ -401,8 +403,8 @@ func TestParseURL(t *testing.T) {
 
 func TestRunTwiceIsRefused(t *testing.T) {
 	r := startRogue(t, func(req []byte) [][]byte { return [][]byte{ack(req, goodPayload)} })
-	p := newProbe(t, Config{URL: r.url(), Interval: time.Second}, &sink{}, health("do-1", telemetry.DO, 0))
-	run(t, p)
+	p := newProbe(t, Config{URL: r.url(), Interval: time.Second}, &probetest.Sink{}, probetest.Station("coap", "do-1", telemetry.DO, 0))
+	probetest.Run(t, p)
 	require.Eventually(t, func() bool { return p.Status().Connected }, 10*time.Second, 10*time.Millisecond)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()

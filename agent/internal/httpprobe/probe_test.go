@@ -15,10 +15,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/agent/internal/probetest"
+	"github.com/purehealth/purehealth/internal/testproc"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
-func newProbe(t *testing.T, cfg Config, s *sink, h Health) *Probe {
+func newProbe(t *testing.T, cfg Config, s *probetest.Sink, h Health) *Probe {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "turb-1"
@@ -29,7 +31,7 @@ func newProbe(t *testing.T, cfg Config, s *sink, h Health) *Probe {
 	if cfg.Station == "" {
 		cfg.Station = "MH-PUNE-001"
 	}
-	p, err := New(cfg, s, h, testLogger(t))
+	p, err := New(cfg, s, h, probetest.Logger(t))
 	require.NoError(t, err)
 	return p
 }
@@ -45,11 +47,11 @@ func TestPoll(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.format, func(t *testing.T) {
-			srv := startSim(t, "127.0.0.1:0", "--params", "turbidity", "--format", tt.format)
-			s, h := &sink{}, health("turb-1", telemetry.Turbidity, 50*time.Millisecond)
-			p := newProbe(t, Config{URL: srv.urls[0], Interval: 50 * time.Millisecond}, s, h)
-			run(t, p)
-			for _, o := range s.waitReadings(t, 3) {
+			srv := probetest.StartSim(t, "http", "127.0.0.1:0", "--params", "turbidity", "--format", tt.format)
+			s, h := &probetest.Sink{}, probetest.Station("http", "turb-1", telemetry.Turbidity, 50*time.Millisecond)
+			p := newProbe(t, Config{URL: srv.URLs[0], Interval: 50 * time.Millisecond}, s, h)
+			probetest.Run(t, p)
+			for _, o := range s.WaitReadings(t, 3) {
 				assert.Equal(t, "MH-PUNE-001", o.Station)
 				assert.Equal(t, "turb-1", o.Sensor)
 				assert.Equal(t, "turbidity", o.Param)
@@ -83,10 +85,10 @@ func reading(t *testing.T, status int, body string) (*httptest.Server, *atomic.I
 
 func TestKeepAliveConnectionIsReused(t *testing.T) {
 	srv, conns := reading(t, http.StatusOK, `{"value": 12.5, "unit": "NTU"}`)
-	s, h := &sink{}, health("turb-1", telemetry.Turbidity, 20*time.Millisecond)
+	s, h := &probetest.Sink{}, probetest.Station("http", "turb-1", telemetry.Turbidity, 20*time.Millisecond)
 	p := newProbe(t, Config{URL: srv.URL + "/turbidity", Interval: 20 * time.Millisecond}, s, h)
-	run(t, p)
-	s.waitReadings(t, 10)
+	probetest.Run(t, p)
+	s.WaitReadings(t, 10)
 	assert.Equal(t, int64(1), conns.Load(), "ten polls on one connection")
 }
 
@@ -105,14 +107,14 @@ func TestFailuresAreCounted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := startSim(t, "127.0.0.1:0", append([]string{"--params", "turbidity"}, tt.args...)...)
-			s, h := &sink{}, health("turb-1", telemetry.Turbidity, 20*time.Millisecond)
-			p := newProbe(t, Config{URL: srv.urls[0], Interval: 20 * time.Millisecond, Timeout: 300 * time.Millisecond}, s, h)
-			run(t, p)
-			require.Eventually(t, func() bool { return sensor(t, h, "turb-1").ErrorsByKind[tt.kind] >= 2 },
-				30*time.Second, 10*time.Millisecond, "errors %v", sensor(t, h, "turb-1").ErrorsByKind)
+			srv := probetest.StartSim(t, "http", "127.0.0.1:0", append([]string{"--params", "turbidity"}, tt.args...)...)
+			s, h := &probetest.Sink{}, probetest.Station("http", "turb-1", telemetry.Turbidity, 20*time.Millisecond)
+			p := newProbe(t, Config{URL: srv.URLs[0], Interval: 20 * time.Millisecond, Timeout: 300 * time.Millisecond}, s, h)
+			probetest.Run(t, p)
+			require.Eventually(t, func() bool { return probetest.Sensor(t, h, "turb-1").ErrorsByKind[tt.kind] >= 2 },
+				30*time.Second, 10*time.Millisecond, "errors %v", probetest.Sensor(t, h, "turb-1").ErrorsByKind)
 			assert.Contains(t, p.Status().LastError, tt.mention)
-			assert.Equal(t, p.Status().Errors, sensor(t, h, "turb-1").Errors, "every error went to health")
+			assert.Equal(t, p.Status().Errors, probetest.Sensor(t, h, "turb-1").Errors, "every error went to health")
 		})
 	}
 }
@@ -125,60 +127,60 @@ func TestBackoff(t *testing.T) {
 		http.Error(w, "broken", http.StatusServiceUnavailable)
 	}))
 	t.Cleanup(srv.Close)
-	s, h := &sink{}, health("turb-1", telemetry.Turbidity, 20*time.Millisecond)
+	s, h := &probetest.Sink{}, probetest.Station("http", "turb-1", telemetry.Turbidity, 20*time.Millisecond)
 	p := newProbe(t, Config{URL: srv.URL, Interval: 20 * time.Millisecond}, s, h)
-	run(t, p)
+	probetest.Run(t, p)
 	time.Sleep(3 * time.Second)
 	// 150 polls at 20ms; with a doubling pause from 1s it is a handful.
 	assert.Less(t, requests.Load(), int64(10))
-	assert.GreaterOrEqual(t, sensor(t, h, "turb-1").ErrorsByKind["http_503"], uint64(2))
+	assert.GreaterOrEqual(t, probetest.Sensor(t, h, "turb-1").ErrorsByKind["http_503"], uint64(2))
 }
 
 func TestReconnectAfterTheDeviceComesBack(t *testing.T) {
-	addr := freePort(t)
-	srv := startSim(t, addr, "--params", "turbidity")
-	s, h := &sink{}, health("turb-1", telemetry.Turbidity, 50*time.Millisecond)
-	p := newProbe(t, Config{URL: srv.urls[0], Interval: 50 * time.Millisecond}, s, h)
-	run(t, p)
-	s.waitReadings(t, 2)
-	srv.stop(t)
-	require.Eventually(t, func() bool { return sensor(t, h, "turb-1").ErrorsByKind[KindConnect] >= 1 },
+	addr := testproc.FreeAddr(t, "tcp")
+	srv := probetest.StartSim(t, "http", addr, "--params", "turbidity")
+	s, h := &probetest.Sink{}, probetest.Station("http", "turb-1", telemetry.Turbidity, 50*time.Millisecond)
+	p := newProbe(t, Config{URL: srv.URLs[0], Interval: 50 * time.Millisecond}, s, h)
+	probetest.Run(t, p)
+	s.WaitReadings(t, 2)
+	srv.Stop(t)
+	require.Eventually(t, func() bool { return probetest.Sensor(t, h, "turb-1").ErrorsByKind[KindConnect] >= 1 },
 		10*time.Second, 10*time.Millisecond)
-	n := s.count()
-	startSim(t, addr, "--params", "turbidity")
-	s.waitReadings(t, n+2)
-	assert.Equal(t, uint64(1), sensor(t, h, "turb-1").Reconnects)
+	n := s.Count()
+	probetest.StartSim(t, "http", addr, "--params", "turbidity")
+	s.WaitReadings(t, n+2)
+	assert.Equal(t, uint64(1), probetest.Sensor(t, h, "turb-1").Reconnects)
 	assert.Equal(t, uint64(1), p.Status().Reconnects)
 }
 
 func TestRefusedReadingsAreLeftToTheSink(t *testing.T) {
 	srv, _ := reading(t, http.StatusOK, `{"value": 12.5, "unit": "furlongs"}`)
-	s, h := &sink{}, health("turb-1", telemetry.Turbidity, 20*time.Millisecond)
+	s, h := &probetest.Sink{}, probetest.Station("http", "turb-1", telemetry.Turbidity, 20*time.Millisecond)
 	p := newProbe(t, Config{URL: srv.URL, Interval: 20 * time.Millisecond}, s, h)
-	run(t, p)
+	probetest.Run(t, p)
 	require.Eventually(t, func() bool { return p.Status().Rejected >= 2 }, 10*time.Second, 10*time.Millisecond)
 	assert.Contains(t, p.Status().LastError, "furlongs")
-	assert.Zero(t, sensor(t, h, "turb-1").Errors, "the pipeline counts what it refuses, not the probe")
+	assert.Zero(t, probetest.Sensor(t, h, "turb-1").Errors, "the pipeline counts what it refuses, not the probe")
 }
 
 func TestStoreFailureKeepsPolling(t *testing.T) {
 	srv, _ := reading(t, http.StatusOK, `12.5`)
-	s, h := &sink{fail: errors.New("disk full")}, health("turb-1", telemetry.Turbidity, 20*time.Millisecond)
+	s, h := &probetest.Sink{Fail: errors.New("disk full")}, probetest.Station("http", "turb-1", telemetry.Turbidity, 20*time.Millisecond)
 	p := newProbe(t, Config{URL: srv.URL, Interval: 20 * time.Millisecond}, s, h)
-	run(t, p)
+	probetest.Run(t, p)
 	require.Eventually(t, func() bool { return p.Status().Polls >= 3 }, 10*time.Second, 10*time.Millisecond)
 	assert.Contains(t, p.Status().LastError, "store: disk full")
-	assert.Zero(t, sensor(t, h, "turb-1").Errors)
+	assert.Zero(t, probetest.Sensor(t, h, "turb-1").Errors)
 }
 
 func TestTest(t *testing.T) {
 	t.Run("reading", func(t *testing.T) {
-		srv := startSim(t, "127.0.0.1:0", "--params", "turbidity")
-		h := health("turb-1", telemetry.Turbidity, 0)
-		p := newProbe(t, Config{URL: srv.urls[0]}, &sink{}, h)
+		srv := probetest.StartSim(t, "http", "127.0.0.1:0", "--params", "turbidity")
+		h := probetest.Station("http", "turb-1", telemetry.Turbidity, 0)
+		p := newProbe(t, Config{URL: srv.URLs[0]}, &probetest.Sink{}, h)
 		ex, err := p.Test(t.Context())
 		require.NoError(t, err)
-		assert.Equal(t, "GET "+srv.urls[0], ex.Request)
+		assert.Equal(t, "GET "+srv.URLs[0], ex.Request)
 		assert.Equal(t, "200 OK", ex.Response)
 		assert.Equal(t, "application/json", ex.ContentType)
 		assert.True(t, strings.HasPrefix(ex.Payload, `{"value":`), ex.Payload)
@@ -189,7 +191,7 @@ func TestTest(t *testing.T) {
 	})
 	t.Run("error status", func(t *testing.T) {
 		srv, _ := reading(t, http.StatusNotFound, `no such sensor`)
-		p := newProbe(t, Config{URL: srv.URL}, &sink{}, health("turb-1", telemetry.Turbidity, 0))
+		p := newProbe(t, Config{URL: srv.URL}, &probetest.Sink{}, probetest.Station("http", "turb-1", telemetry.Turbidity, 0))
 		ex, err := p.Test(t.Context())
 		require.Error(t, err)
 		assert.Equal(t, "404 Not Found", ex.Response)
@@ -197,7 +199,7 @@ func TestTest(t *testing.T) {
 		assert.Equal(t, err.Error(), ex.Error)
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		p := newProbe(t, Config{URL: "http://" + freePort(t) + "/turbidity"}, &sink{}, health("turb-1", telemetry.Turbidity, 0))
+		p := newProbe(t, Config{URL: "http://" + testproc.FreeAddr(t, "tcp") + "/turbidity"}, &probetest.Sink{}, probetest.Station("http", "turb-1", telemetry.Turbidity, 0))
 		ex, err := p.Test(t.Context())
 		require.Error(t, err)
 		assert.Contains(t, ex.Error, "connection refused")
@@ -205,7 +207,7 @@ func TestTest(t *testing.T) {
 	})
 	t.Run("long body", func(t *testing.T) {
 		srv, _ := reading(t, http.StatusOK, `{"value":12.5,"note":"`+strings.Repeat("x", 400)+`"}`)
-		p := newProbe(t, Config{URL: srv.URL}, &sink{}, health("turb-1", telemetry.Turbidity, 0))
+		p := newProbe(t, Config{URL: srv.URL}, &probetest.Sink{}, probetest.Station("http", "turb-1", telemetry.Turbidity, 0))
 		ex, err := p.Test(t.Context())
 		require.NoError(t, err)
 		assert.True(t, ex.Truncated)
@@ -227,7 +229,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.cfg, &sink{}, health("x", telemetry.Turbidity, 0), nil)
+			_, err := New(tt.cfg, &probetest.Sink{}, probetest.Station("http", "x", telemetry.Turbidity, 0), nil)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 		})
@@ -236,8 +238,8 @@ func TestNewRefusesBadConfig(t *testing.T) {
 
 func TestRunTwiceIsRefused(t *testing.T) {
 	srv, _ := reading(t, http.StatusOK, `12.5`)
-	p := newProbe(t, Config{URL: srv.URL, Interval: time.Second}, &sink{}, health("turb-1", telemetry.Turbidity, 0))
-	run(t, p)
+	p := newProbe(t, Config{URL: srv.URL, Interval: time.Second}, &probetest.Sink{}, probetest.Station("http", "turb-1", telemetry.Turbidity, 0))
+	probetest.Run(t, p)
 	require.Eventually(t, func() bool { return p.Status().Polls >= 1 }, 10*time.Second, 10*time.Millisecond)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()

@@ -1,13 +1,9 @@
 package serialprobe
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,9 +15,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
+	"github.com/purehealth/purehealth/agent/internal/probetest"
 	"github.com/purehealth/purehealth/agent/internal/state"
+	"github.com/purehealth/purehealth/internal/testproc"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -33,113 +30,32 @@ import (
 // anything happens.
 const guard = 30 * time.Second
 
-var (
-	binDir   string
-	simOnce  sync.Once
-	simPath  string
-	simBuild error
-)
+func TestMain(m *testing.M) { os.Exit(probetest.Main(m)) }
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "serialprobe-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "serialprobe:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	binDir = dir
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "serialprobe: goroutines left after the tests:", err)
-			return 1
-		}
-	}
-	return code
-}
-
-// simBinary builds ph-sim once, on first use (the parser tests and the fuzz target need
-// no simulator).
-func simBinary(t testing.TB) string {
-	t.Helper()
-	simOnce.Do(func() {
-		simPath = filepath.Join(binDir, "ph-sim")
-		goTool := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-		if p, err := exec.LookPath("go"); err == nil {
-			goTool = p
-		}
-		out, err := exec.Command(goTool, "build", "-o", simPath, "github.com/purehealth/purehealth/firmware-sim").CombinedOutput()
-		if err != nil {
-			simBuild = fmt.Errorf("build ph-sim: %w\n%s", err, out)
-		}
-	})
-	require.NoError(t, simBuild)
-	return simPath
-}
-
-// sim is one `ph-sim serial` process.
+// sim is one `ph-sim serial` process. Its standard error goes to the test log.
 type sim struct {
 	link, trace string
-	cmd         *exec.Cmd
-	stderr      bytes.Buffer
-	paths       chan string // device paths printed on stdout, first one included
-	stdoutDone  chan struct{}
-	stopped     bool
+	proc        *testproc.Process
 }
 
-// simArgs are the flags every test simulator gets: fast circuit timing, a transcript.
+// startSim runs the simulator on link with fast circuit timing and a transcript, and waits
+// until it prints its device path. It is stopped when the test ends, and must exit cleanly.
 func startSim(t testing.TB, link string, args ...string) *sim {
 	t.Helper()
-	s := &sim{link: link, trace: link + ".trace", paths: make(chan string, 16), stdoutDone: make(chan struct{})}
+	s := &sim{link: link, trace: link + ".trace"}
 	all := append([]string{"serial", "--link", link, "--speed", "20", "--trace", s.trace, "--log-level", "warn"}, args...)
-	s.cmd = exec.Command(simBinary(t), all...)
-	s.cmd.Stderr = &s.stderr
-	stdout, err := s.cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, s.cmd.Start())
-	go func() {
-		defer close(s.stdoutDone)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case s.paths <- sc.Text():
-			default:
-			}
-		}
-	}()
+	s.proc = testproc.Start(t, probetest.SimBinary(t), all...)
 	t.Cleanup(func() { s.stop(t) })
-	select {
-	case p := <-s.paths:
-		require.True(t, strings.HasPrefix(p, "/dev/pts/"), "first line is the device path: %q", p)
-	case <-time.After(guard):
-		s.stop(t)
-		t.Fatalf("ph-sim printed no device path; stderr: %s", s.stderr.String())
-	}
+	p := s.proc.Line(t, guard)
+	require.True(t, strings.HasPrefix(p, "/dev/pts/"), "first line is the device path: %q", p)
 	return s
 }
 
 // stop interrupts the simulator and waits for it; it removes its link on the way out.
+// Idempotent.
 func (s *sim) stop(t testing.TB) {
 	t.Helper()
-	if s.stopped {
-		return
-	}
-	s.stopped = true
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Errorf("signal ph-sim: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { <-s.stdoutDone; done <- s.cmd.Wait() }()
-	select {
-	case err := <-done:
-		assert.NoError(t, err, "ph-sim exits cleanly on SIGTERM; stderr: %s", s.stderr.String())
-	case <-time.After(guard):
-		s.cmd.Process.Kill()
-		<-done
-		t.Errorf("ph-sim did not stop on SIGTERM")
-	}
+	assert.NoError(t, s.proc.Stop(syscall.SIGTERM, guard), "ph-sim exits cleanly on SIGTERM")
 }
 
 // commands returns the complete command lines the simulator has received so far.

@@ -1,7 +1,0 @@
-//go:build !race
-
-package e2e
-
-// raceBuild is true when the tests run with -race; the agent under test is then built
-// with the race detector as well.
-const raceBuild = false
