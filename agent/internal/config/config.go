@@ -112,7 +112,7 @@ type Uplink struct {
 	// token, so a rotated one takes effect without a restart.
 	TokenFile string        `yaml:"token_file"`
 	Interval  time.Duration `yaml:"interval"`  // default 2s
-	BatchMax  int           `yaml:"batch_max"` // records per batch, default 500
+	BatchMax  int           `yaml:"batch_max"` // records per batch, default 2000
 	// CAFile replaces the system roots for the cloud's certificate; CertFile and KeyFile
 	// are a client certificate for mutual TLS. All need an https:// url.
 	CAFile   string `yaml:"ca_file"`
@@ -219,7 +219,7 @@ const (
 	DefaultMaxBytes       = 512 << 20 // MaxBytes32 on 32-bit platforms
 	DefaultRetention      = 30 * 24 * time.Hour
 	DefaultUplinkInterval = 2 * time.Second
-	DefaultBatchMax       = 500
+	DefaultBatchMax       = 2000
 	DefaultLiveReadings   = 200
 	DefaultBackoffMax     = 5 * time.Minute
 	DefaultConnectTimeout = 10 * time.Second

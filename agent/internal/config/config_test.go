@@ -33,7 +33,7 @@ func defaultMaxBytes() int64 {
 
 // defaultUplink is the uplink section Load fills in when the file has none.
 var defaultUplink = config.Uplink{
-	Interval: 2 * time.Second, BatchMax: 500, LiveReadings: 200, BackoffMax: 5 * time.Minute,
+	Interval: 2 * time.Second, BatchMax: 2000, LiveReadings: 200, BackoffMax: 5 * time.Minute,
 	ConnectTimeout: 10 * time.Second, RequestTimeout: 30 * time.Second,
 }
 

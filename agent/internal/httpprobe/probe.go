@@ -224,9 +224,12 @@ func (p *Probe) fetch(ctx context.Context, closeAfter bool) (response, error) {
 	req.Header.Set("Accept", "application/json, text/plain;q=0.5")
 	req.Header.Set("User-Agent", "ph-agent/"+version.Version)
 	req.Close = closeAfter
-	// timedOut names the probe's own deadline rather than the library's words for it.
+	// timedOut names the probe's own deadline rather than the library's words for it,
+	// whichever of the two timers (the request's deadline, the transport's header timeout,
+	// both set to the probe's timeout) fired first.
 	timedOut := func(err error) error {
-		if errors.Is(rctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		var ne net.Error
+		if ctx.Err() == nil && (errors.Is(rctx.Err(), context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()) {
 			return fmt.Errorf("no complete answer within %s: %w", p.cfg.Timeout, context.DeadlineExceeded)
 		}
 		return err

@@ -17,7 +17,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultInterval       = 2 * time.Second
-	DefaultBatchMax       = 500
+	DefaultBatchMax       = 2000
 	DefaultLiveReadings   = 200
 	DefaultBackoffMin     = time.Second
 	DefaultBackoffMax     = 5 * time.Minute
