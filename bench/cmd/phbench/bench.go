@@ -62,6 +62,18 @@ func (b *bench) all(ctx context.Context) error {
 	if b.opts.runs("rss") && ctx.Err() == nil {
 		b.rss(ctx)
 	}
+	if b.opts.runs(onlyIngest) && ctx.Err() == nil {
+		b.ingest(ctx)
+	}
+	if b.opts.runs(onlyDrain) && ctx.Err() == nil {
+		b.drain(ctx)
+	}
+	if b.opts.runs(onlyFanout) && ctx.Err() == nil {
+		b.fanout(ctx)
+	}
+	if b.opts.runs(onlyProbes) && ctx.Err() == nil {
+		b.probes(ctx)
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted: %w", err)
 	}

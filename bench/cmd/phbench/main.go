@@ -9,7 +9,19 @@
 //     buffer.unsafe_no_fsync: what durability costs;
 //   - broker_vs_mosquitto: the same load against Debian's mosquitto without persistence;
 //   - agent_rss_<N>_sensors: the agent's peak resident memory with N sensors publishing
-//     5 messages per second each, against the 50 MB budget.
+//     5 messages per second each, against the 50 MB budget;
+//   - cloud_ingest_vs_psql_copy and cloud_copyfrom_vs_psql_copy: readings per second the
+//     cloud's POST /v1/ingest commits, and pgx's CopyFrom alone, against psql's \copy of
+//     the same rows into the same table of a throwaway PostgreSQL (fsync on);
+//   - backlog_drain_vs_psql_copy: readings per second a real agent drains to the cloud
+//     after an outage, against psql's \copy of the same rows;
+//   - live_lane_latency_during_drain: publish → committed-row latency (p99) of a reading
+//     published during that drain, against the same with nothing buffered;
+//   - fanout_delivery_p99_vs_gorilla, fanout_rss_per_conn_vs_gorilla and
+//     fanout_cpu_per_mframe_vs_gorilla: ph-cloud's live WebSocket fan-out to thousands of
+//     clients (p99 delivery latency, resident memory a connection, CPU per million
+//     frames) against a minimal gorilla/websocket hub with the same logic, run as
+//     `phbench fanout-peer` (--only fanout).
 //
 // Every program it starts is stopped on every path, including SIGINT and SIGTERM. It exits
 // 0 when every run passed its sanity checks (whatever the goals say), 1 when a run failed
@@ -26,7 +38,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == peerCommand {
+		err = runPeer(ctx, os.Args[2:], os.Stderr) // the fan-out comparison's reference hub
+	} else {
+		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}
 	stop()
 	os.Exit(exitCode(err))
 }

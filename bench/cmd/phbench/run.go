@@ -32,6 +32,10 @@ type options struct {
 	rssSensors int
 	rssRate    float64 // messages per second per sensor
 	rssDur     time.Duration
+
+	store  storeOptions  // ingest and drain (storeopts.go)
+	fanout fanoutOptions // live fan-out (fanout.go)
+	probes probeOptions  // serial and CoAP probes (probes.go)
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -46,7 +50,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.work, "work", "", "directory for the agents' data dirs and the logs (default: a new temporary directory; put it on the disk you want to measure)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (always kept when --work is given)")
 	fs.BoolVar(&o.quick, "quick", false, "a short run (under 2 minutes)")
-	fs.StringVar(&o.only, "only", "", "comma-separated comparisons to run: throughput (the first three), rss")
+	fs.StringVar(&o.only, "only", "", "comma-separated comparisons to run: throughput (the first three), rss, ingest, drain, fanout, probes")
 	fs.StringVar(&o.mosquitto, "mosquitto", "/usr/sbin/mosquitto", "the mosquitto broker to compare with")
 	fs.StringVar(&o.station, "station", "MH-PUNE-001", "station id of the agent and the simulated sensors")
 	fs.IntVar(&o.sensors, "sensors", 200, "connections (simulated sensors) in the throughput runs")
@@ -57,6 +61,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rssSensors, "rss-sensors", 200, "connected sensors in the memory run")
 	fs.Float64Var(&o.rssRate, "rss-rate", 5, "messages per second per sensor in the memory run")
 	fs.DurationVar(&o.rssDur, "rss-time", 0, "length of the memory run (default 10s quick, 30s full)")
+	o.store.register(fs)
+	o.fanout.register(fs)
+	o.probes.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -89,6 +96,9 @@ func (o *options) defaults() {
 	if o.rssDur == 0 {
 		o.rssDur = time.Duration(pick(10, 30)) * time.Second
 	}
+	o.store.defaults(o.quick)
+	o.fanout.defaults(o.quick)
+	o.probes.defaults(o.quick)
 }
 
 func (o *options) validate() error {
@@ -112,9 +122,13 @@ func (o *options) validate() error {
 	if o.rssDur < 2*time.Second {
 		bad("--rss-time %s must be at least 2s", o.rssDur)
 	}
+	errs = append(errs, o.store.validate()...)
+	errs = append(errs, o.fanout.validate()...)
+	errs = append(errs, o.probes.validate()...)
+	known := map[string]bool{"throughput": true, "rss": true, onlyIngest: true, onlyDrain: true, onlyFanout: true, onlyProbes: true}
 	for _, name := range o.selected() {
-		if name != "throughput" && name != "rss" {
-			bad("--only: unknown comparison %q (want throughput or rss)", name)
+		if !known[name] {
+			bad("--only: unknown comparison %q (want throughput, rss, ingest, drain, fanout or probes)", name)
 		}
 	}
 	if len(errs) > 0 {
@@ -125,7 +139,7 @@ func (o *options) validate() error {
 
 func (o *options) selected() []string {
 	if o.only == "" {
-		return []string{"throughput", "rss"}
+		return []string{"throughput", "rss", onlyIngest, onlyDrain, onlyFanout, onlyProbes}
 	}
 	var out []string
 	for s := range strings.SplitSeq(o.only, ",") {

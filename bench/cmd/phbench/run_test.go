@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/bench/internal/benchline"
+	"github.com/purehealth/purehealth/bench/internal/harness"
 )
 
 func TestParseOptions(t *testing.T) {
@@ -123,11 +124,17 @@ func TestRunEndToEnd(t *testing.T) {
 		}
 	}
 	_, mosqErr := os.Stat("/usr/sbin/mosquitto")
+	_, pgErr := harness.PostgresBinDir()
+	_, cloudErr := os.Stat(filepath.Join(bin, "ph-cloud"))
 
 	var stdout, stderr bytes.Buffer
 	err = run(t.Context(), []string{"--bin", bin, "--work", t.TempDir(), "--quick",
 		"--sensors", "4", "--inflight", "2", "--count", "20", "--fsync-time", "1s",
-		"--rss-sensors", "4", "--rss-rate", "5", "--rss-time", "2s"}, &stdout, &stderr)
+		"--rss-sensors", "4", "--rss-rate", "5", "--rss-time", "2s",
+		"--ingest-rows", "400", "--ingest-stations", "2", "--ingest-batch", "100",
+		"--drain-readings", "300", "--idle-time", "2s",
+		"--fanout-clients", "40", "--fanout-rate", "50", "--fanout-time", "2s",
+		"--probe-serial", "2", "--probe-coap", "3", "--probe-per-sonde", "2", "--probe-time", "2s"}, &stdout, &stderr)
 	require.NoError(t, err, "stderr:\n%s\nstdout:\n%s", &stderr, &stdout)
 
 	out := stdout.String()
@@ -142,12 +149,20 @@ func TestRunEndToEnd(t *testing.T) {
 		assert.NotContains(t, lines, l.Name, "one line per comparison")
 		lines[l.Name] = l
 	}
-	want := []string{nameVsFsync, nameVsNoFsync, "agent_rss_4_sensors"}
+	want := []string{nameVsFsync, nameVsNoFsync, "agent_rss_4_sensors",
+		"agent_probes_cpu_2_serial_3_coap", "agent_probes_rss_2_serial_3_coap"}
 	if mosqErr == nil {
 		want = append(want, nameVsMosquitto)
 	}
+	if pgErr == nil && cloudErr == nil {
+		want = append(want, nameIngest, nameCopyFrom, nameDrain, nameLiveLatency,
+			nameFanoutLatency, nameFanoutRSS, nameFanoutCPU)
+	}
 	assert.ElementsMatch(t, want, keys(lines))
 	for _, l := range lines {
+		if l.Name == "agent_probes_cpu_2_serial_3_coap" {
+			continue // a tiny probe run can stay under one /proc clock tick of CPU
+		}
 		assert.Positive(t, l.Ours, "%s measured something", l.Name)
 	}
 	assert.Equal(t, 50.0, lines["agent_rss_4_sensors"].Peer)

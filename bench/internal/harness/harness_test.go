@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,13 +15,32 @@ import (
 
 const reportLine = `{"station":"MH-PUNE-001","protocol":4,"qos":1,"sensors":200,"batch":false,"sent":20000,"acked":19990,"failed":10,"rejected":0,"readings":20000,"garbage":0,"dropouts":0,"reconnects":1,"seconds":3.92,"rate_per_s":5101.6,"latency_ms":{"p50":1523.712,"p90":2523.136,"p99":3112.96,"max":3756.038},"first_error":"connection lost before Publish completed"}`
 
+// parseCase is one input of a parser and what it must give: want, or an error.
+type parseCase[T any] struct {
+	name    string // the subtest's name; the input itself when empty
+	in      string
+	want    T
+	wantErr bool
+}
+
+// checkParse runs parse on the input of each case, as a subtest.
+func checkParse[T any](t *testing.T, tests []parseCase[T], parse func(string) (T, error)) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(cmp.Or(tt.name, tt.in), func(t *testing.T) {
+			got, err := parse(tt.in)
+			if tt.wantErr {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
 func TestParseReport(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    Report
-		wantErr bool
-	}{
+	tests := []parseCase[Report]{
 		{
 			name: "last line after other output",
 			in:   "connected\n" + reportLine + "\n\n",
@@ -39,17 +59,7 @@ func TestParseReport(t *testing.T) {
 		{name: "JSON that is not a report", in: `{"readings":[]}`, wantErr: true},
 		{name: "negative count", in: `{"sensors":1,"sent":-1}`, wantErr: true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseReport([]byte(tt.in))
-			if tt.wantErr {
-				assert.Error(t, err)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-		})
-	}
+	checkParse(t, tests, func(s string) (Report, error) { return ParseReport([]byte(s)) })
 }
 
 func FuzzParseReport(f *testing.F) {

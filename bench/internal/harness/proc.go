@@ -1,7 +1,9 @@
 // Package harness starts, queries and stops the programs a benchmark measures: the station
-// agent (bin/ph-agent run, queried through `ph-agent status --json` like a technician
-// would), Mosquitto as a reference broker, and the MQTT load generator (bin/ph-sim mqtt),
-// whose JSON report it reads.
+// agent (bin/ph-agent run, queried through `ph-agent status --json` and `queue --json` like
+// a technician would), the cloud (bin/ph-cloud, migrated and given stations through its
+// CLI, watched through /health), a throwaway PostgreSQL, Mosquitto as a reference broker,
+// and the MQTT load generator (bin/ph-sim mqtt), whose JSON report it reads; Publish sends
+// bulk MQTT messages of its own making.
 //
 // Every started program is a *Proc owned by the caller, who must call Stop (idempotent) on
 // every path; on Linux the programs are also killed if the benchmark process dies, so no

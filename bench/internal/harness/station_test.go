@@ -14,11 +14,7 @@ import (
 )
 
 func TestParseEndpoint(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    Endpoint
-		wantErr bool
-	}{
+	tests := []parseCase[Endpoint]{
 		{in: "ezo-000 serial ph /tmp/w/tty-000 -> /dev/pts/7",
 			want: Endpoint{Probe: "ezo-000", Kind: "serial", Params: []string{"ph"}, Where: "/tmp/w/tty-000", Device: "/dev/pts/7"}},
 		{in: "ezo-001 serial do /dev/pts/8",
@@ -36,17 +32,7 @@ func TestParseEndpoint(t *testing.T) {
 		{in: "a coap do coap://127.0.0.1/do -> /dev/pts/1", wantErr: true},
 		{in: "a serial ph, /dev/pts/1", wantErr: true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseEndpoint(tt.in)
-			if tt.wantErr {
-				assert.Error(t, err)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-		})
-	}
+	checkParse(t, tests, ParseEndpoint)
 }
 
 func FuzzParseEndpoint(f *testing.F) {
@@ -81,12 +67,7 @@ func TestProbesYAML(t *testing.T) {
 }
 
 func TestParseSensors(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    []Sensor
-		wantErr bool
-	}{
+	tests := []parseCase[[]Sensor]{
 		{name: "rows", in: `{"sensors":[{"name":"ezo-000","kind":"serial","param":"ph","online":true,"readings":12,"errors":1,"reconnects":0,"quality":{"good":1}}]}`,
 			want: []Sensor{{Name: "ezo-000", Kind: "serial", Param: "ph", Online: true, Readings: 12, Errors: 1}}},
 		{name: "none", in: `{"sensors":[]}`, want: []Sensor{}},
@@ -94,17 +75,7 @@ func TestParseSensors(t *testing.T) {
 		{name: "not JSON", in: "NAME KIND\n", wantErr: true},
 		{name: "negative count", in: `{"sensors":[{"name":"x","readings":-1}]}`, wantErr: true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseSensors([]byte(tt.in))
-			if tt.wantErr {
-				assert.Error(t, err)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-		})
-	}
+	checkParse(t, tests, func(s string) ([]Sensor, error) { return ParseSensors([]byte(s)) })
 }
 
 func FuzzParseSensors(f *testing.F) {
