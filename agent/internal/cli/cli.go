@@ -22,35 +22,15 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/alerting"
 	"github.com/purehealth/purehealth/agent/internal/config"
 	"github.com/purehealth/purehealth/agent/internal/daemon"
+	"github.com/purehealth/purehealth/internal/exitcode"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/version"
 	"github.com/purehealth/purehealth/shared/wqi"
 )
 
-// Exit codes: startup problems (bad flags, bad config, a busy database) differ from a
-// daemon that failed while running.
-const (
-	ExitOK      = 0
-	ExitRuntime = 1
-	ExitStartup = 2
-)
-
-// StartupError marks a failure before the agent was up.
-type StartupError struct{ Err error }
-
-func (e *StartupError) Error() string { return e.Err.Error() }
-func (e *StartupError) Unwrap() error { return e.Err }
-
-// ExitCode maps an error from Run to the process exit code.
-func ExitCode(err error) int {
-	if err == nil {
-		return ExitOK
-	}
-	if _, ok := errors.AsType[*StartupError](err); ok {
-		return ExitStartup
-	}
-	return ExitRuntime
-}
+// ExitCode maps an error from Run to the process exit code: a start-up failure exits
+// differently from a failure while running (see internal/exitcode).
+func ExitCode(err error) int { return exitcode.Of(err) }
 
 // DefaultConfig is where the commands look without --config (also $PH_AGENT_CONFIG).
 const DefaultConfig = "/etc/ph-agent/agent.yaml"
@@ -119,12 +99,12 @@ func newRunCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(configPath(cmd))
 			if err != nil {
-				return &StartupError{err}
+				return exitcode.AtStartup(err)
 			}
 			log := newLogger(cmd.ErrOrStderr(), cfg.Log)
 			d, err := daemon.New(cfg, log)
 			if err != nil {
-				return &StartupError{err}
+				return exitcode.AtStartup(err)
 			}
 			return d.Run(cmd.Context())
 		},

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/purehealth/purehealth/internal/exitcode"
 )
 
 // run drives the real command tree like main does.
@@ -94,7 +96,7 @@ func TestQueryWithoutAgent(t *testing.T) {
 	var stderr bytes.Buffer
 	err := Run(t.Context(), []string{"status", "--config", cfg}, &bytes.Buffer{}, &stderr)
 	require.Error(t, err)
-	assert.Equal(t, ExitRuntime, ExitCode(err))
+	assert.Equal(t, exitcode.Runtime, ExitCode(err))
 	line := stderr.String()
 	assert.Equal(t, 1, strings.Count(line, "\n"), "one line: %q", line)
 	assert.True(t, strings.HasPrefix(line, "ph-agent: agent not running: no socket at "+filepath.Join(dir, "admin.sock")), line)
@@ -118,7 +120,7 @@ mqtt: {allow_anonymous: true}
 
 	var stderr bytes.Buffer
 	err = Run(t.Context(), []string{"run", "--config", bad}, &bytes.Buffer{}, &stderr)
-	assert.Equal(t, ExitStartup, ExitCode(err), "a bad config is a start-up failure")
+	assert.Equal(t, exitcode.Startup, ExitCode(err), "a bad config is a start-up failure")
 }
 
 func TestPasswd(t *testing.T) {

@@ -24,33 +24,13 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/config"
 	"github.com/purehealth/purehealth/cloud/internal/server"
 	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/internal/exitcode"
 	"github.com/purehealth/purehealth/shared/version"
 )
 
-// Exit codes: start-up problems (bad flags, bad config, an unmigrated database, a busy
-// port) differ from a service that failed while running.
-const (
-	ExitOK      = 0
-	ExitRuntime = 1
-	ExitStartup = 2
-)
-
-// StartupError marks a failure before the service was up.
-type StartupError struct{ Err error }
-
-func (e *StartupError) Error() string { return e.Err.Error() }
-func (e *StartupError) Unwrap() error { return e.Err }
-
-// ExitCode maps an error from Run to the process exit code.
-func ExitCode(err error) int {
-	if err == nil {
-		return ExitOK
-	}
-	if _, ok := errors.AsType[*StartupError](err); ok {
-		return ExitStartup
-	}
-	return ExitRuntime
-}
+// ExitCode maps an error from Run to the process exit code: a start-up failure exits
+// differently from a failure while running (see internal/exitcode).
+func ExitCode(err error) int { return exitcode.Of(err) }
 
 // DefaultConfig is where commands look without --config (also $PH_CLOUD_CONFIG).
 const DefaultConfig = "/etc/ph-cloud/cloud.yaml"
@@ -75,7 +55,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &StartupError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.AtStartup(err) })
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newStationCommand(), newConfigCommand(),
 		newViewerTokenCommand(), newVersionCommand())
 	return root
@@ -95,7 +75,7 @@ func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, &StartupError{err}
+		return nil, exitcode.AtStartup(err)
 	}
 	return cfg, nil
 }
@@ -135,7 +115,7 @@ func retention(cfg *config.Config) store.Retention {
 func openStore(cmd *cobra.Command, cfg *config.Config, log *slog.Logger) (*store.Store, error) {
 	st, err := store.Open(cmd.Context(), cfg.DatabaseURL, storeOptions(cfg, log))
 	if err != nil {
-		return nil, &StartupError{fmt.Errorf("database: %w", err)}
+		return nil, exitcode.AtStartup(fmt.Errorf("database: %w", err))
 	}
 	return st, nil
 }
@@ -158,11 +138,11 @@ func newServeCommand() *cobra.Command {
 			defer st.Close()
 			srv, err := server.New(cfg, st, log)
 			if err != nil {
-				return &StartupError{err}
+				return exitcode.AtStartup(err)
 			}
 			ln, err := net.Listen("tcp", cfg.Listen)
 			if err != nil {
-				return &StartupError{err}
+				return exitcode.AtStartup(err)
 			}
 			return srv.Run(cmd.Context(), ln)
 		},
@@ -246,7 +226,7 @@ rotate-token.`,
 			n := store.NewStation{ID: args[0], Name: name, Class: class}
 			latSet, lonSet := cmd.Flags().Changed("lat"), cmd.Flags().Changed("lon")
 			if latSet != lonSet {
-				return &StartupError{errors.New("give both --lat and --lon, or neither")}
+				return exitcode.AtStartup(errors.New("give both --lat and --lon, or neither"))
 			}
 			if latSet {
 				n.Lat, n.Lon = &lat, &lon

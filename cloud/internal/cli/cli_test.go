@@ -18,6 +18,7 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/config"
 	"github.com/purehealth/purehealth/cloud/internal/pgtest"
 	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/internal/exitcode"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -50,12 +51,12 @@ func TestMigrateThenStations(t *testing.T) {
 
 	r := run(t, "serve", "--config", cfg)
 	require.Error(t, r.err, "serve must refuse an unmigrated database")
-	assert.Equal(t, cli.ExitStartup, r.code)
+	assert.Equal(t, exitcode.Startup, r.code)
 	assert.Contains(t, r.stderr, "database is at schema 0, this ph-cloud needs")
 	assert.Contains(t, r.stderr, "run ph-cloud migrate")
 
 	r = run(t, "station", "list", "--config", cfg)
-	assert.Equal(t, cli.ExitStartup, r.code, "station commands need a migrated database too")
+	assert.Equal(t, exitcode.Startup, r.code, "station commands need a migrated database too")
 
 	r = run(t, "migrate", "--config", cfg)
 	require.NoError(t, r.err, r.stderr)
@@ -137,7 +138,7 @@ func TestUsageErrors(t *testing.T) {
 			assert.Contains(t, r.stderr, tc.want)
 			assert.True(t, strings.HasPrefix(r.stderr, "ph-cloud: "), "one clear line: %q", r.stderr)
 			if tc.name != "no name" {
-				assert.Equal(t, cli.ExitStartup, r.code)
+				assert.Equal(t, exitcode.Startup, r.code)
 			}
 			assert.Empty(t, r.stdout)
 		})

@@ -9,12 +9,10 @@
 package config
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path"
@@ -27,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/purehealth/purehealth/internal/strictyaml"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -212,21 +211,8 @@ func Load(path string) (*Config, error) {
 // Parse decodes, defaults and validates a configuration document.
 func Parse(data []byte) (*Config, error) {
 	var cfg Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("config is empty")
-		}
-		return nil, fmt.Errorf("decode: %w", err)
-	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case errors.Is(err, io.EOF):
-	case err != nil:
-		return nil, fmt.Errorf("a second YAML document is not allowed: %w", err)
-	default:
-		return nil, fmt.Errorf("line %d: a second YAML document is not allowed", extra.Line)
+	if err := strictyaml.Decode(data, &cfg); err != nil {
+		return nil, err
 	}
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
