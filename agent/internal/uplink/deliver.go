@@ -378,20 +378,27 @@ func (u *Uplink) encode(items []item) ([]byte, error) {
 	return body, nil
 }
 
-// confirmed records items as safe in the cloud.
+// confirmed records items as safe in the cloud. Within one lane, the records of a stream
+// that a batch holds leave no hole but seqs already confirmed, set aside with the batch, or
+// no longer stored (each lane reads a run of the stream), so each lane's span from its
+// lowest to its highest seq is confirmed. That stays true of any piece of a split batch.
+// Between the two lanes lie records not sent: the spans are never joined.
 func (u *Uplink) confirmed(items []item) {
-	var lo, hi [numStreams + 1]uint64
+	var lo, hi [liveLane + 1][numStreams + 1]uint64
 	for _, it := range items {
-		if lo[it.st] == 0 || it.seq < lo[it.st] {
-			lo[it.st] = it.seq
+		l := &lo[it.lane][it.st]
+		if *l == 0 || it.seq < *l {
+			*l = it.seq
 		}
-		hi[it.st] = max(hi[it.st], it.seq)
+		hi[it.lane][it.st] = max(hi[it.lane][it.st], it.seq)
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	for _, st := range streams {
-		if hi[st] > 0 {
-			u.ahead[st].add(lo[st], hi[st])
+	for ln := range hi {
+		for _, st := range streams {
+			if hi[ln][st] > 0 {
+				u.ahead[st].add(lo[ln][st], hi[ln][st])
+			}
 		}
 	}
 	u.st.LastSuccessAt = u.opts.Now().UTC()

@@ -20,13 +20,22 @@ first sends the live lane: every unsent alert event, the newest WQI record, and 
 LiveReadings unsent readings, so an operator sees the station's current state within
 seconds of the link coming back. Then the backlog lane drains WQI history and readings
 from the cursors in seq order, batch after batch with no wait between them, skipping what
-the live lane sent. Before every backlog batch the live lane is looked at again: an alert
-raised during a long drain goes next.
+the live lane sent.
+
+The live lane stays open while the backlog drains. Before every backlog batch it is looked
+at again: an alert event or a new WQI record goes next, in a batch of its own. Readings
+stored since the previous batch was built ride in the next backlog batch, above the
+backlog's own readings: the newest of them, at most LiveReadings and half the batch (the
+older ones are left to the backlog, which reaches them in order). So a reading that
+arrives during a long drain reaches the cloud one batch later, not after the backlog, and
+the drain sends no extra requests for it.
 
 Readings confirmed through the live lane sit above the cursor. They are remembered in
 memory as seq ranges, the backlog skips them, and the cursor jumps over them once the
-backlog reaches them. After a restart that memory is gone and they are sent again (the
-cloud drops the duplicates): the cursor alone is persisted.
+backlog reaches them. A batch holding both lanes is confirmed lane by lane (the seqs
+between the backlog's readings and the newest ones were not sent), also when it is split.
+After a restart that memory is gone and they are sent again (the cloud drops the
+duplicates): the cursor alone is persisted.
 
 # Failures
 
@@ -57,7 +66,8 @@ With Options.DailyBytes set, the bytes on the wire (counted on the connections: 
 headers and retries included) per UTC day are kept in the store, so a restart does not
 reset them. When the next backlog batch would exceed what is left, the backlog waits for
 the next day (state "budget exhausted"), and the live lane keeps sending alert events and
-the latest WQI, without readings. A live batch may overshoot the budget by its own size.
+the latest WQI, without readings. A backlog batch is weighed with the new readings riding
+in it, which stop with it. A live batch may overshoot the budget by its own size.
 
 # Shutdown
 

@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/purehealth/purehealth/agent/internal/spool"
 	"github.com/purehealth/purehealth/shared/telemetry"
@@ -23,11 +24,13 @@ func (b *batch) empty() bool {
 }
 
 // liveSet builds the live lane's batch: every unsent alert event (oldest first), the
-// newest WQI record if it is unsent, and, when withReadings, the newest LiveReadings unsent
-// readings. Unless first (the start of a pass), only an alert or a new WQI record makes a
-// live batch: readings alone wait for the backlog then, so a long drain is not interleaved
-// with tiny batches. At most room records.
-func (u *Uplink) liveSet(ahead *[numStreams + 1]rangeSet, first, withReadings bool, room int) (*batch, error) {
+// newest WQI record if it is unsent, and, when withReadings, readings. At the start of a
+// pass (first) those are the newest LiveReadings unsent readings; later in the pass they
+// are the readings stored since the last batch was built (above *seen), and only an alert
+// or a new WQI record makes a live batch of its own: readings alone ride with the next
+// backlog batch (see backlog), so a long drain is not interleaved with tiny batches. At
+// most room records. *seen is moved to the newest reading looked at.
+func (u *Uplink) liveSet(ahead *[numStreams + 1]rangeSet, seen *uint64, first, withReadings bool, room int) (*batch, error) {
 	b := &batch{}
 	curW := u.store.Cursor(spool.WQI)
 	recs, err := u.store.LastRecords(spool.WQI, 1)
@@ -48,19 +51,25 @@ func (u *Uplink) liveSet(ahead *[numStreams + 1]rangeSet, first, withReadings bo
 	b.items = append(alerts, b.items...) // alerts first, as a batch lists them
 	b.skip = append(b.skip, skip...)
 	b.cover[spool.Alerts] = cover
+	for i := range b.items {
+		b.items[i].lane = liveLane
+	}
 	if !first && b.empty() {
 		return b, nil
 	}
-	if withReadings {
-		if err := u.liveReadings(b, &ahead[spool.Readings], room-len(b.items)); err != nil {
-			return nil, err
-		}
+	if !withReadings {
+		return b, nil
 	}
-	return b, nil
+	if first {
+		err = u.liveReadings(b, &ahead[spool.Readings], seen, room-len(b.items))
+	} else {
+		err = u.freshReadings(b, &ahead[spool.Readings], seen, min(u.opts.LiveReadings, room-len(b.items)))
+	}
+	return b, err
 }
 
 // liveReadings adds the newest unsent readings to b, oldest of them first.
-func (u *Uplink) liveReadings(b *batch, ahead *rangeSet, room int) error {
+func (u *Uplink) liveReadings(b *batch, ahead *rangeSet, seen *uint64, room int) error {
 	if room <= 0 {
 		return nil
 	}
@@ -68,6 +77,9 @@ func (u *Uplink) liveReadings(b *batch, ahead *rangeSet, room int) error {
 	rs, err := u.store.Readings(spool.Query{Limit: u.opts.LiveReadings})
 	if err != nil {
 		return fmt.Errorf("read newest readings: %w", err)
+	}
+	if len(rs) > 0 {
+		*seen = max(*seen, rs[0].Seq)
 	}
 	// reached: every reading above the cursor is among rs.
 	reached := len(rs) < u.opts.LiveReadings
@@ -84,24 +96,69 @@ func (u *Uplink) liveReadings(b *batch, ahead *rangeSet, room int) error {
 	if len(keep) > room {
 		keep, reached = keep[:room], false
 	}
-	for i := len(keep) - 1; i >= 0; i-- {
-		if it, err := readingItem(keep[i]); err != nil {
-			b.skip = append(b.skip, unsendable{spool.Readings, keep[i].Seq, err.Error()})
-		} else {
-			b.items = append(b.items, it)
-		}
-	}
+	slices.Reverse(keep)
+	u.addLive(b, keep)
 	if reached && len(rs) > 0 && rs[0].Seq > cur {
 		b.cover[spool.Readings] = rs[0].Seq
 	}
 	return nil
 }
 
+// freshReadings adds to b the readings stored since *seen (and above the cursor), at most
+// limit of them: the newest, when more arrived. The older ones are left to the backlog,
+// which reaches them in order. *seen moves to the newest reading stored, so each reading
+// is offered to the live lane once in a pass.
+func (u *Uplink) freshReadings(b *batch, ahead *rangeSet, seen *uint64, limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	after := max(*seen, u.store.Cursor(spool.Readings))
+	rs, err := u.store.ReadingsAfter(after, limit+1)
+	if err != nil {
+		return fmt.Errorf("read new readings: %w", err)
+	}
+	if len(rs) > limit {
+		if rs, err = u.store.Readings(spool.Query{Limit: limit}); err != nil {
+			return fmt.Errorf("read newest readings: %w", err)
+		}
+		slices.Reverse(rs)
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	*seen = max(*seen, rs[len(rs)-1].Seq)
+	u.addLive(b, slices.DeleteFunc(rs, func(r telemetry.Reading) bool { return r.Seq <= after || ahead.contains(r.Seq) }))
+	return nil
+}
+
+// addLive adds readings (in seq order) to b as live-lane items.
+func (u *Uplink) addLive(b *batch, rs []telemetry.Reading) {
+	for _, r := range rs {
+		it, err := readingItem(r)
+		if err != nil {
+			b.skip = append(b.skip, unsendable{spool.Readings, r.Seq, err.Error()})
+			continue
+		}
+		it.lane = liveLane
+		b.items = append(b.items, it)
+	}
+}
+
 // backlog builds the backlog lane's batch: WQI history and readings from their cursors in
 // seq order, skipping what the live lane has sent. WQI history takes at most an eighth of
-// the batch (it is small; readings are the bulk).
-func (u *Uplink) backlog(ahead *[numStreams + 1]rangeSet, room int) (*batch, error) {
+// the batch (it is small; readings are the bulk). When withReadings, the readings stored
+// since the last batch was built (above *seen) ride along in the live lane, up to
+// LiveReadings and half the batch, so that a reading arriving during a long drain reaches
+// the cloud with the next batch instead of after the whole backlog; *seen moves past them.
+func (u *Uplink) backlog(ahead *[numStreams + 1]rangeSet, seen *uint64, withReadings bool, room int) (*batch, error) {
+	fresh := &batch{}
+	if withReadings {
+		if err := u.freshReadings(fresh, &ahead[spool.Readings], seen, min(u.opts.LiveReadings, room/2)); err != nil {
+			return nil, err
+		}
+	}
 	b := &batch{}
+	room -= len(fresh.items)
 	for _, part := range []struct {
 		st   spool.Stream
 		want int
@@ -118,6 +175,20 @@ func (u *Uplink) backlog(ahead *[numStreams + 1]rangeSet, room int) (*batch, err
 		b.skip = append(b.skip, skip...)
 		b.cover[part.st] = cover
 	}
+	// Near the end of the backlog the scan may have reached the new readings itself:
+	// those it holds go once, in its lane.
+	reached := b.cover[spool.Readings]
+	for _, it := range fresh.items {
+		if it.seq > reached {
+			b.items = append(b.items, it)
+		}
+	}
+	for _, s := range fresh.skip {
+		if s.seq > reached {
+			b.skip = append(b.skip, s)
+		}
+	}
+	*seen = max(*seen, reached)
 	return b, nil
 }
 

@@ -59,6 +59,20 @@ func TestRangeSet(t *testing.T) {
 	s.trim(10)
 	assert.Empty(t, s.rs)
 	assert.False(t, s.contains(10))
+
+	// find searches: every seq of a set with many holes, in and out.
+	var h rangeSet
+	for lo := uint64(10); lo < 1000; lo += 10 {
+		h.add(lo, lo+4)
+	}
+	for seq := uint64(0); seq < 1010; seq++ {
+		r, ok := h.find(seq)
+		in := seq >= 10 && seq%10 < 5 && seq < 1000
+		assert.Equal(t, in, ok, "seq %d", seq)
+		if in {
+			assert.Equal(t, seqRange{seq - seq%10, seq - seq%10 + 4}, r, "range of seq %d", seq)
+		}
+	}
 }
 
 func TestBackoff(t *testing.T) {

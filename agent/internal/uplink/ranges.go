@@ -33,17 +33,22 @@ func (s *rangeSet) add(lo, hi uint64) {
 	s.rs = slices.Replace(s.rs, i, j, seqRange{lo, hi})
 }
 
-// find returns the range holding seq.
+// find returns the range holding seq. The backlog asks it of every record it reads, and a
+// long drain with readings arriving may leave a range per batch: it searches.
 func (s *rangeSet) find(seq uint64) (seqRange, bool) {
-	for _, r := range s.rs {
-		if r.lo > seq {
-			break
+	i, ok := slices.BinarySearchFunc(s.rs, seq, func(r seqRange, seq uint64) int {
+		switch {
+		case r.hi < seq:
+			return -1
+		case r.lo > seq:
+			return 1
 		}
-		if seq <= r.hi {
-			return r, true
-		}
+		return 0
+	})
+	if !ok {
+		return seqRange{}, false
 	}
-	return seqRange{}, false
+	return s.rs[i], true
 }
 
 // contains reports whether seq is in the set.

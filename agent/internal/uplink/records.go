@@ -15,12 +15,23 @@ import (
 
 // item is one record on its way to the cloud, converted to the wire format.
 type item struct {
-	st  spool.Stream
-	seq uint64
-	r   *wire.Reading
-	a   *wire.AlertEvent
-	w   *wire.WQIPoint
+	st   spool.Stream
+	seq  uint64
+	lane lane
+	r    *wire.Reading
+	a    *wire.AlertEvent
+	w    *wire.WQIPoint
 }
+
+// lane is the lane an item travels in. A batch may hold records of one stream from both
+// lanes (the oldest readings of the backlog and the newest ones), with many seqs between
+// them that it does not hold: what an acknowledgement confirms is worked out per lane.
+type lane uint8
+
+const (
+	backlogLane lane = iota // read from the cursor up
+	liveLane                // read from the newest down
+)
 
 // unsendable is a stored record that cannot be put in a batch at all (it does not decode,
 // or holds a value JSON cannot carry). It is set aside like a record the cloud refused.

@@ -89,8 +89,9 @@ type Options struct {
 	Interval time.Duration
 	// BatchMax is the most records in one batch (uplink.batch_max).
 	BatchMax int
-	// LiveReadings is how many of the newest unsent readings the live lane carries
-	// (uplink.live_readings).
+	// LiveReadings is how many of the newest unsent readings the live lane carries at the
+	// start of a pass, and the most of the readings stored since the previous batch that
+	// ride with each batch of a drain (uplink.live_readings).
 	LiveReadings int
 	// BackoffMin and BackoffMax bound the exponential backoff (uplink.backoff_max).
 	BackoffMin, BackoffMax time.Duration
@@ -341,7 +342,8 @@ func (u *Uplink) Status() Status {
 	u.mu.Unlock()
 
 	s.Live = map[spool.Stream]int{}
-	if b, err := u.liveSet(&ahead, true, withReadings, u.opts.BatchMax+u.opts.LiveReadings); err == nil {
+	var seen uint64
+	if b, err := u.liveSet(&ahead, &seen, true, withReadings, u.opts.BatchMax+u.opts.LiveReadings); err == nil {
 		for _, it := range b.items {
 			s.Live[it.st]++
 		}
@@ -352,7 +354,8 @@ func (u *Uplink) Status() Status {
 // pass sends the live lane, then the backlog, batch after batch without waiting, until
 // nothing is left, a batch fails, the budget holds the backlog, or ctx ends. Before every
 // backlog batch the live lane is looked at again, so an alert raised during a long drain
-// goes next, not after the drain.
+// goes next, not after the drain, and the readings stored since the last batch go with the
+// next one.
 func (u *Uplink) pass(ctx context.Context) error {
 	u.setState(Sending)
 	if u.tokenStale {
@@ -362,17 +365,20 @@ func (u *Uplink) pass(ctx context.Context) error {
 		}
 		u.token, u.tokenStale = tok, false
 	}
+	// seen is the newest reading the live lane has looked at in this pass: the ones above
+	// it are new since the last batch was built.
+	var seen uint64
 	for first := true; ctx.Err() == nil; first = false {
 		u.mu.Lock()
 		limit, budgetLeft, withReadings := u.limit, u.budgetLeftLocked(), u.readingsAllowedLocked()
 		u.mu.Unlock()
 		// Only this goroutine writes u.ahead, so it reads it without the lock.
-		b, err := u.liveSet(&u.ahead, first, withReadings, limit)
+		b, err := u.liveSet(&u.ahead, &seen, first, withReadings, limit)
 		if err != nil {
 			return err
 		}
 		if b.empty() {
-			if b, err = u.backlog(&u.ahead, limit); err != nil {
+			if b, err = u.backlog(&u.ahead, &seen, withReadings, limit); err != nil {
 				return err
 			}
 			if b.empty() {

@@ -73,7 +73,7 @@ func (b *bench) drain(ctx context.Context) {
 	agentDir := filepath.Join(dir, "agent")
 	acfg := harness.AgentConfig{Dir: agentDir, Station: o.station, Listen: mqttAddr, MaxBytes: drainBufferBytes}
 	up := harness.Uplink{URL: cfg.URL(), TokenFile: tokenFile, BackoffMax: drainBackoffMax, BatchMax: s.drainBatchMax}
-	batchMax := "batch_max 500 (default)"
+	batchMax := "batch_max (the agent's default)"
 	if s.drainBatchMax > 0 {
 		batchMax = fmt.Sprintf("batch_max %d (--drain-batch-max)", s.drainBatchMax)
 	}
