@@ -139,7 +139,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		Deadband: cfg.Alerts.Deadband, ClearCount: cfg.Alerts.ClearCount,
 		BadCount: cfg.Alerts.BadCount, OfflineFactor: cfg.Alerts.OfflineFactor,
 		Logger: log.With("component", "alerts"),
-	}, storeAdapter{d.spool}, d.outputs, d.hooks)
+	}, storeAdapter{s: d.spool, stored: d.nudgeUplink}, d.outputs, d.hooks)
 	if err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
@@ -148,7 +148,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		Station: cfg.Station.ID, HistoryInterval: cfg.WQI.HistoryInterval,
 		Logger: log.With("component", "pipeline"),
 	}, pipeline.Deps{
-		Store: storeAdapter{d.spool},
+		Store: storeAdapter{s: d.spool, stored: d.nudgeUplink},
 		Checker: validate.New(validate.Config{
 			SpikeSigma: cfg.Validation.SpikeSigma, FlatlineCount: cfg.Validation.FlatlineCount,
 			MaxFuture: cfg.Validation.MaxFuture, MaxPast: cfg.Validation.MaxPast,
@@ -430,11 +430,26 @@ func (o *outputs) Publish(topic string, payload []byte, retain bool, qos byte) e
 	return b.Publish(topic, payload, retain, qos)
 }
 
-// storeAdapter presents the spool as the small stores the pipeline and alerting need.
-type storeAdapter struct{ s *spool.Spool }
+// nudgeUplink tells the uplink, if there is one, that new records are stored.
+func (d *Daemon) nudgeUplink() {
+	if d.uplink != nil {
+		d.uplink.Nudge()
+	}
+}
+
+// storeAdapter presents the spool as the small stores the pipeline and alerting need, and
+// reports each durable append so forwarding need not wait for its next interval.
+type storeAdapter struct {
+	s      *spool.Spool
+	stored func()
+}
 
 func (a storeAdapter) AppendReadings(ctx context.Context, rs []telemetry.Reading) ([]telemetry.Reading, error) {
-	return a.s.AppendReadings(ctx, rs)
+	out, err := a.s.AppendReadings(ctx, rs)
+	if err == nil {
+		a.stored()
+	}
+	return out, err
 }
 
 func (a storeAdapter) AppendWQI(ctx context.Context, data []byte) error {
@@ -444,6 +459,9 @@ func (a storeAdapter) AppendWQI(ctx context.Context, data []byte) error {
 
 func (a storeAdapter) AppendEvent(ctx context.Context, data []byte) error {
 	_, err := a.s.AppendRecord(ctx, spool.Alerts, data)
+	if err == nil {
+		a.stored()
+	}
 	return err
 }
 

@@ -17,6 +17,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultInterval       = 2 * time.Second
+	DefaultLinger         = 50 * time.Millisecond
 	DefaultBatchMax       = 2000
 	DefaultLiveReadings   = 200
 	DefaultBackoffMin     = time.Second
@@ -87,6 +88,9 @@ type Options struct {
 	CAFile, CertFile, KeyFile string
 	// Interval is the wait between passes while nothing fails (uplink.interval).
 	Interval time.Duration
+	// Linger is how long a Nudge waits for more records to join before the pass (default
+	// 50ms): new readings go within Linger of being stored rather than within Interval.
+	Linger time.Duration
 	// BatchMax is the most records in one batch (uplink.batch_max).
 	BatchMax int
 	// LiveReadings is how many of the newest unsent readings the live lane carries at the
@@ -153,6 +157,7 @@ type Uplink struct {
 	client *client
 	after  func(time.Duration) <-chan time.Time // timer; tests replace it
 	wake   chan struct{}
+	nudge  chan struct{}
 
 	// Owned by the Run goroutine.
 	bo            *backoff
@@ -201,6 +206,7 @@ func New(opts Options, store Store, alerts Alerts) (*Uplink, error) {
 		}
 	}
 	def(&opts.Interval, DefaultInterval)
+	def(&opts.Linger, DefaultLinger)
 	def(&opts.BackoffMin, DefaultBackoffMin)
 	def(&opts.BackoffMax, DefaultBackoffMax)
 	def(&opts.ConnectTimeout, DefaultConnectTimeout)
@@ -228,6 +234,7 @@ func New(opts Options, store Store, alerts Alerts) (*Uplink, error) {
 		opts: opts, store: store, alerts: alerts, log: opts.Logger, client: c,
 		after:      time.After,
 		wake:       make(chan struct{}, 1),
+		nudge:      make(chan struct{}, 1),
 		bo:         newBackoff(opts.BackoffMin, opts.BackoffMax),
 		tokenStale: true, authMaybeOpen: true, rejectMaybeOpen: true,
 		limit: opts.BatchMax,
@@ -239,8 +246,9 @@ func New(opts Options, store Store, alerts Alerts) (*Uplink, error) {
 	return up, nil
 }
 
-// Run forwards until ctx ends: a pass at once, then one every Interval, or after a
-// backoff when a pass failed, or when Flush asks. When ctx ends, the batch in flight gets
+// Run forwards until ctx ends: a pass at once, then one every Interval (sooner, after
+// Linger, when Nudge says new records are stored), or after a backoff when a pass failed,
+// or when Flush asks. When ctx ends, the batch in flight gets
 // up to Options.Grace to be answered and recorded; no new batch starts. Run returns nil
 // then, and an error only for a store that can no longer be read (spool.ErrCorrupt,
 // spool.ErrClosed). Nothing it started outlives it. Run may not be called twice at once.
@@ -267,12 +275,40 @@ func (u *Uplink) Run(ctx context.Context) error {
 		if errors.Is(err, spool.ErrCorrupt) || errors.Is(err, spool.ErrClosed) {
 			return fmt.Errorf("uplink: %w", err)
 		}
+		if !u.await(ctx, wait, err == nil) {
+			return nil
+		}
+	}
+}
+
+// await waits for the next pass: wait, a Flush, or — while the link is healthy — a Nudge
+// followed by Linger. A failing link keeps its backoff: nudges do not shorten it. It
+// reports false when ctx ended.
+func (u *Uplink) await(ctx context.Context, wait time.Duration, healthy bool) bool {
+	timer := u.after(wait)
+	lingering := false
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return false
 		case <-u.wake:
-		case <-u.after(wait):
+			return true
+		case <-timer:
+			return true
+		case <-u.nudge:
+			if healthy && !lingering && u.opts.Linger < wait {
+				timer, lingering = u.after(u.opts.Linger), true
+			}
 		}
+	}
+}
+
+// Nudge tells the uplink that new records were stored, so that they go after Linger
+// rather than at the next Interval. It never blocks and is safe for concurrent use.
+func (u *Uplink) Nudge() {
+	select {
+	case u.nudge <- struct{}{}:
+	default: // one is already pending
 	}
 }
 

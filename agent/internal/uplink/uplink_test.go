@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -632,4 +633,67 @@ func TestStatusLanes(t *testing.T) {
 	assert.Zero(t, st.AckedAhead[spool.Readings], "the cursor passed them")
 	assert.Equal(t, uint64(1000), s.Cursor(spool.Readings))
 	w.fire <- time.Now()
+}
+
+// A nudge sends new records after Linger instead of at the next interval; a failing link
+// keeps its backoff whatever it is nudged with.
+func TestNudge(t *testing.T) {
+	s := openStore(t, "")
+	cloud := newCloud(t, nil)
+	u := newUplink(t, s, cloud, nil, Options{Interval: time.Hour, Linger: 10 * time.Millisecond})
+	start(t, u)
+	require.Eventually(t, func() bool { return cloud.requestCount() >= 1 || u.Status().State == Idle },
+		10*time.Second, 5*time.Millisecond, "the first pass")
+
+	addReadings(t, s, 5)
+	u.Nudge()
+	require.Eventually(t, func() bool { return len(cloud.seqs("readings")) == 5 },
+		10*time.Second, 5*time.Millisecond, "nudged records go an hour before the interval")
+
+}
+
+// await lingers after a nudge only while the link is healthy: a failing link keeps its
+// backoff however often it is nudged.
+func TestAwaitKeepsBackoff(t *testing.T) {
+	for _, healthy := range []bool{true, false} {
+		t.Run(fmt.Sprintf("healthy=%v", healthy), func(t *testing.T) {
+			u := &Uplink{opts: Options{Linger: 10 * time.Millisecond}, wake: make(chan struct{}, 1),
+				nudge: make(chan struct{}, 1)}
+			var mu sync.Mutex
+			var asked []time.Duration
+			lingered := make(chan time.Time)
+			u.after = func(d time.Duration) <-chan time.Time {
+				mu.Lock()
+				defer mu.Unlock()
+				asked = append(asked, d)
+				if d == u.opts.Linger {
+					return lingered
+				}
+				return nil // the backoff never ends in this test
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan bool)
+			go func() { done <- u.await(ctx, time.Hour, healthy) }()
+			u.Nudge()
+			require.Eventually(t, func() bool { return len(u.nudge) == 0 }, 10*time.Second, time.Millisecond,
+				"await takes the nudge")
+			if healthy {
+				lingered <- time.Now() // await asked for the linger and is waiting on it
+				assert.True(t, <-done, "a healthy link passes after the linger")
+			} else {
+				u.Nudge()
+				require.Eventually(t, func() bool { return len(u.nudge) == 0 }, 10*time.Second, time.Millisecond)
+				cancel()
+				assert.False(t, <-done, "a failing link waits out its backoff")
+			}
+			cancel()
+			mu.Lock()
+			defer mu.Unlock()
+			if healthy {
+				assert.Equal(t, []time.Duration{time.Hour, u.opts.Linger}, asked)
+			} else {
+				assert.Equal(t, []time.Duration{time.Hour}, asked, "no linger asked while backing off")
+			}
+		})
+	}
 }

@@ -76,7 +76,9 @@ type Database struct {
 // Ingest tunes POST /v1/ingest.
 type Ingest struct {
 	// RatePerStation is the sustained number of batches a second one station may send
-	// (default 2); Burst is how many it may send at once (default 10). Beyond: 429.
+	// (default 20: an agent sends a batch within 50 ms of new readings, and back to back
+	// while a backlog drains); Burst is how many it may send at once (default 50). Beyond:
+	// 429.
 	RatePerStation float64 `yaml:"rate_per_station"`
 	Burst          int     `yaml:"burst"`
 	// MaxInFlight bounds batches being written at once across all stations (default 16);
@@ -153,8 +155,8 @@ const (
 	DefaultMaxConns            = 10
 	DefaultQueryTimeout        = 10 * time.Second
 	DefaultIngestTimeout       = 30 * time.Second
-	DefaultRatePerStation      = 2
-	DefaultBurst               = 10
+	DefaultRatePerStation      = 20
+	DefaultBurst               = 50
 	DefaultMaxInFlight         = 16
 	DefaultRetryAfter          = 5 * time.Second
 	DefaultAheadDays           = 3
