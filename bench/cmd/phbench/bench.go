@@ -74,6 +74,9 @@ func (b *bench) all(ctx context.Context) error {
 	if b.opts.runs(onlyProbes) && ctx.Err() == nil {
 		b.probes(ctx)
 	}
+	if b.opts.runs(onlyLatency) && ctx.Err() == nil {
+		b.latency(ctx)
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted: %w", err)
 	}

@@ -21,7 +21,12 @@
 //     fanout_cpu_per_mframe_vs_gorilla: ph-cloud's live WebSocket fan-out to thousands of
 //     clients (p99 delivery latency, resident memory a connection, CPU per million
 //     frames) against a minimal gorilla/websocket hub with the same logic, run as
-//     `phbench fanout-peer` (--only fanout).
+//     `phbench fanout-peer` (--only fanout);
+//   - sensor_to_ws_p99_vs_floor: p99 latency of 1000 readings a second from their MQTT
+//     publish at a real ph-agent to a WebSocket client of a real ph-cloud (uplink on a
+//     short interval), against the floor of that path measured in the same run: the
+//     agent's fdatasync, the cloud's commit, the MQTT and HTTP loopback round trips, the
+//     fan-out's read and the uplink interval, plus 20 ms (--only latency).
 //
 // Every program it starts is stopped on every path, including SIGINT and SIGTERM. It exits
 // 0 when every run passed its sanity checks (whatever the goals say), 1 when a run failed

@@ -55,7 +55,7 @@ func TestParseOptions(t *testing.T) {
 				assert.False(t, o.runs("throughput"))
 			},
 		},
-		{name: "unknown comparison", args: []string{"--only", "latency"}, wantErr: `unknown comparison "latency"`},
+		{name: "unknown comparison", args: []string{"--only", "speed"}, wantErr: `unknown comparison "speed"`},
 		{name: "no sensors", args: []string{"--sensors", "0"}, wantErr: "--sensors"},
 		{name: "short fsync", args: []string{"--fsync-time", "10ms"}, wantErr: "--fsync-time"},
 		{name: "NaN rate", args: []string{"--rss-rate", "NaN"}, wantErr: "--rss-rate"},
@@ -134,7 +134,8 @@ func TestRunEndToEnd(t *testing.T) {
 		"--ingest-rows", "400", "--ingest-stations", "2", "--ingest-batch", "100",
 		"--drain-readings", "300", "--idle-time", "2s",
 		"--fanout-clients", "40", "--fanout-rate", "50", "--fanout-time", "2s",
-		"--probe-serial", "2", "--probe-coap", "3", "--probe-per-sonde", "2", "--probe-time", "2s"}, &stdout, &stderr)
+		"--probe-serial", "2", "--probe-coap", "3", "--probe-per-sonde", "2", "--probe-time", "2s",
+		"--latency-rate", "200", "--latency-sensors", "4", "--latency-time", "2s", "--latency-floor-samples", "10"}, &stdout, &stderr)
 	require.NoError(t, err, "stderr:\n%s\nstdout:\n%s", &stderr, &stdout)
 
 	out := stdout.String()
@@ -156,7 +157,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	if pgErr == nil && cloudErr == nil {
 		want = append(want, nameIngest, nameCopyFrom, nameDrain, nameLiveLatency,
-			nameFanoutLatency, nameFanoutRSS, nameFanoutCPU)
+			nameFanoutLatency, nameFanoutRSS, nameFanoutCPU, nameSensorToWS)
 	}
 	assert.ElementsMatch(t, want, keys(lines))
 	for _, l := range lines {
