@@ -199,7 +199,7 @@ func (b *bench) latency(ctx context.Context) {
 	b.printf("   info: sensor_to_ws p50 %.1f ms against the floor %.1f ms (ratio %.2f); p99 %.1f ms against floor + %s = %.1f ms (ratio %.2f); max %.1f ms\n",
 		ms(p50), ms(floor.total()), ms(p50)/ms(floor.total()), ms(p99), latencySlack, ms(peer), ms(p99)/ms(peer), ms(res[len(res)-1]))
 	b.add(nameSensorToWS, ms(p99), ms(peer), "ms", benchline.Goal{Op: benchline.AtMost, Value: 1},
-		"floor (fsync agent + commit cloud + round trips + uplink interval) + 20 ms")
+		"floor (fsync agent + commit cloud + round trips + uplink linger) + 20 ms")
 }
 
 // startLatencyCloud migrates the database, registers the station and starts ph-cloud.

@@ -168,10 +168,14 @@ func (b *bench) measureFloor(ctx context.Context, t floorTarget) (latencyFloor, 
 	add(floorPart{name: "http round trip", samples: posts, value: quantile(posts, 0.5),
 		how: fmt.Sprintf("POST /v1/ingest without a token to ph-cloud (answered 401 before any database work), kept-alive connection; median of %d", n)})
 
-	add(floorPart{name: "uplink interval", value: t.interval,
-		how: "the agent's uplink.interval: a reading stored just after a pass waits this long for the next one"})
+	add(floorPart{name: "uplink linger", value: agentLinger,
+		how: "the agent's uplink sends a batch this long after a durable append (uplink.interval only paces passes when nothing new is stored)"})
 	return f, nil
 }
+
+// agentLinger is the agent's uplink linger (agent/internal/uplink DefaultLinger): the batch
+// interval that applies while readings arrive.
+const agentLinger = 50 * time.Millisecond
 
 func waitToken(ctx context.Context, tok interface {
 	Done() <-chan struct{}
