@@ -15,7 +15,8 @@ import (
 // BenchmarkIngest compares the full ingest path (staging COPY, INSERT ... ON CONFLICT,
 // rollups, latest values, one transaction) with a bare COPY of the same rows into
 // measurements, the floor for getting rows into PostgreSQL. Readings are new each
-// iteration (fresh seqs), one every second, so a batch of 500 touches one or two hours.
+// iteration (fresh seqs), one every second (a batch of 500 touches one or two hours) or
+// eight a second (ingest-dense: some ten batches of 500 fall in each hour).
 // Run: go test -run '^$' -bench Ingest ./cloud/internal/store/
 func BenchmarkIngest(b *testing.B) {
 	for _, size := range []int{500, 5000} {
@@ -46,19 +47,26 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			b.ReportMetric(float64(size*b.N)/b.Elapsed().Seconds(), "rows/s")
 		})
-		b.Run(fmt.Sprintf("ingest/rows=%d", size), func(b *testing.B) {
-			s, _ := storetest.Open(b, store.Options{})
-			storetest.AddStation(b, s, station)
-			start := time.Now().Add(-time.Hour)
-			seq := uint64(1)
-			for b.Loop() {
-				rs := storetest.Readings(seq, size, start.Add(time.Duration(seq)*time.Second), time.Second)
-				seq += uint64(size)
-				if _, err := s.Ingest(b.Context(), station, storetest.Batch(station, rs)); err != nil {
-					b.Fatal(err)
+		// One reading a second, and eight a second as a station with eight sensors sends
+		// them: an hour's rollup bucket then gets many batches, each adding to it.
+		for _, load := range []struct {
+			name string
+			step time.Duration
+		}{{"ingest", time.Second}, {"ingest-dense", time.Second / 8}} {
+			b.Run(fmt.Sprintf("%s/rows=%d", load.name, size), func(b *testing.B) {
+				s, _ := storetest.Open(b, store.Options{})
+				storetest.AddStation(b, s, station)
+				start := time.Now().Add(-time.Hour)
+				seq := uint64(1)
+				for b.Loop() {
+					rs := storetest.Readings(seq, size, start.Add(time.Duration(seq)*load.step), load.step)
+					seq += uint64(size)
+					if _, err := s.Ingest(b.Context(), station, storetest.Batch(station, rs)); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.ReportMetric(float64(size*b.N)/b.Elapsed().Seconds(), "rows/s")
-		})
+				b.ReportMetric(float64(size*b.N)/b.Elapsed().Seconds(), "rows/s")
+			})
+		}
 	}
 }

@@ -11,7 +11,9 @@
 //   - plain PostgreSQL: measurements and wqi_readings partitioned by UTC day, partitions made
 //     ahead and on demand for any day a batch touches and dropped past retention (Maintain),
 //     and rollup tables measurements_hourly and measurements_daily kept by the ingest
-//     transaction.
+//     transaction: each bucket holds the sum, count, minimum and maximum of its usable
+//     readings (avg is sum / count), to which a batch adds the aggregates of the rows it
+//     inserted, so no bucket is ever recomputed from raw rows.
 //
 // Both have the same table names and columns, and the queries here return the same results
 // on either.
@@ -26,6 +28,18 @@
 // matches ErrUnavailable and nothing of the batch is stored. The staging tables are
 // per-connection temporary tables (ON COMMIT DELETE ROWS) made when the pool connects, so
 // a batch changes no catalogs.
+//
+// # Live events
+//
+// Every new reading, WQI result and alert transition becomes one row of the events table,
+// the source of the WebSocket fan-out. PostgreSQL builds these rows' JSON from the rows the
+// batch's INSERT ... ON CONFLICT DO NOTHING returned, so only what was actually stored is
+// published, and once compacted as the fan-out sends it, the JSON is what encoding/json
+// makes of the query API's structs, byte for byte but for the digits of rare numbers
+// (sqlJSONNumber). The rows wait in a staging table until the end of the transaction. Then one INSERT into events, sent
+// together with the COMMIT, takes the events lock (see 0003_events.sql), draws their ids
+// and commits: ids follow commit order, and the lock covers that statement and the commit
+// alone.
 //
 // # Concurrency
 //

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/purehealth/purehealth/shared/wire"
 )
 
 // Event types: the "type" of a live message (contract).
@@ -78,11 +76,7 @@ func writeEvents(ctx context.Context, tx pgx.Tx, evs []newEvent) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	stations, types, times, data := make([]string, len(evs)), make([]string, len(evs)),
-		make([]time.Time, len(evs)), make([]string, len(evs))
-	for i, e := range evs {
-		stations[i], types[i], times[i], data[i] = e.station, e.typ, e.time, string(e.data)
-	}
+	stations, types, times, data := splitEvents(evs)
 	_, err := tx.Exec(ctx, `INSERT INTO events (station_id, type, time, data)
 		SELECT s, t, at, d::json FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
 			WITH ORDINALITY AS e(s, t, at, d, n)
@@ -93,119 +87,184 @@ func writeEvents(ctx context.Context, tx pgx.Tx, evs []newEvent) error {
 	return nil
 }
 
+func splitEvents(evs []newEvent) (stations, types []string, times []time.Time, data []string) {
+	stations, types, times, data = make([]string, len(evs)), make([]string, len(evs)),
+		make([]time.Time, len(evs)), make([]string, len(evs))
+	for i, e := range evs {
+		stations[i], types[i], times[i], data[i] = e.station, e.typ, e.time, string(e.data)
+	}
+	return stations, types, times, data
+}
+
+// A batch's events are staged in stage_events while its rows are stored (outside the
+// events lock) and copied into events by publishAndCommit at the end. part orders the kinds
+// as a batch's events come out: status changes, then readings, WQI results and alert
+// transitions, each stream by seq.
+const (
+	partStatus = iota
+	partReading
+	partWQI
+	partAlert
+)
+
+// stageEvents stages events encoded in Go (a station back online) for publishAndCommit,
+// ahead of the batch's data.
+func stageEvents(ctx context.Context, conn *pgx.Conn, evs []newEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	_, types, times, data := splitEvents(evs)
+	_, err := conn.Exec(ctx, `INSERT INTO stage_events (part, ord, time, type, data)
+		SELECT $1, n, at, t, d::json FROM unnest($2::text[], $3::timestamptz[], $4::text[])
+			WITH ORDINALITY AS e(t, at, d, n)`, partStatus, types, times, data)
+	if err != nil {
+		return fmt.Errorf("stage events: %w", err)
+	}
+	return nil
+}
+
+// publishAndCommit moves the staged events of station's batch into the events table, in
+// order, and commits the transaction open on conn. The trigger on events takes the events
+// lock, held until the transaction ends: everything before ran without it, and the COMMIT
+// is sent in the same round trip, so that the lock is held for this one statement and the
+// commit alone.
+func publishAndCommit(ctx context.Context, conn *pgx.Conn, station string) error {
+	batch := &pgx.Batch{}
+	batch.Queue(`INSERT INTO events (station_id, type, time, data)
+		SELECT $1, type, time, data FROM stage_events ORDER BY part, ord, time`, station)
+	batch.Queue("commit")
+	br := conn.SendBatch(ctx, batch)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return fmt.Errorf("write events: %w", err)
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
+// The live messages of stored rows are built by PostgreSQL from the rows an INSERT
+// returned, so that only new rows get one and the Go side encodes nothing per row. The
+// expressions below produce, after the compaction every JSON encoder of ours applies
+// (json.Marshal of a json.RawMessage), the bytes encoding/json makes of the query API's
+// structs: the same keys in the same order, omitempty honoured, strings escaped alike,
+// times in RFC 3339 with trailing zeros trimmed and numbers in Go's notation (see
+// sqlJSONNumber for the one exception). They take column names, never input.
+
+// sqlJSONString is a text column as a JSON string.
+func sqlJSONString(col string) string { return `to_json(` + col + `::text)::text` }
+
+// sqlJSONTime is a timestamptz column as time.Time's JSON: UTC with a Z, trailing zeros
+// of the fraction trimmed (to_json of a timestamp trims them).
+func sqlJSONTime(col string) string {
+	return `(left(to_json(` + col + ` AT TIME ZONE 'UTC')::text, -1) || 'Z"')`
+}
+
+// sqlJSONNumber is a double precision column as encoding/json writes a float64. Both
+// print the fewest digits that read back as the same number (the connection keeps
+// extra_float_digits at 1) and differ in when they use an exponent: PostgreSQL below 1e-4
+// and from 1e15, Go below 1e-6 and from 1e21, with e-7 where PostgreSQL has e-07. The
+// exception: when that shortest decimal lies exactly on the boundary of the numbers that
+// round to the value, Go takes it and PostgreSQL a longer one (7e+22 comes out as
+// 7.0000000000000004e+22): other digits, the very same float64 once read.
+func sqlJSONNumber(col string) string {
+	t := col + `::text`
+	return `(CASE WHEN strpos(` + t + `, 'e') = 0 THEN ` + t +
+		` WHEN abs(` + col + `) >= '1e-6'::float8 AND abs(` + col + `) < '1e21'::float8 THEN ` + t + `::numeric::text` +
+		` ELSE regexp_replace(` + t + `, 'e-0(\d)$', 'e-\1') END)`
+}
+
+// sqlJSONObject joins members built by sqlMember and sqlOptional into an object.
+func sqlJSONObject(members ...string) string {
+	var b strings.Builder
+	b.WriteString(`('{' || `)
+	for i, m := range members {
+		if i > 0 {
+			b.WriteString(` || `)
+		}
+		b.WriteString(m)
+	}
+	b.WriteString(` || '}')::json`)
+	return b.String()
+}
+
+// sqlMember is the member "key": value, value being a JSON text expression; first says
+// whether it opens the object (no comma).
+func sqlMember(first bool, key, value string) string {
+	sep := ","
+	if first {
+		sep = ""
+	}
+	return `'` + sep + `"` + key + `":' || ` + value
+}
+
+// sqlOptional is a member present only when cond holds (omitempty).
+func sqlOptional(cond, key, value string) string {
+	return `(CASE WHEN ` + cond + ` THEN ',"` + key + `":' || ` + value + ` ELSE '' END)`
+}
+
+// readingJSON is the data of a reading event: the query API's Reading.
+var readingJSON = sqlJSONObject(
+	sqlMember(true, "seq", `seq::text`),
+	sqlMember(false, "time", sqlJSONTime("time")),
+	sqlMember(false, "param", sqlJSONString("param")),
+	sqlMember(false, "value", sqlJSONNumber("value")),
+	sqlMember(false, "unit", sqlJSONString("unit")),
+	sqlMember(false, "quality", sqlJSONString("quality")),
+	sqlMember(false, "source", sqlJSONString("source")),
+	sqlMember(false, "sensor", sqlJSONString("sensor")),
+	sqlOptional(`cardinality(flags) > 0`, "flags", `array_to_json(flags)::text`),
+)
+
+// wqiJSON is the data of a WQI event: the query API's WQI point. encoding/json writes a
+// map's keys in byte order, hence COLLATE "C".
+var wqiJSON = sqlJSONObject(
+	sqlMember(true, "seq", `seq::text`),
+	sqlMember(false, "time", sqlJSONTime("time")),
+	sqlMember(false, "wqi", sqlJSONNumber("wqi")),
+	sqlMember(false, "class", sqlJSONString("class")),
+	sqlMember(false, "category", sqlJSONString("category")),
+	sqlMember(false, "partial", `partial::text`),
+	sqlMember(false, "missing", `array_to_json(missing)::text`),
+	sqlMember(false, "sub_indices", `(SELECT coalesce('{' || string_agg(`+sqlJSONString("k")+` || ':' || `+
+		sqlJSONNumber("v")+`, ',' ORDER BY k COLLATE "C") || '}', '{}')
+		FROM (SELECT key, value::float8 FROM jsonb_each_text(sub_indices)) AS e(k, v))`),
+	sqlOptional(`do_saturation_pct IS NOT NULL`, "do_saturation_pct", sqlJSONNumber("do_saturation_pct")),
+)
+
+// alertJSON is the data of an alert event of a station's transition: the query API's
+// Alert as the transition left it, and the transition (AlertChange); $1 is the station.
+var alertJSON = sqlJSONObject(
+	sqlMember(true, "id", `alert_id::text`),
+	sqlMember(false, "origin", `'"`+OriginAgent+`"'`),
+	sqlMember(false, "station", sqlJSONString("$1")),
+	sqlMember(false, "rule", sqlJSONString("rule")),
+	sqlMember(false, "key", sqlJSONString("key")),
+	sqlMember(false, "param", sqlJSONString("param")),
+	sqlOptional(`sensor <> ''`, "sensor", sqlJSONString("sensor")),
+	sqlMember(false, "severity", sqlJSONString("severity")),
+	sqlMember(false, "state", sqlJSONString("state")),
+	sqlMember(false, "opened_at", sqlJSONTime("opened_at")),
+	sqlOptional(`acknowledged_at IS NOT NULL`, "acknowledged_at", sqlJSONTime("acknowledged_at")),
+	sqlMember(false, "resolved_at", `coalesce(`+sqlJSONTime("resolved_at")+`, 'null')`),
+	sqlMember(false, "message", sqlJSONString("message")),
+	sqlOptional(`value IS NOT NULL`, "value", sqlJSONNumber("value")),
+	sqlOptional(`"limit" IS NOT NULL`, "limit", sqlJSONNumber(`"limit"`)),
+	sqlMember(false, "updated_at", sqlJSONTime("time")),
+	sqlMember(false, "transition", sqlJSONString("transition")),
+)
+
 // Microsecond precision, as PostgreSQL keeps times (pgx truncates): an event says what a
 // query of the row would say.
 func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
-
-func readingEvents(station string, rs []wire.Reading, fresh []int64) ([]newEvent, error) {
-	if len(fresh) == 0 {
-		return nil, nil
-	}
-	isNew := make(map[int64]bool, len(fresh))
-	for _, seq := range fresh {
-		isNew[seq] = true
-	}
-	sorted := make([]*wire.Reading, 0, len(fresh))
-	for i := range rs {
-		if isNew[int64(rs[i].Seq)] {
-			sorted = append(sorted, &rs[i])
-			delete(isNew, int64(rs[i].Seq)) // a seq sent twice in one batch is stored once
-		}
-	}
-	slices.SortFunc(sorted, func(a, b *wire.Reading) int { return cmpUint(a.Seq, b.Seq) })
-	out := make([]newEvent, 0, len(sorted))
-	for _, r := range sorted {
-		at := dbTime(r.Time)
-		ev, err := makeEvent(station, EventReading, at, Reading{
-			Seq: r.Seq, Time: at, Param: r.Param, Value: r.Value, Unit: r.Unit, Quality: r.Quality,
-			Source: r.Source, Sensor: r.Sensor, Flags: r.Flags,
-		})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ev)
-	}
-	return out, nil
-}
-
-func wqiEvents(station string, ws []wire.WQIPoint, fresh []int64) ([]newEvent, error) {
-	isNew := make(map[int64]bool, len(fresh))
-	for _, seq := range fresh {
-		isNew[seq] = true
-	}
-	var sorted []wire.WQIPoint
-	for _, w := range ws {
-		if isNew[int64(w.Seq)] {
-			sorted = append(sorted, w)
-			delete(isNew, int64(w.Seq))
-		}
-	}
-	slices.SortFunc(sorted, func(a, b wire.WQIPoint) int { return cmpUint(a.Seq, b.Seq) })
-	out := make([]newEvent, 0, len(sorted))
-	for _, w := range sorted {
-		w.Time = dbTime(w.Time)
-		if w.Missing == nil {
-			w.Missing = []string{}
-		}
-		if w.SubIndices == nil {
-			w.SubIndices = map[string]float64{}
-		}
-		ev, err := makeEvent(station, EventWQI, w.Time, w)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ev)
-	}
-	return out, nil
-}
-
-func alertEvents(station string, as []wire.AlertEvent, fresh []int64) ([]newEvent, error) {
-	isNew := make(map[int64]bool, len(fresh))
-	for _, seq := range fresh {
-		isNew[seq] = true
-	}
-	var sorted []wire.AlertEvent
-	for _, a := range as {
-		if isNew[int64(a.Seq)] {
-			sorted = append(sorted, a)
-			delete(isNew, int64(a.Seq))
-		}
-	}
-	slices.SortFunc(sorted, func(a, b wire.AlertEvent) int { return cmpUint(a.Seq, b.Seq) })
-	out := make([]newEvent, 0, len(sorted))
-	for _, a := range sorted {
-		at := dbTime(a.Time)
-		ev, err := makeEvent(station, EventAlert, at, AlertChange{Transition: a.Transition, Alert: Alert{
-			ID: a.ID, Origin: OriginAgent, Station: station, Rule: a.Rule, Key: a.Key, Param: a.Param,
-			Sensor: a.Sensor, Severity: a.Severity, State: a.State, OpenedAt: dbTime(a.OpenedAt),
-			AcknowledgedAt: dbTimePtr(a.AcknowledgedAt), ResolvedAt: dbTimePtr(a.ResolvedAt),
-			Message: a.Message, Value: a.Value, Limit: a.Limit, UpdatedAt: at,
-		}})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ev)
-	}
-	return out, nil
-}
-
-func dbTimePtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	v := dbTime(*t)
-	return &v
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
 
 // EventQuery selects events in id order.
 type EventQuery struct {

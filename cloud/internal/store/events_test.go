@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -307,3 +311,158 @@ func TestStationHealthOfflineThenOnline(t *testing.T) {
 	_, err = s.CheckStationHealth(t.Context(), store.HealthPolicy{})
 	assert.True(t, errors.Is(err, store.ErrInvalid), "a policy without a threshold is refused")
 }
+
+// TestEventDataIsWhatGoEncodes checks that the data of the events PostgreSQL builds for
+// new rows is, once compacted as the fan-out sends it (json.Marshal of a RawMessage), the
+// very bytes encoding/json makes of what the query API returns for the same rows: numbers
+// in Go's notation at every magnitude, strings escaped alike, times with trailing zeros
+// trimmed, map keys in byte order, optional members omitted.
+func TestEventDataIsWhatGoEncodes(t *testing.T) {
+	s, _ := storetest.Open(t, store.Options{})
+	storetest.AddStation(t, s, station)
+	values := []float64{0, math.Copysign(0, -1), 7.2, -123.456, 0.1 + 0.2, 1e-4, 0.0001234, 9.9e-5, 1.5e-5,
+		1e-6, -2.5e-6, 9.999999999999999e-7, 1e-7, 1e-100, 5e-324, 999999999999999.9, 1e15, 1.2345e20,
+		1e21, -1.5e300, math.MaxFloat64, 12345678.000001}
+	texts := []string{"plain", "", `<b>&"quoted" \back\slash`, "tab\tnew\nline\r\b\f\x01\x1f\x7f",
+		"नदी 🌊 Ωμέγα", "line\u2028para\u2029", `{"json": [1]}`}
+	base := time.Date(2025, 11, 13, 12, 0, 0, 0, time.UTC)
+	fractions := []time.Duration{0, 500 * time.Millisecond, 123456 * time.Microsecond, time.Microsecond,
+		100 * time.Millisecond, 120 * time.Millisecond, 1234567 * time.Nanosecond}
+	var b wire.Batch
+	b.V, b.Station, b.Agent = wire.Version, station, "test"
+	for i, v := range values {
+		seq := uint64(i + 1)
+		at := base.Add(time.Duration(i)*time.Minute + fractions[i%len(fractions)])
+		r := wire.Reading{Seq: seq, Time: at, Sensor: texts[i%len(texts)], Param: "ph", Value: v, Unit: "pH",
+			Quality: "good", Source: "sensor"}
+		if i%2 == 1 {
+			r.Flags = []string{"spike", texts[(i+2)%len(texts)]}
+		}
+		b.Readings = append(b.Readings, r)
+
+		w := storetest.WQI(seq, at, float64(i))
+		w.Category, w.SubIndices = texts[(i+1)%len(texts)], map[string]float64{"b": v, "aa": 1, "a": -v, "Z": 2, "é": 3, "<": 4}
+		switch i % 3 {
+		case 0:
+			w.DOSaturationPct, w.Missing = nil, nil
+		case 1:
+			w.DOSaturationPct, w.SubIndices = &values[i], nil
+		}
+		b.WQI = append(b.WQI, w)
+
+		a := storetest.Alert(seq, seq, "opened", "active", at)
+		a.Sensor, a.Message, a.Rule = texts[i%len(texts)], texts[(i+3)%len(texts)], texts[(i+4)%len(texts)]
+		a.Value, a.Limit = &values[i], &values[len(values)-1-i]
+		if i%2 == 0 {
+			a.Value, a.Transition, a.State = nil, "resolved", "resolved"
+			resolved := at.Add(time.Second)
+			a.ResolvedAt = &resolved
+		}
+		if i%3 == 0 {
+			a.Limit, a.Transition, a.State = nil, "acknowledged", "acknowledged"
+			acked := at.Add(500 * time.Millisecond)
+			a.AcknowledgedAt = &acked
+		}
+		b.Alerts = append(b.Alerts, a)
+	}
+	b.Readings[len(b.Readings)-1].Time = time.Date(999, 1, 2, 3, 4, 5, 6000, time.UTC) // a four-digit year with zeros
+	_, err := s.Ingest(t.Context(), station, &b)
+	require.NoError(t, err)
+
+	evs, err := s.Events(t.Context(), store.EventQuery{Limit: 1000})
+	require.NoError(t, err)
+	require.Len(t, evs, 3*len(values))
+	readings, err := s.Readings(t.Context(), store.ReadingsQuery{Station: station, Limit: 1000})
+	require.NoError(t, err)
+	bySeq := map[uint64]store.Reading{}
+	for _, r := range readings {
+		bySeq[r.Seq] = r
+	}
+	wqi, err := s.WQIHistory(t.Context(), store.WQIQuery{Station: station, Limit: 1000})
+	require.NoError(t, err)
+	wqiBySeq := map[uint64]wire.WQIPoint{}
+	for _, w := range wqi {
+		wqiBySeq[w.Seq] = w
+	}
+	alerts, err := s.Alerts(t.Context(), store.AlertQuery{Station: station, Limit: 1000})
+	require.NoError(t, err)
+	alertByID := map[uint64]store.Alert{}
+	for _, a := range alerts {
+		alertByID[a.ID] = a
+	}
+
+	for i, e := range evs {
+		seq := uint64(i%len(values) + 1)
+		var want any
+		switch i / len(values) {
+		case 0:
+			require.Equal(t, store.EventReading, e.Type)
+			want = bySeq[seq]
+		case 1:
+			require.Equal(t, store.EventWQI, e.Type)
+			want = wqiBySeq[seq]
+		case 2:
+			require.Equal(t, store.EventAlert, e.Type)
+			want = store.AlertChange{Alert: alertByID[seq], Transition: b.Alerts[seq-1].Transition}
+		}
+		wantJSON, err := json.Marshal(want)
+		require.NoError(t, err)
+		got, err := json.Marshal(json.RawMessage(e.Data))
+		require.NoError(t, err, "event %d holds valid JSON: %s", e.ID, e.Data)
+		assert.Equal(t, string(wantJSON), string(got), "%s event of seq %d", e.Type, seq)
+	}
+}
+
+// FuzzReadingEventData stores readings with arbitrary text, values and times and checks
+// that each reading's event data, compacted as the fan-out sends it, is what encoding/json
+// makes of the reading as the query API returns it: the same bytes but for the value's
+// digits, which may be longer for a number on a rounding boundary (7e+22 comes out as
+// 7.0000000000000004e+22) yet always read back as the same float64.
+func FuzzReadingEventData(f *testing.F) {
+	f.Add("ph-1", "pH", 7.2, int64(0), true)
+	f.Add(`<b>&"x"\`, "µS/cm", 1e-7, int64(123456789), false)
+	f.Add("tab\t\x01\u2028🌊", "", -1.5e300, int64(-1), true)
+	f.Add("", "°C", 0.000015, int64(1e18), false)
+	f.Add("नदी", "NTU", 1e21, int64(999), true)
+	f.Add("x", "y", 7e22, int64(1097), false)
+	s, _ := storetest.Open(f, store.Options{})
+	storetest.AddStation(f, s, station)
+	var seq uint64
+	var last int64 // the newest event seen; iterations of one process run one at a time
+	f.Fuzz(func(t *testing.T, text, unit string, value float64, micros int64, flagged bool) {
+		if !utf8.ValidString(text) || !utf8.ValidString(unit) || strings.ContainsRune(text+unit, 0) ||
+			math.IsNaN(value) || math.IsInf(value, 0) {
+			t.Skip("not a reading a batch can carry")
+		}
+		// Any time from year 1 to 9999, to the microsecond PostgreSQL keeps.
+		const span = int64(9998*365*24*3600) * 1e6
+		at := time.UnixMicro(time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro() + (micros%span+span)%span).UTC()
+		seq++
+		r := wire.Reading{Seq: seq, Time: at, Sensor: text, Param: "ph", Value: value, Unit: unit,
+			Quality: "good", Source: "sensor"}
+		// The reading as the query API returns it (TestIngestStoresEveryFieldVerbatim).
+		want := store.Reading{Seq: r.Seq, Time: at, Param: r.Param, Value: value, Unit: unit, Quality: r.Quality,
+			Source: r.Source, Sensor: text}
+		if flagged {
+			r.Flags = []string{text, "spike"}
+			want.Flags = r.Flags
+		}
+		res, err := s.Ingest(t.Context(), station, storetest.Batch(station, []wire.Reading{r}))
+		require.NoError(t, err)
+		require.Equal(t, int64(1), res.NewReadings)
+		evs, err := s.Events(t.Context(), store.EventQuery{After: last, Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, evs, 1)
+		last = evs[0].ID
+		wantJSON, err := json.Marshal(want)
+		require.NoError(t, err)
+		got, err := json.Marshal(json.RawMessage(evs[0].Data))
+		require.NoError(t, err, "valid JSON: %s", evs[0].Data)
+		var back store.Reading
+		require.NoError(t, json.Unmarshal(got, &back))
+		assert.Equal(t, want, back, "the event reads back as the reading")
+		assert.Equal(t, jsonValue.ReplaceAllString(string(wantJSON), `"value":V`), jsonValue.ReplaceAllString(string(got), `"value":V`))
+	})
+}
+
+var jsonValue = regexp.MustCompile(`"value":[-+.eE0-9]+`)

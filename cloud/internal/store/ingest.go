@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,9 +54,7 @@ func (s *Store) Ingest(ctx context.Context, station string, b *wire.Batch) (Inge
 
 	res := IngestResult{Ack: ackOf(b)}
 	err := s.withRetry(ctx, "ingest", func(ctx context.Context) error {
-		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			return s.ingestTx(ctx, tx, station, b, &res)
-		})
+		return s.ingestOnce(ctx, station, b, &res)
 	})
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("ingest: %w", err)
@@ -82,12 +81,12 @@ func ackOf(b *wire.Batch) wire.Ack {
 // them, and a rollback discards what a failed batch staged, so no batch sees another's
 // rows. Creating them per batch (ON COMMIT DROP) costs catalog writes that took a third of
 // a 500-reading batch's time and bloat the system catalogs at high batch rates.
+// stage_events holds the batch's live events until publishAndCommit writes them.
 const stagingDDL = `
 CREATE TEMP TABLE IF NOT EXISTS stage_readings (
     time timestamptz, param text, value double precision, unit text, quality text,
     source text, seq bigint, sensor text, flags text[]
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_touched (bucket timestamptz, param text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_wqi (
     time timestamptz, seq bigint, wqi double precision, class text, category text,
     partial boolean, missing text[], sub_indices jsonb, do_saturation_pct double precision
@@ -97,9 +96,51 @@ CREATE TEMP TABLE IF NOT EXISTS stage_alerts (
     param text, sensor text, severity text, state text, opened_at timestamptz,
     acknowledged_at timestamptz, resolved_at timestamptz, message text,
     value double precision, "limit" double precision
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_events (
+    part smallint, ord bigint, time timestamptz, type text, data json
 ) ON COMMIT DELETE ROWS;`
 
-func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, station string, b *wire.Batch, res *IngestResult) error {
+// ingestOnce makes one attempt at storing b: one transaction on one pooled connection.
+// It runs the transaction itself rather than through pgx.Tx so that the statement
+// publishing the batch's events can travel with the COMMIT (publishAndCommit).
+func (s *Store) ingestOnce(ctx context.Context, station string, b *wire.Batch, res *IngestResult) (err error) {
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer pc.Release()
+	conn := pc.Conn()
+	if _, err := conn.Exec(ctx, "begin"); err != nil {
+		return err
+	}
+	defer func() {
+		if err == nil || conn.IsClosed() || conn.PgConn().TxStatus() == 'I' {
+			return
+		}
+		// When the rollback fails too, the pool drops the connection: it is still in a
+		// transaction when released.
+		if _, rerr := conn.Exec(ctx, "rollback"); rerr != nil {
+			s.log.Debug("ingest: rollback", "err", rerr)
+		}
+	}()
+	publish, err := s.ingestTx(ctx, conn, station, b, res)
+	if err != nil {
+		return err
+	}
+	if publish {
+		return publishAndCommit(ctx, conn, station)
+	}
+	tag, err := conn.Exec(ctx, "commit")
+	if err == nil && tag.String() == "ROLLBACK" {
+		err = pgx.ErrTxCommitRollback
+	}
+	return err
+}
+
+// ingestTx stores b in the transaction open on conn, all but its events, which it leaves
+// staged; it reports whether there are any to publish.
+func (s *Store) ingestTx(ctx context.Context, conn *pgx.Conn, station string, b *wire.Batch, res *IngestResult) (publish bool, err error) {
 	res.NewReadings, res.NewAlerts, res.NewWQI = 0, 0, 0
 	ack := res.Ack.Acked
 	// First statement: it takes the station's row lock, so this station's batches run one
@@ -117,55 +158,39 @@ func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, station string, b *wire
 			batches = i.batches + 1, last_batch_at = now(), agent = EXCLUDED.agent`,
 		station, int64(ack["readings"]), int64(ack["alerts"]), int64(ack["wqi"]), b.Agent)
 	batch.Queue(backOnlineSQL, station, now)
-	br := tx.SendBatch(ctx, batch)
-	_, err := br.Exec()
-	if err != nil {
+	br := conn.SendBatch(ctx, batch)
+	if _, err := br.Exec(); err != nil {
 		br.Close()
-		return fmt.Errorf("lock station: %w", err)
+		return false, fmt.Errorf("lock station: %w", err)
 	}
-	// Live events of what is new, written last (see writeEvents): a station that was
-	// offline is back first, then its data.
-	evs, err := backOnline(br.QueryRow(), station, now)
+	// A station that was offline is back first, then its data.
+	status, err := backOnline(br.QueryRow(), station, now)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("back online: %w", cerr)
 	}
 	if err != nil {
-		return err
+		return false, err
+	}
+	if err := stageEvents(ctx, conn, status); err != nil {
+		return false, err
 	}
 	if len(b.Readings) > 0 {
-		fresh, err := s.ingestReadings(ctx, tx, station, b.Readings, res)
-		if err != nil {
-			return err
+		if err := s.ingestReadings(ctx, conn, station, b.Readings, res); err != nil {
+			return false, err
 		}
-		more, err := readingEvents(station, b.Readings, fresh)
-		if err != nil {
-			return err
-		}
-		evs = append(evs, more...)
 	}
 	if len(b.WQI) > 0 {
-		fresh, err := ingestWQI(ctx, tx, station, b.WQI, s.opts.Now(), res)
-		if err != nil {
-			return err
+		if err := ingestWQI(ctx, conn, station, b.WQI, s.opts.Now(), res); err != nil {
+			return false, err
 		}
-		more, err := wqiEvents(station, b.WQI, fresh)
-		if err != nil {
-			return err
-		}
-		evs = append(evs, more...)
 	}
 	if len(b.Alerts) > 0 {
-		fresh, err := ingestAlerts(ctx, tx, station, b.Alerts, res)
-		if err != nil {
-			return err
+		if err := ingestAlerts(ctx, conn, station, b.Alerts, res); err != nil {
+			return false, err
 		}
-		more, err := alertEvents(station, b.Alerts, fresh)
-		if err != nil {
-			return err
-		}
-		evs = append(evs, more...)
 	}
-	return writeEvents(ctx, tx, evs)
+	// Nothing new: no events, and no wait for the events lock.
+	return len(status) > 0 || res.NewReadings+res.NewWQI+res.NewAlerts > 0, nil
 }
 
 func orEmpty(s []string) []string {
@@ -175,103 +200,94 @@ func orEmpty(s []string) []string {
 	return s
 }
 
-// ingestReadings stores the new readings and returns their seqs.
-func (s *Store) ingestReadings(ctx context.Context, tx pgx.Tx, station string, rs []wire.Reading, res *IngestResult) ([]int64, error) {
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_readings"},
+// insertReadingsSQL stores the staged readings that are new ($1 station, $2 received_at)
+// and, from exactly the rows inserted (RETURNING), in the same statement: stages their
+// events and updates the latest values and (plain layout) the rollups. It returns the
+// number of new rows.
+func insertReadingsSQL(mode Mode) string {
+	sql := `WITH ins AS (
+			INSERT INTO measurements (time, station_id, param, value, unit, quality, source, seq, sensor, flags, received_at)
+			SELECT time, $1, param, value, unit, quality, source, seq, sensor, flags, $2 FROM stage_readings
+			ON CONFLICT DO NOTHING
+			RETURNING time, param, value, unit, quality, source, seq, sensor, flags
+		), staged AS (
+			INSERT INTO stage_events (part, ord, time, type, data)
+			SELECT ` + strconv.Itoa(partReading) + `, seq, time, '` + EventReading + `', ` + readingJSON + ` FROM ins
+		), latest AS (
+			INSERT INTO station_latest AS l (station_id, param, source, time, value, unit, quality, sensor, seq)
+			SELECT DISTINCT ON (param, source) $1, param, source, time, value, unit, quality, sensor, seq
+			FROM ins WHERE quality <> 'bad'
+			ORDER BY param, source, time DESC, seq DESC
+			ON CONFLICT (station_id, param, source) DO UPDATE SET
+				time = EXCLUDED.time, value = EXCLUDED.value, unit = EXCLUDED.unit,
+				quality = EXCLUDED.quality, sensor = EXCLUDED.sensor, seq = EXCLUDED.seq
+			WHERE (l.time, l.seq) < (EXCLUDED.time, EXCLUDED.seq)
+		)`
+	if mode == ModePlain {
+		sql += `, ` + rollupSQL("hourly", "hour") + `, ` + rollupSQL("daily", "day")
+	}
+	return sql + `
+		SELECT count(*) FROM ins`
+}
+
+// rollupSQL is a CTE of insertReadingsSQL that adds the new usable readings to their
+// buckets of measurements_<name>: sums, counts, minima and maxima add up, so a bucket
+// needs only the batch's new rows, whatever it held before (0004_rollup_sums.plain.sql).
+// The upsert is safe among concurrent batches on its own.
+func rollupSQL(name, unit string) string {
+	return name + ` AS (
+			INSERT INTO measurements_` + name + ` AS r (bucket, station_id, param, sum, count, min, max, avg)
+			SELECT date_trunc('` + unit + `', time, 'UTC'), $1, param, sum(value), count(*), min(value), max(value),
+				sum(value) / count(*)
+			FROM ins WHERE quality <> 'bad'
+			GROUP BY 1, param
+			ON CONFLICT (station_id, param, bucket) DO UPDATE SET
+				sum = r.sum + EXCLUDED.sum, count = r.count + EXCLUDED.count,
+				min = least(r.min, EXCLUDED.min), max = greatest(r.max, EXCLUDED.max),
+				avg = (r.sum + EXCLUDED.sum) / (r.count + EXCLUDED.count)
+		)`
+}
+
+// The statement of ingestReadings, by layout.
+var insertReadings = map[Mode]string{
+	ModePlain:     insertReadingsSQL(ModePlain),
+	ModeTimescale: insertReadingsSQL(ModeTimescale),
+}
+
+// ingestReadings stores the new readings, their events, latest values and rollups.
+func (s *Store) ingestReadings(ctx context.Context, conn *pgx.Conn, station string, rs []wire.Reading, res *IngestResult) error {
+	_, err := conn.CopyFrom(ctx, pgx.Identifier{"stage_readings"},
 		[]string{"time", "param", "value", "unit", "quality", "source", "seq", "sensor", "flags"},
 		pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
 			r := &rs[i]
 			return []any{r.Time, r.Param, r.Value, r.Unit, r.Quality, r.Source, int64(r.Seq), r.Sensor, orEmpty(r.Flags)}, nil
 		}))
 	if err != nil {
-		return nil, fmt.Errorf("copy readings: %w", err)
+		return fmt.Errorf("copy readings: %w", err)
 	}
-	// The rows that are new, and the hours of their usable values: only those rollup
-	// buckets change.
-	rows, err := tx.Query(ctx, `WITH ins AS (
-			INSERT INTO measurements (time, station_id, param, value, unit, quality, source, seq, sensor, flags, received_at)
-			SELECT time, $1, param, value, unit, quality, source, seq, sensor, flags, $2 FROM stage_readings
-			ON CONFLICT DO NOTHING
-			RETURNING time, param, quality, seq
-		), touched AS (
-			INSERT INTO stage_touched (bucket, param)
-			SELECT DISTINCT date_trunc('hour', time, 'UTC'), param FROM ins WHERE quality <> 'bad'
-		)
-		SELECT seq FROM ins`, station, s.opts.Now())
-	var fresh []int64
-	if err == nil {
-		fresh, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-	}
-	if err != nil {
-		return nil, fmt.Errorf("insert readings: %w", err)
-	}
-	res.NewReadings = int64(len(fresh))
-	if res.NewReadings == 0 {
-		return nil, nil
-	}
-	if s.schema.Mode == ModePlain {
-		if err := updateRollups(ctx, tx, station); err != nil {
-			return nil, err
-		}
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO station_latest AS l
-			(station_id, param, source, time, value, unit, quality, sensor, seq)
-		SELECT DISTINCT ON (param, source) $1, param, source, time, value, unit, quality, sensor, seq
-		FROM stage_readings WHERE quality <> 'bad'
-		ORDER BY param, source, time DESC, seq DESC
-		ON CONFLICT (station_id, param, source) DO UPDATE SET
-			time = EXCLUDED.time, value = EXCLUDED.value, unit = EXCLUDED.unit,
-			quality = EXCLUDED.quality, sensor = EXCLUDED.sensor, seq = EXCLUDED.seq
-		WHERE (l.time, l.seq) < (EXCLUDED.time, EXCLUDED.seq)`, station)
-	if err != nil {
-		return nil, fmt.Errorf("latest values: %w", err)
-	}
-	return fresh, nil
-}
-
-// updateRollups recomputes the hourly buckets in stage_touched from the raw rows, then
-// their days from the hourly rows (a count-weighted mean of the hourly means). The
-// station's row lock makes this safe: no other transaction adds rows of this station
-// between the insert and the recompute.
-func updateRollups(ctx context.Context, tx pgx.Tx, station string) error {
-	// LATERAL makes each bucket one index range scan whatever the planner believes about
-	// the size of a fresh partition.
-	_, err := tx.Exec(ctx, `INSERT INTO measurements_hourly AS h (bucket, station_id, param, avg, min, max, count)
-		SELECT t.bucket, $1, t.param, a.avg, a.min, a.max, a.count
-		FROM stage_touched t CROSS JOIN LATERAL (
-			SELECT avg(m.value) AS avg, min(m.value) AS min, max(m.value) AS max, count(*) AS count
-			FROM measurements m
-			WHERE m.station_id = $1 AND m.param = t.param AND m.quality <> 'bad'
-				AND m.time >= t.bucket AND m.time < t.bucket + INTERVAL '1 hour'
-		) a
-		WHERE a.count > 0
-		ON CONFLICT (station_id, param, bucket) DO UPDATE SET
-			avg = EXCLUDED.avg, min = EXCLUDED.min, max = EXCLUDED.max, count = EXCLUDED.count`, station)
-	if err != nil {
-		return fmt.Errorf("hourly rollup: %w", err)
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO measurements_daily AS d (bucket, station_id, param, avg, min, max, count)
-		SELECT t.bucket, $1, t.param, a.avg, a.min, a.max, a.count
-		FROM (SELECT DISTINCT date_trunc('day', bucket, 'UTC') AS bucket, param FROM stage_touched) t
-		CROSS JOIN LATERAL (
-			SELECT sum(h.avg * h.count) / sum(h.count)::double precision AS avg,
-				min(h.min) AS min, max(h.max) AS max, sum(h.count)::bigint AS count
-			FROM measurements_hourly h
-			WHERE h.station_id = $1 AND h.param = t.param
-				AND h.bucket >= t.bucket AND h.bucket < t.bucket + INTERVAL '1 day'
-		) a
-		WHERE a.count > 0
-		ON CONFLICT (station_id, param, bucket) DO UPDATE SET
-			avg = EXCLUDED.avg, min = EXCLUDED.min, max = EXCLUDED.max, count = EXCLUDED.count`, station)
-	if err != nil {
-		return fmt.Errorf("daily rollup: %w", err)
+	if err := conn.QueryRow(ctx, insertReadings[s.schema.Mode], station, s.opts.Now()).Scan(&res.NewReadings); err != nil {
+		return fmt.Errorf("insert readings: %w", err)
 	}
 	return nil
 }
 
-// ingestWQI stores the new WQI results and returns their seqs.
-func ingestWQI(ctx context.Context, tx pgx.Tx, station string, ws []wire.WQIPoint, now time.Time, res *IngestResult) ([]int64, error) {
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_wqi"},
+// insertWQISQL stores the staged WQI results that are new ($1 station, $2 received_at)
+// and stages their events; it returns the number of new rows.
+var insertWQISQL = `WITH ins AS (
+		INSERT INTO wqi_readings
+			(time, station_id, seq, wqi, class, category, partial, missing, sub_indices, do_saturation_pct, received_at)
+		SELECT time, $1, seq, wqi, class, category, partial, missing, sub_indices, do_saturation_pct, $2
+		FROM stage_wqi ON CONFLICT DO NOTHING
+		RETURNING seq, time, wqi, class, category, partial, missing, sub_indices, do_saturation_pct
+	), staged AS (
+		INSERT INTO stage_events (part, ord, time, type, data)
+		SELECT ` + strconv.Itoa(partWQI) + `, seq, time, '` + EventWQI + `', ` + wqiJSON + ` FROM ins
+	)
+	SELECT count(*) FROM ins`
+
+// ingestWQI stores the new WQI results and their events.
+func ingestWQI(ctx context.Context, conn *pgx.Conn, station string, ws []wire.WQIPoint, now time.Time, res *IngestResult) error {
+	_, err := conn.CopyFrom(ctx, pgx.Identifier{"stage_wqi"},
 		[]string{"time", "seq", "wqi", "class", "category", "partial", "missing", "sub_indices", "do_saturation_pct"},
 		pgx.CopyFromSlice(len(ws), func(i int) ([]any, error) {
 			w := &ws[i]
@@ -282,53 +298,31 @@ func ingestWQI(ctx context.Context, tx pgx.Tx, station string, ws []wire.WQIPoin
 			return []any{w.Time, int64(w.Seq), w.WQI, w.Class, w.Category, w.Partial, orEmpty(w.Missing), sub, w.DOSaturationPct}, nil
 		}))
 	if err != nil {
-		return nil, fmt.Errorf("copy wqi: %w", err)
+		return fmt.Errorf("copy wqi: %w", err)
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO wqi_readings
-			(time, station_id, seq, wqi, class, category, partial, missing, sub_indices, do_saturation_pct, received_at)
-		SELECT time, $1, seq, wqi, class, category, partial, missing, sub_indices, do_saturation_pct, $2
-		FROM stage_wqi ON CONFLICT DO NOTHING RETURNING seq`, station, now)
-	var fresh []int64
-	if err == nil {
-		fresh, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err := conn.QueryRow(ctx, insertWQISQL, station, now).Scan(&res.NewWQI); err != nil {
+		return fmt.Errorf("insert wqi: %w", err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("insert wqi: %w", err)
-	}
-	res.NewWQI = int64(len(fresh))
-	return fresh, nil
+	return nil
 }
 
-// ingestAlerts stores the new alert transitions, updates the alerts' current rows and
-// returns the new transitions' seqs.
-func ingestAlerts(ctx context.Context, tx pgx.Tx, station string, as []wire.AlertEvent, res *IngestResult) ([]int64, error) {
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_alerts"},
-		[]string{"time", "seq", "alert_id", "transition", "rule", "key", "param", "sensor", "severity",
-			"state", "opened_at", "acknowledged_at", "resolved_at", "message", "value", "limit"},
-		pgx.CopyFromSlice(len(as), func(i int) ([]any, error) {
-			a := &as[i]
-			return []any{a.Time, int64(a.Seq), int64(a.ID), a.Transition, a.Rule, a.Key, a.Param, a.Sensor,
-				a.Severity, a.State, a.OpenedAt, a.AcknowledgedAt, a.ResolvedAt, a.Message, a.Value, a.Limit}, nil
-		}))
-	if err != nil {
-		return nil, fmt.Errorf("copy alerts: %w", err)
-	}
-	rows, err := tx.Query(ctx, `INSERT INTO alert_events (time, station_id, seq, alert_id, transition, rule, key,
+// insertAlertsSQL stores the staged alert transitions that are new ($1 station), stages
+// their events and updates the alerts' current rows; it returns the number of new
+// transitions. The current row follows the newest transition received (by seq in the
+// alerts stream), whatever order batches arrive in.
+var insertAlertsSQL = `WITH ins AS (
+		INSERT INTO alert_events (time, station_id, seq, alert_id, transition, rule, key,
 			param, sensor, severity, state, opened_at, acknowledged_at, resolved_at, message, value, "limit")
 		SELECT time, $1, seq, alert_id, transition, rule, key, param, sensor, severity, state, opened_at,
 			acknowledged_at, resolved_at, message, value, "limit"
-		FROM stage_alerts ON CONFLICT DO NOTHING RETURNING seq`, station)
-	var fresh []int64
-	if err == nil {
-		fresh, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-	}
-	if err != nil {
-		return nil, fmt.Errorf("insert alert events: %w", err)
-	}
-	res.NewAlerts = int64(len(fresh))
-	// The current row follows the newest transition received (by seq in the alerts
-	// stream), whatever order batches arrive in.
-	_, err = tx.Exec(ctx, `INSERT INTO alerts AS a (station_id, alert_id, rule, key, param, sensor, severity,
+		FROM stage_alerts ON CONFLICT DO NOTHING
+		RETURNING time, seq, alert_id, transition, rule, key, param, sensor, severity, state, opened_at,
+			acknowledged_at, resolved_at, message, value, "limit"
+	), staged AS (
+		INSERT INTO stage_events (part, ord, time, type, data)
+		SELECT ` + strconv.Itoa(partAlert) + `, seq, time, '` + EventAlert + `', ` + alertJSON + ` FROM ins
+	), current AS (
+		INSERT INTO alerts AS a (station_id, alert_id, rule, key, param, sensor, severity,
 			state, opened_at, acknowledged_at, resolved_at, message, value, "limit", updated_at, event_seq)
 		SELECT DISTINCT ON (alert_id) $1, alert_id, rule, key, param, sensor, severity, state, opened_at,
 			acknowledged_at, resolved_at, message, value, "limit", time, seq
@@ -339,9 +333,26 @@ func ingestAlerts(ctx context.Context, tx pgx.Tx, station string, as []wire.Aler
 			acknowledged_at = EXCLUDED.acknowledged_at, resolved_at = EXCLUDED.resolved_at,
 			message = EXCLUDED.message, value = EXCLUDED.value, "limit" = EXCLUDED."limit",
 			updated_at = EXCLUDED.updated_at, event_seq = EXCLUDED.event_seq
-		WHERE a.event_seq < EXCLUDED.event_seq`, station)
+		WHERE a.event_seq < EXCLUDED.event_seq
+	)
+	SELECT count(*) FROM ins`
+
+// ingestAlerts stores the new alert transitions and their events, and updates the
+// alerts' current rows.
+func ingestAlerts(ctx context.Context, conn *pgx.Conn, station string, as []wire.AlertEvent, res *IngestResult) error {
+	_, err := conn.CopyFrom(ctx, pgx.Identifier{"stage_alerts"},
+		[]string{"time", "seq", "alert_id", "transition", "rule", "key", "param", "sensor", "severity",
+			"state", "opened_at", "acknowledged_at", "resolved_at", "message", "value", "limit"},
+		pgx.CopyFromSlice(len(as), func(i int) ([]any, error) {
+			a := &as[i]
+			return []any{a.Time, int64(a.Seq), int64(a.ID), a.Transition, a.Rule, a.Key, a.Param, a.Sensor,
+				a.Severity, a.State, a.OpenedAt, a.AcknowledgedAt, a.ResolvedAt, a.Message, a.Value, a.Limit}, nil
+		}))
 	if err != nil {
-		return nil, fmt.Errorf("update alerts: %w", err)
+		return fmt.Errorf("copy alerts: %w", err)
 	}
-	return fresh, nil
+	if err := conn.QueryRow(ctx, insertAlertsSQL, station).Scan(&res.NewAlerts); err != nil {
+		return fmt.Errorf("insert alert events: %w", err)
+	}
+	return nil
 }

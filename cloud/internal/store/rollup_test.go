@@ -1,7 +1,9 @@
 package store_test
 
 import (
+	"encoding/json"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,4 +94,88 @@ func TestRollupsMatchAnIndependentComputation(t *testing.T) {
 			assert.False(t, r.Bucket.Before(from) || !r.Bucket.Before(to), "bucket %v outside [%v, %v)", r.Bucket, from, to)
 		}
 	})
+}
+
+// checkRollups compares both rollups of station with an independent computation from all.
+func checkRollups(t *testing.T, s *store.Store, all []wire.Reading) {
+	t.Helper()
+	for _, tc := range []struct {
+		size store.BucketSize
+		d    time.Duration
+	}{{store.Hourly, time.Hour}, {store.Daily, 24 * time.Hour}} {
+		want := expectRollups(all, tc.d)
+		got, err := s.Rollups(t.Context(), store.RollupQuery{Station: station, Size: tc.size, Limit: 10000})
+		require.NoError(t, err)
+		require.Len(t, got, len(want), "%s: one bucket per (bucket, param) with usable readings", tc.size)
+		for _, r := range got {
+			w, ok := want[store.RollupPosition{Bucket: r.Bucket, Param: r.Param}]
+			require.True(t, ok, "%s: unexpected bucket %v %s", tc.size, r.Bucket, r.Param)
+			assert.Equal(t, w.n, r.Count, "%s count %v %s", tc.size, r.Bucket, r.Param)
+			assert.InEpsilon(t, w.sum/float64(w.n), r.Avg, 1e-9, "%s avg %v %s", tc.size, r.Bucket, r.Param)
+			assert.Equal(t, w.min, r.Min, "%s min %v %s", tc.size, r.Bucket, r.Param)
+			assert.Equal(t, w.max, r.Max, "%s max %v %s", tc.size, r.Bucket, r.Param)
+		}
+	}
+}
+
+// TestConcurrentOverlappingBatchesCountOnce sends overlapping batches of one station from
+// several goroutines at once, as an agent retrying over several connections might: each
+// reading is stored, counted in its buckets and published once.
+func TestConcurrentOverlappingBatchesCountOnce(t *testing.T) {
+	s, _ := storetest.Open(t, store.Options{MaxConns: 8})
+	storetest.AddStation(t, s, station)
+	start := time.Now().UTC().Add(-3 * time.Hour)
+	all := storetest.Readings(1, 1200, start, 5*time.Second)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 12 {
+				from := ((i*7 + g*3) % 12) * 100 // every sender covers everything, in its own order
+				to := min(from+150, len(all))
+				_, err := s.Ingest(t.Context(), station, storetest.Batch(station, all[from:to]))
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+
+	checkRollups(t, s, all)
+	evs, err := s.Events(t.Context(), store.EventQuery{Limit: 10000})
+	require.NoError(t, err)
+	seen := map[uint64]int{}
+	for _, e := range evs {
+		var r store.Reading
+		require.NoError(t, json.Unmarshal(e.Data, &r))
+		seen[r.Seq]++
+	}
+	assert.Len(t, evs, len(all), "one event per reading")
+	for _, r := range all {
+		assert.Equal(t, 1, seen[r.Seq], "events of seq %d", r.Seq)
+	}
+}
+
+// TestRollupSumsAfterUpgrade migrates a database whose rollups predate their sums (schema
+// 3): the buckets it holds keep counting correctly as batches add to them.
+func TestRollupSumsAfterUpgrade(t *testing.T) {
+	url := storetest.Migrated(t)
+	s := storetest.OpenURL(t, url, store.Options{})
+	storetest.AddStation(t, s, station)
+	start := time.Now().UTC().Truncate(time.Hour).Add(-5*time.Hour + 17*time.Minute)
+	all := storetest.Readings(1, 600, start, 40*time.Second)
+	_, err := s.Ingest(t.Context(), station, storetest.Batch(station, all[:350]))
+	require.NoError(t, err)
+	s.Close()
+
+	execSQL(t, url, `ALTER TABLE measurements_hourly DROP COLUMN sum;
+		ALTER TABLE measurements_daily DROP COLUMN sum;
+		DELETE FROM schema_migrations WHERE version >= 4`)
+	res, err := store.Migrate(t.Context(), url, store.MigrateOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 3, res.From)
+	assert.Contains(t, res.Applied, 4)
+
+	s = storetest.OpenURL(t, url, store.Options{})
+	_, err = s.Ingest(t.Context(), station, storetest.Batch(station, all[200:]))
+	require.NoError(t, err)
+	checkRollups(t, s, all)
 }

@@ -140,6 +140,10 @@ func newPool(ctx context.Context, url string, maxConns int32, afterConnect func(
 	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
 		cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	}
+	// Live events built by PostgreSQL print numbers with float8's text output, which is
+	// the shortest exact form (as Go's) only at extra_float_digits 1, the default; a
+	// database_url or server setting must not change it for our connections.
+	cfg.ConnConfig.RuntimeParams["extra_float_digits"] = "1"
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "ph-cloud"
 	}

@@ -1,0 +1,3 @@
+-- Incremental rollups are a plain PostgreSQL matter (0004_rollup_sums.plain.sql): on
+-- TimescaleDB measurements_hourly and measurements_daily are continuous aggregates, which
+-- TimescaleDB keeps itself. Nothing changes here.
