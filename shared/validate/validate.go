@@ -77,9 +77,25 @@ type seriesKey struct {
 }
 
 type series struct {
-	window  []float64 // ring of recent non-bad values, oldest first
+	window  []float64 // recent non-bad values, oldest first
+	sorted  []float64 // the values of window in ascending order, for the median and MAD
 	last    float64
 	repeats int // how many times in a row last has been seen
+}
+
+// push appends v to the window, dropping the oldest value when it holds size values.
+// Keeping sorted in step costs a binary search and a short copy per value, where sorting
+// a copy for every reading cost far more.
+func (s *series) push(v float64, size int) {
+	if len(s.window) == size {
+		oldest := s.window[0]
+		s.window = append(s.window[:0], s.window[1:]...)
+		i, _ := slices.BinarySearch(s.sorted, oldest) // present: every value was pushed
+		s.sorted = slices.Delete(s.sorted, i, i+1)
+	}
+	s.window = append(s.window, v)
+	i, _ := slices.BinarySearch(s.sorted, v)
+	s.sorted = slices.Insert(s.sorted, i, v)
 }
 
 // Checker grades readings. Create it with New.
@@ -136,7 +152,7 @@ func (c *Checker) Check(r *telemetry.Reading, in Input) {
 		k := seriesKey{r.Station, r.Sensor, r.Param}
 		s := c.series[k]
 		if s == nil {
-			s = &series{window: make([]float64, 0, c.cfg.Window)}
+			s = &series{window: make([]float64, 0, c.cfg.Window), sorted: make([]float64, 0, c.cfg.Window)}
 			c.series[k] = s
 		}
 		if c.isSpike(s, r.Param, r.Value) {
@@ -151,10 +167,7 @@ func (c *Checker) Check(r *telemetry.Reading, in Input) {
 		if s.repeats >= c.cfg.FlatlineCount {
 			flags |= telemetry.FlagFlatline
 		}
-		if len(s.window) == c.cfg.Window {
-			s.window = append(s.window[:0], s.window[1:]...)
-		}
-		s.window = append(s.window, r.Value)
+		s.push(r.Value, c.cfg.Window)
 		c.mu.Unlock()
 	}
 
@@ -176,7 +189,7 @@ func (c *Checker) isSpike(s *series, p telemetry.Param, v float64) bool {
 	if len(s.window) < c.cfg.MinWindow {
 		return false
 	}
-	med, mad := medianMAD(s.window)
+	med, mad := medianMAD(s.sorted)
 	scale := 1.4826 * mad
 	if floor := minScale[p]; scale < floor {
 		scale = floor
@@ -184,22 +197,34 @@ func (c *Checker) isSpike(s *series, p telemetry.Param, v float64) bool {
 	return math.Abs(v-med)/scale > c.cfg.SpikeSigma
 }
 
-func medianMAD(xs []float64) (median, mad float64) {
-	buf := slices.Clone(xs)
-	median = medianInPlace(buf)
-	for i, x := range xs {
-		buf[i] = math.Abs(x - median)
+// medianMAD returns the median of sorted, which is in ascending order and not empty, and
+// the median of the absolute deviations from it, without sorting anything: the deviations
+// of the values below the median grow leftwards from the middle and those of the values
+// above it grow rightwards, so merging the two runs yields the deviations in order. The
+// results are those of sorting the deviations (the median of two middle values lies
+// between them in floating point too, so each run is monotonic).
+func medianMAD(sorted []float64) (median, mad float64) {
+	n := len(sorted)
+	median = sorted[n/2]
+	if n%2 == 0 {
+		median = (sorted[n/2-1] + sorted[n/2]) / 2
 	}
-	return median, medianInPlace(buf)
-}
-
-func medianInPlace(xs []float64) float64 {
-	slices.Sort(xs)
-	n := len(xs)
+	l, r := n/2-1, n/2 // the next deviation of each run
+	var prev, cur float64
+	for range n/2 + 1 {
+		prev = cur
+		if r == n || l >= 0 && math.Abs(sorted[l]-median) <= math.Abs(sorted[r]-median) {
+			cur = math.Abs(sorted[l] - median)
+			l--
+		} else {
+			cur = math.Abs(sorted[r] - median)
+			r++
+		}
+	}
 	if n%2 == 1 {
-		return xs[n/2]
+		return median, cur
 	}
-	return (xs[n/2-1] + xs[n/2]) / 2
+	return median, (prev + cur) / 2
 }
 
 // Forget drops the window of a series, e.g. after a probe is recalibrated.

@@ -2,10 +2,14 @@ package validate
 
 import (
 	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
@@ -132,4 +136,78 @@ func TestBadValuesStayOutOfTheWindow(t *testing.T) {
 	r = reading(telemetry.PH, 7, t0)
 	c.Check(&r, in)
 	assert.False(t, r.Flags.Has(telemetry.FlagFlatline), "Forget clears the series")
+}
+
+// referenceMedianMAD is the definition: sort the values, take the middle, then sort the
+// absolute deviations from it and take their middle.
+func referenceMedianMAD(xs []float64) (median, mad float64) {
+	mid := func(s []float64) float64 {
+		s = slices.Clone(s)
+		slices.Sort(s)
+		n := len(s)
+		if n%2 == 1 {
+			return s[n/2]
+		}
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	median = mid(xs)
+	dev := make([]float64, len(xs))
+	for i, x := range xs {
+		dev[i] = math.Abs(x - median)
+	}
+	return median, mid(dev)
+}
+
+func TestMedianMADMatchesTheDefinition(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	gen := []struct {
+		name string
+		next func() float64
+	}{
+		{"noisy", func() float64 { return 7 + rng.NormFloat64()/10 }},
+		{"few distinct values", func() float64 { return float64(rng.IntN(3)) / 10 }},
+		{"signed zeros", func() float64 { return []float64{0, math.Copysign(0, -1), 1e-300}[rng.IntN(3)] }},
+		{"wide range", func() float64 { return (rng.Float64() - 0.5) * 1e9 }},
+		{"outliers", func() float64 {
+			if rng.IntN(5) == 0 {
+				return 1000 * rng.Float64()
+			}
+			return 6.5
+		}},
+	}
+	for _, g := range gen {
+		t.Run(g.name, func(t *testing.T) {
+			for window := 1; window <= 25; window++ {
+				s := &series{}
+				for range 3 * window {
+					s.push(g.next(), window)
+					want := slices.Clone(s.window)
+					slices.Sort(want)
+					require.Equal(t, want, s.sorted, "sorted copy of window %v", s.window)
+					wantMed, wantMAD := referenceMedianMAD(s.window)
+					gotMed, gotMAD := medianMAD(s.sorted)
+					require.Equal(t, math.Float64bits(math.Abs(wantMed)), math.Float64bits(math.Abs(gotMed)),
+						"median of %v", s.window)
+					require.Equal(t, math.Float64bits(wantMAD), math.Float64bits(gotMAD), "MAD of %v", s.window)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkCheck(b *testing.B) {
+	c := New(Config{})
+	in := Input{Received: t0, ClockSynced: true}
+	sensors := make([]string, 64)
+	for i := range sensors {
+		sensors[i] = "ph-" + strconv.Itoa(i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r := telemetry.Reading{Station: "S", Sensor: sensors[i%len(sensors)], Param: telemetry.PH,
+			Value: 7.4 * (1 + float64(i%7)/100), Time: t0}
+		c.Check(&r, in)
+		i++
+	}
 }
