@@ -126,9 +126,9 @@ func Decode(leaf string, data []byte, loc *time.Location) ([]telemetry.Observati
 func decodeOne(leaf string, data []byte, loc *time.Location) ([]telemetry.Observation, error) {
 	switch k := kind(data); k {
 	case "object":
-		var it item
-		if err := json.Unmarshal(data, &it); err != nil {
-			return nil, syntaxError(err)
+		it, err := decodeItem(data)
+		if err != nil {
+			return nil, err
 		}
 		o, err := it.observation(leaf, -1, loc)
 		if err != nil {
@@ -136,7 +136,7 @@ func decodeOne(leaf string, data []byte, loc *time.Location) ([]telemetry.Observ
 		}
 		return []telemetry.Observation{o}, nil
 	case "number":
-		if !json.Valid(data) {
+		if !isNumber(data) {
 			return nil, fmt.Errorf("%w: %s is not a JSON number", ErrSyntax, quote(string(data)))
 		}
 		v, err := parseNumber(data)
@@ -177,9 +177,9 @@ func decodeArray(data []byte, loc *time.Location) ([]telemetry.Observation, erro
 			errs = append(errs, &FieldError{Index: i, Err: &TypeError{Want: "an object", Got: k}})
 			continue
 		}
-		var it item
-		if err := json.Unmarshal(raw, &it); err != nil {
-			errs = append(errs, &FieldError{Index: i, Err: syntaxError(err)})
+		it, err := decodeItem(raw)
+		if err != nil {
+			errs = append(errs, &FieldError{Index: i, Err: err})
 			continue
 		}
 		o, err := it.observation("", i, loc)
@@ -203,6 +203,20 @@ type item struct {
 	Unit      json.RawMessage `json:"unit"`
 	Timestamp json.RawMessage `json:"timestamp"`
 	Sensor    json.RawMessage `json:"sensor"`
+}
+
+// decodeItem decodes one reading object, data. The common shape takes the fast path
+// (see scan); everything else goes to encoding/json.
+func decodeItem(data []byte) (item, error) {
+	var it item
+	if it.scan(data) {
+		return it, nil
+	}
+	var slow item // apart from it, which would otherwise escape to the heap on every call
+	if err := json.Unmarshal(data, &slow); err != nil {
+		return item{}, syntaxError(err)
+	}
+	return slow, nil
 }
 
 // observation checks the item. topicParam is the parameter named by the topic, or "" for an
@@ -283,8 +297,9 @@ func text(raw json.RawMessage) (s string, present bool, err error) {
 	if k := kind(raw); k != "string" {
 		return "", true, &TypeError{Want: "a string", Got: k}
 	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", true, syntaxError(err)
+	s, err = unmarshalString(raw)
+	if err != nil {
+		return "", true, err
 	}
 	s = strings.TrimSpace(s)
 	if len(s) > MaxTextLen {
@@ -337,9 +352,9 @@ func parseTime(raw json.RawMessage, loc *time.Location) (time.Time, error) {
 		}
 		return unixTime(v)
 	case "string":
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return time.Time{}, syntaxError(err)
+		s, err := unmarshalString(raw)
+		if err != nil {
+			return time.Time{}, err
 		}
 		s = strings.TrimSpace(s)
 		for _, layout := range zonedLayouts {
