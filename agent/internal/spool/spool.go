@@ -265,6 +265,12 @@ type Spool struct {
 	dsFrontier  uint64
 	stuckLogged time.Time // last "nothing left to evict" log
 	carry       *request
+	keys        []byte // the seq keys of the transaction being built (see apply)
+
+	// appendReqs recycles the requests of AppendReadings with their buffers and channel.
+	// A request goes back only once its caller has the writer's answer: the writer
+	// answers last, after the commit, and bbolt holds on to values only until then.
+	appendReqs sync.Pool
 
 	mu  sync.Mutex // guards pub and pubUsed
 	pub state
@@ -468,18 +474,27 @@ func (s *Spool) AppendReadings(ctx context.Context, rs []telemetry.Reading) ([]t
 		return nil, fmt.Errorf("%w: %d readings in one call, more than the batch limit %d",
 			ErrInvalid, len(rs), s.maxBatch)
 	}
-	vals := make([][]byte, len(rs))
-	buf := make([]byte, 0, 48*len(rs))
+	r, _ := s.appendReqs.Get().(*request)
+	if r == nil {
+		r = &request{done: make(chan error, 1)}
+	}
+	*r = request{op: opAppend, stream: Readings, values: r.values[:0], buf: r.buf[:0], done: r.done}
 	for i := range rs {
-		start := len(buf)
+		start := len(r.buf)
 		var err error
-		if buf, err = encodeReading(buf, &rs[i]); err != nil {
+		if r.buf, err = encodeReading(r.buf, &rs[i]); err != nil {
+			s.appendReqs.Put(r)
 			return nil, fmt.Errorf("%w: reading %d: %w", ErrInvalid, i, err)
 		}
-		vals[i] = buf[start:len(buf):len(buf)]
+		// An earlier value may point into an array append has since outgrown; it stays
+		// valid, since nothing writes to that array again.
+		r.values = append(r.values, r.buf[start:len(r.buf):len(r.buf)])
 	}
-	r := &request{op: opAppend, stream: Readings, values: vals, done: make(chan error, 1)}
-	if err := s.do(ctx, r); err != nil {
+	released, err := s.exchange(ctx, r)
+	if released {
+		defer s.appendReqs.Put(r)
+	}
+	if err != nil {
 		return nil, err
 	}
 	out := make([]telemetry.Reading, len(rs))
@@ -581,38 +596,46 @@ func (s *Spool) Expire(ctx context.Context) error {
 
 // do hands r to the writer and waits for its answer.
 func (s *Spool) do(ctx context.Context, r *request) error {
+	_, err := s.exchange(ctx, r)
+	return err
+}
+
+// exchange is do, and reports whether the writer is done with r: it answered, or never
+// got r. A request handed over but not answered (ctx ended, or the spool closed) may still
+// be in the writer's hands.
+func (s *Spool) exchange(ctx context.Context, r *request) (released bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return true, err
 	}
 	select {
 	case <-s.stop:
-		return ErrClosed
+		return true, ErrClosed
 	default:
 	}
 	select {
 	case s.reqs <- r:
 	case <-s.stop:
-		return ErrClosed
+		return true, ErrClosed
 	case <-ctx.Done():
-		return ctx.Err()
+		return true, ctx.Err()
 	}
 	select {
 	case err := <-r.done:
-		return err
+		return true, err
 	case <-ctx.Done():
 		// The answer may have arrived at the same instant; prefer it.
 		select {
 		case err := <-r.done:
-			return err
+			return true, err
 		default:
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 	case <-s.done:
 		select {
 		case err := <-r.done:
-			return err
+			return true, err
 		default:
-			return ErrClosed
+			return false, ErrClosed
 		}
 	}
 }

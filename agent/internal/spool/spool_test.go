@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,6 +125,61 @@ func TestGroupCommit(t *testing.T) {
 	assert.Less(t, st.Commits, st.Appended/5,
 		"concurrent appends share commits: %d commits for %d appends", st.Commits, st.Appended)
 	t.Logf("%d appends in %d commits", st.Appended, st.Commits)
+}
+
+// TestConcurrentAppendsKeepTheirContent checks that every stored reading is the one its
+// call appended, whatever the batch sizes, string lengths and callers that give up while
+// waiting: AppendReadings recycles its requests and buffers, and the writer its keys.
+func TestConcurrentAppendsKeepTheirContent(t *testing.T) {
+	s := openSpool(t, Options{})
+	const writers, each = 40, 30
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	want := map[uint64]telemetry.Reading{}
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				ctx := t.Context()
+				if w%4 == 3 { // some callers give up at once, some while waiting
+					c, cancel := context.WithTimeout(ctx, time.Duration(i%3)*time.Microsecond)
+					defer cancel()
+					ctx = c
+				}
+				rs := make([]telemetry.Reading, 1+(w+i)%5)
+				for k := range rs {
+					rs[k] = reading(fmt.Sprintf("s-%d-%s", w, strings.Repeat("x", (i*7+k)%40)),
+						telemetry.Temp, float64(w*1000+i*10+k), t0.Add(time.Duration(i)*time.Second))
+				}
+				got, err := s.AppendReadings(ctx, rs)
+				if err != nil {
+					if !errors.Is(err, context.DeadlineExceeded) {
+						errs <- err
+						return
+					}
+					continue // may or may not be stored; not checked
+				}
+				mu.Lock()
+				for _, r := range got {
+					want[r.Seq] = r
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.NotEmpty(t, want)
+	stored := map[uint64]telemetry.Reading{}
+	for _, r := range allReadings(t, s) {
+		stored[r.Seq] = r
+	}
+	for seq, r := range want {
+		assert.Equal(t, r, stored[seq], "seq %d", seq)
+	}
 }
 
 func TestAck(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,7 @@ type request struct {
 	op     opKind
 	stream Stream
 	values [][]byte
+	buf    []byte // backs values, for AppendReadings' reuse of requests
 	seq    uint64
 	key    string
 
@@ -135,7 +137,15 @@ func (s *Spool) shutdown() {
 
 // serve collects first and every request already queued behind it, up to MaxBatch
 // records, and commits them in one transaction.
+//
+// It yields the processor once before collecting. When the process is busy, the callers
+// of the previous commit have just been answered and are runnable, and a moment later most
+// of them are queued again (an MQTT client's next publish, say): the yield lets them join
+// this commit instead of the next, so a commit and its fsync serve several times more
+// records and cost that much less CPU per record. When nothing else is runnable the yield
+// returns at once, so an idle station does not wait for its acknowledgements.
 func (s *Spool) serve(first *request) {
+	runtime.Gosched()
 	batch := []*request{first}
 	n := first.records()
 collect:
@@ -167,6 +177,7 @@ func (s *Spool) commit(batch []*request) {
 	}
 	now := s.now()
 	apply := func(tx *bolt.Tx, st *state) error {
+		s.keys = s.keys[:0]
 		for _, r := range batch {
 			r.err = nil
 			if err := s.apply(tx, st, now, r); err != nil {
@@ -221,7 +232,11 @@ func (s *Spool) apply(tx *bolt.Tx, st *state, now time.Time, r *request) error {
 			ss.markSeq, ss.markTime = ss.next, now.UnixNano()
 		}
 		for _, v := range r.values {
-			if err := b.Put(seqKey(ss.next), v); err != nil {
+			// bbolt keeps the key until the transaction ends: the keys of one
+			// transaction share s.keys, which the next one reuses. An append that outgrows
+			// it leaves the earlier keys in the old array, which stays valid.
+			s.keys = binary.BigEndian.AppendUint64(s.keys, ss.next)
+			if err := b.Put(s.keys[len(s.keys)-8:len(s.keys):len(s.keys)], v); err != nil {
 				return err
 			}
 			ss.next++
