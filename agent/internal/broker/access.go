@@ -191,9 +191,17 @@ func (a *access) lookup(username []byte) (*account, bool) {
 
 // ownsOutput reports whether topic is one of the agent's outputs or below one.
 func (a *access) ownsOutput(topic string) bool {
-	levels := strings.SplitN(topic, "/", 4)
-	return len(levels) >= 3 && levels[0] == payload.TopicRoot && levels[1] == a.station &&
-		isOutput(levels[2])
+	// strings.Cut rather than Split: this runs for every publish, and Cut allocates nothing.
+	root, rest, ok := strings.Cut(topic, "/")
+	if !ok {
+		return false
+	}
+	station, rest, ok := strings.Cut(rest, "/")
+	if !ok {
+		return false
+	}
+	leaf, _, _ := strings.Cut(rest, "/")
+	return root == payload.TopicRoot && station == a.station && isOutput(leaf)
 }
 
 // isIngest reports whether topic is one of this station's reading topics.

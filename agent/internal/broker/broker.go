@@ -76,7 +76,9 @@ type Options struct {
 	// retained messages too: a retained output (wqi, status) must be republished more often.
 	MessageExpiry  time.Duration
 	ConnectTimeout time.Duration // for a new connection to finish TLS and CONNECT
-	IngestTimeout  time.Duration // for one Sink.Ingest call; keep it below client keepalives
+	// IngestTimeout bounds one Sink.Ingest call; keep it below client keepalives. Calls
+	// starting close together share a deadline, so a call gets between 7/8 of it and all.
+	IngestTimeout time.Duration
 
 	Logger *slog.Logger // nil discards
 }
@@ -310,6 +312,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	}
 
 	b.hook.ctx = ctx // before any client goroutine exists
+	b.hook.ingest = newDeadlines(ctx, b.opts.IngestTimeout)
 	for _, l := range lns {
 		l.expectServe()
 	}
@@ -336,6 +339,7 @@ func (b *Broker) Run(ctx context.Context) error {
 			b.log.Warn("mqtt broker close", "error", err)
 		}
 	})
+	b.hook.ingest.stop()
 	return nil
 }
 

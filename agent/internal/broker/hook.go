@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -24,6 +25,8 @@ type hook struct {
 	// ctx is the context Run was given. mochi's hook methods carry no context, so it is kept
 	// here (set once before serving) to cancel Sink.Ingest calls when the broker stops.
 	ctx context.Context
+	// ingest bounds each Sink.Ingest call by Options.IngestTimeout (set with ctx).
+	ingest *deadlines
 
 	// admitted holds the clients that passed OnConnect until mochi asks OnConnectAuthenticate,
 	// which it always does right after a successful OnConnect.
@@ -162,9 +165,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		obs[i].Station = station
 	}
 
-	ctx, cancel := context.WithTimeout(h.ctx, b.opts.IngestTimeout)
-	rejected, err := b.sink.Ingest(ctx, obs)
-	cancel()
+	rejected, err := b.sink.Ingest(h.ingest.context(time.Now()), obs)
 	if err != nil {
 		if h.ctx.Err() != nil {
 			b.log.Debug("publish not stored: broker stopping", "topic", pk.TopicName, "error", err)
@@ -184,7 +185,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	for _, p := range problems {
 		b.report(cl.ID, pk.TopicName, p.Error())
 	}
-	index := itemIndexes(len(obs), problems)
+	var index []int // built on the first refusal in a readings array
 	accepted := 0
 	var firstRefusal error
 	for i := range obs {
@@ -198,6 +199,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		}
 		b.stats.reject(classify(r), 1)
 		if leaf == payload.Readings {
+			if index == nil {
+				index = itemIndexes(len(obs), problems)
+			}
 			r = fmt.Errorf("%s[%d]: %w", payload.Readings, index[i], r)
 		}
 		if firstRefusal == nil {
