@@ -83,7 +83,8 @@ type Pipeline struct {
 	storeFailing                                    atomic.Bool
 
 	wqiMu       sync.Mutex
-	current     *Current
+	current     Current // valid when haveCurrent; a value, not a pointer: replaced per reading
+	haveCurrent bool
 	unpublished bool // current changed but is not yet published (publishEvery)
 	lastPublish time.Time
 	lastHistory time.Time
@@ -232,8 +233,8 @@ func (p *Pipeline) Tick(ctx context.Context) {
 	p.updateWQI(ctx, now)
 	p.wqiMu.Lock()
 	defer p.wqiMu.Unlock()
-	if p.unpublished && p.current != nil {
-		p.emitWQI(ctx, p.current, now)
+	if p.unpublished && p.haveCurrent {
+		p.emitWQI(ctx, &p.current, now)
 	}
 }
 
@@ -255,17 +256,16 @@ func (p *Pipeline) updateWQI(ctx context.Context, now time.Time) {
 		res, inputs, err = p.wqiWithoutTemp(now)
 	}
 	if err != nil {
-		if p.current != nil {
-			p.current, p.unpublished = nil, false
+		if p.haveCurrent {
+			p.current, p.haveCurrent, p.unpublished = Current{}, false, false
 			p.publishWQI(nil, now)
 			p.log.Info("WQI unavailable: no fresh index inputs")
 		}
 		return
 	}
-	prev := p.current
-	cur := &Current{Result: res, Inputs: inputs, Computed: now}
-	p.current = cur
-	if prev != nil && math.Abs(prev.Result.WQI-res.WQI) < 0.005 && prev.Result.Class == res.Class &&
+	prev, hadPrev := p.current, p.haveCurrent
+	p.current, p.haveCurrent = Current{Result: res, Inputs: inputs, Computed: now}, true
+	if hadPrev && math.Abs(prev.Result.WQI-res.WQI) < 0.005 && prev.Result.Class == res.Class &&
 		slices.Equal(prev.Result.Missing, res.Missing) {
 		return
 	}
@@ -274,12 +274,12 @@ func (p *Pipeline) updateWQI(ctx context.Context, now time.Time) {
 		missing[i] = string(m)
 	}
 	p.deps.Alerts.OnWQI(ctx, res.WQI, res.Class, res.Partial, missing)
-	shapeChanged := prev == nil || prev.Result.Class != res.Class || !slices.Equal(prev.Result.Missing, res.Missing)
+	shapeChanged := !hadPrev || prev.Result.Class != res.Class || !slices.Equal(prev.Result.Missing, res.Missing)
 	if !shapeChanged && now.Sub(p.lastPublish) < publishEvery {
 		p.unpublished = true
 		return
 	}
-	p.emitWQI(ctx, cur, now)
+	p.emitWQI(ctx, &p.current, now)
 }
 
 // emitWQI publishes cur and stores it as history when the class changed or the history
@@ -360,10 +360,10 @@ func (p *Pipeline) publishWQI(cur *Current, now time.Time) []byte {
 func (p *Pipeline) CurrentWQI() *Current {
 	p.wqiMu.Lock()
 	defer p.wqiMu.Unlock()
-	if p.current == nil {
+	if !p.haveCurrent {
 		return nil
 	}
-	c := *p.current
+	c := p.current
 	return &c
 }
 

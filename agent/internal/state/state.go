@@ -83,6 +83,7 @@ type Station struct {
 	mu      sync.Mutex
 	latest  map[telemetry.Param]valueAt
 	sensors map[string]*Sensor
+	values  map[telemetry.Param]float64 // WQI's scratch space, reused under mu
 }
 
 // New returns a Station expecting opts.Expected.
@@ -90,7 +91,8 @@ func New(opts Options) *Station {
 	if opts.OfflineFactor <= 0 {
 		opts.OfflineFactor = 3
 	}
-	s := &Station{opts: opts, latest: map[telemetry.Param]valueAt{}, sensors: map[string]*Sensor{}}
+	s := &Station{opts: opts, latest: map[telemetry.Param]valueAt{}, sensors: map[string]*Sensor{},
+		values: make(map[telemetry.Param]float64, len(wqiParams))}
 	for _, e := range opts.Expected {
 		s.sensors[e.Name] = &Sensor{Name: e.Name, Kind: e.Kind, Param: e.Param, Expected: true,
 			Interval: e.Interval, ErrorsByKind: map[string]uint64{}}
@@ -114,10 +116,13 @@ func (s *Station) Observe(rs []telemetry.Reading, now time.Time) {
 		if !sen.LastReadingAt.IsZero() {
 			gap := now.Sub(sen.LastReadingAt)
 			if gap > 0 {
-				sen.gaps = append(sen.gaps, gap)
-				if len(sen.gaps) > maxGaps {
-					sen.gaps = sen.gaps[1:]
+				if sen.gaps == nil {
+					sen.gaps = make([]time.Duration, 0, maxGaps)
 				}
+				if len(sen.gaps) == maxGaps { // shift in place: no reallocation per reading
+					sen.gaps = append(sen.gaps[:0], sen.gaps[1:]...)
+				}
+				sen.gaps = append(sen.gaps, gap)
 				// Smooth the rate over about ten arrivals.
 				inst := float64(time.Minute) / float64(gap)
 				if sen.RatePerMin == 0 {
@@ -225,9 +230,10 @@ type Input struct {
 func (s *Station) WQI(now time.Time) (wqi.Result, []Input, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	values := map[telemetry.Param]float64{}
-	var inputs []Input
-	for _, p := range []telemetry.Param{telemetry.DO, telemetry.FC, telemetry.PH, telemetry.BOD, telemetry.Temp} {
+	values := s.values // wqi.Compute reads it and keeps nothing of it
+	clear(values)
+	inputs := make([]Input, 0, len(wqiParams))
+	for _, p := range wqiParams {
 		v, ok := s.latest[p]
 		if !ok {
 			continue
@@ -240,9 +246,15 @@ func (s *Station) WQI(now time.Time) (wqi.Result, []Input, error) {
 		}
 		inputs = append(inputs, in)
 	}
+	if len(inputs) == 0 {
+		inputs = nil // none is nil, not an empty slice
+	}
 	res, err := wqi.Compute(wqi.Input{Values: values, Method: s.opts.Method, PressureAtm: s.opts.PressureAtm})
 	return res, inputs, err
 }
+
+// wqiParams are the parameters the index is computed from, in the order of its inputs.
+var wqiParams = [...]telemetry.Param{telemetry.DO, telemetry.FC, telemetry.PH, telemetry.BOD, telemetry.Temp}
 
 // Latest returns the latest usable value of p.
 func (s *Station) Latest(p telemetry.Param) (float64, time.Time, bool) {
@@ -262,7 +274,8 @@ func (s *Station) Params() []telemetry.Param {
 }
 
 func median(ds []time.Duration) time.Duration {
-	c := slices.Clone(ds)
+	var buf [maxGaps]time.Duration
+	c := append(buf[:0], ds...)
 	slices.Sort(c)
 	n := len(c)
 	if n%2 == 1 {
