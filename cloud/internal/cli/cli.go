@@ -99,6 +99,7 @@ func storeOptions(cfg *config.Config, log *slog.Logger) store.Options {
 		IngestTimeout: cfg.Database.IngestTimeout.Std(),
 		AheadDays:     cfg.Partitions.AheadDays,
 		Retention:     retention(cfg),
+		LiveMaxAge:    cfg.WebSocket.LiveMaxAge.Std(),
 		Log:           log.With("component", "store"),
 	}
 }

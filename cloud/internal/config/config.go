@@ -139,6 +139,10 @@ type WebSocket struct {
 	Recent int `yaml:"recent"`
 	// PollInterval is how often new events are read without a notification (default 5s).
 	PollInterval Duration `yaml:"poll_interval"`
+	// LiveMaxAge is how old a reading may be on arrival and still be sent to clients
+	// (default 1h). Older readings, a station's backlog after an outage, are stored and
+	// announced by one status message per batch instead of streamed one by one.
+	LiveMaxAge Duration `yaml:"live_max_age"`
 }
 
 // StationHealth tunes the station health check.
@@ -171,6 +175,7 @@ const (
 	DefaultWSReplayWindow      = Day
 	DefaultWSRecent            = 10000
 	DefaultWSPollInterval      = 5 * time.Second
+	DefaultWSLiveMaxAge        = time.Hour
 	DefaultHealthInterval      = time.Minute
 	DefaultOfflineAfter        = 10 * time.Minute
 	Day                        = 24 * time.Hour
@@ -323,6 +328,7 @@ func (w *WebSocket) applyDefaults() {
 	setDur(&w.ReplayWindow, DefaultWSReplayWindow)
 	setInt(&w.Recent, DefaultWSRecent)
 	setDur(&w.PollInterval, DefaultWSPollInterval)
+	setDur(&w.LiveMaxAge, DefaultWSLiveMaxAge)
 }
 
 // ViewerTokenHashes decodes ViewerTokensSHA256 (Validate has checked them).
@@ -503,6 +509,9 @@ func (w *WebSocket) validate(bad func(string, ...any)) {
 	}
 	if w.PollInterval.Std() < 100*time.Millisecond {
 		bad("websocket.poll_interval: %s is shorter than 100ms", w.PollInterval)
+	}
+	if w.LiveMaxAge.Std() < time.Minute {
+		bad("websocket.live_max_age: %s is shorter than 1m", w.LiveMaxAge)
 	}
 }
 

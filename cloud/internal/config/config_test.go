@@ -38,6 +38,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 7*24*time.Hour, cfg.Retention.Events.Std())
 	assert.Equal(t, 10000, cfg.WebSocket.MaxClients)
 	assert.Equal(t, 24*time.Hour, cfg.WebSocket.ReplayWindow.Std())
+	assert.Equal(t, time.Hour, cfg.WebSocket.LiveMaxAge.Std())
 	assert.Equal(t, time.Minute, cfg.StationHealth.Interval.Std())
 	assert.Equal(t, 10*time.Minute, cfg.StationHealth.OfflineAfter.Std())
 	assert.Empty(t, cfg.WebSocket.ViewerTokenHashes())
@@ -100,11 +101,11 @@ fusion: {priority: [sensor, rumour, sensor], max_age: {gossip: 1h}}
 database_url: postgres://h/db
 retention: {events: 2h}
 websocket: {allowed_origins: ["*", "https://*", "a[b"], viewer_tokens_sha256: [abc], max_clients: -1,
-  queue: -5, write_timeout: 1ms, read_limit: 10, replay_window: 1s, poll_interval: 1ms}
+  queue: -5, write_timeout: 1ms, read_limit: 10, replay_window: 1s, poll_interval: 1ms, live_max_age: 30s}
 station_health: {interval: 1ms, offline_after: 5s, offline_after_by_station: {"no good": 1h, A: 1s}}
 `, []string{`allowed_origins: "*"`, `allowed_origins: "https://*"`, `allowed_origins: "a[b"`,
 			"viewer_tokens_sha256[0]", "websocket.max_clients", "websocket.queue", "websocket.write_timeout",
-			"websocket.read_limit", "websocket.replay_window", "websocket.poll_interval", "station_health.interval",
+			"websocket.read_limit", "websocket.replay_window", "websocket.poll_interval", "websocket.live_max_age", "station_health.interval",
 			"station_health.offline_after:", `"no good" is not a station id`, "offline_after_by_station.A"}},
 		{"events kept shorter than the replay window", "database_url: postgres://h/db\nretention: {events: 2h}\n",
 			[]string{"retention.events"}},

@@ -39,7 +39,8 @@
 // type:
 //
 //   - reading: the query API's reading: {"seq","time","param","value","unit","quality",
-//     "source","sensor"} and "flags" when there are any.
+//     "source","sensor"} and "flags" when there are any. Only readings younger than
+//     websocket.live_max_age when they arrive are sent one by one; see backfill below.
 //   - wqi: the query API's WQI point: {"seq","time","wqi","class","category","partial",
 //     "missing","sub_indices","do_saturation_pct"}.
 //   - alert: the query API's alert after the transition plus the transition: {"id",
@@ -50,6 +51,9 @@
 //   - status with a station: the station went offline or came back:
 //     {"state":"online|offline","online":bool,"last_seen":time,"since":time,
 //     "offline_since":time (when it is back)}.
+//   - status with a station and "backfill": a batch brought readings older than
+//     websocket.live_max_age (a backlog after an outage); they are stored and queryable
+//     but not sent one by one: {"backfill":{"readings":N,"from":time,"to":time}}.
 //   - prediction: a forecast (shape defined by the forecasting job).
 //
 // Messages without "station" are about the connection; their type is "status":

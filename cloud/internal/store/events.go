@@ -53,6 +53,22 @@ type StationStatus struct {
 	OfflineSince *time.Time `json:"offline_since,omitempty"`
 }
 
+// Backfill is the data of a status event that announces readings stored without a live
+// event each: a batch brought them after they were older than Options.LiveMaxAge (a
+// station's backlog after days offline, say). A client that shows that station's
+// history of From..To reloads it from the query API instead of receiving every reading
+// over its connection.
+type Backfill struct {
+	Backfill BackfillSpan `json:"backfill"`
+}
+
+// BackfillSpan counts the backfilled readings of one batch and spans their times.
+type BackfillSpan struct {
+	Readings int64     `json:"readings"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+}
+
 // newEvent is an event to be written.
 type newEvent struct {
 	station string
@@ -103,6 +119,7 @@ func splitEvents(evs []newEvent) (stations, types []string, times []time.Time, d
 const (
 	partStatus = iota
 	partReading
+	partBackfill
 	partWQI
 	partAlert
 )
@@ -222,6 +239,13 @@ var readingJSON = sqlJSONObject(
 	sqlMember(false, "source", sqlJSONString("source")),
 	sqlMember(false, "sensor", sqlJSONString("sensor")),
 	sqlOptional(`cardinality(flags) > 0`, "flags", `array_to_json(flags)::text`),
+)
+
+// backfillJSON is the data of a backfill notice (Backfill), aggregated over the rows
+// of ins it covers.
+var backfillJSON = sqlJSONObject(
+	sqlMember(true, "backfill", `'{"readings":' || count(*)::text || ',"from":' || `+
+		sqlJSONTime("min(time)")+` || ',"to":' || `+sqlJSONTime("max(time)")+` || '}'`),
 )
 
 // wqiJSON is the data of a WQI event: the query API's WQI point. encoding/json writes a

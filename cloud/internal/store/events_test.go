@@ -77,6 +77,56 @@ func TestIngestWritesEventsOfWhatIsNew(t *testing.T) {
 	assert.Empty(t, again, "a duplicate batch adds no events")
 }
 
+// TestBackfillIsAnnouncedNotStreamed checks Options.LiveMaxAge: of a batch that brings
+// readings older than it, only the recent ones get a live event each; the old ones are
+// stored, rolled up and counted like any, and announced by one status event with their
+// count and time span. A duplicate batch announces nothing again.
+func TestBackfillIsAnnouncedNotStreamed(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	s, _ := storetest.Open(t, store.Options{LiveMaxAge: time.Hour, Now: func() time.Time { return now }})
+	storetest.AddStation(t, s, station)
+	old := storetest.Readings(1, 30, now.Add(-3*time.Hour), time.Minute) // 3h..2h31m ago
+	recent := storetest.Readings(31, 5, now.Add(-10*time.Minute), time.Minute)
+	b := storetest.Batch(station, append(old, recent...))
+	b.Alerts = []wire.AlertEvent{storetest.Alert(1, 7, "opened", "active", now.Add(-150*time.Minute))}
+
+	res, err := s.Ingest(t.Context(), station, b)
+	require.NoError(t, err)
+	assert.EqualValues(t, 35, res.NewReadings, "every reading is stored")
+	evs, err := s.Events(t.Context(), store.EventQuery{Limit: 100})
+	require.NoError(t, err)
+	require.Len(t, evs, 7, "5 recent readings, one backfill notice, the alert transition")
+	for i, e := range evs[:5] {
+		assert.Equal(t, store.EventReading, e.Type)
+		assert.Equal(t, recent[i].Time, e.Time, "reading event %d", i)
+	}
+	assert.Equal(t, store.EventStatus, evs[5].Type)
+	assert.Equal(t, old[29].Time, evs[5].Time, "the notice is dated by its newest reading")
+	var got store.Backfill
+	require.NoError(t, json.Unmarshal(evs[5].Data, &got))
+	assert.Equal(t, store.BackfillSpan{Readings: 30, From: old[0].Time, To: old[29].Time}, got.Backfill)
+	want, err := json.Marshal(got)
+	require.NoError(t, err)
+	assert.JSONEq(t, string(want), string(evs[5].Data), "the data is what Go encodes")
+	assert.Equal(t, store.EventAlert, evs[6].Type, "alerts stream whatever their age")
+
+	stored, err := s.Readings(t.Context(), store.ReadingsQuery{Station: station, Limit: 100})
+	require.NoError(t, err)
+	assert.Len(t, stored, 35)
+
+	// A batch of old readings only: one notice. Sent again: nothing.
+	b = storetest.Batch(station, storetest.Readings(36, 4, now.Add(-5*time.Hour), time.Second))
+	for range 2 {
+		_, err = s.Ingest(t.Context(), station, b)
+		require.NoError(t, err)
+	}
+	more, err := s.Events(t.Context(), store.EventQuery{After: evs[6].ID, Limit: 100})
+	require.NoError(t, err)
+	require.Len(t, more, 1)
+	require.NoError(t, json.Unmarshal(more[0].Data, &got))
+	assert.EqualValues(t, 4, got.Backfill.Readings)
+}
+
 // TestEventIDsFollowCommitOrder races batches of several stations against a reader that
 // repeatedly asks for the events after the last id it saw, the way every replica reads
 // them. If a transaction could commit an id below one already visible, the reader would

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/purehealth/purehealth/shared/wire"
 )
@@ -203,7 +204,8 @@ func orEmpty(s []string) []string {
 // insertReadingsSQL stores the staged readings that are new ($1 station, $2 received_at)
 // and, from exactly the rows inserted (RETURNING), in the same statement: stages their
 // events and updates the latest values and (plain layout) the rollups. It returns the
-// number of new rows.
+// number of new rows. Readings taken before $3 get no event each but one backfill
+// notice together (Options.LiveMaxAge).
 func insertReadingsSQL(mode Mode) string {
 	sql := `WITH ins AS (
 			INSERT INTO measurements (time, station_id, param, value, unit, quality, source, seq, sensor, flags, received_at)
@@ -212,7 +214,12 @@ func insertReadingsSQL(mode Mode) string {
 			RETURNING time, param, value, unit, quality, source, seq, sensor, flags
 		), staged AS (
 			INSERT INTO stage_events (part, ord, time, type, data)
-			SELECT ` + strconv.Itoa(partReading) + `, seq, time, '` + EventReading + `', ` + readingJSON + ` FROM ins
+			SELECT ` + strconv.Itoa(partReading) + `, seq, time, '` + EventReading + `', ` + readingJSON + `
+			FROM ins WHERE time >= $3
+		), backfill AS (
+			INSERT INTO stage_events (part, ord, time, type, data)
+			SELECT ` + strconv.Itoa(partBackfill) + `, 0, max(time), '` + EventStatus + `', ` + backfillJSON + `
+			FROM ins WHERE time < $3 HAVING count(*) > 0
 		), latest AS (
 			INSERT INTO station_latest AS l (station_id, param, source, time, value, unit, quality, sensor, seq)
 			SELECT DISTINCT ON (param, source) $1, param, source, time, value, unit, quality, sensor, seq
@@ -265,7 +272,12 @@ func (s *Store) ingestReadings(ctx context.Context, conn *pgx.Conn, station stri
 	if err != nil {
 		return fmt.Errorf("copy readings: %w", err)
 	}
-	if err := conn.QueryRow(ctx, insertReadings[s.schema.Mode], station, s.opts.Now()).Scan(&res.NewReadings); err != nil {
+	now := s.opts.Now()
+	cutoff := pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true}
+	if s.opts.LiveMaxAge > 0 {
+		cutoff = pgtype.Timestamptz{Time: now.Add(-s.opts.LiveMaxAge), Valid: true}
+	}
+	if err := conn.QueryRow(ctx, insertReadings[s.schema.Mode], station, now, cutoff).Scan(&res.NewReadings); err != nil {
 		return fmt.Errorf("insert readings: %w", err)
 	}
 	return nil

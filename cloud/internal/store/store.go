@@ -46,8 +46,12 @@ type Options struct {
 	IngestTimeout time.Duration // deadline of one batch transaction, default 30s
 	AheadDays     int           // plain layout: daily partitions kept ready beyond today, default 3
 	Retention     Retention
-	Log           *slog.Logger     // default: discard
-	Now           func() time.Time // clock for partition windows and retention, default time.Now
+	// LiveMaxAge is how old a reading may be when its batch is stored and still get a
+	// live event of its own. Older ones, a backlog arriving late, are announced by one
+	// status event per batch (Backfill). Zero: every new reading gets its event.
+	LiveMaxAge time.Duration
+	Log        *slog.Logger     // default: discard
+	Now        func() time.Time // clock for partition windows and retention, default time.Now
 }
 
 const day = 24 * time.Hour

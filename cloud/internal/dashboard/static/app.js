@@ -432,6 +432,12 @@ function applyEvent(msg) {
     case 'status':
       if (typeof d.online === 'boolean') s.online = d.online;
       seen(s, L.parseTime(d.last_seen));
+      if (d.backfill) {
+        // Readings that arrived late (a station's backlog) come as a count, not one by
+        // one: the page showing that station reads them from the API.
+        seen(s, L.parseTime(d.backfill.to));
+        if (S.detail && S.detail.id === msg.station) reloadDetailSoon(msg.station);
+      }
       break;
     default:
       break;
@@ -766,6 +772,17 @@ async function loadDetail(id, showLoading = true) {
     $('st-range-note').textContent = '';
   }
   render();
+}
+
+// reloadDetailSoon reloads the station page once for a run of backfill notices: a
+// station draining days of backlog sends one per batch.
+let detailTimer = null;
+function reloadDetailSoon(id) {
+  if (detailTimer) return;
+  detailTimer = setTimeout(() => {
+    detailTimer = null;
+    loadDetail(id, false);
+  }, 2000);
 }
 
 // keepRecent copies to a freshly loaded raw series the points newer than fromMs that the
