@@ -128,7 +128,8 @@ func getBody(t *testing.T, url string) string {
 func TestStatsMetricsAndStationHealth(t *testing.T) {
 	url := storetest.Migrated(t)
 	var offset atomic.Int64
-	st := storetest.OpenURL(t, url, store.Options{Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
+	st := storetest.OpenURL(t, url, store.Options{LiveMaxAge: 2 * time.Hour,
+		Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
 	const station = "MH-PUNE-001"
 	token := storetest.AddStation(t, st, station)
 	cfg, err := config.Parse([]byte("database_url: " + url + "\nstation_health: {interval: 1s, offline_after: 1m}\nwebsocket: {poll_interval: 200ms}\n"))
@@ -202,6 +203,15 @@ func TestStatsMetricsAndStationHealth(t *testing.T) {
 	got = ws.events(3)
 	assert.Equal(t, []string{"status", "alert", "reading"}, []string{got[0].Type, got[1].Type, got[2].Type})
 	assert.Contains(t, string(got[0].Data), `"state":"online"`)
+
+	// A backlog older than LiveMaxAge: announced, not streamed.
+	require.Equal(t, http.StatusOK, postBatch(t, base, token, storetest.Batch(station, storetest.Readings(12, 50, time.Now().Add(-5*time.Hour), time.Second))))
+	require.Equal(t, http.StatusOK, postBatch(t, base, token, storetest.Batch(station, storetest.Readings(62, 1, time.Now(), time.Second))))
+	got = ws.events(2)
+	assert.Equal(t, []string{"status", "reading"}, []string{got[0].Type, got[1].Type})
+	var notice store.Backfill
+	require.NoError(t, json.Unmarshal(got[0].Data, &notice))
+	assert.EqualValues(t, 50, notice.Backfill.Readings)
 }
 
 // buildCloud builds ph-cloud once per test binary.
