@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/purehealth/purehealth/agent/internal/alerting"
@@ -158,6 +159,11 @@ type Uplink struct {
 	after  func(time.Duration) <-chan time.Time // timer; tests replace it
 	wake   chan struct{}
 	nudge  chan struct{}
+	// firstNudge is when the oldest stored record that no batch has read yet was announced
+	// by Nudge (nil: none), with the monotonic clock reading that time.Since uses. Linger
+	// counts from it, so a record stored while a pass was busy does not wait for that pass
+	// and then a whole Linger.
+	firstNudge atomic.Pointer[time.Time]
 
 	// Owned by the Run goroutine.
 	bo            *backoff
@@ -265,7 +271,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 
 	for {
 		waiters := u.takeWaiters()
-		err := u.pass(ctx)
+		err := u.pass(ctx, len(waiters) > 0)
 		if ctx.Err() != nil {
 			reply(waiters, err)
 			return nil
@@ -296,8 +302,12 @@ func (u *Uplink) await(ctx context.Context, wait time.Duration, healthy bool) bo
 		case <-timer:
 			return true
 		case <-u.nudge:
-			if healthy && !lingering && u.opts.Linger < wait {
-				timer, lingering = u.after(u.opts.Linger), true
+			linger := u.opts.Linger
+			if at := u.firstNudge.Load(); at != nil {
+				linger = max(0, linger-time.Since(*at))
+			}
+			if healthy && !lingering && linger < wait {
+				timer, lingering = u.after(linger), true
 			}
 		}
 	}
@@ -306,6 +316,10 @@ func (u *Uplink) await(ctx context.Context, wait time.Duration, healthy bool) bo
 // Nudge tells the uplink that new records were stored, so that they go after Linger
 // rather than at the next Interval. It never blocks and is safe for concurrent use.
 func (u *Uplink) Nudge() {
+	if u.firstNudge.Load() == nil {
+		now := time.Now()
+		u.firstNudge.CompareAndSwap(nil, &now)
+	}
 	select {
 	case u.nudge <- struct{}{}:
 	default: // one is already pending
@@ -333,6 +347,16 @@ func reply(waiters []chan error, err error) {
 	for _, w := range waiters {
 		w <- err // buffered, one answer each
 	}
+}
+
+// newSince reports whether every item of b was stored after top was taken.
+func newSince(b *batch, top *[numStreams + 1]uint64) bool {
+	for _, it := range b.items {
+		if it.seq <= top[it.st] {
+			return false
+		}
+	}
+	return true
 }
 
 // Flush asks for a pass now and waits for it: the pass that starts after the call, so
@@ -392,7 +416,14 @@ func (u *Uplink) Status() Status {
 // backlog batch the live lane is looked at again, so an alert raised during a long drain
 // goes next, not after the drain, and the readings stored since the last batch go with the
 // next one.
-func (u *Uplink) pass(ctx context.Context) error {
+//
+// Once it has sent a batch, a pass leaves a backlog smaller than a batch made only of
+// records stored since the pass began (while its batches were on their way) to the next
+// pass, Linger later, unless a Flush waits for it (flush). Sending such a tail at once
+// would keep a busy station's pass going in batches of a few readings, one per round
+// trip, for as long as readings keep arriving: a request, a cursor commit and their CPU
+// for every handful of readings.
+func (u *Uplink) pass(ctx context.Context, flush bool) error {
 	u.setState(Sending)
 	if u.tokenStale {
 		tok, err := u.opts.Token()
@@ -404,7 +435,25 @@ func (u *Uplink) pass(ctx context.Context) error {
 	// seen is the newest reading the live lane has looked at in this pass: the ones above
 	// it are new since the last batch was built.
 	var seen uint64
+	// top is the newest record of each backlog stream when the pass began.
+	var top [numStreams + 1]uint64
+	rs, err := u.store.Readings(spool.Query{Limit: 1})
+	if err != nil {
+		return fmt.Errorf("read the newest reading: %w", err)
+	}
+	recs, err := u.store.LastRecords(spool.WQI, 1)
+	if err != nil {
+		return fmt.Errorf("read the newest WQI: %w", err)
+	}
+	if len(rs) == 1 {
+		top[spool.Readings] = rs[0].Seq
+	}
+	if len(recs) == 1 {
+		top[spool.WQI] = recs[0].Seq
+	}
 	for first := true; ctx.Err() == nil; first = false {
+		// Records stored from here on may miss this batch: their nudges count anew.
+		nudged := u.firstNudge.Swap(nil)
 		u.mu.Lock()
 		limit, budgetLeft, withReadings := u.limit, u.budgetLeftLocked(), u.readingsAllowedLocked()
 		u.mu.Unlock()
@@ -418,6 +467,15 @@ func (u *Uplink) pass(ctx context.Context) error {
 				return err
 			}
 			if b.empty() {
+				return nil
+			}
+			if !first && !flush && len(b.items) < limit && len(b.skip) == 0 && newSince(b, &top) {
+				// The tail goes after Linger, counted from its first record's nudge,
+				// with what joins it.
+				if nudged != nil {
+					u.firstNudge.Store(nudged)
+				}
+				u.Nudge()
 				return nil
 			}
 			if u.opts.DailyBytes > 0 && len(b.items) > 0 {

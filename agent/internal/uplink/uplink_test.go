@@ -652,6 +652,77 @@ func TestNudge(t *testing.T) {
 
 }
 
+// Readings that keep arriving while a batch is on its way wait for the next pass, Linger
+// later, with those that join them, instead of following at once in a batch of their own
+// per round trip; a backlog that was there when the pass began goes without waiting, and
+// so does everything when a Flush waits.
+func TestArrivalsDuringAPassLinger(t *testing.T) {
+	s := openStore(t, "")
+	cloud := newCloud(t, nil)
+	addReadings(t, s, 700)
+	u := newUplink(t, s, cloud, nil, Options{Interval: time.Hour, Linger: 10 * time.Millisecond, BatchMax: 500})
+	arrive := func(n int) {
+		cloud.push(func(http.ResponseWriter, *http.Request) bool {
+			addReadings(t, s, n) // stored while the request is on its way
+			return false
+		})
+	}
+	for range 3 {
+		arrive(3)
+	}
+	timer := useFakeTimer(u)
+	start(t, u)
+
+	// The first pass: the live lane (the newest 200), then the rest of the backlog (500),
+	// each batch with the readings that arrived meanwhile; the 3 that arrive during the
+	// last batch wait.
+	w := timer.next(t)
+	assert.Equal(t, time.Hour, w.d)
+	w = timer.next(t)
+	assert.LessOrEqual(t, w.d, 10*time.Millisecond, "the pass ended with a tail: it lingers")
+	assert.Equal(t, 3, cloud.requestCount())
+	assert.Len(t, cloud.seqs("readings"), 706)
+	assert.Equal(t, uint64(706), s.Cursor(spool.Readings))
+
+	w.fire <- time.Now()
+	require.Eventually(t, func() bool { return len(cloud.seqs("readings")) == 709 }, guard, time.Millisecond)
+	assert.Equal(t, 4, cloud.requestCount(), "the tail went in one batch")
+
+	// A flush does not leave a tail.
+	addReadings(t, s, 1)
+	arrive(2)
+	require.NoError(t, u.Flush(t.Context()))
+	assert.Len(t, cloud.seqs("readings"), 712)
+	assert.Equal(t, 6, cloud.requestCount())
+}
+
+// Linger counts from the nudge of the oldest record no batch has read: a record stored
+// while a pass was busy does not wait for that pass and a whole Linger after it.
+func TestLingerCountsFromTheFirstNudge(t *testing.T) {
+	u := &Uplink{opts: Options{Linger: time.Hour}, wake: make(chan struct{}, 1), nudge: make(chan struct{}, 1)}
+	u.Nudge()
+	at := u.firstNudge.Load()
+	u.Nudge()
+	require.Same(t, at, u.firstNudge.Load(), "a later nudge does not restart the count")
+	past := at.Add(-40 * time.Minute) // as if it had come 40 minutes ago
+	u.firstNudge.Store(&past)
+	asked := make(chan time.Duration, 2)
+	fired := make(chan time.Time, 1)
+	u.after = func(d time.Duration) <-chan time.Time {
+		asked <- d
+		if d < time.Hour {
+			fired <- time.Now()
+			return fired
+		}
+		return nil
+	}
+	assert.True(t, u.await(t.Context(), 2*time.Hour, true))
+	assert.Equal(t, 2*time.Hour, <-asked)
+	linger := <-asked
+	assert.Greater(t, linger, 19*time.Minute)
+	assert.LessOrEqual(t, linger, 20*time.Minute)
+}
+
 // await lingers after a nudge only while the link is healthy: a failing link keeps its
 // backoff however often it is nudged.
 func TestAwaitKeepsBackoff(t *testing.T) {
@@ -666,7 +737,7 @@ func TestAwaitKeepsBackoff(t *testing.T) {
 				mu.Lock()
 				defer mu.Unlock()
 				asked = append(asked, d)
-				if d == u.opts.Linger {
+				if d <= u.opts.Linger {
 					return lingered
 				}
 				return nil // the backoff never ends in this test
@@ -690,7 +761,9 @@ func TestAwaitKeepsBackoff(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			if healthy {
-				assert.Equal(t, []time.Duration{time.Hour, u.opts.Linger}, asked)
+				require.Len(t, asked, 2)
+				assert.Equal(t, time.Hour, asked[0])
+				assert.LessOrEqual(t, asked[1], u.opts.Linger, "Linger counted from the nudge")
 			} else {
 				assert.Equal(t, []time.Duration{time.Hour}, asked, "no linger asked while backing off")
 			}
