@@ -44,7 +44,7 @@ func newEnv(t *testing.T, opts ingest.Options) *env {
 	return serve(t, st, url, opts)
 }
 
-func serve(t *testing.T, st *store.Store, url string, opts ingest.Options) *env {
+func serve(t testing.TB, st *store.Store, url string, opts ingest.Options) *env {
 	t.Helper()
 	if opts.RatePerStation == 0 {
 		opts.RatePerStation, opts.Burst = 1000, 1000
