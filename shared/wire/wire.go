@@ -172,20 +172,23 @@ func Decode(body io.Reader, gzipped bool) (*Batch, error) {
 			return nil, fmt.Errorf("%w: decompressed body exceeds %d bytes", ErrTooLarge, MaxDecompressedBytes)
 		}
 	}
-	var head struct {
-		V *int `json:"v"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, jsonProblem(err))
-	}
-	if head.V == nil {
-		return nil, &FieldError{Field: "v", Msg: "missing (the batch format version)"}
-	}
-	if *head.V != Version {
-		return nil, fmt.Errorf("%w: v=%d (this server reads v=%d)", ErrVersion, *head.V, Version)
-	}
+	// One pass over the body for a batch of this version; the version alone is read
+	// only when that fails, so that a batch of another version is refused for its
+	// version, not for fields whose shape that version may have changed.
 	var b Batch
-	if err := json.Unmarshal(data, &b); err != nil {
+	if err := json.Unmarshal(data, &b); err != nil || b.V != Version {
+		var head struct {
+			V *int `json:"v"`
+		}
+		if herr := json.Unmarshal(data, &head); herr != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, jsonProblem(herr))
+		}
+		if head.V == nil {
+			return nil, &FieldError{Field: "v", Msg: "missing (the batch format version)"}
+		}
+		if *head.V != Version {
+			return nil, fmt.Errorf("%w: v=%d (this server reads v=%d)", ErrVersion, *head.V, Version)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, jsonProblem(err))
 	}
 	if err := b.Validate(); err != nil {

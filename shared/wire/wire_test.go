@@ -55,6 +55,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"not json", `{"v":1,`, ErrMalformed, ""},
 		{"no version", `{"station":"S"}`, ErrMalformed, "v"},
 		{"future major", `{"v":2,"station":"S"}`, ErrVersion, ""},
+		// Refused for its version, not for a field this version reads otherwise.
+		{"future major, fields reshaped", `{"v":2,"station":{"id":"S"},"readings":{"ph":[7.1]}}`, ErrVersion, ""},
+		{"version not a number", `{"v":"1","station":"S"}`, ErrMalformed, ""},
+		{"version zero", `{"v":0,"station":"S"}`, ErrVersion, ""},
 		{"type error", `{"v":1,"station":"S","readings":[{"seq":"x"}]}`, ErrMalformed, ""},
 		{"no station", `{"v":1}`, ErrMalformed, "station"},
 		{"zero seq", `{"v":1,"station":"S","readings":[{"seq":0}]}`, ErrMalformed, "readings[0].seq"},

@@ -27,12 +27,12 @@ func CheckBatch(b *wire.Batch) error {
 		return err
 	}
 	for i, r := range b.Readings {
-		at := fmt.Sprintf("readings[%d]", i)
+		// Named only on failure: this runs for every reading.
 		if tooBig(r.Seq) {
-			return bad(at+".seq", "exceeds 2^63-1")
+			return bad(fmt.Sprintf("readings[%d].seq", i), "exceeds 2^63-1")
 		}
-		if err := text(at+".sensor", r.Sensor); err != nil {
-			return err
+		if strings.IndexByte(r.Sensor, 0) >= 0 {
+			return text(fmt.Sprintf("readings[%d].sensor", i), r.Sensor)
 		}
 	}
 	for i, a := range b.Alerts {
