@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +24,7 @@ import (
 	"github.com/purehealth/purehealth/internal/pahotest"
 	"github.com/purehealth/purehealth/internal/pgtest"
 	"github.com/purehealth/purehealth/internal/testtool"
+	"github.com/purehealth/purehealth/shared/wire"
 )
 
 // The operator's dashboard in headless Chromium, served by a real ph-cloud over its
@@ -129,6 +133,15 @@ func TestDashboard(t *testing.T) {
 			shot(t, ctx, "dashboard-station-24h-desktop")
 		}
 	}
+
+	// A backlog arrives (readings older than websocket.live_max_age, as after an outage):
+	// one backfill notice, and the station page reads its charts again.
+	const readsJS = `performance.getEntriesByType('resource').filter((e) => e.name.includes('/readings?')).length`
+	reads, err := chromedp.Run(ctx, chromedp.Evaluate[int](readsJS))
+	require.NoError(t, err)
+	postBacklog(t, c.URL(), c.Token, time.Now().Add(-3*time.Hour), 30)
+	waitPage(t, ctx, console, "the station page reloaded after the backfill notice",
+		fmt.Sprintf("%s > %d", readsJS, reads))
 
 	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)))
 	waitPage(t, ctx, console, "the charts redrawn at phone width",
@@ -277,4 +290,28 @@ func (c *consoleLog) problems() []string {
 		}
 	}
 	return out
+}
+
+// postBacklog posts n temperature readings of the station, one a minute from start, to
+// the cloud's ingest API as an agent would after an outage (seqs far above the test
+// agent's own).
+func postBacklog(t *testing.T, cloudURL, token string, start time.Time, n int) {
+	t.Helper()
+	b := &wire.Batch{V: wire.Version, Station: station, Agent: "e2e-backlog", SentAt: time.Now().UTC()}
+	for i := range n {
+		b.Readings = append(b.Readings, wire.Reading{Seq: uint64(1_000_000 + i), Time: start.Add(time.Duration(i) * time.Minute).UTC(),
+			Sensor: "temp-backlog", Param: "temp", Value: 25 + float64(i)/10, Unit: "degC", Quality: "good", Source: "sensor"})
+	}
+	body, err := wire.Encode(b)
+	require.NoError(t, err)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, cloudURL+"/v1/ingest", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	msg, _ := io.ReadAll(resp.Body)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", msg)
 }
