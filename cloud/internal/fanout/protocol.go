@@ -156,11 +156,69 @@ type frame struct {
 }
 
 func newFrame(e store.Event) (*frame, error) {
-	msg, err := json.Marshal(message{Type: e.Type, ID: e.ID, Station: e.Station, Time: e.Time.UTC(), Data: e.Data})
-	if err != nil {
-		return nil, fmt.Errorf("event %d: %w", e.ID, err)
+	msg, ok := appendMessage(nil, e)
+	if !ok {
+		var err error
+		msg, err = json.Marshal(message{Type: e.Type, ID: e.ID, Station: e.Station, Time: e.Time.UTC(), Data: e.Data})
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", e.ID, err)
+		}
 	}
 	return &frame{id: e.ID, station: e.Station, created: e.CreatedAt, msg: msg}, nil
+}
+
+// appendMessage appends to b the bytes json.Marshal makes of e's message, for the events
+// that are nearly all of them, and reports whether it could. Every event passes through
+// here once per replica, and json.Marshal spent most of its time re-checking and
+// compacting data that PostgreSQL has already checked (json column) and that our
+// encoders wrote compact. Anything json.Marshal would change or refuse is left to it:
+// whitespace (even inside strings: an alert message with spaces takes the slow path),
+// characters it escapes (<, >, &, U+2028, U+2029), strings needing escapes,
+// years it cannot write.
+func appendMessage(b []byte, e store.Event) ([]byte, bool) {
+	t := e.Time.UTC()
+	if y := t.Year(); y < 0 || y > 9999 || !plain(e.Type) || !plain(e.Station) || len(e.Data) == 0 {
+		return nil, false
+	}
+	for _, c := range e.Data {
+		if rewritten[c] {
+			return nil, false
+		}
+	}
+	b = append(b, `{"type":"`...)
+	b = append(b, e.Type...)
+	b = append(b, `","id":`...)
+	b = strconv.AppendInt(b, e.ID, 10)
+	if e.Station != "" {
+		b = append(b, `,"station":"`...)
+		b = append(b, e.Station...)
+		b = append(b, '"')
+	}
+	b = append(b, `,"time":"`...)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","data":`...)
+	b = append(b, e.Data...)
+	return append(b, '}'), true
+}
+
+// rewritten are the bytes of JSON text that json.Marshal's compaction of a
+// json.RawMessage may change: whitespace, the HTML-sensitive characters it escapes, and
+// the lead byte of U+2028 and U+2029.
+var rewritten = func() (t [256]bool) {
+	for _, c := range []byte(" \t\n\r<>&\xe2") {
+		t[c] = true
+	}
+	return t
+}()
+
+// plain reports whether json.Marshal writes s between quotes unchanged.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // connStatus is the data of a message about the connection.

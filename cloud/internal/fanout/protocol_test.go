@@ -74,6 +74,70 @@ func TestFrameAndStatusMessages(t *testing.T) {
 	assert.JSONEq(t, `{"type":"status","id":0,"time":"2025-11-13T12:00:00.0000005Z","data":{"resync":true,"reason":"why"}}`, string(msg))
 }
 
+// TestFrameBytesAreJSONMarshals checks newFrame's fast path against json.Marshal, byte
+// for byte, on events it takes and events it leaves to json.Marshal.
+func TestFrameBytesAreJSONMarshals(t *testing.T) {
+	at := time.Date(2025, 11, 13, 12, 0, 0, 120000000, time.FixedZone("IST", 19800))
+	tests := []struct {
+		name string
+		e    store.Event
+		fast bool
+	}{
+		{"reading", store.Event{ID: 1234567, Station: "MH-PUNE-001", Type: store.EventReading, Time: at,
+			Data: json.RawMessage(`{"seq":7,"time":"2025-11-13T06:30:00.12Z","param":"ph","value":7.21,"unit":"pH"}`)}, true},
+		{"whole second", store.Event{ID: 1, Station: "A", Type: store.EventWQI, Time: at.Truncate(time.Second),
+			Data: json.RawMessage(`{"wqi":71.5}`)}, true},
+		{"no station", store.Event{ID: 2, Type: store.EventStatus, Time: at, Data: json.RawMessage(`{"resync":true}`)}, true},
+		{"non-ASCII text", store.Event{ID: 3, Station: "A", Type: store.EventAlert, Time: at,
+			Data: json.RawMessage(`{"message":"ऑक्सिजन-कमी"}`)}, true},
+		{"whitespace", store.Event{ID: 4, Station: "A", Type: store.EventReading, Time: at,
+			Data: json.RawMessage("{\"seq\": 1,\n\"value\":7}")}, false},
+		{"HTML characters", store.Event{ID: 5, Station: "A", Type: store.EventAlert, Time: at,
+			Data: json.RawMessage(`{"message":"DO <5 & falling"}`)}, false},
+		{"line separator", store.Event{ID: 6, Station: "A", Type: store.EventAlert, Time: at,
+			Data: json.RawMessage("{\"message\":\"a\u2028b\"}")}, false},
+		{"station needing escapes", store.Event{ID: 7, Station: `A"B`, Type: store.EventReading, Time: at,
+			Data: json.RawMessage(`{}`)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, err := json.Marshal(message{Type: tt.e.Type, ID: tt.e.ID, Station: tt.e.Station, Time: tt.e.Time.UTC(), Data: tt.e.Data})
+			require.NoError(t, err)
+			_, fast := appendMessage(nil, tt.e)
+			assert.Equal(t, tt.fast, fast, "the fast path takes it")
+			f, err := newFrame(tt.e)
+			require.NoError(t, err)
+			assert.Equal(t, string(want), string(f.msg))
+		})
+	}
+	_, err := newFrame(store.Event{ID: 8, Type: store.EventReading, Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		Data: json.RawMessage(`{}`)})
+	assert.Error(t, err, "a year json.Marshal cannot write is still refused")
+}
+
+// FuzzFrame checks that whatever the fast path takes, it writes as json.Marshal does.
+func FuzzFrame(f *testing.F) {
+	f.Add(int64(9), "MH-PUNE-001", "reading", int64(1763035200120000000), []byte(`{"seq":1,"value":7.2}`))
+	f.Add(int64(-1), "", "status", int64(0), []byte(`{"a":"<"}`))
+	f.Fuzz(func(t *testing.T, id int64, station, typ string, nanos int64, data []byte) {
+		if !json.Valid(data) {
+			return // the events table's json column holds valid JSON only
+		}
+		e := store.Event{ID: id, Station: station, Type: typ, Time: time.Unix(0, nanos), Data: data}
+		got, ok := appendMessage(nil, e)
+		if !ok {
+			return
+		}
+		want, err := json.Marshal(message{Type: typ, ID: id, Station: station, Time: e.Time.UTC(), Data: data})
+		if err != nil {
+			t.Fatalf("the fast path took %+v, which json.Marshal refuses: %v", e, err)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("fast path %s\njson.Marshal %s", got, want)
+		}
+	})
+}
+
 func TestOriginPatterns(t *testing.T) {
 	for _, p := range []string{"*", "**", "https://*", "?", "a["} {
 		assert.Error(t, checkOriginPattern(p), p)
