@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,9 +19,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/internal/browsertest"
 	"github.com/purehealth/purehealth/internal/pahotest"
 	"github.com/purehealth/purehealth/internal/pgtest"
-	"github.com/purehealth/purehealth/internal/testtool"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
@@ -41,7 +39,7 @@ import (
 // directory), their paths logged.
 func TestDashboard(t *testing.T) {
 	const viewerToken = "dashboard-viewer-token-1"
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t, testDir(t))
 	c := newCloud(t, pgtest.New(t))
 	// The cloud lets only holders of a viewer token watch. Without one the page says so.
 	sum := sha256.Sum256([]byte(viewerToken))
@@ -67,8 +65,8 @@ func TestDashboard(t *testing.T) {
 
 	// With the token in the address, once: the page keeps it for the tab and takes it out
 	// of the address bar.
-	console := watchConsole(ctx)
-	defer console.stop()
+	console := browsertest.WatchConsole(ctx)
+	defer console.Stop()
 	// An operator who asked for less motion gets none (and the screenshots are steady).
 	_, err = chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 		Features: []*emulation.MediaFeature{{Name: "prefers-reduced-motion", Value: "reduce"}}})
@@ -152,7 +150,7 @@ func TestDashboard(t *testing.T) {
 	shot(t, ctx, "dashboard-overview-phone")
 	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)))
 
-	assert.Empty(t, console.problems(), "the page logged errors while the cloud was up")
+	assert.Empty(t, console.Problems(), "the page logged errors while the cloud was up")
 
 	// The cloud dies: the page says so.
 	c.serve.Kill(t)
@@ -177,7 +175,7 @@ func TestDashboard(t *testing.T) {
 
 // waitPage polls a JavaScript condition in the page until it holds; on timeout it fails
 // with what the page shows and, when console is not nil, the errors it logged.
-func waitPage(t *testing.T, ctx context.Context, console *consoleLog, what, cond string) {
+func waitPage(t *testing.T, ctx context.Context, console *browsertest.Console, what, cond string) {
 	t.Helper()
 	_, err := chromedp.Run(ctx, chromedp.Poll[bool](cond,
 		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(guard)))
@@ -186,7 +184,7 @@ func waitPage(t *testing.T, ctx context.Context, console *consoleLog, what, cond
 	}
 	var problems []string
 	if console != nil {
-		problems = console.problems()
+		problems = console.Problems()
 	}
 	state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`[
 		'connection: ' + document.querySelector('#conn')?.dataset.state,
@@ -209,87 +207,6 @@ func shot(t *testing.T, ctx context.Context, name string) {
 	p := filepath.Join(dir, name+".png")
 	require.NoError(t, os.WriteFile(p, png, 0o644))
 	t.Logf("screenshot: %s", p)
-}
-
-// newBrowser starts headless Chromium from the system (Debian's chromium package) with a
-// fresh profile and returns a context for its tab; the browser is stopped at the end of
-// the test. Without Chromium the test is skipped, unless PH_REQUIRE_TOOLS=1.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	bin := testtool.LookPath(t, "chromium", "chromium", "chromium-browser")
-	dir := testDir(t)
-	logf, err := os.Create(filepath.Join(dir, "chromium.log"))
-	require.NoError(t, err)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.WithoutCancel(t.Context()),
-		chromedp.ExecPath(bin),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(filepath.Join(dir, "profile")),
-		chromedp.WindowSize(1280, 900),
-		chromedp.CombinedOutput(logf),
-	)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-		if err := logf.Close(); err != nil {
-			t.Logf("close chromium log: %v", err)
-		}
-		if t.Failed() {
-			if b, err := os.ReadFile(logf.Name()); err == nil {
-				t.Logf("chromium output (last 4 KiB):\n%s", b[max(0, len(b)-4096):])
-			}
-		}
-	})
-	require.NoError(t, chromedp.Do(ctx), "start chromium")
-	return ctx
-}
-
-// consoleLog collects what the page writes to its console (errors, exceptions and
-// Content-Security-Policy refusals among them) until stop is called.
-type consoleLog struct {
-	mu   sync.Mutex
-	msgs []chromedp.ConsoleMessage
-	stop func() // ends the collection and waits for its goroutine; idempotent
-}
-
-func watchConsole(ctx context.Context) *consoleLog {
-	cctx, cancel := context.WithCancel(ctx)
-	c := &consoleLog{}
-	msgs := chromedp.Console(cctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			c.mu.Lock()
-			c.msgs = append(c.msgs, m)
-			c.mu.Unlock()
-		}
-	}()
-	c.stop = func() {
-		cancel()
-		<-done
-	}
-	return c
-}
-
-// problems are the errors and exceptions logged so far.
-func (c *consoleLog) problems() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for _, m := range c.msgs {
-		if m.Type == chromedp.ConsoleError || m.IsException() {
-			out = append(out, strings.TrimSpace(fmt.Sprintf("%s (%s)", m.String(), m.URL)))
-		}
-	}
-	return out
 }
 
 // postBacklog posts n temperature readings of the station, one a minute from start, to
