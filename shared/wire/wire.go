@@ -213,6 +213,9 @@ func (b *Batch) Validate() error {
 	bad := func(field, format string, args ...any) error {
 		return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
+	// at names a record's field; it runs only for the one that is refused (formatting
+	// every record's name cost as much as the checks).
+	at := func(list string, i int, name string) string { return fmt.Sprintf("%s[%d].%s", list, i, name) }
 	if b.Station == "" || len(b.Station) > 64 {
 		return bad("station", "must be 1–64 characters")
 	}
@@ -220,64 +223,61 @@ func (b *Batch) Validate() error {
 		return fmt.Errorf("%w: %d records (at most %d)", ErrTooLarge, n, MaxRecords)
 	}
 	for i, r := range b.Readings {
-		at := fmt.Sprintf("readings[%d]", i)
 		switch {
 		case r.Seq == 0:
-			return bad(at+".seq", "must be positive")
+			return bad(at("readings", i, "seq"), "must be positive")
 		case r.Time.IsZero():
-			return bad(at+".time", "missing")
+			return bad(at("readings", i, "time"), "missing")
 		case r.Sensor == "" || len(r.Sensor) > 128:
-			return bad(at+".sensor", "must be 1–128 characters")
+			return bad(at("readings", i, "sensor"), "must be 1–128 characters")
 		case !telemetry.Param(r.Param).Valid():
-			return bad(at+".param", "%q is not a canonical parameter", r.Param)
+			return bad(at("readings", i, "param"), "%q is not a canonical parameter", r.Param)
 		case math.IsNaN(r.Value) || math.IsInf(r.Value, 0):
-			return bad(at+".value", "not a finite number")
+			return bad(at("readings", i, "value"), "not a finite number")
 		case !telemetry.Quality(r.Quality).Valid():
-			return bad(at+".quality", "%q must be good, suspect or bad", r.Quality)
+			return bad(at("readings", i, "quality"), "%q must be good, suspect or bad", r.Quality)
 		case !telemetry.Source(r.Source).Valid():
-			return bad(at+".source", "%q is not a known source", r.Source)
+			return bad(at("readings", i, "source"), "%q is not a known source", r.Source)
 		}
 		if info, _ := telemetry.Info(telemetry.Param(r.Param)); r.Unit != info.Unit {
-			return bad(at+".unit", "%q is not the canonical unit %q of %s", r.Unit, info.Unit, r.Param)
+			return bad(at("readings", i, "unit"), "%q is not the canonical unit %q of %s", r.Unit, info.Unit, r.Param)
 		}
 		if _, err := telemetry.ParseFlags(r.Flags); err != nil {
-			return bad(at+".flags", "%v", err)
+			return bad(at("readings", i, "flags"), "%v", err)
 		}
 	}
 	for i, a := range b.Alerts {
-		at := fmt.Sprintf("alerts[%d]", i)
 		switch {
 		case a.Seq == 0:
-			return bad(at+".seq", "must be positive")
+			return bad(at("alerts", i, "seq"), "must be positive")
 		case a.ID == 0:
-			return bad(at+".id", "must be positive")
+			return bad(at("alerts", i, "id"), "must be positive")
 		case a.Time.IsZero() || a.OpenedAt.IsZero():
-			return bad(at+".time", "time and opened_at are required")
+			return bad(at("alerts", i, "time"), "time and opened_at are required")
 		case !oneOf(a.Transition, "opened", "acknowledged", "escalated", "resolved"):
-			return bad(at+".transition", "%q is not a transition", a.Transition)
+			return bad(at("alerts", i, "transition"), "%q is not a transition", a.Transition)
 		case !oneOf(a.State, "active", "acknowledged", "resolved"):
-			return bad(at+".state", "%q is not a state", a.State)
+			return bad(at("alerts", i, "state"), "%q is not a state", a.State)
 		case !oneOf(a.Severity, "info", "warning", "critical"):
-			return bad(at+".severity", "%q is not a severity", a.Severity)
+			return bad(at("alerts", i, "severity"), "%q is not a severity", a.Severity)
 		case a.Rule == "" || len(a.Rule) > 64:
-			return bad(at+".rule", "must be 1–64 characters")
+			return bad(at("alerts", i, "rule"), "must be 1–64 characters")
 		case len(a.Key) > 256 || len(a.Param) > 64 || len(a.Sensor) > 128:
-			return bad(at+".key", "too long")
+			return bad(at("alerts", i, "key"), "too long")
 		case len(a.Message) > maxText:
-			return bad(at+".message", "longer than %d bytes", maxText)
+			return bad(at("alerts", i, "message"), "longer than %d bytes", maxText)
 		}
 	}
 	for i, w := range b.WQI {
-		at := fmt.Sprintf("wqi[%d]", i)
 		switch {
 		case w.Seq == 0:
-			return bad(at+".seq", "must be positive")
+			return bad(at("wqi", i, "seq"), "must be positive")
 		case w.Time.IsZero():
-			return bad(at+".time", "missing")
+			return bad(at("wqi", i, "time"), "missing")
 		case math.IsNaN(w.WQI) || w.WQI < 0 || w.WQI > 100:
-			return bad(at+".wqi", "must be within 0–100")
+			return bad(at("wqi", i, "wqi"), "must be within 0–100")
 		case !oneOf(w.Class, "A", "B", "C", "D/E"):
-			return bad(at+".class", "%q is not a WQI class", w.Class)
+			return bad(at("wqi", i, "class"), "%q is not a WQI class", w.Class)
 		}
 	}
 	return nil
