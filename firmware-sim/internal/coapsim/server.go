@@ -24,6 +24,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/purehealth/purehealth/firmware-sim/internal/device"
+	"github.com/purehealth/purehealth/firmware-sim/internal/probepayload"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -192,7 +193,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.Interval < 10*time.Millisecond {
 		problems = append(problems, fmt.Errorf("interval %s: must be at least 10ms", cfg.Interval))
 	}
-	if _, err := ParseFormat(string(cfg.Format)); err != nil {
+	if _, err := probepayload.ParseFormat(string(cfg.Format)); err != nil {
 		problems = append(problems, err)
 	}
 	if _, err := ParseFault(string(cfg.Fault)); err != nil {
@@ -376,9 +377,9 @@ func (s *Server) read(path string, now time.Time) outcome {
 	case !sm.OK:
 		return outcome{silent: true}
 	case sm.Garbage:
-		return outcome{body: encodeGarbage(s.cfg.Format, sm.Value, s.unit[path], now, sm.Nonce)}
+		return outcome{body: probepayload.EncodeGarbage(s.cfg.Format, sm.Value, s.unit[path], now, sm.Nonce)}
 	}
-	return outcome{body: encodeReading(s.cfg.Format, sm.Value, s.unit[path], now)}
+	return outcome{body: probepayload.Encode(s.cfg.Format, sm.Value, s.unit[path], now)}
 }
 
 // handle answers one request. It runs on the library's goroutine of the peer.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/purehealth/purehealth/firmware-sim/internal/device"
+	"github.com/purehealth/purehealth/firmware-sim/internal/probepayload"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -127,8 +128,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if len(cfg.Params) == 0 {
 		problems = append(problems, errors.New("params: at least one is required"))
 	}
-	if cfg.Format != FormatJSON && cfg.Format != FormatText {
-		problems = append(problems, fmt.Errorf("unknown format %q (want json or text)", cfg.Format))
+	if _, err := probepayload.ParseFormat(string(cfg.Format)); err != nil {
+		problems = append(problems, err)
 	}
 	if _, err := ParseFault(string(cfg.Fault)); err != nil {
 		problems = append(problems, err)
@@ -265,14 +266,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.hangUp(w)
 		return
 	}
-	body := encodeReading(s.cfg.Format, sm.Value, s.unit[r.URL.Path], now)
+	body := probepayload.Encode(s.cfg.Format, sm.Value, s.unit[r.URL.Path], now)
 	if sm.Garbage {
 		s.garbage.Add(1)
-		body = encodeGarbage(s.cfg.Format, sm.Value, s.unit[r.URL.Path], now, sm.Nonce)
+		body = probepayload.EncodeGarbage(s.cfg.Format, sm.Value, s.unit[r.URL.Path], now, sm.Nonce)
 	} else {
 		s.readings.Add(1)
 	}
-	w.Header().Set("Content-Type", s.cfg.Format.contentType())
+	w.Header().Set("Content-Type", contentType(s.cfg.Format))
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Header().Set("Cache-Control", "no-store")
 	if _, err := w.Write(body); err != nil {

@@ -5,6 +5,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/purehealth/purehealth/firmware-sim/internal/probepayload"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -102,17 +103,7 @@ func encodeGarbage(rs []reading, batch bool, nonce uint64) []byte {
 	case 3: // JSON has no NaN
 		raw = "NaN"
 	default: // line noise
-		n := 8 + int((nonce>>8)%33)
-		out := make([]byte, n)
-		x := nonce
-		for i := range out {
-			x = x*6364136223846793005 + 1442695040888963407
-			out[i] = byte(x >> 56)
-		}
-		if utf8.Valid(out) {
-			out[0] = 0xff // never accidentally valid text
-		}
-		return out
+		return probepayload.Noise(nonce)
 	}
 	if !batch {
 		return appendReading(make([]byte, 0, 128), first, false, raw)
