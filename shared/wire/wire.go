@@ -15,10 +15,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math"
 	"strings"
 	"time"
 
@@ -27,20 +24,6 @@ import (
 
 // Version is the major version this code writes and reads.
 const Version = 1
-
-// Limits on a batch. MaxRecords bounds the records of all streams together.
-const (
-	MaxCompressedBytes   = 8 << 20
-	MaxDecompressedBytes = 64 << 20
-	MaxRecords           = 50000
-)
-
-// Errors from Decode. A decode error wraps one of them; match with errors.Is.
-var (
-	ErrVersion   = errors.New("unsupported batch version")
-	ErrTooLarge  = errors.New("batch too large")
-	ErrMalformed = errors.New("malformed batch")
-)
 
 // Batch is one upload from a station.
 type Batch struct {
@@ -135,152 +118,6 @@ func Encode(b *Batch) ([]byte, error) {
 		return nil, fmt.Errorf("compress batch: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-// FieldError names the first invalid field of a batch.
-type FieldError struct {
-	Field string // e.g. readings[3].param
-	Msg   string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
-
-// Is makes a FieldError match ErrMalformed.
-func (e *FieldError) Is(target error) bool { return target == ErrMalformed }
-
-// Decode reads a batch from body. gzipped says whether body is gzip (Content-Encoding);
-// plain JSON is accepted too, for hand-made requests.
-func Decode(body io.Reader, gzipped bool) (*Batch, error) {
-	raw, err := io.ReadAll(io.LimitReader(body, MaxCompressedBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: read body: %v", ErrMalformed, err)
-	}
-	if len(raw) > MaxCompressedBytes {
-		return nil, fmt.Errorf("%w: body exceeds %d bytes", ErrTooLarge, MaxCompressedBytes)
-	}
-	data := raw
-	if gzipped {
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return nil, fmt.Errorf("%w: gzip: %v", ErrMalformed, err)
-		}
-		data, err = io.ReadAll(io.LimitReader(zr, MaxDecompressedBytes+1))
-		if err != nil {
-			return nil, fmt.Errorf("%w: gzip: %v", ErrMalformed, err)
-		}
-		if len(data) > MaxDecompressedBytes {
-			return nil, fmt.Errorf("%w: decompressed body exceeds %d bytes", ErrTooLarge, MaxDecompressedBytes)
-		}
-	}
-	// One pass over the body for a batch of this version; the version alone is read
-	// only when that fails, so that a batch of another version is refused for its
-	// version, not for fields whose shape that version may have changed.
-	var b Batch
-	if err := json.Unmarshal(data, &b); err != nil || b.V != Version {
-		var head struct {
-			V *int `json:"v"`
-		}
-		if herr := json.Unmarshal(data, &head); herr != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, jsonProblem(herr))
-		}
-		if head.V == nil {
-			return nil, &FieldError{Field: "v", Msg: "missing (the batch format version)"}
-		}
-		if *head.V != Version {
-			return nil, fmt.Errorf("%w: v=%d (this server reads v=%d)", ErrVersion, *head.V, Version)
-		}
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, jsonProblem(err))
-	}
-	if err := b.Validate(); err != nil {
-		return nil, err
-	}
-	return &b, nil
-}
-
-func jsonProblem(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("field %s: want %s, got %s", te.Field, te.Type, te.Value)
-	}
-	return err.Error()
-}
-
-// maxText bounds free-text fields.
-const maxText = 4096
-
-// Validate checks every field and names the first bad one.
-func (b *Batch) Validate() error {
-	bad := func(field, format string, args ...any) error {
-		return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
-	}
-	// at names a record's field; it runs only for the one that is refused (formatting
-	// every record's name cost as much as the checks).
-	at := func(list string, i int, name string) string { return fmt.Sprintf("%s[%d].%s", list, i, name) }
-	if b.Station == "" || len(b.Station) > 64 {
-		return bad("station", "must be 1–64 characters")
-	}
-	if n := len(b.Readings) + len(b.Alerts) + len(b.WQI); n > MaxRecords {
-		return fmt.Errorf("%w: %d records (at most %d)", ErrTooLarge, n, MaxRecords)
-	}
-	for i, r := range b.Readings {
-		switch {
-		case r.Seq == 0:
-			return bad(at("readings", i, "seq"), "must be positive")
-		case r.Time.IsZero():
-			return bad(at("readings", i, "time"), "missing")
-		case r.Sensor == "" || len(r.Sensor) > 128:
-			return bad(at("readings", i, "sensor"), "must be 1–128 characters")
-		case !telemetry.Param(r.Param).Valid():
-			return bad(at("readings", i, "param"), "%q is not a canonical parameter", r.Param)
-		case math.IsNaN(r.Value) || math.IsInf(r.Value, 0):
-			return bad(at("readings", i, "value"), "not a finite number")
-		case !telemetry.Quality(r.Quality).Valid():
-			return bad(at("readings", i, "quality"), "%q must be good, suspect or bad", r.Quality)
-		case !telemetry.Source(r.Source).Valid():
-			return bad(at("readings", i, "source"), "%q is not a known source", r.Source)
-		}
-		if info, _ := telemetry.Info(telemetry.Param(r.Param)); r.Unit != info.Unit {
-			return bad(at("readings", i, "unit"), "%q is not the canonical unit %q of %s", r.Unit, info.Unit, r.Param)
-		}
-		if _, err := telemetry.ParseFlags(r.Flags); err != nil {
-			return bad(at("readings", i, "flags"), "%v", err)
-		}
-	}
-	for i, a := range b.Alerts {
-		switch {
-		case a.Seq == 0:
-			return bad(at("alerts", i, "seq"), "must be positive")
-		case a.ID == 0:
-			return bad(at("alerts", i, "id"), "must be positive")
-		case a.Time.IsZero() || a.OpenedAt.IsZero():
-			return bad(at("alerts", i, "time"), "time and opened_at are required")
-		case !oneOf(a.Transition, "opened", "acknowledged", "escalated", "resolved"):
-			return bad(at("alerts", i, "transition"), "%q is not a transition", a.Transition)
-		case !oneOf(a.State, "active", "acknowledged", "resolved"):
-			return bad(at("alerts", i, "state"), "%q is not a state", a.State)
-		case !oneOf(a.Severity, "info", "warning", "critical"):
-			return bad(at("alerts", i, "severity"), "%q is not a severity", a.Severity)
-		case a.Rule == "" || len(a.Rule) > 64:
-			return bad(at("alerts", i, "rule"), "must be 1–64 characters")
-		case len(a.Key) > 256 || len(a.Param) > 64 || len(a.Sensor) > 128:
-			return bad(at("alerts", i, "key"), "too long")
-		case len(a.Message) > maxText:
-			return bad(at("alerts", i, "message"), "longer than %d bytes", maxText)
-		}
-	}
-	for i, w := range b.WQI {
-		switch {
-		case w.Seq == 0:
-			return bad(at("wqi", i, "seq"), "must be positive")
-		case w.Time.IsZero():
-			return bad(at("wqi", i, "time"), "missing")
-		case math.IsNaN(w.WQI) || w.WQI < 0 || w.WQI > 100:
-			return bad(at("wqi", i, "wqi"), "must be within 0–100")
-		case !oneOf(w.Class, "A", "B", "C", "D/E"):
-			return bad(at("wqi", i, "class"), "%q is not a WQI class", w.Class)
-		}
-	}
-	return nil
 }
 
 func oneOf(s string, options ...string) bool {

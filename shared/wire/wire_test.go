@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +90,7 @@ func TestZipBomb(t *testing.T) {
 	zw := gzip.NewWriter(&buf)
 	_, err := zw.Write([]byte(`{"v":1,"station":"S","pad":"`))
 	require.NoError(t, err)
-	zeros := make([]byte, 1<<20)
+	zeros := bytes.Repeat([]byte("a"), 1<<20)
 	for range MaxDecompressedBytes>>20 + 1 {
 		_, err = zw.Write(zeros)
 		require.NoError(t, err)
@@ -125,4 +126,112 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decoded batch does not encode: %v", err)
 		}
 	})
+}
+
+// gzipBody compresses head, n copies of rec joined by commas, and tail.
+func gzipBody(t *testing.T, head, rec, tail string, n int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err := zw.Write([]byte(head))
+	require.NoError(t, err)
+	chunk := []byte(strings.Repeat(rec+",", 1000))
+	for written := 0; written < n; written += 1000 {
+		_, err = zw.Write(chunk)
+		require.NoError(t, err)
+	}
+	_, err = zw.Write([]byte(rec + tail))
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	return buf.Bytes()
+}
+
+// A small body that inflates to tens of MiB of records is refused after reading about
+// what MaxRecords records need, with memory to match, instead of being decoded whole
+// first (which took gigabytes).
+func TestRecordBombsRefusedEarly(t *testing.T) {
+	reading := `{"seq":1,"time":"2026-01-01T00:00:00Z","sensor":"x","param":"ph","unit":"pH","value":7,"quality":"good","source":"sensor"}`
+	alert := `{"seq":1,"id":1,"time":"2026-01-01T00:00:00Z","opened_at":"2026-01-01T00:00:00Z","transition":"opened","state":"active","severity":"info","rule":"r","message":""}`
+	tests := []struct {
+		name     string
+		body     []byte
+		want     error
+		maxBytes int64 // decompressed bytes read before the refusal
+	}{
+		{"empty alerts", gzipBody(t, `{"v":1,"station":"S","alerts":[`, `{}`, `]}`, 21_000_000), ErrMalformed, 64 << 10},
+		{"valid alerts", gzipBody(t, `{"v":1,"station":"S","alerts":[`, alert, `]}`, 400_000), ErrTooLarge, (MaxRecords+1)*int64(len(alert)+1) + 64<<10},
+		{"valid readings", gzipBody(t, `{"v":1,"station":"S","readings":[`, reading, `]}`, 150_000), ErrTooLarge, (MaxRecords+1)*int64(len(reading)+1) + 64<<10},
+		{"one huge string", gzipBody(t, `{"v":1,"station":"S","agent":"`, strings.Repeat("a", 1000), `"}`, 60_000), ErrTooLarge, 2*MaxRecordBytes + 64<<10},
+		{"huge unknown field", gzipBody(t, `{"v":1,"station":"S","pad":[`, `1`, `]}`, 30_000_000), ErrTooLarge, MaxDecompressedBytes + 64<<10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Less(t, len(tt.body), 1<<20, "the body is small on the wire")
+			var read int64
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err := DecodeWith(bytes.NewReader(tt.body), true, DecodeOptions{Reserve: func(n int64) error {
+				read += n
+				return nil
+			}})
+			runtime.ReadMemStats(&after)
+			assert.ErrorIs(t, err, tt.want)
+			assert.LessOrEqual(t, read, tt.maxBytes, "decompressed bytes read before the refusal")
+			assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(32<<20), "bytes allocated by the decoding")
+		})
+	}
+}
+
+func TestBudgetStopsDecoding(t *testing.T) {
+	errBusy := errors.New("busy")
+	data, err := Encode(sample())
+	require.NoError(t, err)
+	_, err = DecodeWith(bytes.NewReader(data), true, DecodeOptions{Reserve: func(int64) error { return errBusy }})
+	assert.ErrorIs(t, err, errBusy)
+}
+
+func TestNamesAndListsBounded(t *testing.T) {
+	rec := func(field string) string {
+		return `{"v":1,"station":"S","readings":[{"seq":1,"time":"2026-01-01T00:00:00Z","sensor":` + field + `,"param":"ph","unit":"pH","value":7,"quality":"good","source":"sensor"}]}`
+	}
+	wqi := func(extra string) string {
+		return `{"v":1,"station":"S","wqi":[{"seq":1,"time":"2026-01-01T00:00:00Z","wqi":50,"class":"B"` + extra + `}]}`
+	}
+	tests := []struct {
+		name, body, field string
+	}{
+		{"NUL in a sensor", rec(`"ph\u0000"`), "readings[0].sensor"},
+		{"ANSI escape in a sensor", rec(`"\u001b[31mph"`), "readings[0].sensor"},
+		{"long sensor", rec(`"` + strings.Repeat("s", 129) + `"`), "readings[0].sensor"},
+		{"long agent", `{"v":1,"station":"S","agent":"` + strings.Repeat("v", 65) + `"}`, "agent"},
+		{"escape in agent", `{"v":1,"station":"S","agent":"\u001b]0;x\u0007"}`, "agent"},
+		{"bad station", `{"v":1,"station":"S/1"}`, "station"},
+		{"unknown missing entry", wqi(`,"missing":["` + strings.Repeat("m", 100) + `"]`), "wqi[0].missing[0]"},
+		{"too many missing", wqi(`,"missing":["ph","ph","ph","ph","ph","ph","ph","ph","ph","ph","ph","ph","ph","ph","ph","ph","ph"]`), "wqi[0].missing"},
+		{"unknown sub-index", wqi(`,"sub_indices":{"zz":1}`), "wqi[0].sub_indices"},
+		{"control in alert message", `{"v":1,"station":"S","alerts":[{"seq":1,"id":1,"time":"2026-01-01T00:00:00Z","opened_at":"2026-01-01T00:00:00Z","transition":"opened","state":"active","severity":"info","rule":"r","message":"\u001b[2J"}]}`, "alerts[0].message"},
+		{"duplicate stream", `{"v":1,"station":"S","readings":[],"readings":[]}`, "readings"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Decode(strings.NewReader(tt.body), false)
+			fe, ok := errors.AsType[*FieldError](err)
+			require.True(t, ok, "want a FieldError, got %v", err)
+			assert.Equal(t, tt.field, fe.Field)
+		})
+	}
+}
+
+func TestTrailingDataRefused(t *testing.T) {
+	_, err := Decode(strings.NewReader(`{"v":1,"station":"S"} x`), false)
+	assert.ErrorIs(t, err, ErrMalformed)
+	_, err = Decode(strings.NewReader(`{"v":1,"station":"S"}`+"\n"), false)
+	assert.NoError(t, err)
+}
+
+func TestUnknownFieldsIgnored(t *testing.T) {
+	b, err := Decode(strings.NewReader(`{"v":1,"new":{"a":[1,2,{"b":null}]},"station":"S","readings":null}`), false)
+	require.NoError(t, err)
+	assert.Equal(t, "S", b.Station)
 }

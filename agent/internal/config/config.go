@@ -28,6 +28,7 @@ import (
 	"github.com/purehealth/purehealth/internal/strictyaml"
 	"github.com/purehealth/purehealth/shared/criteria"
 	"github.com/purehealth/purehealth/shared/telemetry"
+	"github.com/purehealth/purehealth/shared/wire"
 	"github.com/purehealth/purehealth/shared/wqi"
 )
 
@@ -493,11 +494,11 @@ func (c *Config) Validate() error {
 	if c.Uplink.Interval < 100*time.Millisecond {
 		bad("uplink.interval: %s is shorter than 100ms", c.Uplink.Interval)
 	}
-	if c.Uplink.BatchMax < 1 || c.Uplink.BatchMax > 50000 {
-		bad("uplink.batch_max: %d must be 1..50000", c.Uplink.BatchMax)
+	if c.Uplink.BatchMax < 1 || c.Uplink.BatchMax > wire.MaxRecords {
+		bad("uplink.batch_max: %d must be 1..%d (the most records the cloud takes in one batch)", c.Uplink.BatchMax, wire.MaxRecords)
 	}
-	if c.Uplink.LiveReadings < 1 || c.Uplink.LiveReadings > 50000 {
-		bad("uplink.live_readings: %d must be 1..50000", c.Uplink.LiveReadings)
+	if c.Uplink.LiveReadings < 1 || c.Uplink.LiveReadings > wire.MaxRecords {
+		bad("uplink.live_readings: %d must be 1..%d", c.Uplink.LiveReadings, wire.MaxRecords)
 	}
 	if c.Uplink.BackoffMax < time.Second || c.Uplink.BackoffMax > 24*time.Hour {
 		bad("uplink.backoff_max: %s must be within 1s..24h", c.Uplink.BackoffMax)

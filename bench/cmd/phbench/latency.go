@@ -17,6 +17,7 @@ import (
 
 	"github.com/purehealth/purehealth/bench/internal/benchline"
 	"github.com/purehealth/purehealth/bench/internal/harness"
+	"github.com/purehealth/purehealth/shared/wire"
 )
 
 // The sensor-to-dashboard comparison, as --only names it, and its line.
@@ -89,8 +90,8 @@ func (l *latencyOptions) validate() []error {
 	if l.interval < 100*time.Millisecond || l.interval > 10*time.Second {
 		bad("--latency-interval %s must be 100ms..10s (the agent's bounds start at 100ms)", l.interval)
 	}
-	if l.liveReadings < 1 || l.liveReadings > 50000 {
-		bad("--latency-live-readings %d must be 1..50000", l.liveReadings)
+	if l.liveReadings < 1 || l.liveReadings > wire.MaxRecords {
+		bad("--latency-live-readings %d must be 1..%d", l.liveReadings, wire.MaxRecords)
 	}
 	if l.samples < 10 || l.samples > 10000 {
 		bad("--latency-floor-samples %d must be 10..10000", l.samples)

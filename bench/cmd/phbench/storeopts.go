@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/purehealth/purehealth/shared/wire"
 )
 
 // The store-and-forward comparisons, as --only names them.
@@ -91,8 +93,8 @@ func (s *storeOptions) validate() []error {
 	if s.ingestRows < s.ingestStations {
 		bad("--ingest-rows %d must be at least --ingest-stations", s.ingestRows)
 	}
-	if s.ingestBatch < 1 || s.ingestBatch > 50000 {
-		bad("--ingest-batch %d must be 1..50000 (the wire format's limit)", s.ingestBatch)
+	if s.ingestBatch < 1 || s.ingestBatch > wire.MaxRecords {
+		bad("--ingest-batch %d must be 1..%d (the wire format's limit)", s.ingestBatch, wire.MaxRecords)
 	}
 	if s.ingestSpacing < 0 || s.drainSpacing < 0 {
 		bad("--ingest-spacing and --drain-spacing must not be negative")
@@ -103,8 +105,8 @@ func (s *storeOptions) validate() []error {
 	if s.drainReadings < 1 {
 		bad("--drain-readings must be at least 1")
 	}
-	if s.drainBatchMax < 0 || s.drainBatchMax > 50000 {
-		bad("--drain-batch-max %d must be 0..50000", s.drainBatchMax)
+	if s.drainBatchMax < 0 || s.drainBatchMax > wire.MaxRecords {
+		bad("--drain-batch-max %d must be 0..%d", s.drainBatchMax, wire.MaxRecords)
 	}
 	if s.probeEvery < 10*time.Millisecond || s.probeEvery > 10*time.Second {
 		bad("--probe-every %s must be 10ms..10s", s.probeEvery)

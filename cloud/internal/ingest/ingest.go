@@ -3,9 +3,11 @@
 //
 // The order of checks keeps cheap refusals cheap: the declared size (413), the bearer
 // token (401, without reading the body), the station's rate (429), the service's
-// concurrency (503), then the body (413 after decompression, 400 naming the field, 400
-// naming an unknown version), the station named in the batch (403), and finally the
-// store. A batch is stored whole or not at all; when the database is out of reach the
+// concurrency (503), then the body, decoded as a stream one record at a time (413 as soon
+// as the compressed or decompressed size, the record count or one record's size passes
+// its limit; 400 naming the field; 400 naming an unknown version; 503 when the batches
+// being decoded at once would pass the memory budget), the station named in the batch
+// (403), and finally the store. A batch is stored whole or not at all; when the database is out of reach the
 // answer is 503 with Retry-After and the agent sends it again later. Once a batch has been
 // read, a client that goes away does not abort its write.
 package ingest
@@ -24,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 
 	"github.com/purehealth/purehealth/cloud/internal/store"
@@ -44,8 +47,19 @@ type Options struct {
 	Burst          int           // default 10
 	MaxInFlight    int           // batches being stored at once, default 16
 	RetryAfter     time.Duration // sent with 503, default 5s
-	Log            *slog.Logger  // default: discard
+	// DecodeBudget bounds the decompressed bytes of all batches being decoded or stored at
+	// once (default DefaultDecodeBudget); a batch that would exceed it is answered 503.
+	// A decoded batch takes about as much memory again as its JSON.
+	DecodeBudget int64
+	Log          *slog.Logger // default: discard
 }
+
+// DefaultDecodeBudget is four batches of the largest size at once. Agents send batches
+// of a few hundred KiB, so only bodies made to exhaust memory meet it.
+const DefaultDecodeBudget = 4 * wire.MaxDecompressedBytes
+
+// errBusy is the decode budget refusing more bytes.
+var errBusy = errors.New("the service is decoding too much at once")
 
 // Handler is the ingest endpoint. It is safe for concurrent use.
 type Handler struct {
@@ -53,6 +67,7 @@ type Handler struct {
 	opts     Options
 	log      *slog.Logger
 	inFlight chan struct{}
+	budget   *semaphore.Weighted
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -89,12 +104,16 @@ func New(st Store, opts Options) *Handler {
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = 5 * time.Second
 	}
+	if opts.DecodeBudget <= 0 {
+		opts.DecodeBudget = DefaultDecodeBudget
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Handler{
 		store: st, opts: opts, log: opts.Log,
 		inFlight: make(chan struct{}, opts.MaxInFlight),
+		budget:   semaphore.NewWeighted(opts.DecodeBudget),
 		limiters: map[string]*rate.Limiter{},
 	}
 }
@@ -163,9 +182,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, http.StatusUnsupportedMediaType, fmt.Sprintf("content encoding %q: send gzip", enc), "")
 		return
 	}
-	b, err := wire.Decode(r.Body, gzipped)
-	if err == nil {
-		err = store.CheckBatch(b)
+	// The bytes reserved stay reserved until the batch is stored: the decoded batch holds
+	// about as much memory.
+	var reserved int64
+	defer func() { h.budget.Release(reserved) }()
+	b, err := wire.DecodeWith(r.Body, gzipped, wire.DecodeOptions{Reserve: func(n int64) error {
+		if !h.budget.TryAcquire(n) {
+			return errBusy
+		}
+		reserved += n
+		return nil
+	}})
+	if errors.Is(err, errBusy) {
+		log.Warn("batch refused: decode budget exhausted", "budget", h.opts.DecodeBudget)
+		h.unavailable(w, errBusy.Error())
+		return
 	}
 	if err != nil {
 		status, field := decodeStatus(err)

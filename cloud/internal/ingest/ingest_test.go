@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -282,9 +283,9 @@ func TestRefusals(t *testing.T) {
 		{"missing version", func() *http.Request { return e.request(t, e.token, gz(t, []byte(`{"station":"x"}`)), true) },
 			http.StatusBadRequest, "v", "version"},
 		{"NUL in a text field", func() *http.Request { return e.request(t, e.token, encode(t, nul), true) },
-			http.StatusBadRequest, "readings[1].sensor", "NUL"},
+			http.StatusBadRequest, "readings[1].sensor", "control character"},
 		{"too large after decompression", func() *http.Request { return e.request(t, e.token, bomb, true) },
-			http.StatusRequestEntityTooLarge, "", "decompressed"},
+			http.StatusRequestEntityTooLarge, "", "larger than"},
 		{"too large on the wire", func() *http.Request {
 			return e.request(t, e.token, bytes.Repeat([]byte(" "), wire.MaxCompressedBytes+1), false)
 		}, http.StatusRequestEntityTooLarge, "", "exceeds"},
@@ -374,7 +375,7 @@ func atoi(t *testing.T, s string) int {
 
 func TestMetacharactersStoredVerbatim(t *testing.T) {
 	e := newEnv(t, ingest.Options{})
-	nasty := []string{`'; DROP TABLE measurements;--`, `"q" 'q' \ \\`, `नदी 🌊`, `$1 %s ?`, "a\tb\nc"}
+	nasty := []string{`'; DROP TABLE measurements;--`, `"q" 'q' \ \\`, `नदी 🌊`, `$1 %s ?`, `<b>&amp;</b>`}
 	at := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
 	b := storetest.Batch(station, nil)
 	b.Agent = nasty[0]
@@ -400,4 +401,53 @@ func TestMetacharactersStoredVerbatim(t *testing.T) {
 		assert.Equal(t, s, rs[len(nasty)-int(a.ID)].Sensor)
 	}
 	assert.Equal(t, int64(len(nasty)), e.count(t, `SELECT count(*) FROM measurements`), "the table is still there")
+}
+
+// A batch that inflates to tens of MiB of records is refused once MaxRecords records have
+// been read, with memory to match: it used to be decoded whole before its records were
+// counted, and four such requests took the service to 19 GB.
+func TestRecordBombRefusedWithBoundedMemory(t *testing.T) {
+	e := newEnv(t, ingest.Options{})
+	alert := `{"seq":1,"id":1,"time":"2026-01-01T00:00:00Z","opened_at":"2026-01-01T00:00:00Z","transition":"opened","state":"active","severity":"info","rule":"r","message":""},`
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err := zw.Write([]byte(`{"v":1,"station":"` + station + `","alerts":[`))
+	require.NoError(t, err)
+	chunk := []byte(strings.Repeat(alert, 1000))
+	for range 350 { // 350,000 records, 60 MB of JSON
+		_, err = zw.Write(chunk)
+		require.NoError(t, err)
+	}
+	_, err = zw.Write([]byte(strings.TrimSuffix(alert, ",") + `]}`))
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	require.Less(t, buf.Len(), 1<<20, "the body is small on the wire")
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := do(t, e.request(t, e.token, buf.Bytes(), true))
+	runtime.ReadMemStats(&after)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, r.status, "%+v", r.err)
+	assert.Contains(t, r.err.Error, "records")
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "bytes allocated while refusing the batch")
+	assert.Zero(t, e.count(t, `SELECT count(*) FROM alert_events`))
+}
+
+// The decode budget bounds all batches being decoded at once; a batch that would pass
+// it is answered 503 with Retry-After, and what it reserved is released.
+func TestDecodeBudget(t *testing.T) {
+	e := newEnv(t, ingest.Options{DecodeBudget: 32 << 10})
+	big := storetest.Batch(station, storetest.Readings(1, 2000, time.Now(), time.Second))
+	r := e.post(t, big)
+	assert.Equal(t, http.StatusServiceUnavailable, r.status)
+	assert.NotEmpty(t, r.header.Get("Retry-After"))
+	assert.Contains(t, r.err.Error, "decoding too much")
+
+	small := storetest.Batch(station, storetest.Readings(1, 3, time.Now(), time.Second))
+	for range 3 { // the budget was released, each time
+		r = e.post(t, small)
+		require.Equal(t, http.StatusOK, r.status, "%+v", r.err)
+	}
+	assert.EqualValues(t, 3, e.count(t, `SELECT count(*) FROM measurements`))
 }

@@ -10,7 +10,8 @@ import (
 
 // CheckBatch reports what in a decoded batch the database cannot hold as sent: a seq or
 // alert id beyond bigint, or a NUL character (PostgreSQL text cannot contain one). The
-// error is a *wire.FieldError naming the first such field. Ingest runs it too.
+// error is a *wire.FieldError naming the first such field. A batch that wire.Decode
+// accepted passes it; Ingest runs it for batches built otherwise.
 func CheckBatch(b *wire.Batch) error {
 	bad := func(field, msg string) error { return &wire.FieldError{Field: field, Msg: msg} }
 	text := func(field, s string) error {

@@ -1,0 +1,568 @@
+package wire
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/purehealth/purehealth/shared/telemetry"
+)
+
+// Limits on a batch, each enforced while the body is read, before the work it limits.
+const (
+	// MaxRecords bounds the records of all streams of one batch together; the agent's
+	// uplink.batch_max may not exceed it.
+	MaxRecords = 10000
+	// MaxRecordBytes bounds one record as JSON (and any other value of the batch): the
+	// largest valid record is an alert with a 4 KiB message, escaped.
+	MaxRecordBytes = 32 << 10
+	// MaxDecompressedBytes is what a batch of MaxRecords records can need: a reading with
+	// the longest sensor name and every flag is about 1.2 KiB as JSON, a typical one 0.2.
+	MaxDecompressedBytes = 16 << 20
+	// MaxCompressedBytes bounds the body on the wire.
+	MaxCompressedBytes = 8 << 20
+)
+
+// Errors from Decode. A decode error wraps one of them; match with errors.Is.
+var (
+	ErrVersion   = errors.New("unsupported batch version")
+	ErrTooLarge  = errors.New("batch too large")
+	ErrMalformed = errors.New("malformed batch")
+)
+
+// FieldError names the first invalid field of a batch.
+type FieldError struct {
+	Field string // e.g. readings[3].param
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Is makes a FieldError match ErrMalformed.
+func (e *FieldError) Is(target error) bool { return target == ErrMalformed }
+
+// DecodeOptions adjust Decode. The zero value is the package's limits and no budget.
+type DecodeOptions struct {
+	// Reserve, if set, is called with the size of every chunk of decompressed bytes
+	// before it is decoded; an error stops the decoding and Decode returns it (wrapped).
+	// A server uses it to bound the memory of all the batches it decodes at once.
+	Reserve func(n int64) error
+}
+
+// Decode reads a batch from body. gzipped says whether body is gzip (Content-Encoding);
+// plain JSON is accepted too, for hand-made requests.
+//
+// The body is decoded as a stream, one record at a time: the compressed and decompressed
+// sizes, the number of records and the size of each record are checked as the bytes
+// arrive, so a body of any size costs at most about MaxDecompressedBytes of memory,
+// refused early. Every record is validated as it is decoded; the error names the first
+// bad field. The version is checked as soon as "v" is read (the agent writes it first);
+// a batch of another version is refused for its version, not for fields whose shape that
+// version may have changed.
+func Decode(body io.Reader, gzipped bool) (*Batch, error) {
+	return DecodeWith(body, gzipped, DecodeOptions{})
+}
+
+// DecodeWith is Decode with options.
+func DecodeWith(body io.Reader, gzipped bool, opts DecodeOptions) (*Batch, error) {
+	var src io.Reader = &capped{r: body, left: MaxCompressedBytes,
+		err: fmt.Errorf("%w: body exceeds %d bytes", ErrTooLarge, MaxCompressedBytes)}
+	if gzipped {
+		zr, err := gzip.NewReader(src)
+		if err != nil {
+			return nil, gzipError(err)
+		}
+		src = zr
+	}
+	m := &meter{r: src, left: MaxDecompressedBytes, reserve: opts.Reserve}
+	dec := json.NewDecoder(m)
+	m.dec = dec
+	d := decoder{dec: dec}
+	b, err := d.batch()
+	if err != nil {
+		return nil, err
+	}
+	// Read to the end, so that a gzip stream is checked whole (its CRC and length).
+	m.dec = nil
+	if _, err := io.Copy(io.Discard, m); err != nil {
+		return nil, gzipError(err)
+	}
+	return b, nil
+}
+
+// gzipError classifies a failure of the body's stream: a limit passes through, anything
+// else is a malformed body.
+func gzipError(err error) error {
+	if errors.Is(err, ErrTooLarge) {
+		return err
+	}
+	return fmt.Errorf("%w: gzip: %v", ErrMalformed, err)
+}
+
+// capped reads at most left bytes from r, then fails with err.
+type capped struct {
+	r    io.Reader
+	left int64
+	err  error
+}
+
+func (c *capped) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		// One byte more tells a body of exactly the limit from a longer one.
+		var one [1]byte
+		if n, _ := c.r.Read(one[:]); n > 0 {
+			return 0, c.err
+		}
+		return c.r.Read(p[:0])
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+// meter bounds the decompressed stream: its total, the bytes the JSON decoder holds
+// beyond what it consumed (one value, since records are decoded one at a time), and the
+// shared budget.
+type meter struct {
+	r       io.Reader
+	left    int64
+	reserve func(int64) error
+	dec     *json.Decoder
+	read    int64
+}
+
+func (m *meter) Read(p []byte) (int, error) {
+	if m.dec != nil {
+		if held := m.read - m.dec.InputOffset(); held > MaxRecordBytes {
+			return 0, fmt.Errorf("%w: a value at byte %d is larger than %d bytes", ErrTooLarge, m.dec.InputOffset(), MaxRecordBytes)
+		}
+	}
+	if m.left <= 0 {
+		var one [1]byte
+		if n, _ := m.r.Read(one[:]); n > 0 {
+			return 0, fmt.Errorf("%w: decompressed body exceeds %d bytes", ErrTooLarge, MaxDecompressedBytes)
+		}
+		return m.r.Read(p[:0])
+	}
+	if int64(len(p)) > m.left {
+		p = p[:m.left]
+	}
+	n, err := m.r.Read(p)
+	if n > 0 && m.reserve != nil {
+		if rerr := m.reserve(int64(n)); rerr != nil {
+			return 0, rerr
+		}
+	}
+	m.left -= int64(n)
+	m.read += int64(n)
+	return n, err
+}
+
+// decoder walks a batch object token by token and decodes its records one at a time.
+type decoder struct {
+	dec     *json.Decoder
+	records int
+	version *int
+	// pending is the first error met before the version was known: a batch of another
+	// version is refused for its version instead, so the rest is scanned for "v".
+	pending error
+}
+
+func (d *decoder) batch() (*Batch, error) {
+	b := &Batch{}
+	if err := d.delim('{', "a batch must be a JSON object"); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for d.dec.More() {
+		tok, err := d.dec.Token()
+		if err != nil {
+			if d.pending != nil {
+				return nil, d.pending
+			}
+			return nil, d.fail(syntax(err))
+		}
+		key, _ := tok.(string)
+		if d.pending != nil {
+			// Only the version matters now.
+			if key == "v" {
+				if err := d.readVersion(b); err != nil {
+					return nil, err
+				}
+				return nil, d.pending
+			}
+			if err := d.skip(); err != nil {
+				return nil, d.pending
+			}
+			continue
+		}
+		if seen[key] && isField(key) {
+			return nil, d.fail(&FieldError{Field: key, Msg: "appears twice"})
+		}
+		seen[key] = true
+		switch key {
+		case "v":
+			err = d.readVersion(b)
+		case "station":
+			err = d.value(key, &b.Station)
+		case "agent":
+			err = d.value(key, &b.Agent)
+		case "sent_at":
+			err = d.value(key, &b.SentAt)
+		case "readings":
+			err = records(d, key, &b.Readings, validateReading)
+		case "alerts":
+			err = records(d, key, &b.Alerts, validateAlert)
+		case "wqi":
+			err = records(d, key, &b.WQI, validateWQI)
+		default:
+			// A field of a newer agent within this major: ignored, and bounded like any
+			// other value.
+			err = d.skip()
+		}
+		if err != nil {
+			if d.version != nil || errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrMalformed) {
+				return nil, err
+			}
+			d.pending = err
+		}
+	}
+	if d.pending != nil {
+		return nil, d.pending
+	}
+	if _, err := d.dec.Token(); err != nil { // the closing brace
+		return nil, d.fail(syntax(err))
+	}
+	if _, err := d.dec.Token(); err != io.EOF {
+		if err == nil || errors.Is(err, ErrTooLarge) {
+			return nil, d.fail(fmt.Errorf("%w: data after the batch object", ErrMalformed))
+		}
+		return nil, d.fail(syntax(err))
+	}
+	if d.version == nil {
+		return nil, &FieldError{Field: "v", Msg: "missing (the batch format version)"}
+	}
+	if err := validateHeader(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func isField(key string) bool {
+	switch key {
+	case "v", "station", "agent", "sent_at", "readings", "alerts", "wqi":
+		return true
+	}
+	return false
+}
+
+func (d *decoder) readVersion(b *Batch) error {
+	var v int
+	if err := d.dec.Decode(&v); err != nil {
+		return d.fail(typed("v", err))
+	}
+	d.version = &v
+	b.V = v
+	if v != Version {
+		return fmt.Errorf("%w: v=%d (this server reads v=%d)", ErrVersion, v, Version)
+	}
+	return nil
+}
+
+// value decodes one header field.
+func (d *decoder) value(field string, v any) error {
+	if err := d.dec.Decode(v); err != nil {
+		return d.fail(typed(field, err))
+	}
+	return nil
+}
+
+// records decodes the array of one stream, checking the count before each record is
+// decoded and validating each as it comes.
+func records[T any](d *decoder, stream string, list *[]T, validate func(stream string, i int, r *T) error) error {
+	tok, err := d.dec.Token()
+	if err != nil {
+		return d.fail(syntax(err))
+	}
+	if tok == nil { // null: no records
+		return nil
+	}
+	if tok != json.Delim('[') {
+		return d.fail(&FieldError{Field: stream, Msg: "must be an array"})
+	}
+	for d.dec.More() {
+		if d.records >= MaxRecords {
+			return fmt.Errorf("%w: more than %d records", ErrTooLarge, MaxRecords)
+		}
+		d.records++
+		i := len(*list)
+		var r T
+		err := d.dec.Decode(&r)
+		if err != nil {
+			err = d.fail(typed(fmt.Sprintf("%s[%d]", stream, i), err))
+		} else {
+			err = validate(stream, i, &r)
+		}
+		if err != nil {
+			if d.version == nil {
+				d.skipRest()
+			}
+			return err
+		}
+		*list = append(*list, r)
+	}
+	if _, err := d.dec.Token(); err != nil {
+		return d.fail(syntax(err))
+	}
+	return nil
+}
+
+// skip consumes one value. Like every value, it may not exceed MaxRecordBytes.
+func (d *decoder) skip() error {
+	var v json.RawMessage
+	if err := d.dec.Decode(&v); err != nil {
+		return d.fail(syntax(err))
+	}
+	return nil
+}
+
+// skipRest consumes the rest of an array after a bad record, so that the scan for the
+// version can go on; a decoder that lost its place stays broken, and the caller's error
+// stands.
+func (d *decoder) skipRest() {
+	for d.dec.More() {
+		if d.skip() != nil {
+			return
+		}
+	}
+	_, _ = d.dec.Token() // the closing bracket, or the error that ends the scan
+}
+
+func (d *decoder) delim(want json.Delim, msg string) error {
+	tok, err := d.dec.Token()
+	if err != nil {
+		return d.fail(syntax(err))
+	}
+	if tok != want {
+		return fmt.Errorf("%w: %s", ErrMalformed, msg)
+	}
+	return nil
+}
+
+// fail passes limits and budget errors through as they are and makes anything else a
+// malformed batch.
+func (d *decoder) fail(err error) error {
+	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrMalformed) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrMalformed, err)
+}
+
+// typed turns a JSON error of a value at field into a FieldError where it can.
+func typed(field string, err error) error {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		name := field
+		if te.Field != "" {
+			name += "." + te.Field
+		}
+		return &FieldError{Field: name, Msg: fmt.Sprintf("want %s, got %s", te.Type, te.Value)}
+	}
+	return syntax(err)
+}
+
+// syntax wraps a JSON syntax problem; limit and budget errors from the reader pass through.
+func syntax(err error) error {
+	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrMalformed) {
+		return err
+	}
+	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: the body ends before the batch does", ErrMalformed)
+	}
+	if _, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if _, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	// A reader's own error (the budget, a broken connection, gzip): kept as it is.
+	return err
+}
+
+// Text bounds of the batch's fields.
+const (
+	maxText     = 4096 // an alert's message
+	maxAgentLen = 64   // the agent's version string
+	maxRuleLen  = 64
+	maxKeyLen   = 256
+	maxParamLen = 64
+	maxCategory = 64
+)
+
+// Validate checks a whole batch (a decoded one is already checked) and names the first
+// bad field.
+func (b *Batch) Validate() error {
+	if err := validateHeader(b); err != nil {
+		return err
+	}
+	if n := len(b.Readings) + len(b.Alerts) + len(b.WQI); n > MaxRecords {
+		return fmt.Errorf("%w: %d records (at most %d)", ErrTooLarge, n, MaxRecords)
+	}
+	for i := range b.Readings {
+		if err := validateReading("readings", i, &b.Readings[i]); err != nil {
+			return err
+		}
+	}
+	for i := range b.Alerts {
+		if err := validateAlert("alerts", i, &b.Alerts[i]); err != nil {
+			return err
+		}
+	}
+	for i := range b.WQI {
+		if err := validateWQI("wqi", i, &b.WQI[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func bad(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// at names a record's field; it runs only for the one that is refused (formatting every
+// record's name cost as much as the checks).
+func at(list string, i int, name string) string { return fmt.Sprintf("%s[%d].%s", list, i, name) }
+
+func validateHeader(b *Batch) error {
+	if !telemetry.ValidStationID(b.Station) {
+		return bad("station", "must be %s", telemetry.StationIDRule)
+	}
+	if b.Agent != "" {
+		if err := telemetry.CheckName(b.Agent, maxAgentLen); err != nil {
+			return bad("agent", "%v", err)
+		}
+	}
+	return nil
+}
+
+// maxSeq is the largest seq or alert id: the cloud stores them as PostgreSQL bigint.
+const maxSeq = math.MaxInt64
+
+func validateReading(list string, i int, r *Reading) error {
+	switch {
+	case r.Seq == 0 || r.Seq > maxSeq:
+		return bad(at(list, i, "seq"), "must be within 1–2^63-1")
+	case r.Time.IsZero():
+		return bad(at(list, i, "time"), "missing")
+	case !telemetry.Param(r.Param).Valid():
+		return bad(at(list, i, "param"), "%q is not a canonical parameter", clip(r.Param))
+	case math.IsNaN(r.Value) || math.IsInf(r.Value, 0):
+		return bad(at(list, i, "value"), "not a finite number")
+	case !telemetry.Quality(r.Quality).Valid():
+		return bad(at(list, i, "quality"), "%q must be good, suspect or bad", clip(r.Quality))
+	case !telemetry.Source(r.Source).Valid():
+		return bad(at(list, i, "source"), "%q is not a known source", clip(r.Source))
+	}
+	if err := telemetry.CheckName(r.Sensor, telemetry.MaxSensorLen); err != nil {
+		return bad(at(list, i, "sensor"), "%v", err)
+	}
+	if info, _ := telemetry.Info(telemetry.Param(r.Param)); r.Unit != info.Unit {
+		return bad(at(list, i, "unit"), "%q is not the canonical unit %q of %s", clip(r.Unit), info.Unit, r.Param)
+	}
+	if _, err := telemetry.ParseFlags(r.Flags); err != nil {
+		return bad(at(list, i, "flags"), "%v", err)
+	}
+	return nil
+}
+
+func validateAlert(list string, i int, a *AlertEvent) error {
+	switch {
+	case a.Seq == 0 || a.Seq > maxSeq:
+		return bad(at(list, i, "seq"), "must be within 1–2^63-1")
+	case a.ID == 0 || a.ID > maxSeq:
+		return bad(at(list, i, "id"), "must be within 1–2^63-1")
+	case a.Time.IsZero() || a.OpenedAt.IsZero():
+		return bad(at(list, i, "time"), "time and opened_at are required")
+	case !oneOf(a.Transition, "opened", "acknowledged", "escalated", "resolved"):
+		return bad(at(list, i, "transition"), "%q is not a transition", clip(a.Transition))
+	case !oneOf(a.State, "active", "acknowledged", "resolved"):
+		return bad(at(list, i, "state"), "%q is not a state", clip(a.State))
+	case !oneOf(a.Severity, "info", "warning", "critical"):
+		return bad(at(list, i, "severity"), "%q is not a severity", clip(a.Severity))
+	case a.Value != nil && (math.IsNaN(*a.Value) || math.IsInf(*a.Value, 0)):
+		return bad(at(list, i, "value"), "not a finite number")
+	case a.Limit != nil && (math.IsNaN(*a.Limit) || math.IsInf(*a.Limit, 0)):
+		return bad(at(list, i, "limit"), "not a finite number")
+	}
+	if err := telemetry.CheckName(a.Rule, maxRuleLen); err != nil {
+		return bad(at(list, i, "rule"), "%v", err)
+	}
+	for _, f := range []struct {
+		name, value string
+		max         int
+	}{{"key", a.Key, maxKeyLen}, {"param", a.Param, maxParamLen}, {"sensor", a.Sensor, telemetry.MaxSensorLen}} {
+		if f.value == "" {
+			continue
+		}
+		if err := telemetry.CheckName(f.value, f.max); err != nil {
+			return bad(at(list, i, f.name), "%v", err)
+		}
+	}
+	if err := telemetry.CheckText(a.Message, maxText); err != nil {
+		return bad(at(list, i, "message"), "%v", err)
+	}
+	return nil
+}
+
+func validateWQI(list string, i int, w *WQIPoint) error {
+	switch {
+	case w.Seq == 0 || w.Seq > maxSeq:
+		return bad(at(list, i, "seq"), "must be within 1–2^63-1")
+	case w.Time.IsZero():
+		return bad(at(list, i, "time"), "missing")
+	case math.IsNaN(w.WQI) || w.WQI < 0 || w.WQI > 100:
+		return bad(at(list, i, "wqi"), "must be within 0–100")
+	case !oneOf(w.Class, "A", "B", "C", "D/E"):
+		return bad(at(list, i, "class"), "%q is not a WQI class", clip(w.Class))
+	case len(w.Missing) > len(telemetry.Params()):
+		return bad(at(list, i, "missing"), "%d entries (at most %d)", len(w.Missing), len(telemetry.Params()))
+	case len(w.SubIndices) > len(telemetry.Params()):
+		return bad(at(list, i, "sub_indices"), "%d entries (at most %d)", len(w.SubIndices), len(telemetry.Params()))
+	case w.DOSaturationPct != nil && (math.IsNaN(*w.DOSaturationPct) || math.IsInf(*w.DOSaturationPct, 0)):
+		return bad(at(list, i, "do_saturation_pct"), "not a finite number")
+	}
+	if w.Category != "" {
+		if err := telemetry.CheckName(w.Category, maxCategory); err != nil {
+			return bad(at(list, i, "category"), "%v", err)
+		}
+	}
+	for j, p := range w.Missing {
+		if !telemetry.Param(p).Valid() {
+			return bad(fmt.Sprintf("%s[%d].missing[%d]", list, i, j), "%q is not a canonical parameter", clip(p))
+		}
+	}
+	for p, v := range w.SubIndices {
+		if !telemetry.Param(p).Valid() {
+			return bad(at(list, i, "sub_indices"), "%q is not a canonical parameter", clip(p))
+		}
+		if math.IsNaN(v) || v < 0 || v > 100 {
+			return bad(at(list, i, "sub_indices"), "%s: must be within 0–100", p)
+		}
+	}
+	return nil
+}
+
+// clip shortens an echoed value so that an error message stays small.
+func clip(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
