@@ -192,6 +192,11 @@ func New(opts Options, sink Sink) (*Broker, error) {
 	// mochi checks the ACL on the topic name before resolving a topic alias, so an
 	// alias-only publish would be checked against "": no aliases.
 	caps.TopicAliasMaximum = 0
+	// mochi copies a publish's properties into its acknowledgement, and with them the
+	// QoS 1 ack goes out with the reason code 0x01, a SUBACK code that a PUBACK may not
+	// carry [MQTT-3.4.2-1]. Without inherited properties a successful ack has no reason
+	// code (0x00); a refusal still carries its reason string.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities:             caps,
 		ClientNetReadBufferSize:  opts.ReadBufferSize,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,7 +39,7 @@ func (h *hook) ID() string { return "purehealth" }
 func (h *hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
-		mqtt.OnPublishDropped:
+		mqtt.OnPublishDropped, mqtt.OnPacketRead:
 		return true
 	}
 	return false
@@ -108,12 +109,20 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	return ok
 }
 
-// OnACLCheck applies the roles. mochi asks it for every publish (write), every subscription
-// filter and every delivery of a message to a subscriber (both not write).
+// OnACLCheck applies the roles to every subscription filter and every delivery of a
+// message to a subscriber (not write). mochi asks it for every publish too (write): those
+// are checked in OnPublish instead, which can answer each protocol version as it must
+// (mochi would send an MQTT 3.1.1 client a DISCONNECT packet, which 3.1.1 does not have).
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	if cl.Net.Inline {
+	if cl.Net.Inline || write {
 		return true
 	}
+	return h.allowed(cl, topic, false)
+}
+
+// allowed applies the roles to one publish (write) or subscription, counting and logging
+// a denial.
+func (h *hook) allowed(cl *mqtt.Client, topic string, write bool) bool {
 	a := h.b.access
 	acct, ok := a.lookup(cl.Properties.Username)
 	allowed := ok && (write && a.canPublish(acct, topic) || !write && a.canSubscribe(acct, topic))
@@ -124,6 +133,23 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	}
 	return allowed
 }
+
+// OnPacketRead marks a publish on a $ topic ($SYS/...) so that OnPublish refuses it. mochi
+// drops such a publish before any hook sees it, without an acknowledgement: a QoS 1 or 2
+// client would wait for one and send it again forever. Marked, the publish takes the
+// normal path with a topic mochi accepts and is refused by OnPublish like any other topic
+// the client may not publish to. Ignore can only be set here, never by a client, and
+// keeps the publish from being delivered or retained whatever happens to it.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Publish && !cl.Net.Inline && strings.HasPrefix(pk.TopicName, "$") {
+		pk.Ignore = true
+		pk.TopicName = dollarRefused + pk.TopicName[1:]
+	}
+	return pk, nil
+}
+
+// dollarRefused replaces the leading "$" of a marked publish's topic.
+const dollarRefused = "refused-dollar-topic/"
 
 // OnPublishDropped counts messages mochi dropped because a subscriber's queue was full.
 func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
@@ -142,12 +168,21 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if cl.Net.Inline {
 		return pk, nil // the agent's own outputs
 	}
+	if pk.Ignore { // a $ topic (OnPacketRead)
+		h.b.stats.reject(ReasonACL, 1)
+		topic := "$" + strings.TrimPrefix(pk.TopicName, dollarRefused)
+		h.b.log.Debug("mqtt access denied", "client", cut(cl.ID, 64), "topic", cut(topic, 128), "publish", true)
+		return pk, h.refusePublish(cl, pk, packets.ErrNotAuthorized, errors.New("$ topics are the broker's"))
+	}
+	if !h.allowed(cl, pk.TopicName, true) {
+		return pk, h.refusePublish(cl, pk, packets.ErrNotAuthorized, errors.New("not authorized to publish on this topic"))
+	}
 	b := h.b
 	station, leaf, err := payload.ParseTopic(pk.TopicName)
 	if err != nil || station != b.opts.Station {
 		return pk, nil // not a reading topic, but the ACL let this client publish there
 	}
-	if isOutput(leaf) { // the ACL refuses these already
+	if isOutput(leaf) { // the roles refuse these already
 		return pk, h.refusePublish(cl, pk, packets.ErrNotAuthorized, errors.New("agent output topic"))
 	}
 	b.stats.received.Add(1)
@@ -223,8 +258,10 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 // refusePublish tells the sender that its publish was refused. MQTT 5 with QoS ≥ 1 gets a
 // PUBACK (QoS 1) or PUBREC (QoS 2) with the reason code and our reason string; it is written
 // here because mochi would answer a QoS 2 publish with a PUBACK and log every refusal as an
-// error. MQTT 3.1.1 has no way to say no: the publish is acknowledged, since sending a bad
-// payload again cannot help, and neither delivered nor retained.
+// error. MQTT 3.1.1 has no way to say no: the publish is acknowledged as its QoS requires
+// [MQTT-3.3.5-2], since sending it again cannot help (a closed connection would only make a
+// device with a persistent session resend it on every reconnect), and neither delivered
+// nor retained.
 func (h *hook) refusePublish(cl *mqtt.Client, pk packets.Packet, code packets.Code, cause error) error {
 	if cl.Properties.ProtocolVersion < 5 || pk.FixedHeader.Qos == 0 {
 		return packets.CodeSuccessIgnore
