@@ -66,7 +66,7 @@ func dialRaw(t *testing.T, b *Broker, user, pass string, v5 bool) *rawConn {
 	conn, err := net.Dial("tcp", b.Addr().String())
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
-	c := &rawConn{t: t, conn: conn, r: bufio.NewReader(conn), v5: v5}
+	c := &rawConn{t: t, conn: conn, r: newReader(conn), v5: v5}
 	level := byte(4)
 	if v5 {
 		level = 5
@@ -170,3 +170,5 @@ func pubackReason(p rawPacket) byte {
 	}
 	return p.body[2]
 }
+
+func newReader(conn net.Conn) *bufio.Reader { return bufio.NewReader(conn) }
