@@ -148,7 +148,7 @@ func queryCommand(e *env, use, short string, args cobra.PositionalArgs,
 				enc.SetIndent("", "  ")
 				return enc.Encode(v)
 			}
-			return render(cmd.OutOrStdout(), v, e.now())
+			return render(newTerminal(cmd.OutOrStdout()), v, e.now())
 		},
 	}
 	addConfigFlag(cmd)
@@ -310,7 +310,7 @@ func wrapRender(runE func(*cobra.Command, []string) error, e *env) func(*cobra.C
 		if err != nil {
 			return err
 		}
-		return renderAlerts(cmd.OutOrStdout(), as.Alerts, e.now(), all)
+		return renderAlerts(newTerminal(cmd.OutOrStdout()), as.Alerts, e.now(), all)
 	}
 }
 

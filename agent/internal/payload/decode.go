@@ -15,9 +15,9 @@ import (
 
 // Limits on what Decode accepts. A payload over a limit is refused whole.
 const (
-	MaxSize    = 64 << 10 // bytes in one payload
-	MaxItems   = 1000     // items in one readings array
-	MaxTextLen = 128      // bytes in a param, unit or sensor string
+	MaxSize    = 64 << 10               // bytes in one payload
+	MaxItems   = 1000                   // items in one readings array
+	MaxTextLen = telemetry.MaxSensorLen // bytes in a param, unit or sensor string
 )
 
 // Errors that Decode wraps. Match them with errors.Is; the message around them names the field
@@ -304,6 +304,13 @@ func text(raw json.RawMessage) (s string, present bool, err error) {
 	s = strings.TrimSpace(s)
 	if len(s) > MaxTextLen {
 		return "", true, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLong, len(s), MaxTextLen)
+	}
+	// The cloud's rule for names (a NUL or an escape sequence would be refused there, break
+	// an exec hook's environment or reach a technician's terminal).
+	if s != "" {
+		if err := telemetry.CheckName(s, MaxTextLen); err != nil {
+			return "", true, err
+		}
 	}
 	return s, true, nil
 }
