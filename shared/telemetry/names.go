@@ -22,6 +22,10 @@ var stationIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // ValidStationID reports whether id can name a station.
 func ValidStationID(id string) bool { return stationIDPattern.MatchString(id) }
 
+// ErrSensorLimit refuses a reading of a new sensor at a station that keeps as many
+// sensors as it may.
+var ErrSensorLimit = errors.New("too many sensors at this station")
+
 // MaxSensorLen bounds a sensor's name.
 const MaxSensorLen = 128
 

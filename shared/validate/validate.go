@@ -227,6 +227,17 @@ func medianMAD(sorted []float64) (median, mad float64) {
 	return median, (prev + cur) / 2
 }
 
+// ForgetSensor drops the windows of every series of a sensor.
+func (c *Checker) ForgetSensor(station, sensor string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.series {
+		if k.station == station && k.sensor == sensor {
+			delete(c.series, k)
+		}
+	}
+}
+
 // Forget drops the window of a series, e.g. after a probe is recalibrated.
 func (c *Checker) Forget(station, sensor string, p telemetry.Param) {
 	c.mu.Lock()

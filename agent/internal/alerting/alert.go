@@ -71,6 +71,7 @@ const (
 	RuleBufferOverflow = "buffer_overflow"
 	RuleStoreFailure   = "store_failure"
 	RuleCalibrationDue = "calibration_due"
+	RuleSensorLimit    = "sensor_limit"
 )
 
 // Alert is an alert's current record.

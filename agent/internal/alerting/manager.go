@@ -172,7 +172,7 @@ func (m *Manager) OnReadings(ctx context.Context, rs []telemetry.Reading) {
 func (m *Manager) evalSensorFault(ctx context.Context, r telemetry.Reading) {
 	v := r.Value
 	bad := Condition{
-		Key: "sensor_fault:" + r.Sensor + ":bad", Rule: RuleSensorFault,
+		Key: sensorKeys.bad(r.Sensor), Rule: RuleSensorFault,
 		Param: string(r.Param), Sensor: r.Sensor, Severity: Warning, Value: &v,
 		Describe: func() string {
 			return fmt.Sprintf("Sensor %s sent %d bad readings in a row (latest %g, %s)",
@@ -186,7 +186,7 @@ func (m *Manager) evalSensorFault(ctx context.Context, r telemetry.Reading) {
 	m.observe(ctx, bad, verdict, alertrule.Policy{OpenAfter: m.opts.BadCount, ClearAfter: m.opts.ClearCount})
 
 	flat := Condition{
-		Key: "sensor_fault:" + r.Sensor + ":flatline", Rule: RuleSensorFault,
+		Key: sensorKeys.flatline(r.Sensor), Rule: RuleSensorFault,
 		Param: string(r.Param), Sensor: r.Sensor, Severity: Warning, Value: &v,
 		Describe: func() string {
 			return fmt.Sprintf("Sensor %s is stuck at %g %s (flatline)", r.Sensor, r.Value, r.Unit)
@@ -202,7 +202,7 @@ func (m *Manager) evalSensorFault(ctx context.Context, r telemetry.Reading) {
 func (m *Manager) evalAnomaly(ctx context.Context, r telemetry.Reading) {
 	v := r.Value
 	c := Condition{
-		Key: "anomaly:" + r.Sensor, Rule: RuleAnomaly, Param: string(r.Param), Sensor: r.Sensor,
+		Key: sensorKeys.anomaly(r.Sensor), Rule: RuleAnomaly, Param: string(r.Param), Sensor: r.Sensor,
 		Severity: Warning, Value: &v,
 		Describe: func() string {
 			return fmt.Sprintf("%s changed abruptly to %g %s against its recent history (sensor %s)",
@@ -313,7 +313,7 @@ func (m *Manager) Tick(ctx context.Context, sensors []state.Sensor) {
 		m.observe(ctx, stationCond, alertrule.Clear, alertrule.Policy{})
 	}
 	for _, j := range js {
-		key := "offline:" + j.s.Name
+		key := sensorKeys.offline(j.s.Name)
 		if allSilent {
 			// One station alert replaces the per-sensor ones.
 			if a := m.active[key]; a != nil {
@@ -334,6 +334,31 @@ func (m *Manager) Tick(ctx context.Context, sensors []state.Sensor) {
 			verdict = alertrule.Violating
 		}
 		m.observe(ctx, c, verdict, alertrule.Policy{})
+	}
+}
+
+// sensorKeys names the conditions kept per sensor; ForgetSensor drops all of them.
+var sensorKeys = struct {
+	bad, flatline, anomaly, offline func(sensor string) string
+}{
+	bad:      func(s string) string { return "sensor_fault:" + s + ":bad" },
+	flatline: func(s string) string { return "sensor_fault:" + s + ":flatline" },
+	anomaly:  func(s string) string { return "anomaly:" + s },
+	offline:  func(s string) string { return "offline:" + s },
+}
+
+// ForgetSensor resolves the active alerts of a sensor whose state the station dropped
+// (silent and not configured for long) and forgets their conditions, so that per-sensor
+// state does not outlive the sensor.
+func (m *Manager) ForgetSensor(ctx context.Context, sensor string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, key := range []string{sensorKeys.bad(sensor), sensorKeys.flatline(sensor),
+		sensorKeys.anomaly(sensor), sensorKeys.offline(sensor)} {
+		m.tracker.Forget(key)
+		if a := m.active[key]; a != nil {
+			m.resolveLocked(ctx, a, "sensor forgotten after a long silence")
+		}
 	}
 }
 

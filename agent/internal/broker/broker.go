@@ -89,13 +89,14 @@ const (
 	ReasonUnknownParam = "unknown_param" // a reading the sink refused: unknown parameter
 	ReasonUnitMismatch = "unit_mismatch" // a reading the sink refused: unit does not fit
 	ReasonInvalid      = "invalid"       // a reading the sink refused for another reason
+	ReasonSensorLimit  = "sensor_limit"  // a reading of a new sensor beyond the station's limit
 	ReasonStoreFailure = "store_failure" // a publish left unacknowledged: the sink failed
 	ReasonACL          = "acl"           // a publish, subscription, delivery, Will or session takeover denied
 	ReasonAuth         = "auth"          // a login refused
 )
 
 var reasons = []string{ReasonDecode, ReasonUnknownParam, ReasonUnitMismatch, ReasonInvalid,
-	ReasonStoreFailure, ReasonACL, ReasonAuth}
+	ReasonSensorLimit, ReasonStoreFailure, ReasonACL, ReasonAuth}
 
 // Stats are counters since New.
 type Stats struct {

@@ -249,8 +249,11 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil
 	}
 	code := packets.ErrImplementationSpecificError
-	if leaf != payload.Readings && errors.Is(firstRefusal, telemetry.ErrUnknownParam) {
+	switch {
+	case leaf != payload.Readings && errors.Is(firstRefusal, telemetry.ErrUnknownParam):
 		code = packets.ErrTopicNameInvalid // the topic named the unknown parameter
+	case errors.Is(firstRefusal, telemetry.ErrSensorLimit):
+		code = packets.ErrQuotaExceeded
 	}
 	return pk, h.refusePublish(cl, pk, code, firstRefusal)
 }
@@ -310,6 +313,8 @@ func classify(err error) string {
 		return ReasonUnknownParam
 	case errors.Is(err, telemetry.ErrUnitMismatch):
 		return ReasonUnitMismatch
+	case errors.Is(err, telemetry.ErrSensorLimit):
+		return ReasonSensorLimit
 	}
 	return ReasonInvalid
 }

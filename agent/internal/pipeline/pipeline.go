@@ -38,6 +38,8 @@ type Alerts interface {
 	OnReadings(ctx context.Context, rs []telemetry.Reading)
 	OnWQI(ctx context.Context, value float64, class string, partial bool, missing []string)
 	Set(ctx context.Context, c alerting.Condition, active bool)
+	// ForgetSensor resolves and forgets the alerts of a sensor whose state is dropped.
+	ForgetSensor(ctx context.Context, sensor string)
 }
 
 // Publisher sends on the local broker.
@@ -80,7 +82,8 @@ type Pipeline struct {
 	log  *slog.Logger
 
 	accepted, rejected, storeFailures, bad, suspect atomic.Uint64
-	storeFailing                                    atomic.Bool
+	sensorLimited                                   atomic.Uint64 // readings refused by the sensor limit
+	storeFailing, sensorLimit                       atomic.Bool
 
 	wqiMu       sync.Mutex
 	current     Current // valid when haveCurrent; a value, not a pointer: replaced per reading
@@ -118,6 +121,13 @@ var storeFailure = alerting.Condition{
 	Message: "Readings cannot be stored: the buffer database rejects writes (disk full or failing SD card?); devices are not acknowledged and will resend",
 }
 
+// sensorLimit is the condition raised when readings of new sensors are refused because
+// the station keeps as many sensors as it may (state.Options.MaxSensors).
+var sensorLimit = alerting.Condition{
+	Key: "sensors:limit", Rule: alerting.RuleSensorLimit, Severity: alerting.Warning,
+	Message: "Readings of new sensors are refused: the station keeps as many sensors as it may (a device inventing sensor names?); silent sensors are forgotten after a while",
+}
+
 // Ingest normalizes, grades and durably stores obs. It returns one entry per observation
 // in rejected (nil where it was stored), and a non-nil error only when nothing could be
 // stored. The per-reading alert rules still run on what was received when storing fails,
@@ -127,7 +137,15 @@ func (p *Pipeline) Ingest(ctx context.Context, obs []telemetry.Observation) ([]e
 	synced := p.deps.Clock.Synced()
 	rejected := make([]error, len(obs))
 	rs := make([]telemetry.Reading, 0, len(obs))
+	limited := false
 	for i, o := range obs {
+		if err := p.deps.State.Admit(o.Sensor, "", now); err != nil {
+			rejected[i] = err
+			p.rejected.Add(1)
+			p.sensorLimited.Add(1)
+			limited = true
+			continue
+		}
 		r, err := p.reading(o, now)
 		if err != nil {
 			rejected[i] = err
@@ -137,6 +155,11 @@ func (p *Pipeline) Ingest(ctx context.Context, obs []telemetry.Observation) ([]e
 		}
 		p.deps.Checker.Check(&r, validate.Input{Received: now, ClockSynced: synced, ProbeError: o.ProbeError})
 		rs = append(rs, r)
+	}
+	if limited && !p.sensorLimit.Swap(true) {
+		p.log.Warn("readings of new sensors refused: the station keeps as many sensors as it may",
+			"sensors", p.deps.State.Room())
+		p.deps.Alerts.Set(ctx, sensorLimit, true)
 	}
 	if len(rs) == 0 {
 		return rejected, nil
@@ -230,6 +253,15 @@ func feedsWQI(p telemetry.Param) bool {
 // calls it every few seconds.
 func (p *Pipeline) Tick(ctx context.Context) {
 	now := p.opts.Now()
+	for _, s := range p.deps.State.Forget(now) {
+		p.deps.Checker.ForgetSensor(p.opts.Station, s.Name)
+		p.deps.Alerts.ForgetSensor(ctx, s.Name)
+		p.log.Info("silent sensor forgotten", "sensor", s.Name, "param", s.Param, "last_reading", s.LastReadingAt)
+	}
+	if p.sensorLimit.Load() && p.deps.State.Room() > 0 {
+		p.sensorLimit.Store(false)
+		p.deps.Alerts.Set(ctx, sensorLimit, false)
+	}
 	p.updateWQI(ctx, now)
 	p.wqiMu.Lock()
 	defer p.wqiMu.Unlock()
@@ -370,6 +402,7 @@ func (p *Pipeline) CurrentWQI() *Current {
 // Stats are the pipeline's counters since start.
 type Stats struct {
 	Accepted, Rejected, StoreFailures, Bad, Suspect uint64
+	SensorLimited                                   uint64 // of Rejected: new sensors beyond the limit
 	StoreFailing                                    bool
 }
 
@@ -378,6 +411,6 @@ func (p *Pipeline) Stats() Stats {
 	return Stats{
 		Accepted: p.accepted.Load(), Rejected: p.rejected.Load(),
 		StoreFailures: p.storeFailures.Load(), Bad: p.bad.Load(), Suspect: p.suspect.Load(),
-		StoreFailing: p.storeFailing.Load(),
+		SensorLimited: p.sensorLimited.Load(), StoreFailing: p.storeFailing.Load(),
 	}
 }

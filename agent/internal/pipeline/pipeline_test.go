@@ -91,7 +91,7 @@ type harness struct {
 	now    *time.Time
 }
 
-func newHarness(t *testing.T, synced bool) harness {
+func newHarness(t *testing.T, synced bool, configure ...func(*state.Options)) harness {
 	t.Helper()
 	now := time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)
 	h := harness{faults: &spool.Faults{}, out: &outbox{byTopic: map[string][][]byte{}, retained: map[string]bool{}}, now: &now}
@@ -100,10 +100,14 @@ func newHarness(t *testing.T, synced bool) harness {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, sp.Close()) })
 	h.spool = sp
-	st := state.New(state.Options{
+	so := state.Options{
 		Station: "MH-PUNE-001", Method: wqi.BensonKrause, PressureAtm: 1,
 		Freshness: func(telemetry.Param) time.Duration { return time.Hour },
-	})
+	}
+	for _, c := range configure {
+		c(&so)
+	}
+	st := state.New(so)
 	h.alerts, err = alerting.New(alerting.Options{Station: "MH-PUNE-001", Class: criteria.ClassB, Now: clock},
 		alertStore{sp}, h.out, nil)
 	require.NoError(t, err)
@@ -268,4 +272,54 @@ func TestWQIPublishIsThrottledNotLost(t *testing.T) {
 	assert.Equal(t, 7.2, msg["inputs"].([]any)[0].(map[string]any)["value"])
 	h.p.Tick(ctx)
 	assert.Equal(t, 2, count(), "nothing new, nothing published")
+}
+
+// A device inventing sensor names cannot grow the agent's state: readings of new sensors
+// beyond the limit are refused with a counter and an alert, and silent sensors that are
+// not configured are forgotten, with their alerts, making room again.
+func TestSensorLimit(t *testing.T) {
+	h := newHarness(t, true, func(o *state.Options) {
+		o.MaxSensors, o.ForgetAfter = 3, 24*time.Hour
+		o.Expected = []state.SensorSpec{{Name: "ph-probe", Kind: "serial", Param: telemetry.PH}}
+	})
+	ctx := t.Context()
+	named := func(sensor string, v float64) telemetry.Observation {
+		return telemetry.Observation{Sensor: sensor, Param: "ph", Value: v, Unit: "pH"}
+	}
+	rejected, err := h.p.Ingest(ctx, []telemetry.Observation{
+		named("dev-1", 7.1), named("dev-2", 15), named("dev-3", 7.3), named("dev-4", 7.4),
+	})
+	require.NoError(t, err)
+	assert.NoError(t, rejected[0])
+	assert.NoError(t, rejected[1])
+	assert.ErrorIs(t, rejected[2], telemetry.ErrSensorLimit, "the configured probe takes one of the three places")
+	assert.ErrorIs(t, rejected[3], telemetry.ErrSensorLimit)
+	assert.EqualValues(t, 2, h.p.Stats().SensorLimited)
+	rules := func() map[string]bool {
+		out := map[string]bool{}
+		for _, a := range h.alerts.Active() {
+			out[a.Rule+":"+a.Sensor] = true
+		}
+		return out
+	}
+	assert.True(t, rules()[alerting.RuleSensorLimit+":"], "sensor limit alert: %v", rules())
+	assert.True(t, rules()[alerting.RuleSensorFault+":dev-2"], "pH 15 is a bad reading: %v", rules())
+
+	rejected, err = h.p.Ingest(ctx, []telemetry.Observation{named("dev-1", 7.2), named("ph-probe", 7.0)})
+	require.NoError(t, err)
+	assert.Equal(t, []error{nil, nil}, rejected, "known sensors go on")
+
+	*h.now = h.now.Add(25 * time.Hour)
+	h.p.Tick(ctx)
+	assert.False(t, rules()[alerting.RuleSensorLimit+":"], "room again: resolved")
+	assert.False(t, rules()[alerting.RuleSensorFault+":dev-2"], "a forgotten sensor's alerts resolve")
+	names := []string{}
+	for _, s := range h.p.deps.State.Sensors() {
+		names = append(names, s.Name)
+	}
+	assert.Equal(t, []string{"ph-probe"}, names, "only the configured probe is kept")
+
+	rejected, err = h.p.Ingest(ctx, []telemetry.Observation{named("dev-3", 7.3), named("dev-4", 7.4)})
+	require.NoError(t, err)
+	assert.Equal(t, []error{nil, nil}, rejected)
 }

@@ -7,6 +7,7 @@
 package state
 
 import (
+	"fmt"
 	"maps"
 	"math"
 	"slices"
@@ -36,7 +37,21 @@ type Options struct {
 	// OfflineFactor times the expected interval without a reading makes a sensor offline.
 	OfflineFactor float64
 	Expected      []SensorSpec
+	// MaxSensors bounds the sensors the station keeps state for, configured ones
+	// included: a device inventing names cannot grow the agent's memory. Readings of a
+	// new sensor beyond it are refused (telemetry.ErrSensorLimit).
+	MaxSensors int
+	// ForgetAfter is how long a sensor that is not configured may stay silent before
+	// its state is dropped (Forget), making room for others.
+	ForgetAfter time.Duration
 }
+
+// Defaults of Options.
+const (
+	DefaultOfflineFactor = 3
+	DefaultMaxSensors    = 256
+	DefaultForgetAfter   = 7 * 24 * time.Hour
+)
 
 type valueAt struct {
 	value  float64
@@ -63,6 +78,7 @@ type Sensor struct {
 	Reconnects         uint64
 	RatePerMin         float64 // readings per minute, smoothed
 	gaps               []time.Duration
+	admitted           time.Time // when the station first heard of it
 }
 
 // Online reports whether the sensor reported within OfflineFactor × its interval.
@@ -89,7 +105,13 @@ type Station struct {
 // New returns a Station expecting opts.Expected.
 func New(opts Options) *Station {
 	if opts.OfflineFactor <= 0 {
-		opts.OfflineFactor = 3
+		opts.OfflineFactor = DefaultOfflineFactor
+	}
+	if opts.MaxSensors <= 0 {
+		opts.MaxSensors = DefaultMaxSensors
+	}
+	if opts.ForgetAfter <= 0 {
+		opts.ForgetAfter = DefaultForgetAfter
 	}
 	s := &Station{opts: opts, latest: map[telemetry.Param]valueAt{}, sensors: map[string]*Sensor{},
 		values: make(map[telemetry.Param]float64, len(wqiParams))}
@@ -167,11 +189,61 @@ func (s *Station) Observe(rs []telemetry.Reading, now time.Time) {
 	}
 }
 
+// Admit makes room for sensor, received at now: nil if it is known or there is room
+// (it is then known), telemetry.ErrSensorLimit if the station keeps MaxSensors already.
+func (s *Station) Admit(sensor string, p telemetry.Param, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sensors[sensor]; ok {
+		return nil
+	}
+	if len(s.sensors) >= s.opts.MaxSensors {
+		return fmt.Errorf("%w: %d sensors known already", telemetry.ErrSensorLimit, len(s.sensors))
+	}
+	s.sensorLocked(sensor, p).admitted = now
+	return nil
+}
+
+// Room says how many more sensors may be admitted.
+func (s *Station) Room() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts.MaxSensors - len(s.sensors)
+}
+
+// Forget drops the state of every sensor that is not configured and has not been heard
+// of for ForgetAfter, and returns their names and parameters.
+func (s *Station) Forget(now time.Time) []Sensor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var gone []Sensor
+	for name, sen := range s.sensors {
+		last := sen.LastReadingAt
+		if last.IsZero() {
+			last = sen.admitted
+		}
+		if sen.Expected || now.Sub(last) < s.opts.ForgetAfter {
+			continue
+		}
+		gone = append(gone, Sensor{Name: sen.Name, Kind: sen.Kind, Param: sen.Param, LastReadingAt: sen.LastReadingAt})
+		delete(s.sensors, name)
+	}
+	sort.Slice(gone, func(i, j int) bool { return gone[i].Name < gone[j].Name })
+	return gone
+}
+
 // RecordError counts an input from sensor that was rejected before it became a reading.
+// Only known sensors are counted: a rejected input does not make a sensor known.
 func (s *Station) RecordError(sensor string, p telemetry.Param, kind string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sen := s.sensorLocked(sensor, p)
+	sen, ok := s.sensors[sensor]
+	if !ok {
+		return
+	}
+	if sen.Param == "" {
+		sen.Param = p
+	}
 	sen.Errors++
 	sen.ErrorsByKind[kind]++
 }
