@@ -44,9 +44,9 @@ const (
 	DefaultWritesPending   = 128  // outgoing messages queued per client before drops
 	DefaultReadBufferSize  = 1024
 	DefaultWriteBufferSize = 1024
-	DefaultSessionExpiry   = time.Hour      // a disconnected persistent session is kept
-	DefaultMessageExpiry   = 24 * time.Hour // queued and retained messages are kept
-	DefaultConnectTimeout  = 10 * time.Second
+	DefaultSessionExpiry   = time.Hour       // a disconnected persistent session is kept
+	DefaultMessageExpiry   = 24 * time.Hour  // queued and retained messages are kept
+	DefaultConnectTimeout  = 5 * time.Second // for a socket to log in; it holds a pending place until then
 	DefaultIngestTimeout   = 10 * time.Second
 )
 
@@ -145,8 +145,9 @@ type Broker struct {
 
 	started   atomic.Bool
 	ready     chan struct{}
-	addr      atomic.Value // net.Addr of the TCP listener
-	tlsAddr   atomic.Value // net.Addr of the TLS listener
+	lns       map[string]*listener // by id; set in Run before any client connects
+	addr      atomic.Value         // net.Addr of the TCP listener
+	tlsAddr   atomic.Value         // net.Addr of the TLS listener
 	closeOnce sync.Once
 }
 
@@ -317,6 +318,10 @@ func (b *Broker) Run(ctx context.Context) error {
 		}
 	}
 
+	b.lns = make(map[string]*listener, len(lns))
+	for _, l := range lns {
+		b.lns[l.id] = l
+	}
 	b.hook.ctx = ctx // before any client goroutine exists
 	b.hook.ingest = newDeadlines(ctx, b.opts.IngestTimeout)
 	for _, l := range lns {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -66,6 +67,11 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return h.refuseConnect(cl, ReasonAuth, "anonymous clients not allowed",
 			packets.ErrNotAuthorized, packets.Err3NotAuthorized)
 	}
+	if acct == b.access.anonymous && len(b.opts.Users) > 0 &&
+		atomic.LoadInt64(&b.srv.Info.ClientsConnected) >= b.opts.MaxClients-reservedForUsers(b.opts.MaxClients) {
+		return h.refuseConnect(cl, ReasonAuth, "no room for anonymous clients: the rest is kept for configured users",
+			packets.ErrServerBusy, packets.Err3ServerUnavailable)
+	}
 	// Taking over a session inherits its subscriptions, unchecked: only the same identity
 	// may do it, and nobody may take the agent's own inline client.
 	if old, ok := b.srv.Clients.Get(cl.ID); ok &&
@@ -83,6 +89,10 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	h.admitted.Store(cl, struct{}{})
 	return nil
 }
+
+// reservedForUsers is how many of maxClients anonymous clients may not take, so that the
+// configured users (the station's own devices) can always log in.
+func reservedForUsers(maxClients int64) int64 { return max(1, maxClients/10) }
 
 // refuseConnect counts and logs a refused connection and sends the CONNACK saying why: v5
 // for MQTT 5 clients, v3 for MQTT 3.x.
@@ -103,9 +113,15 @@ func (h *hook) refuseConnect(cl *mqtt.Client, reason, why string, v5, v3 packets
 	return fmt.Errorf("%s: %w", why, v5)
 }
 
-// OnConnectAuthenticate admits exactly the clients OnConnect admitted: deny by default.
+// OnConnectAuthenticate admits exactly the clients OnConnect admitted: deny by default. An
+// admitted client leaves the listener's pending places.
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	_, ok := h.admitted.LoadAndDelete(cl)
+	if ok {
+		if l := h.b.lns[cl.Net.Listener]; l != nil {
+			l.admit(cl.Net.Conn)
+		}
+	}
 	return ok
 }
 

@@ -271,3 +271,44 @@ func TestTLSListener(t *testing.T) {
 	_, _, err := connectV5At(t, b.TLSAddr().String(), "device1", "devpass")
 	require.Error(t, err)
 }
+
+// Idle sockets that never log in hold only the pending places, a few per remote address
+// and each for the connect timeout, so the station's devices can still connect: 1,100 of
+// them used to lock every device out.
+func TestIdleSocketsDoNotLockOutDevices(t *testing.T) {
+	b, sink := startBroker(t, func(o *Options) { o.MaxClients = 20 })
+	attacker := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	var idle []net.Conn
+	t.Cleanup(func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	})
+	for range 3 * (20 + pendingConns) {
+		c, err := attacker.Dial("tcp", b.Addr().String())
+		require.NoError(t, err)
+		idle = append(idle, c)
+	}
+	// The sockets beyond the address's share were closed at once.
+	for _, c := range idle[pendingPerIP:] {
+		waitClosed(t, c)
+	}
+	assert.GreaterOrEqual(t, b.Stats().ConnsRefused, int64(len(idle)-pendingPerIP))
+
+	device := mustConnectV3(t, b, "device1", "devpass")
+	require.NoError(t, waitToken(t, device.Publish(phTopic, 1, false, phBody)))
+	assert.Equal(t, wantPH(), storedBeforeAck(t, sink))
+}
+
+// Anonymous clients cannot take the places kept for the configured users.
+func TestRoomKeptForConfiguredUsers(t *testing.T) {
+	b, _ := startBroker(t, func(o *Options) { o.MaxClients, o.AllowAnonymous = 10, true })
+	for range 9 {
+		mustConnectV5(t, b, "", "")
+	}
+	_, ca, err := connectV5(t, b, "", "")
+	require.Error(t, err)
+	require.NotNil(t, ca)
+	assert.Equal(t, byte(0x89), ca.ReasonCode, "server busy for one more anonymous client")
+	mustConnectV5(t, b, "device1", "devpass")
+}

@@ -13,9 +13,15 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
-// pendingConns is how many connections may be open beyond MaxClients: room for clients still
-// sending CONNECT, and for mochi to answer "server busy" to the ones it turns away.
+// pendingConns is how many connections may be open and not yet logged in (still in TLS or
+// sending CONNECT), beyond MaxClients: room for mochi to answer "server busy" too. Idle
+// sockets can hold only these places, never an admitted client's, and each only for the
+// connect timeout.
 const pendingConns = 64
+
+// pendingPerIP is how many of the pending places one remote address may hold, so that a
+// host opening idle sockets in a loop leaves room for the station's devices.
+const pendingPerIP = 8
 
 // closeGrace bounds how long shutdown waits for the broker to say goodbye to each client
 // before the connections are cut.
@@ -37,11 +43,13 @@ type listener struct {
 	// goodbye, when set, replaces mochi's CloseFn at Close (see Broker.disconnectListener).
 	goodbye func(listenerID string)
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	done   chan struct{}
-	wg     sync.WaitGroup // the accept loop and the connection goroutines
+	mu        sync.Mutex
+	conns     map[net.Conn]*connState
+	pending   int            // connections not yet admitted
+	pendingAt map[string]int // of pending, by remote IP
+	closed    bool
+	done      chan struct{}
+	wg        sync.WaitGroup // the accept loop and the connection goroutines
 }
 
 var _ listeners.Listener = (*listener)(nil)
@@ -63,7 +71,8 @@ func listen(id, addr string, cfg *tls.Config, connectTimeout time.Duration, maxC
 		connectTimeout: connectTimeout,
 		maxConns:       maxConns,
 		refused:        refused,
-		conns:          make(map[net.Conn]struct{}),
+		conns:          make(map[net.Conn]*connState),
+		pendingAt:      make(map[string]int),
 		done:           make(chan struct{}),
 	}, nil
 }
@@ -127,19 +136,57 @@ func (l *listener) handle(conn net.Conn, establish listeners.EstablishFn) {
 	}
 }
 
+// connState is what the listener knows of one connection.
+type connState struct {
+	ip       string
+	admitted bool
+}
+
+func remoteIP(conn net.Conn) string {
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
+	return host
+}
+
 func (l *listener) track(conn net.Conn) bool {
+	ip := remoteIP(conn)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || len(l.conns) >= l.maxConns {
+	if l.closed || len(l.conns) >= l.maxConns || l.pending >= pendingConns || l.pendingAt[ip] >= pendingPerIP {
 		return false
 	}
-	l.conns[conn] = struct{}{}
+	l.conns[conn] = &connState{ip: ip}
+	l.pending++
+	l.pendingAt[ip]++
 	l.wg.Add(1)
 	return true
 }
 
+// admit moves conn from the pending places to the admitted clients. The broker calls it
+// once the client has logged in.
+func (l *listener) admit(conn net.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cs := l.conns[conn]; cs != nil && !cs.admitted {
+		cs.admitted = true
+		l.unpendLocked(cs)
+	}
+}
+
+func (l *listener) unpendLocked(cs *connState) {
+	l.pending--
+	if l.pendingAt[cs.ip]--; l.pendingAt[cs.ip] <= 0 {
+		delete(l.pendingAt, cs.ip)
+	}
+}
+
 func (l *listener) untrack(conn net.Conn) {
 	l.mu.Lock()
+	if cs := l.conns[conn]; cs != nil && !cs.admitted {
+		l.unpendLocked(cs)
+	}
 	delete(l.conns, conn)
 	l.mu.Unlock()
 	// mochi has closed an admitted client's socket already; this closes the others.
