@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
+
+	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
 // cursor is the position after the last row of a truncated page. Clients see it as an
@@ -53,6 +56,14 @@ func decodeCursor(token, kind string) (*cursor, error) {
 	}
 	var c cursor
 	if err := json.Unmarshal(b, &c); err != nil || c.Kind != kind {
+		return nil, errCursor
+	}
+	// Every field goes to the database as an argument: a value it cannot hold (a NUL in a
+	// text, a number beyond bigint, a year beyond its calendar) would be a 500, not a 400.
+	if c.Param != "" && !telemetry.Param(c.Param).Valid() ||
+		c.Station != "" && !telemetry.ValidStationID(c.Station) ||
+		c.Seq > math.MaxInt64 || c.ID > math.MaxInt64 ||
+		!c.Time.IsZero() && (c.Time.Year() < 1 || c.Time.Year() > 9999) {
 		return nil, errCursor
 	}
 	switch kind {

@@ -1,6 +1,7 @@
 package queryapi_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -397,6 +398,9 @@ func TestFusedStatus(t *testing.T) {
 	assert.Equal(t, 71.5, st.WQI.WQI)
 }
 
+// token makes a cursor the way the API does: base64url of its JSON.
+func token(js string) string { return base64.RawURLEncoding.EncodeToString([]byte(js)) }
+
 func TestBadParametersAreNamed(t *testing.T) {
 	e := newEnv(t)
 	base := "/v1/stations/" + station
@@ -419,6 +423,11 @@ func TestBadParametersAreNamed(t *testing.T) {
 		{"/v1/alerts?station='%3B%20DROP%20TABLE%20alerts%3B--", "station"},
 		{"/v1/stations?cursor=" + url.QueryEscape("eyJrIjoicmF3In0"), "cursor"},
 		{"/v1/stations/bad%20id", "id"},
+		// Cursors whose fields the database cannot hold: they were a 500.
+		{"/v1/stations?cursor=" + token(`{"k":"stations","st":"A\u0000"}`), "cursor"},
+		{"/v1/alerts?cursor=" + token(`{"k":"alerts","t":"2026-01-01T00:00:00Z","st":"`+station+`","id":9223372036854775808}`), "cursor"},
+		{base + "/readings?bucket=1h&cursor=" + token(`{"k":"1h","t":"2026-01-01T00:00:00Z","p":"do\u0000"}`), "cursor"},
+		{base + "/readings?cursor=" + token(`{"k":"raw","t":"0000-01-01T00:00:00Z","s":1}`), "cursor"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
