@@ -198,13 +198,9 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("remove stale admin socket: %w", err)
 		}
 	}
-	ln, err := net.Listen("unix", s.path)
+	ln, err := listenUnix(s.path, 0o660)
 	if err != nil {
 		return fmt.Errorf("admin socket: %w", err)
-	}
-	if err := os.Chmod(s.path, 0o660); err != nil {
-		ln.Close()
-		return fmt.Errorf("admin socket mode: %w", err)
 	}
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
@@ -226,3 +222,37 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// listenUnix listens on a unix socket at path that has mode from the moment it exists:
+// the socket is bound in a private directory beside path, given its mode there, and
+// renamed into place (chmod after a bind at path would leave a window in which anyone
+// the umask lets in could connect).
+func listenUnix(path string, mode os.FileMode) (*net.UnixListener, error) {
+	// Short names: a unix socket's path is limited to 107 bytes.
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".s")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	// The name it was bound to goes with the temporary directory; Run removes path.
+	ln.SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("mode: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	socketAppeared(path)
+	return ln, nil
+}
+
+// socketAppeared is called as soon as the socket exists at its path (tests look at it
+// there).
+var socketAppeared = func(string) {}
