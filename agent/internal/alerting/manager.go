@@ -21,7 +21,9 @@ import (
 
 // Store persists alerts. Put with a nil value deletes the key.
 type Store interface {
-	AppendEvent(ctx context.Context, data []byte) error
+	// AppendEvent stores an event and the key-value writes of the same transition (nil
+	// deletes a key) in one transaction: all of it or none.
+	AppendEvent(ctx context.Context, event []byte, puts map[string][]byte) error
 	RecentEvents(limit int) ([][]byte, error) // newest first
 	Put(ctx context.Context, key string, value []byte) error
 	Get(key string) ([]byte, error)
@@ -461,16 +463,15 @@ func (m *Manager) retryPending(ctx context.Context) {
 	m.pending = nil
 }
 
+// persist stores a transition with the alert's current record and the next id, in one
+// transaction, so that a retry after a failure cannot append the transition twice. (A
+// write whose outcome was never learned, its context ended, may still have been stored
+// and be retried: the cloud stores a transition once by its alert, transition and time.)
 func (m *Manager) persist(ctx context.Context, w pendingWrite) error {
-	if err := m.store.AppendEvent(ctx, w.event); err != nil {
-		return err
-	}
-	// A retry after a partial success appends the event again; the uplink and the cloud
-	// deduplicate events by (alert id, transition, time).
-	if err := m.store.Put(ctx, keyActivePrefix+strconv.FormatUint(w.id, 10), w.alert); err != nil {
-		return err
-	}
-	return m.store.Put(ctx, keyNextID, []byte(strconv.FormatUint(m.nextID, 10)))
+	return m.store.AppendEvent(ctx, w.event, map[string][]byte{
+		keyActivePrefix + strconv.FormatUint(w.id, 10): w.alert,
+		keyNextID: []byte(strconv.FormatUint(m.nextID, 10)),
+	})
 }
 
 // Ack acknowledges an active alert. Acknowledging twice is not an error.

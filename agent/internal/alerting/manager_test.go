@@ -32,13 +32,20 @@ func newMemStore() *memStore { return &memStore{kv: map[string][]byte{}} }
 
 var errDisk = errors.New("disk on fire")
 
-func (s *memStore) AppendEvent(_ context.Context, data []byte) error {
+func (s *memStore) AppendEvent(_ context.Context, data []byte, puts map[string][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail {
 		return errDisk
 	}
 	s.events = append(s.events, append([]byte(nil), data...))
+	for k, v := range puts {
+		if v == nil {
+			delete(s.kv, k)
+		} else {
+			s.kv[k] = append([]byte(nil), v...)
+		}
+	}
 	return nil
 }
 

@@ -457,25 +457,15 @@ func (a storeAdapter) AppendWQI(ctx context.Context, data []byte) error {
 	return err
 }
 
-func (a storeAdapter) AppendEvent(ctx context.Context, data []byte) error {
-	_, err := a.s.AppendRecord(ctx, spool.Alerts, data)
+func (a storeAdapter) AppendEvent(ctx context.Context, data []byte, puts map[string][]byte) error {
+	err := a.s.AppendEvent(ctx, data, puts)
 	if err == nil {
 		a.stored()
 	}
 	return err
 }
 
-func (a storeAdapter) RecentEvents(limit int) ([][]byte, error) {
-	recs, err := a.s.LastRecords(spool.Alerts, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]byte, len(recs))
-	for i, r := range recs {
-		out[i] = r.Data
-	}
-	return out, nil
-}
+func (a storeAdapter) RecentEvents(limit int) ([][]byte, error) { return a.s.RecentEvents(limit) }
 
 func (a storeAdapter) Put(ctx context.Context, key string, value []byte) error {
 	return a.s.Put(ctx, key, value)

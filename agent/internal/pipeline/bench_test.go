@@ -25,7 +25,7 @@ func BenchmarkIngestOne(b *testing.B) {
 	defer sp.Close()
 	st := state.New(state.Options{Station: "S", Method: wqi.BensonKrause, PressureAtm: 1,
 		Freshness: func(telemetry.Param) time.Duration { return time.Hour }})
-	alerts, err := alerting.New(alerting.Options{Station: "S", Class: criteria.ClassB}, alertStore{sp}, nil, nil)
+	alerts, err := alerting.New(alerting.Options{Station: "S", Class: criteria.ClassB}, sp, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

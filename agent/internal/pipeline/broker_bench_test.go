@@ -46,7 +46,7 @@ func BenchmarkBrokerIngest(b *testing.B) {
 		Freshness: func(telemetry.Param) time.Duration { return time.Hour }})
 	var outputs brokerOutputs
 	alerts, err := alerting.New(alerting.Options{Station: station, Class: criteria.ClassB},
-		alertStore{sp}, &outputs, nil)
+		sp, &outputs, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -32,28 +32,6 @@ func (st store) AppendWQI(ctx context.Context, data []byte) error {
 	return err
 }
 
-// alertStore puts the real spool behind alerting's Store.
-type alertStore struct{ s *spool.Spool }
-
-func (a alertStore) AppendEvent(ctx context.Context, data []byte) error {
-	_, err := a.s.AppendRecord(ctx, spool.Alerts, data)
-	return err
-}
-
-func (a alertStore) RecentEvents(limit int) ([][]byte, error) {
-	recs, err := a.s.LastRecords(spool.Alerts, limit)
-	out := make([][]byte, len(recs))
-	for i, r := range recs {
-		out[i] = r.Data
-	}
-	return out, err
-}
-func (a alertStore) Put(ctx context.Context, k string, v []byte) error { return a.s.Put(ctx, k, v) }
-func (a alertStore) Get(k string) ([]byte, error)                      { return a.s.Get(k) }
-func (a alertStore) Scan(p string, fn func(string, []byte) error) error {
-	return a.s.Scan(p, fn)
-}
-
 type outbox struct {
 	mu       sync.Mutex
 	byTopic  map[string][][]byte
@@ -109,7 +87,7 @@ func newHarness(t *testing.T, synced bool, configure ...func(*state.Options)) ha
 	}
 	st := state.New(so)
 	h.alerts, err = alerting.New(alerting.Options{Station: "MH-PUNE-001", Class: criteria.ClassB, Now: clock},
-		alertStore{sp}, h.out, nil)
+		sp, h.out, nil)
 	require.NoError(t, err)
 	h.p = New(Options{Station: "MH-PUNE-001", Now: clock}, Deps{
 		Store: store{sp}, Checker: validate.New(validate.Config{}), State: st,

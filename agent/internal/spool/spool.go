@@ -509,19 +509,72 @@ func (s *Spool) AppendReadings(ctx context.Context, rs []telemetry.Reading) ([]t
 // AppendRecord stores one alert event or WQI result (opaque bytes, normally JSON) in
 // stream st and returns its seq. It has the durability and ctx semantics of
 // AppendReadings and shares its group commits.
-func (s *Spool) AppendRecord(ctx context.Context, st Stream, data []byte) (uint64, error) {
+//
+// puts are key-value writes (as Put) made in the same transaction: the record and the
+// state it changes are stored together or not at all, so a retry after a failure cannot
+// append the record twice.
+func (s *Spool) AppendRecord(ctx context.Context, st Stream, data []byte, puts ...KV) (uint64, error) {
 	if st != Alerts && st != WQI {
 		return 0, fmt.Errorf("%w: AppendRecord takes alerts or wqi, not %v", ErrInvalid, st)
 	}
 	if len(data) > s.maxValue {
 		return 0, fmt.Errorf("%w: record of %d bytes, limit %d", ErrInvalid, len(data), s.maxValue)
 	}
+	for _, kv := range puts {
+		if err := s.checkKV(kv.Key, kv.Value); err != nil {
+			return 0, err
+		}
+	}
 	r := &request{op: opAppend, stream: st, values: [][]byte{append([]byte{}, data...)},
 		done: make(chan error, 1)}
+	for _, kv := range puts {
+		v := kv.Value
+		if v != nil {
+			v = append([]byte{}, v...)
+		}
+		r.puts = append(r.puts, KV{Key: kv.Key, Value: v})
+	}
 	if err := s.do(ctx, r); err != nil {
 		return 0, err
 	}
 	return r.first, nil
+}
+
+// AppendEvent stores one alert transition in the alerts stream together with the
+// key-value writes of the same transition (nil deletes), in one transaction.
+func (s *Spool) AppendEvent(ctx context.Context, event []byte, puts map[string][]byte) error {
+	kvs := make([]KV, 0, len(puts))
+	for k, v := range puts {
+		kvs = append(kvs, KV{Key: k, Value: v})
+	}
+	_, err := s.AppendRecord(ctx, Alerts, event, kvs...)
+	return err
+}
+
+// RecentEvents returns up to limit of the newest alert transitions, newest first.
+func (s *Spool) RecentEvents(limit int) ([][]byte, error) {
+	recs, err := s.LastRecords(Alerts, limit)
+	out := make([][]byte, len(recs))
+	for i, r := range recs {
+		out[i] = r.Data
+	}
+	return out, err
+}
+
+// KV is one key-value write; a nil Value deletes the key.
+type KV struct {
+	Key   string
+	Value []byte
+}
+
+func (s *Spool) checkKV(key string, value []byte) error {
+	if len(key) == 0 || len(key) > maxKeyLen {
+		return fmt.Errorf("%w: key of %d bytes (want 1 to %d)", ErrInvalid, len(key), maxKeyLen)
+	}
+	if len(value) > s.maxValue {
+		return fmt.Errorf("%w: value of %d bytes, limit %d", ErrInvalid, len(value), s.maxValue)
+	}
+	return nil
 }
 
 // Ack records that every record of st up to seq is safe in the cloud, durably. The cursor
@@ -551,11 +604,8 @@ func (s *Spool) Cursor(st Stream) uint64 {
 // value deletes the key. Keys are 1 to 1024 bytes; values at most 1 MiB (and MaxBytes/16).
 // The key-value state is never evicted.
 func (s *Spool) Put(ctx context.Context, key string, value []byte) error {
-	if len(key) == 0 || len(key) > maxKeyLen {
-		return fmt.Errorf("%w: key of %d bytes (want 1 to %d)", ErrInvalid, len(key), maxKeyLen)
-	}
-	if len(value) > s.maxValue {
-		return fmt.Errorf("%w: value of %d bytes, limit %d", ErrInvalid, len(value), s.maxValue)
+	if err := s.checkKV(key, value); err != nil {
+		return err
 	}
 	r := &request{op: opPut, key: key, done: make(chan error, 1)}
 	if value != nil {

@@ -445,3 +445,32 @@ func TestKeyValue(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []byte(`{"state":"acknowledged"}`), v, "puts are durable")
 }
+
+// An alert transition and the state it changes are stored in one transaction: a failed
+// commit stores neither, so the retry appends the transition once. (As separate writes, a
+// failure after the append made the retry append it again under a new seq.)
+func TestAppendEventIsAtomic(t *testing.T) {
+	faults := &Faults{}
+	s := openSpool(t, Options{Faults: faults})
+	puts := map[string][]byte{"alert/7": []byte(`{"id":7}`), "alert/next": []byte("8"), "alert/6": nil}
+	require.NoError(t, s.Put(t.Context(), "alert/6", []byte(`{"id":6}`)))
+
+	faults.FailCommits(true)
+	assert.ErrorIs(t, s.AppendEvent(t.Context(), []byte(`{"transition":"opened"}`), puts), ErrInjected)
+	assert.Equal(t, 0, s.Stats().Records[Alerts])
+	v, err := s.Get("alert/7")
+	require.NoError(t, err)
+	assert.Nil(t, v, "no state without its transition")
+
+	faults.FailCommits(false)
+	require.NoError(t, s.AppendEvent(t.Context(), []byte(`{"transition":"opened"}`), puts))
+	evs, err := s.RecentEvents(10)
+	require.NoError(t, err)
+	assert.Equal(t, [][]byte{[]byte(`{"transition":"opened"}`)}, evs, "the transition once")
+	for k, want := range puts {
+		v, err := s.Get(k)
+		require.NoError(t, err)
+		assert.Equal(t, want, v, k)
+	}
+	assert.ErrorIs(t, s.AppendEvent(t.Context(), []byte(`{}`), map[string][]byte{"": []byte("x")}), ErrInvalid)
+}

@@ -40,6 +40,7 @@ type request struct {
 	buf    []byte // backs values, for AppendReadings' reuse of requests
 	seq    uint64
 	key    string
+	puts   []KV // opAppend: key-value writes of the same transaction
 
 	first uint64 // first seq assigned (opAppend)
 	err   error  // this request's own failure; the commit still holds the others
@@ -55,6 +56,9 @@ func (r *request) bytes() int64 {
 	n := int64(len(r.key)) + 16
 	for _, v := range r.values {
 		n += int64(len(v)) + 8 + 16
+	}
+	for _, kv := range r.puts {
+		n += int64(len(kv.Key)+len(kv.Value)) + 16
 	}
 	return n
 }
@@ -242,6 +246,11 @@ func (s *Spool) apply(tx *bolt.Tx, st *state, now time.Time, r *request) error {
 			ss.next++
 		}
 		ss.count += len(r.values)
+		for _, kv := range r.puts {
+			if err := putKV(tx, kv.Key, kv.Value); err != nil {
+				return err
+			}
+		}
 	case opAck:
 		ss := &st.s[r.stream.idx()]
 		if r.seq <= ss.cursor {
@@ -258,13 +267,22 @@ func (s *Spool) apply(tx *bolt.Tx, st *state, now time.Time, r *request) error {
 		}
 		ss.cursor = r.seq
 	case opPut:
-		b := tx.Bucket(bucketKV)
-		if len(r.values) == 0 {
-			return b.Delete([]byte(r.key))
+		var v []byte
+		if len(r.values) > 0 {
+			v = r.values[0]
 		}
-		return b.Put([]byte(r.key), r.values[0])
+		return putKV(tx, r.key, v)
 	}
 	return nil
+}
+
+// putKV stores value under key in the key-value bucket; nil deletes it.
+func putKV(tx *bolt.Tx, key string, value []byte) error {
+	b := tx.Bucket(bucketKV)
+	if value == nil {
+		return b.Delete([]byte(key))
+	}
+	return b.Put([]byte(key), value)
 }
 
 // update runs fn in a write transaction on a copy of the state, and adopts the copy only

@@ -119,33 +119,10 @@ func addWQI(t *testing.T, s *spool.Spool, do float64) uint64 {
 	return seq
 }
 
-// alertStore presents the spool to a real alert manager, as the daemon does.
-type alertStore struct{ s *spool.Spool }
-
-func (a alertStore) AppendEvent(ctx context.Context, data []byte) error {
-	_, err := a.s.AppendRecord(ctx, spool.Alerts, data)
-	return err
-}
-
-func (a alertStore) RecentEvents(limit int) ([][]byte, error) {
-	recs, err := a.s.LastRecords(spool.Alerts, limit)
-	out := make([][]byte, len(recs))
-	for i, r := range recs {
-		out[i] = r.Data
-	}
-	return out, err
-}
-
-func (a alertStore) Put(ctx context.Context, k string, v []byte) error { return a.s.Put(ctx, k, v) }
-func (a alertStore) Get(k string) ([]byte, error)                      { return a.s.Get(k) }
-func (a alertStore) Scan(p string, fn func(string, []byte) error) error {
-	return a.s.Scan(p, fn)
-}
-
 // newAlerts returns a real alert manager writing its events into s.
 func newAlerts(t *testing.T, s *spool.Spool) *alerting.Manager {
 	t.Helper()
-	m, err := alerting.New(alerting.Options{Station: station, Class: "B"}, alertStore{s}, nil, nil)
+	m, err := alerting.New(alerting.Options{Station: station, Class: "B"}, s, nil, nil)
 	require.NoError(t, err)
 	return m
 }

@@ -233,3 +233,31 @@ func TestLatestValuesKeepTheNewestUsable(t *testing.T) {
 	assert.Equal(t, 7.3, latest[1].Value)
 	assert.Equal(t, uint64(6), latest[1].Seq)
 }
+
+// A transition a station appended twice under two seqs (a retried write it could not
+// confirm) is stored once, whether both copies come in one batch or in two.
+func TestAlertTransitionStoredOnce(t *testing.T) {
+	s, url := storetest.Open(t, store.Options{})
+	storetest.AddStation(t, s, station)
+	t0 := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
+	opened := storetest.Alert(1, 7, "opened", "active", t0)
+	again := opened
+	again.Seq = 2
+	resolved := storetest.Alert(3, 7, "resolved", "resolved", t0.Add(time.Minute))
+	twice := resolved
+	twice.Seq = 4
+
+	b := storetest.Batch(station, nil)
+	b.Alerts = []wire.AlertEvent{opened, again, resolved}
+	res, err := s.Ingest(t.Context(), station, b)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), res.NewAlerts)
+	b.Alerts = []wire.AlertEvent{twice}
+	res, err = s.Ingest(t.Context(), station, b)
+	require.NoError(t, err)
+	assert.Zero(t, res.NewAlerts)
+	assert.Equal(t, uint64(4), res.Ack.Acked["alerts"], "the duplicate is acknowledged like any record already stored")
+
+	assert.Equal(t, int64(2), count(t, url, `SELECT count(*) FROM alert_events`))
+	assert.Equal(t, int64(2), count(t, url, `SELECT count(*) FROM events WHERE type = 'alert'`), "one live event per transition")
+}
