@@ -25,6 +25,24 @@ trap 'exit 130' INT TERM
 scripts/pgtmp.sh stop "$PGDIR" 2>/dev/null || true
 rm -rf "$DEMO" "$PGDIR" && mkdir -p "$DEMO"
 
+# Every TCP port the demo listens on must be free: a port answered by something else
+# would make the demo talk to it instead of its own process.
+for port in "$PGPORT" 18080 18831 18832 18833 18834 18090; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "demo: port $port on 127.0.0.1 is in use by another program; stop it, or change the port in configs/demo-*.yaml and scripts/demo.sh" >&2
+    exit 1
+  fi
+done
+
+# ours NAME PID LOG: fail, showing the log, unless the demo's own process PID still runs.
+ours() {
+  if ! kill -0 "$2" 2>/dev/null; then
+    echo "demo: $1 exited; its log ($3):" >&2
+    tail -n 20 "$3" >&2
+    exit 1
+  fi
+}
+
 echo "== PostgreSQL (throwaway, $PGDIR)"
 scripts/pgtmp.sh start "$PGDIR" "$PGPORT"
 "$BIN/ph-cloud" migrate --config "$CLOUD_CFG"
@@ -40,7 +58,8 @@ for s in "${STATIONS[@]}" "$PROBED"; do
 done
 
 "$BIN/ph-cloud" serve --config "$CLOUD_CFG" >"$DEMO/cloud.log" 2>&1 &
-pids+=($!)
+cloud_pid=$!
+pids+=($cloud_pid)
 
 wait_for() { # wait_for DESCRIPTION COMMAND...
   local what=$1; shift
@@ -48,13 +67,16 @@ wait_for() { # wait_for DESCRIPTION COMMAND...
   echo "demo: $what did not come up" >&2; return 1
 }
 wait_for "ph-cloud" curl -fsS http://127.0.0.1:18080/health || { cat "$DEMO/cloud.log"; exit 1; }
+ours ph-cloud "$cloud_pid" "$DEMO/cloud.log"
 
 for s in "${STATIONS[@]}"; do
   IFS=: read -r dir id port <<<"$s"
   cfg="configs/demo-agent-$dir.yaml"
   "$BIN/ph-agent" run --config "$cfg" >"$DEMO/agent-$dir.log" 2>&1 &
-  pids+=($!)
+  agent_pid=$!
+  pids+=($agent_pid)
   wait_for "ph-agent $id" "$BIN/ph-agent" status --config "$cfg" || { cat "$DEMO/agent-$dir.log"; exit 1; }
+  ours "ph-agent $id" "$agent_pid" "$DEMO/agent-$dir.log"
   # Eight simulated probes per station, one reading every 2 s each.
   "$BIN/ph-sim" mqtt --broker "127.0.0.1:$port" --station "$id" --sensors 8 --rate 0.5 --qos 1 \
     >"$DEMO/sim-$dir.log" 2>&1 &
@@ -66,8 +88,10 @@ IFS=: read -r dir id _ <<<"$PROBED"
 pids+=($!)
 wait_for "ph-sim station" test -e "$DEMO/tty-do" || { cat "$DEMO/sim-$dir.log"; exit 1; }
 "$BIN/ph-agent" run --config "configs/demo-agent-$dir.yaml" >"$DEMO/agent-$dir.log" 2>&1 &
-pids+=($!)
+agent_pid=$!
+pids+=($agent_pid)
 wait_for "ph-agent $id" "$BIN/ph-agent" status --config "configs/demo-agent-$dir.yaml" || { cat "$DEMO/agent-$dir.log"; exit 1; }
+ours "ph-agent $id" "$agent_pid" "$DEMO/agent-$dir.log"
 sleep 8
 
 echo
@@ -80,8 +104,9 @@ echo
 echo "== ph-agent wqi (Pune)"
 "$BIN/ph-agent" wqi --config configs/demo-agent-pune.yaml
 echo
-echo "== in the cloud"
-curl -fsS http://127.0.0.1:18080/v1/stations | head -c 600; echo
+echo "== in the cloud ($(curl -fsS http://127.0.0.1:18080/health | sed -n 's/.*"storage":"\([a-z]*\)".*/\1/p') storage)"
+stations=$(curl -fsS http://127.0.0.1:18080/v1/stations)
+echo "${stations:0:600}"
 echo
 echo "Dashboard:  http://127.0.0.1:18080/   (live over WebSocket)"
 echo "Cloud API:  http://127.0.0.1:18080/v1/stations"
@@ -96,7 +121,12 @@ if [ -n "${DEMO_SECONDS:-}" ]; then
     "$BIN/ph-agent" status --config "configs/demo-agent-$dir.yaml" --json >/dev/null
   done
   curl -fsS http://127.0.0.1:18080/health >/dev/null
-  curl -fsS http://127.0.0.1:18080/ | grep -q "Pure Health"
+  # Read whole before matching: grep -q stops early, and curl would fail writing the rest.
+  page=$(curl -fsS http://127.0.0.1:18080/)
+  grep -q "Pure Health" <<<"$page"
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { echo "demo: a process of the demo (pid $pid) exited; logs in $DEMO/" >&2; exit 1; }
+  done
   echo "demo ran for ${DEMO_SECONDS}s more; all parts answered; stopping"
 else
   echo "Press Ctrl-C to stop."

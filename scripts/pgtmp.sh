@@ -24,8 +24,14 @@ start)
     as_pg "$bindir/initdb" -D "$dir" -U purehealth --auth=trust -E UTF8 >"$dir.initdb.log" 2>&1 \
       || { cat "$dir.initdb.log" >&2; exit 1; }
   fi
+  # TimescaleDB, when installed, must be preloaded for the cloud to enable it.
+  preload=""
+  if ls "$bindir"/../lib/timescaledb*.so >/dev/null 2>&1; then
+    preload="-c shared_preload_libraries=timescaledb"
+    echo "pgtmp: TimescaleDB is installed: preloading it" >&2
+  fi
   as_pg "$bindir/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 30 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off $preload" start >/dev/null
   as_pg "$bindir/createdb" -h 127.0.0.1 -p "$port" -U purehealth purehealth 2>/dev/null || true
   echo "postgres://purehealth@127.0.0.1:$port/purehealth?sslmode=disable"
   ;;

@@ -55,11 +55,13 @@ func (b *bench) drain(ctx context.Context) {
 	}
 	cfg := harness.CloudConfig{Dir: dir, Listen: addr, DatabaseURL: env.url(), RatePerStation: benchRatePerStation,
 		Burst: benchBurst, MaxInFlight: benchMaxInFlight}
-	tokens, err := harness.PrepareCloud(ctx, b.cloudBin(), cfg, o.station)
+	prep, err := harness.PrepareCloud(ctx, b.cloudBin(), cfg, o.station)
 	if err != nil {
 		b.fail("%s: %v", nameDrain, err)
 		return
 	}
+	b.printf("   %s\n", prep.Storage)
+	tokens := prep.Tokens
 	tokenFile := filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte(tokens[0]+"\n"), 0o600); err != nil {
 		b.fail("%s: %v", nameDrain, err)

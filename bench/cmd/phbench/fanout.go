@@ -215,9 +215,11 @@ func (b *bench) startOursForFanout(ctx context.Context, env *storeEnv, dir strin
 		return nil, "", nil, err
 	}
 	cfg := harness.CloudConfig{Dir: dir, Listen: addr, DatabaseURL: env.url(), LogLevel: "warn"}
-	if _, err := harness.PrepareCloud(ctx, b.cloudBin(), cfg); err != nil {
+	prep, err := harness.PrepareCloud(ctx, b.cloudBin(), cfg)
+	if err != nil {
 		return nil, "", nil, err
 	}
+	b.printf("   %s\n", prep.Storage)
 	// The service's defaults, but room for every client of the run.
 	extra := fmt.Sprintf("websocket: {max_clients: %d}\n", f.clients+f.slow+100)
 	if err := appendFile(cfg.ConfigPath(), extra); err != nil {

@@ -106,11 +106,13 @@ func (b *bench) ingest(ctx context.Context) {
 	}
 	cfg := harness.CloudConfig{Dir: dir, Listen: addr, DatabaseURL: env.url(), RatePerStation: benchRatePerStation,
 		Burst: benchBurst, MaxInFlight: benchMaxInFlight}
-	tokens, err := harness.PrepareCloud(ctx, b.cloudBin(), cfg, append([]string{warmStation}, stations...)...)
+	prep, err := harness.PrepareCloud(ctx, b.cloudBin(), cfg, append([]string{warmStation}, stations...)...)
 	if err != nil {
 		b.fail("%s: %v", nameIngest, err)
 		return
 	}
+	b.printf("   %s\n", prep.Storage)
+	tokens := prep.Tokens
 	cloud, err := harness.StartCloud(ctx, b.cloudBin(), cfg)
 	if err != nil {
 		b.fail("%s: %v", nameIngest, err)

@@ -211,10 +211,12 @@ func (b *bench) startLatencyCloud(ctx context.Context, env *storeEnv, dir string
 	}
 	cfg := harness.CloudConfig{Dir: dir, Listen: addr, DatabaseURL: env.url(), RatePerStation: benchRatePerStation,
 		Burst: benchBurst}
-	tokens, err := harness.PrepareCloud(ctx, b.cloudBin(), cfg, b.opts.station)
+	prep, err := harness.PrepareCloud(ctx, b.cloudBin(), cfg, b.opts.station)
 	if err != nil {
 		return nil, "", err
 	}
+	b.printf("   %s\n", prep.Storage)
+	tokens := prep.Tokens
 	cloud, err := harness.StartCloud(ctx, b.cloudBin(), cfg)
 	if err != nil {
 		return nil, "", err

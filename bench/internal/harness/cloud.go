@@ -65,29 +65,36 @@ func (c CloudConfig) YAML() []byte {
 	return b.Bytes()
 }
 
+// Prepared is a cloud database ready for a run.
+type Prepared struct {
+	Tokens  []string // of the stations, in order
+	Storage string   // what `ph-cloud migrate` said of the storage it chose, for the report
+}
+
 // PrepareCloud writes cfg's configuration, migrates the database with `bin migrate` and
-// registers each station with `bin station add`, as an operator would. It returns the
-// stations' tokens, in order.
-func PrepareCloud(ctx context.Context, bin string, cfg CloudConfig, stations ...string) ([]string, error) {
+// registers each station with `bin station add`, as an operator would.
+func PrepareCloud(ctx context.Context, bin string, cfg CloudConfig, stations ...string) (Prepared, error) {
 	if err := os.WriteFile(cfg.ConfigPath(), cfg.YAML(), 0o600); err != nil {
-		return nil, fmt.Errorf("cloud config: %w", err)
+		return Prepared{}, fmt.Errorf("cloud config: %w", err)
 	}
-	if _, err := cloudCommand(ctx, bin, "migrate", "--config", cfg.ConfigPath()); err != nil {
-		return nil, err
+	out, err := cloudCommand(ctx, bin, "migrate", "--config", cfg.ConfigPath())
+	if err != nil {
+		return Prepared{}, err
 	}
+	storage, _, _ := strings.Cut(string(out), "\n")
 	tokens := make([]string, 0, len(stations))
 	for _, id := range stations {
 		out, err := cloudCommand(ctx, bin, "station", "add", id, "--name", "benchmark "+id, "--config", cfg.ConfigPath())
 		if err != nil {
-			return nil, err
+			return Prepared{}, err
 		}
 		tok := strings.TrimSpace(string(out))
 		if tok == "" || strings.ContainsAny(tok, " \n") {
-			return nil, fmt.Errorf("ph-cloud station add %s: want the token alone on stdout, got %q", id, cut(out, 100))
+			return Prepared{}, fmt.Errorf("ph-cloud station add %s: want the token alone on stdout, got %q", id, cut(out, 100))
 		}
 		tokens = append(tokens, tok)
 	}
-	return tokens, nil
+	return Prepared{Tokens: tokens, Storage: storage}, nil
 }
 
 func cloudCommand(ctx context.Context, bin string, args ...string) ([]byte, error) {

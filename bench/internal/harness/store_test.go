@@ -144,8 +144,10 @@ func TestForwardingStack(t *testing.T) {
 	listen, err := FreePort()
 	require.NoError(t, err)
 	cfg := CloudConfig{Dir: dir, Listen: listen, DatabaseURL: pg.URL("ph"), RatePerStation: 1000, Burst: 1000}
-	tokens, err := PrepareCloud(t.Context(), filepath.Join(bin, "ph-cloud"), cfg, "MH-PUNE-001")
+	prep, err := PrepareCloud(t.Context(), filepath.Join(bin, "ph-cloud"), cfg, "MH-PUNE-001")
 	require.NoError(t, err)
+	tokens := prep.Tokens
+	assert.Contains(t, prep.Storage, "storage: plain PostgreSQL", "the run states the storage it measures")
 	require.Len(t, tokens, 1)
 	tokenFile := filepath.Join(dir, "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(tokens[0]), 0o600))

@@ -157,7 +157,7 @@ func newMigrateCommand() *cobra.Command {
 		Use:   "migrate",
 		Short: "Create or upgrade the database schema (idempotent)",
 		Long: `Apply the schema migrations this ph-cloud needs. The first run chooses the storage:
-TimescaleDB when the server offers the extension (hypertables, continuous aggregates,
+TimescaleDB when the server can enable the extension (installed and preloaded) (hypertables, continuous aggregates,
 compression and retention policies), plain PostgreSQL with native daily partitions
 otherwise (or as database.mode says). Later runs keep that choice. With TimescaleDB every
 run also re-applies the retention policies from the configuration.`,
@@ -174,7 +174,11 @@ run also re-applies the retention policies from the configuration.`,
 				return fmt.Errorf("migrate: %w", err)
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "storage: %s\n", res.Mode)
+			if res.ModeReason != "" {
+				fmt.Fprintf(out, "storage: %s; %s\n", res.Mode, res.ModeReason)
+			} else {
+				fmt.Fprintf(out, "storage: %s\n", res.Mode)
+			}
 			if len(res.Applied) == 0 {
 				fmt.Fprintf(out, "schema: %d, up to date\n", res.To)
 			} else {

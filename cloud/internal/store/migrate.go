@@ -196,7 +196,9 @@ type MigrateOptions struct {
 
 // MigrateResult says what Migrate did.
 type MigrateResult struct {
-	Mode    Mode
+	Mode Mode
+	// ModeReason says why auto chose plain PostgreSQL when it did (for the log).
+	ModeReason string
 	From    int   // version before
 	To      int   // version after
 	Applied []int // versions applied now
@@ -249,11 +251,11 @@ func Migrate(ctx context.Context, url string, opts MigrateOptions) (MigrateResul
 		return res, sc.check()
 	}
 
-	mode, err := chooseMode(ctx, conn.Conn(), sc.Mode, opts.Mode)
+	mode, reason, err := chooseMode(ctx, conn.Conn(), sc.Mode, opts.Mode)
 	if err != nil {
 		return res, err
 	}
-	res.Mode = mode
+	res.Mode, res.ModeReason = mode, reason
 
 	for _, m := range migrations() {
 		if m.version <= sc.Version {
@@ -285,37 +287,41 @@ func Migrate(ctx context.Context, url string, opts MigrateOptions) (MigrateResul
 }
 
 // chooseMode is the one place that decides between TimescaleDB and plain PostgreSQL. A
-// recorded mode wins; otherwise the request, or for ModeAuto whether the server offers the
-// timescaledb extension. The choice is recorded in schema_meta.
-func chooseMode(ctx context.Context, conn *pgx.Conn, recorded, requested Mode) (Mode, error) {
+// recorded mode wins; otherwise the request. ModeAuto chooses TimescaleDB only when the
+// extension can be enabled: installed but not preloaded (shared_preload_libraries), it
+// cannot, and auto falls back to plain PostgreSQL, saying why in reason. The choice is
+// recorded in schema_meta.
+func chooseMode(ctx context.Context, conn *pgx.Conn, recorded, requested Mode) (mode Mode, reason string, err error) {
 	if recorded != "" {
 		if requested != ModeAuto && requested != recorded {
-			return "", fmt.Errorf("%w: the database uses %s storage; database.mode %q cannot change it (use auto, or a new database)", ErrInvalid, recorded, requested)
+			return "", "", fmt.Errorf("%w: the database uses %s storage; database.mode %q cannot change it (use auto, or a new database)", ErrInvalid, recorded, requested)
 		}
-		return recorded, nil
+		return recorded, "", nil
 	}
-	mode := requested
+	mode = requested
 	if mode == ModeAuto {
 		var available bool
 		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')`).Scan(&available)
 		if err != nil {
-			return "", wrapErr(fmt.Errorf("look for timescaledb: %w", err))
+			return "", "", wrapErr(fmt.Errorf("look for timescaledb: %w", err))
 		}
-		mode = ModePlain
+		mode, reason = ModePlain, "the timescaledb extension is not installed on the server"
 		if available {
-			mode = ModeTimescale
+			if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS timescaledb"); err != nil {
+				reason = "the timescaledb extension is installed but cannot be enabled (is it in shared_preload_libraries?): " + describePgErr(err).Error()
+			} else {
+				mode, reason = ModeTimescale, ""
+			}
 		}
-	}
-	if mode == ModeTimescale {
+	} else if mode == ModeTimescale {
 		if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS timescaledb"); err != nil {
-			return "", fmt.Errorf("enable timescaledb (it must be in shared_preload_libraries; or set database.mode: plain): %w", describePgErr(err))
+			return "", "", fmt.Errorf("enable timescaledb (it must be in shared_preload_libraries; or set database.mode: plain or auto): %w", describePgErr(err))
 		}
 	}
-	_, err := conn.Exec(ctx, `INSERT INTO schema_meta (key, value) VALUES ('mode', $1)`, string(mode))
-	if err != nil {
-		return "", wrapErr(fmt.Errorf("record the storage mode: %w", err))
+	if _, err := conn.Exec(ctx, `INSERT INTO schema_meta (key, value) VALUES ('mode', $1)`, string(mode)); err != nil {
+		return "", "", wrapErr(fmt.Errorf("record the storage mode: %w", err))
 	}
-	return mode, nil
+	return mode, reason, nil
 }
 
 // applyTimescalePolicies (re)sets compression, retention and refresh policies from the
