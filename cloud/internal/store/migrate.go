@@ -199,9 +199,9 @@ type MigrateResult struct {
 	Mode Mode
 	// ModeReason says why auto chose plain PostgreSQL when it did (for the log).
 	ModeReason string
-	From    int   // version before
-	To      int   // version after
-	Applied []int // versions applied now
+	From       int   // version before
+	To         int   // version after
+	Applied    []int // versions applied now
 }
 
 // Migrate brings the database at url to this build's schema version. It is idempotent,
