@@ -30,7 +30,8 @@ filesystem whose journal commits before anything else. A new file is on the disk
 empty. Only data and sizes are lost.
 
 A directory fsync costs a device flush and nothing else. Options.FsyncDelay makes every
-flush take that long, one at a time, as on a slow device (an SD card takes milliseconds).
+flush take that long, one at a time, before anything reaches the disk, as on a slow device
+(an SD card takes milliseconds): a cut meanwhile loses what was being flushed.
 The backing files themselves are never fsynced: they are the disk of the simulation, not
 the host's.
 

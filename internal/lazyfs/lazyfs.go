@@ -2,6 +2,7 @@ package lazyfs
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,7 +26,8 @@ var ErrUnavailable = errors.New("FUSE mounting is not available")
 // Options configure a mount. The zero value is a fast device.
 type Options struct {
 	// FsyncDelay is how long the device takes for each fsync, fdatasync and directory
-	// fsync, on top of the work, one flush at a time: a slow disk such as an SD card.
+	// fsync before the data is on the disk, one flush at a time: a slow disk such as an
+	// SD card.
 	FsyncDelay time.Duration
 	// Logger receives the few things worth saying (a backing file that fails, FUSE's own
 	// warnings). nil discards them.
@@ -44,6 +46,7 @@ type FS struct {
 	mu    sync.Mutex
 	files map[uint64]*cached // by backing inode number
 	off   bool               // the power is cut: every change fails with EIO
+	stall chan struct{}      // after a cut with Stall: closed by Unmount
 	last  lastWrite          // the latest write not yet synced
 	stats Stats
 
@@ -152,6 +155,13 @@ type Cut struct {
 	Writeback float64
 	// Rand draws the tear and the pages written back; nil means one seeded from the clock.
 	Rand *rand.Rand
+	// Stall makes every operation after the cut hang, as on a disk that no longer
+	// answers, until a signal interrupts its caller or the filesystem is unmounted, and
+	// then fail with EIO. Cut the power, then kill the programs using the mount: none of
+	// them can act on a failure the cut caused (the kill is pending before they learn of
+	// it), so the cut strikes them at one instant, even in the middle of an fsync. Without
+	// Stall, operations fail with EIO at once.
+	Stall bool
 }
 
 // CutReport says what a power cut found and kept.
@@ -178,9 +188,10 @@ func (r CutReport) String() string {
 }
 
 // Cut cuts the power: everything not synced is lost except what c keeps, and from now on
-// every change and every sync fails with EIO. What the backing directory holds afterwards
-// is what a restart would find on the disk. The kernel still caches what was written, so
-// unmount and mount again before reading the files. A second Cut does nothing.
+// every change and every sync fails with EIO (see Cut.Stall). What the backing directory
+// holds afterwards is what a restart would find on the disk. The kernel still caches what
+// was written, so unmount and mount again before reading the files. A second Cut does
+// nothing.
 func (f *FS) Cut(c Cut) (CutReport, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -188,6 +199,9 @@ func (f *FS) Cut(c Cut) (CutReport, error) {
 		return CutReport{}, nil
 	}
 	f.off = true
+	if c.Stall {
+		f.stall = make(chan struct{})
+	}
 	rng := c.Rand
 	if rng == nil {
 		seed := uint64(time.Now().UnixNano())
@@ -250,6 +264,12 @@ func (f *FS) Unmount() error {
 	if f.unmounted {
 		return nil
 	}
+	f.mu.Lock()
+	if f.stall != nil {
+		close(f.stall) // no program may wait on the mount for ever
+		f.stall = nil
+	}
+	f.mu.Unlock()
 	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		// go-fuse retries briefly itself: the kernel may still be closing the files of a
@@ -292,12 +312,11 @@ func (f *FS) errno(err error) syscall.Errno {
 // open returns the page cache of the regular file at the backing path p, counting one
 // more handle on it. fresh says the file was just created: a cache left from a file that
 // had its inode number is stale.
-func (f *FS) open(p string, fresh bool) (*cached, syscall.Errno) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.off {
-		return nil, syscall.EIO
+func (f *FS) open(ctx context.Context, p string, fresh bool) (*cached, syscall.Errno) {
+	if errno := f.lock(ctx); errno != 0 {
+		return nil, errno
 	}
+	defer f.mu.Unlock()
 	var st syscall.Stat_t
 	if err := syscall.Lstat(p, &st); err != nil {
 		return nil, fs.ToErrno(err)
@@ -371,22 +390,47 @@ func (f *FS) forgetLocked(ino uint64, c *cached) {
 	}
 }
 
-func (f *FS) read(c *cached, p []byte, off int64) (int, syscall.Errno) {
+// lock takes mu for an operation, or fails it with EIO once the power is cut, after
+// stalling if the cut said so.
+func (f *FS) lock(ctx context.Context) syscall.Errno {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.off {
-		return 0, syscall.EIO
+	if !f.off {
+		return 0
 	}
+	stall := f.stall
+	f.mu.Unlock()
+	if stall != nil {
+		select {
+		case <-ctx.Done():
+		case <-stall:
+		}
+	}
+	return syscall.EIO
+}
+
+// check is lock for operations that only need the power on.
+func (f *FS) check(ctx context.Context) syscall.Errno {
+	errno := f.lock(ctx)
+	if errno == 0 {
+		f.mu.Unlock()
+	}
+	return errno
+}
+
+func (f *FS) read(ctx context.Context, c *cached, p []byte, off int64) (int, syscall.Errno) {
+	if errno := f.lock(ctx); errno != 0 {
+		return 0, errno
+	}
+	defer f.mu.Unlock()
 	n, err := c.read(p, off)
 	return n, f.errno(err)
 }
 
-func (f *FS) write(c *cached, data []byte, off int64) syscall.Errno {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.off {
-		return syscall.EIO
+func (f *FS) write(ctx context.Context, c *cached, data []byte, off int64) syscall.Errno {
+	if errno := f.lock(ctx); errno != 0 {
+		return errno
 	}
+	defer f.mu.Unlock()
 	if err := c.write(data, off, time.Now()); err != nil {
 		return f.errno(err)
 	}
@@ -396,12 +440,11 @@ func (f *FS) write(c *cached, data []byte, off int64) syscall.Errno {
 	return 0
 }
 
-func (f *FS) truncate(c *cached, size int64) syscall.Errno {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.off {
-		return syscall.EIO
+func (f *FS) truncate(ctx context.Context, c *cached, size int64) syscall.Errno {
+	if errno := f.lock(ctx); errno != 0 {
+		return errno
 	}
+	defer f.mu.Unlock()
 	c.truncate(size, time.Now())
 	if f.last.c == c {
 		f.last = lastWrite{} // the write may be gone; a tear would bring it back
@@ -411,64 +454,51 @@ func (f *FS) truncate(c *cached, size int64) syscall.Errno {
 
 // allocate is fallocate(2): mode 0 grows the file to cover the range; keeping the size
 // (FALLOC_FL_KEEP_SIZE) only reserves space, which a simulated disk has plenty of.
-func (f *FS) allocate(c *cached, off, size uint64, mode uint32) syscall.Errno {
+func (f *FS) allocate(ctx context.Context, c *cached, off, size uint64, mode uint32) syscall.Errno {
 	const keepSize = 0x1 // FALLOC_FL_KEEP_SIZE
 	switch mode {
 	case 0:
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if f.off {
-			return syscall.EIO
+		if errno := f.lock(ctx); errno != 0 {
+			return errno
 		}
+		defer f.mu.Unlock()
 		if end := int64(off + size); end > c.size {
 			c.truncate(end, time.Now())
 		}
 		return 0
 	case keepSize:
-		return f.check()
+		return f.check(ctx)
 	}
 	return syscall.EOPNOTSUPP
 }
 
-// fsync writes c's data to the backing file, then lets the device take its time.
-func (f *FS) fsync(c *cached) syscall.Errno {
-	f.mu.Lock()
-	if f.off {
-		f.mu.Unlock()
-		return syscall.EIO
-	}
-	n, err := c.sync()
-	f.stats.Syncs++
-	f.stats.SyncedBytes += n
-	if f.last.c == c {
-		f.last = lastWrite{}
-	}
-	f.mu.Unlock()
-	if err != nil {
+// fsync writes c's data to the backing file once the device has taken its time: a power
+// cut during that time loses it, and the fsync fails.
+func (f *FS) fsync(ctx context.Context, c *cached) syscall.Errno {
+	return f.flush(ctx, func() syscall.Errno {
+		n, err := c.sync()
+		f.stats.Syncs++
+		f.stats.SyncedBytes += n
+		if f.last.c == c {
+			f.last = lastWrite{}
+		}
 		return f.errno(err)
-	}
-	return f.flushDevice()
+	})
 }
 
-// flushDevice is the device's share of a flush: FsyncDelay, one flush at a time. A flush
-// the power cut interrupted fails.
-func (f *FS) flushDevice() syscall.Errno {
+// flush runs apply (under mu, unless the power is cut by then) after FsyncDelay on the
+// device, which flushes one at a time.
+func (f *FS) flush(ctx context.Context, apply func() syscall.Errno) syscall.Errno {
 	if f.delay > 0 {
 		f.device.Lock()
 		time.Sleep(f.delay)
 		f.device.Unlock()
 	}
-	return f.check()
-}
-
-// check fails with EIO once the power is cut.
-func (f *FS) check() syscall.Errno {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.off {
-		return syscall.EIO
+	if errno := f.lock(ctx); errno != 0 {
+		return errno
 	}
-	return 0
+	defer f.mu.Unlock()
+	return apply()
 }
 
 // patch makes the attributes of a regular file, read from the backing directory, say what

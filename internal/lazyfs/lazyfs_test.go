@@ -1,6 +1,7 @@
 package lazyfs_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -233,6 +235,58 @@ func TestAfterTheCutChangesFail(t *testing.T) {
 	assert.ErrorIs(t, os.Rename(filepath.Join(d.mnt, "f"), filepath.Join(d.mnt, "g")), syscall.EIO, "rename")
 }
 
+// With Stall, a program using the mount at the cut hangs in its next operation until it
+// is killed: it never learns that its fsync failed, and nothing it prints after the cut
+// can come from a sync that did not reach the disk.
+func TestStalledCutThenKill(t *testing.T) {
+	d := newDisk(t)
+	fsys := d.mount(t, lazyfs.Options{FsyncDelay: time.Millisecond})
+	p := filepath.Join(d.mnt, "counter")
+	cmd := exec.Command(os.Args[0], helperArg, "syncloop", p)
+	cmd.Env = testproc.Env()
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr // the helper's complaints, if any, go with the test's output
+	require.NoError(t, cmd.Start())
+	lines := make(chan string, 1024)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var printed []string
+	for len(printed) < 20 {
+		select {
+		case l, ok := <-lines:
+			require.True(t, ok, "the helper ended early")
+			printed = append(printed, l)
+		case <-time.After(guard):
+			t.Fatal("the helper printed nothing")
+		}
+	}
+	_, err = fsys.Cut(lazyfs.Cut{Stall: true})
+	require.NoError(t, err)
+	time.Sleep(50 * time.Millisecond) // time enough to act on an error, had it come
+	require.NoError(t, cmd.Process.Kill())
+	err = cmd.Wait()
+	for l := range lines {
+		printed = append(printed, l)
+	}
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Equal(t, "signal: killed", exit.Error(), "the helper must die of the kill, not of an error")
+	require.NoError(t, fsys.Unmount())
+
+	onDisk := binary.BigEndian.Uint64(readFile(t, filepath.Join(d.backing, "counter")))
+	for _, l := range printed {
+		n, err := strconv.ParseUint(l, 10, 64)
+		require.NoError(t, err, "helper line %q", l)
+		assert.LessOrEqual(t, n, onDisk, "the helper reported %d synced, the disk holds %d", n, onDisk)
+	}
+}
+
 // Every fsync and fdatasync takes FsyncDelay, one after the other. (A lower bound only:
 // the delay is a sleep, so it cannot come short.)
 func TestFsyncDelay(t *testing.T) {
@@ -344,6 +398,8 @@ func runHelper(name string, args []string) error {
 		return mmapHelper(args[0])
 	case "bbolt":
 		return bboltHelper(args[0])
+	case "syncloop":
+		return syncLoopHelper(args[0])
 	}
 	return fmt.Errorf("unknown helper %q", name)
 }
@@ -435,5 +491,23 @@ func bboltHelper(path string) error {
 		if _, err := fmt.Println(i); err != nil {
 			return err
 		}
+	}
+}
+
+// syncLoopHelper writes a counter at the start of the file at path, fdatasyncs it and
+// prints it, for ever.
+func syncLoopHelper(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	for i := uint64(1); ; i++ {
+		if _, err := f.WriteAt(binary.BigEndian.AppendUint64(nil, i), 0); err != nil {
+			return err
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return err
+		}
+		fmt.Println(i)
 	}
 }

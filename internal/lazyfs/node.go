@@ -95,20 +95,20 @@ func (n *node) Statx(context.Context, fs.FileHandle, uint32, uint32, *fuse.Statx
 // Setattr changes the size in the page cache (a truncation is lost to a power cut unless
 // synced) and everything else (mode, owner, times: metadata) in the backing directory.
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if errno := n.lfs.check(); errno != 0 {
+	if errno := n.lfs.check(ctx); errno != 0 {
 		return errno
 	}
 	if size, ok := in.GetSize(); ok {
 		h, ok := fh.(*handle)
 		if !ok {
-			c, errno := n.lfs.open(n.path(), false)
+			c, errno := n.lfs.open(ctx, n.path(), false)
 			if errno != 0 {
 				return errno
 			}
 			defer n.lfs.release(c)
 			h = &handle{lfs: n.lfs, c: c}
 		}
-		if errno := n.lfs.truncate(h.c, int64(size)); errno != 0 {
+		if errno := n.lfs.truncate(ctx, h.c, int64(size)); errno != 0 {
 			return errno
 		}
 		rest := *in
@@ -125,14 +125,14 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	return errno
 }
 
-func (n *node) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	c, errno := n.lfs.open(n.path(), false)
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	c, errno := n.lfs.open(ctx, n.path(), false)
 	if errno != 0 {
 		return nil, 0, errno
 	}
 	h := &handle{lfs: n.lfs, c: c}
 	if flags&syscall.O_TRUNC != 0 {
-		if errno := n.lfs.truncate(c, 0); errno != 0 {
+		if errno := n.lfs.truncate(ctx, c, 0); errno != 0 {
 			n.lfs.release(c)
 			return nil, 0, errno
 		}
@@ -145,7 +145,7 @@ func (n *node) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32, sys
 // Create makes the file in the backing directory at once (metadata), empty, and opens it
 // through the page cache.
 func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	if errno := n.lfs.check(); errno != 0 {
+	if errno := n.lfs.check(ctx); errno != 0 {
 		return nil, nil, 0, errno
 	}
 	p := filepath.Join(n.path(), name)
@@ -161,12 +161,12 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 			return nil, nil, 0, errno
 		}
 	}
-	c, errno := n.lfs.open(p, !existed)
+	c, errno := n.lfs.open(ctx, p, !existed)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
 	if existed && flags&syscall.O_TRUNC != 0 {
-		if errno := n.lfs.truncate(c, 0); errno != 0 {
+		if errno := n.lfs.truncate(ctx, c, 0); errno != 0 {
 			n.lfs.release(c)
 			return nil, nil, 0, errno
 		}
@@ -186,7 +186,7 @@ func (n *node) CopyFileRange(context.Context, fs.FileHandle, uint64, *fs.Inode, 
 }
 
 func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	if errno := n.lfs.check(); errno != 0 {
+	if errno := n.lfs.check(ctx); errno != 0 {
 		return nil, errno
 	}
 	ch, errno := n.LoopbackNode.Link(ctx, target, name, out)
@@ -199,7 +199,7 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 // Unlink removes the name at once; the data of a file losing its last link is forgotten
 // when its last handle closes.
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
-	if errno := n.lfs.check(); errno != 0 {
+	if errno := n.lfs.check(ctx); errno != 0 {
 		return errno
 	}
 	victim, last := lastLink(filepath.Join(n.path(), name))
@@ -214,7 +214,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 
 // Rename renames at once; a file it replaces is forgotten as by Unlink.
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	if errno := n.lfs.check(); errno != 0 {
+	if errno := n.lfs.check(ctx); errno != 0 {
 		return errno
 	}
 	var victim uint64
@@ -248,42 +248,42 @@ func lastLink(p string) (uint64, bool) {
 // The other changes to the namespace go to the backing directory at once, until the cut.
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	if errno := n.lfs.check(); errno != 0 {
+	if errno := n.lfs.check(ctx); errno != 0 {
 		return nil, errno
 	}
 	return n.LoopbackNode.Mkdir(ctx, name, mode, out)
 }
 
 func (n *node) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	if errno := n.lfs.check(); errno != 0 {
+	if errno := n.lfs.check(ctx); errno != 0 {
 		return nil, errno
 	}
 	return n.LoopbackNode.Mknod(ctx, name, mode, dev, out)
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
-	if errno := n.lfs.check(); errno != 0 {
+	if errno := n.lfs.check(ctx); errno != 0 {
 		return errno
 	}
 	return n.LoopbackNode.Rmdir(ctx, name)
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	if errno := n.lfs.check(); errno != 0 {
+	if errno := n.lfs.check(ctx); errno != 0 {
 		return nil, errno
 	}
 	return n.LoopbackNode.Symlink(ctx, target, name, out)
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if errno := n.lfs.check(); errno != 0 {
+	if errno := n.lfs.check(ctx); errno != 0 {
 		return errno
 	}
 	return n.LoopbackNode.Setxattr(ctx, attr, data, flags)
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if errno := n.lfs.check(); errno != 0 {
+	if errno := n.lfs.check(ctx); errno != 0 {
 		return errno
 	}
 	return n.LoopbackNode.Removexattr(ctx, attr)
@@ -316,11 +316,11 @@ type dirHandle struct {
 	lfs *FS
 }
 
-func (d dirHandle) Fsyncdir(context.Context, uint32) syscall.Errno {
-	d.lfs.mu.Lock()
-	d.lfs.stats.DirSyncs++
-	d.lfs.mu.Unlock()
-	return d.lfs.flushDevice()
+func (d dirHandle) Fsyncdir(ctx context.Context, _ uint32) syscall.Errno {
+	return d.lfs.flush(ctx, func() syscall.Errno {
+		d.lfs.stats.DirSyncs++
+		return 0
+	})
 }
 
 // handle is an open regular file: every handle of a file shares its page cache.
@@ -329,23 +329,23 @@ type handle struct {
 	c   *cached
 }
 
-func (h *handle) Read(_ context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, errno := h.lfs.read(h.c, dest, off)
+func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, errno := h.lfs.read(ctx, h.c, dest, off)
 	if errno != 0 {
 		return nil, errno
 	}
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
-func (h *handle) Write(_ context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	if errno := h.lfs.write(h.c, data, off); errno != 0 {
+func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if errno := h.lfs.write(ctx, h.c, data, off); errno != 0 {
 		return 0, errno
 	}
 	return uint32(len(data)), 0
 }
 
 // Fsync serves fsync and fdatasync alike: both make the file's data durable.
-func (h *handle) Fsync(context.Context, uint32) syscall.Errno { return h.lfs.fsync(h.c) }
+func (h *handle) Fsync(ctx context.Context, _ uint32) syscall.Errno { return h.lfs.fsync(ctx, h.c) }
 
 // Flush (on every close) persists nothing: closing a file does not write it back.
 func (h *handle) Flush(context.Context) syscall.Errno { return 0 }
@@ -359,6 +359,6 @@ func (h *handle) Getattr(_ context.Context, out *fuse.AttrOut) syscall.Errno {
 	return h.lfs.getattr(h.c, out)
 }
 
-func (h *handle) Allocate(_ context.Context, off, size uint64, mode uint32) syscall.Errno {
-	return h.lfs.allocate(h.c, off, size, mode)
+func (h *handle) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
+	return h.lfs.allocate(ctx, h.c, off, size, mode)
 }
