@@ -61,6 +61,8 @@ type lastWrite struct {
 
 // Stats count what the filesystem did since it was mounted.
 type Stats struct {
+	Reads        int64 // read requests: what the kernel's page cache did not have
+	ReadBytes    int64
 	Writes       int64 // write requests
 	WrittenBytes int64
 	Syncs        int64 // fsync and fdatasync requests on files, each one flush of the device
@@ -423,6 +425,8 @@ func (f *FS) read(ctx context.Context, c *cached, p []byte, off int64) (int, sys
 	}
 	defer f.mu.Unlock()
 	n, err := c.read(p, off)
+	f.stats.Reads++
+	f.stats.ReadBytes += int64(n)
 	return n, f.errno(err)
 }
 

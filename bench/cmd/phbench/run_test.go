@@ -32,7 +32,8 @@ func TestParseOptions(t *testing.T) {
 				assert.Equal(t, 3, o.reps)
 				assert.Equal(t, 5*time.Second, o.fsyncDur)
 				assert.Equal(t, 30*time.Second, o.rssDur)
-				assert.True(t, o.runs("throughput") && o.runs("rss"))
+				assert.Equal(t, 5*time.Millisecond, o.slowDisk.fsync)
+				assert.True(t, o.runs("throughput") && o.runs("rss") && o.runs(onlySlowDisk))
 			},
 		},
 		{
@@ -58,6 +59,7 @@ func TestParseOptions(t *testing.T) {
 		{name: "unknown comparison", args: []string{"--only", "speed"}, wantErr: `unknown comparison "speed"`},
 		{name: "no sensors", args: []string{"--sensors", "0"}, wantErr: "--sensors"},
 		{name: "short fsync", args: []string{"--fsync-time", "10ms"}, wantErr: "--fsync-time"},
+		{name: "slow disk too fast", args: []string{"--slowdisk-fsync", "1us"}, wantErr: "--slowdisk-fsync"},
 		{name: "NaN rate", args: []string{"--rss-rate", "NaN"}, wantErr: "--rss-rate"},
 		{name: "stray argument", args: []string{"now"}, wantErr: `unexpected argument "now"`},
 		{name: "unknown flag", args: []string{"--fast"}, wantErr: "flag provided but not defined"},
