@@ -136,7 +136,7 @@ func TestCacheTruncateThenGrowReadsZeros(t *testing.T) {
 // cutFS is an unmounted FS holding one cached file, for the power-cut rules alone.
 func cutFS(t *testing.T, c *cached) *FS {
 	t.Helper()
-	return &FS{files: map[uint64]*cached{1: c}, log: slog.New(slog.DiscardHandler)}
+	return &FS{files: map[uint64]*cached{1: c}, gone: map[*cached]bool{}, log: slog.New(slog.DiscardHandler)}
 }
 
 // A torn write keeps a prefix of the latest write, ending on a sector boundary inside it;

@@ -36,15 +36,16 @@ type Options struct {
 
 // FS is a mounted lazy filesystem. Its methods are safe for concurrent use.
 type FS struct {
-	backing, mountpoint string
-	delay               time.Duration
-	log                 *slog.Logger
-	server              *fuse.Server
-	unmounted           bool // guarded by umu
-	umu                 sync.Mutex
+	mountpoint string
+	delay      time.Duration
+	log        *slog.Logger
+	server     *fuse.Server
+	unmounted  bool // guarded by umu
+	umu        sync.Mutex
 
 	mu    sync.Mutex
 	files map[uint64]*cached // by backing inode number
+	gone  map[*cached]bool   // unlinked files still open: forgotten at their last close
 	off   bool               // the power is cut: every change fails with EIO
 	stall chan struct{}      // after a cut with Stall: closed by Unmount
 	last  lastWrite          // the latest write not yet synced
@@ -72,8 +73,7 @@ type Stats struct {
 	DirtyPages   int   // pages not yet synced, now
 }
 
-// Mount serves the directory backing at mountpoint (both must exist) until Cut or
-// Unmount. Mounting needs /dev/fuse and the right to mount (root, or fusermount3);
+// Mount serves the directory backing at mountpoint (both must exist) until Unmount. Mounting needs /dev/fuse and the right to mount (root, or fusermount3);
 // without them it fails with ErrUnavailable.
 func Mount(backing, mountpoint string, o Options) (*FS, error) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
@@ -96,7 +96,7 @@ func Mount(backing, mountpoint string, o Options) (*FS, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f := &FS{backing: backing, mountpoint: mountpoint, delay: o.FsyncDelay, log: log, files: map[uint64]*cached{}}
+	f := &FS{mountpoint: mountpoint, delay: o.FsyncDelay, log: log, files: map[uint64]*cached{}, gone: map[*cached]bool{}}
 	inner, err := fs.NewLoopbackRoot(backing)
 	if err != nil {
 		return nil, fmt.Errorf("lazyfs: %w", err)
@@ -128,9 +128,6 @@ func Mount(backing, mountpoint string, o Options) (*FS, error) {
 
 // Mountpoint is where the filesystem is mounted.
 func (f *FS) Mountpoint() string { return f.mountpoint }
-
-// Backing is the directory that plays the disk.
-func (f *FS) Backing() string { return f.backing }
 
 // Stats returns the counters.
 func (f *FS) Stats() Stats {
@@ -296,7 +293,11 @@ func (f *FS) Unmount() error {
 		}
 		errs = append(errs, c.fd.Close())
 	}
+	for c := range f.gone {
+		errs = append(errs, c.fd.Close())
+	}
 	clear(f.files)
+	clear(f.gone)
 	f.off = true
 	return errors.Join(errs...)
 }
@@ -356,10 +357,14 @@ func (f *FS) release(c *cached) {
 	if c.opens > 0 || (c.dirty() && !c.orphan && !f.off) {
 		return
 	}
-	for ino, fc := range f.files {
-		if fc == c {
-			delete(f.files, ino)
-			break
+	if c.orphan {
+		delete(f.gone, c)
+	} else {
+		for ino, fc := range f.files {
+			if fc == c {
+				delete(f.files, ino)
+				break
+			}
 		}
 	}
 	if err := c.fd.Close(); err != nil {
@@ -381,12 +386,12 @@ func (f *FS) forgetLocked(ino uint64, c *cached) {
 	if f.last.c == c {
 		f.last = lastWrite{}
 	}
+	delete(f.files, ino) // a new file may take the number
 	if c.opens > 0 {
 		c.orphan = true
-		delete(f.files, ino) // the handles keep c; a new file may take the number
+		f.gone[c] = true
 		return
 	}
-	delete(f.files, ino)
 	if err := c.fd.Close(); err != nil {
 		f.log.Warn("lazyfs: close backing file", "file", c.name, "err", err)
 	}

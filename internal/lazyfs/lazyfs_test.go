@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -199,6 +200,30 @@ func TestNamespaceAndSizes(t *testing.T) {
 	assert.Equal(t, "db", entries[0].Name())
 	assert.Equal(t, []byte("0123456789"), readFile(t, filepath.Join(d.backing, "db")),
 		"the fallocate and the truncations were not synced: the file is as fdatasync left it")
+}
+
+// An unlinked file stays readable through its open handle, unsynced data and all, and a
+// new file of the same name starts empty.
+func TestUnlinkedOpenFile(t *testing.T) {
+	d := newDisk(t)
+	d.mount(t, lazyfs.Options{})
+	p := filepath.Join(d.mnt, "f")
+	f, err := os.Create(p)
+	require.NoError(t, err)
+	_, err = f.Write([]byte("unsynced"))
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(p))
+	got := make([]byte, 16)
+	n, err := f.ReadAt(got, 0)
+	require.ErrorIs(t, err, io.EOF)
+	assert.Equal(t, "unsynced", string(got[:n]))
+	fi, err := f.Stat()
+	require.NoError(t, err)
+	assert.Equal(t, int64(8), fi.Size())
+	require.NoError(t, f.Close())
+
+	require.NoError(t, os.WriteFile(p, nil, 0o600))
+	assert.Empty(t, readFile(t, p), "a new file of the same name starts empty")
 }
 
 // Two handles of one file take flock as on a disk (the kernel keeps the locks).
