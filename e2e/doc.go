@@ -28,11 +28,16 @@
 //   - ph-agent killed with SIGKILL while it forwards a backlog: it resumes from its
 //     cursor and what it sends again adds no rows (faults_test.go);
 //   - after an outage with a large backlog, the newest reading and the latest alert reach
-//     the database before the backlog has drained (livelane_test.go).
+//     the database before the backlog has drained (livelane_test.go);
+//   - power cut at random instants under the agent's buffer (on internal/lazyfs, which
+//     drops what was not fsynced) while devices publish and the agent forwards: every
+//     acknowledged reading and cursor survives and bbolt's check passes, cut after cut
+//     (powerloss_test.go; 3 cuts here, `make powerloss` runs 100).
 //
 // Every wait is a poll with a deadline that only turns a hang into a failure; no test
 // asserts how fast anything happens. -short runs smaller volumes and fewer faults. Random
 // choices (kill instants, fault offsets) log their seed.
 //
-// Without PostgreSQL's binaries the tests skip, unless PH_REQUIRE_TOOLS=1, when they fail.
+// Without PostgreSQL's binaries the tests skip, unless PH_REQUIRE_TOOLS=1, when they fail;
+// so does the power-loss test without FUSE.
 package e2e

@@ -171,10 +171,11 @@ type agent struct {
 	*testproc.Daemon
 }
 
-// agentOptions vary an agent's uplink.
+// agentOptions vary an agent's uplink and where it keeps its buffer.
 type agentOptions struct {
 	BatchMax       int           // uplink.batch_max, default 500
 	RequestTimeout time.Duration // uplink.request_timeout, default 30s
+	DataDir        string        // data_dir, default a directory of the agent's own
 }
 
 // newAgent writes the configuration of an agent forwarding to uplinkURL with the token in
@@ -183,7 +184,7 @@ func newAgent(t *testing.T, uplinkURL, tokenFile string, o agentOptions) *agent 
 	t.Helper()
 	dir := testDir(t)
 	a := &agent{
-		Station: station, DataDir: filepath.Join(dir, "data"), Socket: filepath.Join(dir, "admin.sock"),
+		Station: station, DataDir: cmp.Or(o.DataDir, filepath.Join(dir, "data")), Socket: filepath.Join(dir, "admin.sock"),
 		Listen: testproc.FreeAddr(t, "tcp"), UplinkURL: uplinkURL, TokenFile: tokenFile,
 		BatchMax: cmp.Or(o.BatchMax, 500), RequestTimeout: cmp.Or(o.RequestTimeout, 30*time.Second).String(),
 		Config: filepath.Join(dir, "agent.yaml"), bin: agentBin(t),

@@ -59,6 +59,9 @@ func (b *bench) all(ctx context.Context) error {
 	if b.opts.runs("throughput") {
 		b.throughput(ctx)
 	}
+	if b.opts.runs(onlySlowDisk) && ctx.Err() == nil {
+		b.slowDisk(ctx)
+	}
 	if b.opts.runs("rss") && ctx.Err() == nil {
 		b.rss(ctx)
 	}

@@ -8,6 +8,9 @@
 //   - durable_qos1_vs_nofsync: the same load against the agent with
 //     buffer.unsafe_no_fsync: what durability costs;
 //   - broker_vs_mosquitto: the same load against Debian's mosquitto without persistence;
+//   - durable_qos1_slowdisk_vs_fsync: the same load against the durable agent with its
+//     data_dir on a FUSE mount (internal/lazyfs) whose every fsync takes 5 ms, like an SD
+//     card's, against that mount's own rate of 4 KiB write + fdatasync (--only slowdisk);
 //   - agent_rss_<N>_sensors: the agent's peak resident memory with N sensors publishing
 //     5 messages per second each, against the 50 MB budget;
 //   - cloud_ingest_vs_psql_copy and cloud_copyfrom_vs_psql_copy: readings per second the

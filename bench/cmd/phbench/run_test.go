@@ -15,6 +15,7 @@ import (
 
 	"github.com/purehealth/purehealth/bench/internal/benchline"
 	"github.com/purehealth/purehealth/bench/internal/harness"
+	"github.com/purehealth/purehealth/internal/testtool"
 )
 
 func TestParseOptions(t *testing.T) {
@@ -32,7 +33,8 @@ func TestParseOptions(t *testing.T) {
 				assert.Equal(t, 3, o.reps)
 				assert.Equal(t, 5*time.Second, o.fsyncDur)
 				assert.Equal(t, 30*time.Second, o.rssDur)
-				assert.True(t, o.runs("throughput") && o.runs("rss"))
+				assert.Equal(t, 5*time.Millisecond, o.slowDisk.fsync)
+				assert.True(t, o.runs("throughput") && o.runs("rss") && o.runs(onlySlowDisk))
 			},
 		},
 		{
@@ -58,6 +60,7 @@ func TestParseOptions(t *testing.T) {
 		{name: "unknown comparison", args: []string{"--only", "speed"}, wantErr: `unknown comparison "speed"`},
 		{name: "no sensors", args: []string{"--sensors", "0"}, wantErr: "--sensors"},
 		{name: "short fsync", args: []string{"--fsync-time", "10ms"}, wantErr: "--fsync-time"},
+		{name: "slow disk too fast", args: []string{"--slowdisk-fsync", "1us"}, wantErr: "--slowdisk-fsync"},
 		{name: "NaN rate", args: []string{"--rss-rate", "NaN"}, wantErr: "--rss-rate"},
 		{name: "stray argument", args: []string{"now"}, wantErr: `unexpected argument "now"`},
 		{name: "unknown flag", args: []string{"--fast"}, wantErr: "flag provided but not defined"},
@@ -154,6 +157,10 @@ func TestRunEndToEnd(t *testing.T) {
 		"agent_probes_cpu_2_serial_3_coap", "agent_probes_rss_2_serial_3_coap"}
 	if mosqErr == nil {
 		want = append(want, nameVsMosquitto)
+	}
+	// The slow disk needs FUSE: where mounting is not allowed, the run says it skipped it.
+	if testtool.Required() || !strings.Contains(out, "skipped: "+nameSlowDisk) {
+		want = append(want, nameSlowDisk)
 	}
 	if pgErr == nil && cloudErr == nil {
 		want = append(want, nameIngest, nameCopyFrom, nameDrain, nameLiveLatency,

@@ -13,10 +13,13 @@ import (
 )
 
 // AgentConfig is what a benchmark varies in the agent's configuration; everything else is
-// the agent's default. Dir must exist; the agent's data_dir, admin socket, configuration
-// file and log all go in it.
+// the agent's default. Dir must exist; the agent's admin socket, configuration file, log
+// and (unless Data says otherwise) data_dir all go in it.
 type AgentConfig struct {
-	Dir     string
+	Dir string
+	// Data is data_dir; "" = <Dir>/data. A benchmark may put the buffer on a filesystem of
+	// its own; the admin socket stays in Dir.
+	Data    string
 	Station string // station.id: the load generator must publish under the same id
 	Listen  string // mqtt.listen, host:port
 	// MaxBytes is buffer.max_bytes; 0 = 256 MiB, far more than a benchmark run stores, so
@@ -29,7 +32,15 @@ type AgentConfig struct {
 }
 
 // DataDir is the agent's data_dir, where its buffer file lives.
-func (c AgentConfig) DataDir() string { return filepath.Join(c.Dir, "data") }
+func (c AgentConfig) DataDir() string {
+	if c.Data != "" {
+		return c.Data
+	}
+	return filepath.Join(c.Dir, "data")
+}
+
+// SocketPath is the agent's admin socket.
+func (c AgentConfig) SocketPath() string { return filepath.Join(c.Dir, "admin.sock") }
 
 // ConfigPath is where StartAgent writes the configuration.
 func (c AgentConfig) ConfigPath() string { return filepath.Join(c.Dir, "agent.yaml") }
@@ -48,11 +59,12 @@ func (c AgentConfig) YAML() []byte {
 	return fmt.Appendf(nil, `# Written by the benchmark harness.
 station: {id: %s, name: "benchmark", timezone: Asia/Kolkata, class: B}
 data_dir: %s
+admin_socket: %s
 mqtt: {listen: %s, allow_anonymous: true}
 buffer: {max_bytes: %d, unsafe_no_fsync: %t}
 clock: {sync_check: none}
 log: {level: %s}
-`, strconv.Quote(c.Station), strconv.Quote(c.DataDir()), strconv.Quote(c.Listen), maxBytes,
+`, strconv.Quote(c.Station), strconv.Quote(c.DataDir()), strconv.Quote(c.SocketPath()), strconv.Quote(c.Listen), maxBytes,
 		c.UnsafeNoFsync, level)
 }
 
