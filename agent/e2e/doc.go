@@ -25,6 +25,6 @@
 //
 // Caveat: a kill -9 loses what the process holds, not what the kernel holds. These tests
 // show that nothing is acknowledged before it is committed and that a commit cut short
-// leaves a readable file; that the commit itself survives a power cut rests on bbolt's
-// fsync, which no test here exercises.
+// leaves a readable file; that the commit itself survives a power cut is shown by the
+// power-loss test in e2e/ (powerloss_test.go), which drops unsynced writes under the agent.
 package e2e
