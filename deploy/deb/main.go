@@ -76,6 +76,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	root := fs.String("root", ".", "the repository root: this directory's files, the README and the example config")
 	bin := fs.String("bin", "bin/cross", "directory holding "+strings.Join(binaries(), ", "))
 	out := fs.String("out", "bin/deb", "directory the packages are written to")
+	archs := fs.String("arch", archNames(), "comma-separated Debian architectures to build")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -89,10 +90,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if *revision != "" && !revisionPattern.MatchString(*revision) {
 		return fmt.Errorf("-revision %q: use digits and letters, such as 2", *revision)
 	}
+	chosen, err := choose(*archs)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	for _, t := range targets {
+	for _, t := range chosen {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -103,6 +108,35 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, path)
 	}
 	return nil
+}
+
+// choose returns the targets named in list, in the order of targets.
+func choose(list string) ([]target, error) {
+	want := map[string]bool{}
+	for _, a := range strings.Split(list, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			want[a] = true
+		}
+	}
+	var out []target
+	for _, t := range targets {
+		if want[t.arch] {
+			out = append(out, t)
+			delete(want, t.arch)
+		}
+	}
+	if len(want) > 0 || len(out) == 0 {
+		return nil, fmt.Errorf("-arch %q: choose from %s", list, archNames())
+	}
+	return out, nil
+}
+
+func archNames() string {
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.arch
+	}
+	return strings.Join(names, ",")
 }
 
 func binaries() []string {

@@ -189,9 +189,10 @@ func TestPackages(t *testing.T) {
 		}
 	})
 
-	t.Run("revision", func(t *testing.T) {
-		got := build(t.TempDir(), "-revision", "2")
-		assert.Equal(t, "ph-agent_1.4.0+3.g4be2680-2_amd64.deb", filepath.Base(got[0]))
+	t.Run("revision of one architecture", func(t *testing.T) {
+		got := build(t.TempDir(), "-revision", "2", "-arch", "armhf")
+		require.Len(t, got, 1)
+		assert.Equal(t, "ph-agent_1.4.0+3.g4be2680-2_armhf.deb", filepath.Base(got[0]))
 	})
 
 	t.Run("refusals", func(t *testing.T) {
@@ -201,6 +202,9 @@ func TestPackages(t *testing.T) {
 		err = run(t.Context(), []string{"-version", "v1.0.0", "-revision", "2 3", "-root", repoRoot, "-bin", bin,
 			"-out", t.TempDir()}, &stdout)
 		require.ErrorContains(t, err, "-revision")
+		err = run(t.Context(), []string{"-version", "v1.0.0", "-arch", "amd64,i386", "-root", repoRoot, "-bin", bin,
+			"-out", t.TempDir()}, &stdout)
+		require.ErrorContains(t, err, "choose from amd64,arm64,armhf")
 		empty := t.TempDir()
 		err = run(t.Context(), []string{"-version", "v1.0.0", "-root", repoRoot, "-bin", empty, "-out", empty}, &stdout)
 		require.ErrorContains(t, err, "ph-agent-linux-amd64", "a missing build is named")
