@@ -43,7 +43,8 @@ cross:
 # The ARM builds run under Debian's qemu-user-static: --version, config check, and a broker
 # smoke run with kill -9 and restart, for each architecture.
 cross-smoke: cross
-	PH_CROSS_DIR=$(CURDIR)/$(BIN)/cross $(GO) test -count=1 -timeout 15m -v -run 'TestCross' ./deploy/cross
+	PH_CROSS_DIR=$(CURDIR)/$(BIN)/cross PH_CROSS_VERSION='$(VERSION)' \
+	  $(GO) test -count=1 -timeout 15m -v -run 'TestCross' ./deploy/cross
 
 # Debian packages for Raspberry Pi OS (arm64, armhf) and amd64: bin/deb/ph-agent_<version>_<arch>.deb.
 deb: cross
