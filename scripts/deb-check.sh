@@ -128,13 +128,20 @@ $sudo runuser -u ph-agent -- /usr/bin/ph-agent config check /etc/ph-agent/agent.
 port=${PH_DEB_MQTT_PORT:-18883}
 station=CI-DEB-001
 hash=$(printf '%s' ci-probe-secret | /usr/bin/ph-agent passwd)
+# The cloud is away (a closed port): the station keeps everything and retries.
+cloud="http://127.0.0.1:9"
 $sudo sed -i \
 	-e "s|^  id: CHANGE-ME |  id: $station |" \
 	-e "s|listen: \"127.0.0.1:1883\"|listen: \"127.0.0.1:$port\"|" \
 	-e "s|password_hash: \"[^\"]*\"|password_hash: \"$hash\"|" \
+	-e "s|^  url: \"\" |  url: \"$cloud\" |" \
 	/etc/ph-agent/agent.yaml
+printf '%s\n' 'ci-station-token' | $sudo install -m 0640 -o root -g ph-agent /dev/stdin /etc/ph-agent/uplink.token
+$sudo setpriv --reuid=ph-agent --regid=ph-agent --init-groups -- cat /etc/ph-agent/uplink.token >/dev/null ||
+	fail "the service account cannot read the token file"
 $sudo /usr/bin/ph-agent config check /etc/ph-agent/agent.yaml | grep -q "station $station" ||
 	fail "the edited configuration does not name $station"
+grep -q "url: \"$cloud\"" /etc/ph-agent/agent.yaml || fail "the uplink url was not set"
 
 systemd_running=no
 [ -d /run/systemd/system ] && systemd_running=yes
@@ -189,6 +196,8 @@ for v in 7.11 7.12 7.13 7.14 7.15; do
 done
 expect_eq "readings after the publishes" "$(count_readings)" 5
 $sudo /usr/bin/ph-agent status --config /etc/ph-agent/agent.yaml
+$sudo /usr/bin/ph-agent queue --json --config /etc/ph-agent/agent.yaml | grep -q '"backlog": 5' ||
+	fail "the five readings should wait for the cloud: $($sudo /usr/bin/ph-agent queue --json --config /etc/ph-agent/agent.yaml)"
 stop_agent
 expect_eq "buffer owner" "$($sudo stat -c '%U:%G %a' /var/lib/ph-agent/agent.db)" "ph-agent:ph-agent 600"
 
