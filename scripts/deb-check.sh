@@ -223,7 +223,7 @@ step "dpkg --purge"
 $sudo dpkg --purge ph-agent
 [ ! -e /usr/bin/ph-agent ] || fail "/usr/bin/ph-agent left behind"
 [ ! -e /usr/lib/systemd/system/ph-agent.service ] || fail "the unit left behind"
-[ ! -e /etc/ph-agent/agent.yaml ] || fail "the purged conffile left behind"
+[ ! -e /etc/ph-agent ] || fail "/etc/ph-agent left behind: $(ls -la /etc/ph-agent)"
 if dpkg-statoverride --list /etc/ph-agent/agent.yaml >/dev/null; then fail "a permission override left behind"; fi
 $sudo test -f /var/lib/ph-agent/agent.db || fail "purge removed the buffer (it keeps data the cloud may lack)"
 
