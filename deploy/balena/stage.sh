@@ -24,8 +24,11 @@ root=$(git -C "$here" rev-parse --show-toplevel)
 version=$(git -C "$root" describe --always --dirty)
 if [ "$tree" = worktree ]; then
 	# A commit object of the tracked files as they are, made without touching the index,
-	# the work tree or the stash list; none when nothing differs from HEAD.
-	tree=$(git -C "$root" stash create)
+	# the work tree or the stash list; none when nothing differs from HEAD. It needs a
+	# committer, which a CI checkout may not have configured.
+	tree=$(GIT_COMMITTER_NAME="${GIT_COMMITTER_NAME:-stage.sh}" GIT_COMMITTER_EMAIL="${GIT_COMMITTER_EMAIL:-stage@localhost}" \
+		GIT_AUTHOR_NAME="${GIT_AUTHOR_NAME:-stage.sh}" GIT_AUTHOR_EMAIL="${GIT_AUTHOR_EMAIL:-stage@localhost}" \
+		git -C "$root" stash create)
 	tree=${tree:-HEAD}
 else
 	version=$(git -C "$root" describe --always)
