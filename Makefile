@@ -2,9 +2,10 @@
 GO       ?= go
 BIN      := bin
 PKGS     := ./...
-LDFLAGS  := -s -w -X github.com/purehealth/purehealth/shared/version.Version=$(shell git describe --always --dirty 2>/dev/null || echo dev)
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/purehealth/purehealth/shared/version.Version=$(VERSION)
 
-.PHONY: build test test-short fuzz bench cross demo vet fmt clean powerloss
+.PHONY: build test test-short fuzz bench cross cross-smoke deb deb-check balena-check demo vet fmt clean powerloss
 
 build:
 	@mkdir -p $(BIN)
@@ -50,6 +51,29 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cross/ph-agent-linux-arm64 ./agent
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cross/ph-agent-linux-armv7 ./agent
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cross/ph-agent-linux-armv6 ./agent
+
+# The ARM builds run under Debian's qemu-user-static: --version, config check, and a broker
+# smoke run with kill -9 and restart, for each architecture.
+cross-smoke: cross
+	PH_CROSS_DIR=$(CURDIR)/$(BIN)/cross PH_CROSS_VERSION='$(VERSION)' \
+	  $(GO) test -count=1 -timeout 15m -v -run 'TestCross' ./deploy/cross
+
+# Debian packages for Raspberry Pi OS (arm64, armhf) and amd64: bin/deb/ph-agent_<version>_<arch>.deb.
+deb: cross
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cross/ph-agent-linux-amd64 ./agent
+	@rm -rf $(BIN)/deb
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
+	  $(GO) run ./deploy/deb -version '$(VERSION)' -bin $(BIN)/cross -out $(BIN)/deb
+
+# Checks the packages' contents and metadata, then installs, runs, upgrades and purges the
+# amd64 package on this machine (root or sudo): meant for CI's throwaway machine.
+deb-check: deb
+	scripts/deb-check.sh $(BIN)/deb '$(VERSION)'
+
+# Assembles the balena build context from deploy/balena/context.list, as push.sh does,
+# and runs the Dockerfile's build stage from it for every balena architecture.
+balena-check:
+	PH_BALENA_ALL_ARCHS=1 $(GO) test -count=1 -timeout 10m -v -run 'TestBalena' ./deploy/balena
 
 demo: build
 	@scripts/demo.sh

@@ -10,14 +10,16 @@
 #    finish its in-flight work before balena stops the container.
 set -eu
 
+# The image's paths. PH_TEMPLATE, PH_TOKEN_FILE and PH_RETRY_DELAY exist for the test that
+# runs this script outside the image; a device never sets them.
 config="${PH_CONFIG:-/data/agent.yaml}"
-template=/usr/share/ph-agent/agent.yaml.template
-token_file=/data/uplink.token
+template="${PH_TEMPLATE:-/usr/share/ph-agent/agent.yaml.template}"
+token_file="${PH_TOKEN_FILE:-/data/uplink.token}"
 
 fail() {
 	echo "ph-agent entrypoint: $*" >&2
 	# Balena restarts the service at once; wait so a missing variable does not spin.
-	sleep 30
+	sleep "${PH_RETRY_DELAY:-30}"
 	exit 1
 }
 

@@ -59,7 +59,9 @@ func newRoot(e *env) *cobra.Command {
 		Short:         "Pure Health station agent: ingest, buffer, WQI and alerts at a river station",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Version, // --version, as `version` prints it
 	}
+	root.SetVersionTemplate("ph-agent {{.Version}}\n")
 	root.AddCommand(
 		newRunCommand(),
 		newStatusCommand(e),

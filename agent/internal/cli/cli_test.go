@@ -136,4 +136,7 @@ func TestVersion(t *testing.T) {
 	out, _, err := run(t, "", "version")
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(out, "ph-agent "))
+	flag, _, err := run(t, "", "--version")
+	require.NoError(t, err)
+	assert.Equal(t, out, flag, "--version prints what `version` prints")
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/clock"
 	"github.com/purehealth/purehealth/agent/internal/config"
 	"github.com/purehealth/purehealth/agent/internal/pipeline"
+	"github.com/purehealth/purehealth/agent/internal/sdnotify"
 	"github.com/purehealth/purehealth/agent/internal/spool"
 	"github.com/purehealth/purehealth/agent/internal/state"
 	"github.com/purehealth/purehealth/agent/internal/uplink"
@@ -233,6 +234,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.admin.Run(gctx) })
 	g.Go(func() error { return d.hooks.Run(gctx) })
 	g.Go(func() error { return d.tickLoop(gctx) })
+	// systemd (Type=notify): ready once the broker listens, watchdog pings, stopping.
+	g.Go(func() error { return sdnotify.Run(gctx, d.broker.Ready(), d.log.With("component", "sdnotify")) })
 	for _, p := range d.probes {
 		g.Go(func() error {
 			if err := p.run(gctx); err != nil {

@@ -39,6 +39,16 @@ reported by Quarantined) and a fresh file takes its place: a damaged SD card cos
 data in the file, never the station's uptime. A file locked by a running agent is not
 corrupt: Open returns ErrLocked after Options.OpenTimeout.
 
+# Format and upgrades
+
+The file records the version of its layout (Format: buckets, meta keys, the reading
+encoding) and the version of the last agent that opened it. Open upgrades a file of an
+older format in the same transaction that opens it, one format at a time, so a power cut
+during an upgrade leaves the old format whole. A file of a newer format (an agent was
+downgraded) is refused with ErrSchema, naming both versions, and left byte for byte as it
+was: not quarantined, not rewritten, ready for the newer agent again. testdata/ keeps a
+file written by the code of every released format, and the tests open each of them.
+
 # Bound and eviction policy
 
 The file never grows beyond Options.MaxBytes: bbolt's MaxSize is set to it and refuses

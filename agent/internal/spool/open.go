@@ -206,7 +206,10 @@ func create(path string, opts *bolt.Options, alloc int) error {
 		return fmt.Errorf("create database: %w", err)
 	}
 	db.AllocSize = alloc
-	if err := db.Update(ensureSchema); err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := prepareFormat(tx, Format, migrations)
+		return err
+	}); err != nil {
 		return errors.Join(fmt.Errorf("create database: %w", err), db.Close(), os.Remove(tmp))
 	}
 	if err := db.Close(); err != nil {

@@ -148,23 +148,6 @@ func TestUndecodableValueSkipped(t *testing.T) {
 	assert.Equal(t, got[2], rs[1])
 }
 
-func TestNewerSchemaRefused(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "agent.db")
-	s := openSpool(t, Options{Path: path})
-	require.NoError(t, s.Close())
-	db, err := bolt.Open(path, 0o600, nil)
-	require.NoError(t, err)
-	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put([]byte("schema"), []byte{2})
-	}))
-	require.NoError(t, db.Close())
-
-	_, err = Open(Options{Path: path})
-	require.ErrorIs(t, err, ErrSchema)
-	matches, _ := filepath.Glob(path + ".corrupt-*")
-	assert.Empty(t, matches, "a newer file is not corrupt: it is left alone")
-}
-
 func TestCreateLeavesNoTemporaryFiles(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "agent.db")

@@ -48,7 +48,6 @@ const (
 	lastDefault = 100            // Readings/LastRecords limit when limit <= 0
 	allocMin    = 64 << 10       // file growth step bounds (see Open)
 	allocMax    = 16 << 20       //
-	schemaV1    = byte(1)        // layout of buckets and meta keys
 	anySeq      = math.MaxUint64 // "no upper bound" for seq ranges
 	corruptLogN = 10             // corrupt values logged per Open, then only counted
 	checkErrsN  = 10             // integrity-check errors kept for the log
@@ -68,8 +67,9 @@ var (
 	// ErrFull is returned by a write that does not fit even after the eviction policy has
 	// dropped everything it may drop (what is left is alert events and key-value state).
 	ErrFull = errors.New("buffer full of data that may not be dropped")
-	// ErrSchema is returned by Open for a database written by a newer, incompatible version.
-	ErrSchema = errors.New("database written by a newer version")
+	// ErrSchema is returned by Open for a file in a newer format than this code reads (see
+	// Format); the file is left as it was.
+	ErrSchema = errors.New("buffer file written by a newer ph-agent")
 	// ErrCorrupt is returned by a read that met a damaged page. The file needs the
 	// quarantine that Open performs: restart the agent.
 	ErrCorrupt = errors.New("database file is damaged")
@@ -393,9 +393,11 @@ func orDefault[T int | time.Duration](v, def T) T {
 // load prepares the buckets and reads the state. Counts are derived from the data rather
 // than persisted, so they cannot drift.
 func (s *Spool) load() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		if err := ensureSchema(tx); err != nil {
-			return err
+	from := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if from, err = prepareFormat(tx, Format, migrations); err != nil {
+			return fmt.Errorf("%s: %w", s.path, err)
 		}
 		meta := tx.Bucket(bucketMeta)
 		for _, st := range allStreams {
@@ -428,6 +430,10 @@ func (s *Spool) load() error {
 		}
 		return writeMeta(tx, &state{}, &s.st)
 	})
+	if err == nil && from != 0 && from != Format {
+		s.log.Info("buffer file upgraded", "path", s.path, "from_format", from, "format", Format)
+	}
+	return err
 }
 
 // markAt decodes a marks entry if it belongs to st.
@@ -926,24 +932,6 @@ func getU64(b *bolt.Bucket, k []byte) uint64 {
 
 func putU64(b *bolt.Bucket, k []byte, v uint64) error {
 	return b.Put(k, binary.BigEndian.AppendUint64(nil, v))
-}
-
-// ensureSchema creates the buckets of a new file and refuses a newer layout.
-func ensureSchema(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketMeta, bucketKV, bucketMarks,
-		Readings.bucket(), Alerts.bucket(), WQI.bucket()} {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return fmt.Errorf("create bucket %s: %w", name, err)
-		}
-	}
-	meta := tx.Bucket(bucketMeta)
-	switch v := meta.Get([]byte("schema")); {
-	case v == nil:
-		return meta.Put([]byte("schema"), []byte{schemaV1})
-	case len(v) != 1 || v[0] != schemaV1:
-		return fmt.Errorf("%w: schema %x, this version reads %d", ErrSchema, v, schemaV1)
-	}
-	return nil
 }
 
 // writeMeta persists what changed between old and new.
