@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/purehealth/purehealth/internal/backoff"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -148,7 +148,6 @@ type Probe struct {
 	health Health
 	temp   Temperature
 	log    *slog.Logger
-	int63n func(int64) int64
 
 	reqs    chan request
 	started atomic.Bool
@@ -219,9 +218,8 @@ func New(cfg Config, sink Sink, health Health, temp Temperature, log *slog.Logge
 	}
 	return &Probe{
 		cfg: cfg, circ: circ, sink: sink, health: health, temp: temp,
-		log:    log.With("probe", cfg.Name, "device", cfg.Device, "param", string(cfg.Param)),
-		int63n: rand.Int64N,
-		reqs:   make(chan request), exited: make(chan struct{}),
+		log:  log.With("probe", cfg.Name, "device", cfg.Device, "param", string(cfg.Param)),
+		reqs: make(chan request), exited: make(chan struct{}),
 		st: Status{Name: cfg.Name, Device: cfg.Device, Param: cfg.Param, ResponseCodes: true,
 			Errors: map[string]uint64{}},
 	}, nil
@@ -267,7 +265,9 @@ func (p *Probe) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer close(p.exited)
-	bo := backoff{min: p.cfg.BackoffMin, max: p.cfg.BackoffMax, int63n: p.int63n}
+	// Equal jitter: probes that lost power together do not retry in step, and no wait is
+	// ever much shorter than the ceiling.
+	bo := backoff.New(p.cfg.BackoffMin, p.cfg.BackoffMax, backoff.Equal)
 	connected, failing := false, false
 	for {
 		c, err := dial(p.cfg.Device, p.cfg.Baud)
@@ -289,7 +289,7 @@ func (p *Probe) Run(ctx context.Context) error {
 				return nil
 			}
 			if s.worked {
-				bo.reset()
+				bo.Reset()
 			}
 			p.log.Warn("serial port lost; reopening", "err", lostErr)
 			p.count("disconnect", fmt.Errorf("port lost: %w", lostErr))
@@ -300,7 +300,7 @@ func (p *Probe) Run(ctx context.Context) error {
 			failing = true
 			p.update(func(s *Status) { s.LastError, s.LastErrorAt = err.Error(), time.Now() })
 		}
-		if !p.idle(ctx, bo.next()) {
+		if !p.idle(ctx, bo.Next()) {
 			return nil
 		}
 	}
