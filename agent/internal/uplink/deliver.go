@@ -434,7 +434,7 @@ func (u *Uplink) setAside(ctx context.Context, st spool.Stream, seq uint64, why 
 func (u *Uplink) settle(ctx context.Context, err error) time.Duration {
 	now := u.opts.Now().UTC()
 	if err == nil || errors.Is(err, ErrBudgetExhausted) {
-		u.bo.reset()
+		u.bo.Reset()
 		u.mu.Lock()
 		failures := u.st.ConsecutiveFailures
 		u.st.ConsecutiveFailures, u.st.State, u.st.NextRetryAt = 0, Idle, time.Time{}
@@ -463,13 +463,14 @@ func (u *Uplink) settle(ctx context.Context, err error) time.Duration {
 	var wait time.Duration
 	state := BackingOff
 	if errors.Is(err, ErrAuth) {
-		wait, state = u.bo.atCap(), AuthFailed
+		wait, state = u.bo.AtCap(), AuthFailed
 		u.tokenStale = true
 	} else {
-		wait = u.bo.next()
+		var hint time.Duration
 		if ce, ok := errors.AsType[*cloudError](err); ok {
-			wait = max(wait, ce.retryAfter)
+			hint = ce.retryAfter
 		}
+		wait = u.bo.NextAfter(hint)
 	}
 	u.mu.Lock()
 	u.st.ConsecutiveFailures++

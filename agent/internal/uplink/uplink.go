@@ -12,6 +12,7 @@ import (
 
 	"github.com/purehealth/purehealth/agent/internal/alerting"
 	"github.com/purehealth/purehealth/agent/internal/spool"
+	"github.com/purehealth/purehealth/internal/backoff"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -166,7 +167,7 @@ type Uplink struct {
 	firstNudge atomic.Pointer[time.Time]
 
 	// Owned by the Run goroutine.
-	bo            *backoff
+	bo            *backoff.Backoff
 	okStreak      int
 	token         string
 	tokenStale    bool // read the token again before the next request
@@ -241,7 +242,7 @@ func New(opts Options, store Store, alerts Alerts) (*Uplink, error) {
 		after:      time.After,
 		wake:       make(chan struct{}, 1),
 		nudge:      make(chan struct{}, 1),
-		bo:         newBackoff(opts.BackoffMin, opts.BackoffMax),
+		bo:         backoff.New(opts.BackoffMin, opts.BackoffMax, backoff.Full),
 		tokenStale: true, authMaybeOpen: true, rejectMaybeOpen: true,
 		limit: opts.BatchMax,
 		st:    Status{State: Stopped},
