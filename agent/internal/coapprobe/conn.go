@@ -1,38 +1,11 @@
 package coapprobe
 
 import (
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 )
-
-// backoff spaces connection attempts: doubling from base up to max, each wait drawn
-// uniformly from its upper half so that probes that failed together do not retry together.
-// The zero value is not usable; it is owned by one goroutine.
-type backoff struct {
-	base, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.base
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	half := b.cur / 2
-	return half + rand.N(half+1)
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-// spacing is the least pause after the n-th failed poll in a row (n ≥ 1): the same
-// doubling as backoff, so a probe answering only errors is asked less and less often.
-func spacing(n int) time.Duration {
-	d := min(backoffMax, backoffBase<<min(n-1, 16))
-	return d/2 + rand.N(d/2+1)
-}
 
 // ticker runs the CoAP library's periodic work for one connection (retransmissions,
 // expiring exchanges, the inactivity monitor) on a goroutine the connection's owner stops
