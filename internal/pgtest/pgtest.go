@@ -82,6 +82,13 @@ func New(t testing.TB) string {
 	return shared.srv.CreateDB(t)
 }
 
+// NewOn returns the URL of a fresh, empty database on the server adminURL names (as a user
+// allowed to create databases), dropped when the test ends.
+func NewOn(t testing.TB, adminURL string) string {
+	t.Helper()
+	return createDB(t, adminURL)
+}
+
 // Start starts a private server for this test, stopped and removed when the test ends.
 // Use it for tests that stop PostgreSQL, or that need more settings ("name=value", such
 // as shared_preload_libraries=timescaledb); it needs the local binaries even when
@@ -124,6 +131,16 @@ func Tool(name string) (string, error) {
 		return "", fmt.Errorf("%s: %w", name, err)
 	}
 	return p, nil
+}
+
+// LibDir is the directory of the server's loadable modules (extensions) in the
+// installation pgtest uses.
+func LibDir() (string, error) {
+	dir, err := binDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(dir), "lib"), nil
 }
 
 // binDir finds the directory holding initdb, pg_ctl and postgres together.
@@ -396,7 +413,7 @@ func createDB(t testing.TB, adminURL string) string {
 	t.Helper()
 	u, err := url.Parse(adminURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("pgtest: %s must be a postgres:// URL", EnvURL)
+		t.Fatalf("pgtest: %q must be a postgres:// URL", adminURL)
 	}
 	name := fmt.Sprintf("pgtest_%d_%d", os.Getpid(), dbCounter.Add(1))
 	if err := adminExec(context.Background(), adminURL, "CREATE DATABASE "+name); err != nil {

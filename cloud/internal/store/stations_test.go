@@ -17,8 +17,8 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-func TestStationsAndTokens(t *testing.T) {
-	s, url := storetest.Open(t, store.Options{})
+func testStationsAndTokens(t *testing.T, l layout) {
+	s, url := l.open(t, store.Options{})
 	token, err := s.AddStation(t.Context(), store.NewStation{ID: station, Name: "Mula-Mutha at Sangam",
 		Class: "c", Lat: ptr(18.5286), Lon: ptr(73.8567)})
 	require.NoError(t, err)
