@@ -21,6 +21,7 @@ import (
 
 	"github.com/purehealth/purehealth/agent/internal/probestatus"
 	"github.com/purehealth/purehealth/internal/backoff"
+	"github.com/purehealth/purehealth/internal/periodic"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -254,7 +255,7 @@ func (p *Probe) dial(ctx context.Context) (*client.Conn, func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	tick := &ticker{stop: make(chan struct{}), every: periodicTick}
+	tick := periodic.New(periodicTick)
 	inactive := max(4*p.cfg.Interval, 2*time.Minute) + p.cfg.Timeout
 	var issued tokens
 	conn, err := udp.Dial(p.target,
@@ -268,17 +269,17 @@ func (p *Probe) dial(ctx context.Context) (*client.Conn, func(), error) {
 		options.WithRequestMonitor(func(_ *client.Conn, m *pool.Message) (bool, error) {
 			return p.screen(&issued, m), nil
 		}),
-		options.WithPeriodicRunner(tick.run),
+		options.WithPeriodicRunner(tick.Run),
 		options.WithErrors(func(err error) { p.log.Debug("coap library", "err", err) }),
 	)
 	if err != nil {
-		tick.close()
+		tick.Close()
 		return nil, nil, fmt.Errorf("dial %s: %w", p.target, err)
 	}
 	return conn, func() {
 		p.closeConn(conn)
 		<-conn.Done()
-		tick.close()
+		tick.Close()
 	}, nil
 }
 
