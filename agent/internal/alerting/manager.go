@@ -19,13 +19,25 @@ import (
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
-// Store persists alerts. Put with a nil value deletes the key.
-type Store interface {
+// Journal keeps the alert transitions in order (the buffer's alerts stream, which the
+// uplink forwards): the Manager appends to it, and Recent reads it back.
+type Journal interface {
 	AppendEvent(ctx context.Context, data []byte) error
 	RecentEvents(limit int) ([][]byte, error) // newest first
+}
+
+// Records keeps the open alerts and the next alert id between runs, by key: New loads
+// them, the Manager keeps them current. Put with a nil value deletes the key.
+type Records interface {
 	Put(ctx context.Context, key string, value []byte) error
 	Get(key string) ([]byte, error)
 	Scan(prefix string, fn func(key string, value []byte) error) error
+}
+
+// Store is what New needs: *spool.Spool, through the daemon's adapter, is both.
+type Store interface {
+	Journal
+	Records
 }
 
 // Publisher sends a message on the local broker.
@@ -59,14 +71,15 @@ type Options struct {
 
 // Manager evaluates the rules and runs the alert lifecycle.
 type Manager struct {
-	opts   Options
-	limits map[telemetry.Param][]criteria.Limit
-	store  Store
-	pub    Publisher
-	notify Notifier
-	log    *slog.Logger
-	topic  string
-	start  time.Time
+	opts    Options
+	limits  map[telemetry.Param][]criteria.Limit
+	journal Journal
+	records Records
+	pub     Publisher
+	notify  Notifier
+	log     *slog.Logger
+	topic   string
+	start   time.Time
 
 	mu      sync.Mutex
 	tracker *alertrule.Tracker
@@ -104,7 +117,8 @@ func New(opts Options, store Store, pub Publisher, notify Notifier) (*Manager, e
 	m := &Manager{
 		opts:    opts,
 		limits:  map[telemetry.Param][]criteria.Limit{},
-		store:   store,
+		journal: store,
+		records: store,
 		pub:     pub,
 		notify:  notify,
 		log:     opts.Logger,
@@ -437,15 +451,15 @@ func (m *Manager) retryPending(ctx context.Context) {
 }
 
 func (m *Manager) persist(ctx context.Context, w pendingWrite) error {
-	if err := m.store.AppendEvent(ctx, w.event); err != nil {
+	if err := m.journal.AppendEvent(ctx, w.event); err != nil {
 		return err
 	}
 	// A retry after a partial success appends the event again; the uplink and the cloud
 	// deduplicate events by (alert id, transition, time).
-	if err := m.store.Put(ctx, keyActivePrefix+strconv.FormatUint(w.id, 10), w.alert); err != nil {
+	if err := m.records.Put(ctx, keyActivePrefix+strconv.FormatUint(w.id, 10), w.alert); err != nil {
 		return err
 	}
-	return m.store.Put(ctx, keyNextID, []byte(strconv.FormatUint(m.nextID, 10)))
+	return m.records.Put(ctx, keyNextID, []byte(strconv.FormatUint(m.nextID, 10)))
 }
 
 // Ack acknowledges an active alert. Acknowledging twice is not an error.
@@ -486,7 +500,7 @@ func (m *Manager) Active() []Alert {
 // Recent returns up to limit alerts, open and resolved, newest first, folded from the
 // stored events.
 func (m *Manager) Recent(limit int) ([]Alert, error) {
-	raw, err := m.store.RecentEvents(limit * 4)
+	raw, err := m.journal.RecentEvents(limit * 4)
 	if err != nil {
 		return nil, fmt.Errorf("read alert events: %w", err)
 	}
