@@ -110,18 +110,9 @@ func New(cfg Config, sink probestatus.Sink, health probestatus.Health, log *slog
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var problems []error
-	if cfg.Name == "" {
-		problems = append(problems, errors.New("name is required"))
-	}
-	if !cfg.Param.Valid() {
-		problems = append(problems, fmt.Errorf("param %q is not a canonical parameter", cfg.Param))
-	}
+	problems := probestatus.Check(cfg.Name, cfg.Param, sink, health)
 	if cfg.Interval < 0 || cfg.Timeout < 0 {
 		problems = append(problems, errors.New("interval and timeout must not be negative"))
-	}
-	if sink == nil || health == nil {
-		problems = append(problems, errors.New("sink and health are required"))
 	}
 	target, path, queries, err := parseURL(cfg.URL)
 	if err != nil {

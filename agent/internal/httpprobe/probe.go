@@ -84,21 +84,12 @@ func New(cfg Config, sink probestatus.Sink, health probestatus.Health, log *slog
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var problems []error
-	if cfg.Name == "" {
-		problems = append(problems, errors.New("name is required"))
-	}
-	if !cfg.Param.Valid() {
-		problems = append(problems, fmt.Errorf("param %q is not a canonical parameter", cfg.Param))
-	}
+	problems := probestatus.Check(cfg.Name, cfg.Param, sink, health)
 	if u, err := url.Parse(cfg.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		problems = append(problems, fmt.Errorf("url %q: want http://host[:port]/path", cfg.URL))
 	}
 	if cfg.Interval < 0 || cfg.Timeout < 0 {
 		problems = append(problems, errors.New("interval and timeout must not be negative"))
-	}
-	if sink == nil || health == nil {
-		problems = append(problems, errors.New("sink and health are required"))
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("http probe %q: %w", cfg.Name, errors.Join(problems...))

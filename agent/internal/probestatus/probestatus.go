@@ -18,6 +18,7 @@ package probestatus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -60,6 +61,22 @@ type Counts struct {
 	Reconnects   uint64            `json:"reconnects"`
 	LastError    string            `json:"last_error,omitempty"`
 	LastErrorAt  time.Time         `json:"last_error_at,omitzero"`
+}
+
+// Check says what is wrong with what every probe needs, whatever its kind: a name (the
+// sensor of its readings and of its health), a canonical parameter, a sink and a health.
+func Check(name string, param telemetry.Param, sink Sink, health Health) []error {
+	var problems []error
+	if name == "" {
+		problems = append(problems, errors.New("name is required"))
+	}
+	if !param.Valid() {
+		problems = append(problems, fmt.Errorf("param %q is not a canonical parameter", param))
+	}
+	if sink == nil || health == nil {
+		problems = append(problems, errors.New("sink and health are required"))
+	}
+	return problems
 }
 
 // Recorder keeps one probe's Counts. Create it with New.

@@ -121,3 +121,30 @@ func TestCountsInJSON(t *testing.T) {
 	}
 	assert.InDelta(t, 1, m["errors"], 0)
 }
+
+func TestCheck(t *testing.T) {
+	st := probetest.Station("coap", "do-1", telemetry.DO, time.Minute)
+	tests := []struct {
+		name   string
+		sensor string
+		param  telemetry.Param
+		sink   Sink
+		health Health
+		want   []string
+	}{
+		{"complete", "do-1", telemetry.DO, &probetest.Sink{}, st, nil},
+		{"no name", "", telemetry.DO, &probetest.Sink{}, st, []string{"name is required"}},
+		{"an alias", "do-1", "DO", &probetest.Sink{}, st, []string{`param "DO" is not a canonical parameter`}},
+		{"no sink", "do-1", telemetry.DO, nil, st, []string{"sink and health are required"}},
+		{"no health", "do-1", telemetry.DO, &probetest.Sink{}, nil, []string{"sink and health are required"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, err := range Check(tt.sensor, tt.param, tt.sink, tt.health) {
+				got = append(got, err.Error())
+			}
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}

@@ -157,15 +157,12 @@ func New(cfg Config, sink probestatus.Sink, health probestatus.Health, temp Temp
 	if cfg.BackoffMax == 0 {
 		cfg.BackoffMax = DefaultBackoffMax
 	}
-	var errs []error
-	if cfg.Name == "" {
-		errs = append(errs, errors.New("name: required"))
-	}
+	errs := probestatus.Check(cfg.Name, cfg.Param, sink, health)
 	if cfg.Device == "" {
-		errs = append(errs, errors.New("device: required"))
+		errs = append(errs, errors.New("device is required"))
 	}
 	circ, ok := circuitFor[cfg.Param]
-	if !ok {
+	if !ok && cfg.Param.Valid() {
 		errs = append(errs, fmt.Errorf("param: no EZO circuit measures %q (want ph, do, conductivity, tds or temp)", cfg.Param))
 	}
 	if cfg.Baud < 0 {
@@ -182,12 +179,6 @@ func New(cfg Config, sink probestatus.Sink, health probestatus.Health, temp Temp
 	}
 	if cfg.BackoffMax < cfg.BackoffMin {
 		errs = append(errs, fmt.Errorf("backoff max %s is below backoff min %s", cfg.BackoffMax, cfg.BackoffMin))
-	}
-	if sink == nil {
-		errs = append(errs, errors.New("no sink"))
-	}
-	if health == nil {
-		errs = append(errs, errors.New("no health"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("serial probe %q: %w", cfg.Name, err)

@@ -478,12 +478,12 @@ func TestNewValidates(t *testing.T) {
 		sink probestatus.Sink
 		want string
 	}{
-		{"no name", Config{Device: "/dev/x", Param: telemetry.PH}, &sink{}, "name: required"},
-		{"no device", Config{Name: "p", Param: telemetry.PH}, &sink{}, "device: required"},
+		{"no name", Config{Device: "/dev/x", Param: telemetry.PH}, &sink{}, "name is required"},
+		{"no device", Config{Name: "p", Param: telemetry.PH}, &sink{}, "device is required"},
 		{"turbidity", Config{Name: "p", Device: "/dev/x", Param: telemetry.Turbidity}, &sink{}, `no EZO circuit measures "turbidity"`},
 		{"negative", Config{Name: "p", Device: "/dev/x", Param: telemetry.PH, Timeout: -1}, &sink{}, "timeout: -1ns must not be negative"},
 		{"backoff", Config{Name: "p", Device: "/dev/x", Param: telemetry.PH, BackoffMin: time.Minute, BackoffMax: time.Second}, &sink{}, "backoff max 1s is below backoff min 1m0s"},
-		{"no sink", Config{Name: "p", Device: "/dev/x", Param: telemetry.PH}, nil, "no sink"},
+		{"no sink", Config{Name: "p", Device: "/dev/x", Param: telemetry.PH}, nil, "sink and health are required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
