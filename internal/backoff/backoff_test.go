@@ -77,8 +77,12 @@ func TestParseRetryAfter(t *testing.T) {
 		{"-3", 0},
 		{"soon", 0},
 		{"99999999999", MaxRetryAfter},
+		{"86400", MaxRetryAfter},
+		{"99999999999999999999", 0}, // beyond int64: nonsense, not a day's wait
+		{"1e3", 0},
 		{"Tue, 01 Dec 2026 12:00:30 GMT", 30 * time.Second},
 		{"Tue, 01 Dec 2026 11:00:00 GMT", 0},
+		{"Thu, 03 Dec 2026 12:00:00 GMT", MaxRetryAfter},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, ParseRetryAfter(tt.in, now), "Retry-After %q", tt.in)

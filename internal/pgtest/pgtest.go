@@ -13,6 +13,8 @@
 //	func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 //
 // Tests that stop and restart PostgreSQL (fault tests) take a private server with Start.
+// StartServer starts one without a test, with the settings a caller chooses (the
+// benchmarks run PostgreSQL with its defaults, fsync on).
 //
 // Without the binaries a test is skipped with a message saying to install postgresql,
 // unless PH_REQUIRE_TOOLS=1, when it fails.
@@ -80,12 +82,20 @@ func New(t testing.TB) string {
 	return shared.srv.CreateDB(t)
 }
 
-// Start starts a private server for this test, stopped and removed when the test ends.
-// Use it for tests that stop PostgreSQL; it needs the local binaries even when
-// PH_TEST_DATABASE_URL is set.
-func Start(t testing.TB) *Server {
+// NewOn returns the URL of a fresh, empty database on the server adminURL names (as a user
+// allowed to create databases), dropped when the test ends.
+func NewOn(t testing.TB, adminURL string) string {
 	t.Helper()
-	s, err := start()
+	return createDB(t, adminURL)
+}
+
+// Start starts a private server for this test, stopped and removed when the test ends.
+// Use it for tests that stop PostgreSQL, or that need more settings ("name=value", such
+// as shared_preload_libraries=timescaledb); it needs the local binaries even when
+// PH_TEST_DATABASE_URL is set.
+func Start(t testing.TB, settings ...string) *Server {
+	t.Helper()
+	s, err := start(settings...)
 	if err != nil {
 		unavailable(t, err)
 	}
@@ -121,6 +131,16 @@ func Tool(name string) (string, error) {
 		return "", fmt.Errorf("%s: %w", name, err)
 	}
 	return p, nil
+}
+
+// LibDir is the directory of the server's loadable modules (extensions) in the
+// installation pgtest uses.
+func LibDir() (string, error) {
+	dir, err := binDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(dir), "lib"), nil
 }
 
 // binDir finds the directory holding initdb, pg_ctl and postgres together.
@@ -160,10 +180,11 @@ func binDir() (string, error) {
 
 // Server is a throwaway PostgreSQL server. Its methods are safe for concurrent use.
 type Server struct {
-	bin  string
-	dir  string // owns data/, the socket and the log
-	port int
-	cred *syscall.Credential // nil unless running as root
+	bin      string
+	dir      string // owns data/, the socket and the log
+	port     int
+	cred     *syscall.Credential // nil unless running as root
+	settings []string            // "name=value", after the fixed ones
 
 	mu      sync.Mutex
 	proc    *exec.Cmd
@@ -171,7 +192,20 @@ type Server struct {
 	waitErr error
 }
 
-func start() (*Server, error) {
+// testSettings trade durability for speed: a test's database is thrown away.
+var testSettings = []string{"fsync=off", "max_connections=200", "shared_buffers=64MB"}
+
+func start(settings ...string) (*Server, error) {
+	return StartServer(append(slices.Clone(testSettings), settings...)...)
+}
+
+// StartServer initializes a cluster in a new directory under the system's temporary
+// directory and starts a server on a free port of 127.0.0.1, returning once it accepts
+// connections. Besides listening on 127.0.0.1 only, the time zone UTC and the log at
+// warnings, it has PostgreSQL's defaults and settings ("name=value"). The caller must
+// Close it, which also removes the directory. When the process runs as root, the server
+// runs as the "postgres" system user, since PostgreSQL refuses root.
+func StartServer(settings ...string) (*Server, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -182,7 +216,7 @@ func start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{bin: bin, dir: dir}
+	s := &Server{bin: bin, dir: dir, settings: settings}
 	fail := func(err error) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
@@ -237,6 +271,19 @@ func freePort() (int, error) {
 }
 
 func (s *Server) dataDir() string { return filepath.Join(s.dir, "data") }
+
+// Dir is the directory holding the cluster (data/) and the server's log.
+func (s *Server) Dir() string { return s.dir }
+
+// PID is the process id of the running server (the postmaster), 0 when it is stopped.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return 0
+	}
+	return s.proc.Process.Pid
+}
 func (s *Server) logPath() string { return filepath.Join(s.dir, "postgres.log") }
 
 func (s *Server) command(name string, args ...string) *exec.Cmd {
@@ -264,10 +311,12 @@ func (s *Server) Start() error {
 		return err
 	}
 	defer logf.Close() // the child has its own descriptor
-	cmd := s.command(filepath.Join(s.bin, "postgres"), "-D", s.dataDir(),
-		"-p", strconv.Itoa(s.port), "-k", s.dir, "-c", "listen_addresses=127.0.0.1",
-		"-c", "fsync=off", "-c", "max_connections=200", "-c", "shared_buffers=64MB",
-		"-c", "timezone=UTC", "-c", "log_min_messages=warning")
+	args := []string{"-D", s.dataDir(), "-p", strconv.Itoa(s.port), "-k", s.dir,
+		"-c", "listen_addresses=127.0.0.1", "-c", "timezone=UTC", "-c", "log_min_messages=warning"}
+	for _, set := range s.settings {
+		args = append(args, "-c", set)
+	}
+	cmd := s.command(filepath.Join(s.bin, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Should the test binary die without cleaning up, the server goes with it (SIGQUIT is
 	// PostgreSQL's immediate shutdown).
@@ -351,19 +400,28 @@ func (s *Server) CreateDB(t testing.TB) string {
 	return createDB(t, s.URL("postgres"))
 }
 
+// CreateDatabase creates the database name, for a caller without a test; it stays until
+// the server is closed.
+func (s *Server) CreateDatabase(ctx context.Context, name string) error {
+	if err := adminExec(ctx, s.URL("postgres"), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
 func createDB(t testing.TB, adminURL string) string {
 	t.Helper()
 	u, err := url.Parse(adminURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("pgtest: %s must be a postgres:// URL", EnvURL)
+		t.Fatalf("pgtest: %q must be a postgres:// URL", adminURL)
 	}
 	name := fmt.Sprintf("pgtest_%d_%d", os.Getpid(), dbCounter.Add(1))
-	if err := adminExec(adminURL, "CREATE DATABASE "+name); err != nil {
+	if err := adminExec(context.Background(), adminURL, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
 	t.Cleanup(func() {
 		// A test that stopped a private server has nothing left to drop.
-		if err := adminExec(adminURL, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		if err := adminExec(context.Background(), adminURL, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 			t.Logf("pgtest: drop database %s: %v", name, err)
 		}
 	})
@@ -371,8 +429,8 @@ func createDB(t testing.TB, adminURL string) string {
 	return u.String()
 }
 
-func adminExec(adminURL, sql string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func adminExec(ctx context.Context, adminURL, sql string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, adminURL)
 	if err != nil {

@@ -1,6 +1,7 @@
 package testproc
 
 import (
+	"fmt"
 	"net"
 	"testing"
 )
@@ -10,6 +11,15 @@ import (
 // between; the tests accept that small risk for the sake of real ports.
 func FreeAddr(t testing.TB, network string) string {
 	t.Helper()
+	addr, err := FreePort(network)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// FreePort is FreeAddr for a caller without a test (the benchmark driver).
+func FreePort(network string) (string, error) {
 	var (
 		addr    string
 		release func() error
@@ -18,20 +28,20 @@ func FreeAddr(t testing.TB, network string) string {
 	case "tcp":
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatalf("free TCP address: %v", err)
+			return "", fmt.Errorf("free TCP address: %w", err)
 		}
 		addr, release = l.Addr().String(), l.Close
 	case "udp":
 		c, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatalf("free UDP address: %v", err)
+			return "", fmt.Errorf("free UDP address: %w", err)
 		}
 		addr, release = c.LocalAddr().String(), c.Close
 	default:
-		t.Fatalf("free address: network %q is neither tcp nor udp", network)
+		return "", fmt.Errorf("free address: network %q is neither tcp nor udp", network)
 	}
 	if err := release(); err != nil {
-		t.Fatalf("free %s address: %v", network, err)
+		return "", fmt.Errorf("free %s address: %w", network, err)
 	}
-	return addr
+	return addr, nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -34,10 +33,7 @@ type DaemonOptions struct {
 type Daemon struct {
 	o      DaemonOptions
 	starts int
-
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed once cmd has been waited for
-	waitErr error         // valid after exited is closed
+	p      *Logged // the latest start
 }
 
 // NewDaemon prepares a service; it does not start it. When the test ends the service is
@@ -64,15 +60,11 @@ func NewDaemon(t testing.TB, o DaemonOptions) *Daemon {
 
 // Running reports whether the service has been started and has not exited since.
 func (d *Daemon) Running() bool {
-	if d.cmd == nil {
+	if d.p == nil {
 		return false
 	}
-	select {
-	case <-d.exited:
-		return false
-	default:
-		return true
-	}
+	exited, _ := d.p.Exited()
+	return !exited
 }
 
 // Starts is how many times the service has been started.
@@ -96,25 +88,13 @@ func (d *Daemon) Launch(t testing.TB) {
 	if err != nil {
 		t.Fatalf("open %s log: %v", d.o.Name, err)
 	}
-	fmt.Fprintf(f, "=== start %d at %s\n", d.starts, time.Now().UTC().Format(time.RFC3339Nano))
-	cmd := exec.Command(d.o.Path, d.o.Args...)
-	cmd.Env = d.o.Env
-	cmd.Stdout, cmd.Stderr = f, f
-	setDeathSignal(cmd)
-	err = cmd.Start()
-	// The child has its own descriptor.
-	if cerr := f.Close(); cerr != nil {
-		t.Fatalf("close %s log: %v", d.o.Name, cerr)
+	_, err = fmt.Fprintf(f, "=== start %d at %s\n", d.starts, time.Now().UTC().Format(time.RFC3339Nano))
+	if err = errors.Join(err, f.Close()); err != nil {
+		t.Fatalf("write %s log: %v", d.o.Name, err)
 	}
-	if err != nil {
-		t.Fatalf("start %s: %v", d.o.Name, err)
+	if d.p, err = StartLogged(d.o.Path, d.o.Log, d.o.Env, d.o.Args...); err != nil {
+		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	d.cmd, d.exited = cmd, exited
-	go func() {
-		d.waitErr = cmd.Wait()
-		close(exited)
-	}()
 }
 
 // WaitReady polls Ready until it answers nil, failing t if the service exits first or is
@@ -123,10 +103,8 @@ func (d *Daemon) WaitReady(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(d.o.Guard)
 	for {
-		select {
-		case <-d.exited:
-			t.Fatalf("%s exited before it was ready (%v); log:\n%s", d.o.Name, d.waitErr, d.LogTail(4<<10))
-		default:
+		if exited, err := d.p.Exited(); exited {
+			t.Fatalf("%s exited before it was ready (%v); log:\n%s", d.o.Name, err, d.LogTail(4<<10))
 		}
 		if d.o.Ready == nil {
 			return
@@ -147,30 +125,14 @@ func (d *Daemon) WaitReady(t testing.TB) {
 // Kill sends SIGKILL and waits until the service is gone.
 func (d *Daemon) Kill(t testing.TB) {
 	t.Helper()
-	if err := d.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Fatalf("kill %s: %v", d.o.Name, err)
-	}
-	d.wait(t)
+	d.p.Kill()
 }
 
-// Stop sends SIGTERM and requires a clean exit (status 0).
+// Stop sends SIGTERM and requires a clean exit (status 0) within the guard.
 func (d *Daemon) Stop(t testing.TB) {
 	t.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("signal %s: %v", d.o.Name, err)
-	}
-	d.wait(t)
-	if d.waitErr != nil {
-		t.Fatalf("%s should exit 0 on SIGTERM: %v", d.o.Name, d.waitErr)
-	}
-}
-
-func (d *Daemon) wait(t testing.TB) {
-	t.Helper()
-	select {
-	case <-d.exited:
-	case <-time.After(d.o.Guard):
-		t.Fatalf("%s did not exit within %v", d.o.Name, d.o.Guard)
+	if err := d.p.Stop(syscall.SIGTERM, d.o.Guard); err != nil {
+		t.Fatalf("%s should exit 0 on SIGTERM: %v", d.o.Name, err)
 	}
 }
 

@@ -4,5 +4,5 @@ package testproc
 
 import "os/exec"
 
-// setDeathSignal does nothing: only Linux can tie a process's life to its parent's.
-func setDeathSignal(*exec.Cmd) {}
+// DieWithParent does nothing: only Linux can tie a process's life to its parent's.
+func DieWithParent(*exec.Cmd) {}

@@ -14,6 +14,10 @@
 //   - Run and Exec run one-shot commands (CLI calls) and return what they printed and how
 //     they exited.
 //   - FreeAddr picks a loopback port for a process to listen on.
+//   - StartLogged and StartAnnounced start a program whose output goes to a log file, as a
+//     Logged that Stop ends with a signal and a grace period. They, FreePort, Tail and
+//     DieWithParent need no test: the benchmark driver starts the programs it measures
+//     with them.
 //
 // Every process is stopped at the end of the test that started it, and every goroutine
 // the package starts has ended by then; Main checks with goleak that none is left. Every

@@ -44,7 +44,7 @@ func Start(t testing.TB, path string, args ...string) *Process {
 	cmd := exec.Command(path, args...)
 	cmd.Env = Env()
 	cmd.Stderr = logWriter{t}
-	setDeathSignal(cmd)
+	DieWithParent(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatalf("start %s: %v", path, err)

@@ -204,3 +204,79 @@ func TestFreeAddr(t *testing.T) {
 	require.NoError(t, err, "the UDP address can be listened on")
 	assert.NoError(t, c.Close())
 }
+
+func TestFreePortRefusesOtherNetworks(t *testing.T) {
+	_, err := FreePort("unix")
+	assert.ErrorContains(t, err, `"unix" is neither tcp nor udp`)
+}
+
+func TestLoggedStop(t *testing.T) {
+	sh := shell(t)
+	tests := []struct {
+		name    string
+		script  string
+		grace   time.Duration
+		wantErr string
+	}{
+		{name: "graceful on SIGTERM", script: `trap 'exit 0' TERM; echo up; while :; do sleep 0.01; done`, grace: guard},
+		{name: "dies on SIGTERM", script: `echo up; exec sleep 60`, grace: guard, wantErr: "signal: terminated"},
+		{name: "already failed", script: `echo up; exit 3`, grace: guard, wantErr: "exit status 3"},
+		{name: "ignores SIGTERM", script: `trap '' TERM; echo up; while :; do sleep 0.01; done`,
+			grace: 100 * time.Millisecond, wantErr: "did not stop within 100ms of terminated and was killed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log := filepath.Join(t.TempDir(), "out.log")
+			p, err := StartLogged(sh, log, nil, "-c", tt.script)
+			require.NoError(t, err)
+			t.Cleanup(p.Kill) // for a failed require; Kill after Stop does nothing
+			require.Eventually(t, func() bool { return strings.Contains(p.LogTail(1), "up") },
+				guard, 10*time.Millisecond, "the program starts")
+			assert.Equal(t, log, p.Log())
+			assert.Positive(t, p.PID())
+			err = p.Stop(syscall.SIGTERM, tt.grace)
+			if tt.wantErr == "" {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorContains(t, err, tt.wantErr)
+			}
+			assert.Equal(t, err, p.Stop(syscall.SIGTERM, tt.grace), "Stop is idempotent")
+			exited, _ := p.Exited()
+			assert.True(t, exited)
+			select {
+			case <-p.Done():
+			default:
+				t.Error("Done is closed once the program has exited")
+			}
+		})
+	}
+}
+
+func TestLoggedAppendsAndReportsStartFailure(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "out.log")
+	require.NoError(t, os.WriteFile(log, []byte("before\n"), 0o644))
+	p, err := StartLogged(shell(t), log, nil, "-c", "echo after")
+	require.NoError(t, err)
+	<-p.Done()
+	assert.Equal(t, "before\nafter", p.LogTail(5), "the log is appended to")
+	assert.NoError(t, p.Stop(syscall.SIGTERM, guard), "a program that exited 0 stopped cleanly")
+
+	_, err = StartLogged("/nonexistent/program", log, nil)
+	assert.ErrorContains(t, err, "start program")
+}
+
+func TestStartAnnounced(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "out.log")
+	lines := make(chan string, 2)
+	p, err := StartAnnounced(shell(t), log, nil, lines, "-c", `echo one; echo two; echo three; echo oops >&2`)
+	require.NoError(t, err)
+	<-p.Done()
+	assert.Equal(t, "one", <-lines)
+	assert.Equal(t, "two", <-lines, "what does not fit in lines goes to the log only")
+	b, err := os.ReadFile(log)
+	require.NoError(t, err)
+	for _, want := range []string{"one\n", "two\n", "three\n", "oops\n"} {
+		assert.Contains(t, string(b), want, "standard output and error are in the log")
+	}
+	assert.NoError(t, p.Stop(syscall.SIGTERM, guard))
+}

@@ -19,15 +19,27 @@ import (
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
-// Store persists alerts. Put with a nil value deletes the key.
-type Store interface {
-	// AppendEvent stores an event and the key-value writes of the same transition (nil
-	// deletes a key) in one transaction: all of it or none.
-	AppendEvent(ctx context.Context, event []byte, puts map[string][]byte) error
+// Journal keeps the alert transitions in order (the buffer's alerts stream, which the
+// uplink forwards): the Manager appends to it, and Recent reads it back.
+type Journal interface {
+	// AppendEvent stores a transition together with the writes to the Records it makes
+	// (nil deletes a key), in one transaction: all of it or none.
+	AppendEvent(ctx context.Context, event []byte, records map[string][]byte) error
 	RecentEvents(limit int) ([][]byte, error) // newest first
+}
+
+// Records keeps the open alerts and the next alert id between runs, by key: New loads
+// them, the Manager keeps them current. Put with a nil value deletes the key.
+type Records interface {
 	Put(ctx context.Context, key string, value []byte) error
 	Get(key string) ([]byte, error)
 	Scan(prefix string, fn func(key string, value []byte) error) error
+}
+
+// Store is what New needs: *spool.Spool, through the daemon's adapter, is both.
+type Store interface {
+	Journal
+	Records
 }
 
 // Publisher sends a message on the local broker.
@@ -61,14 +73,15 @@ type Options struct {
 
 // Manager evaluates the rules and runs the alert lifecycle.
 type Manager struct {
-	opts   Options
-	limits map[telemetry.Param][]criteria.Limit
-	store  Store
-	pub    Publisher
-	notify Notifier
-	log    *slog.Logger
-	topic  string
-	start  time.Time
+	opts    Options
+	limits  map[telemetry.Param][]criteria.Limit
+	journal Journal
+	records Records
+	pub     Publisher
+	notify  Notifier
+	log     *slog.Logger
+	topic   string
+	start   time.Time
 
 	mu      sync.Mutex
 	tracker *alertrule.Tracker
@@ -106,7 +119,8 @@ func New(opts Options, store Store, pub Publisher, notify Notifier) (*Manager, e
 	m := &Manager{
 		opts:    opts,
 		limits:  map[telemetry.Param][]criteria.Limit{},
-		store:   store,
+		journal: store,
+		records: store,
 		pub:     pub,
 		notify:  notify,
 		log:     opts.Logger,
@@ -468,7 +482,7 @@ func (m *Manager) retryPending(ctx context.Context) {
 // write whose outcome was never learned, its context ended, may still have been stored
 // and be retried: the cloud stores a transition once by its alert, transition and time.)
 func (m *Manager) persist(ctx context.Context, w pendingWrite) error {
-	return m.store.AppendEvent(ctx, w.event, map[string][]byte{
+	return m.journal.AppendEvent(ctx, w.event, map[string][]byte{
 		keyActivePrefix + strconv.FormatUint(w.id, 10): w.alert,
 		keyNextID: []byte(strconv.FormatUint(m.nextID, 10)),
 	})
@@ -512,7 +526,7 @@ func (m *Manager) Active() []Alert {
 // Recent returns up to limit alerts, open and resolved, newest first, folded from the
 // stored events.
 func (m *Manager) Recent(limit int) ([]Alert, error) {
-	raw, err := m.store.RecentEvents(limit * 4)
+	raw, err := m.journal.RecentEvents(limit * 4)
 	if err != nil {
 		return nil, fmt.Errorf("read alert events: %w", err)
 	}

@@ -16,7 +16,8 @@
 // What goes wrong is counted through Health by kind: "timeout" (no response in time),
 // "bad_code" (a 4.xx or 5.xx response), "decode" (a payload that is not a reading),
 // "connect" (the connection failed or the library dropped it). Readings the pipeline refuses
-// (an unknown unit, say) are counted by the pipeline itself, not again here. Each new
+// (an unknown unit, say) are counted by the pipeline itself, not again here; a reading
+// already received is stored even while Run is ending (package probestatus). Each new
 // connection after the first, and each re-registration of an observation, is counted as a
 // reconnect.
 //

@@ -19,20 +19,11 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/purehealth/purehealth/agent/internal/probestatus"
+	"github.com/purehealth/purehealth/internal/backoff"
+	"github.com/purehealth/purehealth/internal/periodic"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
-
-// Sink takes readings; it returns once they are durable. rejected has one entry per
-// observation, nil where it was stored; err means nothing could be stored.
-type Sink interface {
-	Ingest(ctx context.Context, obs []telemetry.Observation) (rejected []error, err error)
-}
-
-// Health counts what went wrong with a sensor.
-type Health interface {
-	RecordError(sensor string, p telemetry.Param, kind string)
-	RecordReconnect(sensor string)
-}
 
 // The error kinds the probe records through Health.
 const (
@@ -86,16 +77,14 @@ type Probe struct {
 	target  string           // host:port
 	path    string           // resource path
 	queries []message.Option // Uri-Query options
-	sink    Sink
-	health  Health
+	rec     *probestatus.Recorder
 	log     *slog.Logger
 
 	running  atomic.Bool
 	sessions atomic.Uint64 // connection generations, to tell late notifications apart
 
-	mu      sync.Mutex
-	status  Status
-	failing bool // in a streak of errors: logged once at its start
+	mu     sync.Mutex
+	status Status // all but its Counts, which rec keeps
 }
 
 // Status is a snapshot of a probe's health.
@@ -104,40 +93,26 @@ type Status struct {
 	URL  string `json:"url"`
 	// Mode is "observe" or "poll"; "poll" also while observing was asked for but the server
 	// answered without the Observe option.
-	Mode          string    `json:"mode"`
-	Connected     bool      `json:"connected"`       // a connection is up (observing: registered)
-	Local         string    `json:"local,omitempty"` // local UDP address of the connection
-	LastReadingAt time.Time `json:"last_reading_at,omitzero"`
-	LastValue     float64   `json:"last_value"`
-	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
-	LastError     string    `json:"last_error,omitempty"`
-	Readings      uint64    `json:"readings"`      // stored by the sink
-	Rejected      uint64    `json:"rejected"`      // refused by the sink (it counts them in health)
-	Errors        uint64    `json:"errors"`        // recorded through Health
-	Reconnects    uint64    `json:"reconnects"`    // new connections and re-registrations after the first
-	Notifications uint64    `json:"notifications"` // responses and notifications received
+	Mode          string `json:"mode"`
+	Connected     bool   `json:"connected"`       // a connection is up (observing: registered)
+	Local         string `json:"local,omitempty"` // local UDP address of the connection
+	Notifications uint64 `json:"notifications"`   // responses and notifications received
 	// Dropped counts notifications over the queue, and messages from the server that were
 	// requests or carried a token the probe never issued.
 	Dropped uint64 `json:"dropped"`
+	// Readings, errors by kind, reconnects (new connections and re-registrations after
+	// the first), the last error.
+	probestatus.Counts
 }
 
 // New checks cfg and returns a probe. It starts nothing. log may be nil.
-func New(cfg Config, sink Sink, health Health, log *slog.Logger) (*Probe, error) {
+func New(cfg Config, sink probestatus.Sink, health probestatus.Health, log *slog.Logger) (*Probe, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var problems []error
-	if cfg.Name == "" {
-		problems = append(problems, errors.New("name is required"))
-	}
-	if !cfg.Param.Valid() {
-		problems = append(problems, fmt.Errorf("param %q is not a canonical parameter", cfg.Param))
-	}
+	problems := probestatus.Check(cfg.Name, cfg.Param, sink, health)
 	if cfg.Interval < 0 || cfg.Timeout < 0 {
 		problems = append(problems, errors.New("interval and timeout must not be negative"))
-	}
-	if sink == nil || health == nil {
-		problems = append(problems, errors.New("sink and health are required"))
 	}
 	target, path, queries, err := parseURL(cfg.URL)
 	if err != nil {
@@ -159,10 +134,10 @@ func New(cfg Config, sink Sink, health Health, log *slog.Logger) (*Probe, error)
 	if cfg.Observe {
 		mode = "observe"
 	}
+	log = log.With("probe", cfg.Name, "url", cfg.URL)
 	return &Probe{
-		cfg: cfg, target: target, path: path, queries: queries,
-		sink: sink, health: health,
-		log:    log.With("probe", cfg.Name, "url", cfg.URL),
+		cfg: cfg, target: target, path: path, queries: queries, log: log,
+		rec:    probestatus.New(cfg.Name, cfg.Param, sink, health, log),
 		status: Status{Name: cfg.Name, URL: cfg.URL, Mode: mode},
 	}, nil
 }
@@ -202,8 +177,10 @@ func parseURL(raw string) (target, path string, queries []message.Option, err er
 // Status returns a snapshot. Safe for concurrent use.
 func (p *Probe) Status() Status {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.status
+	s := p.status
+	p.mu.Unlock()
+	s.Counts = p.rec.Counts()
+	return s
 }
 
 // Run reads the probe until ctx ends, then returns nil after every goroutine it started
@@ -217,15 +194,15 @@ func (p *Probe) Run(ctx context.Context) error {
 
 	// Notifications arrive on the library's goroutines; they are handled here, in order.
 	notes := make(chan note, noteQueue)
-	bo := backoff{base: backoffBase, max: backoffMax}
+	bo := backoff.New(backoffBase, backoffMax, backoff.Equal)
 	for first := true; ; first = false {
 		if !first {
-			p.reconnected()
+			p.rec.Reconnected()
 		}
 		if p.session(ctx, notes) {
-			bo.reset()
+			bo.Reset()
 		}
-		if ctx.Err() != nil || !p.wait(ctx, notes, bo.next()) {
+		if ctx.Err() != nil || !p.wait(ctx, notes, bo.Next()) {
 			return nil
 		}
 	}
@@ -238,7 +215,7 @@ func (p *Probe) session(ctx context.Context, notes chan note) bool {
 	conn, closeConn, err := p.dial(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			p.fail(KindConnect, err)
+			p.rec.Fail(KindConnect, err)
 		}
 		return false
 	}
@@ -269,7 +246,7 @@ func (p *Probe) dial(ctx context.Context) (*client.Conn, func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	tick := &ticker{stop: make(chan struct{}), every: periodicTick}
+	tick := periodic.New(periodicTick)
 	inactive := max(4*p.cfg.Interval, 2*time.Minute) + p.cfg.Timeout
 	var issued tokens
 	conn, err := udp.Dial(p.target,
@@ -283,17 +260,17 @@ func (p *Probe) dial(ctx context.Context) (*client.Conn, func(), error) {
 		options.WithRequestMonitor(func(_ *client.Conn, m *pool.Message) (bool, error) {
 			return p.screen(&issued, m), nil
 		}),
-		options.WithPeriodicRunner(tick.run),
+		options.WithPeriodicRunner(tick.Run),
 		options.WithErrors(func(err error) { p.log.Debug("coap library", "err", err) }),
 	)
 	if err != nil {
-		tick.close()
+		tick.Close()
 		return nil, nil, fmt.Errorf("dial %s: %w", p.target, err)
 	}
 	return conn, func() {
 		p.closeConn(conn)
 		<-conn.Done()
-		tick.close()
+		tick.Close()
 	}, nil
 }
 
@@ -323,20 +300,22 @@ func (p *Probe) screen(issued *tokens, m *pool.Message) bool {
 }
 
 // poll GETs the resource every interval until ctx ends or the connection fails. After a
-// poll that brought no reading the next waits longer (see spacing); after maxFailures
+// poll that brought no reading the next waits longer (the same backoff as between
+// connections); after maxFailures
 // polls in a row without any response the connection is given up.
 func (p *Probe) poll(ctx context.Context, conn *client.Conn, notes chan note, id uint64) bool {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	answered := false
-	silent, failed := 0, 0
+	silent := 0
+	pace := backoff.New(backoffBase, backoffMax, backoff.Equal) // after polls that brought no reading
 	for {
 		select {
 		case <-ctx.Done():
 			return answered
 		case <-conn.Context().Done():
 			if ctx.Err() == nil {
-				p.fail(KindConnect, errors.New("connection closed"))
+				p.rec.Fail(KindConnect, errors.New("connection closed"))
 			}
 			return answered
 		case n := <-notes: // from an earlier observation
@@ -351,7 +330,7 @@ func (p *Probe) poll(ctx context.Context, conn *client.Conn, notes chan note, id
 		case ctx.Err() != nil:
 			return answered
 		case err != nil:
-			p.fail(p.transportKind(conn, err), err)
+			p.rec.Fail(p.transportKind(conn, err), err)
 			if silent++; silent >= maxFailures || conn.Context().Err() != nil {
 				return answered
 			}
@@ -362,12 +341,9 @@ func (p *Probe) poll(ctx context.Context, conn *client.Conn, notes chan note, id
 			read = p.handle(ctx, n)
 		}
 		if read {
-			failed = 0
-		} else {
-			failed++
-			if later := time.Now().Add(spacing(failed)); later.After(next) {
-				next = later
-			}
+			pace.Reset()
+		} else if later := time.Now().Add(pace.Next()); later.After(next) {
+			next = later
 		}
 		t.Reset(time.Until(next))
 	}
@@ -416,9 +392,9 @@ func (p *Probe) observe(ctx context.Context, conn *client.Conn, notes chan note,
 		switch {
 		case ctx.Err() != nil:
 		case errors.Is(err, context.DeadlineExceeded):
-			p.fail(KindTimeout, fmt.Errorf("observe %s: no answer to the registration within %s", p.path, p.cfg.Timeout))
+			p.rec.Fail(KindTimeout, fmt.Errorf("observe %s: no answer to the registration within %s", p.path, p.cfg.Timeout))
 		case conn.Context().Err() != nil || errors.As(err, &op):
-			p.fail(KindConnect, fmt.Errorf("observe %s: %w", p.path, err))
+			p.rec.Fail(KindConnect, fmt.Errorf("observe %s: %w", p.path, err))
 		default:
 			// The server answered with an error code: its response reaches the callback
 			// too, and is counted when handled.
@@ -444,7 +420,7 @@ func (p *Probe) observe(ctx context.Context, conn *client.Conn, notes chan note,
 			return answered, false
 		case <-conn.Context().Done():
 			if ctx.Err() == nil {
-				p.fail(KindConnect, errors.New("connection closed while observing"))
+				p.rec.Fail(KindConnect, errors.New("connection closed while observing"))
 			}
 			return answered, false
 		case n := <-notes:
@@ -488,7 +464,7 @@ func (p *Probe) watchdog(maxAge uint32, hasMaxAge bool) time.Duration {
 func (p *Probe) handle(ctx context.Context, n note) bool {
 	p.count(func(s *Status) { s.Notifications++ })
 	if !n.success() {
-		p.fail(KindBadCode, fmt.Errorf("response %s%s", codeString(n.code), diagnostic(n.body)))
+		p.rec.Fail(KindBadCode, fmt.Errorf("response %s%s", codeString(n.code), diagnostic(n.body)))
 		return false
 	}
 	if n.code == codes.Valid {
@@ -496,57 +472,12 @@ func (p *Probe) handle(ctx context.Context, n note) bool {
 	}
 	obs, err := decodePayload(p.cfg.Param, n.format, n.hasFormat, n.body, p.cfg.Location)
 	if err != nil {
-		p.fail(KindDecode, err)
+		p.rec.Fail(KindDecode, err)
 		return false
 	}
 	obs.Station, obs.Sensor = p.cfg.Station, p.cfg.Name
-	rejected, err := p.sink.Ingest(ctx, []telemetry.Observation{obs})
-	if err != nil {
-		// The pipeline alerts on a failing store; the value is lost, as the device cannot
-		// be asked to resend it.
-		p.log.Warn("reading not stored", "err", err)
-		p.count(func(s *Status) { s.LastError, s.LastErrorAt = "store: "+err.Error(), time.Now() })
-		return true
-	}
-	if len(rejected) > 0 && rejected[0] != nil {
-		p.log.Debug("reading refused", "err", rejected[0])
-		p.count(func(s *Status) {
-			s.Rejected++
-			s.LastError, s.LastErrorAt = "refused: "+rejected[0].Error(), time.Now()
-		})
-		return true
-	}
-	p.mu.Lock()
-	p.status.Readings++
-	p.status.LastValue, p.status.LastReadingAt = obs.Value, time.Now()
-	recovered := p.failing
-	p.failing = false
-	p.mu.Unlock()
-	if recovered {
-		p.log.Info("probe answers again")
-	}
+	p.rec.Store(ctx, obs) // whatever the outcome, the probe answered with a reading
 	return true
-}
-
-// fail records an error of kind. The first of a streak is logged as a warning.
-func (p *Probe) fail(kind string, err error) {
-	p.health.RecordError(p.cfg.Name, p.cfg.Param, kind)
-	p.mu.Lock()
-	p.status.Errors++
-	p.status.LastError, p.status.LastErrorAt = kind+": "+err.Error(), time.Now()
-	first := !p.failing
-	p.failing = true
-	p.mu.Unlock()
-	if first {
-		p.log.Warn("probe failing", "kind", kind, "err", err)
-	} else {
-		p.log.Debug("probe still failing", "kind", kind, "err", err)
-	}
-}
-
-func (p *Probe) reconnected() {
-	p.health.RecordReconnect(p.cfg.Name)
-	p.count(func(s *Status) { s.Reconnects++ })
 }
 
 func (p *Probe) setConnected(local string, up bool) {

@@ -3,6 +3,7 @@ package coapprobe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"runtime"
@@ -15,12 +16,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/agent/internal/probestatus"
 	"github.com/purehealth/purehealth/agent/internal/probetest"
 	"github.com/purehealth/purehealth/internal/testproc"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
-func newProbe(t *testing.T, cfg Config, s *probetest.Sink, h Health) *Probe {
+func newProbe(t *testing.T, cfg Config, s *probetest.Sink, h probestatus.Health) *Probe {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "do-1"
@@ -65,6 +67,19 @@ func TestPoll(t *testing.T) {
 			assert.True(t, st.Connected)
 			assert.Zero(t, st.Errors, "last error: %s", st.LastError)
 			assert.Zero(t, probetest.Sensor(t, h, "do-1").Errors)
+		})
+	}
+}
+
+func TestStoresTakenReadingAtShutdown(t *testing.T) {
+	for _, observe := range []bool{false, true} {
+		t.Run(fmt.Sprintf("observe=%v", observe), func(t *testing.T) {
+			srv := probetest.StartSim(t, "coap", "127.0.0.1:0", "--interval", "100ms")
+			s := &probetest.Sink{}
+			p := newProbe(t, Config{URL: srv.URLs[0], Interval: 100 * time.Millisecond, Observe: observe}, s,
+				probetest.Station("coap", "do-1", telemetry.DO, 100*time.Millisecond))
+			probetest.StoresTakenReadingAtShutdown(t, p, s)
+			assert.Equal(t, uint64(1), p.Status().Readings)
 		})
 	}
 }

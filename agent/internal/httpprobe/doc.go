@@ -14,7 +14,9 @@
 // time), "connect" (the connection failed or broke), "http_<code>" for a non-2xx status,
 // "decode" for a body that is not a reading (including one over the size limit). Readings
 // the pipeline refuses (an unknown unit, say) are counted by the pipeline itself, not again
-// here. The first answer after the device could not be reached counts as a reconnect.
+// here; a reading already received is stored even while Run is ending (package
+// probestatus). The first answer after the device could not be reached counts as a
+// reconnect.
 // After a failure the next poll waits longer, up to 30 s when the interval is shorter, with
 // jitter, so a dead device is not hammered.
 package httpprobe

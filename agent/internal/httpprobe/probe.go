@@ -6,32 +6,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/purehealth/purehealth/agent/internal/payload"
+	"github.com/purehealth/purehealth/agent/internal/probestatus"
+	"github.com/purehealth/purehealth/internal/backoff"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/version"
 )
-
-// Sink takes readings; it returns once they are durable. rejected has one entry per
-// observation, nil where it was stored; err means nothing could be stored.
-type Sink interface {
-	Ingest(ctx context.Context, obs []telemetry.Observation) (rejected []error, err error)
-}
-
-// Health counts what went wrong with a sensor.
-type Health interface {
-	RecordError(sensor string, p telemetry.Param, kind string)
-	RecordReconnect(sensor string)
-}
 
 // The error kinds the probe records through Health, besides "http_<code>".
 const (
@@ -71,56 +59,37 @@ const (
 type Probe struct {
 	cfg    Config
 	client *http.Client
-	sink   Sink
-	health Health
+	rec    *probestatus.Recorder
 	log    *slog.Logger
 
 	running atomic.Bool
-
-	mu      sync.Mutex
-	status  Status
-	failing bool
+	polls   atomic.Uint64
 	// lost is set while the device cannot be reached; the next answer counts as a
-	// reconnect.
+	// reconnect. Owned by the Run goroutine.
 	lost bool
 }
 
 // Status is a snapshot of a probe's health.
 type Status struct {
-	Name          string    `json:"name"`
-	URL           string    `json:"url"`
-	LastReadingAt time.Time `json:"last_reading_at,omitzero"`
-	LastValue     float64   `json:"last_value"`
-	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
-	LastError     string    `json:"last_error,omitempty"`
-	Polls         uint64    `json:"polls"`
-	Readings      uint64    `json:"readings"` // stored by the sink
-	Rejected      uint64    `json:"rejected"` // refused by the sink (it counts them in health)
-	Errors        uint64    `json:"errors"`   // recorded through Health
-	// Reconnects counts answers after the device could not be reached.
-	Reconnects uint64 `json:"reconnects"`
+	Name  string `json:"name"`
+	URL   string `json:"url"`
+	Polls uint64 `json:"polls"`
+	// Readings, errors by kind, reconnects (answers after the device could not be
+	// reached), the last error.
+	probestatus.Counts
 }
 
 // New checks cfg and returns a probe. It starts nothing. log may be nil.
-func New(cfg Config, sink Sink, health Health, log *slog.Logger) (*Probe, error) {
+func New(cfg Config, sink probestatus.Sink, health probestatus.Health, log *slog.Logger) (*Probe, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var problems []error
-	if cfg.Name == "" {
-		problems = append(problems, errors.New("name is required"))
-	}
-	if !cfg.Param.Valid() {
-		problems = append(problems, fmt.Errorf("param %q is not a canonical parameter", cfg.Param))
-	}
+	problems := probestatus.Check(cfg.Name, cfg.Param, sink, health)
 	if u, err := url.Parse(cfg.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		problems = append(problems, fmt.Errorf("url %q: want http://host[:port]/path", cfg.URL))
 	}
 	if cfg.Interval < 0 || cfg.Timeout < 0 {
 		problems = append(problems, errors.New("interval and timeout must not be negative"))
-	}
-	if sink == nil || health == nil {
-		problems = append(problems, errors.New("sink and health are required"))
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("http probe %q: %w", cfg.Name, errors.Join(problems...))
@@ -147,20 +116,18 @@ func New(cfg Config, sink Sink, health Health, log *slog.Logger) (*Probe, error)
 		// Kept from one poll to the next; the device may close it sooner.
 		IdleConnTimeout: cfg.Interval + cfg.Timeout + 30*time.Second,
 	}
+	log = log.With("probe", cfg.Name, "url", cfg.URL)
 	return &Probe{
 		cfg:    cfg,
 		client: &http.Client{Transport: transport},
-		sink:   sink, health: health,
-		log:    log.With("probe", cfg.Name, "url", cfg.URL),
-		status: Status{Name: cfg.Name, URL: cfg.URL},
+		rec:    probestatus.New(cfg.Name, cfg.Param, sink, health, log),
+		log:    log,
 	}, nil
 }
 
 // Status returns a snapshot. Safe for concurrent use.
 func (p *Probe) Status() Status {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.status
+	return Status{Name: p.cfg.Name, URL: p.cfg.URL, Polls: p.polls.Load(), Counts: p.rec.Counts()}
 }
 
 // Run polls until ctx ends, then closes its idle connection and returns nil. It returns an
@@ -172,7 +139,8 @@ func (p *Probe) Run(ctx context.Context) error {
 	defer p.running.Store(false)
 	defer p.client.CloseIdleConnections()
 
-	var failures int
+	// Polls are spaced out after failures, so a dead device is not hammered.
+	pace := backoff.New(backoffBase, backoffMax, backoff.Equal)
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -184,13 +152,9 @@ func (p *Probe) Run(ctx context.Context) error {
 		start := time.Now()
 		next := start.Add(p.cfg.Interval)
 		if p.poll(ctx) {
-			failures = 0
+			pace.Reset()
 		} else if ctx.Err() == nil {
-			failures++
-			// Space polls out after failures, up to backoffMax, with jitter.
-			d := min(backoffMax, backoffBase<<min(failures-1, 16))
-			d = d/2 + rand.N(d/2+1)
-			next = maxTime(next, time.Now().Add(d))
+			next = maxTime(next, time.Now().Add(pace.Next()))
 		}
 		t.Reset(time.Until(next))
 	}
@@ -264,53 +228,25 @@ func errorKind(err error) string {
 // poll performs one GET and stores its reading. It reports whether the device answered
 // with a reading (stored or refused by the sink).
 func (p *Probe) poll(ctx context.Context) bool {
-	p.count(func(s *Status) { s.Polls++ })
+	p.polls.Add(1)
 	r, err := p.fetch(ctx, false)
 	if err != nil {
 		if ctx.Err() == nil {
-			p.count(func(*Status) { p.lost = true })
-			p.fail(errorKind(err), fmt.Errorf("GET: %w", err))
+			p.lost = true
+			p.rec.Fail(errorKind(err), fmt.Errorf("GET: %w", err))
 		}
 		return false
 	}
-	p.mu.Lock()
-	back := p.lost
-	if back {
+	if p.lost {
 		p.lost = false
-		p.status.Reconnects++
-	}
-	p.mu.Unlock()
-	if back {
-		p.health.RecordReconnect(p.cfg.Name)
+		p.rec.Reconnected()
 	}
 	obs, kind, err := p.decode(r)
 	if err != nil {
-		p.fail(kind, err)
+		p.rec.Fail(kind, err)
 		return false
 	}
-	rejected, err := p.sink.Ingest(ctx, []telemetry.Observation{obs})
-	if err != nil {
-		p.log.Warn("reading not stored", "err", err)
-		p.count(func(s *Status) { s.LastError, s.LastErrorAt = "store: "+err.Error(), time.Now() })
-		return true
-	}
-	if len(rejected) > 0 && rejected[0] != nil {
-		p.log.Debug("reading refused", "err", rejected[0])
-		p.count(func(s *Status) {
-			s.Rejected++
-			s.LastError, s.LastErrorAt = "refused: "+rejected[0].Error(), time.Now()
-		})
-		return true
-	}
-	p.mu.Lock()
-	p.status.Readings++
-	p.status.LastValue, p.status.LastReadingAt = obs.Value, time.Now()
-	recovered := p.failing
-	p.failing = false
-	p.mu.Unlock()
-	if recovered {
-		p.log.Info("probe answers again")
-	}
+	p.rec.Store(ctx, obs) // whatever the outcome, the device answered with a reading
 	return true
 }
 
@@ -335,28 +271,6 @@ func (p *Probe) decode(r response) (telemetry.Observation, string, error) {
 	o := obs[0]
 	o.Station, o.Sensor = p.cfg.Station, p.cfg.Name
 	return o, "", nil
-}
-
-// fail records an error of kind. The first of a streak is logged as a warning.
-func (p *Probe) fail(kind string, err error) {
-	p.health.RecordError(p.cfg.Name, p.cfg.Param, kind)
-	p.mu.Lock()
-	p.status.Errors++
-	p.status.LastError, p.status.LastErrorAt = kind+": "+err.Error(), time.Now()
-	first := !p.failing
-	p.failing = true
-	p.mu.Unlock()
-	if first {
-		p.log.Warn("probe failing", "kind", kind, "err", err)
-	} else {
-		p.log.Debug("probe still failing", "kind", kind, "err", err)
-	}
-}
-
-func (p *Probe) count(f func(*Status)) {
-	p.mu.Lock()
-	f(&p.status)
-	p.mu.Unlock()
 }
 
 // excerpt quotes the start of an error body, which often says why.

@@ -15,12 +15,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/agent/internal/probestatus"
 	"github.com/purehealth/purehealth/agent/internal/probetest"
 	"github.com/purehealth/purehealth/internal/testproc"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
-func newProbe(t *testing.T, cfg Config, s *probetest.Sink, h Health) *Probe {
+func newProbe(t *testing.T, cfg Config, s *probetest.Sink, h probestatus.Health) *Probe {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "turb-1"
@@ -62,6 +63,15 @@ func TestPoll(t *testing.T) {
 			assert.Zero(t, p.Status().Errors, "last error: %s", p.Status().LastError)
 		})
 	}
+}
+
+func TestStoresTakenReadingAtShutdown(t *testing.T) {
+	srv, _ := reading(t, http.StatusOK, `{"value": 12.5, "unit": "NTU"}`)
+	s := &probetest.Sink{}
+	p := newProbe(t, Config{URL: srv.URL, Interval: 20 * time.Millisecond}, s,
+		probetest.Station("http", "turb-1", telemetry.Turbidity, 20*time.Millisecond))
+	probetest.StoresTakenReadingAtShutdown(t, p, s)
+	assert.Equal(t, uint64(1), p.Status().Readings)
 }
 
 // reading serves a fixed body, counting connections.

@@ -93,22 +93,37 @@ func (s *Sim) Signal(t testing.TB, sig syscall.Signal) {
 }
 
 // Sink is a small real implementation of the probes' Sink: it normalizes like the
-// pipeline, refuses what telemetry refuses, and keeps the rest. The zero value is ready;
-// it is safe for concurrent use.
+// pipeline, refuses what telemetry refuses, and keeps the rest. Like the pipeline's store,
+// it gives up when its context has ended. The zero value is ready; it is safe for
+// concurrent use.
 type Sink struct {
 	Fail error // when set, every Ingest fails with it, as a failing store does; set it before use
 
 	mu     sync.Mutex
 	stored []telemetry.Observation
+	// held, when set, receives each Ingest as it begins, and the Ingest waits for its
+	// reply before storing (see StoresTakenReadingAtShutdown).
+	held chan chan struct{}
 }
 
 // Ingest keeps the observations telemetry.Normalize accepts and rejects the others, each
 // with its error.
-func (s *Sink) Ingest(_ context.Context, obs []telemetry.Observation) ([]error, error) {
+func (s *Sink) Ingest(ctx context.Context, obs []telemetry.Observation) ([]error, error) {
+	s.mu.Lock()
+	held := s.held
+	s.mu.Unlock()
+	if held != nil {
+		release := make(chan struct{})
+		held <- release
+		<-release
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.Fail != nil {
 		return make([]error, len(obs)), s.Fail
+	}
+	if err := ctx.Err(); err != nil {
+		return make([]error, len(obs)), err
 	}
 	rejected := make([]error, len(obs))
 	for i, o := range obs {
@@ -189,4 +204,39 @@ func Run(t testing.TB, r Runner) {
 			assert.Fail(t, "Run did not return within 10s of its context ending")
 		}
 	})
+}
+
+// StoresTakenReadingAtShutdown checks the rule every probe keeps: a reading already taken
+// is stored even when the probe's context ends while the sink is writing it. It runs r
+// (whose sink is s) until its first reading reaches s, ends Run's context while the
+// reading is held inside s, then lets the write go on: the reading must be kept and Run
+// must return nil.
+func StoresTakenReadingAtShutdown(t testing.TB, r Runner, s *Sink) {
+	t.Helper()
+	held := make(chan chan struct{})
+	s.mu.Lock()
+	s.held = held
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var release chan struct{}
+	select {
+	case release = <-held:
+	case <-time.After(20 * time.Second):
+		require.FailNow(t, "no reading reached the sink within 20s")
+	}
+	s.mu.Lock()
+	s.held = nil // later writes (none are expected) pass
+	s.mu.Unlock()
+	cancel()
+	close(release)
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "Run did not return within 10s of its context ending")
+	}
+	assert.Equal(t, 1, s.Count(), "the reading taken before shutdown is stored")
 }

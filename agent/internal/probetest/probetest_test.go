@@ -98,3 +98,50 @@ func TestRun(t *testing.T) {
 	})
 	assert.True(t, ran)
 }
+
+func TestSinkGivesUpWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	s := &Sink{}
+	_, err := s.Ingest(ctx, []telemetry.Observation{{Param: "do", Value: 6.5, Unit: "mg/L"}})
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Zero(t, s.Count())
+}
+
+// once takes one reading and stores it, with its own context or one detached from it,
+// then waits for its context to end.
+type once struct {
+	s      *Sink
+	detach bool
+}
+
+func (o once) Run(ctx context.Context) error {
+	sctx := ctx
+	if o.detach {
+		sctx = context.WithoutCancel(ctx)
+	}
+	if _, err := o.s.Ingest(sctx, []telemetry.Observation{{Param: "do", Value: 6.5, Unit: "mg/L"}}); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// failures is a testing.TB that counts Errorf calls instead of failing the test.
+type failures struct {
+	testing.TB
+	n int
+}
+
+func (f *failures) Errorf(string, ...any) { f.n++ }
+
+func TestStoresTakenReadingAtShutdown(t *testing.T) {
+	s := &Sink{}
+	StoresTakenReadingAtShutdown(t, once{s: s, detach: true}, s)
+
+	// A runner that passes its own context to the store loses the reading, and the check
+	// says so.
+	s, f := &Sink{}, &failures{TB: t}
+	StoresTakenReadingAtShutdown(f, once{s: s}, s)
+	assert.Equal(t, 2, f.n, "Run's error and the lost reading are both reported")
+}

@@ -30,8 +30,9 @@
 //   - A circuit of another type (an ORP circuit on a pH port): no readings are taken; it is
 //     identified again at every interval, counted each time ("wrong_circuit"), and shown in
 //     Status until a matching one answers.
-//   - The sink cannot store a reading: it is logged and counted ("not_stored"); polling goes
-//     on.
+//   - The sink cannot store a reading: it is logged and counted in Status (NotStored, not
+//     in Health: the pipeline raises the store failure); polling goes on. A reading already
+//     taken is stored even while Run is ending (package probestatus).
 //
 // Test and Calibrate let a technician exchange with the circuit through the running loop;
 // both return the raw lines. Status is a snapshot for the admin API.

@@ -5,27 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/purehealth/purehealth/agent/internal/probestatus"
+	"github.com/purehealth/purehealth/internal/backoff"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
-
-// Sink makes observations durable: the agent's pipeline. Ingest returns one entry per
-// observation (nil where it was stored) and a non-nil error only when nothing was stored.
-type Sink interface {
-	Ingest(ctx context.Context, obs []telemetry.Observation) ([]error, error)
-}
-
-// Health counts what went wrong per sensor (the agent's live state). It must be safe for
-// concurrent use.
-type Health interface {
-	RecordError(sensor string, p telemetry.Param, kind string)
-	RecordReconnect(sensor string)
-}
 
 // Temperature gives the station's latest water temperature, for temperature compensation.
 // It must be safe for concurrent use.
@@ -121,17 +108,10 @@ type Status struct {
 	RestartReason string `json:"restart_reason,omitempty"`
 	Voltage       string `json:"voltage,omitempty"`
 
-	Readings      uint64    `json:"readings"` // made durable
-	LastReadingAt time.Time `json:"last_reading_at,omitzero"`
-	LastValue     float64   `json:"last_value"`
-	// NotStored counts readings lost because the sink could not make them durable.
-	NotStored  uint64 `json:"not_stored"`
-	Reconnects uint64 `json:"reconnects"`
 	// Unsolicited counts lines nobody asked for (continuous-mode leftovers, late replies).
-	Unsolicited uint64            `json:"unsolicited"`
-	Errors      map[string]uint64 `json:"errors"` // by kind, as counted in Health
-	LastError   string            `json:"last_error,omitempty"`
-	LastErrorAt time.Time         `json:"last_error_at,omitzero"`
+	Unsolicited uint64 `json:"unsolicited"`
+	// Readings, faults by kind (as counted in Health), reconnects, the last error.
+	probestatus.Counts
 }
 
 // Probe polls one EZO circuit on a serial port. Create it with New and start it with Run;
@@ -142,13 +122,11 @@ type Status struct {
 // hand their work to that goroutine over a channel, so an exchange is never interleaved
 // with a poll.
 type Probe struct {
-	cfg    Config
-	circ   circuit
-	sink   Sink
-	health Health
-	temp   Temperature
-	log    *slog.Logger
-	int63n func(int64) int64
+	cfg  Config
+	circ circuit
+	rec  *probestatus.Recorder
+	temp Temperature
+	log  *slog.Logger
 
 	reqs    chan request
 	started atomic.Bool
@@ -160,7 +138,7 @@ type Probe struct {
 
 // New validates cfg and returns a Probe. It starts nothing. temp may be nil (no
 // temperature compensation); log may be nil.
-func New(cfg Config, sink Sink, health Health, temp Temperature, log *slog.Logger) (*Probe, error) {
+func New(cfg Config, sink probestatus.Sink, health probestatus.Health, temp Temperature, log *slog.Logger) (*Probe, error) {
 	if cfg.Baud == 0 {
 		cfg.Baud = DefaultBaud
 	}
@@ -179,15 +157,12 @@ func New(cfg Config, sink Sink, health Health, temp Temperature, log *slog.Logge
 	if cfg.BackoffMax == 0 {
 		cfg.BackoffMax = DefaultBackoffMax
 	}
-	var errs []error
-	if cfg.Name == "" {
-		errs = append(errs, errors.New("name: required"))
-	}
+	errs := probestatus.Check(cfg.Name, cfg.Param, sink, health)
 	if cfg.Device == "" {
-		errs = append(errs, errors.New("device: required"))
+		errs = append(errs, errors.New("device is required"))
 	}
 	circ, ok := circuitFor[cfg.Param]
-	if !ok {
+	if !ok && cfg.Param.Valid() {
 		errs = append(errs, fmt.Errorf("param: no EZO circuit measures %q (want ph, do, conductivity, tds or temp)", cfg.Param))
 	}
 	if cfg.Baud < 0 {
@@ -205,25 +180,18 @@ func New(cfg Config, sink Sink, health Health, temp Temperature, log *slog.Logge
 	if cfg.BackoffMax < cfg.BackoffMin {
 		errs = append(errs, fmt.Errorf("backoff max %s is below backoff min %s", cfg.BackoffMax, cfg.BackoffMin))
 	}
-	if sink == nil {
-		errs = append(errs, errors.New("no sink"))
-	}
-	if health == nil {
-		errs = append(errs, errors.New("no health"))
-	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("serial probe %q: %w", cfg.Name, err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log = log.With("probe", cfg.Name, "device", cfg.Device, "param", string(cfg.Param))
 	return &Probe{
-		cfg: cfg, circ: circ, sink: sink, health: health, temp: temp,
-		log:    log.With("probe", cfg.Name, "device", cfg.Device, "param", string(cfg.Param)),
-		int63n: rand.Int64N,
-		reqs:   make(chan request), exited: make(chan struct{}),
-		st: Status{Name: cfg.Name, Device: cfg.Device, Param: cfg.Param, ResponseCodes: true,
-			Errors: map[string]uint64{}},
+		cfg: cfg, circ: circ, temp: temp, log: log,
+		rec:  probestatus.New(cfg.Name, cfg.Param, sink, health, log),
+		reqs: make(chan request), exited: make(chan struct{}),
+		st: Status{Name: cfg.Name, Device: cfg.Device, Param: cfg.Param, ResponseCodes: true},
 	}, nil
 }
 
@@ -232,7 +200,7 @@ func (p *Probe) Status() Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.st
-	s.Errors = maps.Clone(p.st.Errors)
+	s.Counts = p.rec.Counts()
 	if p.st.TempCompensation != nil {
 		t := *p.st.TempCompensation
 		s.TempCompensation = &t
@@ -246,17 +214,6 @@ func (p *Probe) update(f func(s *Status)) {
 	f(&p.st)
 }
 
-// count records a fault of kind in Health and Status; err, when set, becomes LastError.
-func (p *Probe) count(kind string, err error) {
-	p.health.RecordError(p.cfg.Name, p.cfg.Param, kind)
-	p.update(func(s *Status) {
-		s.Errors[kind]++
-		if err != nil {
-			s.LastError, s.LastErrorAt = err.Error(), time.Now()
-		}
-	})
-}
-
 // Run opens the port, identifies the circuit and takes a reading every Interval until ctx
 // ends; then it closes the port and returns nil after every goroutine it started has
 // exited. A lost port (unplugged, device gone) is closed and the same configured path is
@@ -267,14 +224,15 @@ func (p *Probe) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer close(p.exited)
-	bo := backoff{min: p.cfg.BackoffMin, max: p.cfg.BackoffMax, int63n: p.int63n}
+	// Equal jitter: probes that lost power together do not retry in step, and no wait is
+	// ever much shorter than the ceiling.
+	bo := backoff.New(p.cfg.BackoffMin, p.cfg.BackoffMax, backoff.Equal)
 	connected, failing := false, false
 	for {
 		c, err := dial(p.cfg.Device, p.cfg.Baud)
 		if err == nil {
 			if connected {
-				p.health.RecordReconnect(p.cfg.Name)
-				p.update(func(s *Status) { s.Reconnects++ })
+				p.rec.Reconnected()
 			}
 			connected, failing = true, false
 			p.log.Info("serial port open")
@@ -289,18 +247,18 @@ func (p *Probe) Run(ctx context.Context) error {
 				return nil
 			}
 			if s.worked {
-				bo.reset()
+				bo.Reset()
 			}
 			p.log.Warn("serial port lost; reopening", "err", lostErr)
-			p.count("disconnect", fmt.Errorf("port lost: %w", lostErr))
+			p.rec.Fault("disconnect", fmt.Errorf("port lost: %w", lostErr))
 		} else {
 			if !failing {
 				p.log.Warn("cannot open serial port; retrying with backoff", "err", err)
 			}
 			failing = true
-			p.update(func(s *Status) { s.LastError, s.LastErrorAt = err.Error(), time.Now() })
+			p.rec.Note(err)
 		}
-		if !p.idle(ctx, bo.next()) {
+		if !p.idle(ctx, bo.Next()) {
 			return nil
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/agent/internal/probestatus"
+	"github.com/purehealth/purehealth/agent/internal/probetest"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -97,14 +99,14 @@ func TestResponseCodes(t *testing.T) {
 				}
 			}
 			if tt.kind != "" {
-				assert.Positive(t, st.Errors[tt.kind], "counted as %s: %v", tt.kind, st.Errors)
-				assert.Equal(t, st.Errors[tt.kind], h.sensor(t).ErrorsByKind[tt.kind], "the same count in Health")
+				assert.Positive(t, st.ErrorsByKind[tt.kind], "counted as %s: %v", tt.kind, st.ErrorsByKind)
+				assert.Equal(t, st.ErrorsByKind[tt.kind], h.sensor(t).ErrorsByKind[tt.kind], "the same count in Health")
 			}
 			if tt.probeErr {
 				assert.Positive(t, flagged, "readings taken with a bad supply are kept, flagged")
 				assert.Less(t, flagged, len(obs), "the others are not flagged")
 				// Counted just before it is stored: one may be between the two looks.
-				assert.InDelta(t, flagged, st.Errors[tt.kind], 1)
+				assert.InDelta(t, flagged, st.ErrorsByKind[tt.kind], 1)
 			} else {
 				assert.Zero(t, flagged)
 			}
@@ -116,11 +118,11 @@ func TestResponseCodes(t *testing.T) {
 			case "reset":
 				// Every reset is followed by a new identification.
 				assert.GreaterOrEqual(t, count(s.commands(t), "i"), 2)
-				resets := st.Errors["reset"]
+				resets := st.ErrorsByKind["reset"]
 				assert.LessOrEqual(t, resets, uint64(count(s.commands(t), "R")/2), "one count per reset (*RS and *RE are one)")
 			case "sleep":
-				assert.Zero(t, st.Errors["asleep"], "the retry after *WA gets the reading: %v", st.Errors)
-				assert.Zero(t, st.Errors["timeout"])
+				assert.Zero(t, st.ErrorsByKind["asleep"], "the retry after *WA gets the reading: %v", st.ErrorsByKind)
+				assert.Zero(t, st.ErrorsByKind["timeout"])
 			}
 		})
 	}
@@ -131,14 +133,14 @@ func TestGarbage(t *testing.T) {
 	startSim(t, link, "--param", "ph", "--fault", "garbage")
 	h := newHarness(t, testConfig(link, telemetry.PH))
 	h.run(t)
-	eventually(t, func() bool { return h.probe.Status().Errors["garbage"] >= 3 && h.sink.len() >= 3 },
+	eventually(t, func() bool { return h.probe.Status().ErrorsByKind["garbage"] >= 3 && h.sink.len() >= 3 },
 		"garbage counted and readings between")
 	for _, o := range h.sink.observations() {
 		assert.True(t, o.Value > 6 && o.Value < 9, "no number made of line noise: %v", o.Value)
 	}
 	st := h.probe.Status()
-	assert.Zero(t, st.Errors["timeout"], "garbage ends the exchange at its *OK, not at the timeout")
-	assert.Equal(t, st.Errors["garbage"], h.sensor(t).ErrorsByKind["garbage"])
+	assert.Zero(t, st.ErrorsByKind["timeout"], "garbage ends the exchange at its *OK, not at the timeout")
+	assert.Equal(t, st.ErrorsByKind["garbage"], h.sensor(t).ErrorsByKind["garbage"])
 }
 
 // A megabyte without a carriage return before a reading: dropped as one overlong line,
@@ -155,7 +157,7 @@ func TestMegabyteWithoutCarriageReturn(t *testing.T) {
 	// Waiting on Status only: it allocates little, so the measurement is the probe's.
 	eventually(t, func() bool {
 		st := h.probe.Status()
-		return st.Errors["overlong"] >= 2 && st.Readings >= 6
+		return st.ErrorsByKind["overlong"] >= 2 && st.Readings >= 6
 	}, "two floods and a reading after the second")
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
@@ -164,7 +166,7 @@ func TestMegabyteWithoutCarriageReturn(t *testing.T) {
 	st := h.probe.Status()
 	// One R may be in flight between the two looks.
 	assert.InDelta(t, count(s.commands(t), "R"), st.Readings, 1, "every reading is taken, the flooded ones too")
-	assert.Zero(t, st.Errors["timeout"])
+	assert.Zero(t, st.ErrorsByKind["timeout"])
 }
 
 // A silent circuit: every exchange times out, is counted, and nothing spins.
@@ -175,7 +177,7 @@ func TestSilentCircuit(t *testing.T) {
 	cfg.Timeout = 200 * time.Millisecond
 	h := newHarness(t, cfg)
 	h.run(t)
-	eventually(t, func() bool { return h.probe.Status().Errors["timeout"] >= 2 }, "timeouts counted")
+	eventually(t, func() bool { return h.probe.Status().ErrorsByKind["timeout"] >= 2 }, "timeouts counted")
 
 	var r0, r1 syscall.Rusage
 	require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &r0))
@@ -212,7 +214,7 @@ func TestUnplugAndReplug(t *testing.T) {
 		st := h.probe.Status()
 		assert.Equal(t, uint64(1), st.Reconnects)
 		assert.Equal(t, uint64(1), h.sensor(t).Reconnects, "counted in Health")
-		assert.Equal(t, uint64(1), st.Errors["disconnect"])
+		assert.Equal(t, uint64(1), st.ErrorsByKind["disconnect"])
 		assert.True(t, st.Open)
 		assert.Equal(t, link, st.Device)
 	})
@@ -225,7 +227,7 @@ func TestUnplugAndReplug(t *testing.T) {
 		n := h.sink.len()
 		eventually(t, func() bool { return h.sink.len() > n }, "readings after them")
 		st := h.probe.Status()
-		assert.GreaterOrEqual(t, st.Errors["disconnect"], uint64(2))
+		assert.GreaterOrEqual(t, st.ErrorsByKind["disconnect"], uint64(2))
 		assert.Equal(t, st.Reconnects, h.sensor(t).Reconnects)
 	})
 }
@@ -237,14 +239,14 @@ func TestWrongCircuit(t *testing.T) {
 	s := startSim(t, link, "--param", "do")
 	h := newHarness(t, testConfig(link, telemetry.PH))
 	h.run(t)
-	eventually(t, func() bool { return h.probe.Status().Errors["wrong_circuit"] >= 3 }, "wrong circuit counted at each interval")
+	eventually(t, func() bool { return h.probe.Status().ErrorsByKind["wrong_circuit"] >= 3 }, "wrong circuit counted at each interval")
 	st := h.probe.Status()
 	assert.True(t, st.WrongCircuit)
 	assert.Equal(t, "DO", st.Circuit)
 	assert.Contains(t, st.LastError, "circuit type DO (measures do) answers on "+link+", configured for ph")
 	assert.Zero(t, count(s.commands(t), "R"), "no reading is asked of it")
 	assert.Zero(t, h.sink.len())
-	assert.Equal(t, st.Errors["wrong_circuit"], h.sensor(t).ErrorsByKind["wrong_circuit"])
+	assert.Equal(t, st.ErrorsByKind["wrong_circuit"], h.sensor(t).ErrorsByKind["wrong_circuit"])
 
 	ex, err := h.probe.Calibrate(t.Context(), "mid", 7)
 	assert.ErrorIs(t, err, ErrWrongCircuit)
@@ -348,7 +350,7 @@ func TestTemperatureCompensation(t *testing.T) {
 	h.setTemp(30, time.Now().Add(-time.Hour)) // stale: older than TempMaxAge
 	readsAfter(3)
 	assert.Zero(t, count(s.commands(t), "T,30.0"))
-	assert.Zero(t, h.probe.Status().Errors["er"])
+	assert.Zero(t, h.probe.Status().ErrorsByKind["er"])
 }
 
 // The circuit forgets its temperature compensation when it resets: it is sent again.
@@ -358,7 +360,7 @@ func TestTemperatureCompensationAfterReset(t *testing.T) {
 	h := newHarness(t, testConfig(link, telemetry.DO))
 	h.setTemp(18, time.Now())
 	h.run(t)
-	eventually(t, func() bool { return h.probe.Status().Errors["reset"] >= 2 }, "two resets")
+	eventually(t, func() bool { return h.probe.Status().ErrorsByKind["reset"] >= 2 }, "two resets")
 	eventually(t, func() bool { return count(s.commands(t), "T,18.0") >= 3 }, "T sent after each identification")
 }
 
@@ -442,10 +444,21 @@ func TestSinkFailure(t *testing.T) {
 	h.run(t)
 	eventually(t, func() bool { return h.probe.Status().NotStored >= 3 }, "lost readings counted")
 	st := h.probe.Status()
-	assert.Equal(t, st.NotStored, st.Errors["not_stored"])
-	assert.Contains(t, st.LastError, "disk full")
+	assert.Contains(t, st.LastError, "store: disk full")
+	assert.Zero(t, h.sensor(t).Errors, "a failing store is the pipeline's alert, not the sensor's fault")
 	h.sink.setFailing(false)
 	eventually(t, func() bool { return h.sink.len() >= 2 }, "polling went on")
+}
+
+func TestStoresTakenReadingAtShutdown(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "probe")
+	startSim(t, link, "--param", "ph")
+	cfg := testConfig(link, telemetry.PH)
+	s, st := &probetest.Sink{}, newStation(cfg)
+	p, err := New(cfg, s, st, st, nil)
+	require.NoError(t, err)
+	probetest.StoresTakenReadingAtShutdown(t, p, s)
+	assert.Equal(t, uint64(1), p.Status().Readings)
 }
 
 func TestRunTwice(t *testing.T) {
@@ -462,19 +475,19 @@ func TestNewValidates(t *testing.T) {
 	tests := []struct {
 		name string
 		cfg  Config
-		sink Sink
+		sink probestatus.Sink
 		want string
 	}{
-		{"no name", Config{Device: "/dev/x", Param: telemetry.PH}, &sink{}, "name: required"},
-		{"no device", Config{Name: "p", Param: telemetry.PH}, &sink{}, "device: required"},
+		{"no name", Config{Device: "/dev/x", Param: telemetry.PH}, &sink{}, "name is required"},
+		{"no device", Config{Name: "p", Param: telemetry.PH}, &sink{}, "device is required"},
 		{"turbidity", Config{Name: "p", Device: "/dev/x", Param: telemetry.Turbidity}, &sink{}, `no EZO circuit measures "turbidity"`},
 		{"negative", Config{Name: "p", Device: "/dev/x", Param: telemetry.PH, Timeout: -1}, &sink{}, "timeout: -1ns must not be negative"},
 		{"backoff", Config{Name: "p", Device: "/dev/x", Param: telemetry.PH, BackoffMin: time.Minute, BackoffMax: time.Second}, &sink{}, "backoff max 1s is below backoff min 1m0s"},
-		{"no sink", Config{Name: "p", Device: "/dev/x", Param: telemetry.PH}, nil, "no sink"},
+		{"no sink", Config{Name: "p", Device: "/dev/x", Param: telemetry.PH}, nil, "sink and health are required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var s Sink
+			var s probestatus.Sink
 			if tt.sink != nil {
 				s = tt.sink
 			}

@@ -22,9 +22,6 @@ const (
 	calSettle = 2 * time.Second
 	// minCalTimeout bounds a calibration exchange from below, whatever Timeout is.
 	minCalTimeout = 3 * time.Second
-	// ingestTimeout bounds handing a reading to the sink. It is not cut short when Run's
-	// context ends, so a reading already taken is still made durable at shutdown.
-	ingestTimeout = 10 * time.Second
 	// identifyAttempts is how often identification starts over when the circuit resets or
 	// wakes up in the middle of it.
 	identifyAttempts = 3
@@ -170,14 +167,14 @@ func (s *session) exchange(ctx context.Context, cmd string, w want, timeout time
 			if ev.overlong {
 				r.lines = append(r.lines, fmt.Sprintf("(a line over %d bytes, dropped)", MaxLine))
 				r.garbage = true
-				s.p.count("overlong", fmt.Errorf("%w: a line over %d bytes", ErrGarbage, MaxLine))
+				s.p.rec.Fault("overlong", fmt.Errorf("%w: a line over %d bytes", ErrGarbage, MaxLine))
 				continue
 			}
 			r.lines = append(r.lines, quoteLine(ev.line))
 			l, err := ParseLine([]byte(ev.line))
 			if err != nil {
 				r.garbage = true
-				s.p.count("garbage", err)
+				s.p.rec.Fault("garbage", err)
 				continue
 			}
 			if s.take(&r, l, w) {
@@ -259,12 +256,12 @@ func (s *session) unsolicited(ev event, ok bool) {
 		s.lose(ev.err)
 		return
 	case ev.overlong:
-		s.p.count("overlong", fmt.Errorf("%w: a line over %d bytes", ErrGarbage, MaxLine))
+		s.p.rec.Fault("overlong", fmt.Errorf("%w: a line over %d bytes", ErrGarbage, MaxLine))
 		return
 	}
 	l, err := ParseLine([]byte(ev.line))
 	if err != nil {
-		s.p.count("garbage", err)
+		s.p.rec.Fault("garbage", err)
 		return
 	}
 	if l.Kind == KindCode {
@@ -293,7 +290,7 @@ func (s *session) noteUnsolicited(l Line) {
 func (s *session) noteReset(c Code) {
 	if c == CodeRS || !s.resetPending {
 		s.p.log.Warn("circuit reset", "code", "*"+string(c))
-		s.p.count("reset", fmt.Errorf("%w (*%s)", ErrReset, c))
+		s.p.rec.Fault("reset", fmt.Errorf("%w (*%s)", ErrReset, c))
 	}
 	s.resetPending, s.needIdentify = true, true
 }
@@ -371,7 +368,7 @@ func (s *session) identifyOnce(ctx context.Context) error {
 		}
 		s.wrong, s.identified, s.needIdentify, s.resetPending = true, true, false, false
 		s.p.update(func(st *Status) { st.WrongCircuit, st.Identified = true, true })
-		s.p.count("wrong_circuit", err)
+		s.p.rec.Fault("wrong_circuit", err)
 		return nil
 	}
 	if s.wrong {
@@ -486,12 +483,12 @@ func (s *session) poll(ctx context.Context) {
 	}
 	s.worked = true
 	if r.ov {
-		s.p.count("ov", errors.New("reading taken with the supply over voltage (*OV)"))
+		s.p.rec.Fault("ov", errors.New("reading taken with the supply over voltage (*OV)"))
 	}
 	if r.uv {
-		s.p.count("uv", errors.New("reading taken with the supply under voltage (*UV)"))
+		s.p.rec.Fault("uv", errors.New("reading taken with the supply under voltage (*UV)"))
 	}
-	s.p.ingest(ctx, telemetry.Observation{
+	s.p.rec.Store(ctx, telemetry.Observation{
 		Station: s.p.cfg.Station, Sensor: s.p.cfg.Name, Param: string(s.p.cfg.Param),
 		Value: v, Unit: s.unit, Time: r.at.UTC(), Source: telemetry.SourceSensor,
 		ProbeError: probeErr,
@@ -505,13 +502,13 @@ func (s *session) countFailure(err error) {
 	case errors.Is(err, ErrReset), errors.Is(err, ErrGarbage):
 		return
 	case errors.Is(err, ErrTimeout):
-		s.p.count("timeout", err)
+		s.p.rec.Fault("timeout", err)
 	case errors.Is(err, ErrRejected):
-		s.p.count("er", err)
+		s.p.rec.Fault("er", err)
 	case errors.Is(err, errAsleep), errors.Is(err, errWoke):
-		s.p.count("asleep", err)
+		s.p.rec.Fault("asleep", err)
 	default:
-		s.p.count("invalid", err)
+		s.p.rec.Fault("invalid", err)
 	}
 }
 
@@ -639,26 +636,4 @@ func (s *session) calibrate(ctx context.Context, cmd string, start time.Time) re
 	s.p.log.Info("calibrated", "command", cmd, "reply", reply)
 	ex.Took = time.Since(start)
 	return response{ex: ex}
-}
-
-// ingest hands one observation to the sink and accounts for the outcome.
-func (p *Probe) ingest(ctx context.Context, o telemetry.Observation) {
-	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ingestTimeout)
-	defer cancel()
-	rejected, err := p.sink.Ingest(ictx, []telemetry.Observation{o})
-	switch {
-	case err != nil:
-		p.log.Warn("reading not stored", "value", o.Value, "err", err)
-		p.update(func(st *Status) { st.NotStored++ })
-		p.count("not_stored", fmt.Errorf("reading %v not stored: %w", o.Value, err))
-	case len(rejected) > 0 && rejected[0] != nil:
-		// The sink counted the rejection against the sensor.
-		p.log.Warn("reading rejected", "value", o.Value, "err", rejected[0])
-		p.update(func(st *Status) { st.LastError, st.LastErrorAt = rejected[0].Error(), time.Now() })
-	default:
-		p.update(func(st *Status) {
-			st.Readings++
-			st.LastReadingAt, st.LastValue = o.Time, o.Value
-		})
-	}
 }

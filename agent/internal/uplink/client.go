@@ -12,18 +12,17 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/purehealth/purehealth/internal/backoff"
 	"github.com/purehealth/purehealth/shared/version"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
 const (
 	maxAnswerBytes = 64 << 10 // an ack or error body is a few dozen bytes
-	maxRetryAfter  = time.Hour
 	ingestPath     = "/v1/ingest"
 )
 
@@ -130,7 +129,7 @@ func (c *client) post(ctx context.Context, body []byte, token string, timeout ti
 	if err != nil {
 		return answer{}, fmt.Errorf("read answer (HTTP %d): %w", resp.StatusCode, err)
 	}
-	a := answer{status: resp.StatusCode, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now)}
+	a := answer{status: resp.StatusCode, retryAfter: backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), now)}
 	if resp.StatusCode/100 == 2 {
 		if len(raw) > maxAnswerBytes {
 			a.ackErr = fmt.Errorf("answer longer than %d bytes", maxAnswerBytes)
@@ -223,27 +222,4 @@ func isPrintable(s string) bool {
 		}
 	}
 	return true
-}
-
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date. Nonsense
-// means no hint (0); a hint is capped at maxRetryAfter so that a broken proxy cannot park
-// the station for a year.
-func parseRetryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	if s, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if s <= 0 {
-			return 0
-		}
-		if s >= int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		return min(max(t.Sub(now), 0), maxRetryAfter)
-	}
-	return 0
 }

@@ -24,7 +24,7 @@ type persisted struct {
 }
 
 func (u *Uplink) loadCounters() error {
-	raw, err := u.store.Get(stateKey)
+	raw, err := u.memo.Get(stateKey)
 	if err != nil {
 		return fmt.Errorf("uplink: read state: %w", err)
 	}

@@ -80,7 +80,7 @@ func (u *Uplink) process(ctx context.Context, b *batch) error {
 	if err == nil {
 		u.mu.Lock()
 		for _, st := range streams {
-			if cur := u.store.Cursor(st); b.cover[st] > cur {
+			if cur := u.queue.Cursor(st); b.cover[st] > cur {
 				u.ahead[st].add(cur+1, b.cover[st])
 			}
 		}
@@ -108,7 +108,7 @@ func (u *Uplink) commit(ctx context.Context) error {
 	var state []byte
 	u.mu.Lock()
 	for _, st := range streams {
-		cur := u.store.Cursor(st)
+		cur := u.queue.Cursor(st)
 		if to := u.ahead[st].prefix(cur); to > cur {
 			acks = append(acks, ack{st, to})
 		}
@@ -130,14 +130,14 @@ func (u *Uplink) commit(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, a := range acks {
 		wg.Go(func() {
-			if errs[i] = u.store.Ack(ctx, a.st, a.seq); errs[i] != nil {
+			if errs[i] = u.queue.Ack(ctx, a.st, a.seq); errs[i] != nil {
 				errs[i] = fmt.Errorf("move %s cursor to %d: %w", a.st, a.seq, errs[i])
 			}
 		})
 	}
 	if state != nil {
 		wg.Go(func() {
-			if err := u.store.Put(ctx, stateKey, state); err != nil {
+			if err := u.memo.Put(ctx, stateKey, state); err != nil {
 				errs[len(acks)] = fmt.Errorf("store uplink state: %w", err)
 			}
 		})
@@ -434,7 +434,7 @@ func (u *Uplink) setAside(ctx context.Context, st spool.Stream, seq uint64, why 
 func (u *Uplink) settle(ctx context.Context, err error) time.Duration {
 	now := u.opts.Now().UTC()
 	if err == nil || errors.Is(err, ErrBudgetExhausted) {
-		u.bo.reset()
+		u.bo.Reset()
 		u.mu.Lock()
 		failures := u.st.ConsecutiveFailures
 		u.st.ConsecutiveFailures, u.st.State, u.st.NextRetryAt = 0, Idle, time.Time{}
@@ -463,13 +463,14 @@ func (u *Uplink) settle(ctx context.Context, err error) time.Duration {
 	var wait time.Duration
 	state := BackingOff
 	if errors.Is(err, ErrAuth) {
-		wait, state = u.bo.atCap(), AuthFailed
+		wait, state = u.bo.AtCap(), AuthFailed
 		u.tokenStale = true
 	} else {
-		wait = u.bo.next()
+		var hint time.Duration
 		if ce, ok := errors.AsType[*cloudError](err); ok {
-			wait = max(wait, ce.retryAfter)
+			hint = ce.retryAfter
 		}
+		wait = u.bo.NextAfter(hint)
 	}
 	u.mu.Lock()
 	u.st.ConsecutiveFailures++

@@ -448,7 +448,7 @@ func newUplink(t *testing.T, s Store, c *fakeCloud, alerts Alerts, opts Options)
 	}
 	u, err := New(opts, s, a)
 	require.NoError(t, err)
-	u.bo.rand = mrand.New(mrand.NewPCG(1, 2)).Int64N // reproducible jitter
+	u.bo.WithRand(mrand.New(mrand.NewPCG(1, 2)).Int64N) // reproducible jitter
 	return u
 }
 

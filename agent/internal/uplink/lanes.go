@@ -32,8 +32,8 @@ func (b *batch) empty() bool {
 // most room records. *seen is moved to the newest reading looked at.
 func (u *Uplink) liveSet(ahead *[numStreams + 1]rangeSet, seen *uint64, first, withReadings bool, room int) (*batch, error) {
 	b := &batch{}
-	curW := u.store.Cursor(spool.WQI)
-	recs, err := u.store.LastRecords(spool.WQI, 1)
+	curW := u.queue.Cursor(spool.WQI)
+	recs, err := u.queue.LastRecords(spool.WQI, 1)
 	if err != nil {
 		return nil, fmt.Errorf("read WQI: %w", err)
 	}
@@ -44,7 +44,7 @@ func (u *Uplink) liveSet(ahead *[numStreams + 1]rangeSet, seen *uint64, first, w
 			b.items = append(b.items, it)
 		}
 	}
-	alerts, cover, skip, err := u.scan(spool.Alerts, u.store.Cursor(spool.Alerts), room-len(b.items), &ahead[spool.Alerts])
+	alerts, cover, skip, err := u.scan(spool.Alerts, u.queue.Cursor(spool.Alerts), room-len(b.items), &ahead[spool.Alerts])
 	if err != nil {
 		return nil, err
 	}
@@ -73,8 +73,8 @@ func (u *Uplink) liveReadings(b *batch, ahead *rangeSet, seen *uint64, room int)
 	if room <= 0 {
 		return nil
 	}
-	cur := u.store.Cursor(spool.Readings)
-	rs, err := u.store.Readings(spool.Query{Limit: u.opts.LiveReadings})
+	cur := u.queue.Cursor(spool.Readings)
+	rs, err := u.queue.Readings(spool.Query{Limit: u.opts.LiveReadings})
 	if err != nil {
 		return fmt.Errorf("read newest readings: %w", err)
 	}
@@ -112,13 +112,13 @@ func (u *Uplink) freshReadings(b *batch, ahead *rangeSet, seen *uint64, limit in
 	if limit <= 0 {
 		return nil
 	}
-	after := max(*seen, u.store.Cursor(spool.Readings))
-	rs, err := u.store.ReadingsAfter(after, limit+1)
+	after := max(*seen, u.queue.Cursor(spool.Readings))
+	rs, err := u.queue.ReadingsAfter(after, limit+1)
 	if err != nil {
 		return fmt.Errorf("read new readings: %w", err)
 	}
 	if len(rs) > limit {
-		if rs, err = u.store.Readings(spool.Query{Limit: limit}); err != nil {
+		if rs, err = u.queue.Readings(spool.Query{Limit: limit}); err != nil {
 			return fmt.Errorf("read newest readings: %w", err)
 		}
 		slices.Reverse(rs)
@@ -167,7 +167,7 @@ func (u *Uplink) backlog(ahead *[numStreams + 1]rangeSet, seen *uint64, withRead
 		{spool.Readings, room},
 	} {
 		want := min(part.want, room-len(b.items))
-		items, cover, skip, err := u.scan(part.st, u.store.Cursor(part.st), want, &ahead[part.st])
+		items, cover, skip, err := u.scan(part.st, u.queue.Cursor(part.st), want, &ahead[part.st])
 		if err != nil {
 			return nil, err
 		}
@@ -241,7 +241,7 @@ type scanned struct {
 func (u *Uplink) read(st spool.Stream, after uint64, n int) ([]scanned, error) {
 	var out []scanned
 	if st == spool.Readings {
-		rs, err := u.store.ReadingsAfter(after, n)
+		rs, err := u.queue.ReadingsAfter(after, n)
 		if err != nil {
 			return nil, fmt.Errorf("read readings: %w", err)
 		}
@@ -251,7 +251,7 @@ func (u *Uplink) read(st spool.Stream, after uint64, n int) ([]scanned, error) {
 		}
 		return out, nil
 	}
-	recs, err := u.store.RecordsAfter(st, after, n)
+	recs, err := u.queue.RecordsAfter(st, after, n)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", st, err)
 	}

@@ -2,9 +2,7 @@ package uplink
 
 import (
 	"encoding/json"
-	"net/http"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -75,33 +73,6 @@ func TestRangeSet(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	b := newBackoff(time.Second, 20*time.Second)
-	assert.Equal(t, []time.Duration{1, 2, 4, 8, 16, 20, 20}, func() []time.Duration {
-		var out []time.Duration
-		for n := 1; n <= 7; n++ {
-			out = append(out, b.ceiling(n)/time.Second)
-		}
-		return out
-	}())
-
-	// The draw: the top of the range, then the bottom.
-	b.rand = func(n int64) int64 { return n - 1 }
-	for n := 1; n <= 7; n++ {
-		assert.Equal(t, b.ceiling(n), b.next(), "wait %d at the top of its range", n)
-	}
-	b.reset()
-	b.rand = func(int64) int64 { return 0 }
-	assert.Equal(t, minWait, b.next(), "never below the floor")
-	assert.Equal(t, 10*time.Second, b.atCap(), "auth failures wait at least half the cap")
-	b.rand = func(n int64) int64 { return n - 1 }
-	assert.Equal(t, 20*time.Second, b.atCap())
-
-	// Huge failure counts do not overflow.
-	b.n = 1000
-	assert.Equal(t, 20*time.Second, b.next())
-}
-
 func TestClassifyField(t *testing.T) {
 	tests := []struct {
 		field string
@@ -135,23 +106,6 @@ func TestClassifyField(t *testing.T) {
 	assert.Equal(t, 3, position(items, spool.Readings, 1))
 	assert.Equal(t, 0, position(items, spool.Alerts, 0))
 	assert.Equal(t, -1, position(items, spool.Readings, 2))
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
-	tests := []struct {
-		h    string
-		want time.Duration
-	}{
-		{"", 0}, {"7", 7 * time.Second}, {" 120 ", 2 * time.Minute}, {"0", 0}, {"-5", 0},
-		{"99999999999999999999", 0}, {"86400", maxRetryAfter}, {"1e3", 0}, {"soon", 0},
-		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
-		{now.Add(48 * time.Hour).Format(http.TimeFormat), maxRetryAfter},
-	}
-	for _, tt := range tests {
-		assert.Equal(t, tt.want, parseRetryAfter(tt.h, now), "%q", tt.h)
-	}
 }
 
 func TestDecodeAckAndConfirm(t *testing.T) {

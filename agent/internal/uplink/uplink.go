@@ -12,6 +12,7 @@ import (
 
 	"github.com/purehealth/purehealth/agent/internal/alerting"
 	"github.com/purehealth/purehealth/agent/internal/spool"
+	"github.com/purehealth/purehealth/internal/backoff"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -55,16 +56,28 @@ var (
 	ErrNotRunning = errors.New("uplink not running")
 )
 
-// Store is the durable buffer the uplink forwards from; *spool.Spool implements it.
-type Store interface {
+// Queue is the durable buffer as forwarding reads it: the records after a stream's
+// cursor, the newest ones for the live lane, and the cursors the cloud's acks move.
+type Queue interface {
 	ReadingsAfter(after uint64, max int) ([]telemetry.Reading, error)
 	Readings(q spool.Query) ([]telemetry.Reading, error)
 	RecordsAfter(st spool.Stream, after uint64, max int) ([]spool.Record, error)
 	LastRecords(st spool.Stream, limit int) ([]spool.Record, error)
 	Cursor(st spool.Stream) uint64
 	Ack(ctx context.Context, st spool.Stream, seq uint64) error
+}
+
+// Memo keeps the uplink's counters between runs, under one key.
+type Memo interface {
 	Put(ctx context.Context, key string, value []byte) error
 	Get(key string) ([]byte, error)
+}
+
+// Store is what New needs: the buffer to forward from and a place for the counters.
+// *spool.Spool is both.
+type Store interface {
+	Queue
+	Memo
 }
 
 var _ Store = (*spool.Spool)(nil)
@@ -152,7 +165,8 @@ type Status struct {
 // are safe for concurrent use.
 type Uplink struct {
 	opts   Options
-	store  Store
+	queue  Queue
+	memo   Memo
 	alerts Alerts
 	log    *slog.Logger
 	client *client
@@ -166,7 +180,7 @@ type Uplink struct {
 	firstNudge atomic.Pointer[time.Time]
 
 	// Owned by the Run goroutine.
-	bo            *backoff
+	bo            *backoff.Backoff
 	okStreak      int
 	token         string
 	tokenStale    bool // read the token again before the next request
@@ -237,11 +251,11 @@ func New(opts Options, store Store, alerts Alerts) (*Uplink, error) {
 		return nil, err
 	}
 	up := &Uplink{
-		opts: opts, store: store, alerts: alerts, log: opts.Logger, client: c,
+		opts: opts, queue: store, memo: store, alerts: alerts, log: opts.Logger, client: c,
 		after:      time.After,
 		wake:       make(chan struct{}, 1),
 		nudge:      make(chan struct{}, 1),
-		bo:         newBackoff(opts.BackoffMin, opts.BackoffMax),
+		bo:         backoff.New(opts.BackoffMin, opts.BackoffMax, backoff.Full),
 		tokenStale: true, authMaybeOpen: true, rejectMaybeOpen: true,
 		limit: opts.BatchMax,
 		st:    Status{State: Stopped},
@@ -437,11 +451,11 @@ func (u *Uplink) pass(ctx context.Context, flush bool) error {
 	var seen uint64
 	// top is the newest record of each backlog stream when the pass began.
 	var top [numStreams + 1]uint64
-	rs, err := u.store.Readings(spool.Query{Limit: 1})
+	rs, err := u.queue.Readings(spool.Query{Limit: 1})
 	if err != nil {
 		return fmt.Errorf("read the newest reading: %w", err)
 	}
-	recs, err := u.store.LastRecords(spool.WQI, 1)
+	recs, err := u.queue.LastRecords(spool.WQI, 1)
 	if err != nil {
 		return fmt.Errorf("read the newest WQI: %w", err)
 	}

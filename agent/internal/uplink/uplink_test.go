@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/agent/internal/spool"
+	"github.com/purehealth/purehealth/internal/backoff"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
@@ -112,7 +113,7 @@ func TestOutageBackoffThenLiveLaneFirst(t *testing.T) {
 		pending = timer.next(t)
 		ceiling := min(cap, base<<(i-1))
 		assert.LessOrEqual(t, pending.d, ceiling, "wait %d", i)
-		assert.GreaterOrEqual(t, pending.d, minWait, "wait %d", i)
+		assert.GreaterOrEqual(t, pending.d, backoff.MinWait, "wait %d", i)
 		delays = append(delays, pending.d)
 		st := u.Status()
 		assert.Equal(t, BackingOff, st.State)

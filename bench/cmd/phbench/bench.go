@@ -17,6 +17,7 @@ import (
 	"github.com/purehealth/purehealth/bench/internal/fsyncrate"
 	"github.com/purehealth/purehealth/bench/internal/harness"
 	"github.com/purehealth/purehealth/bench/internal/procstat"
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
 // The comparisons' names: results are tracked over time by them.
@@ -268,7 +269,7 @@ func (b *bench) agentRun(ctx context.Context, rep int, noFsync bool) (float64, b
 	if noFsync {
 		run, what = fmt.Sprintf("no-fsync agent run %d/%d", rep, o.reps), "agent, buffer.unsafe_no_fsync: true"
 	}
-	addr, err := harness.FreePort()
+	addr, err := testproc.FreePort("tcp")
 	if err != nil {
 		b.fail("%s: %v", run, err)
 		return 0, false
@@ -435,7 +436,7 @@ func (b *bench) rss(ctx context.Context) {
 		"      agent as above with fsync on; VmRSS from /proc/<pid>/status every 250 ms, peak = VmHWM at the end\n",
 		b.simBin(), o.rssSensors, o.rssRate, offered, count, o.rssDur)
 	dir := filepath.Join(o.work, "agent-rss")
-	addr, err := harness.FreePort()
+	addr, err := testproc.FreePort("tcp")
 	if err != nil {
 		b.fail("%s: %v", name, err)
 		return

@@ -13,6 +13,7 @@ import (
 	"github.com/purehealth/purehealth/bench/internal/benchrows"
 	"github.com/purehealth/purehealth/bench/internal/harness"
 	"github.com/purehealth/purehealth/bench/internal/liveprobe"
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
 // Settings of the drain comparison's agent.
@@ -48,7 +49,7 @@ func (b *bench) drain(ctx context.Context) {
 		b.fail("%s: %v", nameDrain, err)
 		return
 	}
-	addr, err := harness.FreePort()
+	addr, err := testproc.FreePort("tcp")
 	if err != nil {
 		b.fail("%s: %v", nameDrain, err)
 		return
@@ -67,7 +68,7 @@ func (b *bench) drain(ctx context.Context) {
 		b.fail("%s: %v", nameDrain, err)
 		return
 	}
-	mqttAddr, err := harness.FreePort()
+	mqttAddr, err := testproc.FreePort("tcp")
 	if err != nil {
 		b.fail("%s: %v", nameDrain, err)
 		return

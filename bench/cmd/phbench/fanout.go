@@ -23,6 +23,7 @@ import (
 	"github.com/purehealth/purehealth/bench/internal/harness"
 	"github.com/purehealth/purehealth/bench/internal/procstat"
 	"github.com/purehealth/purehealth/bench/internal/wsload"
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
 // The live fan-out comparison, as --only names it, and its lines.
@@ -210,7 +211,7 @@ func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // startOursForFanout prepares and starts ph-cloud with room for the clients.
 func (b *bench) startOursForFanout(ctx context.Context, env *storeEnv, dir string) (*harness.Proc, string, func() int64, error) {
 	f := b.opts.fanout
-	addr, err := harness.FreePort()
+	addr, err := testproc.FreePort("tcp")
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -249,7 +250,7 @@ func (b *bench) startOursForFanout(ctx context.Context, env *storeEnv, dir strin
 
 // startPeer runs this program as the reference hub.
 func startPeer(ctx context.Context, exe, dbURL, dir string) (*harness.Proc, string, func() int64, error) {
-	addr, err := harness.FreePort()
+	addr, err := testproc.FreePort("tcp")
 	if err != nil {
 		return nil, "", nil, err
 	}

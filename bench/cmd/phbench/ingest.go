@@ -17,6 +17,7 @@ import (
 	"github.com/purehealth/purehealth/bench/internal/benchline"
 	"github.com/purehealth/purehealth/bench/internal/benchrows"
 	"github.com/purehealth/purehealth/bench/internal/harness"
+	"github.com/purehealth/purehealth/internal/testproc"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
@@ -99,7 +100,7 @@ func (b *bench) ingest(ctx context.Context) {
 	b.printf("prepared: %s of CSV, %d batches in %d gzip bytes (%.1f bytes/reading), the rows in memory for CopyFrom\n",
 		fileSize(csvPath), int(total+int64(s.ingestBatch)-1)/s.ingestBatch, wireBytes, float64(wireBytes)/float64(total))
 
-	addr, err := harness.FreePort()
+	addr, err := testproc.FreePort("tcp")
 	if err != nil {
 		b.fail("%s: %v", nameIngest, err)
 		return

@@ -17,6 +17,7 @@ import (
 
 	"github.com/purehealth/purehealth/bench/internal/benchline"
 	"github.com/purehealth/purehealth/bench/internal/harness"
+	"github.com/purehealth/purehealth/internal/testproc"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
@@ -145,7 +146,7 @@ func (b *bench) latency(ctx context.Context) {
 		b.fail("%s: %v", nameSensorToWS, err)
 		return
 	}
-	mqttAddr, err := harness.FreePort()
+	mqttAddr, err := testproc.FreePort("tcp")
 	if err != nil {
 		b.fail("%s: %v", nameSensorToWS, err)
 		return
@@ -205,7 +206,7 @@ func (b *bench) latency(ctx context.Context) {
 
 // startLatencyCloud migrates the database, registers the station and starts ph-cloud.
 func (b *bench) startLatencyCloud(ctx context.Context, env *storeEnv, dir string) (*harness.Cloud, string, error) {
-	addr, err := harness.FreePort()
+	addr, err := testproc.FreePort("tcp")
 	if err != nil {
 		return nil, "", err
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/bench/internal/benchline"
-	"github.com/purehealth/purehealth/bench/internal/harness"
+	"github.com/purehealth/purehealth/internal/pgtest"
 )
 
 func TestLatencyOptions(t *testing.T) {
@@ -226,7 +226,7 @@ func TestLatencyEndToEnd(t *testing.T) {
 			t.Skipf("%s not built (make build): %v", n, err)
 		}
 	}
-	if _, err := harness.PostgresBinDir(); err != nil {
+	if _, err := pgtest.Tool("psql"); err != nil {
 		t.Skipf("no PostgreSQL: %v", err)
 	}
 	var out bytes.Buffer

@@ -13,6 +13,7 @@ import (
 	"github.com/purehealth/purehealth/bench/internal/benchline"
 	"github.com/purehealth/purehealth/bench/internal/harness"
 	"github.com/purehealth/purehealth/bench/internal/procstat"
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
 // onlyProbes is the --only name of the probe comparison: agent_probes_cpu_<S>_serial_<C>_coap
@@ -180,7 +181,7 @@ func (b *bench) probes(ctx context.Context) {
 		}
 		return
 	}
-	addr, err := harness.FreePort()
+	addr, err := testproc.FreePort("tcp")
 	if err != nil {
 		b.fail("%s: %v", cpuName, errorsAnd(err, st.Stop()))
 		return

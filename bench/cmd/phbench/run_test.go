@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/bench/internal/benchline"
-	"github.com/purehealth/purehealth/bench/internal/harness"
+	"github.com/purehealth/purehealth/internal/pgtest"
 	"github.com/purehealth/purehealth/internal/testtool"
 )
 
@@ -127,7 +127,7 @@ func TestRunEndToEnd(t *testing.T) {
 		}
 	}
 	_, mosqErr := os.Stat("/usr/sbin/mosquitto")
-	_, pgErr := harness.PostgresBinDir()
+	_, pgErr := pgtest.Tool("psql")
 	_, cloudErr := os.Stat(filepath.Join(bin, "ph-cloud"))
 
 	var stdout, stderr bytes.Buffer

@@ -14,6 +14,7 @@ import (
 	"github.com/purehealth/purehealth/bench/internal/harness"
 	"github.com/purehealth/purehealth/bench/internal/procstat"
 	"github.com/purehealth/purehealth/internal/lazyfs"
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
 // The slow-disk comparison: a Raspberry Pi writes to an SD card, where an fsync takes
@@ -101,7 +102,7 @@ func (b *bench) slowDisk(ctx context.Context) {
 func (b *bench) slowDiskRun(ctx context.Context, rep int, fsys *lazyfs.FS, dir string) (float64, bool) {
 	o := b.opts
 	run := fmt.Sprintf("slow-disk agent run %d/%d", rep, o.reps)
-	addr, err := harness.FreePort()
+	addr, err := testproc.FreePort("tcp")
 	if err != nil {
 		b.fail("%s: %v", run, err)
 		return 0, false

@@ -7,10 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
 const reportLine = `{"station":"MH-PUNE-001","protocol":4,"qos":1,"sensors":200,"batch":false,"sent":20000,"acked":19990,"failed":10,"rejected":0,"readings":20000,"garbage":0,"dropouts":0,"reconnects":1,"seconds":3.92,"rate_per_s":5101.6,"latency_ms":{"p50":1523.712,"p90":2523.136,"p99":3112.96,"max":3756.038},"first_error":"connection lost before Publish completed"}`
@@ -142,47 +143,6 @@ func TestLoadArgs(t *testing.T) {
 	}
 }
 
-func TestFreePort(t *testing.T) {
-	a, err := FreePort()
-	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(a, "127.0.0.1:"), "got %s", a)
-}
-
-func TestProcStop(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
-	tests := []struct {
-		name    string
-		script  string
-		wantErr string
-	}{
-		{name: "graceful on SIGTERM", script: `trap 'exit 0' TERM; echo up; while :; do sleep 0.01; done`},
-		{name: "dies on SIGTERM", script: `echo up; exec sleep 60`, wantErr: "signal: terminated"},
-		{name: "already failed", script: `echo up; exit 3`, wantErr: "exit status 3"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			log := filepath.Join(t.TempDir(), "out.log")
-			p, err := start(sh, log, "-c", tt.script)
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = p.Stop() }) // already stopped below; only for a failed require
-			require.Eventually(t, func() bool { return strings.Contains(p.LogTail(1), "up") },
-				5*time.Second, 10*time.Millisecond, "the program starts")
-			err = p.Stop()
-			if tt.wantErr == "" {
-				assert.NoError(t, err)
-			} else {
-				assert.ErrorContains(t, err, tt.wantErr)
-			}
-			assert.Equal(t, err, p.Stop(), "Stop is idempotent")
-			exited, _ := p.Exited()
-			assert.True(t, exited)
-		})
-	}
-}
-
 // binDir is the repository's bin/, where `make build` puts the programs.
 func binDir(t *testing.T, names ...string) string {
 	t.Helper()
@@ -213,7 +173,7 @@ func TestAgentConfigIsValid(t *testing.T) {
 // agent's own counters agree with the load generator's report.
 func TestAgentUnderLoad(t *testing.T) {
 	bin := binDir(t, "ph-agent", "ph-sim")
-	addr, err := FreePort()
+	addr, err := testproc.FreePort("tcp")
 	require.NoError(t, err)
 	cfg := AgentConfig{Dir: t.TempDir(), Station: "MH-PUNE-001", Listen: addr}
 	agent, err := StartAgent(t.Context(), filepath.Join(bin, "ph-agent"), cfg)

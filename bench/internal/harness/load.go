@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
 // Load is one run of the MQTT load generator, `ph-sim mqtt`: Sensors connections (one
@@ -118,7 +120,7 @@ func RunLoad(ctx context.Context, bin string, l Load, logPath string) (res LoadR
 	var stdout bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, l.Args()...)
 	cmd.Stdout, cmd.Stderr = &stdout, logf
-	cmd.SysProcAttr = sysProcAttr()
+	testproc.DieWithParent(cmd)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
 	cmd.WaitDelay = 30 * time.Second
 	start := time.Now()
@@ -131,7 +133,7 @@ func RunLoad(ctx context.Context, bin string, l Load, logPath string) (res LoadR
 		return res, err
 	}
 	if runErr != nil {
-		return res, fmt.Errorf("ph-sim %v: %w; its log ends:\n%s", l.Args(), runErr, tail(logPath, 10))
+		return res, fmt.Errorf("ph-sim %v: %w; its log ends:\n%s", l.Args(), runErr, testproc.Tail(logPath, 10))
 	}
 	res.Report, err = ParseReport(stdout.Bytes())
 	return res, err

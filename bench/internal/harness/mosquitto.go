@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
 // Mosquitto is a running mosquitto broker with the minimal configuration a benchmark
@@ -25,7 +27,7 @@ type Mosquitto struct {
 // configuration and log in dir, and returns once it accepts connections. The caller must
 // Stop it.
 func StartMosquitto(ctx context.Context, bin, dir string) (*Mosquitto, error) {
-	addr, err := FreePort()
+	addr, err := testproc.FreePort("tcp")
 	if err != nil {
 		return nil, err
 	}
@@ -62,9 +64,9 @@ func waitListening(ctx context.Context, p *Proc, addr string, limit time.Duratio
 		select {
 		case <-p.Done():
 			_, why := p.Exited()
-			return fmt.Errorf("%s exited during start-up (%v); its log ends:\n%s", p.name, why, p.LogTail(10))
+			return fmt.Errorf("%s exited during start-up (%v); its log ends:\n%s", "mosquitto", why, p.LogTail(10))
 		case <-ctx.Done():
-			return fmt.Errorf("%s not listening on %s after %s: %w", p.name, addr, limit, err)
+			return fmt.Errorf("%s not listening on %s after %s: %w", "mosquitto", addr, limit, err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

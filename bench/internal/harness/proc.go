@@ -13,140 +13,35 @@ package harness
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
 // StopGrace is how long Stop waits after SIGTERM before it kills the process.
 const StopGrace = 15 * time.Second
 
-// Proc is a started program. Its methods are safe for concurrent use.
+// Proc is a started program (testproc's Logged), stopped with SIGTERM. Its methods are
+// safe for concurrent use.
 type Proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-
-	done     chan struct{} // closed when the process has exited and err is set
-	err      error
-	stopOnce sync.Once
-	killed   bool
+	*testproc.Logged
 }
 
-// start runs name with args, its stdout and stderr going to logPath. The goroutine that
-// waits for the process ends when the process does; Stop ends the process.
+// start runs name with args, its stdout and stderr going to logPath.
 func start(name, logPath string, args ...string) (*Proc, error) {
-	logf, err := os.Create(logPath)
+	l, err := testproc.StartLogged(name, logPath, nil, args...)
 	if err != nil {
-		return nil, fmt.Errorf("create log for %s: %w", name, err)
+		return nil, err
 	}
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, errors.Join(fmt.Errorf("start %s: %w", name, err), logf.Close())
-	}
-	p := &Proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		err := cmd.Wait()
-		p.err = errors.Join(err, logf.Close())
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// PID is the process id.
-func (p *Proc) PID() int { return p.cmd.Process.Pid }
-
-// Log is the path of the file holding the program's output.
-func (p *Proc) Log() string { return p.log }
-
-// Done is closed once the process has exited, for whatever reason.
-func (p *Proc) Done() <-chan struct{} { return p.done }
-
-// Exited reports whether the process has exited, and how (nil: status 0).
-func (p *Proc) Exited() (bool, error) {
-	select {
-	case <-p.done:
-		return true, p.err
-	default:
-		return false, nil
-	}
+	return &Proc{l}, nil
 }
 
 // Stop sends SIGTERM, waits up to StopGrace for the process to exit, then kills it. It
 // returns how the process ended: nil for exit status 0 after SIGTERM (a graceful
 // shutdown), an error for anything else, including a process that had already died.
 // Calling it again returns the same result.
-func (p *Proc) Stop() error {
-	p.stopOnce.Do(func() {
-		select {
-		case <-p.done:
-			return
-		default:
-		}
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			p.kill()
-			return
-		}
-		t := time.NewTimer(StopGrace)
-		defer t.Stop()
-		select {
-		case <-p.done:
-		case <-t.C:
-			p.kill()
-		}
-	})
-	<-p.done
-	if p.killed {
-		return fmt.Errorf("%s (pid %d) did not stop within %s of SIGTERM and was killed", p.name, p.PID(), StopGrace)
-	}
-	if p.err != nil {
-		return fmt.Errorf("%s (pid %d): %w", p.name, p.PID(), p.err)
-	}
-	return nil
-}
-
-func (p *Proc) kill() {
-	p.killed = true
-	// An error means it is already gone; Wait reports how.
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// LogTail returns the last n lines of the program's output, for an error message.
-func (p *Proc) LogTail(n int) string { return tail(p.log, n) }
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// FreePort returns a TCP address on 127.0.0.1 that was free a moment ago.
-func FreePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	return addr, nil
-}
+func (p *Proc) Stop() error { return p.Logged.Stop(syscall.SIGTERM, StopGrace) }
 
 // lastLine returns the last non-empty line of b.
 func lastLine(b []byte) []byte {

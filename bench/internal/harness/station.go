@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
 // Endpoint is one line `ph-sim station` prints when a simulated probe can be reached:
@@ -65,38 +66,12 @@ type Station struct {
 // Its standard error and every line of its standard output go to logPath. The caller must
 // Stop it.
 func StartStation(ctx context.Context, bin, scenario, logPath string, want int) (*Station, error) {
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("create log for %s: %w", bin, err)
-	}
-	cmd := exec.Command(bin, "station", "--scenario", scenario, "--log-level", "warn")
-	cmd.Stderr = logf
-	cmd.SysProcAttr = sysProcAttr()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("start %s: %w", bin, err), logf.Close())
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, errors.Join(fmt.Errorf("start %s: %w", bin, err), logf.Close())
-	}
-	p := &Proc{name: filepath.Base(bin) + " station", cmd: cmd, log: logPath, done: make(chan struct{})}
 	lines := make(chan string, want)
-	go func() {
-		// Every line is copied to the log; the first want are handed over. The pipe must be
-		// read to its end before Wait.
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			_, _ = fmt.Fprintln(logf, sc.Text()) // the log is for the post-mortem; a write error loses only it
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		err := cmd.Wait()
-		p.err = errors.Join(err, logf.Close())
-		close(p.done)
-	}()
-
+	l, err := testproc.StartAnnounced(bin, logPath, nil, lines, "station", "--scenario", scenario, "--log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	p := &Proc{l}
 	s := &Station{Proc: p}
 	timeout := time.NewTimer(60 * time.Second)
 	defer timeout.Stop()

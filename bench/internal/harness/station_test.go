@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
 func TestParseEndpoint(t *testing.T) {
@@ -126,7 +128,7 @@ probes:
 		}
 		probes = append(probes, p)
 	}
-	addr, err := FreePort()
+	addr, err := testproc.FreePort("tcp")
 	require.NoError(t, err)
 	agent, err := StartAgentWithProbes(t.Context(), filepath.Join(bin, "ph-agent"),
 		AgentConfig{Dir: filepath.Join(dir, "agent"), Station: "MH-PUNE-001", Listen: addr}, probes)

@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/internal/testproc"
 )
 
 const queueJSON = `{
@@ -141,7 +143,7 @@ func TestForwardingStack(t *testing.T) {
 	require.NoError(t, pg.CreateDB(t.Context(), "ph"))
 
 	dir := t.TempDir()
-	listen, err := FreePort()
+	listen, err := testproc.FreePort("tcp")
 	require.NoError(t, err)
 	cfg := CloudConfig{Dir: dir, Listen: listen, DatabaseURL: pg.URL("ph"), RatePerStation: 1000, Burst: 1000}
 	prep, err := PrepareCloud(t.Context(), filepath.Join(bin, "ph-cloud"), cfg, "MH-PUNE-001")
@@ -152,7 +154,7 @@ func TestForwardingStack(t *testing.T) {
 	tokenFile := filepath.Join(dir, "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(tokens[0]), 0o600))
 
-	mqtt, err := FreePort()
+	mqtt, err := testproc.FreePort("tcp")
 	require.NoError(t, err)
 	acfg := AgentConfig{Dir: filepath.Join(dir, "agent"), Station: "MH-PUNE-001", Listen: mqtt}
 	agent, err := StartForwardingAgent(t.Context(), filepath.Join(bin, "ph-agent"), acfg,

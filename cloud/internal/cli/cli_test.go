@@ -16,9 +16,9 @@ import (
 
 	"github.com/purehealth/purehealth/cloud/internal/cli"
 	"github.com/purehealth/purehealth/cloud/internal/config"
-	"github.com/purehealth/purehealth/cloud/internal/pgtest"
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/internal/exitcode"
+	"github.com/purehealth/purehealth/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,18 +35,9 @@ type client struct {
 	kickOnce sync.Once
 
 	// Guarded by Hub.mu.
-	stations  map[string]struct{}
-	all       bool
+	f         filter // a copy of the session's
 	live      bool   // routed: the hub queues its events
 	lastChunk uint64 // the last chunk offered
-}
-
-func (c *client) wants(station string) bool {
-	if c.all {
-		return true
-	}
-	_, ok := c.stations[station]
-	return ok
 }
 
 func (c *client) kicked() bool {
@@ -108,14 +98,15 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, initial *request) {
 		return
 	}
 	if initial != nil {
-		if _, err := h.store.Station(r.Context(), initial.stations[0]); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				h.stats.rejectStation.Add(1)
-				h.refuse(w, http.StatusNotFound, "no station "+initial.stations[0])
-				return
-			}
+		known, err := h.src.KnownStation(r.Context(), initial.stations[0])
+		if err != nil {
 			h.log.Warn("live events: look up station", "err", err)
 			h.refuse(w, http.StatusServiceUnavailable, "database unavailable, retry later")
+			return
+		}
+		if !known {
+			h.stats.rejectStation.Add(1)
+			h.refuse(w, http.StatusNotFound, "no station "+initial.stations[0])
 			return
 		}
 	}
@@ -130,10 +121,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, initial *request) {
 		h.refuse(w, http.StatusServiceUnavailable, reasonShutdown)
 		return
 	}
-	c := &client{
-		queue: make(chan delivery, chunkQueue), kick: make(chan struct{}),
-		stations: map[string]struct{}{},
-	}
+	c := &client{queue: make(chan delivery, chunkQueue), kick: make(chan struct{})}
 	defer h.leave(c)
 
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
@@ -235,10 +223,9 @@ type session struct {
 	writing  atomic.Int64
 	timedOut atomic.Bool
 
-	resume     int64 // every wanted event up to here has been sent
-	subscribed bool  // a subscribe has been handled
-	stations   map[string]struct{}
-	all        bool
+	resume     int64  // every wanted event up to here has been sent
+	subscribed bool   // a subscribe has been handled
+	f          filter // the subscription; the hub routes by a copy
 }
 
 // read is the reader goroutine: it parses client messages and hands them to the writer;
@@ -279,7 +266,6 @@ var errTooManyMessages = errors.New("too many messages")
 // write is the writer loop.
 func (s *session) write(ctx context.Context, initial *request) {
 	h := s.h
-	s.stations = map[string]struct{}{}
 	if initial != nil && !s.handle(ctx, *initial) {
 		return
 	}
@@ -344,7 +330,7 @@ func (s *session) close(code websocket.StatusCode, reason string) {
 
 // send writes an event unless it is a duplicate or no longer wanted.
 func (s *session) send(ctx context.Context, f *frame) bool {
-	if f.id <= s.resume || !s.wants(f.station) {
+	if f.id <= s.resume || !s.f.wants(f.station) {
 		return true
 	}
 	if s.c.kicked() {
@@ -356,14 +342,6 @@ func (s *session) send(ctx context.Context, f *frame) bool {
 	}
 	s.resume = f.id
 	return true
-}
-
-func (s *session) wants(station string) bool {
-	if s.all {
-		return true
-	}
-	_, ok := s.stations[station]
-	return ok
 }
 
 // writeMsg writes one message; false ends the connection. The write has no context of
@@ -400,34 +378,16 @@ func (s *session) handle(ctx context.Context, req request) bool {
 		return s.status(ctx, connStatus{Error: strings.TrimPrefix(req.err.Error(), errRequest.Error()+": ")})
 	}
 	if req.subscribe {
-		n := len(s.stations)
-		for _, st := range req.stations {
-			if _, ok := s.stations[st]; !ok {
-				n++
-			}
-		}
-		if n > s.h.opts.MaxStations {
+		if s.f.namedAfter(req) > s.h.opts.MaxStations {
 			return s.status(ctx, connStatus{Error: fmt.Sprintf("stations: at most %d per connection", s.h.opts.MaxStations)})
 		}
 		if req.since != nil && s.subscribed {
 			return s.status(ctx, connStatus{Error: "since: only the first subscribe of a connection resumes; open a new connection"})
 		}
 	}
-	// The writer's copy of the filter first, then the hub's.
-	if req.subscribe {
-		s.all = s.all || req.all
-		for _, st := range req.stations {
-			s.stations[st] = struct{}{}
-		}
-	} else {
-		if req.all {
-			s.all = false
-		}
-		for _, st := range req.stations {
-			delete(s.stations, st)
-		}
-	}
-	s.h.change(s.c, req)
+	// The writer's filter first, then the hub's copy.
+	s.f.apply(req)
+	s.h.change(s.c, s.f.clone())
 	var replayed *int
 	if req.subscribe && !s.subscribed {
 		s.subscribed = true
@@ -447,21 +407,7 @@ func (s *session) handle(ctx context.Context, req request) bool {
 			replayed = &n
 		}
 	}
-	return s.status(ctx, connStatus{Subscribed: s.list(), Replayed: replayed})
-}
-
-// list is the subscription for the acknowledgement.
-func (s *session) list() []string {
-	out := make([]string, 0, len(s.stations)+1)
-	if s.all {
-		out = append(out, allStations)
-	}
-	named := make([]string, 0, len(s.stations))
-	for st := range s.stations {
-		named = append(named, st)
-	}
-	slices.Sort(named)
-	return append(out, named...)
+	return s.status(ctx, connStatus{Subscribed: s.f.list(), Replayed: replayed})
 }
 
 // replay sends the events after since that the subscription wants and makes the client
@@ -476,36 +422,22 @@ func (s *session) replay(ctx context.Context, since Since) (n int, resync string
 	after := since.ID
 	if !since.Time.IsZero() {
 		if since.Time.Before(oldest) {
-			return s.resyncNow("since is older than the replay window of " + h.opts.ReplayWindow.String())
+			return s.resyncNow(h.resyncReason(ErrTooOld))
 		}
 		id, inMemory := h.idBefore(since.Time)
 		if !inMemory {
-			release, err := s.acquireReplay(ctx)
-			if err == nil {
-				id, err = h.store.EventIDBefore(ctx, since.Time)
-				release()
-			}
-			if err != nil {
+			var err error
+			if id, err = h.src.IDBefore(ctx, since.Time); err != nil {
 				h.log.Warn("live events: resume: find the time", "err", err)
-				return s.resyncNow("the database is unavailable")
+				return s.resyncNow(reasonUnavailable)
 			}
 		}
 		after = id
-	} else if pos := h.Position(); after > pos {
+	} else if after > h.Position() {
 		// Ahead of this replica (which has not read the newest events yet), or an id
-		// that never existed.
-		release, err := s.acquireReplay(ctx)
-		var last int64
-		if err == nil {
-			_, last, err = h.store.EventBounds(ctx)
-			release()
-		}
-		if err != nil {
-			h.log.Warn("live events: resume: read the bounds", "err", err)
-			return s.resyncNow("the database is unavailable")
-		}
-		if after > last {
-			return s.resyncNow("since is not an event id of this service")
+		// that never existed: the Source tells.
+		if err := h.src.Replay(ctx, ReplayQuery{After: after, Upto: after}, nil); err != nil {
+			return s.resyncNow(h.resyncReason(err))
 		}
 		h.goLiveNow(s.c)
 		s.resume = after // what the queue holds up to here the client has
@@ -518,11 +450,11 @@ func (s *session) replay(ctx context.Context, since Since) (n int, resync string
 		if inMemory {
 			if n+len(frames) > h.opts.ReplayMax {
 				s.resume = pos
-				return n, fmt.Sprintf("more than %d events to resume", h.opts.ReplayMax), true
+				return n, h.resyncReason(ErrTooMany), true
 			}
 			if round == 0 && len(frames) > 0 && frames[0].created.Before(oldest) {
 				s.resume = pos
-				return n, "since is older than the replay window of " + h.opts.ReplayWindow.String(), true
+				return n, h.resyncReason(ErrTooOld), true
 			}
 			for _, f := range frames {
 				if !s.writeMsg(ctx, f.msg) {
@@ -534,92 +466,49 @@ func (s *session) replay(ctx context.Context, since Since) (n int, resync string
 			s.resume = max(pos, cursor)
 			return n, "", true
 		}
-		// From the database: (cursor, pos].
-		reason, err := s.replayStored(ctx, &cursor, pos, oldest, round == 0, &n)
+		// From the Source: (cursor, pos].
+		q := ReplayQuery{After: cursor, Upto: pos, Stations: s.f.named(), Max: h.opts.ReplayMax - n, Oldest: oldest}
+		err := h.src.Replay(ctx, q, func(e store.Event) error {
+			f, err := newFrame(e)
+			if err != nil {
+				return err
+			}
+			if !s.writeMsg(ctx, f.msg) {
+				return errWrite
+			}
+			n++
+			h.stats.replayed.Add(1)
+			return nil
+		})
 		switch {
-		case err != nil && !errors.Is(err, errWrite):
-			h.log.Warn("live events: resume from the database", "err", err)
-			return s.resyncNow("the database is unavailable")
-		case err != nil:
+		case errors.Is(err, errWrite):
 			return n, "", false
-		case reason != "":
-			return s.resyncNow(reason)
+		case err != nil:
+			return s.resyncNow(h.resyncReason(err))
 		}
+		cursor = pos
 	}
 	return s.resyncNow("events arrive faster than this resume can catch up")
 }
 
 var errWrite = errors.New("write to the client failed")
 
-// replayStored sends the stored events in (*cursor, upto] and advances *cursor.
-func (s *session) replayStored(ctx context.Context, cursor *int64, upto int64, oldest time.Time, first bool, n *int) (resync string, err error) {
-	h := s.h
-	release, err := s.acquireReplay(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer release()
-	var stations []string
-	if !s.all {
-		stations = make([]string, 0, len(s.stations))
-		for st := range s.stations {
-			stations = append(stations, st)
-		}
-	}
-	if first {
-		lo, _, err := h.store.EventBounds(ctx)
-		if err != nil {
-			return "", err
-		}
-		if *cursor < lo-1 || lo == 0 {
-			return "events after since are no longer kept", nil
-		}
-	}
-	left := h.opts.ReplayMax - *n
-	gap, err := h.store.Gap(ctx, store.EventQuery{After: *cursor, Upto: upto, Stations: stations, Limit: left + 1})
-	if err != nil {
-		return "", err
-	}
-	if gap.Count > left {
-		return fmt.Sprintf("more than %d events to resume", h.opts.ReplayMax), nil
-	}
-	if first && gap.Count > 0 && gap.FirstCreated.Before(oldest) {
-		return "since is older than the replay window of " + h.opts.ReplayWindow.String(), nil
-	}
-	const page = 500
-	for *cursor < upto {
-		evs, err := h.store.Events(ctx, store.EventQuery{After: *cursor, Upto: upto, Stations: stations, Limit: page})
-		if err != nil {
-			return "", err
-		}
-		for _, e := range evs {
-			f, err := newFrame(e)
-			if err != nil {
-				return "", err
-			}
-			if !s.writeMsg(ctx, f.msg) {
-				return "", errWrite
-			}
-			*n++
-			h.stats.replayed.Add(1)
-		}
-		if len(evs) < page {
-			break
-		}
-		*cursor = evs[len(evs)-1].ID
-	}
-	*cursor = upto
-	return "", nil
-}
+// reasonUnavailable is the resync reason when the Source failed.
+const reasonUnavailable = "the database is unavailable"
 
-// acquireReplay takes one of the slots that bound resumes reading the database at once.
-func (s *session) acquireReplay(ctx context.Context) (release func(), err error) {
-	select {
-	case s.h.replaySem <- struct{}{}:
-		return func() { <-s.h.replaySem }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+// resyncReason is what a resync message says for a Replay's error; the Source's own
+// trouble is logged.
+func (h *Hub) resyncReason(err error) string {
+	switch {
+	case errors.Is(err, ErrTooMany):
+		return fmt.Sprintf("more than %d events to resume", h.opts.ReplayMax)
+	case errors.Is(err, ErrTooOld):
+		return "since is older than the replay window of " + h.opts.ReplayWindow.String()
+	case errors.Is(err, ErrUnknownID), errors.Is(err, ErrNotKept):
+		return err.Error()
 	}
+	h.log.Warn("live events: resume from the database", "err", err)
+	return reasonUnavailable
 }
 
 // resyncNow makes the client live from the current position, which becomes its resume

@@ -93,18 +93,26 @@
 // that does not answer within the write timeout is closed. On shutdown every connection is
 // closed with 1001.
 //
+// # Where the events come from
+//
+// The Hub publishes, subscribes and evicts; a Source brings it the events (Follow) and
+// serves the resumes its memory of recent events cannot (IDBefore, Replay). The rules a
+// resume must pass are ReplayQuery.Check, the same for every Source.
+//
 // # Replicas
 //
 // The ingest transaction writes its events last into the events table; a trigger takes a
 // transaction-level lock before the ids are drawn, so that id order is commit order, and
-// NOTIFY ph_events announces the highest new id at commit. Every replica holds one LISTEN
-// connection and, on a notification (and every poll interval, after a reconnect), reads
-// the events after the last id it has from the database and fans them out. The local
-// replica takes the same path, so all replicas send the same stream in the same order.
+// NOTIFY ph_events announces the highest new id at commit. Every replica's StoreSource
+// holds one LISTEN connection and, on a notification (and every poll interval, after a
+// reconnect), reads the events after the last id it delivered from the database, and the
+// hub fans them out. The local replica takes the same path, so all replicas send the same
+// stream in the same order.
 //
 // # Concurrency
 //
-// A *Hub is safe for concurrent use. Run owns the feed goroutine and the watchdog; each
-// connection's handler goroutine writes to it and owns one reader goroutine, and returns
-// after the reader exited. Run returns after every connection has closed.
+// A *Hub is safe for concurrent use. Run owns the watchdog and runs the Source's Follow,
+// whose goroutine publishes; each connection's handler goroutine writes to it and owns one
+// reader goroutine, and returns after the reader exited. Run returns after every
+// connection has closed.
 package fanout

@@ -16,46 +16,119 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
-	"github.com/purehealth/purehealth/cloud/internal/pgtest"
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/cloud/internal/storetest"
-	"github.com/purehealth/purehealth/shared/wire"
+	"github.com/purehealth/purehealth/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-// env is a hub on a real database behind a real HTTP server.
-type env struct {
+// backend is a Source the tests add events to: memory (memSource) for what the hub does
+// with them, PostgreSQL (pgSource) for what only the database does and for the cases
+// both Sources must answer alike.
+type backend interface {
+	fanout.Source
+	addStation(t testing.TB, id string)
+	// ingest stores n new readings of station, each with its event.
+	ingest(t testing.TB, station string, n int)
+	// events returns every stored event after id, in id order, of the stations (all
+	// when none are named).
+	events(t testing.TB, after int64, stations ...string) []store.Event
+	lastEventID(t testing.TB) int64
+	// prune deletes the events stored before the time.
+	prune(t testing.TB, before time.Time)
+}
+
+// backends are the Sources the shared cases run on.
+var backends = []struct {
+	name string
+	new  func(t *testing.T) backend
+}{
+	{"memory", func(*testing.T) backend { return newMemSource() }},
+	{"postgres", func(t *testing.T) backend { return newPGSource(t, store.Options{}) }},
+}
+
+// pgSource is the service's Source over a fresh database.
+type pgSource struct {
+	*fanout.StoreSource
 	st  *store.Store
-	hub *fanout.Hub
-	srv *httptest.Server
 	seq map[string]uint64 // next reading seq per station
 }
 
-// newEnv starts a hub with opts over a fresh database with the given stations. It is
-// stopped (and every connection closed) when the test ends.
-func newEnv(t *testing.T, opts fanout.Options, storeOpts store.Options, stations ...string) *env {
+func newPGSource(t testing.TB, opts store.Options) *pgSource {
 	t.Helper()
-	st, _ := storetest.Open(t, storeOpts)
-	return newEnvOn(t, st, opts, stations...)
+	st, _ := storetest.Open(t, opts)
+	return pgSourceOn(st)
 }
 
-func newEnvOn(t *testing.T, st *store.Store, opts fanout.Options, stations ...string) *env {
+func pgSourceOn(st *store.Store) *pgSource {
+	return &pgSource{
+		StoreSource: fanout.NewStoreSource(st, fanout.SourceOptions{PollInterval: 200 * time.Millisecond}),
+		st:          st, seq: map[string]uint64{},
+	}
+}
+
+func (p *pgSource) addStation(t testing.TB, id string) { storetest.AddStation(t, p.st, id) }
+
+// ingest goes through the normal ingest path.
+func (p *pgSource) ingest(t testing.TB, station string, n int) {
+	t.Helper()
+	if p.seq[station] == 0 {
+		p.seq[station] = 1
+	}
+	rs := storetest.Readings(p.seq[station], n, time.Now().Add(-time.Hour).Add(time.Duration(p.seq[station])*time.Second), time.Millisecond)
+	p.seq[station] += uint64(n)
+	_, err := p.st.Ingest(context.Background(), station, storetest.Batch(station, rs))
+	require.NoError(t, err)
+}
+
+func (p *pgSource) events(t testing.TB, after int64, stations ...string) []store.Event {
+	t.Helper()
+	q := store.EventQuery{After: after, Limit: 1_000_000}
+	if len(stations) > 0 {
+		q.Stations = stations
+	}
+	evs, err := p.st.Events(context.Background(), q)
+	require.NoError(t, err)
+	return evs
+}
+
+func (p *pgSource) lastEventID(t testing.TB) int64 {
+	t.Helper()
+	_, last, err := p.st.EventBounds(context.Background())
+	require.NoError(t, err)
+	return last
+}
+
+func (p *pgSource) prune(t testing.TB, before time.Time) {
+	t.Helper()
+	_, err := p.st.PruneEvents(context.Background(), before)
+	require.NoError(t, err)
+}
+
+// env is a hub on a backend behind a real HTTP server.
+type env struct {
+	backend
+	hub *fanout.Hub
+	srv *httptest.Server
+}
+
+// newEnv starts a hub with opts on an in-memory Source with the given stations. It is
+// stopped (and every connection closed) when the test ends.
+func newEnv(t *testing.T, opts fanout.Options, stations ...string) *env {
+	t.Helper()
+	return newEnvOn(t, newMemSource(), opts, stations...)
+}
+
+func newEnvOn(t *testing.T, b backend, opts fanout.Options, stations ...string) *env {
 	t.Helper()
 	for _, s := range stations {
-		storetest.AddStation(t, st, s)
+		b.addStation(t, s)
 	}
-	if opts.PollInterval == 0 {
-		opts.PollInterval = 200 * time.Millisecond
-	}
-	hub, err := fanout.New(st, opts)
-	require.NoError(t, err)
-	mux := http.NewServeMux()
-	hub.Register(mux)
-	srv := newServer(t, mux)
+	e := startHub(t, b, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- hub.Run(ctx) }()
+	go func() { done <- e.hub.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -65,44 +138,23 @@ func newEnvOn(t *testing.T, st *store.Store, opts fanout.Options, stations ...st
 			t.Error("Run did not return after its context ended")
 		}
 	})
-	return &env{st: st, hub: hub, srv: srv, seq: map[string]uint64{}}
+	return e
 }
 
-// newServer serves h on a loopback port until the test ends.
-func newServer(t *testing.T, h http.Handler) *httptest.Server {
-	srv := httptest.NewServer(h)
+// startHub makes a hub on b and serves it; it does not Run it.
+func startHub(t *testing.T, b backend, opts fanout.Options) *env {
+	t.Helper()
+	hub, err := fanout.New(b, opts)
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	hub.Register(mux)
+	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return srv
+	return &env{backend: b, hub: hub, srv: srv}
 }
 
 func (e *env) wsURL(path string) string {
 	return "ws" + strings.TrimPrefix(e.srv.URL, "http") + path
-}
-
-// ingest stores n new readings of station through the normal ingest path and returns
-// them.
-func (e *env) ingest(t testing.TB, station string, n int) []wire.Reading {
-	t.Helper()
-	if e.seq[station] == 0 {
-		e.seq[station] = 1
-	}
-	rs := storetest.Readings(e.seq[station], n, time.Now().Add(-time.Hour).Add(time.Duration(e.seq[station])*time.Second), time.Millisecond)
-	e.seq[station] += uint64(n)
-	_, err := e.st.Ingest(context.Background(), station, storetest.Batch(station, rs))
-	require.NoError(t, err)
-	return rs
-}
-
-// events returns every stored event after id, in id order.
-func (e *env) events(t testing.TB, after int64, stations ...string) []store.Event {
-	t.Helper()
-	q := store.EventQuery{After: after, Limit: 1_000_000}
-	if len(stations) > 0 {
-		q.Stations = stations
-	}
-	evs, err := e.st.Events(context.Background(), q)
-	require.NoError(t, err)
-	return evs
 }
 
 // msg is a server message as a client sees it.

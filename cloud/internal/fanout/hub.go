@@ -3,10 +3,8 @@ package fanout
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"path"
 	"sort"
@@ -17,17 +15,6 @@ import (
 
 	"github.com/purehealth/purehealth/cloud/internal/store"
 )
-
-// Store is what the fan-out needs from storage (*store.Store).
-type Store interface {
-	// ListenEvents opens a connection that receives the ids of new events.
-	ListenEvents(ctx context.Context) (*store.EventListener, error)
-	Events(ctx context.Context, q store.EventQuery) ([]store.Event, error)
-	Gap(ctx context.Context, q store.EventQuery) (store.EventGap, error)
-	EventBounds(ctx context.Context) (first, last int64, err error)
-	EventIDBefore(ctx context.Context, t time.Time) (int64, error)
-	Station(ctx context.Context, id string) (store.Station, error)
-}
 
 // Options tune a Hub. Zero fields mean the defaults.
 type Options struct {
@@ -55,13 +42,8 @@ type Options struct {
 	ReplayMax    int           // events a resume may send, default 10000
 	ReplayWindow time.Duration // how old the first missing event may be, default 24h
 	// Recent is how many of the latest events the hub keeps in memory, so that most
-	// resumes need no query, default 10000.
+	// resumes need not ask the Source, default 10000.
 	Recent int
-	// PollInterval is how often the hub reads new events without a notification (a
-	// safety net for lost notifications), default 5s.
-	PollInterval time.Duration
-	// ReplayConcurrency bounds resumes reading the database at once, default 2.
-	ReplayConcurrency int
 	// ReadyTimeout is how long a request waits for Run to start, default 10s.
 	ReadyTimeout time.Duration
 	Log          *slog.Logger     // default: discard
@@ -99,8 +81,6 @@ func (o *Options) fill() {
 	} else if o.Recent == 0 {
 		o.Recent = 10000
 	}
-	defDur(&o.PollInterval, 5*time.Second)
-	def(&o.ReplayConcurrency, 2)
 	defDur(&o.ReadyTimeout, 10*time.Second)
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -112,14 +92,13 @@ func (o *Options) fill() {
 
 // Hub is one replica's fan-out. See the package documentation.
 type Hub struct {
-	store     Store
-	opts      Options
-	log       *slog.Logger
-	ready     chan struct{} // closed once Run knows the position to start from
-	closing   chan struct{} // closed when Run ends: every connection closes
-	replaySem chan struct{}
-	clients   atomic.Int64 // connections admitted (for MaxClients)
-	stats     counters
+	src     Source
+	opts    Options
+	log     *slog.Logger
+	ready   chan struct{} // closed once Run knows the position to start from
+	closing chan struct{} // closed when Run ends: every connection closes
+	clients atomic.Int64  // connections admitted (for MaxClients)
+	stats   counters
 
 	mu        sync.Mutex
 	last      int64 // highest event id published
@@ -134,8 +113,8 @@ type Hub struct {
 	sessions map[*session]struct{} // for the watchdog and the shutdown
 }
 
-// New checks the options and returns a Hub; nothing runs until Run.
-func New(st Store, opts Options) (*Hub, error) {
+// New checks the options and returns a Hub fed by src; nothing runs until Run.
+func New(src Source, opts Options) (*Hub, error) {
 	opts.fill()
 	for _, p := range opts.AllowedOrigins {
 		if err := checkOriginPattern(p); err != nil {
@@ -143,9 +122,8 @@ func New(st Store, opts Options) (*Hub, error) {
 		}
 	}
 	return &Hub{
-		store: st, opts: opts, log: opts.Log,
+		src: src, opts: opts, log: opts.Log,
 		ready: make(chan struct{}), closing: make(chan struct{}),
-		replaySem: make(chan struct{}, opts.ReplayConcurrency),
 		ring:      newRing(opts.Recent),
 		byStation: map[string]map[*client]struct{}{},
 		all:       map[*client]struct{}{},
@@ -174,10 +152,9 @@ func (h *Hub) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ws/station/{id}", h.serveStation)
 }
 
-// Run feeds the hub from the database until ctx ends: it starts at the newest event,
-// listens for notifications, polls every PollInterval, and reconnects with backoff when
-// the database goes away. When ctx ends it closes every connection (1001) and returns
-// once their handlers have all returned. Run must be called once.
+// Run publishes what the Source follows until ctx ends. When ctx ends it closes every
+// connection (1001) and returns once their handlers have all returned, with the error of
+// the Source's Follow if it failed. Run must be called once.
 func (h *Hub) Run(ctx context.Context) error {
 	// The watchdog outlives the feed: it also ends writes stuck during the shutdown.
 	stopWatchdog := make(chan struct{})
@@ -188,21 +165,9 @@ func (h *Hub) Run(ctx context.Context) error {
 		close(stopWatchdog)
 		wg.Wait()
 	}()
-	for attempt := 0; ; attempt++ {
-		err := h.start(ctx)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		h.log.Warn("live events: cannot read the start position; retrying", "err", err)
-		if !sleep(ctx, backoff(attempt)) {
-			return nil
-		}
+	if err := h.src.Follow(ctx, h.opts.Recent, h.begin, h.publishEvents); err != nil {
+		return fmt.Errorf("live events: %w", err)
 	}
-	close(h.ready)
-	h.feed(ctx)
 	return nil
 }
 
@@ -261,123 +226,41 @@ func (h *Hub) watchdog(stop <-chan struct{}) {
 	}
 }
 
-// start reads the newest events into memory and sets the position.
-func (h *Hub) start(ctx context.Context) error {
-	_, last, err := h.store.EventBounds(ctx)
-	if err != nil {
-		return err
+// begin sets the position the hub starts from, after which come evs (the newest events,
+// kept in memory), and lets connections in.
+func (h *Hub) begin(after int64, evs []store.Event) {
+	select {
+	case <-h.ready: // a Source that starts twice only publishes
+		h.publishEvents(evs)
+		return
+	default:
 	}
-	after := max(0, last-int64(h.opts.Recent))
-	evs, err := h.store.Events(ctx, store.EventQuery{After: after, Upto: last, Limit: h.opts.Recent})
-	if err != nil {
-		return err
-	}
-	frames, err := framesOf(evs)
-	if err != nil {
-		return err
-	}
+	frames := h.frames(evs)
 	h.mu.Lock()
 	h.last = after
 	h.ring.reset(after)
 	h.mu.Unlock()
 	h.publish(frames)
 	h.log.Info("live events: starting", "after_id", h.Position(), "in_memory", len(frames))
-	return nil
+	close(h.ready)
 }
 
-func framesOf(evs []store.Event) ([]*frame, error) {
+// publishEvents publishes new events, in id order.
+func (h *Hub) publishEvents(evs []store.Event) { h.publish(h.frames(evs)) }
+
+// frames encodes evs. An event that cannot be encoded (its data is not JSON) is logged
+// and left out, so that it cannot hold up the ones after it.
+func (h *Hub) frames(evs []store.Event) []*frame {
 	out := make([]*frame, 0, len(evs))
 	for _, e := range evs {
 		f, err := newFrame(e)
 		if err != nil {
-			return nil, err
+			h.log.Error("live events: cannot encode an event", "err", err)
+			continue
 		}
 		out = append(out, f)
 	}
-	return out, nil
-}
-
-// feed is the listen-and-fetch loop.
-func (h *Hub) feed(ctx context.Context) {
-	var l *store.EventListener
-	defer func() {
-		if l != nil {
-			if err := l.Close(context.WithoutCancel(ctx)); err != nil {
-				h.log.Debug("live events: close listener", "err", err)
-			}
-		}
-	}()
-	failures := 0
-	for ctx.Err() == nil {
-		if l == nil {
-			var err error
-			l, err = h.store.ListenEvents(ctx)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				h.stats.listenFailures.Add(1)
-				if failures == 0 {
-					h.log.Warn("live events: cannot listen; retrying (events still arrive by polling)", "err", err)
-				}
-				h.catchUp(ctx)
-				if !sleep(ctx, backoff(failures)) {
-					return
-				}
-				failures++
-				continue
-			}
-			if failures > 0 {
-				h.log.Info("live events: listening again")
-			}
-			failures = 0
-			h.catchUp(ctx) // what came while nobody listened
-		}
-		wctx, cancel := context.WithTimeout(ctx, h.opts.PollInterval)
-		id, err := l.Wait(wctx)
-		cancel()
-		switch {
-		case err == nil:
-			if id == 0 || id > h.Position() {
-				h.catchUp(ctx)
-			}
-		case errors.Is(err, store.ErrNoNotification):
-			h.catchUp(ctx) // the poll
-		default:
-			if ctx.Err() != nil {
-				return
-			}
-			h.log.Warn("live events: listener lost; reconnecting", "err", err)
-			if cerr := l.Close(context.WithoutCancel(ctx)); cerr != nil {
-				h.log.Debug("live events: close listener", "err", cerr)
-			}
-			l = nil
-		}
-	}
-}
-
-// catchUp publishes every event after the position.
-func (h *Hub) catchUp(ctx context.Context) {
-	const page = 1000
-	for ctx.Err() == nil {
-		evs, err := h.store.Events(ctx, store.EventQuery{After: h.Position(), Limit: page})
-		if err != nil {
-			if ctx.Err() == nil {
-				h.stats.fetchFailures.Add(1)
-				h.log.Warn("live events: fetch failed; retrying at the next notification or poll", "err", err)
-			}
-			return
-		}
-		frames, err := framesOf(evs)
-		if err != nil {
-			h.log.Error("live events: cannot encode an event", "err", err)
-			return
-		}
-		h.publish(frames)
-		if len(evs) < page {
-			return
-		}
-	}
+	return out
 }
 
 // Position returns the id of the newest event the hub has published.
@@ -426,10 +309,10 @@ func (h *Hub) offer(c *client, ch *chunk) {
 	}
 	c.lastChunk = h.chunkSeq
 	n := len(ch.frames)
-	if !c.all {
+	if !c.f.all {
 		n = 0
 		for station, k := range ch.count {
-			if _, ok := c.stations[station]; ok {
+			if c.f.wants(station) {
 				n += k
 			}
 		}
@@ -453,10 +336,10 @@ func (h *Hub) evictLocked(c *client) {
 }
 
 func (h *Hub) routeLocked(c *client) {
-	if c.all {
+	if c.f.all {
 		h.all[c] = struct{}{}
 	}
-	for s := range c.stations {
+	for s := range c.f.stations {
 		m := h.byStation[s]
 		if m == nil {
 			m = map[*client]struct{}{}
@@ -468,7 +351,7 @@ func (h *Hub) routeLocked(c *client) {
 
 func (h *Hub) unrouteLocked(c *client) {
 	delete(h.all, c)
-	for s := range c.stations {
+	for s := range c.f.stations {
 		if m := h.byStation[s]; m != nil {
 			delete(m, c)
 			if len(m) == 0 {
@@ -478,31 +361,18 @@ func (h *Hub) unrouteLocked(c *client) {
 	}
 }
 
-// change applies a subscribe or unsubscribe to c's filter (and routes, when c is live).
-// It returns the position at that moment.
-func (h *Hub) change(c *client, r request) int64 {
+// change makes f, a copy of the connection's filter, c's filter (and routes c by it, when
+// c is live).
+func (h *Hub) change(c *client, f filter) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c.live {
 		h.unrouteLocked(c)
 	}
-	if r.subscribe {
-		c.all = c.all || r.all
-		for _, s := range r.stations {
-			c.stations[s] = struct{}{}
-		}
-	} else {
-		if r.all {
-			c.all = false
-		}
-		for _, s := range r.stations {
-			delete(c.stations, s)
-		}
-	}
+	c.f = f
 	if c.live {
 		h.routeLocked(c)
 	}
-	return h.last
 }
 
 // goLive makes c live if the memory holds every event after `after`: it returns the
@@ -515,7 +385,7 @@ func (h *Hub) goLive(c *client, after int64) (frames []*frame, pos int64, ok boo
 		return nil, h.last, false
 	}
 	h.ring.each(after, func(f *frame) {
-		if c.wants(f.station) {
+		if c.f.wants(f.station) {
 			frames = append(frames, f)
 		}
 	})
@@ -599,25 +469,6 @@ func (h *Hub) waitReady(ctx context.Context) bool {
 	return false
 }
 
-// sleep waits d or until ctx ends; it reports whether ctx is still alive.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// backoff is the wait before attempt n+1: 0.5s doubling to 30s, with jitter.
-func backoff(n int) time.Duration {
-	d := 500 * time.Millisecond << min(n, 6)
-	d = min(d, 30*time.Second)
-	return d/2 + rand.N(d/2+1)
-}
-
 // chunk is frames published together, shared by every client that wants some of them.
 type chunk struct {
 	frames []*frame
@@ -686,7 +537,6 @@ func (r *ring) before(t time.Time) (int64, bool) {
 // counters are the hub's statistics.
 type counters struct {
 	connections, messages, events, replayed, resyncs   atomic.Int64
-	listenFailures, fetchFailures                      atomic.Int64
 	evictSlow, evictWriteTimeout, evictPing            atomic.Int64
 	rejectOrigin, rejectToken, rejectFull, rejectReady atomic.Int64
 	rejectStation, closedByLimit                       atomic.Int64
@@ -706,7 +556,8 @@ type Stats struct {
 	Evictions map[string]int64 `json:"evictions"`
 	// Rejected counts refused connections and closed misbehaving ones, by reason.
 	Rejected map[string]int64 `json:"rejected"`
-	// ListenFailures and FetchFailures count database trouble of the feed.
+	// ListenFailures and FetchFailures count the Source's trouble, when it reports them
+	// (StoreSource: the database).
 	ListenFailures int64 `json:"listen_failures"`
 	FetchFailures  int64 `json:"fetch_failures"`
 }
@@ -723,6 +574,10 @@ func (s Stats) EvictionsTotal() int64 {
 // Stats returns the counters.
 func (h *Hub) Stats() Stats {
 	c := &h.stats
+	var listen, fetch int64
+	if r, ok := h.src.(interface{ Failures() (listen, fetch int64) }); ok {
+		listen, fetch = r.Failures()
+	}
 	return Stats{
 		Clients: h.clients.Load(), Connections: c.connections.Load(), MessagesSent: c.messages.Load(),
 		Events: c.events.Load(), LastEventID: h.Position(), Replayed: c.replayed.Load(), Resyncs: c.resyncs.Load(),
@@ -735,6 +590,6 @@ func (h *Hub) Stats() Stats {
 			"not_ready": c.rejectReady.Load(), "unknown_station": c.rejectStation.Load(),
 			"misbehaving": c.closedByLimit.Load(),
 		},
-		ListenFailures: c.listenFailures.Load(), FetchFailures: c.fetchFailures.Load(),
+		ListenFailures: listen, FetchFailures: fetch,
 	}
 }

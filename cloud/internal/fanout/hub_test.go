@@ -3,7 +3,6 @@ package fanout_test
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
 	"github.com/purehealth/purehealth/cloud/internal/store"
-	"github.com/purehealth/purehealth/cloud/internal/storetest"
 )
 
 // assertEvents checks that the messages are exactly the stored events, in order.
@@ -36,7 +34,7 @@ func assertEvents(t *testing.T, want []store.Event, got []msg, who string) {
 }
 
 func TestRoutingByStation(t *testing.T) {
-	e := newEnv(t, fanout.Options{}, store.Options{}, "A", "B", "C")
+	e := newEnv(t, fanout.Options{}, "A", "B", "C")
 	subscribed := func(stations ...string) *client {
 		c := e.dial(t, "/ws", nil)
 		ack, before := c.subscribe(stations, nil)
@@ -71,7 +69,7 @@ func TestRoutingByStation(t *testing.T) {
 }
 
 func TestSubscriptionChanges(t *testing.T) {
-	e := newEnv(t, fanout.Options{}, store.Options{}, "A", "B", "C")
+	e := newEnv(t, fanout.Options{}, "A", "B", "C")
 	c := e.dial(t, "/ws", nil)
 	ack, _ := c.subscribe([]string{"A"}, nil)
 	assert.Equal(t, []string{"A"}, ack.status(t).Subscribed)
@@ -121,7 +119,7 @@ func TestSubscriptionChanges(t *testing.T) {
 }
 
 func TestStationEndpointChecksTheStation(t *testing.T) {
-	e := newEnv(t, fanout.Options{}, store.Options{}, "A")
+	e := newEnv(t, fanout.Options{}, "A")
 	for _, tt := range []struct {
 		path string
 		want int
@@ -141,7 +139,7 @@ func TestOriginsAndViewerTokens(t *testing.T) {
 	e := newEnv(t, fanout.Options{
 		AllowedOrigins: []string{"dash.example.org"},
 		ViewerTokens:   [][sha256.Size]byte{sha256.Sum256([]byte(token))},
-	}, store.Options{}, "A")
+	}, "A")
 	header := func(kv ...string) *websocket.DialOptions {
 		h := http.Header{}
 		for i := 0; i < len(kv); i += 2 {
@@ -185,7 +183,7 @@ func TestOriginsAndViewerTokens(t *testing.T) {
 }
 
 func TestOversizedAndTooManyMessagesClose(t *testing.T) {
-	e := newEnv(t, fanout.Options{ReadLimit: 512, MessageRate: 1, MessageBurst: 3}, store.Options{}, "A")
+	e := newEnv(t, fanout.Options{ReadLimit: 512, MessageRate: 1, MessageBurst: 3}, "A")
 	t.Run("oversized frame", func(t *testing.T) {
 		c := e.dial(t, "/ws", nil)
 		big := `{"type":"subscribe","stations":["` + strings.Repeat("A", 600) + `"]}`
@@ -220,7 +218,7 @@ func TestOversizedAndTooManyMessagesClose(t *testing.T) {
 // every event in order, each batch within a generous bound of its commit.
 func TestSlowClientEvictedOthersUnaffected(t *testing.T) {
 	e := newEnv(t, fanout.Options{Queue: 1000, WriteTimeout: 3 * time.Second, CloseTimeout: 200 * time.Millisecond},
-		store.Options{}, "A", "B")
+		"A", "B")
 	// A small receive buffer, so that the kernel does not hold megabytes for it.
 	slow := e.dial(t, "/ws", &websocket.DialOptions{HTTPClient: smallBufferClient()})
 	ack, _ := slow.subscribe([]string{"*"}, nil)
@@ -233,9 +231,10 @@ func TestSlowClientEvictedOthersUnaffected(t *testing.T) {
 		at time.Time
 	}
 	var fast []chan arrival
+	var seen [2]atomic.Int64 // the last id each fast client received
 	var wg sync.WaitGroup
 	t.Cleanup(wg.Wait)
-	for range 2 {
+	for i := range 2 {
 		c := e.dial(t, "/ws", nil)
 		c.subscribe([]string{"*"}, nil)
 		ch := make(chan arrival, 100000)
@@ -247,6 +246,7 @@ func TestSlowClientEvictedOthersUnaffected(t *testing.T) {
 					return
 				}
 				ch <- arrival{m, time.Now()}
+				seen[i].Store(m.ID)
 			}
 		})
 	}
@@ -259,9 +259,12 @@ func TestSlowClientEvictedOthersUnaffected(t *testing.T) {
 	evicted := func() bool { return e.hub.Stats().EvictionsTotal() > 0 }
 	for i := 0; i < 500 && !evicted(); i++ {
 		e.ingest(t, []string{"A", "B"}[i%2], 200)
-		_, last, err := e.st.EventBounds(context.Background())
-		require.NoError(t, err)
+		last := e.lastEventID(t)
 		batches = append(batches, batch{time.Now(), last})
+		// The next batch waits for the readers, as a station's next batch waits for the
+		// database: what is measured is whether the slow client holds them up.
+		require.Eventually(t, func() bool { return seen[0].Load() >= last && seen[1].Load() >= last },
+			10*time.Second, time.Millisecond, "the fast clients receive batch %d", i)
 	}
 	require.Eventually(t, evicted, 10*time.Second, 20*time.Millisecond, "the client that never reads is evicted")
 	e.ingest(t, "A", 10) // and the stream goes on
@@ -300,7 +303,7 @@ func TestSlowClientEvictedOthersUnaffected(t *testing.T) {
 // TestStuckWriteIsCut leaves a client that never reads with a queue too large to fill:
 // the watchdog closes it once a write has been stuck for the write timeout.
 func TestStuckWriteIsCut(t *testing.T) {
-	e := newEnv(t, fanout.Options{Queue: 1 << 30, WriteTimeout: 300 * time.Millisecond}, store.Options{}, "A")
+	e := newEnv(t, fanout.Options{Queue: 1 << 30, WriteTimeout: 300 * time.Millisecond}, "A")
 	stuck := e.dial(t, "/ws", &websocket.DialOptions{HTTPClient: smallBufferClient()})
 	stuck.subscribe([]string{"*"}, nil)
 	timedOut := func() bool { return e.hub.Stats().Evictions["write_timeout"] > 0 }
@@ -315,7 +318,7 @@ func TestStuckWriteIsCut(t *testing.T) {
 // TestEvictionClosesWith1008 overflows the queue of a client whose connection is fine
 // (one batch larger than Queue): it is told why it is evicted.
 func TestEvictionClosesWith1008(t *testing.T) {
-	e := newEnv(t, fanout.Options{Queue: 5}, store.Options{}, "A")
+	e := newEnv(t, fanout.Options{Queue: 5}, "A")
 	small := e.dial(t, "/ws", nil)
 	small.subscribe([]string{"A"}, nil)
 	e.ingest(t, "A", 20)
@@ -331,66 +334,71 @@ func TestEvictionClosesWith1008(t *testing.T) {
 // TestResumeNoGapNoDuplicate disconnects a client in the middle of a stream that keeps
 // flowing, resumes on a new connection with the last id it saw, and checks that what the
 // two connections delivered together is exactly the stream: once each, in order. The gap
-// is served from memory or (with a tiny memory) from the database.
+// is served from the hub's memory or (with a tiny memory) by the Source, on each Source.
 func TestResumeNoGapNoDuplicate(t *testing.T) {
-	for _, tt := range []struct {
-		name   string
-		recent int
-	}{
-		{"from memory", 0},
-		{"from the database", 1},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, fanout.Options{Recent: tt.recent}, store.Options{}, "A", "B", "C")
-			c := e.dial(t, "/ws", nil)
-			ack, _ := c.subscribe([]string{"A", "B"}, nil)
-			start := ack.ID
+	for _, b := range backends {
+		for _, tt := range []struct {
+			name   string
+			recent int
+		}{
+			{"from memory", 0},
+			{"from the source", 1},
+		} {
+			t.Run(b.name+"/"+tt.name, func(t *testing.T) {
+				e := newEnvOn(t, b.new(t), fanout.Options{Recent: tt.recent}, "A", "B", "C")
+				c := e.dial(t, "/ws", nil)
+				ack, _ := c.subscribe([]string{"A", "B"}, nil)
+				start := ack.ID
 
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for i := range 40 {
-					e.ingest(t, []string{"A", "B", "C"}[i%3], 3)
-					time.Sleep(10 * time.Millisecond)
-				}
-			}()
-			first := c.collect(20)
-			c.conn.CloseNow()
-			time.Sleep(50 * time.Millisecond) // more events come while nobody listens
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					for i := range 40 {
+						e.ingest(t, []string{"A", "B", "C"}[i%3], 3)
+						time.Sleep(10 * time.Millisecond)
+					}
+				}()
+				first := c.collect(20)
+				c.conn.CloseNow()
+				time.Sleep(50 * time.Millisecond) // more events come while nobody listens
 
-			c2 := e.dial(t, "/ws", nil)
-			ack2, replayed := c2.subscribe([]string{"B", "A"}, strconv.FormatInt(first[len(first)-1].ID, 10))
-			st := ack2.status(t)
-			assert.False(t, st.Resync)
-			require.NotNil(t, st.Replayed)
-			assert.Equal(t, len(replayed), *st.Replayed)
-			<-done
-			want := e.events(t, start, "A", "B")
-			got := append(append([]msg{}, first...), replayed...)
-			got = append(got, c2.collect(len(want)-len(got))...)
-			assertEvents(t, want, got, "both connections together")
-			assert.LessOrEqual(t, ack2.ID, got[len(got)-1].ID)
-		})
+				c2 := e.dial(t, "/ws", nil)
+				ack2, replayed := c2.subscribe([]string{"B", "A"}, strconv.FormatInt(first[len(first)-1].ID, 10))
+				st := ack2.status(t)
+				assert.False(t, st.Resync)
+				require.NotNil(t, st.Replayed)
+				assert.Equal(t, len(replayed), *st.Replayed)
+				<-done
+				want := e.events(t, start, "A", "B")
+				got := append(append([]msg{}, first...), replayed...)
+				got = append(got, c2.collect(len(want)-len(got))...)
+				assertEvents(t, want, got, "both connections together")
+				assert.LessOrEqual(t, ack2.ID, got[len(got)-1].ID)
+			})
+		}
 	}
 }
 
 func TestResumeByTime(t *testing.T) {
-	e := newEnv(t, fanout.Options{}, store.Options{}, "A")
-	e.ingest(t, "A", 2)
-	time.Sleep(20 * time.Millisecond)
-	since := time.Now()
-	time.Sleep(20 * time.Millisecond)
-	_, mark, err := e.st.EventBounds(context.Background())
-	require.NoError(t, err)
-	e.ingest(t, "A", 3)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			e := newEnvOn(t, b.new(t), fanout.Options{}, "A")
+			e.ingest(t, "A", 2)
+			time.Sleep(20 * time.Millisecond)
+			since := time.Now()
+			time.Sleep(20 * time.Millisecond)
+			mark := e.lastEventID(t)
+			e.ingest(t, "A", 3)
 
-	c := e.dial(t, "/ws/station/A?since="+since.UTC().Format(time.RFC3339Nano), nil)
-	_, got := c.untilAck()
-	want := e.events(t, mark)
-	// Replayed before the acknowledgement, or live after it when this replica had not
-	// read them yet: either way once each, in order.
-	got = append(got, c.collect(len(want)-len(got))...)
-	assertEvents(t, want, got, "events stored after the time")
+			c := e.dial(t, "/ws/station/A?since="+since.UTC().Format(time.RFC3339Nano), nil)
+			_, got := c.untilAck()
+			want := e.events(t, mark)
+			// Replayed before the acknowledgement, or live after it when this replica had
+			// not read them yet: either way once each, in order.
+			got = append(got, c.collect(len(want)-len(got))...)
+			assertEvents(t, want, got, "events stored after the time")
+		})
+	}
 }
 
 func TestResumeResyncs(t *testing.T) {
@@ -409,81 +417,45 @@ func TestResumeResyncs(t *testing.T) {
 			func(*testing.T, *env) any { return "1" }, "older than the replay window"},
 		{"time too old", fanout.Options{}, func(*testing.T, *env) any { return time.Now().Add(-25 * time.Hour).Format(time.RFC3339) }, "older than the replay window"},
 		{"pruned", fanout.Options{Recent: 1}, func(t *testing.T, e *env) any {
-			_, err := e.st.PruneEvents(context.Background(), time.Now().Add(time.Hour))
-			require.NoError(t, err)
+			e.prune(t, time.Now().Add(time.Hour))
 			e.ingest(t, "A", 1)
 			return "1"
 		}, "no longer kept"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, tt.opts, store.Options{}, "A")
-			e.ingest(t, "A", 10)
-			require.Eventually(t, func() bool { return e.hub.Position() > 0 }, 10*time.Second, 10*time.Millisecond)
-			since := tt.since(t, e)
-			_, last, err := e.st.EventBounds(context.Background())
-			require.NoError(t, err)
-			require.Eventually(t, func() bool { return e.hub.Position() == last }, 10*time.Second, 10*time.Millisecond)
+	for _, b := range backends {
+		for _, tt := range tests {
+			t.Run(b.name+"/"+tt.name, func(t *testing.T) {
+				e := newEnvOn(t, b.new(t), tt.opts, "A")
+				e.ingest(t, "A", 10)
+				require.Eventually(t, func() bool { return e.hub.Position() > 0 }, 10*time.Second, 10*time.Millisecond)
+				since := tt.since(t, e)
+				last := e.lastEventID(t)
+				require.Eventually(t, func() bool { return e.hub.Position() == last }, 10*time.Second, 10*time.Millisecond)
 
-			c := e.dial(t, "/ws", nil)
-			ack, before := c.subscribe([]string{"A"}, since)
-			require.Len(t, before, 1, "a resync message, no events")
-			st := before[0].status(t)
-			assert.True(t, st.Resync)
-			assert.Contains(t, st.Reason, tt.reason)
-			assert.Equal(t, last, before[0].ID, "the resync's id is the new resume point")
-			assert.Equal(t, last, ack.ID)
+				c := e.dial(t, "/ws", nil)
+				ack, before := c.subscribe([]string{"A"}, since)
+				require.Len(t, before, 1, "a resync message, no events")
+				st := before[0].status(t)
+				assert.True(t, st.Resync)
+				assert.Contains(t, st.Reason, tt.reason)
+				assert.Equal(t, last, before[0].ID, "the resync's id is the new resume point")
+				assert.Equal(t, last, ack.ID)
 
-			e.ingest(t, "A", 1) // live from there
-			assertEvents(t, e.events(t, last), c.collect(1), "live after the resync")
-			assert.Equal(t, int64(1), e.hub.Stats().Resyncs)
-		})
+				e.ingest(t, "A", 1) // live from there
+				assertEvents(t, e.events(t, last), c.collect(1), "live after the resync")
+				assert.Equal(t, int64(1), e.hub.Stats().Resyncs)
+			})
+		}
 	}
-}
-
-// TestStationStatusEvents drives the station health check with the store's clock and
-// watches the status and alert messages reach a subscriber.
-func TestStationStatusEvents(t *testing.T) {
-	var offset atomic.Int64
-	st, _ := storetest.Open(t, store.Options{Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
-	e := newEnvOn(t, st, fanout.Options{}, "A")
-	c := e.dial(t, "/ws/station/A", nil)
-	c.untilAck()
-	e.ingest(t, "A", 1)
-	c.collect(1)
-
-	offset.Store(int64(11 * time.Minute))
-	changes, err := st.CheckStationHealth(context.Background(), store.HealthPolicy{OfflineAfter: 10 * time.Minute})
-	require.NoError(t, err)
-	require.Len(t, changes, 1)
-	got := c.collect(2)
-	assert.Equal(t, []string{"status", "alert"}, []string{got[0].Type, got[1].Type})
-	var status store.StationStatus
-	require.NoError(t, json.Unmarshal(got[0].Data, &status))
-	assert.Equal(t, "offline", status.State)
-	var alert store.AlertChange
-	require.NoError(t, json.Unmarshal(got[1].Data, &alert))
-	assert.Equal(t, store.RuleStationOffline, alert.Rule)
-	assert.Equal(t, "cloud", alert.Origin)
-	assert.Equal(t, "opened", alert.Transition)
-
-	e.ingest(t, "A", 1)
-	got = c.collect(3)
-	assert.Equal(t, []string{"status", "alert", "reading"}, []string{got[0].Type, got[1].Type, got[2].Type})
-	require.NoError(t, json.Unmarshal(got[0].Data, &status))
-	assert.Equal(t, "online", status.State)
-	require.NoError(t, json.Unmarshal(got[1].Data, &alert))
-	assert.Equal(t, "resolved", alert.Transition)
 }
 
 // TestNoGoroutineLeak connects and drops clients every way there is and checks that
 // nothing is left running: after the clients leave (the hub still running), and after
 // the hub stops.
 func TestNoGoroutineLeak(t *testing.T) {
-	st, _ := storetest.Open(t, store.Options{})
 	base := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, base) }) // runs after the hub has stopped
-	e := newEnvOn(t, st, fanout.Options{Queue: 50, ReadLimit: 256, PingInterval: 50 * time.Millisecond}, "A", "B")
+	e := newEnv(t, fanout.Options{Queue: 50, ReadLimit: 256, PingInterval: 50 * time.Millisecond}, "A", "B")
 	warm := e.dial(t, "/ws", nil)
 	warm.subscribe([]string{"A"}, nil)
 	e.ingest(t, "A", 1)
@@ -533,16 +505,10 @@ func TestNoGoroutineLeak(t *testing.T) {
 }
 
 func TestShutdownClosesConnectionsWithGoingAway(t *testing.T) {
-	st, _ := storetest.Open(t, store.Options{})
-	hub, err := fanout.New(st, fanout.Options{})
-	require.NoError(t, err)
-	mux := http.NewServeMux()
-	hub.Register(mux)
-	e := &env{st: st, hub: hub, seq: map[string]uint64{}}
-	e.srv = newServer(t, mux)
+	e := startHub(t, newMemSource(), fanout.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- hub.Run(ctx) }()
+	go func() { done <- e.hub.Run(ctx) }()
 	c := e.dial(t, "/ws", nil)
 	c.subscribe([]string{"*"}, nil)
 
@@ -553,7 +519,7 @@ func TestShutdownClosesConnectionsWithGoingAway(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Run did not return")
 	}
-	_, err = c.read(10 * time.Second)
+	_, err := c.read(10 * time.Second)
 	assert.Equal(t, websocket.StatusGoingAway, websocket.CloseStatus(err), "%v", err)
 	_, resp, err := e.tryDial(t, "/ws", nil)
 	require.Error(t, err)

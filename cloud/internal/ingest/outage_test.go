@@ -9,9 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/cloud/internal/ingest"
-	"github.com/purehealth/purehealth/cloud/internal/pgtest"
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/cloud/internal/storetest"
+	"github.com/purehealth/purehealth/internal/pgtest"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 

@@ -1,5 +1,5 @@
-// Package jobs runs the service's periodic background work (partition maintenance and
-// retention today; upstream collection, forecasts and health checks later).
+// Package jobs runs the service's periodic background work, each job named and with its
+// own interval.
 //
 // Run owns one goroutine per job and returns only after all of them have stopped. A job
 // that fails is logged and tried again at its next tick; it never stops the service.

@@ -16,10 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/cloud/internal/fusion"
-	"github.com/purehealth/purehealth/cloud/internal/pgtest"
 	"github.com/purehealth/purehealth/cloud/internal/queryapi"
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/cloud/internal/storetest"
+	"github.com/purehealth/purehealth/internal/pgtest"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 

@@ -78,14 +78,17 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 		RetryAfter: cfg.Ingest.RetryAfter.Std(), Log: log.With("component", "api"),
 	})
 	ws := cfg.WebSocket
-	hub, err := fanout.New(st, fanout.Options{
-		AllowedOrigins: ws.AllowedOrigins, ViewerTokens: ws.ViewerTokenHashes(),
-		MaxClients: ws.MaxClients, Queue: ws.Queue, WriteTimeout: ws.WriteTimeout.Std(),
-		PingInterval: ws.PingInterval.Std(), ReadLimit: ws.ReadLimit, ReplayMax: ws.ReplayMax,
-		ReplayWindow: ws.ReplayWindow.Std(), Recent: ws.Recent, PollInterval: ws.PollInterval.Std(),
+	hub, err := fanout.New(fanout.NewStoreSource(st, fanout.SourceOptions{
+		PollInterval: ws.PollInterval.Std(),
 		// Resumes that read the database share the pool with ingest and the API.
 		ReplayConcurrency: max(1, int(cfg.Database.MaxConns)/4),
 		Log:               log.With("component", "fanout"),
+	}), fanout.Options{
+		AllowedOrigins: ws.AllowedOrigins, ViewerTokens: ws.ViewerTokenHashes(),
+		MaxClients: ws.MaxClients, Queue: ws.Queue, WriteTimeout: ws.WriteTimeout.Std(),
+		PingInterval: ws.PingInterval.Std(), ReadLimit: ws.ReadLimit, ReplayMax: ws.ReplayMax,
+		ReplayWindow: ws.ReplayWindow.Std(), Recent: ws.Recent,
+		Log: log.With("component", "fanout"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("websocket: %w", err)

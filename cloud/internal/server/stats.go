@@ -25,9 +25,7 @@ type Snapshot struct {
 	// answer (StationsError says why).
 	Stations      map[string]StationStats `json:"stations"`
 	StationsError string                  `json:"stations_error,omitempty"`
-	// Upstream is the last update of each upstream source (government data, satellite).
-	Upstream map[string]UpstreamStats `json:"upstream"`
-	Database PoolStats                `json:"database"`
+	Database      PoolStats               `json:"database"`
 }
 
 // IngestStats are the ingest endpoint's counters and recent rates.
@@ -56,12 +54,6 @@ type StationStats struct {
 	Online       bool       `json:"online"`
 	OfflineSince *time.Time `json:"offline_since,omitempty"`
 	ReadingsSeq  uint64     `json:"readings_seq"`
-}
-
-// UpstreamStats is an upstream source's last update.
-type UpstreamStats struct {
-	LastSuccessAt *time.Time `json:"last_success_at"`
-	LastError     string     `json:"last_error,omitempty"`
 }
 
 // PoolStats is the database connection pool.
@@ -173,7 +165,7 @@ func (s *Server) snapshot(ctx context.Context) Snapshot {
 	snap := Snapshot{
 		Time: now.UTC(), UptimeSeconds: now.Sub(s.started).Seconds(),
 		WebSocket: s.hub.Stats(), Ingest: ingestStats(in, s.rates.rates(now, in)),
-		Stations: map[string]StationStats{}, Upstream: map[string]UpstreamStats{},
+		Stations: map[string]StationStats{},
 		Database: poolStats(s.store.PoolStats()),
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

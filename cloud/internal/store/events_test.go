@@ -25,8 +25,8 @@ import (
 // TestIngestWritesEventsOfWhatIsNew checks the live events a batch leaves: one per new
 // reading, WQI result and alert transition, in seq order per stream, with data shaped as
 // the query API shows the stored rows; a batch sent again adds none.
-func TestIngestWritesEventsOfWhatIsNew(t *testing.T) {
-	s, _ := storetest.Open(t, store.Options{})
+func testIngestWritesEventsOfWhatIsNew(t *testing.T, l layout) {
+	s, _ := l.open(t, store.Options{})
 	storetest.AddStation(t, s, station)
 	at := time.Now().Add(-time.Hour).UTC()
 	b := storetest.Batch(station, shuffled(storetest.Readings(1, 20, at, time.Second)))
@@ -81,9 +81,9 @@ func TestIngestWritesEventsOfWhatIsNew(t *testing.T) {
 // readings older than it, only the recent ones get a live event each; the old ones are
 // stored, rolled up and counted like any, and announced by one status event with their
 // count and time span. A duplicate batch announces nothing again.
-func TestBackfillIsAnnouncedNotStreamed(t *testing.T) {
+func testBackfillIsAnnouncedNotStreamed(t *testing.T, l layout) {
 	now := time.Now().UTC().Truncate(time.Second)
-	s, _ := storetest.Open(t, store.Options{LiveMaxAge: time.Hour, Now: func() time.Time { return now }})
+	s, _ := l.open(t, store.Options{LiveMaxAge: time.Hour, Now: func() time.Time { return now }})
 	storetest.AddStation(t, s, station)
 	old := storetest.Readings(1, 30, now.Add(-3*time.Hour), time.Minute) // 3h..2h31m ago
 	recent := storetest.Readings(31, 5, now.Add(-10*time.Minute), time.Minute)
@@ -131,8 +131,8 @@ func TestBackfillIsAnnouncedNotStreamed(t *testing.T) {
 // repeatedly asks for the events after the last id it saw, the way every replica reads
 // them. If a transaction could commit an id below one already visible, the reader would
 // step over it; with the events lock it sees every event exactly once.
-func TestEventIDsFollowCommitOrder(t *testing.T) {
-	s, _ := storetest.Open(t, store.Options{MaxConns: 12})
+func testEventIDsFollowCommitOrder(t *testing.T, l layout) {
+	s, _ := l.open(t, store.Options{MaxConns: 12})
 	const stations, batches, size = 4, 25, 20
 	for i := range stations {
 		storetest.AddStation(t, s, fmt.Sprintf("ST-%d", i))
@@ -184,8 +184,8 @@ func TestEventIDsFollowCommitOrder(t *testing.T) {
 	assert.Equal(t, ids, seen, "a reader following id order sees every event, once, in order")
 }
 
-func TestListenerAnnouncesNewEvents(t *testing.T) {
-	s, _ := storetest.Open(t, store.Options{})
+func testListenerAnnouncesNewEvents(t *testing.T, lay layout) {
+	s, _ := lay.open(t, store.Options{})
 	storetest.AddStation(t, s, station)
 	l, err := s.ListenEvents(t.Context())
 	require.NoError(t, err)
@@ -207,11 +207,11 @@ func TestListenerAnnouncesNewEvents(t *testing.T) {
 	assert.Equal(t, last, id, "the notification carries the highest new id")
 }
 
-func TestEventGapBoundsAndPrune(t *testing.T) {
+func testEventGapBoundsAndPrune(t *testing.T, l layout) {
 	var now atomic.Pointer[time.Time]
 	t0 := time.Now().UTC()
 	now.Store(&t0)
-	s, _ := storetest.Open(t, store.Options{})
+	s, _ := l.open(t, store.Options{})
 	storetest.AddStation(t, s, "A")
 	storetest.AddStation(t, s, "B")
 	ingest := func(st string, from uint64) {
@@ -271,10 +271,10 @@ func TestEventGapBoundsAndPrune(t *testing.T) {
 // silent station goes offline with a cloud alert and a status event, once; its next batch
 // brings it back and resolves the alert; a station alert with the same id number is a
 // different alert.
-func TestStationHealthOfflineThenOnline(t *testing.T) {
+func testStationHealthOfflineThenOnline(t *testing.T, l layout) {
 	var offset atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	s, _ := storetest.Open(t, store.Options{Now: clock})
+	s, _ := l.open(t, store.Options{Now: clock})
 	storetest.AddStation(t, s, "A")
 	storetest.AddStation(t, s, "SLOW")
 	storetest.AddStation(t, s, "NEVER") // never sent anything: not offline, unknown
@@ -367,8 +367,8 @@ func TestStationHealthOfflineThenOnline(t *testing.T) {
 // very bytes encoding/json makes of what the query API returns for the same rows: numbers
 // in Go's notation at every magnitude, strings escaped alike, times with trailing zeros
 // trimmed, map keys in byte order, optional members omitted.
-func TestEventDataIsWhatGoEncodes(t *testing.T) {
-	s, _ := storetest.Open(t, store.Options{})
+func testEventDataIsWhatGoEncodes(t *testing.T, l layout) {
+	s, _ := l.open(t, store.Options{})
 	storetest.AddStation(t, s, station)
 	values := []float64{0, math.Copysign(0, -1), 7.2, -123.456, 0.1 + 0.2, 1e-4, 0.0001234, 9.9e-5, 1.5e-5,
 		1e-6, -2.5e-6, 9.999999999999999e-7, 1e-7, 1e-100, 5e-324, 999999999999999.9, 1e15, 1.2345e20,

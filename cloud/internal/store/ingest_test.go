@@ -17,8 +17,8 @@ import (
 
 const station = "MH-PUNE-001"
 
-func TestIngestExactlyOnce(t *testing.T) {
-	s, url := storetest.Open(t, store.Options{})
+func testIngestExactlyOnce(t *testing.T, l layout) {
+	s, url := l.open(t, store.Options{})
 	storetest.AddStation(t, s, station)
 	start := time.Now().Add(-2 * time.Hour).UTC()
 	all := storetest.Readings(1, 300, start, 10*time.Second)
@@ -61,8 +61,8 @@ func shuffled(rs []wire.Reading) []wire.Reading {
 	return out
 }
 
-func TestIngestStoresEveryFieldVerbatim(t *testing.T) {
-	s, _ := storetest.Open(t, store.Options{})
+func testIngestStoresEveryFieldVerbatim(t *testing.T, l layout) {
+	s, _ := l.open(t, store.Options{})
 	storetest.AddStation(t, s, station)
 	nasty := []string{
 		`'; DROP TABLE measurements;--`, `"quoted" and 'single'`, `back\slash \\ \n`, `नदी 🌊 Ωμέγα`,
@@ -117,8 +117,8 @@ func TestIngestStoresEveryFieldVerbatim(t *testing.T) {
 	assert.Equal(t, nasty[0], st.Agent)
 }
 
-func TestIngestRejectsWhatTheDatabaseCannotHold(t *testing.T) {
-	s, url := storetest.Open(t, store.Options{})
+func testIngestRejectsWhatTheDatabaseCannotHold(t *testing.T, l layout) {
+	s, url := l.open(t, store.Options{})
 	storetest.AddStation(t, s, station)
 	now := time.Now().UTC()
 	tests := []struct {
@@ -153,8 +153,8 @@ func TestIngestRejectsWhatTheDatabaseCannotHold(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrInvalid, "a batch of another station")
 }
 
-func TestAlertsFollowTheNewestTransition(t *testing.T) {
-	s, url := storetest.Open(t, store.Options{})
+func testAlertsFollowTheNewestTransition(t *testing.T, l layout) {
+	s, url := l.open(t, store.Options{})
 	storetest.AddStation(t, s, station)
 	t0 := time.Now().Add(-time.Hour).UTC()
 	opened := storetest.Alert(1, 7, "opened", "active", t0)
@@ -206,8 +206,8 @@ func TestAlertsFollowTheNewestTransition(t *testing.T) {
 	assert.Equal(t, uint64(8), since[0].ID)
 }
 
-func TestLatestValuesKeepTheNewestUsable(t *testing.T) {
-	s, _ := storetest.Open(t, store.Options{})
+func testLatestValuesKeepTheNewestUsable(t *testing.T, l layout) {
+	s, _ := l.open(t, store.Options{})
 	storetest.AddStation(t, s, station)
 	t0 := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
 	r := func(seq uint64, at time.Time, v float64, q, src string) wire.Reading {

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/purehealth/purehealth/cloud/internal/pgtest"
+	"github.com/purehealth/purehealth/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }

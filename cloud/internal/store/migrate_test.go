@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/purehealth/purehealth/cloud/internal/pgtest"
 	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/internal/pgtest"
 )
 
 func tables(t *testing.T, url string) []string {

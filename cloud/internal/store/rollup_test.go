@@ -41,8 +41,8 @@ func expectRollups(rs []wire.Reading, size time.Duration) map[store.RollupPositi
 	return out
 }
 
-func TestRollupsMatchAnIndependentComputation(t *testing.T) {
-	s, _ := storetest.Open(t, store.Options{})
+func testRollupsMatchAnIndependentComputation(t *testing.T, l layout) {
+	s, _ := l.open(t, store.Options{})
 	storetest.AddStation(t, s, station)
 	rng := rand.New(rand.NewPCG(1, 2))
 	// Three days of readings every 7 minutes, values random, sent in overlapping batches
@@ -121,8 +121,8 @@ func checkRollups(t *testing.T, s *store.Store, all []wire.Reading) {
 // TestConcurrentOverlappingBatchesCountOnce sends overlapping batches of one station from
 // several goroutines at once, as an agent retrying over several connections might: each
 // reading is stored, counted in its buckets and published once.
-func TestConcurrentOverlappingBatchesCountOnce(t *testing.T) {
-	s, _ := storetest.Open(t, store.Options{MaxConns: 8})
+func testConcurrentOverlappingBatchesCountOnce(t *testing.T, l layout) {
+	s, _ := l.open(t, store.Options{MaxConns: 8})
 	storetest.AddStation(t, s, station)
 	start := time.Now().UTC().Add(-3 * time.Hour)
 	all := storetest.Readings(1, 1200, start, 5*time.Second)

@@ -10,15 +10,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/purehealth/purehealth/cloud/internal/pgtest"
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/cloud/internal/storetest"
+	"github.com/purehealth/purehealth/internal/pgtest"
 )
 
 func ptr[T any](v T) *T { return &v }
 
-func TestStationsAndTokens(t *testing.T) {
-	s, url := storetest.Open(t, store.Options{})
+func testStationsAndTokens(t *testing.T, l layout) {
+	s, url := l.open(t, store.Options{})
 	token, err := s.AddStation(t.Context(), store.NewStation{ID: station, Name: "Mula-Mutha at Sangam",
 		Class: "c", Lat: ptr(18.5286), Lon: ptr(73.8567)})
 	require.NoError(t, err)

@@ -4,13 +4,15 @@ package storetest
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/purehealth/purehealth/cloud/internal/pgtest"
 	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/internal/pgtest"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
@@ -21,6 +23,66 @@ func Migrated(t testing.TB) string {
 	url := pgtest.New(t)
 	_, err := store.Migrate(t.Context(), url, store.MigrateOptions{})
 	require.NoError(t, err, "migrate")
+	return url
+}
+
+// EnvTimescaleURL names an existing server that loads TimescaleDB
+// (shared_preload_libraries=timescaledb), for the tests of the TimescaleDB layout; its user
+// must be allowed to create databases. Without it, those tests start a private server
+// when the local PostgreSQL installation has the extension, and skip otherwise.
+const EnvTimescaleURL = "PH_TEST_TIMESCALEDB_URL"
+
+// Layout is a storage layout the store's tests run on: NewDB returns a fresh database
+// migrated to it, dropped when the test ends.
+type Layout struct {
+	Mode  store.Mode
+	NewDB func(t testing.TB) string
+}
+
+// Open returns a Store on a fresh database of the layout, closed when the test ends.
+func (l Layout) Open(t testing.TB, opts store.Options) (*store.Store, string) {
+	t.Helper()
+	url := l.NewDB(t)
+	return OpenURL(t, url, opts), url
+}
+
+// Plain is the plain PostgreSQL layout, on pgtest's server.
+func Plain() Layout {
+	return Layout{Mode: store.ModePlain, NewDB: func(t testing.TB) string {
+		t.Helper()
+		return migrate(t, pgtest.New(t), store.ModePlain)
+	}}
+}
+
+// Timescale is the TimescaleDB layout: on the server EnvTimescaleURL names, or else on a
+// private server started for t (stopped when t ends) that preloads the extension. It
+// skips t, saying why, when TimescaleDB cannot be loaded.
+func Timescale(t testing.TB) Layout {
+	t.Helper()
+	admin := os.Getenv(EnvTimescaleURL)
+	if admin == "" {
+		lib, err := pgtest.LibDir()
+		if err == nil {
+			_, err = os.Stat(filepath.Join(lib, "timescaledb.so"))
+		}
+		if err != nil {
+			t.Skipf("TimescaleDB cannot be loaded here (%v), and %s names no server that loads it: "+
+				"the TimescaleDB layout is not tested", err, EnvTimescaleURL)
+		}
+		// Telemetry off: tests reach no address outside the machine.
+		srv := pgtest.Start(t, "shared_preload_libraries=timescaledb", "timescaledb.telemetry_level=off")
+		admin = srv.URL("postgres")
+	}
+	return Layout{Mode: store.ModeTimescale, NewDB: func(t testing.TB) string {
+		t.Helper()
+		return migrate(t, pgtest.NewOn(t, admin), store.ModeTimescale)
+	}}
+}
+
+func migrate(t testing.TB, url string, mode store.Mode) string {
+	t.Helper()
+	_, err := store.Migrate(t.Context(), url, store.MigrateOptions{Mode: mode})
+	require.NoError(t, err, "migrate to the %s layout", mode)
 	return url
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/purehealth/purehealth/firmware-sim/internal/device"
 	"github.com/purehealth/purehealth/firmware-sim/internal/probepayload"
+	"github.com/purehealth/purehealth/internal/periodic"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -273,7 +274,7 @@ func (s *Server) Stats() Stats {
 // every goroutine it started (the library's and the observers') has stopped; nil when ctx
 // ended, the error otherwise. Call it once.
 func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
-	tick := &ticker{stop: make(chan struct{}), every: periodicTick}
+	tick := periodic.New(periodicTick)
 	srv := udp.NewServer(
 		options.WithHandlerFunc(s.handle),
 		options.WithMaxMessageSize(maxMessageSize),
@@ -284,7 +285,7 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 		}),
 		options.WithRequestMonitor(s.requestMonitor),
 		options.WithOnNewConn(s.onNewConn),
-		options.WithPeriodicRunner(tick.run),
+		options.WithPeriodicRunner(tick.Run),
 		options.WithErrors(func(err error) { s.log.Debug("coap library", "err", err) }),
 	)
 	var stopper sync.WaitGroup
@@ -310,7 +311,7 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
-	tick.close()
+	tick.Close()
 	if ctx.Err() != nil {
 		return nil
 	}

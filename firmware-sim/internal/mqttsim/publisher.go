@@ -3,13 +3,13 @@ package mqttsim
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/purehealth/purehealth/firmware-sim/internal/device"
+	"github.com/purehealth/purehealth/internal/backoff"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -285,7 +285,8 @@ func (s *sensor) ensureConnected(ctx context.Context) bool {
 	}
 	s.log.Warn("connection lost; reconnecting")
 	s.disconnect() // fails what was still waiting and frees the client
-	backoff := 100 * time.Millisecond
+	// Jittered, so that many sensors do not reconnect in lockstep.
+	bo := backoff.New(100*time.Millisecond, 5*time.Second, backoff.Equal)
 	for attempt := 1; ; attempt++ {
 		c, err := s.dial(ctx)
 		if err == nil {
@@ -300,16 +301,9 @@ func (s *sensor) ensureConnected(ctx context.Context) bool {
 		if attempt == 1 || attempt%10 == 0 {
 			s.log.Warn("reconnect failed", "attempts", attempt, "err", err)
 		}
-		// Full jitter around the backoff, so many sensors do not reconnect in lockstep.
-		d := backoff/2 + rand.N(backoff/2+1)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, bo.Next()) != nil {
 			return false
-		case <-t.C:
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

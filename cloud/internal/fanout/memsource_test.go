@@ -1,0 +1,157 @@
+package fanout_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/cloud/internal/fanout"
+	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/cloud/internal/storetest"
+)
+
+// memSource is a Source that keeps its events in memory: a small real implementation,
+// so that the hub's tests need no database. Events get ids in the order they are added.
+// It is safe for concurrent use.
+type memSource struct {
+	mu       sync.Mutex
+	evs      []store.Event // id order; pruning removes the oldest
+	lastID   int64
+	stations map[string]bool
+	seq      map[string]uint64 // next reading seq per station
+	added    chan struct{}     // closed and replaced whenever events are added
+}
+
+func newMemSource() *memSource {
+	return &memSource{stations: map[string]bool{}, seq: map[string]uint64{}, added: make(chan struct{})}
+}
+
+func (m *memSource) Follow(ctx context.Context, recent int, start func(int64, []store.Event), publish func([]store.Event)) error {
+	m.mu.Lock()
+	last := m.lastID
+	after := max(0, last-int64(recent))
+	tail := m.selectLocked(fanout.ReplayQuery{After: after, Upto: last})
+	m.mu.Unlock()
+	start(after, tail)
+	for cursor := last; ; {
+		m.mu.Lock()
+		added := m.added
+		evs := m.selectLocked(fanout.ReplayQuery{After: cursor, Upto: m.lastID})
+		m.mu.Unlock()
+		if len(evs) > 0 {
+			publish(evs)
+			cursor = evs[len(evs)-1].ID
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-added:
+		}
+	}
+}
+
+func (m *memSource) IDBefore(_ context.Context, t time.Time) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i, _ := slices.BinarySearchFunc(m.evs, t, func(e store.Event, t time.Time) int { return e.CreatedAt.Compare(t) })
+	if i == 0 {
+		return 0, nil
+	}
+	return m.evs[i-1].ID, nil
+}
+
+func (m *memSource) Replay(_ context.Context, q fanout.ReplayQuery, send func(store.Event) error) error {
+	m.mu.Lock()
+	var first int64
+	if len(m.evs) > 0 {
+		first = m.evs[0].ID
+	}
+	last, evs := m.lastID, m.selectLocked(q)
+	m.mu.Unlock()
+	gap := store.EventGap{Count: len(evs)}
+	if len(evs) > 0 {
+		gap.FirstCreated = evs[0].CreatedAt
+	}
+	if err := q.Check(first, last, gap); err != nil {
+		return err
+	}
+	for _, e := range evs {
+		if err := send(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *memSource) KnownStation(_ context.Context, id string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stations[id], nil
+}
+
+// selectLocked returns the events in (q.After, q.Upto] of q.Stations (all when nil).
+func (m *memSource) selectLocked(q fanout.ReplayQuery) []store.Event {
+	var out []store.Event
+	for _, e := range m.evs {
+		if e.ID > q.After && e.ID <= q.Upto && (q.Stations == nil || slices.Contains(q.Stations, e.Station)) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// The backend methods.
+
+func (m *memSource) addStation(_ testing.TB, id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stations[id] = true
+}
+
+func (m *memSource) ingest(t testing.TB, station string, n int) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seq[station] == 0 {
+		m.seq[station] = 1
+	}
+	now := time.Now().UTC()
+	for _, r := range storetest.Readings(m.seq[station], n, now.Add(-time.Hour), time.Millisecond) {
+		data, err := json.Marshal(r)
+		require.NoError(t, err)
+		m.lastID++
+		m.evs = append(m.evs, store.Event{ID: m.lastID, Station: station, Type: store.EventReading,
+			Time: r.Time, Data: data, CreatedAt: now})
+	}
+	m.seq[station] += uint64(n)
+	close(m.added)
+	m.added = make(chan struct{})
+}
+
+func (m *memSource) events(_ testing.TB, after int64, stations ...string) []store.Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	q := fanout.ReplayQuery{After: after, Upto: m.lastID}
+	if len(stations) > 0 {
+		q.Stations = stations
+	}
+	return m.selectLocked(q)
+}
+
+func (m *memSource) lastEventID(testing.TB) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastID
+}
+
+func (m *memSource) prune(_ testing.TB, before time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.evs = slices.DeleteFunc(m.evs, func(e store.Event) bool { return e.CreatedAt.Before(before) })
+}
