@@ -34,6 +34,7 @@ func TestNormalize(t *testing.T) {
 		{"EC", "mS/cm", 1.2, Conductivity, 1200, "uS/cm"},
 		{"conductivity", "µS/cm", 850, Conductivity, 850, "uS/cm"},
 		{"conductivity", "μS/cm", 850, Conductivity, 850, "uS/cm"},
+		{"conductivity", "µmhos/cm", 850, Conductivity, 850, "uS/cm"}, // as CPCB prints it
 		{"chlorophyll-a", "µg/L", 14, Chla, 14, "ug/L"},
 		{"Water Level", "m", 541.25, WaterLevel, 541.25, "m"},
 		{"stage", "cm", 250, WaterLevel, 2.5, "m"},

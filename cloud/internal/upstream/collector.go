@@ -14,6 +14,10 @@ import (
 
 // Source fetches one round from an upstream service: what it has published since cursor
 // ("" on the first round). A source that cannot resume returns everything each time.
+//
+// A round that failed in part (one station of many) returns what it got together with
+// the error; the cursor it returns must not pass what failed. A round that got nothing
+// returns an empty Batch.
 type Source interface {
 	Fetch(ctx context.Context, cursor string) (Batch, error)
 }
@@ -92,7 +96,8 @@ func (c *Collector) Name() string { return c.name }
 // Collect runs one round: fetch since the saved cursor, keep the first of duplicate keys,
 // grade, store, save the new cursor. It returns the round's error (also kept in Status);
 // a failed round changes nothing stored and leaves the cursor where it was, so the next
-// one repeats it.
+// one repeats it. What a partly failed round did get is stored, and the round still
+// counts as failed.
 func (c *Collector) Collect(ctx context.Context) error {
 	c.round.Lock()
 	defer c.round.Unlock()
@@ -117,9 +122,12 @@ func (c *Collector) collect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("upstream %s: read cursor: %w", c.name, err)
 	}
-	b, err := c.src.Fetch(ctx, cursor)
-	if err != nil {
-		return fmt.Errorf("upstream %s: %w", c.name, err)
+	b, fetchErr := c.src.Fetch(ctx, cursor)
+	if fetchErr != nil {
+		fetchErr = fmt.Errorf("upstream %s: %w", c.name, fetchErr)
+		if len(b.Readings) == 0 && b.Cursor == "" {
+			return fetchErr
+		}
 	}
 	if b.Skipped == nil {
 		b.Skipped = Counts{}
@@ -156,7 +164,7 @@ func (c *Collector) collect(ctx context.Context) error {
 			s.Newest = r.Time.UTC()
 		}
 	}
-	return nil
+	return fetchErr
 }
 
 // prepare sets the provenance, drops non-finite values and repeated keys, and grades.

@@ -143,6 +143,25 @@ func TestCursorMovesOnlyWhenStored(t *testing.T) {
 	assert.Equal(t, []string{"", ""}, src.cursors)
 }
 
+func TestPartialRound(t *testing.T) {
+	src := &rounds{results: []func(string) (upstream.Batch, error){
+		func(string) (upstream.Batch, error) {
+			return upstream.Batch{Readings: []upstream.Reading{reading("MH-PUNE-001", telemetry.Turbidity, 40, day)},
+				Cursor: "2025-06-09"}, errors.New("MH-SANGLI-001: 503 Service Unavailable")
+		},
+	}}
+	sink, cursors := &upstreamtest.Sink{}, &upstreamtest.Cursors{}
+	c, err := upstream.NewCollector("satellite", src, sink, cursors, nil, nil)
+	require.NoError(t, err)
+	require.ErrorContains(t, c.Collect(t.Context()), "MH-SANGLI-001: 503")
+	assert.Len(t, sink.Current(), 1, "what the round got is kept")
+	cur, _ := cursors.Cursor(t.Context(), "satellite")
+	assert.Equal(t, "2025-06-09", cur)
+	st := c.Status()
+	assert.EqualValues(t, 1, st.Failures)
+	assert.EqualValues(t, 1, st.New)
+}
+
 func TestNewCollectorChecks(t *testing.T) {
 	_, err := upstream.NewCollector("", &rounds{}, &upstreamtest.Sink{}, &upstreamtest.Cursors{}, nil, nil)
 	assert.ErrorContains(t, err, "name")

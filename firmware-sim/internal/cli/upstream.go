@@ -81,7 +81,7 @@ Without a key the gateway answers 400 {"error": "Authorization field missing"}; 
 --api-key set, another key gets 403 {"error": "Key not authorised"}.
 
 --revise-after after the start the resource is republished (updated_date moves) with the
-newest Pune BOD corrected.
+newest Pune BOD corrected; POST /_sim/revise republishes it at once.
 
 Stations (NWMP code, our station):
 ` + ogdStationList() + `

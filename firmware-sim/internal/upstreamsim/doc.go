@@ -19,7 +19,8 @@
 // DELETE /_sim/fault clears the queue; GET /_sim/fault lists it. Config.Fault and
 // Config.FaultRate add random faults. 429 carries Retry-After (seconds at the OGD
 // gateway, milliseconds at the Statistical API), 5xx an nginx error page, slow an answer
-// after Config.SlowDelay, malformed a page cut in half.
+// after Config.SlowDelay, malformed a page cut in half. POST /_sim/revise republishes the
+// OGD resource at once with its corrected value.
 //
 // A server serves once: build it with NewOGD or NewStatistics, then Serve, which returns after
 // ctx ends and its connections are closed. Handlers are safe for concurrent use.

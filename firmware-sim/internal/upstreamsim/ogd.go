@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -81,7 +82,8 @@ type OGDConfig struct {
 	// Months of monthly samples per station, up to the month of the start.
 	Months int
 	// ReviseAfter is when, after the start, CPCB republishes the resource with one
-	// corrected value (the newest Pune BOD); negative: never.
+	// corrected value (the newest Pune BOD); negative: never (POST /_sim/revise
+	// republishes at once).
 	ReviseAfter time.Duration
 	// Fault and FaultRate add random faults to that share of requests.
 	Fault     Fault
@@ -104,6 +106,27 @@ type OGD struct {
 	faults  *faults
 
 	requests, pages atomic.Int64
+
+	mu       sync.Mutex
+	reviseAt time.Time // when the resource is republished; zero: never
+}
+
+// revisionTime returns when the resource is republished, if ever.
+func (s *OGD) revisionTime() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reviseAt, !s.reviseAt.IsZero()
+}
+
+// serveRevise republishes the resource now (POST /_sim/revise), unless it was already.
+func (s *OGD) serveRevise(w http.ResponseWriter, _ *http.Request) {
+	now := s.cfg.Now().UTC().Truncate(time.Second)
+	s.mu.Lock()
+	if s.reviseAt.IsZero() || now.Before(s.reviseAt) {
+		s.reviseAt = now
+	}
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // ogdRecord is one sample: its fields' JSON values in schema order.
@@ -153,6 +176,9 @@ func NewOGD(cfg OGDConfig, log *slog.Logger) (*OGD, error) {
 	}
 	s := &OGD{cfg: cfg, log: log, start: cfg.Now().UTC().Truncate(time.Second),
 		faults: newFaults(cfg.Fault, cfg.FaultRate, cfg.Seed)}
+	if cfg.ReviseAfter > 0 {
+		s.reviseAt = s.start.Add(cfg.ReviseAfter)
+	}
 	s.build()
 	return s, nil
 }
@@ -329,6 +355,7 @@ func (s *OGD) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /resource/{id}", s.serveResource)
 	mux.HandleFunc("/_sim/fault", s.faults.control)
+	mux.HandleFunc("POST /_sim/revise", s.serveRevise)
 	return mux
 }
 
@@ -407,10 +434,11 @@ func (s *OGD) page(q map[string][]string, offset, limit int, now time.Time) []by
 		}
 		filters[i] = vs[0]
 	}
-	revised := s.cfg.ReviseAfter > 0 && !now.Before(s.start.Add(s.cfg.ReviseAfter))
 	updated := s.start
+	at, due := s.revisionTime()
+	revised := due && !now.Before(at)
 	if revised {
-		updated = s.start.Add(s.cfg.ReviseAfter)
+		updated = at
 	}
 	bodIndex := slices.IndexFunc(ogdFields, func(f struct{ id, name, typ string }) bool { return f.id == "bod" })
 	var matched []int

@@ -201,6 +201,21 @@ func TestOGDRevisesAfterAWhile(t *testing.T) {
 	assert.Equal(t, 1, changed)
 }
 
+func TestOGDRevisionOnDemand(t *testing.T) {
+	_, srv, clk := newOGD(t, OGDConfig{Months: 3, ReviseAfter: -1})
+	u := srv.URL + "/resource/" + DefaultResourceID + "?api-key=any&limit=1"
+	_, _, before := get(t, u)
+	clk.t = simStart.Add(time.Hour)
+	_, _, still := get(t, u)
+	assert.Equal(t, decode(t, before)["updated_date"], decode(t, still)["updated_date"], "never by itself")
+	resp, err := http.Post(srv.URL+"/_sim/revise", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+	_, _, after := get(t, u)
+	assert.Equal(t, simStart.Add(time.Hour).Format("2006-01-02T15:04:05Z"), decode(t, after)["updated_date"])
+}
+
 func TestOGDFaultsOnDemand(t *testing.T) {
 	s, srv, _ := newOGD(t, OGDConfig{RetryAfter: 7 * time.Second})
 	base := srv.URL + "/resource/" + DefaultResourceID + "?api-key=any"

@@ -40,6 +40,9 @@ const (
 	CollectionLOTL2 = "landsat-ot-l2"  // B0 = ST_B10
 )
 
+// crs84 is longitude, latitude on WGS 84, the CRS of GeoJSON.
+const crs84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
 // baseline04 is the day Sentinel-2 processing baseline 04.00 started adding
 // BOA_ADD_OFFSET = -1000 to L2A digital numbers (ESA, 25 January 2022).
 var baseline04 = time.Date(2022, 1, 25, 0, 0, 0, 0, time.UTC)
@@ -225,10 +228,12 @@ type statsRequest struct {
 		Bounds struct {
 			BBox     []float64 `json:"bbox"`
 			Geometry *struct {
-				Type        string          `json:"type"`
-				Coordinates [][][2]float64  `json:"coordinates"`
-				Properties  json.RawMessage `json:"properties"`
+				Type        string         `json:"type"`
+				Coordinates [][][2]float64 `json:"coordinates"`
 			} `json:"geometry"`
+			Properties struct {
+				CRS string `json:"crs"`
+			} `json:"properties"`
 		} `json:"bounds"`
 		Data []struct {
 			Type       string `json:"type"`
@@ -339,7 +344,7 @@ func (s *Statistics) plan(req *statsRequest) (*query, error) {
 	}
 	rx, ry := req.Aggregation.ResX, req.Aggregation.ResY
 	if !(rx > 0 && ry > 0) {
-		return nil, errors.New("aggregation: resx and resy (metres) are required")
+		return nil, errors.New("aggregation: resx and resy are required")
 	}
 	ring, err := ringOf(req)
 	if err != nil {
@@ -347,6 +352,14 @@ func (s *Statistics) plan(req *statsRequest) (*query, error) {
 	}
 	lat, lon, area := centroidArea(ring)
 	q.lat, q.lon = lat, lon
+	switch crs := req.Input.Bounds.Properties.CRS; crs {
+	case "", crs84, "http://www.opengis.net/def/crs/EPSG/0/4326":
+		// Resolutions in the units of the bounds' CRS: degrees.
+		rx *= 111320 * math.Cos(lat*math.Pi/180)
+		ry *= 110540
+	default:
+		return nil, fmt.Errorf("bounds.properties.crs %q: the simulator serves CRS84", crs)
+	}
 	q.pixels = int(math.Round(area / (rx * ry)))
 	switch {
 	case q.pixels < 1:

@@ -71,7 +71,7 @@ func statsBody(collection string, from, to time.Time, maxCloud float64, res floa
 			"timeRange":           map[string]any{"from": from.Format(time.RFC3339), "to": to.Format(time.RFC3339)},
 			"aggregationInterval": map[string]any{"of": "P1D"},
 			"evalscript":          `//VERSION=3\nfunction setup(){return {input:[...], output:[{id:"water", bands:3},{id:"dataMask",bands:1}]}}`,
-			"resx":                res, "resy": res,
+			"resx":                res / (111320 * math.Cos(pune.Lat*math.Pi/180)), "resy": res / 110540,
 		},
 	}
 	b, _ := json.Marshal(req)
