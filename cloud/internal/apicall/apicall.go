@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -298,6 +299,30 @@ func (e *StatusError) Error() string {
 
 // Unwrap returns the sentinel of the status's class (ErrUnauthorized, ...).
 func (e *StatusError) Unwrap() error { return e.kind }
+
+// ReadSecret returns a credential given inline (value) or in a file (its content without
+// surrounding blanks), so that keys can stay out of configuration files. name says what
+// the credential is in errors ("api_key"); giving both or neither is an error, as is an
+// empty file.
+func ReadSecret(name, value, file string) (string, error) {
+	switch {
+	case value != "" && file != "":
+		return "", fmt.Errorf("%s and %s_file are exclusive", name, name)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s_file: %w", name, err)
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "" {
+			return "", fmt.Errorf("%s_file %s is empty", name, file)
+		}
+		return s, nil
+	case value == "":
+		return "", fmt.Errorf("%s or %s_file is required", name, name)
+	}
+	return value, nil
+}
 
 // Redact returns u as text with the values of secret query parameters replaced.
 func (c *Client) redact(u *url.URL) string {

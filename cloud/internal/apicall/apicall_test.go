@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -263,5 +265,29 @@ func TestMessage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, Message([]byte(tt.body)), "%q", tt.body)
+	}
+}
+
+func TestReadSecret(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "key")
+	require.NoError(t, os.WriteFile(file, []byte("  k3y\n"), 0o600))
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
+
+	got, err := ReadSecret("api_key", "inline", "")
+	require.NoError(t, err)
+	assert.Equal(t, "inline", got)
+	got, err = ReadSecret("api_key", "", file)
+	require.NoError(t, err)
+	assert.Equal(t, "k3y", got)
+	for _, tt := range []struct{ value, file, want string }{
+		{"a", file, "api_key and api_key_file are exclusive"},
+		{"", "", "api_key or api_key_file is required"},
+		{"", empty, "is empty"},
+		{"", filepath.Join(dir, "missing"), "api_key_file:"},
+	} {
+		_, err := ReadSecret("api_key", tt.value, tt.file)
+		assert.ErrorContains(t, err, tt.want)
 	}
 }

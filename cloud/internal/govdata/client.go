@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -160,32 +159,25 @@ func New(o Options, log *slog.Logger) (*Client, error) {
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		bad("base_url %q: want an http or https URL", o.BaseURL)
 	}
-	key := o.APIKey
-	switch {
-	case o.APIKey != "" && o.APIKeyFile != "":
-		bad("api_key and api_key_file are exclusive")
-	case o.APIKeyFile != "":
-		b, err := os.ReadFile(o.APIKeyFile)
-		if err != nil {
-			bad("api_key_file: %v", err)
-		}
-		key = strings.TrimSpace(string(b))
-		if err == nil && key == "" {
-			bad("api_key_file %s is empty", o.APIKeyFile)
-		}
-	}
+	key, keyErr := apicall.ReadSecret("api_key", o.APIKey, o.APIKeyFile)
 	switch o.Kind {
 	case OGD:
 		if o.ResourceID == "" || strings.ContainsAny(o.ResourceID, "/?#") {
 			bad("resource_id %q: want the dataset's resource id", o.ResourceID)
 		}
-		if key == "" {
-			bad("api_key or api_key_file is required (data.gov.in refuses requests without one)")
+		if keyErr != nil {
+			bad("%v (data.gov.in refuses requests without a key)", keyErr)
 		}
 		if o.APIKeyParam == "" {
 			o.APIKeyParam = "api-key"
 		}
 	case CWC, IMD:
+		if o.APIKey == "" && o.APIKeyFile == "" {
+			key, keyErr = "", nil // these services need no key by default
+		}
+		if keyErr != nil {
+			errs = append(errs, keyErr)
+		}
 		if o.Method != http.MethodGet && o.Method != http.MethodPost {
 			bad("method %q: want GET or POST", o.Method)
 		}

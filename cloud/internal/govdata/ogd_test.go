@@ -159,6 +159,17 @@ func newTestClient(t testing.TB, o Options) *Client {
 	return c
 }
 
+// inMemory returns the replayed gateway with faults queued and a client that reaches it
+// in memory, for tests under testing/synctest.
+func inMemory(t *testing.T, faults ...string) (*ogdReplay, *Client) {
+	t.Helper()
+	h := newOGDReplay(t)
+	h.fault(faults...)
+	o := nwmpOptions("https://api.data.gov.in")
+	o.HTTP.HTTPClient = apicalltest.Client(h)
+	return h, newTestClient(t, o)
+}
+
 // The recorded resource: 8 records on 3 pages, every missing-value spelling.
 var nwmpSkipped = upstream.Counts{
 	MissingNA: 1, MissingEmpty: 1, MissingNaN: 1, MissingDash: 1, MissingNull: 1,
@@ -290,11 +301,7 @@ func TestOGDRetries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := newOGDReplay(t)
-				h.fault(tt.faults...)
-				o := nwmpOptions("https://api.data.gov.in")
-				o.HTTP.HTTPClient = apicalltest.Client(h)
-				c := newTestClient(t, o)
+				h, c := inMemory(t, tt.faults...)
 				start := time.Now()
 				b, err := c.Fetch(t.Context(), "")
 				require.NoError(t, err)
@@ -303,6 +310,7 @@ func TestOGDRetries(t *testing.T) {
 				assert.GreaterOrEqual(t, time.Since(start), tt.minWait)
 				assert.Equal(t, int64(3+len(slices.DeleteFunc(tt.faults, func(f string) bool { return f == "" }))),
 					c.Stats().Requests)
+				assert.Len(t, h.offsets(), int(c.Stats().Requests), "every attempt reached the gateway")
 			})
 		})
 	}
@@ -326,11 +334,7 @@ func TestOGDFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := newOGDReplay(t)
-				h.fault(tt.faults...)
-				o := nwmpOptions("https://api.data.gov.in")
-				o.HTTP.HTTPClient = apicalltest.Client(h)
-				c := newTestClient(t, o)
+				_, c := inMemory(t, tt.faults...)
 				c.key = tt.key // New refuses an empty key; the gateway's answer is what is tested
 				_, err := c.Fetch(t.Context(), "")
 				require.Error(t, err)

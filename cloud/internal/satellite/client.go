@@ -12,7 +12,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -137,19 +136,12 @@ func New(o Options, log *slog.Logger) (*Client, error) {
 			bad("%s %q: want an http or https URL", name, u)
 		}
 	}
-	secret := o.ClientSecret
-	switch {
-	case o.ClientSecret != "" && o.ClientSecretFile != "":
-		bad("client_secret and client_secret_file are exclusive")
-	case o.ClientSecretFile != "":
-		b, err := os.ReadFile(o.ClientSecretFile)
-		if err != nil {
-			bad("client_secret_file: %v", err)
-		}
-		secret = strings.TrimSpace(string(b))
+	secret, err := apicall.ReadSecret("client_secret", o.ClientSecret, o.ClientSecretFile)
+	if err != nil {
+		errs = append(errs, err)
 	}
-	if o.ClientID == "" || secret == "" {
-		bad("client_id and client_secret (or client_secret_file) are required")
+	if o.ClientID == "" {
+		bad("client_id is required")
 	}
 	if !(o.MaxCloudPct > 0 && o.MaxCloudPct <= 100) {
 		bad("max_cloud_pct %v: want more than 0 and at most 100", o.MaxCloudPct)

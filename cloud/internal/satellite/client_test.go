@@ -345,7 +345,7 @@ func TestNewChecksOptions(t *testing.T) {
 		Areas: map[string]Area{"bad id": {Lat: 95, Lon: 0, RadiusM: 10},
 			"MH-PUNE-001": {RadiusM: 10, Polygon: [][2]float64{{73, 18}, {74, 18}, {74, 19}}}}}, nil)
 	require.Error(t, err)
-	for _, want := range []string{"base_url", "client_id", "max_cloud_pct 120", "min_pixels -1", `turbidity "secchi"`,
+	for _, want := range []string{"base_url", "client_id is required", "client_secret or client_secret_file is required", "max_cloud_pct 120", "min_pixels -1", `turbidity "secchi"`,
 		`collections: "modis"`, `"bad id" is not a station id`, "lat 95", "polygon and radius_m are exclusive"} {
 		assert.ErrorContains(t, err, want)
 	}

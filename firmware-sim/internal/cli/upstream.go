@@ -32,7 +32,8 @@ func (f *faultFlags) register(cmd *cobra.Command, retryAfter time.Duration, unit
 	fs.DurationVar(&f.retryAfter, "retry-after", retryAfter, "Retry-After of a 429, sent in "+unit)
 }
 
-func (f *faultFlags) check() (upstreamsim.Fault, []error) {
+// check resolves the flags, collecting every problem.
+func (f *faultFlags) check() (upstreamsim.FaultConfig, []error) {
 	var problems []error
 	fault, err := upstreamsim.ParseFault(f.fault)
 	if err != nil {
@@ -44,7 +45,7 @@ func (f *faultFlags) check() (upstreamsim.Fault, []error) {
 	if f.slow < 0 || f.retryAfter < 0 {
 		problems = append(problems, fmt.Errorf("invalid slow or retry-after: must not be negative"))
 	}
-	return fault, problems
+	return upstreamsim.FaultConfig{Fault: fault, FaultRate: f.rate, SlowDelay: f.slow, RetryAfter: f.retryAfter}, problems
 }
 
 // faultControlHelp documents the fault control endpoint in --help.
@@ -93,7 +94,7 @@ The resource URL is printed on stdout once the server listens. SIGINT or SIGTERM
   ph-sim ogd --listen 127.0.0.1:0 --revise-after 30s --fault 502 --fault-rate 0.1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fault, problems := ff.check()
+			faults, problems := ff.check()
 			if _, _, err := net.SplitHostPort(listen); err != nil {
 				problems = append(problems, fmt.Errorf("invalid listen %q: want host:port", listen))
 			}
@@ -108,7 +109,7 @@ The resource URL is printed on stdout once the server listens. SIGINT or SIGTERM
 			}
 			srv, err := upstreamsim.NewOGD(upstreamsim.OGDConfig{
 				ResourceID: resource, APIKey: apiKey, Seed: seed, Months: months, ReviseAfter: reviseAfter,
-				Fault: fault, FaultRate: ff.rate, SlowDelay: ff.slow, RetryAfter: ff.retryAfter,
+				FaultConfig: faults,
 			}, d.log.With("component", "ogdsim"))
 			if err != nil {
 				return usage(cmd, err)
@@ -183,7 +184,7 @@ listens. SIGINT or SIGTERM stops it.`,
   ph-sim stats --listen 127.0.0.1:0 --client-id demo --client-secret s3cret --token-ttl 2m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fault, problems := ff.check()
+			faults, problems := ff.check()
 			if _, _, err := net.SplitHostPort(listen); err != nil {
 				problems = append(problems, fmt.Errorf("invalid listen %q: want host:port", listen))
 			}
@@ -197,8 +198,7 @@ listens. SIGINT or SIGTERM stops it.`,
 				return usage(cmd, oneLine(problems))
 			}
 			srv, err := upstreamsim.NewStatistics(upstreamsim.StatisticsConfig{
-				ClientID: clientID, ClientSecret: clientSecret, TokenTTL: ttl, Seed: seed,
-				Fault: fault, FaultRate: ff.rate, SlowDelay: ff.slow, RetryAfter: ff.retryAfter,
+				ClientID: clientID, ClientSecret: clientSecret, TokenTTL: ttl, Seed: seed, FaultConfig: faults,
 			}, d.log.With("component", "statssim"))
 			if err != nil {
 				return usage(cmd, err)

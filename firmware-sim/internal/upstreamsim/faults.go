@@ -48,6 +48,44 @@ func ParseFault(s string) (Fault, error) {
 	return "", fmt.Errorf("unknown fault %q (want one of %s)", s, strings.Join(names, ", "))
 }
 
+// FaultConfig is how a simulated service misbehaves besides the faults queued through
+// /_sim/fault. Zero values take the defaults.
+type FaultConfig struct {
+	// Fault hits FaultRate (0 to 1) of the requests at random.
+	Fault     Fault
+	FaultRate float64
+	// SlowDelay is how long FaultSlow holds an answer; default 30s.
+	SlowDelay time.Duration
+	// RetryAfter is what a 429 asks the client to wait (the service's own unit).
+	RetryAfter time.Duration
+}
+
+func (c *FaultConfig) withDefaults(retryAfter time.Duration) {
+	if f, err := ParseFault(string(c.Fault)); err == nil {
+		c.Fault = f // "none" is no fault
+	}
+	if c.SlowDelay == 0 {
+		c.SlowDelay = 30 * time.Second
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = retryAfter
+	}
+}
+
+func (c FaultConfig) check() []error {
+	var errs []error
+	if _, err := ParseFault(string(c.Fault)); err != nil {
+		errs = append(errs, err)
+	}
+	if c.FaultRate < 0 || c.FaultRate > 1 {
+		errs = append(errs, fmt.Errorf("fault rate %v: want 0 to 1", c.FaultRate))
+	}
+	if c.SlowDelay < 0 || c.RetryAfter < 0 {
+		errs = append(errs, errors.New("slow delay and retry-after must not be negative"))
+	}
+	return errs
+}
+
 // maxQueued bounds the faults waiting in the queue.
 const maxQueued = 10000
 
@@ -63,6 +101,9 @@ type queued struct {
 type faults struct {
 	random Fault
 	rate   float64
+	slow   time.Duration
+	// refuse answers an error fault (429, 5xx) the way the service does.
+	refuse func(http.ResponseWriter, Fault)
 
 	mu     sync.Mutex
 	queue  []queued
@@ -70,9 +111,27 @@ type faults struct {
 	served map[Fault]int
 }
 
-func newFaults(random Fault, rate float64, seed int64) *faults {
-	return &faults{random: random, rate: rate, served: map[Fault]int{},
-		rng: rand.New(rand.NewPCG(uint64(seed), 0x6661756c74))}
+func newFaults(c FaultConfig, seed int64, refuse func(http.ResponseWriter, Fault)) *faults {
+	return &faults{random: c.Fault, rate: c.FaultRate, slow: c.SlowDelay, refuse: refuse,
+		served: map[Fault]int{}, rng: rand.New(rand.NewPCG(uint64(seed), 0x6661756c74))}
+}
+
+// intercept takes the fault of a request (at an OGD offset, or -1): an error fault is
+// answered here and ok is false; a slow one is held first; the fault is returned for the
+// caller to apply to its body (FaultMalformed).
+func (f *faults) intercept(w http.ResponseWriter, r *http.Request, offset int) (fault Fault, ok bool) {
+	fault = f.next(r.URL.Path, offset)
+	switch fault {
+	case FaultRateLimit, FaultServer, FaultBadGateway, FaultUnavailable:
+		f.refuse(w, fault)
+		return fault, false
+	case FaultSlow:
+		if !hold(r, f.slow) {
+			// The client gave up or the server is stopping: no answer at all.
+			panic(http.ErrAbortHandler)
+		}
+	}
+	return fault, true
 }
 
 // next returns the fault for a request to path (at an OGD offset, or -1), taking it from
@@ -185,11 +244,10 @@ func gatewayPage(status int) string {
 		"</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 }
 
-// serveGatewayError answers a 5xx fault the way the gateway in front of a service does.
-func serveGatewayError(w http.ResponseWriter, status int, retryAfter string) {
-	if retryAfter != "" {
-		w.Header().Set("Retry-After", retryAfter)
-	}
+// serveGatewayError answers a 5xx fault the way the nginx gateway in front of a service
+// does.
+func serveGatewayError(w http.ResponseWriter, fault Fault) {
+	status, _ := strconv.Atoi(string(fault))
 	w.Header().Set("Content-Type", "text/html")
 	w.WriteHeader(status)
 	fmt.Fprint(w, gatewayPage(status))

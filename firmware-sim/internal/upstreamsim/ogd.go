@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/purehealth/purehealth/firmware-sim/internal/device"
+	"github.com/purehealth/purehealth/firmware-sim/internal/simhttp"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -85,13 +86,9 @@ type OGDConfig struct {
 	// corrected value (the newest Pune BOD); negative: never (POST /_sim/revise
 	// republishes at once).
 	ReviseAfter time.Duration
-	// Fault and FaultRate add random faults to that share of requests.
-	Fault     Fault
-	FaultRate float64
-	// SlowDelay is how long FaultSlow holds an answer; default 30s.
-	SlowDelay time.Duration
-	// RetryAfter is the Retry-After of a 429, in whole seconds; default 2s.
-	RetryAfter time.Duration
+	// FaultConfig adds random faults; a 429's RetryAfter is sent in whole seconds,
+	// default 2s.
+	FaultConfig
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -149,33 +146,22 @@ func NewOGD(cfg OGDConfig, log *slog.Logger) (*OGD, error) {
 	if cfg.ReviseAfter == 0 {
 		cfg.ReviseAfter = DefaultReviseAfter
 	}
-	if cfg.SlowDelay == 0 {
-		cfg.SlowDelay = 30 * time.Second
-	}
-	if cfg.RetryAfter == 0 {
-		cfg.RetryAfter = 2 * time.Second
-	}
+	cfg.FaultConfig.withDefaults(2 * time.Second)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	var errs []error
+	errs := cfg.FaultConfig.check()
 	if strings.ContainsAny(cfg.ResourceID, "/?#") {
 		errs = append(errs, fmt.Errorf("resource id %q: no '/', '?' or '#'", cfg.ResourceID))
 	}
 	if cfg.Months < 1 || cfg.Months > 600 {
 		errs = append(errs, fmt.Errorf("months %d: want 1 to 600", cfg.Months))
 	}
-	if cfg.FaultRate < 0 || cfg.FaultRate > 1 {
-		errs = append(errs, fmt.Errorf("fault rate %v: want 0 to 1", cfg.FaultRate))
-	}
-	if cfg.SlowDelay < 0 || cfg.RetryAfter < 0 {
-		errs = append(errs, errors.New("slow delay and retry-after must not be negative"))
-	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	s := &OGD{cfg: cfg, log: log, start: cfg.Now().UTC().Truncate(time.Second),
-		faults: newFaults(cfg.Fault, cfg.FaultRate, cfg.Seed)}
+	s := &OGD{cfg: cfg, log: log, start: cfg.Now().UTC().Truncate(time.Second)}
+	s.faults = newFaults(cfg.FaultConfig, cfg.Seed, s.refuse)
 	if cfg.ReviseAfter > 0 {
 		s.reviseAt = s.start.Add(cfg.ReviseAfter)
 	}
@@ -347,7 +333,7 @@ func (s *OGD) URL(addr net.Addr) string {
 
 // Serve answers on l until ctx ends; see the package comment. Call it once.
 func (s *OGD) Serve(ctx context.Context, l net.Listener) error {
-	return serve(ctx, l, s.Handler(), s.log, s.cfg.SlowDelay)
+	return simhttp.Serve(ctx, l, s.Handler(), s.log, s.cfg.SlowDelay)
 }
 
 // Handler serves the gateway and the fault control.
@@ -357,6 +343,16 @@ func (s *OGD) Handler() http.Handler {
 	mux.HandleFunc("/_sim/fault", s.faults.control)
 	mux.HandleFunc("POST /_sim/revise", s.serveRevise)
 	return mux
+}
+
+// refuse answers an error fault as the data.gov.in gateway does.
+func (s *OGD) refuse(w http.ResponseWriter, fault Fault) {
+	if fault != FaultRateLimit {
+		serveGatewayError(w, fault)
+		return
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.cfg.RetryAfter.Seconds()))))
+	gatewayError(w, http.StatusTooManyRequests, "API rate limit exceeded")
 }
 
 // gatewayError answers with the gateway's JSON error body.
@@ -398,20 +394,9 @@ func (s *OGD) serveResource(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	limit = min(limit, MaxOGDLimit)
-	fault := s.faults.next(r.URL.Path, offset)
-	switch fault {
-	case FaultRateLimit:
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.cfg.RetryAfter.Seconds()))))
-		gatewayError(w, http.StatusTooManyRequests, "API rate limit exceeded")
+	fault, ok := s.faults.intercept(w, r, offset)
+	if !ok {
 		return
-	case FaultServer, FaultBadGateway, FaultUnavailable:
-		status, _ := strconv.Atoi(string(fault))
-		serveGatewayError(w, status, "")
-		return
-	case FaultSlow:
-		if !hold(r, s.cfg.SlowDelay) {
-			panic(http.ErrAbortHandler)
-		}
 	}
 	s.pages.Add(1)
 	writeJSON(w, http.StatusOK, s.page(q, offset, limit, s.cfg.Now()), fault)

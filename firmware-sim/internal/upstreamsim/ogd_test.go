@@ -217,7 +217,7 @@ func TestOGDRevisionOnDemand(t *testing.T) {
 }
 
 func TestOGDFaultsOnDemand(t *testing.T) {
-	s, srv, _ := newOGD(t, OGDConfig{RetryAfter: 7 * time.Second})
+	s, srv, _ := newOGD(t, OGDConfig{FaultConfig: FaultConfig{RetryAfter: 7 * time.Second}})
 	base := srv.URL + "/resource/" + DefaultResourceID + "?api-key=any"
 	control(t, srv.URL, url.Values{"kind": {"429"}})
 	control(t, srv.URL, url.Values{"kind": {"502"}, "count": {"2"}})
@@ -251,7 +251,7 @@ func TestOGDFaultsOnDemand(t *testing.T) {
 }
 
 func TestOGDSlowFaultEndsWithTheClient(t *testing.T) {
-	_, srv, _ := newOGD(t, OGDConfig{SlowDelay: time.Hour})
+	_, srv, _ := newOGD(t, OGDConfig{FaultConfig: FaultConfig{SlowDelay: time.Hour}})
 	control(t, srv.URL, url.Values{"kind": {"slow"}})
 	c := &http.Client{Timeout: 200 * time.Millisecond}
 	_, err := c.Get(srv.URL + "/resource/" + DefaultResourceID + "?api-key=any")
@@ -260,7 +260,7 @@ func TestOGDSlowFaultEndsWithTheClient(t *testing.T) {
 }
 
 func TestOGDConfigChecks(t *testing.T) {
-	_, err := NewOGD(OGDConfig{ResourceID: "a/b", Months: -1, FaultRate: 2}, nil)
+	_, err := NewOGD(OGDConfig{ResourceID: "a/b", Months: -1, FaultConfig: FaultConfig{FaultRate: 2}}, nil)
 	require.Error(t, err)
 	for _, want := range []string{"resource id", "months", "fault rate"} {
 		assert.ErrorContains(t, err, want)

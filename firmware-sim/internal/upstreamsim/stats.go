@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/purehealth/purehealth/firmware-sim/internal/device"
+	"github.com/purehealth/purehealth/firmware-sim/internal/simhttp"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -56,13 +57,9 @@ type StatisticsConfig struct {
 	TokenTTL time.Duration
 	// Seed selects the simulated rivers and skies.
 	Seed int64
-	// RetryAfter is a 429's retry-after header, sent in milliseconds; default 1500ms.
-	RetryAfter time.Duration
-	// Fault and FaultRate add random faults to that share of statistics requests.
-	Fault     Fault
-	FaultRate float64
-	// SlowDelay is how long FaultSlow holds an answer; default 30s.
-	SlowDelay time.Duration
+	// FaultConfig adds random faults; a 429's RetryAfter is sent in milliseconds,
+	// default 1500ms.
+	FaultConfig
 	// Now is the clock of token expiry; default time.Now.
 	Now func() time.Time
 }
@@ -88,30 +85,20 @@ func NewStatistics(cfg StatisticsConfig, log *slog.Logger) (*Statistics, error) 
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
-	if cfg.RetryAfter == 0 {
-		cfg.RetryAfter = DefaultRetryAfterMS
-	}
-	if cfg.SlowDelay == 0 {
-		cfg.SlowDelay = 30 * time.Second
-	}
+	cfg.FaultConfig.withDefaults(DefaultRetryAfterMS)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	var errs []error
+	errs := cfg.FaultConfig.check()
 	if cfg.TokenTTL < time.Second {
 		errs = append(errs, fmt.Errorf("token ttl %s: at least 1s", cfg.TokenTTL))
-	}
-	if cfg.FaultRate < 0 || cfg.FaultRate > 1 {
-		errs = append(errs, fmt.Errorf("fault rate %v: want 0 to 1", cfg.FaultRate))
-	}
-	if cfg.SlowDelay < 0 || cfg.RetryAfter < 0 {
-		errs = append(errs, errors.New("slow delay and retry-after must not be negative"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Statistics{cfg: cfg, log: log, faults: newFaults(cfg.Fault, cfg.FaultRate, cfg.Seed),
-		tokens: map[string]time.Time{}}, nil
+	s := &Statistics{cfg: cfg, log: log, tokens: map[string]time.Time{}}
+	s.faults = newFaults(cfg.FaultConfig, cfg.Seed, s.refuse)
+	return s, nil
 }
 
 // URLs returns the API's base URL and its token URL for a server listening on addr.
@@ -122,7 +109,7 @@ func (s *Statistics) URLs(addr net.Addr) (base, token string) {
 
 // Serve answers on l until ctx ends; see the package comment. Call it once.
 func (s *Statistics) Serve(ctx context.Context, l net.Listener) error {
-	return serve(ctx, l, s.Handler(), s.log, s.cfg.SlowDelay)
+	return simhttp.Serve(ctx, l, s.Handler(), s.log, s.cfg.SlowDelay)
 }
 
 // Counters returns what the server has served. Safe for concurrent use.
@@ -152,15 +139,9 @@ func (s *Statistics) serveToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed form body")
 		return
 	}
-	fault := s.faults.next(r.URL.Path, -1)
-	switch fault {
-	case FaultRateLimit, FaultServer, FaultBadGateway, FaultUnavailable:
-		s.serveFault(w, fault)
+	fault, ok := s.faults.intercept(w, r, -1)
+	if !ok {
 		return
-	case FaultSlow:
-		if !hold(r, s.cfg.SlowDelay) {
-			panic(http.ErrAbortHandler)
-		}
 	}
 	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "Unsupported grant_type")
@@ -209,17 +190,16 @@ func apiError(w http.ResponseWriter, status int, msg, code string) {
 	writeJSON(w, status, []byte(body), FaultNone)
 }
 
-func (s *Statistics) serveFault(w http.ResponseWriter, fault Fault) {
-	switch fault {
-	case FaultRateLimit:
-		// The Copernicus APIs count retry-after in milliseconds.
-		w.Header().Set("Retry-After", strconv.FormatInt(s.cfg.RetryAfter.Milliseconds(), 10))
-		body := `{"status":429,"reason":"Too Many Requests","message":"You have exceeded the rate limit of your account.","code":"RATE_LIMIT_EXCEEDED"}`
-		writeJSON(w, http.StatusTooManyRequests, []byte(body), FaultNone)
-	default:
-		status, _ := strconv.Atoi(string(fault))
-		serveGatewayError(w, status, "")
+// refuse answers an error fault as the Copernicus services do.
+func (s *Statistics) refuse(w http.ResponseWriter, fault Fault) {
+	if fault != FaultRateLimit {
+		serveGatewayError(w, fault)
+		return
 	}
+	// The Copernicus APIs count retry-after in milliseconds.
+	w.Header().Set("Retry-After", strconv.FormatInt(s.cfg.RetryAfter.Milliseconds(), 10))
+	body := `{"status":429,"reason":"Too Many Requests","message":"You have exceeded the rate limit of your account.","code":"RATE_LIMIT_EXCEEDED"}`
+	writeJSON(w, http.StatusTooManyRequests, []byte(body), FaultNone)
 }
 
 // statsRequest is the part of a Statistical API request the simulator reads.
@@ -272,15 +252,9 @@ func (s *Statistics) serveStatistics(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusUnauthorized, "Your request has expired. Please refresh your credentials.", "COMMON_UNAUTHORIZED")
 		return
 	}
-	fault := s.faults.next(r.URL.Path, -1)
-	switch fault {
-	case FaultRateLimit, FaultServer, FaultBadGateway, FaultUnavailable:
-		s.serveFault(w, fault)
+	fault, ok := s.faults.intercept(w, r, -1)
+	if !ok {
 		return
-	case FaultSlow:
-		if !hold(r, s.cfg.SlowDelay) {
-			panic(http.ErrAbortHandler)
-		}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxStatsBody)
 	var req statsRequest

@@ -216,7 +216,7 @@ func TestStatisticsLandsat(t *testing.T) {
 }
 
 func TestStatisticsRateLimitAndErrors(t *testing.T) {
-	_, srv, _ := newStatistics(t, StatisticsConfig{RetryAfter: 2500 * time.Millisecond})
+	_, srv, _ := newStatistics(t, StatisticsConfig{FaultConfig: FaultConfig{RetryAfter: 2500 * time.Millisecond}})
 	_, v := token(t, srv.URL, creds)
 	tok := v["access_token"].(string)
 	control(t, srv.URL, url.Values{"kind": {"429"}, "path": {"/api/v1/statistics"}})
