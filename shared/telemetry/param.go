@@ -27,6 +27,16 @@ const (
 	Turbidity    Param = "turbidity"
 	Conductivity Param = "conductivity"
 	Chla         Param = "chla"
+
+	// Hydrological and weather context from CWC, IMD and station gauges. They explain
+	// water quality (a flood dilutes, the first rain of the monsoon flushes drains) but are
+	// no inputs of the WQI. Air temperature is its own parameter so that a weather
+	// station's reading never stands in for the water's temperature (which the DO
+	// saturation depends on).
+	WaterLevel Param = "water_level"
+	Discharge  Param = "discharge"
+	Rainfall   Param = "rainfall"
+	AirTemp    Param = "air_temp"
 )
 
 // Range is a closed interval of values.
@@ -61,6 +71,21 @@ var params = map[Param]ParamInfo{
 	Turbidity:    {Turbidity, "NTU", Range{0, 10000}, Range{0, 5000}},
 	Conductivity: {Conductivity, "uS/cm", Range{0, 200000}, Range{0, 15000}},
 	Chla:         {Chla, "ug/L", Range{0, 1000}, Range{0, 500}},
+	// Water level is a gauge reading or a level above mean sea level, as CWC publishes it:
+	// physically anything between the deepest land depression (-430 m) and the highest
+	// gauged rivers (about 5000 m); plausibly at most a few metres below a gauge's zero and
+	// below the Sahyadri crest (about 1500 m) in Maharashtra.
+	WaterLevel: {WaterLevel, "m", Range{-500, 6000}, Range{-5, 1500}},
+	// Discharge: the Amazon's floods (about 3e5 m3/s) bound it; the Godavari's largest
+	// floods (about 1e5 m3/s) bound what a Maharashtra river plausibly carries.
+	Discharge: {Discharge, "m3/s", Range{0, 400000}, Range{0, 100000}},
+	// Rainfall over the reporting period (a day, sometimes a month): the largest monthly
+	// total ever recorded (Cherrapunji, July 1861, about 9300 mm) bounds it; Mahabaleshwar's
+	// wettest months (about 3000 mm) bound what is plausible in Maharashtra.
+	Rainfall: {Rainfall, "mm", Range{0, 10000}, Range{0, 3000}},
+	// Air temperature: the records of the Earth's surface bound it; the extremes of the
+	// Deccan and the Vidarbha heat (about 2 and 48 °C) with a margin what is plausible.
+	AirTemp: {AirTemp, "degC", Range{-90, 60}, Range{-2, 50}},
 }
 
 // Params returns every canonical parameter, sorted by name.
@@ -77,6 +102,17 @@ func Params() []Param {
 func Info(p Param) (ParamInfo, bool) {
 	info, ok := params[p]
 	return info, ok
+}
+
+// Context reports whether p describes the river's hydrology or the weather rather than its
+// water quality: such values explain the others and are shown beside them, but they are
+// no input of the WQI and no quality criterion applies to them.
+func (p Param) Context() bool {
+	switch p {
+	case WaterLevel, Discharge, Rainfall, AirTemp:
+		return true
+	}
+	return false
 }
 
 // Valid reports whether p is a canonical parameter.
@@ -100,6 +136,15 @@ var paramAliases = map[string]Param{
 	"electrical_conductivity": Conductivity, "specific_conductance": Conductivity,
 	"spc":  Conductivity,
 	"chla": Chla, "chl_a": Chla, "chlorophyll": Chla, "chlorophyll_a": Chla, "chl": Chla,
+	"water_level": WaterLevel, "waterlevel": WaterLevel, "level": WaterLevel,
+	"river_level": WaterLevel, "river_water_level": WaterLevel, "stage": WaterLevel,
+	"gauge": WaterLevel, "gauge_height": WaterLevel, "wl": WaterLevel,
+	"discharge": Discharge, "flow": Discharge, "streamflow": Discharge,
+	"river_discharge": Discharge, "q": Discharge,
+	"rainfall": Rainfall, "rain": Rainfall, "precipitation": Rainfall, "precip": Rainfall,
+	"rf":       Rainfall,
+	"air_temp": AirTemp, "air_temperature": AirTemp, "airtemp": AirTemp, "tair": AirTemp,
+	"air_temp_c": AirTemp,
 }
 
 // fold lower-cases s and turns spaces, hyphens and dots into underscores, so "Dissolved

@@ -34,7 +34,20 @@ func TestNormalize(t *testing.T) {
 		{"EC", "mS/cm", 1.2, Conductivity, 1200, "uS/cm"},
 		{"conductivity", "µS/cm", 850, Conductivity, 850, "uS/cm"},
 		{"conductivity", "μS/cm", 850, Conductivity, 850, "uS/cm"},
+		{"conductivity", "µmhos/cm", 850, Conductivity, 850, "uS/cm"}, // as CPCB prints it
 		{"chlorophyll-a", "µg/L", 14, Chla, 14, "ug/L"},
+		{"Water Level", "m", 541.25, WaterLevel, 541.25, "m"},
+		{"stage", "cm", 250, WaterLevel, 2.5, "m"},
+		{"gauge", "ft", 10, WaterLevel, 3.048, "m"},
+		{"discharge", "cumecs", 120, Discharge, 120, "m3/s"},
+		{"flow", "m³/s", 120, Discharge, 120, "m3/s"},
+		{"Discharge", "cusecs", 10000, Discharge, 283.16846592, "m3/s"},
+		{"Q", "l/s", 2500, Discharge, 2.5, "m3/s"},
+		{"rainfall", "mm", 12.5, Rainfall, 12.5, "mm"},
+		{"Rain", "cm", 1.25, Rainfall, 12.5, "mm"},
+		{"precipitation", "in", 1, Rainfall, 25.4, "mm"},
+		{"Air Temperature", "°C", 31.5, AirTemp, 31.5, "degC"},
+		{"air_temp", "degF", 95, AirTemp, 35, "degC"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.param+"/"+tt.unit, func(t *testing.T) {
@@ -59,6 +72,8 @@ func TestNormalizeRejects(t *testing.T) {
 		{"made-up unit", "do", "furlongs", 7, ErrUnitMismatch, "furlongs"},
 		{"NaN", "ph", "", math.NaN(), ErrNotFinite, "ph"},
 		{"Inf", "do", "", math.Inf(1), ErrNotFinite, "do"},
+		{"level in a flow unit", "water_level", "m3/s", 3, ErrUnitMismatch, "discharge"},
+		{"rain in degrees", "rainfall", "degC", 3, ErrUnitMismatch, "temp"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,6 +96,27 @@ func TestEveryParamHasInfoAndCanonicalUnit(t *testing.T) {
 		assert.Equal(t, info.Unit, u)
 		assert.True(t, info.Physical.Min <= info.Plausible.Min && info.Plausible.Max <= info.Physical.Max,
 			"%s: plausible range must lie inside the physical range", p)
+	}
+}
+
+func TestContextParams(t *testing.T) {
+	for _, p := range Params() {
+		want := p == WaterLevel || p == Discharge || p == Rainfall || p == AirTemp
+		assert.Equal(t, want, p.Context(), "%s", p)
+	}
+	for p, unit := range map[Param]string{WaterLevel: "m", Discharge: "m3/s", Rainfall: "mm", AirTemp: "degC"} {
+		info, ok := Info(p)
+		require.True(t, ok, p)
+		assert.Equal(t, unit, info.Unit, "%s (contract unit)", p)
+		assert.True(t, info.Physical.Contains(0), "%s: zero is physical", p)
+	}
+	// A Deccan river's level above sea level, a flood and a cloudburst stay plausible.
+	for _, c := range []struct {
+		p Param
+		v float64
+	}{{WaterLevel, 545}, {Discharge, 30000}, {Rainfall, 944}, {AirTemp, 46}} {
+		info, _ := Info(c.p)
+		assert.True(t, info.Plausible.Contains(c.v), "%s %v plausible", c.p, c.v)
 	}
 }
 

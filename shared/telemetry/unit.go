@@ -25,7 +25,8 @@ var identity = linear{1, 0}
 // Choices worth stating: CFU/100mL is accepted for fecal coliform as equivalent to MPN (the
 // two methods differ but are reported interchangeably in Indian monitoring data); FNU and
 // FTU are accepted as NTU (ISO 7027 vs EPA 180.1 instruments agree within their error on
-// river water); ppm is mg/L for dilute water.
+// river water); ppm is mg/L for dilute water. Indian hydrology reports discharge in cumecs
+// (m3/s) or cusecs (ft3/s) and gauges in metres or feet.
 var unitsByParam = map[Param]map[string]linear{
 	PH: {"": identity, "ph": identity, "ph_units": identity, "ph_unit": identity, "-": identity},
 	DO: {"": identity, "mg/l": identity, "ppm": identity, "mg_l": identity, "mgl": identity},
@@ -36,19 +37,33 @@ var unitsByParam = map[Param]map[string]linear{
 		"cfu/100_ml": identity},
 	TDS: {"": identity, "mg/l": identity, "ppm": identity, "mg_l": identity,
 		"g/l": {1000, 0}, "ppt": {1000, 0}},
-	Temp: {"": identity, "degc": identity, "°c": identity, "c": identity,
-		"celsius": identity, "deg_c": identity, "℃": identity,
-		"degf": {5.0 / 9.0, -32 * 5.0 / 9.0}, "°f": {5.0 / 9.0, -32 * 5.0 / 9.0},
-		"f": {5.0 / 9.0, -32 * 5.0 / 9.0}, "fahrenheit": {5.0 / 9.0, -32 * 5.0 / 9.0},
-		"deg_f": {5.0 / 9.0, -32 * 5.0 / 9.0}, "℉": {5.0 / 9.0, -32 * 5.0 / 9.0},
-		"k": {1, -273.15}, "kelvin": {1, -273.15}},
+	Temp:      temperatureUnits,
+	AirTemp:   temperatureUnits,
 	Turbidity: {"": identity, "ntu": identity, "fnu": identity, "ftu": identity},
 	Conductivity: {"": identity, "us/cm": identity, "µs/cm": identity,
-		"μs/cm": identity, "umho/cm": identity, "µmho/cm": identity,
+		"μs/cm": identity, "umho/cm": identity, "µmho/cm": identity, "μmho/cm": identity,
+		"umhos/cm": identity, "µmhos/cm": identity, "μmhos/cm": identity,
 		"ms/cm": {1000, 0}, "s/m": {10000, 0}, "ms/m": {10, 0}},
 	Chla: {"": identity, "ug/l": identity, "µg/l": identity, "μg/l": identity,
 		"mg/m3": identity, "mg/m^3": identity, "mg/m³": identity},
+	WaterLevel: {"": identity, "m": identity, "metre": identity, "meter": identity,
+		"metres": identity, "meters": identity, "cm": {0.01, 0}, "ft": {0.3048, 0},
+		"feet": {0.3048, 0}},
+	Discharge: {"": identity, "m3/s": identity, "m^3/s": identity, "m³/s": identity,
+		"cumec": identity, "cumecs": identity, "l/s": {0.001, 0},
+		"ft3/s": {0.3048 * 0.3048 * 0.3048, 0}, "cusec": {0.3048 * 0.3048 * 0.3048, 0},
+		"cusecs": {0.3048 * 0.3048 * 0.3048, 0}},
+	Rainfall: {"": identity, "mm": identity, "cm": {10, 0}, "in": {25.4, 0},
+		"inch": {25.4, 0}, "inches": {25.4, 0}},
 }
+
+// temperatureUnits are the spellings of water and air temperature.
+var temperatureUnits = map[string]linear{"": identity, "degc": identity, "°c": identity,
+	"c": identity, "celsius": identity, "deg_c": identity, "℃": identity,
+	"degf": {5.0 / 9.0, -32 * 5.0 / 9.0}, "°f": {5.0 / 9.0, -32 * 5.0 / 9.0},
+	"f": {5.0 / 9.0, -32 * 5.0 / 9.0}, "fahrenheit": {5.0 / 9.0, -32 * 5.0 / 9.0},
+	"deg_f": {5.0 / 9.0, -32 * 5.0 / 9.0}, "℉": {5.0 / 9.0, -32 * 5.0 / 9.0},
+	"k": {1, -273.15}, "kelvin": {1, -273.15}}
 
 // foldUnit lower-cases a unit and removes inner spaces ("MPN/100 mL" → "mpn/100ml").
 func foldUnit(u string) string {

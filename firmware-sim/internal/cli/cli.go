@@ -115,7 +115,8 @@ func newRootCommand(stderr io.Writer) *cobra.Command {
 		Short: "Simulated water-quality probes and upstream services for Pure Health",
 		Long: `ph-sim simulates the devices and services around a Pure Health station: probes
 publishing realistic readings of Maharashtra rivers (diurnal cycles, the monsoon,
-pollution events, probe faults) and, as a load generator, many sensors at once.`,
+pollution events, probe faults), as a load generator many sensors at once, and the
+government open data and satellite statistics services the cloud reads.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs, // so a mistyped command is an error, not the help
@@ -138,6 +139,7 @@ pollution events, probe faults) and, as a load generator, many sensors at once.`
 	root.AddCommand(serialCommands(d)...)
 	root.AddCommand(networkProbeCommands(d)...)
 	root.AddCommand(newStationCommand(d))
+	root.AddCommand(upstreamCommands(d)...)
 	return root
 }
 

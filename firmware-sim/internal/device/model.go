@@ -26,6 +26,10 @@ const (
 	kChla
 	kEvent
 	kNoise
+	kWaterLevel
+	kDischarge
+	kRainfall
+	kAirTemp
 )
 
 // paramKeys maps each parameter to its key part.
@@ -33,6 +37,8 @@ var paramKeys = map[telemetry.Param]uint64{
 	telemetry.PH: kPH, telemetry.DO: kDO, telemetry.BOD: kBOD, telemetry.FC: kFC,
 	telemetry.TDS: kTDS, telemetry.Temp: kTemp, telemetry.Turbidity: kTurbidity,
 	telemetry.Conductivity: kConductivity, telemetry.Chla: kChla,
+	telemetry.WaterLevel: kWaterLevel, telemetry.Discharge: kDischarge,
+	telemetry.Rainfall: kRainfall, telemetry.AirTemp: kAirTemp,
 }
 
 // Model is the river at one station. It is immutable and safe for concurrent use.
@@ -51,7 +57,7 @@ func New(st Station, seed int64) *Model {
 func (m *Model) Station() Station { return m.station }
 
 // Supported reports whether the model produces values for p. Every canonical parameter is
-// supported.
+// supported, the hydrological context (water level, discharge, rainfall) included.
 func Supported(p telemetry.Param) bool {
 	_, ok := paramKeys[p]
 	return ok
@@ -178,9 +184,46 @@ func (m *Model) Value(p telemetry.Param, t time.Time) float64 {
 		// Algae bloom in the warm, slow, nutrient-rich dry season and are flushed out by the
 		// monsoon.
 		v = pr.Chla * (1 - 0.6*d.monsoon) * math.Exp(0.3*slow(72*time.Hour)) * (1 + 0.05*noise)
+	case telemetry.Discharge:
+		v = m.discharge(d) * (1 + 0.01*noise)
+	case telemetry.WaterLevel:
+		// A power-law rating curve (stage grows with about the 0.4th power of discharge,
+		// as for a natural channel): about 1 m of water at a dry-season flow of 10 m3/s,
+		// 6 m in a flood a hundred times larger.
+		v = pr.GaugeZero + 0.4*math.Pow(m.discharge(d), 0.4) + 0.005*noise
+	case telemetry.Rainfall:
+		v = m.rainfall(t)
+	case telemetry.AirTemp:
+		// Air swings more than water, over the day and the year; monsoon clouds damp both
+		// and cool the afternoons.
+		v = pr.Temp + 1 + 2*pr.TempAnnualAmp*annual(d.doy) - 2.5*d.monsoon +
+			5.5*(1-0.5*d.monsoon)*d.diurnal + 1.2*slow(48*time.Hour) + 0.1*noise
 	}
 	info, _ := telemetry.Info(p)
 	return math.Min(math.Max(v, info.Plausible.Min), info.Plausible.Max)
+}
+
+// discharge is the river's flow without measurement noise, m3/s.
+func (m *Model) discharge(d drivers) float64 {
+	pr := m.station.Profile
+	return pr.Discharge * (1 + (pr.MonsoonDischarge-1)*d.monsoon) * math.Exp(0.6*d.flow)
+}
+
+// rainfall is the rain of the IST day containing t, mm: a wet day comes with a probability
+// that grows from 4 % in the dry season to 84 % at the monsoon's height, and brings an
+// exponentially distributed amount whose mean makes the monsoon's average day MonsoonRain.
+func (m *Model) rainfall(t time.Time) float64 {
+	local := t.In(IST)
+	day := time.Date(local.Year(), local.Month(), local.Day(), 12, 0, 0, 0, IST)
+	mon := monsoon(float64(day.YearDay() - 1))
+	k := key(m.base, kRainfall, uint64(floorDiv(day.Unix(), 86400)))
+	wet := 0.04 + 0.8*mon
+	if unit(k) >= wet {
+		return 0
+	}
+	const dryShower = 5 // mm, a pre-monsoon thunderstorm
+	meanWet := dryShower + (m.station.Profile.MonsoonRain/0.84-dryShower)*mon
+	return math.Round(-meanWet*math.Log(1-unit(k^1))*10) / 10
 }
 
 // doSaturation is the dissolved oxygen concentration of air-saturated fresh water at 1 atm,

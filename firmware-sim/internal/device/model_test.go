@@ -139,6 +139,46 @@ func TestMonsoonVersusDrySeason(t *testing.T) {
 	}
 }
 
+// The hydrology follows the monsoon: a river in spate, a gauge that rises with it, and a
+// year's rain of the order the IMD normals give for each district (Pune about 700 mm,
+// Nashik 700, Sangli 550, Kolhapur 1100; June–September brings most of it).
+func TestHydrology(t *testing.T) {
+	rain := map[string][2]float64{
+		"MH-PUNE-001": {450, 1100}, "MH-NASHIK-001": {450, 1100},
+		"MH-SANGLI-001": {250, 700}, "MH-KOLHAPUR-001": {700, 1600},
+	}
+	for _, st := range Stations() {
+		t.Run(st.ID, func(t *testing.T) {
+			m := New(st, 5)
+			feb := mean(hourly(m, telemetry.Discharge, time.Date(2025, 2, 1, 0, 0, 0, 0, IST), 28*24))
+			jul := mean(hourly(m, telemetry.Discharge, time.Date(2025, 7, 1, 0, 0, 0, 0, IST), 31*24))
+			assert.Greater(t, jul/feb, 10.0, "July/February discharge (jul %.1f, feb %.1f)", jul, feb)
+			lvFeb := mean(hourly(m, telemetry.WaterLevel, time.Date(2025, 2, 1, 0, 0, 0, 0, IST), 28*24))
+			lvJul := mean(hourly(m, telemetry.WaterLevel, time.Date(2025, 7, 1, 0, 0, 0, 0, IST), 31*24))
+			assert.Greater(t, lvJul-lvFeb, 1.0, "the gauge rises in the monsoon (jul %.2f, feb %.2f)", lvJul, lvFeb)
+			assert.InDelta(t, st.Profile.GaugeZero+1, lvFeb, 1.5, "dry-season level near the gauge zero")
+			var year, monsoonRain float64
+			for day := range 365 {
+				at := time.Date(2025, 1, 1, 12, 0, 0, 0, IST).AddDate(0, 0, day)
+				r := m.Value(telemetry.Rainfall, at)
+				require.GreaterOrEqual(t, r, 0.0)
+				// The same day's total whatever the hour.
+				require.Equal(t, r, m.Value(telemetry.Rainfall, at.Add(-11*time.Hour)), "%v", at)
+				year += r
+				if at.Month() >= time.June && at.Month() <= time.September {
+					monsoonRain += r
+				}
+			}
+			want := rain[st.ID]
+			assert.True(t, year >= want[0] && year <= want[1], "annual rain %.0f mm, want %v", year, want)
+			may := mean(hourly(m, telemetry.AirTemp, time.Date(2025, 5, 1, 0, 0, 0, 0, IST), 31*24))
+			dec := mean(hourly(m, telemetry.AirTemp, time.Date(2025, 12, 1, 0, 0, 0, 0, IST), 31*24))
+			assert.Greater(t, may-dec, 4.0, "air: May %.1f °C, December %.1f °C", may, dec)
+			assert.Greater(t, monsoonRain/year, 0.7, "share of the rain in June–September")
+		})
+	}
+}
+
 func TestMonsoonIntensity(t *testing.T) {
 	tests := []struct {
 		date time.Time
@@ -170,7 +210,7 @@ func TestMonsoonIntensity(t *testing.T) {
 // they peak mid-afternoon and bottom out before dawn.
 func TestDiurnalCycle(t *testing.T) {
 	for _, st := range Stations() {
-		for _, p := range []telemetry.Param{telemetry.Temp, telemetry.DO, telemetry.PH} {
+		for _, p := range []telemetry.Param{telemetry.Temp, telemetry.DO, telemetry.PH, telemetry.AirTemp} {
 			t.Run(st.ID+"/"+string(p), func(t *testing.T) {
 				m := New(st, 11)
 				var byHour [24]float64
@@ -207,14 +247,19 @@ func TestDeterministic(t *testing.T) {
 				assert.Equal(t, want, a.Value(p, at), "second call at %v", at)
 			}
 			other := New(st, 6)
-			differ := 0
+			differ, from, step, want := 0, times[0], time.Minute, 90
+			if p == telemetry.Rainfall {
+				// One value a day, and dry days are zero whatever the seed: compare the
+				// monsoon's days.
+				from, step, want = time.Date(2025, 7, 1, 12, 0, 0, 0, IST), 24*time.Hour, 50
+			}
 			for i := range 100 {
-				at := times[0].Add(time.Duration(i) * time.Minute)
+				at := from.Add(time.Duration(i) * step)
 				if other.Value(p, at) != a.Value(p, at) {
 					differ++
 				}
 			}
-			assert.Greater(t, differ, 90, "another seed should give another series")
+			assert.Greater(t, differ, want, "another seed should give another series")
 		})
 	}
 }

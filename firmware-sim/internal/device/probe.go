@@ -166,7 +166,7 @@ func (pr *Probe) calibrated(v float64) float64 {
 // counts) rather than add to it (pH, DO, temperature).
 func multiplicative(p telemetry.Param) bool {
 	switch p {
-	case telemetry.PH, telemetry.DO, telemetry.Temp:
+	case telemetry.PH, telemetry.DO, telemetry.Temp, telemetry.AirTemp, telemetry.WaterLevel:
 		return false
 	}
 	return true
@@ -181,8 +181,10 @@ func faultScale(p telemetry.Param, v float64) float64 {
 		return 0.2
 	case telemetry.DO:
 		return 0.5
-	case telemetry.Temp:
+	case telemetry.Temp, telemetry.AirTemp:
 		return 0.8
+	case telemetry.WaterLevel:
+		return 0.05 // a radar or pressure gauge, a few centimetres
 	case telemetry.FC:
 		return 0.5 * v
 	}
@@ -197,8 +199,10 @@ func driftPerHour(p telemetry.Param, v float64) float64 {
 		return 0.1
 	case telemetry.DO:
 		return -0.5
-	case telemetry.Temp:
+	case telemetry.Temp, telemetry.AirTemp:
 		return 0.3
+	case telemetry.WaterLevel:
+		return 0.02 // silt on a pressure sensor
 	}
 	return 0.1 * v
 }
@@ -208,6 +212,7 @@ func driftPerHour(p telemetry.Param, v float64) float64 {
 var decimals = map[telemetry.Param]int{
 	telemetry.PH: 2, telemetry.DO: 2, telemetry.BOD: 1, telemetry.FC: 0, telemetry.TDS: 0,
 	telemetry.Temp: 2, telemetry.Turbidity: 1, telemetry.Conductivity: 0, telemetry.Chla: 1,
+	telemetry.WaterLevel: 2, telemetry.Discharge: 1, telemetry.Rainfall: 1, telemetry.AirTemp: 1,
 }
 
 // Decimals returns how many digits after the decimal point a probe of p reports.

@@ -46,6 +46,19 @@ type Profile struct {
 	// EventsPerMonth is how many pollution events (untreated sewage or industrial discharge,
 	// hours long) happen in a month on average.
 	EventsPerMonth float64
+
+	// Hydrology, as CWC and IMD publish it for the nearest gauge and rain station.
+
+	// GaugeZero is the level of the gauge's zero above mean sea level, m: the water level
+	// is GaugeZero plus the depth the rating curve gives for the discharge.
+	GaugeZero float64
+	// Discharge is the typical dry-season discharge, m3/s (for Pune and Kolhapur mostly
+	// the cities' sewage and dam releases).
+	Discharge float64
+	// MonsoonDischarge multiplies the discharge at the height of the monsoon.
+	MonsoonDischarge float64
+	// MonsoonRain is the mean daily rainfall at the height of the monsoon, mm.
+	MonsoonRain float64
 }
 
 // The baselines below are rough dry-season levels taken from the order of magnitude of the
@@ -68,6 +81,7 @@ var stations = []Station{
 			DODiurnalAmp: 1.0, PHDiurnalAmp: 0.15, DOMonsoonRise: 0.9,
 			MonsoonTurbidity: 6, MonsoonFCLog10: 0.4, MonsoonDilution: 0.55,
 			EventsPerMonth: 4,
+			GaugeZero:      542, Discharge: 12, MonsoonDischarge: 60, MonsoonRain: 6,
 		},
 	},
 	{
@@ -83,6 +97,7 @@ var stations = []Station{
 			DODiurnalAmp: 0.9, PHDiurnalAmp: 0.12, DOMonsoonRise: 0.7,
 			MonsoonTurbidity: 10, MonsoonFCLog10: 0.5, MonsoonDilution: 0.6,
 			EventsPerMonth: 2,
+			GaugeZero:      557, Discharge: 4, MonsoonDischarge: 120, MonsoonRain: 6,
 		},
 	},
 	{
@@ -97,6 +112,7 @@ var stations = []Station{
 			DODiurnalAmp: 0.6, PHDiurnalAmp: 0.1, DOMonsoonRise: 0.5,
 			MonsoonTurbidity: 15, MonsoonFCLog10: 0.5, MonsoonDilution: 0.55,
 			EventsPerMonth: 1,
+			GaugeZero:      534, Discharge: 40, MonsoonDischarge: 40, MonsoonRain: 3,
 		},
 	},
 	{
@@ -112,6 +128,7 @@ var stations = []Station{
 			DODiurnalAmp: 0.9, PHDiurnalAmp: 0.12, DOMonsoonRise: 0.8,
 			MonsoonTurbidity: 10, MonsoonFCLog10: 0.5, MonsoonDilution: 0.5,
 			EventsPerMonth: 3,
+			GaugeZero:      530, Discharge: 10, MonsoonDischarge: 80, MonsoonRain: 9,
 		},
 	},
 }

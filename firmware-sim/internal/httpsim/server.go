@@ -16,6 +16,7 @@ import (
 
 	"github.com/purehealth/purehealth/firmware-sim/internal/device"
 	"github.com/purehealth/purehealth/firmware-sim/internal/probepayload"
+	"github.com/purehealth/purehealth/firmware-sim/internal/simhttp"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -188,33 +189,7 @@ func (s *Server) Stats() Stats {
 // (cutting off responses held by FaultSlow) and returns nil; another error if serving
 // failed. Call it once.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		WriteTimeout:      s.cfg.SlowDelay + 30*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    8 << 10,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("serve http: %w", err)
-	case <-ctx.Done():
-	}
-	// Handlers see ctx end through their request context and return at once.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if err != nil {
-		err = errors.Join(err, srv.Close())
-	}
-	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	return err
+	return simhttp.Serve(ctx, l, s.Handler(), s.log, s.cfg.SlowDelay)
 }
 
 // Handler answers GET /<param>. Safe for concurrent use.
