@@ -30,7 +30,7 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
 	"github.com/purehealth/purehealth/cloud/internal/fusion"
 	"github.com/purehealth/purehealth/cloud/internal/ingest"
-	"github.com/purehealth/purehealth/cloud/internal/jobs"
+	"github.com/purehealth/purehealth/internal/jobs"
 	"github.com/purehealth/purehealth/cloud/internal/queryapi"
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/shared/version"
