@@ -37,7 +37,8 @@ type Sink interface {
 // the rest the stacks of its two goroutines), against about 91 KiB with mochi's defaults,
 // whose 8192-slot write queue alone is 64 KiB. 1000 clients fit in about 26 MiB.
 const (
-	DefaultMaxPacketSize   = 64 << 10 // bytes; also the largest payload Decode accepts
+	DefaultListen          = "127.0.0.1:1883" // the station's own network only
+	DefaultMaxPacketSize   = 64 << 10         // bytes; also the largest payload Decode accepts
 	DefaultMaxClients      = 1000
 	DefaultReceiveMaximum  = 1024 // QoS 1/2 publishes a client may have unacknowledged
 	DefaultMaxInflight     = 128  // outgoing QoS 1/2 messages kept per client until acked

@@ -82,8 +82,8 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 
 	sopts := spool.Options{
 		Path:      filepath.Join(cfg.DataDir, "agent.db"),
-		MaxBytes:  cfg.Buffer.MaxBytes,
-		Retention: cfg.Buffer.Retention,
+		MaxBytes:  int64(cfg.Buffer.MaxBytes),
+		Retention: cfg.Buffer.Retention.Std(),
 		NoSync:    cfg.Buffer.UnsafeNoFsync,
 		Logger:    log.With("component", "spool"),
 		OnEvict:   d.onEvict,
@@ -112,7 +112,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 	var expected []state.SensorSpec
 	for _, p := range cfg.Probes {
 		param, _ := telemetry.ParseParam(p.Param)
-		expected = append(expected, state.SensorSpec{Name: p.Name, Kind: p.Kind, Param: param, Interval: p.Interval})
+		expected = append(expected, state.SensorSpec{Name: p.Name, Kind: p.Kind, Param: param, Interval: p.Interval.Std()})
 	}
 	d.state = state.New(state.Options{
 		Station: cfg.Station.ID, Method: method,
@@ -131,7 +131,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		for _, t := range h.On {
 			on = append(on, alerting.Transition(t))
 		}
-		hooks = append(hooks, alerting.Hook{Command: h.Command, On: on, Timeout: h.Timeout})
+		hooks = append(hooks, alerting.Hook{Command: h.Command, On: on, Timeout: h.Timeout.Std()})
 	}
 	d.hooks = alerting.NewHooks(hooks, log.With("component", "hooks"))
 	d.alerts, err = alerting.New(alerting.Options{
@@ -145,13 +145,13 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 	}
 
 	d.pipeline = pipeline.New(pipeline.Options{
-		Station: cfg.Station.ID, HistoryInterval: cfg.WQI.HistoryInterval,
+		Station: cfg.Station.ID, HistoryInterval: cfg.WQI.HistoryInterval.Std(),
 		Logger: log.With("component", "pipeline"),
 	}, pipeline.Deps{
 		Store: storeAdapter{s: d.spool, stored: d.nudgeUplink},
 		Checker: validate.New(validate.Config{
 			SpikeSigma: cfg.Validation.SpikeSigma, FlatlineCount: cfg.Validation.FlatlineCount,
-			MaxFuture: cfg.Validation.MaxFuture, MaxPast: cfg.Validation.MaxPast,
+			MaxFuture: cfg.Validation.MaxFuture.Std(), MaxPast: cfg.Validation.MaxPast.Std(),
 		}),
 		State: d.state, Alerts: d.alerts, Clock: d.clock, Outputs: d.outputs,
 	})
@@ -163,7 +163,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 	}
 	bopts := broker.Options{
 		Station: cfg.Station.ID, Listen: cfg.MQTT.Listen, AllowAnonymous: cfg.MQTT.AllowAnonymous,
-		Users: users, Location: cfg.Location(), MaxPacketSize: cfg.MQTT.MaxPacketBytes,
+		Users: users, Location: cfg.Location(), MaxPacketSize: uint32(cfg.MQTT.MaxPacketBytes),
 		MaxClients: cfg.MQTT.MaxClients, Logger: log.With("component", "broker"),
 	}
 	if t := cfg.MQTT.TLS; t != nil {
@@ -185,9 +185,9 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		d.uplink, err = uplink.New(uplink.Options{
 			URL: u.URL, Station: cfg.Station.ID, Token: cfg.UplinkToken,
 			CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile,
-			Interval: u.Interval, BatchMax: u.BatchMax, LiveReadings: u.LiveReadings,
-			BackoffMax: u.BackoffMax, DailyBytes: u.DailyBytes,
-			ConnectTimeout: u.ConnectTimeout, RequestTimeout: u.RequestTimeout,
+			Interval: u.Interval.Std(), BatchMax: u.BatchMax, LiveReadings: u.LiveReadings,
+			BackoffMax: u.BackoffMax.Std(), DailyBytes: int64(u.DailyBytes),
+			ConnectTimeout: u.ConnectTimeout.Std(), RequestTimeout: u.RequestTimeout.Std(),
 			Logger: log.With("component", "uplink"),
 		}, d.spool, d.alerts)
 		if err != nil {
@@ -323,7 +323,7 @@ func (d *Daemon) raiseOverflow(ctx context.Context, ev spool.Eviction) {
 	d.alerts.Set(ctx, alerting.Condition{
 		Key: "buffer:overflow", Rule: alerting.RuleBufferOverflow, Severity: alerting.Critical,
 		Message: fmt.Sprintf("Buffer full (%s): unsent readings downsampled to hourly means: %d, dropped: %d; the uplink has been down too long",
-			mib(d.cfg.Buffer.MaxBytes), total.Downsampled, total.DroppedUnforwarded),
+			mib(int64(d.cfg.Buffer.MaxBytes)), total.Downsampled, total.DroppedUnforwarded),
 	}, true)
 }
 

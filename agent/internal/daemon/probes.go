@@ -43,7 +43,7 @@ func (d *Daemon) buildProbes(cfg *config.Config, log *slog.Logger) error {
 		case "serial":
 			sp, err := serialprobe.New(serialprobe.Config{
 				Station: cfg.Station.ID, Name: pc.Name, Param: param, Device: pc.Device,
-				Baud: pc.Baud, Interval: pc.Interval, Timeout: pc.Timeout,
+				Baud: pc.Baud, Interval: pc.Interval.Std(), Timeout: pc.Timeout.Std(),
 			}, d.pipeline, d.state, d.state, plog)
 			if err != nil {
 				return fmt.Errorf("probe %s: %w", pc.Name, err)
@@ -57,7 +57,7 @@ func (d *Daemon) buildProbes(cfg *config.Config, log *slog.Logger) error {
 		case "coap":
 			cp, err := coapprobe.New(coapprobe.Config{
 				Station: cfg.Station.ID, Name: pc.Name, Param: param, URL: pc.URL,
-				Interval: pc.Interval, Timeout: pc.Timeout, Observe: pc.Observe, Location: cfg.Location(),
+				Interval: pc.Interval.Std(), Timeout: pc.Timeout.Std(), Observe: pc.Observe, Location: cfg.Location(),
 			}, d.pipeline, d.state, plog)
 			if err != nil {
 				return fmt.Errorf("probe %s: %w", pc.Name, err)
@@ -68,7 +68,7 @@ func (d *Daemon) buildProbes(cfg *config.Config, log *slog.Logger) error {
 		case "http":
 			hp, err := httpprobe.New(httpprobe.Config{
 				Station: cfg.Station.ID, Name: pc.Name, Param: param, URL: pc.URL,
-				Interval: pc.Interval, Timeout: pc.Timeout, Location: cfg.Location(),
+				Interval: pc.Interval.Std(), Timeout: pc.Timeout.Std(), Location: cfg.Location(),
 			}, d.pipeline, d.state, plog)
 			if err != nil {
 				return fmt.Errorf("probe %s: %w", pc.Name, err)
@@ -152,7 +152,7 @@ func (d *Daemon) calibrate(ctx context.Context, name, point string, value float6
 // calibration is older than the configured age (or that was never calibrated since the
 // agent first ran it), and resolves it after a calibration.
 func (d *Daemon) checkCalibrations(ctx context.Context, now time.Time) {
-	due := d.cfg.Alerts.CalibrationDue
+	due := d.cfg.Alerts.CalibrationDue.Std()
 	for _, p := range d.probes {
 		if p.calibrate == nil {
 			continue

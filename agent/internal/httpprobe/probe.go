@@ -60,7 +60,7 @@ type Config struct {
 }
 
 const (
-	defaultInterval = 60 * time.Second
+	DefaultInterval = 60 * time.Second
 	maxTimeout      = 10 * time.Second
 	backoffBase     = time.Second
 	backoffMax      = 30 * time.Second
@@ -126,7 +126,7 @@ func New(cfg Config, sink Sink, health Health, log *slog.Logger) (*Probe, error)
 		return nil, fmt.Errorf("http probe %q: %w", cfg.Name, errors.Join(problems...))
 	}
 	if cfg.Interval == 0 {
-		cfg.Interval = defaultInterval
+		cfg.Interval = DefaultInterval
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = min(cfg.Interval, maxTimeout)

@@ -53,11 +53,15 @@ type Clock interface {
 // ErrWrongStation rejects an observation addressed to another station.
 var ErrWrongStation = errors.New("observation is for another station")
 
+// DefaultHistoryInterval is the least time between stored WQI history points of the same
+// class.
+const DefaultHistoryInterval = time.Minute
+
 // Options configures a Pipeline.
 type Options struct {
 	Station string
 	// HistoryInterval is the least time between stored WQI history points unless the
-	// class changes.
+	// class changes (0: DefaultHistoryInterval).
 	HistoryInterval time.Duration
 	Now             func() time.Time
 	Logger          *slog.Logger
@@ -107,7 +111,7 @@ func New(opts Options, deps Deps) *Pipeline {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.HistoryInterval <= 0 {
-		opts.HistoryInterval = time.Minute
+		opts.HistoryInterval = DefaultHistoryInterval
 	}
 	return &Pipeline{opts: opts, deps: deps, log: opts.Logger}
 }

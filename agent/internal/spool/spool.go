@@ -317,10 +317,10 @@ func Open(opts Options) (*Spool, error) {
 	case maxBytes < MinMaxBytes:
 		return nil, fmt.Errorf("%w: max bytes %d is below the minimum %d", ErrInvalid, maxBytes, MinMaxBytes)
 	}
-	if strconv.IntSize == 32 && maxBytes > MaxBytes32 {
+	if limit := MaxBytesOn(strconv.IntSize); maxBytes > limit {
 		log.Warn("buffer bound lowered: 32-bit systems cannot map a larger file",
-			"max_bytes", maxBytes, "limit", MaxBytes32)
-		maxBytes = MaxBytes32
+			"max_bytes", maxBytes, "limit", limit)
+		maxBytes = limit
 	}
 	if opts.Retention < 0 || opts.OpenTimeout < 0 || opts.MaxBatch < 0 {
 		return nil, fmt.Errorf("%w: negative retention, open timeout or max batch", ErrInvalid)
@@ -381,6 +381,15 @@ func Open(opts Options) (*Spool, error) {
 	s.measure()
 	go s.run()
 	return s, nil
+}
+
+// MaxBytesOn is the largest MaxBytes Open keeps on a system whose int has intSize bits
+// (strconv.IntSize): MaxBytes32 on 32-bit systems, and no limit of its own elsewhere.
+func MaxBytesOn(intSize int) int64 {
+	if intSize == 32 {
+		return MaxBytes32
+	}
+	return math.MaxInt64
 }
 
 func orDefault[T int | time.Duration](v, def T) T {

@@ -26,14 +26,33 @@ type SensorSpec struct {
 	Interval time.Duration // expected reporting interval; 0 = learn it from arrivals
 }
 
+// DefaultOfflineFactor is how many expected intervals a sensor may stay silent before it
+// counts as offline.
+const DefaultOfflineFactor = 3
+
+// DefaultFreshness returns how old the latest value of each WQI input may be and still
+// feed the index: 2 h for what probes measure continuously, 48 h for BOD and FC, which are
+// sampled rarely.
+func DefaultFreshness() map[telemetry.Param]time.Duration {
+	return map[telemetry.Param]time.Duration{
+		telemetry.PH:   2 * time.Hour,
+		telemetry.DO:   2 * time.Hour,
+		telemetry.Temp: 2 * time.Hour,
+		telemetry.BOD:  48 * time.Hour,
+		telemetry.FC:   48 * time.Hour,
+	}
+}
+
 // Options configures a Station.
 type Options struct {
 	Station     string
 	Method      wqi.DOMethod
 	PressureAtm float64
-	// Freshness bounds the age of a parameter's latest value that may feed the WQI.
+	// Freshness bounds the age of a parameter's latest value that may feed the WQI (nil:
+	// DefaultFreshness).
 	Freshness func(telemetry.Param) time.Duration
-	// OfflineFactor times the expected interval without a reading makes a sensor offline.
+	// OfflineFactor times the expected interval without a reading makes a sensor offline
+	// (0: DefaultOfflineFactor).
 	OfflineFactor float64
 	Expected      []SensorSpec
 }
@@ -89,7 +108,11 @@ type Station struct {
 // New returns a Station expecting opts.Expected.
 func New(opts Options) *Station {
 	if opts.OfflineFactor <= 0 {
-		opts.OfflineFactor = 3
+		opts.OfflineFactor = DefaultOfflineFactor
+	}
+	if opts.Freshness == nil {
+		def := DefaultFreshness()
+		opts.Freshness = func(p telemetry.Param) time.Duration { return def[p] }
 	}
 	s := &Station{opts: opts, latest: map[telemetry.Param]valueAt{}, sensors: map[string]*Sensor{},
 		values: make(map[telemetry.Param]float64, len(wqiParams))}
