@@ -38,12 +38,21 @@ type Store interface {
 	Ingest(ctx context.Context, station string, b *wire.Batch) (store.IngestResult, error)
 }
 
+// Defaults of Options. An agent sends a batch within 50 ms of new readings, and back to
+// back while a backlog drains: a station may send 20 batches a second, 50 at once.
+const (
+	DefaultRatePerStation = 20
+	DefaultBurst          = 50
+	DefaultMaxInFlight    = 16
+	DefaultRetryAfter     = 5 * time.Second
+)
+
 // Options tune the handler. Zero fields mean the defaults.
 type Options struct {
-	RatePerStation float64       // batches a second per station, default 2
-	Burst          int           // default 10
-	MaxInFlight    int           // batches being stored at once, default 16
-	RetryAfter     time.Duration // sent with 503, default 5s
+	RatePerStation float64       // batches a second per station
+	Burst          int           // batches a station may send at once
+	MaxInFlight    int           // batches being stored at once across stations
+	RetryAfter     time.Duration // sent with 503
 	Log            *slog.Logger  // default: discard
 }
 
@@ -78,16 +87,16 @@ type Stats struct {
 // New returns the handler.
 func New(st Store, opts Options) *Handler {
 	if opts.RatePerStation <= 0 {
-		opts.RatePerStation = 2
+		opts.RatePerStation = DefaultRatePerStation
 	}
 	if opts.Burst <= 0 {
-		opts.Burst = 10
+		opts.Burst = DefaultBurst
 	}
 	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 16
+		opts.MaxInFlight = DefaultMaxInFlight
 	}
 	if opts.RetryAfter <= 0 {
-		opts.RetryAfter = 5 * time.Second
+		opts.RetryAfter = DefaultRetryAfter
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
