@@ -140,10 +140,10 @@ func FuzzFrame(f *testing.F) {
 
 func TestOriginPatterns(t *testing.T) {
 	for _, p := range []string{"*", "**", "https://*", "?", "a["} {
-		assert.Error(t, checkOriginPattern(p), p)
+		assert.Error(t, CheckOriginPattern(p), p)
 	}
 	for _, p := range []string{"dash.example.org", "*.example.org", "https://dash.example.org", "localhost:*"} {
-		assert.NoError(t, checkOriginPattern(p), p)
+		assert.NoError(t, CheckOriginPattern(p), p)
 	}
 }
 
