@@ -216,8 +216,8 @@ func (b *Batch) Validate() error {
 	// at names a record's field; it runs only for the one that is refused (formatting
 	// every record's name cost as much as the checks).
 	at := func(list string, i int, name string) string { return fmt.Sprintf("%s[%d].%s", list, i, name) }
-	if b.Station == "" || len(b.Station) > 64 {
-		return bad("station", "must be 1–64 characters")
+	if !telemetry.ValidStationID(b.Station) {
+		return bad("station", "must be %s", telemetry.StationIDRule)
 	}
 	if n := len(b.Readings) + len(b.Alerts) + len(b.WQI); n > MaxRecords {
 		return fmt.Errorf("%w: %d records (at most %d)", ErrTooLarge, n, MaxRecords)

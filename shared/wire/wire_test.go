@@ -61,6 +61,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"version zero", `{"v":0,"station":"S"}`, ErrVersion, ""},
 		{"type error", `{"v":1,"station":"S","readings":[{"seq":"x"}]}`, ErrMalformed, ""},
 		{"no station", `{"v":1}`, ErrMalformed, "station"},
+		{"station not an id", `{"v":1,"station":"MH/PUNE/001"}`, ErrMalformed, "station"},
 		{"zero seq", `{"v":1,"station":"S","readings":[{"seq":0}]}`, ErrMalformed, "readings[0].seq"},
 		{"bad param", `{"v":1,"station":"S","readings":[{"seq":1,"time":"2026-01-01T00:00:00Z","sensor":"x","param":"salinity","unit":"","quality":"good","source":"sensor"}]}`, ErrMalformed, "readings[0].param"},
 		{"alias param refused", `{"v":1,"station":"S","readings":[{"seq":1,"time":"2026-01-01T00:00:00Z","sensor":"x","param":"pH","unit":"pH","quality":"good","source":"sensor"}]}`, ErrMalformed, "readings[0].param"},

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
 func TestParseRequest(t *testing.T) {
@@ -168,7 +169,7 @@ func FuzzParseRequest(f *testing.F) {
 		require.True(t, r.all || len(r.stations) > 0)
 		require.LessOrEqual(t, len(r.stations), 5)
 		for _, s := range r.stations {
-			require.True(t, store.ValidStationID(s), s)
+			require.True(t, telemetry.ValidStationID(s), s)
 		}
 		if r.since != nil {
 			require.True(t, r.subscribe)
