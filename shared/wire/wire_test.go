@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/shared/alert"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -22,8 +23,9 @@ func sample() *Batch {
 		Station: "MH-PUNE-001", Agent: "v1", SentAt: t0,
 		Readings: []Reading{FromReading(telemetry.Reading{Seq: 7, Time: t0, Sensor: "do-1", Param: telemetry.DO,
 			Value: 2, Unit: "mg/L", Quality: telemetry.Good, Source: telemetry.SourceSensor, Flags: telemetry.FlagSpike})},
-		Alerts: []AlertEvent{{Seq: 1, ID: 3, Transition: "opened", Time: t0, Rule: "threshold", Key: "k",
-			Param: "do", Severity: "warning", State: "active", OpenedAt: t0, Message: "DO low", Value: &v, Limit: &lim}},
+		Alerts: []AlertEvent{{Seq: 1, Transition: "opened", Time: t0, Record: alert.Record{ID: 3, Rule: "threshold",
+			Key: "k", Param: "do", Severity: alert.Warning, State: alert.Active, OpenedAt: t0, Message: "DO low",
+			Value: &v, Limit: &lim}}},
 		WQI: []WQIPoint{{Seq: 4, Time: t0, WQI: 41.2, Class: "C", Category: "Bad", Missing: []string{},
 			SubIndices: map[string]float64{"do": 30}}},
 	}

@@ -21,7 +21,7 @@ const DefaultHookTimeout = 10 * time.Second
 // JSON arrives on its standard input and in PH_ALERT_* environment variables.
 type Hook struct {
 	Command []string
-	On      []Transition // empty: every transition
+	On      []Transition  // empty: every transition
 	Timeout time.Duration // 0: DefaultHookTimeout
 }
 

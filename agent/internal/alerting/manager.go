@@ -373,7 +373,7 @@ func (m *Manager) observe(ctx context.Context, c Condition, v alertrule.Verdict,
 		}
 	default:
 		a := m.active[c.Key]
-		if a != nil && v == alertrule.Violating && c.Severity.rank() > a.Severity.rank() {
+		if a != nil && v == alertrule.Violating && c.Severity.Rank() > a.Severity.Rank() {
 			a.Severity = c.Severity
 			a.Message = c.message()
 			a.Value = c.Value

@@ -340,6 +340,31 @@ func (m WQIMessage) MarshalJSON() ([]byte, error) {
 	return append(append(h[:len(h)-1:len(h)-1], ','), r[1:]...), nil
 }
 
+// UnmarshalJSON reads what MarshalJSON writes. Result is set when the message carries an
+// index value, and nil for a message that gives only a Reason.
+func (m *WQIMessage) UnmarshalJSON(data []byte) error {
+	type head WQIMessage
+	var h head
+	if err := json.Unmarshal(data, &h); err != nil {
+		return err
+	}
+	var index struct {
+		WQI *float64 `json:"wqi"`
+	}
+	if err := json.Unmarshal(data, &index); err != nil {
+		return err
+	}
+	*m = WQIMessage(h)
+	if index.WQI != nil {
+		var r wqi.Result
+		if err := json.Unmarshal(data, &r); err != nil {
+			return err
+		}
+		m.Result = &r
+	}
+	return nil
+}
+
 func (p *Pipeline) publishWQI(cur *Current, now time.Time) []byte {
 	msg := WQIMessage{Station: p.opts.Station, Time: now.UTC()}
 	if cur == nil {
