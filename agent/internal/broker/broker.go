@@ -144,6 +144,7 @@ type Broker struct {
 	stats       counters
 
 	started   atomic.Bool
+	lns       []*listener // bound by Listen
 	ready     chan struct{}
 	addr      atomic.Value // net.Addr of the TCP listener
 	tlsAddr   atomic.Value // net.Addr of the TLS listener
@@ -273,23 +274,22 @@ func setDefault[T comparable](v *T, def T) {
 	}
 }
 
-// Run binds the listeners and serves until ctx ends, then disconnects every client, cancels
-// the Sink.Ingest calls in progress (their publishes stay unacknowledged) and returns once
-// all of the broker's goroutines have exited. It returns an error if a listener cannot be
-// bound. A Broker runs once.
-func (b *Broker) Run(ctx context.Context) error {
-	if !b.started.CompareAndSwap(false, true) {
-		return ErrRunning
+// Listen binds the listeners, so that a port in use is found at start-up. Connections
+// wait in the kernel's backlog until Run serves them. Run binds them itself when Listen
+// was not called; a bound Broker must be Run (its context may already be done) to release
+// them. Listen must not be called concurrently with Run.
+func (b *Broker) Listen() error {
+	if b.lns != nil {
+		return nil
 	}
 	maxConns := int(min(b.opts.MaxClients, math.MaxInt32)) + pendingConns
-	var lns []*listener
 	tcp, err := listen("tcp", b.opts.Listen, nil, b.opts.ConnectTimeout, maxConns,
 		&b.stats.connsRefused, b.log)
 	if err != nil {
 		return err
 	}
 	tcp.goodbye = b.disconnectListener
-	lns = append(lns, tcp)
+	lns := []*listener{tcp}
 	if b.opts.TLSListen != "" {
 		tl, err := listen("tls", b.opts.TLSListen, b.opts.TLS, b.opts.ConnectTimeout, maxConns,
 			&b.stats.connsRefused, b.log)
@@ -300,6 +300,22 @@ func (b *Broker) Run(ctx context.Context) error {
 		tl.goodbye = b.disconnectListener
 		lns = append(lns, tl)
 	}
+	b.lns = lns
+	return nil
+}
+
+// Run serves until ctx ends, then disconnects every client, cancels the Sink.Ingest calls
+// in progress (their publishes stay unacknowledged) and returns once all of the broker's
+// goroutines have exited. It binds the listeners first unless Listen did, and returns an
+// error if one cannot be bound. A Broker runs once.
+func (b *Broker) Run(ctx context.Context) error {
+	if !b.started.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	if err := b.Listen(); err != nil {
+		return err
+	}
+	lns, tcp := b.lns, b.lns[0]
 	closeAll := func() {
 		for _, l := range lns {
 			l.Close(func(string) {})
