@@ -85,6 +85,7 @@ type Pipeline struct {
 
 	accepted, rejected, storeFailures, bad, suspect atomic.Uint64
 	storeFailing                                    atomic.Bool
+	rate                                            rateMeter
 
 	wqiMu       sync.Mutex
 	current     Current // valid when haveCurrent; a value, not a pointer: replaced per reading

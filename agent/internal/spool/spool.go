@@ -229,6 +229,25 @@ type Stats struct {
 	CorruptSkipped uint64  // stored readings that did not decode and were skipped, since Open
 }
 
+// estimatedBytesPerReading is the cost of a reading in a buffer that holds none yet to
+// measure it by: an encoded reading with its share of bbolt's pages comes to about this.
+const estimatedBytesPerReading = 120
+
+// AutonomyHours is how many hours the room left below the eviction watermark absorbs
+// ratePerS readings a second with nothing forwarded, at the measured cost of a reading
+// (or an estimate of it in a fresh buffer). ok is false when nothing arrives.
+func (st Stats) AutonomyHours(ratePerS float64) (hours float64, ok bool) {
+	if !(ratePerS > 0) {
+		return 0, false
+	}
+	perReading := st.BytesPerReading
+	if perReading <= 0 {
+		perReading = estimatedBytesPerReading
+	}
+	room := float64(st.MaxBytes)*highWater - float64(st.UsedBytes)
+	return max(room, 0) / (perReading * ratePerS) / 3600, true
+}
+
 // Spool is the agent's durable buffer. All methods are safe for concurrent use. One
 // writer goroutine, started by Open and stopped by Close, owns every write transaction;
 // reads run in parallel with it on bbolt's read transactions.

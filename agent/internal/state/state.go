@@ -7,6 +7,7 @@
 package state
 
 import (
+	"fmt"
 	"maps"
 	"math"
 	"slices"
@@ -320,4 +321,18 @@ func (s *Station) Restore(rs []telemetry.Reading) {
 			s.latest[r.Param] = valueAt{value: r.Value, at: r.Time, seq: r.Seq, sensor: r.Sensor}
 		}
 	}
+}
+
+// RestoreLatest seeds the latest value of each WQI input from the stored readings, so the
+// index survives a restart within its freshness windows. newest returns the newest
+// stored reading of a parameter measured after since (none, or one).
+func (s *Station) RestoreLatest(now time.Time, newest func(p telemetry.Param, since time.Time) ([]telemetry.Reading, error)) error {
+	for _, p := range wqiParams {
+		rs, err := newest(p, now.Add(-s.opts.Freshness(p)))
+		if err != nil {
+			return fmt.Errorf("restore latest %s: %w", p, err)
+		}
+		s.Restore(rs)
+	}
+	return nil
 }
