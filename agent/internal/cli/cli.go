@@ -106,6 +106,10 @@ func newRunCommand() *cobra.Command {
 			if err != nil {
 				return exitcode.AtStartup(err)
 			}
+			// A port in use or a second agent on the socket is a start-up failure too.
+			if err := d.Listen(); err != nil {
+				return exitcode.AtStartup(errors.Join(err, d.Close()))
+			}
 			return d.Run(cmd.Context())
 		},
 	}
