@@ -38,6 +38,14 @@ type Completer interface {
 	Complete()
 }
 
+// Source records the file a configuration was loaded from. Embedded in a configuration
+// type, it gives it a Path that Load fills in.
+type Source struct {
+	Path string `yaml:"-"` // the file the configuration came from; "" when parsed from memory
+}
+
+func (s *Source) setPath(path string) { s.Path = path }
+
 // Parse decodes data strictly onto defaults(), completes and validates it.
 func Parse[T any, P Config[T]](data []byte, defaults func() T) (*T, error) {
 	cfg := defaults()
@@ -54,7 +62,7 @@ func Parse[T any, P Config[T]](data []byte, defaults func() T) (*T, error) {
 }
 
 // Load reads the file at path and parses it like Parse. Every error but a failed read
-// starts with the file's name.
+// starts with the file's name. A configuration that embeds Source gets path as its Path.
 func Load[T any, P Config[T]](path string, defaults func() T) (*T, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -63,6 +71,9 @@ func Load[T any, P Config[T]](path string, defaults func() T) (*T, error) {
 	cfg, err := Parse[T, P](data, defaults)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if s, ok := any(P(cfg)).(interface{ setPath(string) }); ok {
+		s.setPath(path)
 	}
 	return cfg, nil
 }

@@ -139,3 +139,21 @@ func TestLoad(t *testing.T) {
 	assert.ErrorIs(t, err, fs.ErrNotExist)
 	assert.ErrorContains(t, err, "read config")
 }
+
+type sourced struct {
+	Source `yaml:"-"`
+	Name   string `yaml:"name"`
+}
+
+func (*sourced) Validate() error { return nil }
+
+func TestLoadRecordsTheSource(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("name: x\n"), 0o600))
+	got, err := Load[sourced](path, func() sourced { return sourced{} })
+	require.NoError(t, err)
+	assert.Equal(t, sourced{Source: Source{Path: path}, Name: "x"}, *got)
+
+	_, err = Parse[sourced]([]byte("name: x\nsource: {path: /etc/x}\n"), func() sourced { return sourced{} })
+	assert.ErrorContains(t, err, "field source not found", "the path is not a key of the file")
+}

@@ -71,8 +71,7 @@ type Config struct {
 	Validation  Validation     `yaml:"validation"`
 	Clock       Clock          `yaml:"clock"`
 
-	// Path is the file the configuration came from (not a YAML key).
-	Path string `yaml:"-"`
+	strictyaml.Source `yaml:"-"` // the file it came from
 }
 
 // Station identifies the station and the facts the science needs about it.
@@ -329,12 +328,7 @@ type (
 
 // Load reads, strictly decodes, completes and validates the file at path.
 func Load(path string) (*Config, error) {
-	cfg, err := strictyaml.Load[Config](path, Default)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Path = path
-	return cfg, nil
+	return strictyaml.Load[Config](path, Default)
 }
 
 // Parse decodes, completes and validates a configuration document.

@@ -22,6 +22,7 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/serialprobe"
 	"github.com/purehealth/purehealth/agent/internal/spool"
 	"github.com/purehealth/purehealth/internal/logging"
+	"github.com/purehealth/purehealth/internal/strictyaml"
 	"github.com/purehealth/purehealth/shared/criteria"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/wqi"
@@ -89,7 +90,7 @@ func TestLoadValid(t *testing.T) {
 		},
 		Validation: config.Validation{SpikeSigma: 8, FlatlineCount: 20, MaxFuture: d(10 * time.Minute), MaxPast: d(48 * time.Hour)},
 		Clock:      config.Clock{SyncCheck: "file", SyncFile: "/run/chrony.synced", MinTime: "2025-06-01"},
-		Path:       filepath.Join("testdata", "valid", "full.yaml"),
+		Source:     strictyaml.Source{Path: filepath.Join("testdata", "valid", "full.yaml")},
 	}
 
 	// The others set a few keys: everything else is Default.

@@ -47,8 +47,7 @@ type Config struct {
 	// StationHealth is the check that takes silent stations offline.
 	StationHealth StationHealth `yaml:"station_health"`
 
-	// Path is the file the configuration came from (not a YAML key).
-	Path string `yaml:"-"`
+	strictyaml.Source `yaml:"-"` // the file it came from
 }
 
 // TLS makes the listener serve HTTPS.
@@ -207,12 +206,7 @@ func Default() Config {
 
 // Load reads, strictly decodes and validates the file at path.
 func Load(path string) (*Config, error) {
-	cfg, err := strictyaml.Load[Config](path, Default)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Path = path
-	return cfg, nil
+	return strictyaml.Load[Config](path, Default)
 }
 
 // Parse decodes and validates a configuration document.
