@@ -601,16 +601,15 @@ func (c *Config) Validate() error {
 			bad("wqi.freshness.%s: must be positive", name)
 		}
 	}
-	// Zero would store a history point for every reading.
-	if c.WQI.HistoryInterval.Std() < time.Second {
-		bad("wqi.history_interval: %s is shorter than 1s", c.WQI.HistoryInterval)
+	if c.WQI.HistoryInterval <= 0 {
+		bad("wqi.history_interval: %s must be positive", c.WQI.HistoryInterval)
 	}
 
 	if !(c.Validation.SpikeSigma > 0) || math.IsInf(c.Validation.SpikeSigma, 1) {
 		bad("validation.spike_sigma: %v must be a positive number", c.Validation.SpikeSigma)
 	}
-	if c.Validation.FlatlineCount < 2 {
-		bad("validation.flatline_count: %d must be at least 2", c.Validation.FlatlineCount)
+	if c.Validation.FlatlineCount < 1 {
+		bad("validation.flatline_count: %d must be positive", c.Validation.FlatlineCount)
 	}
 	if c.Validation.MaxFuture <= 0 {
 		bad("validation.max_future: %s must be positive", c.Validation.MaxFuture)

@@ -210,7 +210,7 @@ func TestLoadInvalid(t *testing.T) {
 		{file: "freshness.yaml", want: []string{
 			`canonical name "ph", not "PH"`, `canonical name "do", not "dissolved_oxygen"`,
 			`wqi.freshness: "salinity"`, "wqi.freshness.fc: must be positive",
-			"wqi.freshness.bod: must be positive", "wqi.history_interval: -1m0s is shorter than 1s",
+			"wqi.freshness.bod: must be positive", "wqi.history_interval: -1m0s must be positive",
 		}, lines: 6},
 		{file: "uplink.yaml", want: []string{
 			`uplink.url: "ftp://cloud.example.org"`, "uplink: give token or token_file, not both",
@@ -234,7 +234,7 @@ func TestLoadInvalid(t *testing.T) {
 		}, lines: 8},
 		{file: "clock-validation.yaml", want: []string{
 			`clock.sync_check: "ntp"`, `clock.min_time: "01/01/2025"`, "validation.spike_sigma: -1 must be a positive number",
-			"validation.flatline_count: -3 must be at least 2", "validation.max_future: -1m0s must be positive",
+			"validation.flatline_count: -3 must be positive", "validation.max_future: -1m0s must be positive",
 			"validation.max_past: -1h0m0s must be positive",
 		}, lines: 6},
 		{file: "not-finite.yaml", want: []string{
@@ -757,7 +757,7 @@ func TestExplicitZero(t *testing.T) {
 		"uplink: {interval: 0s}":       "uplink.interval: 0s is shorter than 100ms",
 		"buffer: {max_bytes: 0}":       "buffer.max_bytes: 0 is below the 1 MiB minimum",
 		"uplink: {live_readings: 0}":   "uplink.live_readings: 0 must be 1..50000",
-		"wqi: {history_interval: 0s}":  "wqi.history_interval: 0s is shorter than 1s",
+		"wqi: {history_interval: 0s}":  "wqi.history_interval: 0s must be positive",
 		"validation: {spike_sigma: 0}": "validation.spike_sigma: 0 must be a positive number",
 		"probes: [{name: p, kind: serial, device: /dev/x, param: ph, baud: 0}]": "probes[0].baud: 0 must be positive",
 		"alerts: {hooks: [{command: [x], timeout: 0s}]}":                        "alerts.hooks[0].timeout: must be positive",
