@@ -31,27 +31,34 @@ type Config struct {
 	MaxFuture, MaxPast time.Duration
 }
 
+// Default returns the defaults of every field.
+func Default() Config {
+	return Config{Window: 20, MinWindow: 5, SpikeSigma: 6, FlatlineCount: 10,
+		MaxFuture: 5 * time.Minute, MaxPast: 7 * 24 * time.Hour}
+}
+
 func (c Config) withDefaults() Config {
+	def := Default()
 	if c.Window <= 0 {
-		c.Window = 20
+		c.Window = def.Window
 	}
 	if c.MinWindow <= 0 {
-		c.MinWindow = 5
+		c.MinWindow = def.MinWindow
 	}
 	if c.MinWindow > c.Window {
 		c.MinWindow = c.Window
 	}
 	if c.SpikeSigma <= 0 {
-		c.SpikeSigma = 6
+		c.SpikeSigma = def.SpikeSigma
 	}
 	if c.FlatlineCount <= 0 {
-		c.FlatlineCount = 10
+		c.FlatlineCount = def.FlatlineCount
 	}
 	if c.MaxFuture <= 0 {
-		c.MaxFuture = 5 * time.Minute
+		c.MaxFuture = def.MaxFuture
 	}
 	if c.MaxPast <= 0 {
-		c.MaxPast = 7 * 24 * time.Hour
+		c.MaxPast = def.MaxPast
 	}
 	return c
 }

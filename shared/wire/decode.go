@@ -491,10 +491,10 @@ func validateAlert(list string, i int, a *AlertEvent) error {
 		return bad(at(list, i, "time"), "time and opened_at are required")
 	case !oneOf(a.Transition, "opened", "acknowledged", "escalated", "resolved"):
 		return bad(at(list, i, "transition"), "%q is not a transition", clip(a.Transition))
-	case !oneOf(a.State, "active", "acknowledged", "resolved"):
-		return bad(at(list, i, "state"), "%q is not a state", clip(a.State))
-	case !oneOf(a.Severity, "info", "warning", "critical"):
-		return bad(at(list, i, "severity"), "%q is not a severity", clip(a.Severity))
+	case !a.State.Valid():
+		return bad(at(list, i, "state"), "%q is not a state", clip(string(a.State)))
+	case !a.Severity.Valid():
+		return bad(at(list, i, "severity"), "%q is not a severity", clip(string(a.Severity)))
 	case a.Value != nil && (math.IsNaN(*a.Value) || math.IsInf(*a.Value, 0)):
 		return bad(at(list, i, "value"), "not a finite number")
 	case a.Limit != nil && (math.IsNaN(*a.Limit) || math.IsInf(*a.Limit, 0)):

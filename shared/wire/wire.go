@@ -19,7 +19,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/purehealth/purehealth/shared/alert"
 	"github.com/purehealth/purehealth/shared/telemetry"
+	"github.com/purehealth/purehealth/shared/wqi"
 )
 
 // Version is the major version this code writes and reads.
@@ -49,25 +51,20 @@ type Reading struct {
 	Flags   []string  `json:"flags,omitempty"`
 }
 
-// AlertEvent is one alert transition as the agent recorded it. Seq is its place in the
-// agent's alerts stream; ID is the alert's id at the station.
+// AlertEvent is one alert transition as the agent recorded it: the alert as the
+// transition left it (its ID is the alert's id at the station). Seq is its place in the
+// agent's alerts stream.
 type AlertEvent struct {
-	Seq            uint64     `json:"seq"`
-	ID             uint64     `json:"id"`
-	Transition     string     `json:"transition"` // opened, acknowledged, escalated, resolved
-	Time           time.Time  `json:"time"`
-	Rule           string     `json:"rule"`
-	Key            string     `json:"key"`
-	Param          string     `json:"param"`
-	Sensor         string     `json:"sensor,omitempty"`
-	Severity       string     `json:"severity"`
-	State          string     `json:"state"`
-	OpenedAt       time.Time  `json:"opened_at"`
-	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty"`
-	ResolvedAt     *time.Time `json:"resolved_at"`
-	Message        string     `json:"message"`
-	Value          *float64   `json:"value,omitempty"`
-	Limit          *float64   `json:"limit,omitempty"`
+	Seq        uint64    `json:"seq"`
+	Transition string    `json:"transition"` // opened, acknowledged, escalated, resolved
+	Time       time.Time `json:"time"`
+	alert.Record
+}
+
+// NewAlertEvent is the transition an agent recorded at t, ready to send: times in UTC,
+// values JSON cannot carry left out.
+func NewAlertEvent(seq uint64, transition string, t time.Time, r alert.Record) AlertEvent {
+	return AlertEvent{Seq: seq, Transition: transition, Time: t.UTC(), Record: r.Portable()}
 }
 
 // WQIPoint is one computed index at the station.
@@ -102,6 +99,27 @@ func FromReading(r telemetry.Reading) Reading {
 		Seq: r.Seq, Time: r.Time.UTC(), Sensor: r.Sensor, Param: string(r.Param), Value: r.Value,
 		Unit: r.Unit, Quality: string(r.Quality), Source: string(r.Source), Flags: r.Flags.Names(),
 	}
+}
+
+// FromWQI converts an index computed at t, with the values r holds (a result read back
+// from its stored JSON carries them rounded as published).
+func FromWQI(seq uint64, t time.Time, r wqi.Result) WQIPoint {
+	p := WQIPoint{
+		Seq: seq, Time: t.UTC(), WQI: r.WQI, Class: r.Class, Category: r.Category,
+		Partial: r.Partial, Missing: make([]string, 0, len(r.Missing)),
+		SubIndices: make(map[string]float64, len(r.SubIndices)),
+	}
+	for _, m := range r.Missing {
+		p.Missing = append(p.Missing, string(m))
+	}
+	for param, v := range r.SubIndices {
+		p.SubIndices[string(param)] = v
+	}
+	if _, ok := r.SubIndices[telemetry.DO]; ok {
+		sat := r.DOSaturationPct
+		p.DOSaturationPct = &sat
+	}
+	return p
 }
 
 // Encode writes b as gzip-compressed JSON.

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/shared/alert"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -23,8 +24,9 @@ func sample() *Batch {
 		Station: "MH-PUNE-001", Agent: "v1", SentAt: t0,
 		Readings: []Reading{FromReading(telemetry.Reading{Seq: 7, Time: t0, Sensor: "do-1", Param: telemetry.DO,
 			Value: 2, Unit: "mg/L", Quality: telemetry.Good, Source: telemetry.SourceSensor, Flags: telemetry.FlagSpike})},
-		Alerts: []AlertEvent{{Seq: 1, ID: 3, Transition: "opened", Time: t0, Rule: "threshold", Key: "k",
-			Param: "do", Severity: "warning", State: "active", OpenedAt: t0, Message: "DO low", Value: &v, Limit: &lim}},
+		Alerts: []AlertEvent{{Seq: 1, Transition: "opened", Time: t0, Record: alert.Record{ID: 3, Rule: "threshold",
+			Key: "k", Param: "do", Severity: alert.Warning, State: alert.Active, OpenedAt: t0, Message: "DO low",
+			Value: &v, Limit: &lim}}},
 		WQI: []WQIPoint{{Seq: 4, Time: t0, WQI: 41.2, Class: "C", Category: "Bad", Missing: []string{},
 			SubIndices: map[string]float64{"do": 30}}},
 	}
@@ -62,6 +64,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"version zero", `{"v":0,"station":"S"}`, ErrVersion, ""},
 		{"type error", `{"v":1,"station":"S","readings":[{"seq":"x"}]}`, ErrMalformed, ""},
 		{"no station", `{"v":1}`, ErrMalformed, "station"},
+		{"station not an id", `{"v":1,"station":"MH/PUNE/001"}`, ErrMalformed, "station"},
 		{"zero seq", `{"v":1,"station":"S","readings":[{"seq":0}]}`, ErrMalformed, "readings[0].seq"},
 		{"bad param", `{"v":1,"station":"S","readings":[{"seq":1,"time":"2026-01-01T00:00:00Z","sensor":"x","param":"salinity","unit":"","quality":"good","source":"sensor"}]}`, ErrMalformed, "readings[0].param"},
 		{"alias param refused", `{"v":1,"station":"S","readings":[{"seq":1,"time":"2026-01-01T00:00:00Z","sensor":"x","param":"pH","unit":"pH","quality":"good","source":"sensor"}]}`, ErrMalformed, "readings[0].param"},

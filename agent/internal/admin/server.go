@@ -48,9 +48,10 @@ type Server struct {
 	path    string
 	backend Backend
 	log     *slog.Logger
+	ln      net.Listener // bound by Listen
 }
 
-// NewServer returns a server for the socket at path. It starts nothing.
+// NewServer returns a server for the socket at path. It starts and binds nothing.
 func NewServer(path string, backend Backend, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -183,9 +184,15 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, fn func(context.C
 	}
 }
 
-// Run listens on the socket and serves until ctx ends. A stale socket file left by a
-// crashed agent is replaced; a live one (another agent running) is an error.
-func (s *Server) Run(ctx context.Context) error {
+// Listen binds the socket, so that a second agent is found at start-up. A stale socket
+// file left by a crashed agent is replaced; a live one (another agent running) is an
+// error. Run serves the bound socket (and binds it itself when Listen was not called);
+// Close releases a socket that Run never served. Listen must not be called concurrently
+// with Run or Close.
+func (s *Server) Listen() error {
+	if s.ln != nil {
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o750); err != nil {
 		return fmt.Errorf("admin socket dir: %w", err)
 	}
@@ -202,6 +209,33 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("admin socket: %w", err)
 	}
+	s.ln = ln
+	return nil
+}
+
+// Close releases the socket Listen bound, when Run will not serve it. It is idempotent.
+func (s *Server) Close() error {
+	if s.ln == nil {
+		return nil
+	}
+	err := s.ln.Close()
+	s.ln = nil
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("close admin socket: %w", err)
+	}
+	if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove admin socket: %w", err)
+	}
+	return nil
+}
+
+// Run serves on the socket until ctx ends, then removes it. It binds the socket first
+// unless Listen did.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	ln := s.ln
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -212,7 +246,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	err = srv.Shutdown(shutdownCtx)
+	err := srv.Shutdown(shutdownCtx)
 	<-errc
 	if rmErr := os.Remove(s.path); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
 		s.log.Warn("remove admin socket", "err", rmErr)

@@ -16,36 +16,27 @@ package alerting
 
 import (
 	"time"
+
+	"github.com/purehealth/purehealth/shared/alert"
 )
 
-// Severity grades an alert (contract).
-type Severity string
-
-// The severities, in increasing order.
-const (
-	Info     Severity = "info"
-	Warning  Severity = "warning"
-	Critical Severity = "critical"
+// Alert is an alert's current record, Severity its grade and State its place in the
+// lifecycle: the shapes the sync format and the cloud share (shared/alert), named here
+// for the rules that raise them.
+type (
+	Alert    = alert.Record
+	Severity = alert.Severity
+	State    = alert.State
 )
 
-func (s Severity) rank() int {
-	switch s {
-	case Warning:
-		return 1
-	case Critical:
-		return 2
-	}
-	return 0
-}
-
-// State is where an alert is in its lifecycle (contract).
-type State string
-
-// The states.
+// The severities and states.
 const (
-	Active       State = "active"
-	Acknowledged State = "acknowledged"
-	Resolved     State = "resolved"
+	Info         = alert.Info
+	Warning      = alert.Warning
+	Critical     = alert.Critical
+	Active       = alert.Active
+	Acknowledged = alert.Acknowledged
+	Resolved     = alert.Resolved
 )
 
 // Transition names an event.
@@ -73,24 +64,6 @@ const (
 	RuleCalibrationDue = "calibration_due"
 	RuleSensorLimit    = "sensor_limit"
 )
-
-// Alert is an alert's current record.
-type Alert struct {
-	ID             uint64     `json:"id"`
-	Station        string     `json:"station"`
-	Rule           string     `json:"rule"`
-	Key            string     `json:"key"`
-	Param          string     `json:"param"`
-	Sensor         string     `json:"sensor,omitempty"`
-	Severity       Severity   `json:"severity"`
-	State          State      `json:"state"`
-	OpenedAt       time.Time  `json:"opened_at"`
-	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty"`
-	ResolvedAt     *time.Time `json:"resolved_at"`
-	Message        string     `json:"message"`
-	Value          *float64   `json:"value,omitempty"`
-	Limit          *float64   `json:"limit,omitempty"`
-}
 
 // Event is one transition of one alert, with the alert as it is after it.
 type Event struct {

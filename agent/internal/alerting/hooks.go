@@ -14,12 +14,15 @@ import (
 	"time"
 )
 
+// DefaultHookTimeout bounds a hook command that has no Timeout of its own.
+const DefaultHookTimeout = 10 * time.Second
+
 // Hook is a local command run on alert transitions (a siren, an SMS modem script). The event
 // JSON arrives on its standard input and in PH_ALERT_* environment variables.
 type Hook struct {
 	Command []string
-	On      []Transition // empty: every transition
-	Timeout time.Duration
+	On      []Transition  // empty: every transition
+	Timeout time.Duration // 0: DefaultHookTimeout
 }
 
 // Hooks runs hook commands one at a time from a bounded queue, so a slow or hanging script
@@ -43,6 +46,12 @@ const hookQueue = 64
 func NewHooks(hooks []Hook, log *slog.Logger) *Hooks {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	hooks = slices.Clone(hooks)
+	for i := range hooks {
+		if hooks[i].Timeout <= 0 {
+			hooks[i].Timeout = DefaultHookTimeout
+		}
 	}
 	return &Hooks{hooks: hooks, queue: make(chan Event, hookQueue), log: log}
 }

@@ -58,7 +58,17 @@ var (
 	ErrResolved = errors.New("alert is already resolved")
 )
 
-// Options configures a Manager.
+// Defaults of Options.
+const (
+	// DefaultDeadband is the hysteresis margin: DO ≥ 5 resolves at 5.1, pH ≤ 8.5 at 8.33.
+	DefaultDeadband   = 0.02
+	DefaultClearCount = 3
+	DefaultBadCount   = 3
+)
+
+// Options configures a Manager. New fills in a zero ClearCount, BadCount or OfflineFactor
+// with its default; a zero Deadband is a setting (no margin), so callers that want the
+// default margin start from DefaultOptions.
 type Options struct {
 	Station       string
 	Class         criteria.Class
@@ -66,9 +76,34 @@ type Options struct {
 	Deadband      float64  // hysteresis margin as a fraction of a limit
 	ClearCount    int      // consecutive clean evaluations that resolve an alert
 	BadCount      int      // consecutive bad readings that open a sensor fault
-	OfflineFactor float64
+	OfflineFactor float64  // see state.Options.OfflineFactor
 	Logger        *slog.Logger
 	Now           func() time.Time
+}
+
+// DefaultOptions returns the defaults of every tunable field.
+func DefaultOptions() Options {
+	return Options{Deadband: DefaultDeadband, ClearCount: DefaultClearCount, BadCount: DefaultBadCount,
+		OfflineFactor: state.DefaultOfflineFactor}
+}
+
+func (o *Options) ensureDefaults() {
+	def := DefaultOptions()
+	if o.ClearCount <= 0 {
+		o.ClearCount = def.ClearCount
+	}
+	if o.BadCount <= 0 {
+		o.BadCount = def.BadCount
+	}
+	if !(o.OfflineFactor >= 1) {
+		o.OfflineFactor = def.OfflineFactor
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 }
 
 // Manager evaluates the rules and runs the alert lifecycle.
@@ -105,17 +140,7 @@ const (
 // New loads the open alerts from store so that they resolve, rather than open again, after
 // a restart.
 func New(opts Options, store Store, pub Publisher, notify Notifier) (*Manager, error) {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	opts.ClearCount = max(opts.ClearCount, 1)
-	opts.BadCount = max(opts.BadCount, 1)
-	if opts.OfflineFactor < 1 {
-		opts.OfflineFactor = 3
-	}
+	opts.ensureDefaults()
 	m := &Manager{
 		opts:    opts,
 		limits:  map[telemetry.Param][]criteria.Limit{},
@@ -389,7 +414,7 @@ func (m *Manager) observe(ctx context.Context, c Condition, v alertrule.Verdict,
 		}
 	default:
 		a := m.active[c.Key]
-		if a != nil && v == alertrule.Violating && c.Severity.rank() > a.Severity.rank() {
+		if a != nil && v == alertrule.Violating && c.Severity.Rank() > a.Severity.Rank() {
 			a.Severity = c.Severity
 			a.Message = c.message()
 			a.Value = c.Value

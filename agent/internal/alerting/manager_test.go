@@ -144,9 +144,6 @@ func newFixture(t *testing.T, store *memStore, opts Options) fixture {
 	if opts.Class == "" {
 		opts.Class = criteria.ClassB
 	}
-	if opts.Deadband == 0 {
-		opts.Deadband = 0.02
-	}
 	opts.Now = func() time.Time { return *f.now }
 	m, err := New(opts, store, f.pub, nil)
 	require.NoError(t, err)
@@ -159,7 +156,7 @@ func rd(sensor string, p telemetry.Param, v float64) telemetry.Reading {
 }
 
 func TestThresholdLifecycleWithHysteresis(t *testing.T) {
-	f := newFixture(t, newMemStore(), Options{ClearCount: 2})
+	f := newFixture(t, newMemStore(), Options{ClearCount: 2, Deadband: DefaultDeadband})
 	ctx := t.Context()
 	// DO ≥ 5 for class B; deadband 2 % → clears at ≥ 5.1.
 	for _, v := range []float64{6, 4.8, 4.5, 5.05, 4.9, 5.05, 5.2, 5.3, 5.4} {
@@ -172,6 +169,50 @@ func TestThresholdLifecycleWithHysteresis(t *testing.T) {
 	assert.Empty(t, f.m.Active())
 	assert.Len(t, f.pub.msgs, 2)
 	assert.Equal(t, "purehealth/MH-PUNE-001/alerts", f.pub.msgs[0])
+}
+
+// TestZeroOptionsMeanTheDefaults builds a Manager without counts, as a caller without a
+// configuration would: it must behave as the configuration's defaults say, opening a
+// sensor fault after three bad readings and resolving after three clean ones.
+func TestZeroOptionsMeanTheDefaults(t *testing.T) {
+	f := newFixture(t, newMemStore(), Options{})
+	ctx := t.Context()
+	bad := rd("ph-1", telemetry.PH, 15)
+	bad.Quality, bad.Flags = telemetry.Bad, telemetry.FlagOutOfRange
+	good := rd("ph-1", telemetry.PH, 7.2)
+	for range DefaultBadCount - 1 {
+		f.m.OnReadings(ctx, []telemetry.Reading{bad})
+	}
+	assert.Empty(t, f.store.transitions(t), "fewer bad readings than the default count open nothing")
+	f.m.OnReadings(ctx, []telemetry.Reading{bad})
+	assert.Equal(t, []string{"opened sensor_fault:ph-1:bad"}, f.store.transitions(t))
+	for range DefaultClearCount - 1 {
+		f.m.OnReadings(ctx, []telemetry.Reading{good})
+	}
+	assert.Len(t, f.m.Active(), 1, "fewer clean readings than the default count resolve nothing")
+	f.m.OnReadings(ctx, []telemetry.Reading{good})
+	assert.Empty(t, f.m.Active())
+	assert.Equal(t, 3, DefaultBadCount, "the documented default")
+	assert.Equal(t, 3, DefaultClearCount, "the documented default")
+}
+
+// TestZeroDeadband: a zero deadband is a setting, not "the default": a value back at the
+// limit itself resolves the alert.
+func TestZeroDeadband(t *testing.T) {
+	f := newFixture(t, newMemStore(), Options{ClearCount: 1, Deadband: 0})
+	ctx := t.Context()
+	f.m.OnReadings(ctx, []telemetry.Reading{rd("do-1", telemetry.DO, 4.8)})
+	f.m.OnReadings(ctx, []telemetry.Reading{rd("do-1", telemetry.DO, 5.0)}) // DO ≥ 5 for class B
+	assert.Equal(t, []string{
+		"opened threshold:cpcb-class-B:do:min",
+		"resolved threshold:cpcb-class-B:do:min",
+	}, f.store.transitions(t))
+
+	f = newFixture(t, newMemStore(), Options{ClearCount: 1, Deadband: DefaultDeadband})
+	f.m.OnReadings(ctx, []telemetry.Reading{rd("do-1", telemetry.DO, 4.8)})
+	f.m.OnReadings(ctx, []telemetry.Reading{rd("do-1", telemetry.DO, 5.0)})
+	assert.Equal(t, []string{"opened threshold:cpcb-class-B:do:min"}, f.store.transitions(t),
+		"with the default margin 5.0 only holds the alert")
 }
 
 func TestEscalation(t *testing.T) {

@@ -37,7 +37,8 @@ type Sink interface {
 // the rest the stacks of its two goroutines), against about 91 KiB with mochi's defaults,
 // whose 8192-slot write queue alone is 64 KiB. 1000 clients fit in about 26 MiB.
 const (
-	DefaultMaxPacketSize   = 64 << 10 // bytes; also the largest payload Decode accepts
+	DefaultListen          = "127.0.0.1:1883" // the station's own network only
+	DefaultMaxPacketSize   = 64 << 10         // bytes; also the largest payload Decode accepts
 	DefaultMaxClients      = 1000
 	DefaultReceiveMaximum  = 1024 // QoS 1/2 publishes a client may have unacknowledged
 	DefaultMaxInflight     = 128  // outgoing QoS 1/2 messages kept per client until acked
@@ -144,10 +145,10 @@ type Broker struct {
 	stats       counters
 
 	started   atomic.Bool
+	lns       []*listener // bound by Listen
 	ready     chan struct{}
-	lns       map[string]*listener // by id; set in Run before any client connects
-	addr      atomic.Value         // net.Addr of the TCP listener
-	tlsAddr   atomic.Value         // net.Addr of the TLS listener
+	addr      atomic.Value // net.Addr of the TCP listener
+	tlsAddr   atomic.Value // net.Addr of the TLS listener
 	closeOnce sync.Once
 }
 
@@ -279,23 +280,22 @@ func setDefault[T comparable](v *T, def T) {
 	}
 }
 
-// Run binds the listeners and serves until ctx ends, then disconnects every client, cancels
-// the Sink.Ingest calls in progress (their publishes stay unacknowledged) and returns once
-// all of the broker's goroutines have exited. It returns an error if a listener cannot be
-// bound. A Broker runs once.
-func (b *Broker) Run(ctx context.Context) error {
-	if !b.started.CompareAndSwap(false, true) {
-		return ErrRunning
+// Listen binds the listeners, so that a port in use is found at start-up. Connections
+// wait in the kernel's backlog until Run serves them. Run binds them itself when Listen
+// was not called; a bound Broker must be Run (its context may already be done) to release
+// them. Listen must not be called concurrently with Run.
+func (b *Broker) Listen() error {
+	if b.lns != nil {
+		return nil
 	}
 	maxConns := int(min(b.opts.MaxClients, math.MaxInt32)) + pendingConns
-	var lns []*listener
 	tcp, err := listen("tcp", b.opts.Listen, nil, b.opts.ConnectTimeout, maxConns,
 		&b.stats.connsRefused, b.log)
 	if err != nil {
 		return err
 	}
 	tcp.goodbye = b.disconnectListener
-	lns = append(lns, tcp)
+	lns := []*listener{tcp}
 	if b.opts.TLSListen != "" {
 		tl, err := listen("tls", b.opts.TLSListen, b.opts.TLS, b.opts.ConnectTimeout, maxConns,
 			&b.stats.connsRefused, b.log)
@@ -306,6 +306,32 @@ func (b *Broker) Run(ctx context.Context) error {
 		tl.goodbye = b.disconnectListener
 		lns = append(lns, tl)
 	}
+	b.lns = lns
+	return nil
+}
+
+// listener returns the listener of id (for a client's Net.Listener).
+func (b *Broker) listener(id string) *listener {
+	for _, l := range b.lns {
+		if l.id == id {
+			return l
+		}
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then disconnects every client, cancels the Sink.Ingest calls
+// in progress (their publishes stay unacknowledged) and returns once all of the broker's
+// goroutines have exited. It binds the listeners first unless Listen did, and returns an
+// error if one cannot be bound. A Broker runs once.
+func (b *Broker) Run(ctx context.Context) error {
+	if !b.started.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	if err := b.Listen(); err != nil {
+		return err
+	}
+	lns, tcp := b.lns, b.lns[0]
 	closeAll := func() {
 		for _, l := range lns {
 			l.Close(func(string) {})
@@ -318,10 +344,6 @@ func (b *Broker) Run(ctx context.Context) error {
 		}
 	}
 
-	b.lns = make(map[string]*listener, len(lns))
-	for _, l := range lns {
-		b.lns[l.id] = l
-	}
 	b.hook.ctx = ctx // before any client goroutine exists
 	b.hook.ingest = newDeadlines(ctx, b.opts.IngestTimeout)
 	for _, l := range lns {

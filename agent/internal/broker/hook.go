@@ -118,7 +118,7 @@ func (h *hook) refuseConnect(cl *mqtt.Client, reason, why string, v5, v3 packets
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	_, ok := h.admitted.LoadAndDelete(cl)
 	if ok {
-		if l := h.b.lns[cl.Net.Listener]; l != nil {
+		if l := h.b.listener(cl.Net.Listener); l != nil {
 			l.admit(cl.Net.Conn)
 		}
 	}

@@ -169,6 +169,29 @@ func TestRunLifecycle(t *testing.T) {
 	assert.Contains(t, err.Error(), "address already in use")
 }
 
+// TestListenBeforeRun: Listen finds a port in use before anything runs; after it, Run
+// serves the bound port, and a Run whose context is already done releases it.
+func TestListenBeforeRun(t *testing.T) {
+	b, _ := startBroker(t, nil)
+	other, err := New(Options{Station: station, Listen: b.Addr().String(), AllowAnonymous: true}, newFakeSink())
+	require.NoError(t, err)
+	err = other.Listen()
+	require.Error(t, err, "the address is taken")
+	assert.Contains(t, err.Error(), "address already in use")
+
+	bound, err := New(Options{Station: station, Listen: "127.0.0.1:0", AllowAnonymous: true}, newFakeSink())
+	require.NoError(t, err)
+	require.NoError(t, bound.Listen())
+	require.NoError(t, bound.Listen(), "a second Listen keeps what the first bound")
+	addr := bound.lns[0].Addr().String()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.NoError(t, bound.Run(ctx))
+	ln, err := net.Listen("tcp", addr)
+	require.NoError(t, err, "Run released the port Listen bound")
+	require.NoError(t, ln.Close())
+}
+
 // Stopping the broker while a publish is being stored cancels the store and leaves the
 // publish unacknowledged; Run still returns.
 func TestShutdownDuringIngest(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/config"
 	"github.com/purehealth/purehealth/agent/internal/daemon"
 	"github.com/purehealth/purehealth/internal/exitcode"
+	"github.com/purehealth/purehealth/internal/logging"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/version"
 	"github.com/purehealth/purehealth/shared/wqi"
@@ -103,26 +103,20 @@ func newRunCommand() *cobra.Command {
 			if err != nil {
 				return exitcode.AtStartup(err)
 			}
-			log := newLogger(cmd.ErrOrStderr(), cfg.Log)
+			log := logging.New(cmd.ErrOrStderr(), cfg.Log)
 			d, err := daemon.New(cfg, log)
 			if err != nil {
 				return exitcode.AtStartup(err)
+			}
+			// A port in use or a second agent on the socket is a start-up failure too.
+			if err := d.Listen(); err != nil {
+				return exitcode.AtStartup(errors.Join(err, d.Close()))
 			}
 			return d.Run(cmd.Context())
 		},
 	}
 	addConfigFlag(cmd)
 	return cmd
-}
-
-func newLogger(w io.Writer, c config.Log) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // queryCommand builds a command that asks the running agent and prints JSON or a table.

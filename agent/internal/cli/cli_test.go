@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/purehealth/purehealth/agent/internal/admin"
 	"github.com/purehealth/purehealth/internal/exitcode"
 )
 
@@ -139,4 +142,47 @@ func TestVersion(t *testing.T) {
 	flag, _, err := run(t, "", "--version")
 	require.NoError(t, err)
 	assert.Equal(t, out, flag, "--version prints what `version` prints")
+}
+
+// TestRunStartupFailures: what stops the daemon before it serves is a start-up failure
+// (exit 2): an MQTT port in use, another agent on the admin socket. Each leaves the
+// buffer closed for the next try. A mistyped flag exits 1, as other usage errors do.
+func TestRunStartupFailures(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { busy.Close() })
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "admin.sock")
+	write := func(listen string) string {
+		path := filepath.Join(dir, "agent.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(`station: {id: MH-PUNE-001, class: B}
+data_dir: `+filepath.Join(dir, "data")+`
+admin_socket: `+sock+`
+mqtt: {listen: "`+listen+`", allow_anonymous: true}
+clock: {sync_check: none}
+`), 0o600))
+		return path
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second) // a daemon that did start stops
+	defer cancel()
+
+	var stderr bytes.Buffer
+	err = Run(ctx, []string{"run", "--config", write(busy.Addr().String())}, &bytes.Buffer{}, &stderr)
+	require.Error(t, err)
+	assert.Equal(t, exitcode.Startup, ExitCode(err), "%v", err)
+	assert.Contains(t, err.Error(), "address already in use")
+	_, err = os.Stat(sock)
+	assert.ErrorIs(t, err, os.ErrNotExist, "the admin socket bound before the port was released")
+
+	other := admin.NewServer(sock, nil, nil)
+	require.NoError(t, other.Listen())
+	t.Cleanup(func() { require.NoError(t, other.Close()) })
+	err = Run(ctx, []string{"run", "--config", write("127.0.0.1:0")}, &bytes.Buffer{}, &stderr)
+	require.Error(t, err)
+	assert.Equal(t, exitcode.Startup, ExitCode(err), "%v", err)
+	assert.Contains(t, err.Error(), "is another ph-agent running?", "and not the buffer's lock: the first try closed it")
+
+	err = Run(ctx, []string{"run", "--no-such-flag"}, &bytes.Buffer{}, &stderr)
+	require.Error(t, err)
+	assert.Equal(t, exitcode.Runtime, ExitCode(err))
 }

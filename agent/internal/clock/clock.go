@@ -21,6 +21,15 @@ const (
 	None   Mode = "none"   // always trusted
 )
 
+// Defaults for a station that says nothing about its clock.
+const (
+	DefaultMode     = Kernel
+	DefaultSyncFile = "/run/systemd/timesync/synchronized" // written by systemd-timesyncd
+)
+
+// DefaultFloor is the default sanity floor: a clock before it is certainly wrong.
+var DefaultFloor = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // Sync answers "is the clock synchronized?" and caches the answer for a few seconds so it
 // can sit on the ingest path. It is safe for concurrent use.
 type Sync struct {

@@ -55,7 +55,7 @@ type Config struct {
 // Limits and pacing. The backoff applies between connections; polls inside a working
 // connection keep the configured interval.
 const (
-	defaultInterval = 60 * time.Second
+	DefaultInterval = 60 * time.Second
 	maxTimeout      = 10 * time.Second
 	maxMessageSize  = 16 << 10 // bytes, after blockwise reassembly
 	noteQueue       = 16       // notifications waiting for the Run goroutine
@@ -122,7 +122,7 @@ func New(cfg Config, sink probestatus.Sink, health probestatus.Health, log *slog
 		return nil, fmt.Errorf("coap probe %q: %w", cfg.Name, errors.Join(problems...))
 	}
 	if cfg.Interval == 0 {
-		cfg.Interval = defaultInterval
+		cfg.Interval = DefaultInterval
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = min(cfg.Interval, maxTimeout)

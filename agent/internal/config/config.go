@@ -1,9 +1,15 @@
 // Package config loads and checks the station agent's YAML configuration.
 //
-// There is one load path: Load strictly decodes the file (an unknown key is an error that
-// names its line), fills in defaults, and runs Validate, which reports every problem at
-// once. `ph-agent config check` runs exactly this path. A loaded Config is treated as
-// immutable by the rest of the agent.
+// There is one load path (internal/strictyaml): Load decodes the file strictly (an unknown
+// key is an error that names its line) onto Default, so a key the file leaves out keeps
+// its default and any value written, zero included, is taken as written; Complete derives
+// what depends on other keys; Validate reports every problem at once. `ph-agent config
+// check` runs exactly this path. A loaded Config is treated as immutable by the rest of
+// the agent.
+//
+// The defaults belong to the components that use them (spool.DefaultMaxBytes,
+// uplink.DefaultInterval, alerting.DefaultDeadband ...): Default is built from them, and
+// configs/agent.example.yaml documents them with a test keeping the two in step.
 package config
 
 import (
@@ -24,32 +30,49 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/purehealth/purehealth/agent/internal/alerting"
+	"github.com/purehealth/purehealth/agent/internal/broker"
+	"github.com/purehealth/purehealth/agent/internal/calibration"
+	"github.com/purehealth/purehealth/agent/internal/clock"
+	"github.com/purehealth/purehealth/agent/internal/coapprobe"
+	"github.com/purehealth/purehealth/agent/internal/httpprobe"
+	"github.com/purehealth/purehealth/agent/internal/pipeline"
 	"github.com/purehealth/purehealth/agent/internal/serialprobe"
+	"github.com/purehealth/purehealth/agent/internal/spool"
+	"github.com/purehealth/purehealth/agent/internal/state"
+	"github.com/purehealth/purehealth/agent/internal/uplink"
+	"github.com/purehealth/purehealth/internal/logging"
 	"github.com/purehealth/purehealth/internal/strictyaml"
 	"github.com/purehealth/purehealth/shared/criteria"
 	"github.com/purehealth/purehealth/shared/telemetry"
+	"github.com/purehealth/purehealth/shared/validate"
 	"github.com/purehealth/purehealth/shared/wire"
 	"github.com/purehealth/purehealth/shared/wqi"
 )
 
+// Duration is a duration in the file: Go's syntax ("30s", "2h") or days ("30d").
+type Duration = strictyaml.Duration
+
+// ByteSize is a number of bytes in the file: a plain integer or with a unit ("512MiB").
+type ByteSize = strictyaml.ByteSize
+
 // Config is the whole agent configuration. Keys marked contract in the design document keep
 // their names.
 type Config struct {
-	Station     Station    `yaml:"station"`
-	DataDir     string     `yaml:"data_dir"`
-	AdminSocket string     `yaml:"admin_socket"` // default <data_dir>/admin.sock
-	Log         Log        `yaml:"log"`
-	MQTT        MQTT       `yaml:"mqtt"`
-	Uplink      Uplink     `yaml:"uplink"`
-	Buffer      Buffer     `yaml:"buffer"`
-	Probes      []Probe    `yaml:"probes"`
-	Alerts      Alerts     `yaml:"alerts"`
-	WQI         WQI        `yaml:"wqi"`
-	Validation  Validation `yaml:"validation"`
-	Clock       Clock      `yaml:"clock"`
+	Station     Station        `yaml:"station"`
+	DataDir     string         `yaml:"data_dir"`
+	AdminSocket string         `yaml:"admin_socket"` // default <data_dir>/admin.sock
+	Log         logging.Config `yaml:"log"`
+	MQTT        MQTT           `yaml:"mqtt"`
+	Uplink      Uplink         `yaml:"uplink"`
+	Buffer      Buffer         `yaml:"buffer"`
+	Probes      []Probe        `yaml:"probes"`
+	Alerts      Alerts         `yaml:"alerts"`
+	WQI         WQI            `yaml:"wqi"`
+	Validation  Validation     `yaml:"validation"`
+	Clock       Clock          `yaml:"clock"`
 
-	// Path is the file the configuration came from (not a YAML key).
-	Path string `yaml:"-"`
+	strictyaml.Source `yaml:"-"` // the file it came from
 }
 
 // Station identifies the station and the facts the science needs about it.
@@ -70,20 +93,14 @@ type Station struct {
 	Lon      float64 `yaml:"lon"`
 }
 
-// Log sets the daemon's log output.
-type Log struct {
-	Level  string `yaml:"level"`  // debug, info (default), warn, error
-	Format string `yaml:"format"` // text (default) or json
-}
-
 // MQTT configures the embedded broker.
 type MQTT struct {
-	Listen         string     `yaml:"listen"`          // default 127.0.0.1:1883
+	Listen         string     `yaml:"listen"`          // default broker.DefaultListen
 	AllowAnonymous bool       `yaml:"allow_anonymous"` // default false: dev configs only
 	Users          []MQTTUser `yaml:"users"`
 	TLS            *TLS       `yaml:"tls"`
-	MaxPacketBytes uint32     `yaml:"max_packet_bytes"` // default 64 KiB
-	MaxClients     int64      `yaml:"max_clients"`      // default 1000
+	MaxPacketBytes ByteSize   `yaml:"max_packet_bytes"` // default broker.DefaultMaxPacketSize
+	MaxClients     int64      `yaml:"max_clients"`      // default broker.DefaultMaxClients
 }
 
 // MQTTUser is a broker account. Passwords are stored only as bcrypt hashes
@@ -110,30 +127,30 @@ type Uplink struct {
 	Token string `yaml:"token"`
 	// TokenFile holds the token instead; it is read again whenever the cloud refuses the
 	// token, so a rotated one takes effect without a restart.
-	TokenFile string        `yaml:"token_file"`
-	Interval  time.Duration `yaml:"interval"`  // default 2s
-	BatchMax  int           `yaml:"batch_max"` // records per batch, default 2000
+	TokenFile string   `yaml:"token_file"`
+	Interval  Duration `yaml:"interval"`  // default uplink.DefaultInterval
+	BatchMax  int      `yaml:"batch_max"` // records per batch, default uplink.DefaultBatchMax
 	// CAFile replaces the system roots for the cloud's certificate; CertFile and KeyFile
 	// are a client certificate for mutual TLS. All need an https:// url.
 	CAFile   string `yaml:"ca_file"`
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 	// LiveReadings is how many of the newest unsent readings go first, with the unsent
-	// alerts and the latest WQI, when the link comes back (default 200).
+	// alerts and the latest WQI, when the link comes back (default uplink.DefaultLiveReadings).
 	LiveReadings int `yaml:"live_readings"`
-	// BackoffMax caps the wait between failed attempts (default 5m).
-	BackoffMax time.Duration `yaml:"backoff_max"`
+	// BackoffMax caps the wait between failed attempts (default uplink.DefaultBackoffMax).
+	BackoffMax Duration `yaml:"backoff_max"`
 	// DailyBytes is a budget of bytes on the wire per UTC day for metered links; 0 (the
 	// default) means no limit. Once it is spent only alerts and the latest WQI go.
-	DailyBytes     int64         `yaml:"daily_bytes"`
-	ConnectTimeout time.Duration `yaml:"connect_timeout"` // TCP connect and TLS handshake, default 10s
-	RequestTimeout time.Duration `yaml:"request_timeout"` // one whole request, default 30s
+	DailyBytes     ByteSize `yaml:"daily_bytes"`
+	ConnectTimeout Duration `yaml:"connect_timeout"` // TCP connect and TLS handshake, default uplink.DefaultConnectTimeout
+	RequestTimeout Duration `yaml:"request_timeout"` // one whole request, default uplink.DefaultRequestTimeout
 }
 
 // Buffer bounds the local store.
 type Buffer struct {
-	MaxBytes  int64         `yaml:"max_bytes"` // default 512 MiB (256 MiB on 32-bit ARM)
-	Retention time.Duration `yaml:"retention"` // forwarded history kept locally, default 30 days
+	MaxBytes  ByteSize `yaml:"max_bytes"` // default spool.DefaultMaxBytes; at most spool.MaxBytes32 on 32-bit ARM
+	Retention Duration `yaml:"retention"` // forwarded history kept locally, default spool.DefaultRetention
 	// UnsafeNoFsync skips fsync on commit so benchmarks can show what durability costs.
 	// A power cut can then lose acknowledged readings: never set it on a station.
 	UnsafeNoFsync bool `yaml:"unsafe_no_fsync"`
@@ -141,15 +158,15 @@ type Buffer struct {
 
 // Probe is one configured probe. Configured probes are the station's expected inventory.
 type Probe struct {
-	Name     string        `yaml:"name"`
-	Kind     string        `yaml:"kind"`     // serial, coap, http
-	Param    string        `yaml:"param"`    // name or alias; Load stores the canonical name
-	Interval time.Duration `yaml:"interval"` // poll interval and expected reporting interval, default 60s
-	Device   string        `yaml:"device"`   // serial
-	Baud     int           `yaml:"baud"`     // serial, default 9600
-	URL      string        `yaml:"url"`      // coap, http
-	Observe  bool          `yaml:"observe"`  // coap
-	Timeout  time.Duration `yaml:"timeout"`  // 0: the probe driver's default
+	Name     string   `yaml:"name"`
+	Kind     string   `yaml:"kind"`     // serial, coap, http
+	Param    string   `yaml:"param"`    // name or alias; Load stores the canonical name
+	Interval Duration `yaml:"interval"` // poll interval and expected reporting interval; default: the driver's DefaultInterval
+	Device   string   `yaml:"device"`   // serial
+	Baud     int      `yaml:"baud"`     // serial, default serialprobe.DefaultBaud
+	URL      string   `yaml:"url"`      // coap, http
+	Observe  bool     `yaml:"observe"`  // coap
+	Timeout  Duration `yaml:"timeout"`  // 0: the probe driver's default
 }
 
 // Alerts tunes local alerting.
@@ -158,44 +175,44 @@ type Alerts struct {
 	// "drinking-reference".
 	RuleSets []string `yaml:"rule_sets"`
 	// Deadband is the hysteresis margin, as a fraction of the limit, a value must come back
-	// inside before a threshold alert resolves (default 0.02: DO ≥ 5 clears at 5.1, pH ≤ 8.5 at 8.33).
+	// inside before a threshold alert resolves (default alerting.DefaultDeadband; 0: none).
 	Deadband float64 `yaml:"deadband"`
-	// ClearCount is how many consecutive clean evaluations resolve an alert (default 3).
+	// ClearCount is how many consecutive clean evaluations resolve an alert (default alerting.DefaultClearCount).
 	ClearCount int `yaml:"clear_count"`
 	// OfflineFactor times a sensor's expected interval without a reading makes it offline
-	// (default 3).
+	// (default state.DefaultOfflineFactor).
 	OfflineFactor float64 `yaml:"offline_factor"`
-	// BadCount consecutive bad readings make a sensor-fault alert (default 3).
+	// BadCount consecutive bad readings make a sensor-fault alert (default alerting.DefaultBadCount).
 	BadCount int `yaml:"bad_count"`
 	// CalibrationDue is how old a serial probe's last calibration may get before a
-	// "calibration due" alert (default 720h, 30 days).
-	CalibrationDue time.Duration `yaml:"calibration_due"`
-	Hooks          []Hook        `yaml:"hooks"`
+	// "calibration due" alert (default calibration.DefaultDue).
+	CalibrationDue Duration `yaml:"calibration_due"`
+	Hooks          []Hook   `yaml:"hooks"`
 }
 
 // Hook runs a local command on alert transitions (a siren, an SMS modem script).
 type Hook struct {
-	Command []string      `yaml:"command"`
-	On      []string      `yaml:"on"`      // opened, acknowledged, resolved, escalated; empty = all
-	Timeout time.Duration `yaml:"timeout"` // default 10s
+	Command []string `yaml:"command"`
+	On      []string `yaml:"on"`      // opened, acknowledged, resolved, escalated; empty = all
+	Timeout Duration `yaml:"timeout"` // default alerting.DefaultHookTimeout
 }
 
 // WQI tunes the live index.
 type WQI struct {
 	// Freshness is how old the latest value of a parameter may be and still feed the index,
-	// per parameter (defaults: ph, do, temp 2h; bod, fc 48h, as they are sampled rarely).
-	Freshness map[string]time.Duration `yaml:"freshness"`
+	// per parameter (default state.DefaultFreshness for a parameter the file does not name).
+	Freshness map[string]Duration `yaml:"freshness"`
 	// HistoryInterval is the least time between two stored WQI history points, unless the
-	// class changes (default 1m).
-	HistoryInterval time.Duration `yaml:"history_interval"`
+	// class changes (default pipeline.DefaultHistoryInterval).
+	HistoryInterval Duration `yaml:"history_interval"`
 }
 
 // Validation tunes reading quality checks (see shared/validate).
 type Validation struct {
-	SpikeSigma    float64       `yaml:"spike_sigma"`
-	FlatlineCount int           `yaml:"flatline_count"`
-	MaxFuture     time.Duration `yaml:"max_future"`
-	MaxPast       time.Duration `yaml:"max_past"`
+	SpikeSigma    float64  `yaml:"spike_sigma"`
+	FlatlineCount int      `yaml:"flatline_count"`
+	MaxFuture     Duration `yaml:"max_future"`
+	MaxPast       Duration `yaml:"max_past"`
 }
 
 // Clock says how the agent decides the wall clock can be trusted (a Pi has no RTC).
@@ -206,188 +223,156 @@ type Clock struct {
 	// trust the clock).
 	SyncCheck string `yaml:"sync_check"`
 	SyncFile  string `yaml:"sync_file"`
-	// MinTime is the sanity floor: a clock before it is certainly wrong (default
-	// 2025-01-01).
+	// MinTime is the sanity floor, a date: a clock before it is certainly wrong (default
+	// clock.DefaultFloor).
 	MinTime string `yaml:"min_time"`
 }
 
-// Defaults.
-const (
-	DefaultMQTTListen     = "127.0.0.1:1883"
-	DefaultMaxPacketBytes = 64 << 10
-	DefaultMaxClients     = 1000
-	DefaultMaxBytes       = 512 << 20 // MaxBytes32 on 32-bit platforms
-	DefaultRetention      = 30 * 24 * time.Hour
-	DefaultUplinkInterval = 2 * time.Second
-	DefaultBatchMax       = 2000
-	DefaultLiveReadings   = 200
-	DefaultBackoffMax     = 5 * time.Minute
-	DefaultConnectTimeout = 10 * time.Second
-	DefaultRequestTimeout = 30 * time.Second
-	MinDailyBytes         = 64 << 10
-	DefaultHookTimeout    = 10 * time.Second
-	DefaultMinTime        = "2025-01-01"
-	DefaultSyncFile       = "/run/systemd/timesync/synchronized"
-	DefaultCalibrationDue = 30 * 24 * time.Hour
+// MinDailyBytes is the smallest uplink.daily_bytes budget other than 0 (no limit).
+const MinDailyBytes = 64 << 10
+
+// Default is the configuration of a file that sets nothing: every default, taken from the
+// component that owns it. Station, data_dir and the MQTT users have none.
+func Default() Config {
+	freshness := map[string]Duration{}
+	for p, d := range state.DefaultFreshness() {
+		freshness[string(p)] = Duration(d)
+	}
+	v := validate.Default()
+	return Config{
+		Station: Station{Timezone: "UTC", DOMethod: string(wqi.BensonKrause)},
+		Log:     logging.Default(),
+		MQTT: MQTT{
+			Listen:         broker.DefaultListen,
+			MaxPacketBytes: broker.DefaultMaxPacketSize,
+			MaxClients:     broker.DefaultMaxClients,
+		},
+		Uplink: Uplink{
+			Interval:       Duration(uplink.DefaultInterval),
+			BatchMax:       uplink.DefaultBatchMax,
+			LiveReadings:   uplink.DefaultLiveReadings,
+			BackoffMax:     Duration(uplink.DefaultBackoffMax),
+			ConnectTimeout: Duration(uplink.DefaultConnectTimeout),
+			RequestTimeout: Duration(uplink.DefaultRequestTimeout),
+		},
+		Buffer: Buffer{
+			MaxBytes:  ByteSize(min(spool.DefaultMaxBytes, spool.MaxBytesOn(strconv.IntSize))),
+			Retention: Duration(spool.DefaultRetention),
+		},
+		Alerts: Alerts{
+			RuleSets:       []string{},
+			Deadband:       alerting.DefaultDeadband,
+			ClearCount:     alerting.DefaultClearCount,
+			OfflineFactor:  state.DefaultOfflineFactor,
+			BadCount:       alerting.DefaultBadCount,
+			CalibrationDue: Duration(calibration.DefaultDue),
+		},
+		WQI: WQI{Freshness: freshness, HistoryInterval: Duration(pipeline.DefaultHistoryInterval)},
+		Validation: Validation{
+			SpikeSigma: v.SpikeSigma, FlatlineCount: v.FlatlineCount,
+			MaxFuture: Duration(v.MaxFuture), MaxPast: Duration(v.MaxPast),
+		},
+		Clock: Clock{
+			SyncCheck: string(clock.DefaultMode),
+			SyncFile:  clock.DefaultSyncFile,
+			MinTime:   clock.DefaultFloor.Format(time.DateOnly),
+		},
+	}
+}
+
+// defaultProbe is a probe of kind with nothing else set: its driver's defaults.
+func defaultProbe(kind string) Probe {
+	switch kind {
+	case "serial":
+		return Probe{Kind: kind, Interval: Duration(serialprobe.DefaultInterval), Baud: serialprobe.DefaultBaud}
+	case "coap":
+		return Probe{Kind: kind, Interval: Duration(coapprobe.DefaultInterval)}
+	case "http":
+		return Probe{Kind: kind, Interval: Duration(httpprobe.DefaultInterval)}
+	}
+	return Probe{Kind: kind}
+}
+
+// UnmarshalYAML decodes a probe onto the defaults of its kind. (The older form of the
+// method keeps the decoder's strictness for the probe's own keys.)
+func (p *Probe) UnmarshalYAML(unmarshal func(any) error) error {
+	// The kind alone is read first, into a map that takes any key; the strict decode below
+	// reports everything else.
+	var keys map[string]any
+	if err := unmarshal(&keys); err != nil {
+		return err
+	}
+	kind, _ := keys["kind"].(string)
+	*p = defaultProbe(kind)
+	return unmarshal((*probe)(p))
+}
+
+// UnmarshalYAML decodes a hook onto the default timeout.
+func (h *Hook) UnmarshalYAML(unmarshal func(any) error) error {
+	*h = Hook{Timeout: Duration(alerting.DefaultHookTimeout)}
+	return unmarshal((*hook)(h))
+}
+
+// UnmarshalYAML decodes a broker account onto the default role.
+func (u *MQTTUser) UnmarshalYAML(unmarshal func(any) error) error {
+	*u = MQTTUser{Role: broker.RoleDevice}
+	return unmarshal((*mqttUser)(u))
+}
+
+// The list items' fields without their UnmarshalYAML methods, for the strict decode that
+// those methods finish with. Unknown keys are reported against these names.
+type (
+	probe    Probe
+	hook     Hook
+	mqttUser MQTTUser
 )
 
-// DefaultFreshness is how long a parameter's latest value may feed the WQI.
-var DefaultFreshness = map[telemetry.Param]time.Duration{
-	telemetry.PH:   2 * time.Hour,
-	telemetry.DO:   2 * time.Hour,
-	telemetry.Temp: 2 * time.Hour,
-	telemetry.BOD:  48 * time.Hour,
-	telemetry.FC:   48 * time.Hour,
-}
-
-// Load reads, strictly decodes, defaults and validates the file at path.
+// Load reads, strictly decodes, completes and validates the file at path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	cfg, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	cfg.Path = path
-	return cfg, nil
+	return strictyaml.Load[Config](path, Default)
 }
 
-// Parse decodes, defaults and validates a configuration document.
+// Parse decodes, completes and validates a configuration document.
 func Parse(data []byte) (*Config, error) {
-	var cfg Config
-	if err := strictyaml.Decode(data, &cfg); err != nil {
-		return nil, err
-	}
-	cfg.applyDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return &cfg, nil
+	return strictyaml.Parse[Config](data, Default)
 }
 
-func (c *Config) applyDefaults() {
+// Complete derives the admin socket from data_dir and stores canonical spellings.
+// Consumers convert these strings straight to their typed forms; a value that does not
+// parse is left as written for Validate to report.
+func (c *Config) Complete() {
 	if c.AdminSocket == "" && c.DataDir != "" {
 		c.AdminSocket = filepath.Join(c.DataDir, "admin.sock")
 	}
-	if c.Station.Timezone == "" {
-		c.Station.Timezone = "UTC"
-	}
-	// Consumers convert these strings straight to their typed forms, so store the canonical
-	// spelling; a value that does not parse is left as written for Validate to report.
 	if class, err := criteria.ParseClass(c.Station.Class); err == nil {
 		c.Station.Class = string(class)
 	}
 	if m, err := wqi.ParseDOMethod(c.Station.DOMethod); err == nil {
 		c.Station.DOMethod = string(m)
 	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "text"
-	}
-	if c.MQTT.Listen == "" {
-		c.MQTT.Listen = DefaultMQTTListen
-	}
-	if c.MQTT.MaxPacketBytes == 0 {
-		c.MQTT.MaxPacketBytes = DefaultMaxPacketBytes
-	}
-	if c.MQTT.MaxClients == 0 {
-		c.MQTT.MaxClients = DefaultMaxClients
-	}
-	for i := range c.MQTT.Users {
-		if c.MQTT.Users[i].Role == "" {
-			c.MQTT.Users[i].Role = "device"
-		}
-	}
-	if c.Uplink.Interval == 0 {
-		c.Uplink.Interval = DefaultUplinkInterval
-	}
-	if c.Uplink.BatchMax == 0 {
-		c.Uplink.BatchMax = DefaultBatchMax
-	}
-	if c.Uplink.LiveReadings == 0 {
-		c.Uplink.LiveReadings = DefaultLiveReadings
-	}
-	if c.Uplink.BackoffMax == 0 {
-		c.Uplink.BackoffMax = DefaultBackoffMax
-	}
-	if c.Uplink.ConnectTimeout == 0 {
-		c.Uplink.ConnectTimeout = DefaultConnectTimeout
-	}
-	if c.Uplink.RequestTimeout == 0 {
-		c.Uplink.RequestTimeout = DefaultRequestTimeout
-	}
-	if c.Buffer.MaxBytes == 0 {
-		c.Buffer.MaxBytes = DefaultMaxBytes
-		if strconv.IntSize == 32 {
-			// The default must itself be valid on a 32-bit ARM gateway.
-			c.Buffer.MaxBytes = MaxBytes32
-		}
-	}
-	if c.Buffer.Retention == 0 {
-		c.Buffer.Retention = DefaultRetention
-	}
 	for i := range c.Probes {
-		p := &c.Probes[i]
-		if p.Kind == "serial" && p.Baud == 0 {
-			p.Baud = 9600
+		if param, err := telemetry.ParseParam(c.Probes[i].Param); err == nil {
+			c.Probes[i].Param = string(param)
 		}
-		if p.Interval == 0 {
-			p.Interval = 60 * time.Second
-		}
-		if param, err := telemetry.ParseParam(p.Param); err == nil {
-			p.Param = string(param)
-		}
-	}
-	if c.Alerts.Deadband == 0 {
-		c.Alerts.Deadband = 0.02
-	}
-	if c.Alerts.ClearCount == 0 {
-		c.Alerts.ClearCount = 3
-	}
-	if c.Alerts.OfflineFactor == 0 {
-		c.Alerts.OfflineFactor = 3
-	}
-	if c.Alerts.BadCount == 0 {
-		c.Alerts.BadCount = 3
-	}
-	if c.Alerts.CalibrationDue == 0 {
-		c.Alerts.CalibrationDue = DefaultCalibrationDue
-	}
-	for i := range c.Alerts.Hooks {
-		if c.Alerts.Hooks[i].Timeout == 0 {
-			c.Alerts.Hooks[i].Timeout = DefaultHookTimeout
-		}
-	}
-	if c.WQI.HistoryInterval == 0 {
-		c.WQI.HistoryInterval = time.Minute
-	}
-	if c.Clock.SyncCheck == "" {
-		c.Clock.SyncCheck = "kernel"
-	}
-	if c.Clock.SyncFile == "" {
-		c.Clock.SyncFile = DefaultSyncFile
-	}
-	if c.Clock.MinTime == "" {
-		c.Clock.MinTime = DefaultMinTime
 	}
 }
 
-var (
-	stationIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	bcryptPattern    = regexp.MustCompile(`^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$`)
-)
+var bcryptPattern = regexp.MustCompile(`^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$`)
+
+// intSize is the width of int on this system; tests of the 32-bit limits change it.
+var intSize = strconv.IntSize
+
+// maxPacketBytes is the largest MQTT packet the protocol can carry (its remaining length
+// tops out just under 256 MiB).
+const maxPacketBytes = 268435455
 
 // Validate reports every problem in the configuration, joined.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	if !stationIDPattern.MatchString(c.Station.ID) {
-		bad("station.id: %q must be 1–64 letters, digits, '-' or '_'", c.Station.ID)
+	if !telemetry.ValidStationID(c.Station.ID) {
+		bad("station.id: %q must be %s", c.Station.ID, telemetry.StationIDRule)
 	}
 	if _, err := time.LoadLocation(c.Station.Timezone); err != nil {
 		bad("station.timezone: %q is not a known time zone", c.Station.Timezone)
@@ -415,13 +400,8 @@ func (c *Config) Validate() error {
 		// sun_path is 108 bytes on Linux; leave room for the terminator.
 		bad("admin_socket: path %q is longer than a unix socket allows", c.AdminSocket)
 	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log.level: %q must be debug, info, warn or error", c.Log.Level)
-	}
-	if c.Log.Format != "text" && c.Log.Format != "json" {
-		bad("log.format: %q must be text or json", c.Log.Format)
+	if err := c.Log.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 
 	if _, _, err := net.SplitHostPort(c.MQTT.Listen); err != nil {
@@ -444,7 +424,7 @@ func (c *Config) Validate() error {
 			bad("%s.password_hash: not a bcrypt hash (make one with `ph-agent passwd`)", at)
 		}
 		switch u.Role {
-		case "device", "viewer", "admin":
+		case broker.RoleDevice, broker.RoleViewer, broker.RoleAdmin:
 		default:
 			bad("%s.role: %q must be device, viewer or admin", at, u.Role)
 		}
@@ -462,6 +442,8 @@ func (c *Config) Validate() error {
 	}
 	if c.MQTT.MaxPacketBytes < 1<<10 {
 		bad("mqtt.max_packet_bytes: %d is below the 1 KiB minimum", c.MQTT.MaxPacketBytes)
+	} else if c.MQTT.MaxPacketBytes > maxPacketBytes {
+		bad("mqtt.max_packet_bytes: %d is above MQTT's maximum, %d", c.MQTT.MaxPacketBytes, maxPacketBytes)
 	}
 	if c.MQTT.MaxClients < 1 {
 		bad("mqtt.max_clients: %d must be at least 1", c.MQTT.MaxClients)
@@ -491,7 +473,7 @@ func (c *Config) Validate() error {
 	if c.Uplink.Token != "" && c.Uplink.TokenFile != "" {
 		bad("uplink: give token or token_file, not both")
 	}
-	if c.Uplink.Interval < 100*time.Millisecond {
+	if c.Uplink.Interval.Std() < 100*time.Millisecond {
 		bad("uplink.interval: %s is shorter than 100ms", c.Uplink.Interval)
 	}
 	if c.Uplink.BatchMax < 1 || c.Uplink.BatchMax > wire.MaxRecords {
@@ -500,26 +482,26 @@ func (c *Config) Validate() error {
 	if c.Uplink.LiveReadings < 1 || c.Uplink.LiveReadings > wire.MaxRecords {
 		bad("uplink.live_readings: %d must be 1..%d", c.Uplink.LiveReadings, wire.MaxRecords)
 	}
-	if c.Uplink.BackoffMax < time.Second || c.Uplink.BackoffMax > 24*time.Hour {
+	if c.Uplink.BackoffMax.Std() < time.Second || c.Uplink.BackoffMax.Std() > 24*time.Hour {
 		bad("uplink.backoff_max: %s must be within 1s..24h", c.Uplink.BackoffMax)
 	}
 	if c.Uplink.DailyBytes != 0 && c.Uplink.DailyBytes < MinDailyBytes {
 		bad("uplink.daily_bytes: %d is below %d (64 KiB); 0 means no limit", c.Uplink.DailyBytes, MinDailyBytes)
 	}
-	if c.Uplink.ConnectTimeout < 100*time.Millisecond {
+	if c.Uplink.ConnectTimeout.Std() < 100*time.Millisecond {
 		bad("uplink.connect_timeout: %s is shorter than 100ms", c.Uplink.ConnectTimeout)
 	}
-	if c.Uplink.RequestTimeout < time.Second {
+	if c.Uplink.RequestTimeout.Std() < time.Second {
 		bad("uplink.request_timeout: %s is shorter than 1s", c.Uplink.RequestTimeout)
 	}
 
-	if c.Buffer.MaxBytes < 1<<20 {
+	if c.Buffer.MaxBytes < spool.MinMaxBytes {
 		bad("buffer.max_bytes: %d is below the 1 MiB minimum", c.Buffer.MaxBytes)
 	}
-	if strconv.IntSize == 32 && c.Buffer.MaxBytes > MaxBytes32 {
-		bad("buffer.max_bytes: %d is above %d, the most a 32-bit ARM gateway can map", c.Buffer.MaxBytes, MaxBytes32)
+	if limit := spool.MaxBytesOn(intSize); int64(c.Buffer.MaxBytes) > limit {
+		bad("buffer.max_bytes: %d is above %d, the most a 32-bit ARM gateway can map", c.Buffer.MaxBytes, limit)
 	}
-	if c.Buffer.Retention < time.Hour {
+	if c.Buffer.Retention.Std() < time.Hour {
 		bad("buffer.retention: %s is shorter than 1h", c.Buffer.Retention)
 	}
 
@@ -535,7 +517,8 @@ func (c *Config) Validate() error {
 		if _, err := telemetry.ParseParam(p.Param); err != nil {
 			bad("%s.param: %q is not a known parameter", at, p.Param)
 		}
-		if p.Interval < 100*time.Millisecond {
+		// A probe of an unknown kind has no default interval; its kind is the problem.
+		if known := slices.Contains([]string{"serial", "coap", "http"}, p.Kind); known && p.Interval.Std() < 100*time.Millisecond {
 			bad("%s.interval: %s is shorter than 100ms", at, p.Interval)
 		}
 		if p.Timeout < 0 {
@@ -584,7 +567,7 @@ func (c *Config) Validate() error {
 	if !(c.Alerts.OfflineFactor >= 1) || math.IsInf(c.Alerts.OfflineFactor, 1) {
 		bad("alerts.offline_factor: %v must be at least 1", c.Alerts.OfflineFactor)
 	}
-	if c.Alerts.CalibrationDue < time.Hour {
+	if c.Alerts.CalibrationDue.Std() < time.Hour {
 		bad("alerts.calibration_due: %s is shorter than 1h", c.Alerts.CalibrationDue)
 	}
 	for i, h := range c.Alerts.Hooks {
@@ -619,26 +602,25 @@ func (c *Config) Validate() error {
 			bad("wqi.freshness.%s: must be positive", name)
 		}
 	}
-	if c.WQI.HistoryInterval < 0 {
-		bad("wqi.history_interval: %s must not be negative", c.WQI.HistoryInterval)
+	if c.WQI.HistoryInterval <= 0 {
+		bad("wqi.history_interval: %s must be positive", c.WQI.HistoryInterval)
 	}
 
-	// Zero means the validator's default here (shared/validate); a negative value is a typo.
-	if !(c.Validation.SpikeSigma >= 0) || math.IsInf(c.Validation.SpikeSigma, 1) {
-		bad("validation.spike_sigma: %v must be a finite number, 0 or more (0: default)", c.Validation.SpikeSigma)
+	if !(c.Validation.SpikeSigma > 0) || math.IsInf(c.Validation.SpikeSigma, 1) {
+		bad("validation.spike_sigma: %v must be a positive number", c.Validation.SpikeSigma)
 	}
-	if c.Validation.FlatlineCount < 0 {
-		bad("validation.flatline_count: %d must not be negative (0: default)", c.Validation.FlatlineCount)
+	if c.Validation.FlatlineCount < 1 {
+		bad("validation.flatline_count: %d must be positive", c.Validation.FlatlineCount)
 	}
-	if c.Validation.MaxFuture < 0 {
-		bad("validation.max_future: %s must not be negative (0: default)", c.Validation.MaxFuture)
+	if c.Validation.MaxFuture <= 0 {
+		bad("validation.max_future: %s must be positive", c.Validation.MaxFuture)
 	}
-	if c.Validation.MaxPast < 0 {
-		bad("validation.max_past: %s must not be negative (0: default)", c.Validation.MaxPast)
+	if c.Validation.MaxPast <= 0 {
+		bad("validation.max_past: %s must be positive", c.Validation.MaxPast)
 	}
 
-	switch c.Clock.SyncCheck {
-	case "kernel", "file", "floor", "none":
+	switch clock.Mode(c.Clock.SyncCheck) {
+	case clock.Kernel, clock.File, clock.Floor, clock.None:
 	default:
 		bad("clock.sync_check: %q must be kernel, file, floor or none", c.Clock.SyncCheck)
 	}
@@ -647,9 +629,6 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// MaxBytes32 caps the buffer on 32-bit ARM, where mapping a file near 1 GiB fails.
-const MaxBytes32 = 256 << 20
 
 // Location returns the station's time zone (validated by Load).
 func (c *Config) Location() *time.Location {
@@ -663,19 +642,16 @@ func (c *Config) Location() *time.Location {
 // Freshness returns the freshness window for p.
 func (c *Config) Freshness(p telemetry.Param) time.Duration {
 	if d, ok := c.WQI.Freshness[string(p)]; ok {
-		return d
+		return d.Std()
 	}
-	if d, ok := DefaultFreshness[p]; ok {
-		return d
-	}
-	return 2 * time.Hour
+	return state.DefaultFreshness()[p]
 }
 
 // MinTime returns the clock sanity floor.
 func (c *Config) MinTime() time.Time {
 	t, err := time.Parse(time.DateOnly, c.Clock.MinTime)
 	if err != nil {
-		return time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+		return clock.DefaultFloor
 	}
 	return t
 }

@@ -19,14 +19,6 @@ import (
 	"github.com/purehealth/purehealth/shared/version"
 )
 
-// Autonomy estimate inputs: the spool starts evicting at 90 % of max_bytes, and a fresh
-// buffer has no measured cost per reading yet (an encoded reading with its share of bbolt
-// pages comes to about this).
-const (
-	evictionStartsAt         = 0.90
-	estimatedBytesPerReading = 120
-)
-
 // backend answers the admin API from the running daemon.
 type backend struct{ d *Daemon }
 
@@ -52,7 +44,7 @@ func (b backend) Status(ctx context.Context) (admin.Status, error) {
 		Buffer: b.buffer(),
 		Ingest: admin.IngestStatus{Accepted: ps.Accepted, Rejected: ps.Rejected, Bad: ps.Bad,
 			Suspect: ps.Suspect, StoreFailures: ps.StoreFailures, StoreFailing: ps.StoreFailing,
-			RatePerS: d.rate()},
+			RatePerS: d.pipeline.Rate()},
 		Clock:        admin.ClockStatus{Synced: synced, Reason: reason},
 		WQI:          d.wqiJSON(),
 		ActiveAlerts: d.alerts.Active(),
@@ -74,14 +66,7 @@ func (b backend) buffer() admin.BufferStatus {
 			"dropped_unforwarded": int64(st.Evicted.DroppedUnforwarded),
 		},
 	}
-	rate := b.d.rate()
-	perReading := st.BytesPerReading
-	if perReading <= 0 {
-		perReading = estimatedBytesPerReading
-	}
-	if rate > 0 {
-		room := float64(st.MaxBytes)*evictionStartsAt - float64(st.UsedBytes)
-		h := max(room, 0) / (perReading * rate) / 3600
+	if h, ok := st.AutonomyHours(b.d.pipeline.Rate()); ok {
 		out.AutonomyHours = &h
 	}
 	return out
@@ -102,7 +87,7 @@ func (b backend) Sensors(context.Context) (admin.Sensors, error) {
 			t, v := s.LastReadingAt.UTC(), s.LastValue
 			row.LastReadingAt, row.LastValue = &t, &v
 		}
-		if c, err := b.d.calibrationOf(s.Name); err == nil && c != nil {
+		if c, err := b.d.calibrations.Of(s.Name); err == nil && c != nil {
 			at := c.At
 			row.CalibratedAt = &at
 		}
@@ -252,7 +237,7 @@ func (b backend) Probes(context.Context) (admin.Probes, error) {
 			return admin.Probes{}, fmt.Errorf("encode status of %s: %w", p.name, err)
 		}
 		row := admin.Probe{Name: p.name, Kind: p.kind, Param: string(p.param), Status: st}
-		if c, err := b.d.calibrationOf(p.name); err != nil {
+		if c, err := b.d.calibrations.Of(p.name); err != nil {
 			return admin.Probes{}, err
 		} else if c != nil {
 			if row.Calibration, err = json.Marshal(c); err != nil {

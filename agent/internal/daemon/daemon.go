@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,13 +19,16 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/admin"
 	"github.com/purehealth/purehealth/agent/internal/alerting"
 	"github.com/purehealth/purehealth/agent/internal/broker"
+	"github.com/purehealth/purehealth/agent/internal/calibration"
 	"github.com/purehealth/purehealth/agent/internal/clock"
 	"github.com/purehealth/purehealth/agent/internal/config"
+	"github.com/purehealth/purehealth/agent/internal/payload"
 	"github.com/purehealth/purehealth/agent/internal/pipeline"
 	"github.com/purehealth/purehealth/agent/internal/sdnotify"
 	"github.com/purehealth/purehealth/agent/internal/spool"
 	"github.com/purehealth/purehealth/agent/internal/state"
 	"github.com/purehealth/purehealth/agent/internal/uplink"
+	"github.com/purehealth/purehealth/internal/jobs"
 	"github.com/purehealth/purehealth/shared/criteria"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/validate"
@@ -40,25 +42,19 @@ type Daemon struct {
 	log   *slog.Logger
 	start time.Time
 
-	spool    *spool.Spool
-	clock    *clock.Sync
-	state    *state.Station
-	alerts   *alerting.Manager
-	hooks    *alerting.Hooks
-	pipeline *pipeline.Pipeline
-	broker   *broker.Broker
-	uplink   *uplink.Uplink // nil without uplink.url
-	admin    *admin.Server
-	probes   []probe
-	outputs  *outputs
-
-	evictions chan spool.Eviction
-	lastEvict atomic.Int64 // unix nanos of the last eviction of unforwarded data
-
-	rateMu       sync.Mutex
-	rateAccepted uint64
-	rateAt       time.Time
-	ratePerS     float64
+	spool        *spool.Spool
+	clock        *clock.Sync
+	state        *state.Station
+	alerts       *alerting.Manager
+	hooks        *alerting.Hooks
+	overflow     *alerting.Overflow
+	calibrations *calibration.Book
+	pipeline     *pipeline.Pipeline
+	broker       *broker.Broker
+	uplink       *uplink.Uplink // nil without uplink.url
+	admin        *admin.Server
+	probes       []probe
+	outputs      *outputs
 }
 
 // Option adjusts a Daemon for tests.
@@ -68,10 +64,10 @@ type Option func(*spool.Options)
 func WithSpoolFaults(f *spool.Faults) Option { return func(o *spool.Options) { o.Faults = f } }
 
 // New opens the buffer and builds every component; it starts no goroutine but the
-// buffer's writer. A failure here is a start-up failure.
+// buffer's writer, and binds nothing (see Listen). A failure here is a start-up failure.
 func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log, start: time.Now(), evictions: make(chan spool.Eviction, 1),
-		outputs: &outputs{}}
+	d := &Daemon{cfg: cfg, log: log, start: time.Now(), outputs: &outputs{},
+		overflow: &alerting.Overflow{Log: log.With("component", "buffer")}}
 	class, err := criteria.ParseClass(cfg.Station.Class)
 	if err != nil {
 		return nil, err
@@ -83,11 +79,11 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 
 	sopts := spool.Options{
 		Path:      filepath.Join(cfg.DataDir, "agent.db"),
-		MaxBytes:  cfg.Buffer.MaxBytes,
-		Retention: cfg.Buffer.Retention,
+		MaxBytes:  int64(cfg.Buffer.MaxBytes),
+		Retention: cfg.Buffer.Retention.Std(),
 		NoSync:    cfg.Buffer.UnsafeNoFsync,
 		Logger:    log.With("component", "spool"),
-		OnEvict:   d.onEvict,
+		OnEvict:   d.overflow.OnEvict,
 	}
 	for _, o := range opts {
 		o(&sopts)
@@ -113,7 +109,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 	var expected []state.SensorSpec
 	for _, p := range cfg.Probes {
 		param, _ := telemetry.ParseParam(p.Param)
-		expected = append(expected, state.SensorSpec{Name: p.Name, Kind: p.Kind, Param: param, Interval: p.Interval})
+		expected = append(expected, state.SensorSpec{Name: p.Name, Kind: p.Kind, Param: param, Interval: p.Interval.Std()})
 	}
 	d.state = state.New(state.Options{
 		Station: cfg.Station.ID, Method: method,
@@ -122,7 +118,10 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		OfflineFactor: cfg.Alerts.OfflineFactor,
 		Expected:      expected,
 	})
-	if err := d.restoreLatest(); err != nil {
+	err = d.state.RestoreLatest(time.Now(), func(p telemetry.Param, since time.Time) ([]telemetry.Reading, error) {
+		return d.spool.Readings(spool.Query{Param: p, Limit: 1, Since: since})
+	})
+	if err != nil {
 		return nil, err
 	}
 
@@ -132,7 +131,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		for _, t := range h.On {
 			on = append(on, alerting.Transition(t))
 		}
-		hooks = append(hooks, alerting.Hook{Command: h.Command, On: on, Timeout: h.Timeout})
+		hooks = append(hooks, alerting.Hook{Command: h.Command, On: on, Timeout: h.Timeout.Std()})
 	}
 	d.hooks = alerting.NewHooks(hooks, log.With("component", "hooks"))
 	d.alerts, err = alerting.New(alerting.Options{
@@ -144,15 +143,17 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 	if err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
+	d.overflow.Alerts, d.overflow.Stats = d.alerts, d.spool.Stats
+	d.calibrations = calibration.New(d.spool, cfg.Alerts.CalibrationDue.Std(), log.With("component", "calibration"))
 
 	d.pipeline = pipeline.New(pipeline.Options{
-		Station: cfg.Station.ID, HistoryInterval: cfg.WQI.HistoryInterval,
+		Station: cfg.Station.ID, HistoryInterval: cfg.WQI.HistoryInterval.Std(),
 		Logger: log.With("component", "pipeline"),
 	}, pipeline.Deps{
 		Store: storeAdapter{s: d.spool, stored: d.nudgeUplink},
 		Checker: validate.New(validate.Config{
 			SpikeSigma: cfg.Validation.SpikeSigma, FlatlineCount: cfg.Validation.FlatlineCount,
-			MaxFuture: cfg.Validation.MaxFuture, MaxPast: cfg.Validation.MaxPast,
+			MaxFuture: cfg.Validation.MaxFuture.Std(), MaxPast: cfg.Validation.MaxPast.Std(),
 		}),
 		State: d.state, Alerts: d.alerts, Clock: d.clock, Outputs: d.outputs,
 	})
@@ -164,7 +165,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 	}
 	bopts := broker.Options{
 		Station: cfg.Station.ID, Listen: cfg.MQTT.Listen, AllowAnonymous: cfg.MQTT.AllowAnonymous,
-		Users: users, Location: cfg.Location(), MaxPacketSize: cfg.MQTT.MaxPacketBytes,
+		Users: users, Location: cfg.Location(), MaxPacketSize: uint32(cfg.MQTT.MaxPacketBytes),
 		MaxClients: cfg.MQTT.MaxClients, Logger: log.With("component", "broker"),
 	}
 	if t := cfg.MQTT.TLS; t != nil {
@@ -186,9 +187,9 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		d.uplink, err = uplink.New(uplink.Options{
 			URL: u.URL, Station: cfg.Station.ID, Token: cfg.UplinkToken,
 			CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile,
-			Interval: u.Interval, BatchMax: u.BatchMax, LiveReadings: u.LiveReadings,
-			BackoffMax: u.BackoffMax, DailyBytes: u.DailyBytes,
-			ConnectTimeout: u.ConnectTimeout, RequestTimeout: u.RequestTimeout,
+			Interval: u.Interval.Std(), BatchMax: u.BatchMax, LiveReadings: u.LiveReadings,
+			BackoffMax: u.BackoffMax.Std(), DailyBytes: int64(u.DailyBytes),
+			ConnectTimeout: u.ConnectTimeout.Std(), RequestTimeout: u.RequestTimeout.Std(),
 			Logger: log.With("component", "uplink"),
 		}, d.spool, d.alerts)
 		if err != nil {
@@ -200,17 +201,22 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 	return d, nil
 }
 
-// restoreLatest seeds the live state from the newest stored readings so the WQI survives a
-// restart (within the freshness windows).
-func (d *Daemon) restoreLatest() error {
-	for _, p := range []telemetry.Param{telemetry.DO, telemetry.FC, telemetry.PH, telemetry.BOD, telemetry.Temp} {
-		rs, err := d.spool.Readings(spool.Query{Param: p, Limit: 1, Since: time.Now().Add(-d.cfg.Freshness(p))})
-		if err != nil {
-			return fmt.Errorf("restore latest %s: %w", p, err)
-		}
-		d.state.Restore(rs)
+// Listen binds the MQTT listeners and the admin socket, so that a port in use or a second
+// agent on the same socket is a start-up failure. After a failed Listen call Close; after
+// a successful one, Run. Run calls Listen itself when it was not called.
+func (d *Daemon) Listen() error {
+	if err := d.admin.Listen(); err != nil {
+		return err
+	}
+	if err := d.broker.Listen(); err != nil {
+		return errors.Join(err, d.admin.Close())
 	}
 	return nil
+}
+
+// Close releases the buffer and the admin socket of a Daemon that will not Run.
+func (d *Daemon) Close() error {
+	return errors.Join(d.admin.Close(), d.spool.Close())
 }
 
 // Run serves until ctx ends, then shuts down in this order: the broker and the admin API
@@ -221,6 +227,9 @@ func (d *Daemon) restoreLatest() error {
 // restarted and the file quarantined.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.spool.Close()
+	if err := d.Listen(); err != nil {
+		return err
+	}
 	if q := d.spool.Quarantined(); q != "" {
 		d.alerts.Set(ctx, alerting.Condition{Key: "store:quarantined", Rule: alerting.RuleStoreFailure,
 			Severity: alerting.Critical,
@@ -233,7 +242,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.broker.Run(gctx) })
 	g.Go(func() error { return d.admin.Run(gctx) })
 	g.Go(func() error { return d.hooks.Run(gctx) })
-	g.Go(func() error { return d.tickLoop(gctx) })
+	g.Go(func() error { return d.overflow.Run(gctx) })
+	g.Go(func() error {
+		jobs.Run(gctx, d.log.With("component", "jobs"), d.jobs()...)
+		return nil
+	})
 	// systemd (Type=notify): ready once the broker listens, watchdog pings, stopping.
 	g.Go(func() error { return sdnotify.Run(gctx, d.broker.Ready(), d.log.With("component", "sdnotify")) })
 	for _, p := range d.probes {
@@ -257,148 +270,56 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // Periods of the agent's background work.
 const (
-	tickEvery   = 5 * time.Second
-	statusEvery = 30 * time.Second
-	expireEvery = time.Hour
-	// calibrationCheckEvery is how often probe calibration ages are checked.
-	calibrationCheckEvery = time.Minute
-	// overflowQuiet is how long without an eviction of unforwarded data before the
-	// buffer_overflow alert resolves.
-	overflowQuiet = time.Hour
+	tickEvery        = 5 * time.Second // WQI freshness, alert rules on time, the ingest rate
+	statusEvery      = 30 * time.Second
+	calibrationEvery = time.Minute
+	retentionEvery   = time.Hour
 )
 
-func (d *Daemon) tickLoop(ctx context.Context) error {
-	tick := time.NewTicker(tickEvery)
-	defer tick.Stop()
-	lastStatus, lastExpire, lastCalCheck := time.Time{}, time.Now(), time.Time{}
-	for {
-		now := time.Now()
-		if now.Sub(lastCalCheck) >= calibrationCheckEvery {
-			d.checkCalibrations(ctx, now)
-			lastCalCheck = now
+// jobs is the agent's periodic work.
+func (d *Daemon) jobs() []jobs.Job {
+	var calibratable []calibration.Probe
+	for _, p := range d.probes {
+		if p.calibrate != nil {
+			calibratable = append(calibratable, calibration.Probe{Name: p.name, Param: p.param})
 		}
-		d.pipeline.Tick(ctx)
-		d.alerts.Tick(ctx, d.state.Sensors())
-		d.updateRate(now)
-		d.checkOverflow(ctx, now)
-		if now.Sub(lastStatus) >= statusEvery {
-			d.publishStatus(ctx)
-			lastStatus = now
-		}
-		if now.Sub(lastExpire) >= expireEvery {
-			if err := d.spool.Expire(ctx); err != nil && ctx.Err() == nil {
-				d.log.Warn("expire forwarded history", "err", err)
-			}
-			lastExpire = now
-		}
-		select {
-		case <-ctx.Done():
+	}
+	return []jobs.Job{{
+		Name: "wqi", Interval: tickEvery,
+		Run: func(ctx context.Context) error { d.pipeline.Tick(ctx); return nil },
+	}, {
+		Name: "alert rules", Interval: tickEvery,
+		Run: func(ctx context.Context) error { d.alerts.Tick(ctx, d.state.Sensors()); return nil },
+	}, {
+		Name: "ingest rate", Interval: tickEvery,
+		Run: func(context.Context) error { d.pipeline.SampleRate(time.Now()); return nil },
+	}, {
+		Name: "status", Interval: statusEvery, Run: d.publishStatus,
+	}, {
+		Name: "calibration", Interval: calibrationEvery,
+		Run: func(ctx context.Context) error {
+			d.calibrations.Check(ctx, time.Now(), calibratable, d.alerts)
 			return nil
-		case ev := <-d.evictions:
-			d.raiseOverflow(ctx, ev)
-		case <-tick.C:
-		}
-	}
+		},
+	}, {
+		Name: "buffer retention", Interval: retentionEvery, Run: d.spool.Expire,
+	}}
 }
 
-// onEvict runs on the spool's writer goroutine: it must not block or write to the spool,
-// so it only hands the report over.
-func (d *Daemon) onEvict(ev spool.Eviction) {
-	if ev.Unforwarded() == 0 && !ev.Full {
-		return
-	}
-	if ev.Unforwarded() > 0 {
-		d.lastEvict.Store(time.Now().UnixNano())
-	}
-	select {
-	case d.evictions <- ev:
-	default: // a report is already waiting; the counters in Stats are cumulative anyway
-	}
-}
-
-func (d *Daemon) raiseOverflow(ctx context.Context, ev spool.Eviction) {
-	if ev.Unforwarded() == 0 {
-		d.log.Info("buffer near full: forwarded history evicted", "expired", ev.ExpiredForwarded,
-			"forwarded", ev.Forwarded)
-		return
-	}
-	total := d.spool.Stats().Evicted
-	d.alerts.Set(ctx, alerting.Condition{
-		Key: "buffer:overflow", Rule: alerting.RuleBufferOverflow, Severity: alerting.Critical,
-		Message: fmt.Sprintf("Buffer full (%s): unsent readings downsampled to hourly means: %d, dropped: %d; the uplink has been down too long",
-			mib(d.cfg.Buffer.MaxBytes), total.Downsampled, total.DroppedUnforwarded),
-	}, true)
-}
-
-func (d *Daemon) checkOverflow(ctx context.Context, now time.Time) {
-	last := d.lastEvict.Load()
-	if last == 0 || now.Sub(time.Unix(0, last)) < overflowQuiet {
-		return
-	}
-	d.alerts.Set(ctx, alerting.Condition{Key: "buffer:overflow", Rule: alerting.RuleBufferOverflow}, false)
-}
-
-func (d *Daemon) updateRate(now time.Time) {
-	d.rateMu.Lock()
-	defer d.rateMu.Unlock()
-	acc := d.pipeline.Stats().Accepted
-	if !d.rateAt.IsZero() {
-		if dt := now.Sub(d.rateAt).Seconds(); dt > 0 {
-			inst := float64(acc-d.rateAccepted) / dt
-			// Smooth over about a minute of ticks.
-			d.ratePerS += (inst - d.ratePerS) * min(1, dt/60)
-			if d.ratePerS < 1e-6 {
-				d.ratePerS = 0
-			}
-		}
-	}
-	d.rateAccepted, d.rateAt = acc, now
-}
-
-func (d *Daemon) rate() float64 {
-	d.rateMu.Lock()
-	defer d.rateMu.Unlock()
-	return d.ratePerS
-}
-
-// statusMessage is the retained summary on purehealth/<station>/status.
-type statusMessage struct {
-	Station      string          `json:"station"`
-	Version      string          `json:"version"`
-	Time         time.Time       `json:"time"`
-	UptimeS      float64         `json:"uptime_s"`
-	ClockSynced  bool            `json:"clock_synced"`
-	WQI          json.RawMessage `json:"wqi"`
-	ActiveAlerts int             `json:"active_alerts"`
-	Backlog      int             `json:"backlog"`
-	Uplink       string          `json:"uplink"` // the uplink's state (see admin.Queue)
-	BufferUsed   int64           `json:"buffer_used_bytes"`
-	BufferMax    int64           `json:"buffer_max_bytes"`
-	Clients      int64           `json:"mqtt_clients"`
-}
-
-func (d *Daemon) publishStatus(ctx context.Context) {
-	st := d.spool.Stats()
-	now := time.Now()
-	msg := statusMessage{
-		Station: d.cfg.Station.ID, Version: version.Version, Time: now.UTC(),
-		UptimeS: now.Sub(d.start).Seconds(), ClockSynced: d.clock.Synced(),
-		WQI: d.wqiJSON(), ActiveAlerts: len(d.alerts.Active()),
-		Backlog: st.Unforwarded[spool.Readings], Uplink: "not configured",
-		BufferUsed: st.UsedBytes, BufferMax: st.MaxBytes,
-		Clients: d.broker.Stats().ClientsConnected,
-	}
-	if d.uplink != nil {
-		msg.Uplink = string(d.uplink.Status().State)
-	}
-	payload, err := json.Marshal(msg)
+// publishStatus publishes the retained summary on purehealth/<station>/status.
+func (d *Daemon) publishStatus(ctx context.Context) error {
+	st, err := backend{d}.Status(ctx)
 	if err != nil {
-		d.log.Error("encode status", "err", err)
-		return
+		return err
 	}
-	if err := d.outputs.Publish("purehealth/"+d.cfg.Station.ID+"/status", payload, true, 1); err != nil && ctx.Err() == nil {
+	msg, err := json.Marshal(st.Summary())
+	if err != nil {
+		return fmt.Errorf("encode status: %w", err)
+	}
+	if err := d.outputs.Publish(payload.Topic(d.cfg.Station.ID, broker.LeafStatus), msg, true, 1); err != nil && ctx.Err() == nil {
 		d.log.Debug("publish status", "err", err)
 	}
+	return nil
 }
 
 func (d *Daemon) wqiJSON() json.RawMessage {
@@ -413,8 +334,6 @@ func (d *Daemon) wqiJSON() json.RawMessage {
 	}
 	return b
 }
-
-func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
 
 // outputs lets the pipeline and alerting publish through the broker, which is built after
 // them (the broker needs the pipeline as its sink).

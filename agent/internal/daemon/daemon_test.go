@@ -125,7 +125,7 @@ uplink: {url: "` + srv.URL + `", token_file: ` + tokenPath + `, interval: 1h, ba
 	assert.Zero(t, q.Backlog)
 	assert.Equal(t, uint64(30), q.LastAckedSeq)
 	assert.False(t, q.LastSuccessAt.IsZero())
-	assert.Equal(t, config.DefaultBatchMax, q.BatchMax)
+	assert.Equal(t, uplink.DefaultBatchMax, q.BatchMax)
 	raw, err := json.Marshal(q)
 	require.NoError(t, err)
 	var keys map[string]any

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +10,7 @@ import (
 	"time"
 
 	"github.com/purehealth/purehealth/agent/internal/admin"
-	"github.com/purehealth/purehealth/agent/internal/alerting"
+	"github.com/purehealth/purehealth/agent/internal/calibration"
 	"github.com/purehealth/purehealth/agent/internal/coapprobe"
 	"github.com/purehealth/purehealth/agent/internal/config"
 	"github.com/purehealth/purehealth/agent/internal/httpprobe"
@@ -43,7 +42,7 @@ func (d *Daemon) buildProbes(cfg *config.Config, log *slog.Logger) error {
 		case "serial":
 			sp, err := serialprobe.New(serialprobe.Config{
 				Station: cfg.Station.ID, Name: pc.Name, Param: param, Device: pc.Device,
-				Baud: pc.Baud, Interval: pc.Interval, Timeout: pc.Timeout,
+				Baud: pc.Baud, Interval: pc.Interval.Std(), Timeout: pc.Timeout.Std(),
 			}, d.pipeline, d.state, d.state, plog)
 			if err != nil {
 				return fmt.Errorf("probe %s: %w", pc.Name, err)
@@ -57,7 +56,7 @@ func (d *Daemon) buildProbes(cfg *config.Config, log *slog.Logger) error {
 		case "coap":
 			cp, err := coapprobe.New(coapprobe.Config{
 				Station: cfg.Station.ID, Name: pc.Name, Param: param, URL: pc.URL,
-				Interval: pc.Interval, Timeout: pc.Timeout, Observe: pc.Observe, Location: cfg.Location(),
+				Interval: pc.Interval.Std(), Timeout: pc.Timeout.Std(), Observe: pc.Observe, Location: cfg.Location(),
 			}, d.pipeline, d.state, plog)
 			if err != nil {
 				return fmt.Errorf("probe %s: %w", pc.Name, err)
@@ -68,7 +67,7 @@ func (d *Daemon) buildProbes(cfg *config.Config, log *slog.Logger) error {
 		case "http":
 			hp, err := httpprobe.New(httpprobe.Config{
 				Station: cfg.Station.ID, Name: pc.Name, Param: param, URL: pc.URL,
-				Interval: pc.Interval, Timeout: pc.Timeout, Location: cfg.Location(),
+				Interval: pc.Interval.Std(), Timeout: pc.Timeout.Std(), Location: cfg.Location(),
 			}, d.pipeline, d.state, plog)
 			if err != nil {
 				return fmt.Errorf("probe %s: %w", pc.Name, err)
@@ -92,30 +91,6 @@ func (d *Daemon) probeNamed(name string) (probe, error) {
 	return d.probes[i], nil
 }
 
-// Calibration is the record kept of a probe's last calibration.
-type Calibration struct {
-	Probe string    `json:"probe"`
-	Point string    `json:"point"`
-	Value float64   `json:"value"`
-	At    time.Time `json:"at"`
-	Reply string    `json:"reply"`
-}
-
-const calibrationKey = "calibration/"
-
-// calibrationOf returns the stored calibration of a probe, nil when there is none.
-func (d *Daemon) calibrationOf(name string) (*Calibration, error) {
-	b, err := d.spool.Get(calibrationKey + name)
-	if err != nil || b == nil {
-		return nil, err
-	}
-	var c Calibration
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("decode calibration of %s: %w", name, err)
-	}
-	return &c, nil
-}
-
 // calibrate sends a calibration point to a probe through its running loop and records
 // it when the circuit accepted it.
 func (d *Daemon) calibrate(ctx context.Context, name, point string, value float64) (any, error) {
@@ -137,58 +112,10 @@ func (d *Daemon) calibrate(ctx context.Context, name, point string, value float6
 	if e, ok := ex.(serialprobe.Exchange); ok {
 		reply = strings.Join(e.Received, " ")
 	}
-	rec, err := json.Marshal(Calibration{Probe: name, Point: point, Value: value, At: time.Now().UTC(), Reply: reply})
-	if err != nil {
-		return ex, err
-	}
-	if err := d.spool.Put(ctx, calibrationKey+name, rec); err != nil {
+	rec := calibration.Record{Probe: name, Point: point, Value: value, At: time.Now().UTC(), Reply: reply}
+	if err := d.calibrations.Record(ctx, rec); err != nil {
 		return ex, fmt.Errorf("calibration accepted by the probe but not recorded: %w", err)
 	}
 	d.log.Info("probe calibrated", "probe", name, "point", point, "value", value, "reply", reply)
 	return ex, nil
-}
-
-// checkCalibrations raises one "calibration due" alert per calibratable probe whose last
-// calibration is older than the configured age (or that was never calibrated since the
-// agent first ran it), and resolves it after a calibration.
-func (d *Daemon) checkCalibrations(ctx context.Context, now time.Time) {
-	due := d.cfg.Alerts.CalibrationDue
-	for _, p := range d.probes {
-		if p.calibrate == nil {
-			continue
-		}
-		c, err := d.calibrationOf(p.name)
-		if err != nil {
-			d.log.Warn("read calibration record", "probe", p.name, "err", err)
-			continue
-		}
-		since, what := time.Time{}, ""
-		if c != nil {
-			since, what = c.At, fmt.Sprintf("last calibrated %s (%s %g)", c.At.Format(time.DateOnly), c.Point, c.Value)
-		} else {
-			since, what = d.firstRun(ctx, p.name, now), "never calibrated by this agent"
-		}
-		cond := alerting.Condition{
-			Key: "calibration:" + p.name, Rule: alerting.RuleCalibrationDue, Param: string(p.param),
-			Sensor: p.name, Severity: alerting.Info,
-			Message: fmt.Sprintf("Probe %s is due for calibration: %s; calibrate every %s",
-				p.name, what, due.Round(time.Hour)),
-		}
-		d.alerts.Set(ctx, cond, now.Sub(since) > due)
-	}
-}
-
-// firstRun remembers when the agent first ran a probe, so "never calibrated" counts from
-// then rather than from the epoch.
-func (d *Daemon) firstRun(ctx context.Context, name string, now time.Time) time.Time {
-	key := calibrationKey + "first-run/" + name
-	if b, err := d.spool.Get(key); err == nil && b != nil {
-		if t, err := time.Parse(time.RFC3339, string(b)); err == nil {
-			return t
-		}
-	}
-	if err := d.spool.Put(ctx, key, []byte(now.UTC().Format(time.RFC3339))); err != nil {
-		d.log.Warn("record probe first run", "probe", name, "err", err)
-	}
-	return now
 }

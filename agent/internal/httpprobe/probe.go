@@ -48,7 +48,7 @@ type Config struct {
 }
 
 const (
-	defaultInterval = 60 * time.Second
+	DefaultInterval = 60 * time.Second
 	maxTimeout      = 10 * time.Second
 	backoffBase     = time.Second
 	backoffMax      = 30 * time.Second
@@ -95,7 +95,7 @@ func New(cfg Config, sink probestatus.Sink, health probestatus.Health, log *slog
 		return nil, fmt.Errorf("http probe %q: %w", cfg.Name, errors.Join(problems...))
 	}
 	if cfg.Interval == 0 {
-		cfg.Interval = defaultInterval
+		cfg.Interval = DefaultInterval
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = min(cfg.Interval, maxTimeout)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
 // TopicRoot is the first level of every station topic (contract).
@@ -12,11 +14,9 @@ const TopicRoot = "purehealth"
 // Readings is the leaf of the topic that takes a JSON array of readings (contract).
 const Readings = "readings"
 
-// Limits on topic parts.
-const (
-	MaxStationLen = 64 // bytes in a station id
-	MaxLeafLen    = 64 // bytes in the last topic level
-)
+// MaxLeafLen bounds the last topic level, in bytes. (A station id's bound is
+// telemetry.MaxStationIDLen.)
+const MaxLeafLen = 64
 
 // ErrTopic is wrapped by every error ParseTopic and ValidateStation return.
 var ErrTopic = errors.New("invalid topic")
@@ -28,8 +28,8 @@ func Topic(station, leaf string) string {
 }
 
 // ParseTopic splits a station topic "purehealth/<station>/<leaf>" into its station id and
-// leaf. The topic must have exactly three levels; the station id is 1 to 64 characters of
-// [A-Za-z0-9_-]; the leaf is 1 to 64 bytes without wildcards or control characters. The leaf is
+// leaf. The topic must have exactly three levels; the station id follows
+// telemetry.ValidStationID; the leaf is 1 to 64 bytes without wildcards or control characters. The leaf is
 // returned as sent: it names a parameter (any alias), "readings", or one of the agent's
 // outputs, and telling those apart is the caller's business.
 func ParseTopic(topic string) (station, leaf string, err error) {
@@ -55,23 +55,18 @@ func ParseTopic(topic string) (station, leaf string, err error) {
 	return station, leaf, nil
 }
 
-// ValidateStation reports whether id can be a station id: 1 to 64 characters of
-// [A-Za-z0-9_-], which keeps it a single, wildcard-free topic level.
+// ValidateStation reports whether id can be a station id (telemetry.ValidStationID), which
+// keeps it a single, wildcard-free topic level.
 func ValidateStation(id string) error {
-	if id == "" {
+	switch {
+	case telemetry.ValidStationID(id):
+		return nil
+	case id == "":
 		return fmt.Errorf("%w: empty station id", ErrTopic)
+	case len(id) > telemetry.MaxStationIDLen:
+		return fmt.Errorf("%w: station id is %d bytes, limit %d", ErrTopic, len(id), telemetry.MaxStationIDLen)
 	}
-	if len(id) > MaxStationLen {
-		return fmt.Errorf("%w: station id is %d bytes, limit %d", ErrTopic, len(id), MaxStationLen)
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: station id %s: character %q not in [A-Za-z0-9_-]",
-				ErrTopic, quote(id), rune(c))
-		}
-	}
-	return nil
+	return fmt.Errorf("%w: station id %s: must be %s", ErrTopic, quote(id), telemetry.StationIDRule)
 }
 
 func validateLeaf(leaf string) error {

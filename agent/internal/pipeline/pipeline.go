@@ -55,11 +55,15 @@ type Clock interface {
 // ErrWrongStation rejects an observation addressed to another station.
 var ErrWrongStation = errors.New("observation is for another station")
 
+// DefaultHistoryInterval is the least time between stored WQI history points of the same
+// class.
+const DefaultHistoryInterval = time.Minute
+
 // Options configures a Pipeline.
 type Options struct {
 	Station string
 	// HistoryInterval is the least time between stored WQI history points unless the
-	// class changes.
+	// class changes (0: DefaultHistoryInterval).
 	HistoryInterval time.Duration
 	Now             func() time.Time
 	Logger          *slog.Logger
@@ -84,6 +88,7 @@ type Pipeline struct {
 	accepted, rejected, storeFailures, bad, suspect atomic.Uint64
 	sensorLimited                                   atomic.Uint64 // readings refused by the sensor limit
 	storeFailing, sensorLimit                       atomic.Bool
+	rate                                            rateMeter
 
 	wqiMu       sync.Mutex
 	current     Current // valid when haveCurrent; a value, not a pointer: replaced per reading
@@ -110,7 +115,7 @@ func New(opts Options, deps Deps) *Pipeline {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.HistoryInterval <= 0 {
-		opts.HistoryInterval = time.Minute
+		opts.HistoryInterval = DefaultHistoryInterval
 	}
 	return &Pipeline{opts: opts, deps: deps, log: opts.Logger}
 }
@@ -366,6 +371,31 @@ func (m WQIMessage) MarshalJSON() ([]byte, error) {
 	}
 	// {"station":..} + {"wqi":..} → {"station":..,"wqi":..}
 	return append(append(h[:len(h)-1:len(h)-1], ','), r[1:]...), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes. Result is set when the message carries an
+// index value, and nil for a message that gives only a Reason.
+func (m *WQIMessage) UnmarshalJSON(data []byte) error {
+	type head WQIMessage
+	var h head
+	if err := json.Unmarshal(data, &h); err != nil {
+		return err
+	}
+	var index struct {
+		WQI *float64 `json:"wqi"`
+	}
+	if err := json.Unmarshal(data, &index); err != nil {
+		return err
+	}
+	*m = WQIMessage(h)
+	if index.WQI != nil {
+		var r wqi.Result
+		if err := json.Unmarshal(data, &r); err != nil {
+			return err
+		}
+		m.Result = &r
+	}
+	return nil
 }
 
 func (p *Pipeline) publishWQI(cur *Current, now time.Time) []byte {

@@ -265,13 +265,13 @@ func TestSensorLimit(t *testing.T) {
 		return telemetry.Observation{Sensor: sensor, Param: "ph", Value: v, Unit: "pH"}
 	}
 	rejected, err := h.p.Ingest(ctx, []telemetry.Observation{
-		named("dev-1", 7.1), named("dev-2", 15), named("dev-3", 7.3), named("dev-4", 7.4),
+		named("dev-1", 7.1), named("dev-2", 15), named("dev-2", 15.1), named("dev-2", 15.2),
+		named("dev-3", 7.3), named("dev-4", 7.4),
 	})
 	require.NoError(t, err)
-	assert.NoError(t, rejected[0])
-	assert.NoError(t, rejected[1])
-	assert.ErrorIs(t, rejected[2], telemetry.ErrSensorLimit, "the configured probe takes one of the three places")
-	assert.ErrorIs(t, rejected[3], telemetry.ErrSensorLimit)
+	assert.Equal(t, []error{nil, nil, nil, nil}, rejected[:4])
+	assert.ErrorIs(t, rejected[4], telemetry.ErrSensorLimit, "the configured probe takes one of the three places")
+	assert.ErrorIs(t, rejected[5], telemetry.ErrSensorLimit)
 	assert.EqualValues(t, 2, h.p.Stats().SensorLimited)
 	rules := func() map[string]bool {
 		out := map[string]bool{}
@@ -281,7 +281,7 @@ func TestSensorLimit(t *testing.T) {
 		return out
 	}
 	assert.True(t, rules()[alerting.RuleSensorLimit+":"], "sensor limit alert: %v", rules())
-	assert.True(t, rules()[alerting.RuleSensorFault+":dev-2"], "pH 15 is a bad reading: %v", rules())
+	assert.True(t, rules()[alerting.RuleSensorFault+":dev-2"], "pH 15 is a bad reading, three in a row a fault: %v", rules())
 
 	rejected, err = h.p.Ingest(ctx, []telemetry.Observation{named("dev-1", 7.2), named("ph-probe", 7.0)})
 	require.NoError(t, err)

@@ -229,6 +229,25 @@ type Stats struct {
 	CorruptSkipped uint64  // stored readings that did not decode and were skipped, since Open
 }
 
+// estimatedBytesPerReading is the cost of a reading in a buffer that holds none yet to
+// measure it by: an encoded reading with its share of bbolt's pages comes to about this.
+const estimatedBytesPerReading = 120
+
+// AutonomyHours is how many hours the room left below the eviction watermark absorbs
+// ratePerS readings a second with nothing forwarded, at the measured cost of a reading
+// (or an estimate of it in a fresh buffer). ok is false when nothing arrives.
+func (st Stats) AutonomyHours(ratePerS float64) (hours float64, ok bool) {
+	if !(ratePerS > 0) {
+		return 0, false
+	}
+	perReading := st.BytesPerReading
+	if perReading <= 0 {
+		perReading = estimatedBytesPerReading
+	}
+	room := float64(st.MaxBytes)*highWater - float64(st.UsedBytes)
+	return max(room, 0) / (perReading * ratePerS) / 3600, true
+}
+
 // Spool is the agent's durable buffer. All methods are safe for concurrent use. One
 // writer goroutine, started by Open and stopped by Close, owns every write transaction;
 // reads run in parallel with it on bbolt's read transactions.
@@ -317,10 +336,10 @@ func Open(opts Options) (*Spool, error) {
 	case maxBytes < MinMaxBytes:
 		return nil, fmt.Errorf("%w: max bytes %d is below the minimum %d", ErrInvalid, maxBytes, MinMaxBytes)
 	}
-	if strconv.IntSize == 32 && maxBytes > MaxBytes32 {
+	if limit := MaxBytesOn(strconv.IntSize); maxBytes > limit {
 		log.Warn("buffer bound lowered: 32-bit systems cannot map a larger file",
-			"max_bytes", maxBytes, "limit", MaxBytes32)
-		maxBytes = MaxBytes32
+			"max_bytes", maxBytes, "limit", limit)
+		maxBytes = limit
 	}
 	if opts.Retention < 0 || opts.OpenTimeout < 0 || opts.MaxBatch < 0 {
 		return nil, fmt.Errorf("%w: negative retention, open timeout or max batch", ErrInvalid)
@@ -381,6 +400,15 @@ func Open(opts Options) (*Spool, error) {
 	s.measure()
 	go s.run()
 	return s, nil
+}
+
+// MaxBytesOn is the largest MaxBytes Open keeps on a system whose int has intSize bits
+// (strconv.IntSize): MaxBytes32 on 32-bit systems, and no limit of its own elsewhere.
+func MaxBytesOn(intSize int) int64 {
+	if intSize == 32 {
+		return MaxBytes32
+	}
+	return math.MaxInt64
 }
 
 func orDefault[T int | time.Duration](v, def T) T {

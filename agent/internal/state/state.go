@@ -27,14 +27,33 @@ type SensorSpec struct {
 	Interval time.Duration // expected reporting interval; 0 = learn it from arrivals
 }
 
+// DefaultOfflineFactor is how many expected intervals a sensor may stay silent before it
+// counts as offline.
+const DefaultOfflineFactor = 3
+
+// DefaultFreshness returns how old the latest value of each WQI input may be and still
+// feed the index: 2 h for what probes measure continuously, 48 h for BOD and FC, which are
+// sampled rarely.
+func DefaultFreshness() map[telemetry.Param]time.Duration {
+	return map[telemetry.Param]time.Duration{
+		telemetry.PH:   2 * time.Hour,
+		telemetry.DO:   2 * time.Hour,
+		telemetry.Temp: 2 * time.Hour,
+		telemetry.BOD:  48 * time.Hour,
+		telemetry.FC:   48 * time.Hour,
+	}
+}
+
 // Options configures a Station.
 type Options struct {
 	Station     string
 	Method      wqi.DOMethod
 	PressureAtm float64
-	// Freshness bounds the age of a parameter's latest value that may feed the WQI.
+	// Freshness bounds the age of a parameter's latest value that may feed the WQI (nil:
+	// DefaultFreshness).
 	Freshness func(telemetry.Param) time.Duration
-	// OfflineFactor times the expected interval without a reading makes a sensor offline.
+	// OfflineFactor times the expected interval without a reading makes a sensor offline
+	// (0: DefaultOfflineFactor).
 	OfflineFactor float64
 	Expected      []SensorSpec
 	// MaxSensors bounds the sensors the station keeps state for, configured ones
@@ -46,11 +65,11 @@ type Options struct {
 	ForgetAfter time.Duration
 }
 
-// Defaults of Options.
+// Defaults of Options: how many sensors the station keeps state for, and how long an
+// unconfigured sensor may be silent before it is forgotten.
 const (
-	DefaultOfflineFactor = 3
-	DefaultMaxSensors    = 256
-	DefaultForgetAfter   = 7 * 24 * time.Hour
+	DefaultMaxSensors  = 256
+	DefaultForgetAfter = 7 * 24 * time.Hour
 )
 
 type valueAt struct {
@@ -112,6 +131,10 @@ func New(opts Options) *Station {
 	}
 	if opts.ForgetAfter <= 0 {
 		opts.ForgetAfter = DefaultForgetAfter
+	}
+	if opts.Freshness == nil {
+		def := DefaultFreshness()
+		opts.Freshness = func(p telemetry.Param) time.Duration { return def[p] }
 	}
 	s := &Station{opts: opts, latest: map[telemetry.Param]valueAt{}, sensors: map[string]*Sensor{},
 		values: make(map[telemetry.Param]float64, len(wqiParams))}
@@ -369,4 +392,18 @@ func (s *Station) Restore(rs []telemetry.Reading) {
 			s.latest[r.Param] = valueAt{value: r.Value, at: r.Time, seq: r.Seq, sensor: r.Sensor}
 		}
 	}
+}
+
+// RestoreLatest seeds the latest value of each WQI input from the stored readings, so the
+// index survives a restart within its freshness windows. newest returns the newest
+// stored reading of a parameter measured after since (none, or one).
+func (s *Station) RestoreLatest(now time.Time, newest func(p telemetry.Param, since time.Time) ([]telemetry.Reading, error)) error {
+	for _, p := range wqiParams {
+		rs, err := newest(p, now.Add(-s.opts.Freshness(p)))
+		if err != nil {
+			return fmt.Errorf("restore latest %s: %w", p, err)
+		}
+		s.Restore(rs)
+	}
+	return nil
 }

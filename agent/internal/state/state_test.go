@@ -136,3 +136,34 @@ func TestRestoreSeedsLatestOnly(t *testing.T) {
 	assert.Equal(t, 6.0, v)
 	assert.Empty(t, s.Sensors(), "restoring does not invent sensor activity")
 }
+
+// TestRestoreLatest asks for the newest reading of each index input within its freshness
+// window, and the index is back without a new reading.
+func TestRestoreLatest(t *testing.T) {
+	stored := map[telemetry.Param]telemetry.Reading{
+		telemetry.DO:  r(3, "do-1", telemetry.DO, 6.5, t0.Add(-30*time.Minute), telemetry.Good),
+		telemetry.BOD: r(1, "lab", telemetry.BOD, 2, t0.Add(-30*time.Hour), telemetry.Good),
+		telemetry.PH:  r(2, "ph-1", telemetry.PH, 7.2, t0.Add(-3*time.Hour), telemetry.Good), // too old
+	}
+	asked := map[telemetry.Param]time.Time{}
+	s := newStation()
+	err := s.RestoreLatest(t0, func(p telemetry.Param, since time.Time) ([]telemetry.Reading, error) {
+		asked[p] = since
+		if rd, ok := stored[p]; ok && rd.Time.After(since) {
+			return []telemetry.Reading{rd}, nil
+		}
+		return nil, nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, map[telemetry.Param]time.Time{
+		telemetry.DO: t0.Add(-time.Hour), telemetry.FC: t0.Add(-time.Hour), telemetry.PH: t0.Add(-time.Hour),
+		telemetry.BOD: t0.Add(-48 * time.Hour), telemetry.Temp: t0.Add(-time.Hour),
+	}, asked, "each input is asked for within its own freshness window")
+	res, _, err := s.WQI(t0)
+	require.NoError(t, err)
+	assert.Equal(t, []telemetry.Param{telemetry.DO, telemetry.BOD}, res.Used)
+
+	boom := errors.New("disk on fire")
+	err = newStation().RestoreLatest(t0, func(telemetry.Param, time.Time) ([]telemetry.Reading, error) { return nil, boom })
+	assert.ErrorIs(t, err, boom)
+}

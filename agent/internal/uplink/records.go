@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/purehealth/purehealth/agent/internal/alerting"
+	"github.com/purehealth/purehealth/agent/internal/pipeline"
 	"github.com/purehealth/purehealth/agent/internal/spool"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/wire"
@@ -55,67 +56,21 @@ func alertItem(rec spool.Record) (item, error) {
 	if err := json.Unmarshal(rec.Data, &ev); err != nil {
 		return item{}, fmt.Errorf("alert event does not decode: %w", err)
 	}
-	a := wire.AlertEvent{
-		Seq: rec.Seq, ID: ev.ID, Transition: string(ev.Transition), Time: ev.Time.UTC(),
-		Rule: ev.Rule, Key: ev.Key, Param: ev.Param, Sensor: ev.Sensor,
-		Severity: string(ev.Severity), State: string(ev.State), OpenedAt: ev.OpenedAt.UTC(),
-		AcknowledgedAt: utcPtr(ev.AcknowledgedAt), ResolvedAt: utcPtr(ev.ResolvedAt),
-		Message: ev.Message, Value: finitePtr(ev.Value), Limit: finitePtr(ev.Limit),
-	}
+	a := wire.NewAlertEvent(rec.Seq, string(ev.Transition), ev.Time, ev.Alert)
 	return item{st: spool.Alerts, seq: rec.Seq, a: &a}, nil
 }
 
-// storedWQI is the part of a stored WQI record (pipeline.WQIMessage, the result flattened
-// into it) that travels.
-type storedWQI struct {
-	Time            time.Time          `json:"time"`
-	WQI             *float64           `json:"wqi"`
-	Class           string             `json:"class"`
-	Category        string             `json:"category"`
-	Partial         bool               `json:"partial"`
-	Missing         []string           `json:"missing"`
-	SubIndices      map[string]float64 `json:"sub_indices"`
-	DOSaturationPct *float64           `json:"do_saturation_pct"`
-}
-
+// wqiItem converts a stored WQI record (JSON of pipeline.WQIMessage).
 func wqiItem(rec spool.Record) (item, error) {
-	var s storedWQI
-	if err := json.Unmarshal(rec.Data, &s); err != nil {
+	var m pipeline.WQIMessage
+	if err := json.Unmarshal(rec.Data, &m); err != nil {
 		return item{}, fmt.Errorf("WQI record does not decode: %w", err)
 	}
-	if s.WQI == nil || math.IsNaN(*s.WQI) || math.IsInf(*s.WQI, 0) {
+	if m.Result == nil {
 		return item{}, errors.New("WQI record holds no index value")
 	}
-	if s.Missing == nil {
-		s.Missing = []string{}
-	}
-	for k, v := range s.SubIndices {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			delete(s.SubIndices, k)
-		}
-	}
-	w := wire.WQIPoint{
-		Seq: rec.Seq, Time: s.Time.UTC(), WQI: *s.WQI, Class: s.Class, Category: s.Category,
-		Partial: s.Partial, Missing: s.Missing, SubIndices: s.SubIndices,
-		DOSaturationPct: finitePtr(s.DOSaturationPct),
-	}
+	w := wire.FromWQI(rec.Seq, m.Time, *m.Result)
 	return item{st: spool.WQI, seq: rec.Seq, w: &w}, nil
-}
-
-func utcPtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
-}
-
-// finitePtr drops a value JSON cannot carry rather than lose the whole record.
-func finitePtr(v *float64) *float64 {
-	if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
-		return nil
-	}
-	return v
 }
 
 // toBatch builds the wire batch of items.

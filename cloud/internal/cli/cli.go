@@ -25,6 +25,7 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/server"
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/internal/exitcode"
+	"github.com/purehealth/purehealth/internal/logging"
 	"github.com/purehealth/purehealth/shared/version"
 )
 
@@ -80,18 +81,6 @@ func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	return cfg, nil
 }
 
-func newLogger(w io.Writer, c config.Log) *slog.Logger {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
-		level = slog.LevelInfo // Validate accepts only known levels
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
 func storeOptions(cfg *config.Config, log *slog.Logger) store.Options {
 	return store.Options{
 		MaxConns:      cfg.Database.MaxConns,
@@ -131,7 +120,7 @@ func newServeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := newLogger(cmd.ErrOrStderr(), cfg.Log)
+			log := logging.New(cmd.ErrOrStderr(), cfg.Log)
 			st, err := openStore(cmd, cfg, log)
 			if err != nil {
 				return err
@@ -206,7 +195,7 @@ func withStore(cmd *cobra.Command, fn func(st *store.Store) error) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(cmd, cfg, newLogger(cmd.ErrOrStderr(), cfg.Log))
+	st, err := openStore(cmd, cfg, logging.New(cmd.ErrOrStderr(), cfg.Log))
 	if err != nil {
 		return err
 	}

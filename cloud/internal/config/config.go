@@ -1,11 +1,15 @@
 // Package config loads and checks ph-cloud's YAML configuration.
 //
-// There is one load path: Load strictly decodes the file (an unknown key is an error that
-// names its line), fills in defaults, and runs Validate, which reports every problem at
-// once. `ph-cloud config check` runs exactly this path. A loaded Config is treated as
-// immutable by the rest of the service.
+// There is one load path (internal/strictyaml): Load decodes the file strictly (an unknown
+// key is an error that names its line) onto Default, so a key the file leaves out keeps
+// its default and any value written, zero included, is taken as written; then Validate
+// reports every problem at once. `ph-cloud config check` runs exactly this path. A loaded
+// Config is treated as immutable by the rest of the service.
 //
-// A documented example with every key is in testdata/example.yaml.
+// The defaults belong to the components that use them (ingest.DefaultBurst,
+// store.DefaultRetention, fanout.DefaultQueue ...): Default is built from them.
+// configs/cloud.example.yaml shows every key with its default, and a test keeps the two
+// in step.
 package config
 
 import (
@@ -14,44 +18,36 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path"
-	"regexp"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.yaml.in/yaml/v3"
 
+	"github.com/purehealth/purehealth/cloud/internal/fanout"
+	"github.com/purehealth/purehealth/cloud/internal/fusion"
+	"github.com/purehealth/purehealth/cloud/internal/ingest"
+	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/internal/logging"
 	"github.com/purehealth/purehealth/internal/strictyaml"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
 // Config is the whole cloud configuration. Listen and DatabaseURL are contract keys.
 type Config struct {
-	Listen      string     `yaml:"listen"`       // host:port of the HTTP API, default 127.0.0.1:8080
-	DatabaseURL string     `yaml:"database_url"` // postgres://... (libpq URL or key=value form)
-	Log         Log        `yaml:"log"`
-	TLS         *TLS       `yaml:"tls"` // nil: plain HTTP (behind a TLS-terminating proxy)
-	Database    Database   `yaml:"database"`
-	Ingest      Ingest     `yaml:"ingest"`
-	Retention   Retention  `yaml:"retention"`
-	Partitions  Partitions `yaml:"partitions"`
-	Fusion      Fusion     `yaml:"fusion"`
-	WebSocket   WebSocket  `yaml:"websocket"`
+	Listen      string         `yaml:"listen"`       // host:port of the HTTP API, default DefaultListen
+	DatabaseURL string         `yaml:"database_url"` // postgres://... (libpq URL or key=value form)
+	Log         logging.Config `yaml:"log"`
+	TLS         *TLS           `yaml:"tls"` // nil: plain HTTP (behind a TLS-terminating proxy)
+	Database    Database       `yaml:"database"`
+	Ingest      Ingest         `yaml:"ingest"`
+	Retention   Retention      `yaml:"retention"`
+	Partitions  Partitions     `yaml:"partitions"`
+	Fusion      Fusion         `yaml:"fusion"`
+	WebSocket   WebSocket      `yaml:"websocket"`
 	// StationHealth is the check that takes silent stations offline.
 	StationHealth StationHealth `yaml:"station_health"`
 
-	// Path is the file the configuration came from (not a YAML key).
-	Path string `yaml:"-"`
-}
-
-// Log sets the service's log output.
-type Log struct {
-	Level  string `yaml:"level"`  // debug, info (default), warn, error
-	Format string `yaml:"format"` // text (default) or json
+	strictyaml.Source `yaml:"-"` // the file it came from
 }
 
 // TLS makes the listener serve HTTPS.
@@ -62,59 +58,57 @@ type TLS struct {
 
 // Database tunes the connection pool and the storage layout.
 type Database struct {
-	// Mode is auto (default: TimescaleDB when the server offers the extension, native
+	// Mode is auto (the default: TimescaleDB when the server offers the extension, native
 	// partitions otherwise), timescaledb or plain. Migrate records the mode it chose and
 	// later runs keep it.
 	Mode     string `yaml:"mode"`
-	MaxConns int32  `yaml:"max_conns"` // default 10
-	// QueryTimeout bounds one acquire plus query of the API (default 10s).
+	MaxConns int32  `yaml:"max_conns"` // default store.DefaultMaxConns
+	// QueryTimeout bounds one acquire plus query of the API (default store.DefaultQueryTimeout).
 	QueryTimeout Duration `yaml:"query_timeout"`
-	// IngestTimeout bounds one batch transaction, retry included (default 30s).
+	// IngestTimeout bounds one batch transaction, retry included (default store.DefaultIngestTimeout).
 	IngestTimeout Duration `yaml:"ingest_timeout"`
 }
 
 // Ingest tunes POST /v1/ingest.
 type Ingest struct {
 	// RatePerStation is the sustained number of batches a second one station may send
-	// (default 20: an agent sends a batch within 50 ms of new readings, and back to back
-	// while a backlog drains); Burst is how many it may send at once (default 50). Beyond:
-	// 429.
+	// (default ingest.DefaultRatePerStation); Burst is how many it may send at once
+	// (default ingest.DefaultBurst). Beyond: 429.
 	RatePerStation float64 `yaml:"rate_per_station"`
 	Burst          int     `yaml:"burst"`
-	// MaxInFlight bounds batches being written at once across all stations (default 16);
+	// MaxInFlight bounds batches being written at once across all stations (default ingest.DefaultMaxInFlight);
 	// beyond it the service answers 503 so that agents back off instead of piling up.
 	MaxInFlight int `yaml:"max_in_flight"`
-	// RetryAfter is the Retry-After the service sends with 503 (default 5s).
+	// RetryAfter is the Retry-After the service sends with 503 (default ingest.DefaultRetryAfter).
 	RetryAfter Duration `yaml:"retry_after"`
 }
 
-// Retention says how long data is kept. Durations take a "d" suffix for days.
+// Retention says how long data is kept (defaults store.DefaultRetention).
 type Retention struct {
-	Measurements Duration `yaml:"measurements"` // raw readings, default 90d
-	WQI          Duration `yaml:"wqi"`          // default 730d
-	Alerts       Duration `yaml:"alerts"`       // alert history and resolved alerts, default 365d
-	Rollups      Duration `yaml:"rollups"`      // measurements_hourly and _daily, default 730d
-	// Events are the live events kept for WebSocket clients to resume from (default 7d; at
-	// least websocket.replay_window).
+	Measurements Duration `yaml:"measurements"` // raw readings
+	WQI          Duration `yaml:"wqi"`
+	Alerts       Duration `yaml:"alerts"`  // alert history and resolved alerts
+	Rollups      Duration `yaml:"rollups"` // measurements_hourly and _daily
+	// Events are the live events kept for WebSocket clients to resume from (default
+	// store.DefaultEventsRetention; at least websocket.replay_window).
 	Events Duration `yaml:"events"`
 }
 
 // Partitions tunes plain-PostgreSQL storage (native daily partitions).
 type Partitions struct {
-	// AheadDays is how many days of partitions are kept ready beyond today (default 3).
+	// AheadDays is how many days of partitions are kept ready beyond today (default store.DefaultAheadDays).
 	AheadDays int `yaml:"ahead_days"`
 	// MaintenanceInterval is how often partitions are created ahead and expired ones dropped
-	// (default 1h). In TimescaleDB mode the job only expires resolved alerts.
+	// (default store.DefaultMaintenanceInterval). In TimescaleDB mode the job only expires resolved alerts.
 	MaintenanceInterval Duration `yaml:"maintenance_interval"`
 }
 
 // Fusion tunes a station's fused current state (GET /v1/stations/{id}/status).
 type Fusion struct {
-	// Priority lists sources, most trusted first (default sensor, manual, api, satellite,
-	// model: a manual entry is a lab result for the station itself).
+	// Priority lists sources, most trusted first (default fusion.DefaultPolicy).
 	Priority []string `yaml:"priority"`
-	// MaxAge is how old a source's latest value may be and still count (defaults: sensor
-	// 2h, manual 7d, api 24h, satellite 14d, model 6h).
+	// MaxAge is how old a source's latest value may be and still count (default
+	// fusion.DefaultPolicy for a source the file does not name).
 	MaxAge map[string]Duration `yaml:"max_age"`
 }
 
@@ -126,209 +120,98 @@ type WebSocket struct {
 	// ViewerTokensSHA256 are hex SHA-256 hashes of viewer tokens (ph-cloud viewer-token
 	// makes one). When there are any, a client must present a token.
 	ViewerTokensSHA256 []string `yaml:"viewer_tokens_sha256"`
-	MaxClients         int      `yaml:"max_clients"`   // connections at once, default 10000
-	Queue              int      `yaml:"queue"`         // events waiting per client before it is evicted, default 4096
-	WriteTimeout       Duration `yaml:"write_timeout"` // one write or ping, default 10s
-	PingInterval       Duration `yaml:"ping_interval"` // default 30s
-	ReadLimit          int64    `yaml:"read_limit"`    // largest client message in bytes, default 16384
-	ReplayMax          int      `yaml:"replay_max"`    // events a resume may send, default 10000
-	// ReplayWindow is how old the first event a resume sends may be (default 24h).
+	// The rest default to fanout's Default* of the same name.
+	MaxClients   int      `yaml:"max_clients"`   // connections at once
+	Queue        int      `yaml:"queue"`         // events waiting per client before it is evicted
+	WriteTimeout Duration `yaml:"write_timeout"` // one write or ping
+	PingInterval Duration `yaml:"ping_interval"`
+	ReadLimit    ByteSize `yaml:"read_limit"` // largest client message
+	ReplayMax    int      `yaml:"replay_max"` // events a resume may send; 0: none, always resync
+	// ReplayWindow is how old the first event a resume sends may be.
 	ReplayWindow Duration `yaml:"replay_window"`
 	// Recent is how many of the latest events each replica keeps in memory for resumes
-	// (default 10000).
+	// (0: none, resumes read the database).
 	Recent int `yaml:"recent"`
-	// PollInterval is how often new events are read without a notification (default 5s).
+	// PollInterval is how often new events are read without a notification.
 	PollInterval Duration `yaml:"poll_interval"`
 	// LiveMaxAge is how old a reading may be on arrival and still be sent to clients
-	// (default 1h). Older readings, a station's backlog after an outage, are stored and
+	// (default store.DefaultLiveMaxAge). Older readings, a station's backlog after an outage, are stored and
 	// announced by one status message per batch instead of streamed one by one.
 	LiveMaxAge Duration `yaml:"live_max_age"`
 }
 
 // StationHealth tunes the station health check.
 type StationHealth struct {
-	Interval     Duration `yaml:"interval"`      // how often it runs, default 1m
-	OfflineAfter Duration `yaml:"offline_after"` // silence before a station is offline, default 10m
+	Interval     Duration `yaml:"interval"`      // how often it runs, default store.DefaultHealthInterval
+	OfflineAfter Duration `yaml:"offline_after"` // silence before a station is offline, default store.DefaultOfflineAfter
 	// OfflineAfterByStation overrides offline_after per station id.
 	OfflineAfterByStation map[string]Duration `yaml:"offline_after_by_station"`
 }
 
-// Defaults.
-const (
-	DefaultListen              = "127.0.0.1:8080"
-	DefaultMaxConns            = 10
-	DefaultQueryTimeout        = 10 * time.Second
-	DefaultIngestTimeout       = 30 * time.Second
-	DefaultRatePerStation      = 20
-	DefaultBurst               = 50
-	DefaultMaxInFlight         = 16
-	DefaultRetryAfter          = 5 * time.Second
-	DefaultAheadDays           = 3
-	DefaultMaintenanceInterval = time.Hour
-	DefaultEventsRetention     = 7 * Day
-	DefaultWSMaxClients        = 10000
-	DefaultWSQueue             = 4096
-	DefaultWSWriteTimeout      = 10 * time.Second
-	DefaultWSPingInterval      = 30 * time.Second
-	DefaultWSReadLimit         = 16 << 10
-	DefaultWSReplayMax         = 10000
-	DefaultWSReplayWindow      = Day
-	DefaultWSRecent            = 10000
-	DefaultWSPollInterval      = 5 * time.Second
-	DefaultWSLiveMaxAge        = time.Hour
-	DefaultHealthInterval      = time.Minute
-	DefaultOfflineAfter        = 10 * time.Minute
-	Day                        = 24 * time.Hour
-)
+// DefaultListen is the HTTP API's address when the file names none: this host only.
+const DefaultListen = "127.0.0.1:8080"
 
-// DefaultRetention is the retention the design sets.
-var DefaultRetention = Retention{
-	Measurements: Duration(90 * Day),
-	WQI:          Duration(730 * Day),
-	Alerts:       Duration(365 * Day),
-	Rollups:      Duration(730 * Day),
+// Default is the configuration of a file that sets nothing but database_url: every
+// default, taken from the component that owns it.
+func Default() Config {
+	maxAge := map[string]Duration{}
+	for src, d := range fusion.DefaultPolicy().MaxAge {
+		maxAge[src] = Duration(d)
+	}
+	ret := store.DefaultRetention()
+	return Config{
+		Listen: DefaultListen,
+		Log:    logging.Default(),
+		Database: Database{
+			Mode:          string(store.ModeAuto),
+			MaxConns:      store.DefaultMaxConns,
+			QueryTimeout:  Duration(store.DefaultQueryTimeout),
+			IngestTimeout: Duration(store.DefaultIngestTimeout),
+		},
+		Ingest: Ingest{
+			RatePerStation: ingest.DefaultRatePerStation,
+			Burst:          ingest.DefaultBurst,
+			MaxInFlight:    ingest.DefaultMaxInFlight,
+			RetryAfter:     Duration(ingest.DefaultRetryAfter),
+		},
+		Retention: Retention{
+			Measurements: Duration(ret.Measurements), WQI: Duration(ret.WQI),
+			Alerts: Duration(ret.Alerts), Rollups: Duration(ret.Rollups),
+			Events: Duration(store.DefaultEventsRetention),
+		},
+		Partitions: Partitions{
+			AheadDays:           store.DefaultAheadDays,
+			MaintenanceInterval: Duration(store.DefaultMaintenanceInterval),
+		},
+		Fusion: Fusion{Priority: fusion.DefaultPolicy().Priority, MaxAge: maxAge},
+		WebSocket: WebSocket{
+			MaxClients:   fanout.DefaultMaxClients,
+			Queue:        fanout.DefaultQueue,
+			WriteTimeout: Duration(fanout.DefaultWriteTimeout),
+			PingInterval: Duration(fanout.DefaultPingInterval),
+			ReadLimit:    fanout.DefaultReadLimit,
+			ReplayMax:    fanout.DefaultReplayMax,
+			ReplayWindow: Duration(fanout.DefaultReplayWindow),
+			Recent:       fanout.DefaultRecent,
+			PollInterval: Duration(fanout.DefaultPollInterval),
+			LiveMaxAge:   Duration(store.DefaultLiveMaxAge),
+		},
+		StationHealth: StationHealth{
+			Interval:              Duration(store.DefaultHealthInterval),
+			OfflineAfter:          Duration(store.DefaultOfflineAfter),
+			OfflineAfterByStation: map[string]Duration{},
+		},
+	}
 }
 
-// DefaultPriority is the fusion order of sources.
-var DefaultPriority = []string{"sensor", "manual", "api", "satellite", "model"}
-
-// DefaultMaxAge is how old each source's value may be in the fused state.
-var DefaultMaxAge = map[string]time.Duration{
-	"sensor":    2 * time.Hour,
-	"manual":    7 * Day,
-	"api":       Day,
-	"satellite": 14 * Day,
-	"model":     6 * time.Hour,
-}
-
-// Load reads, strictly decodes, defaults and validates the file at path.
+// Load reads, strictly decodes and validates the file at path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	cfg, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	cfg.Path = path
-	return cfg, nil
+	return strictyaml.Load[Config](path, Default)
 }
 
-// Parse decodes, defaults and validates a configuration document.
+// Parse decodes and validates a configuration document.
 func Parse(data []byte) (*Config, error) {
-	var cfg Config
-	if err := strictyaml.Decode(data, &cfg); err != nil {
-		return nil, err
-	}
-	cfg.applyDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return &cfg, nil
-}
-
-func (c *Config) applyDefaults() {
-	if c.Listen == "" {
-		c.Listen = DefaultListen
-	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "text"
-	}
-	if c.Database.Mode == "" {
-		c.Database.Mode = "auto"
-	}
-	if c.Database.MaxConns == 0 {
-		c.Database.MaxConns = DefaultMaxConns
-	}
-	if c.Database.QueryTimeout == 0 {
-		c.Database.QueryTimeout = Duration(DefaultQueryTimeout)
-	}
-	if c.Database.IngestTimeout == 0 {
-		c.Database.IngestTimeout = Duration(DefaultIngestTimeout)
-	}
-	if c.Ingest.RatePerStation == 0 {
-		c.Ingest.RatePerStation = DefaultRatePerStation
-	}
-	if c.Ingest.Burst == 0 {
-		c.Ingest.Burst = DefaultBurst
-	}
-	if c.Ingest.MaxInFlight == 0 {
-		c.Ingest.MaxInFlight = DefaultMaxInFlight
-	}
-	if c.Ingest.RetryAfter == 0 {
-		c.Ingest.RetryAfter = Duration(DefaultRetryAfter)
-	}
-	if c.Retention.Measurements == 0 {
-		c.Retention.Measurements = DefaultRetention.Measurements
-	}
-	if c.Retention.WQI == 0 {
-		c.Retention.WQI = DefaultRetention.WQI
-	}
-	if c.Retention.Alerts == 0 {
-		c.Retention.Alerts = DefaultRetention.Alerts
-	}
-	if c.Retention.Rollups == 0 {
-		c.Retention.Rollups = DefaultRetention.Rollups
-	}
-	if c.Retention.Events == 0 {
-		c.Retention.Events = Duration(DefaultEventsRetention)
-	}
-	c.WebSocket.applyDefaults()
-	if c.StationHealth.Interval == 0 {
-		c.StationHealth.Interval = Duration(DefaultHealthInterval)
-	}
-	if c.StationHealth.OfflineAfter == 0 {
-		c.StationHealth.OfflineAfter = Duration(DefaultOfflineAfter)
-	}
-	if c.StationHealth.OfflineAfterByStation == nil {
-		c.StationHealth.OfflineAfterByStation = map[string]Duration{}
-	}
-	if c.Partitions.AheadDays == 0 {
-		c.Partitions.AheadDays = DefaultAheadDays
-	}
-	if c.Partitions.MaintenanceInterval == 0 {
-		c.Partitions.MaintenanceInterval = Duration(DefaultMaintenanceInterval)
-	}
-	if len(c.Fusion.Priority) == 0 {
-		c.Fusion.Priority = slices.Clone(DefaultPriority)
-	}
-	if c.Fusion.MaxAge == nil {
-		c.Fusion.MaxAge = map[string]Duration{}
-	}
-	for src, d := range DefaultMaxAge {
-		if _, ok := c.Fusion.MaxAge[src]; !ok {
-			c.Fusion.MaxAge[src] = Duration(d)
-		}
-	}
-}
-
-func (w *WebSocket) applyDefaults() {
-	setInt := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	setDur := func(v *Duration, d time.Duration) {
-		if *v == 0 {
-			*v = Duration(d)
-		}
-	}
-	setInt(&w.MaxClients, DefaultWSMaxClients)
-	setInt(&w.Queue, DefaultWSQueue)
-	setDur(&w.WriteTimeout, DefaultWSWriteTimeout)
-	setDur(&w.PingInterval, DefaultWSPingInterval)
-	if w.ReadLimit == 0 {
-		w.ReadLimit = DefaultWSReadLimit
-	}
-	setInt(&w.ReplayMax, DefaultWSReplayMax)
-	setDur(&w.ReplayWindow, DefaultWSReplayWindow)
-	setInt(&w.Recent, DefaultWSRecent)
-	setDur(&w.PollInterval, DefaultWSPollInterval)
-	setDur(&w.LiveMaxAge, DefaultWSLiveMaxAge)
+	return strictyaml.Parse[Config](data, Default)
 }
 
 // ViewerTokenHashes decodes ViewerTokensSHA256 (Validate has checked them).
@@ -365,13 +248,8 @@ func (c *Config) Validate() error {
 		// pgx redacts the password in its message.
 		bad("database_url: %v", err)
 	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log.level: %q must be debug, info, warn or error", c.Log.Level)
-	}
-	if c.Log.Format != "text" && c.Log.Format != "json" {
-		bad("log.format: %q must be text or json", c.Log.Format)
+	if err := c.Log.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.TLS != nil {
 		if c.TLS.CertFile == "" {
@@ -432,7 +310,7 @@ func (c *Config) Validate() error {
 		bad("station_health.offline_after: %s is shorter than 1m", c.StationHealth.OfflineAfter)
 	}
 	for _, id := range sortedKeys(c.StationHealth.OfflineAfterByStation) {
-		if !validStationID(id) {
+		if !telemetry.ValidStationID(id) {
 			bad("station_health.offline_after_by_station: %q is not a station id", id)
 		}
 		if c.StationHealth.OfflineAfterByStation[id].Std() < time.Minute {
@@ -446,6 +324,9 @@ func (c *Config) Validate() error {
 		bad("partitions.maintenance_interval: %s is shorter than 1m", c.Partitions.MaintenanceInterval)
 	}
 
+	if len(c.Fusion.Priority) == 0 {
+		bad("fusion.priority: empty: list the sources, most trusted first")
+	}
 	seen := map[string]bool{}
 	for _, s := range c.Fusion.Priority {
 		if !telemetry.Source(s).Valid() {
@@ -468,14 +349,8 @@ func (c *Config) Validate() error {
 
 func (w *WebSocket) validate(bad func(string, ...any)) {
 	for _, p := range w.AllowedOrigins {
-		host := p
-		if _, after, ok := strings.Cut(p, "://"); ok {
-			host = after
-		}
-		if strings.Trim(host, "*?") == "" {
-			bad("websocket.allowed_origins: %q would let every web page connect: name the hosts", p)
-		} else if _, err := path.Match(p, ""); err != nil {
-			bad("websocket.allowed_origins: %q: %v", p, err)
+		if err := fanout.CheckOriginPattern(p); err != nil {
+			bad("websocket.allowed_origins: %v", err)
 		}
 	}
 	for i, h := range w.ViewerTokensSHA256 {
@@ -515,10 +390,6 @@ func (w *WebSocket) validate(bad func(string, ...any)) {
 	}
 }
 
-var stationID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
-func validStationID(id string) bool { return stationID.MatchString(id) }
-
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -528,55 +399,20 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// Duration is a time.Duration that YAML spells like Go ("90m", "36h") or in days ("90d",
-// "1.5d").
-type Duration time.Duration
+// Duration is a duration in the file: Go's syntax ("30s", "2h") or days ("90d", "1.5d").
+type Duration = strictyaml.Duration
 
-// Std returns d as a time.Duration.
-func (d Duration) Std() time.Duration { return time.Duration(d) }
+// ByteSize is a number of bytes in the file: a plain integer or with a unit ("16KiB").
+type ByteSize = strictyaml.ByteSize
 
-// String prints whole days as "Nd" and everything else like time.Duration.
-func (d Duration) String() string {
-	if d > 0 && time.Duration(d)%Day == 0 {
-		return strconv.FormatInt(int64(time.Duration(d)/Day), 10) + "d"
-	}
-	return time.Duration(d).String()
-}
+// Day is the unit of a duration written in days.
+const Day = strictyaml.Day
 
-// UnmarshalYAML parses a duration scalar.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a duration like 30s, 2h or 90d", n.Line)
+// Policy returns the fusion policy the configuration sets.
+func (f Fusion) Policy() fusion.Policy {
+	p := fusion.Policy{Priority: slices.Clone(f.Priority), MaxAge: map[string]time.Duration{}}
+	for src, d := range f.MaxAge {
+		p.MaxAge[src] = d.Std()
 	}
-	v, err := ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// ParseDuration parses Go durations and a number of days with a "d" suffix.
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		f, err := strconv.ParseFloat(days, 64)
-		if err != nil || !(f >= 0) || f > 100*365 {
-			return 0, fmt.Errorf("%q is not a number of days", s)
-		}
-		return time.Duration(f * float64(Day)), nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration like 30s, 2h or 90d", s)
-	}
-	return v, nil
-}
-
-// MaxAgeOf returns how old a value from source may be in the fused state.
-func (f Fusion) MaxAgeOf(source string) time.Duration {
-	if d, ok := f.MaxAge[source]; ok {
-		return d.Std()
-	}
-	return DefaultMaxAge[source]
+	return p
 }

@@ -12,15 +12,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/cloud/internal/config"
+	"github.com/purehealth/purehealth/cloud/internal/fanout"
 )
 
+var exampleFile = filepath.Join("..", "..", "..", "configs", "cloud.example.yaml")
+
+// TestExampleIsValidAndMatchesDefaults: the example sets every key to its default, so
+// loading it gives Default with only the database URL added.
 func TestExampleIsValidAndMatchesDefaults(t *testing.T) {
-	cfg, err := config.Load(filepath.Join("testdata", "example.yaml"))
+	cfg, err := config.Load(exampleFile)
 	require.NoError(t, err)
-	minimal, err := config.Parse([]byte(`database_url: "postgres://purehealth@127.0.0.1:5432/purehealth?sslmode=disable"`))
-	require.NoError(t, err)
-	minimal.Path = cfg.Path
-	assert.Equal(t, minimal, cfg, "the example documents the defaults: keep them in step")
+	want := config.Default()
+	want.DatabaseURL = "postgres://purehealth@127.0.0.1:5432/purehealth?sslmode=disable"
+	want.Path = exampleFile
+	assert.Equal(t, &want, cfg, "the example documents the defaults: keep them in step")
 }
 
 func TestDefaults(t *testing.T) {
@@ -32,7 +37,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 730*24*time.Hour, cfg.Retention.WQI.Std())
 	assert.Equal(t, 365*24*time.Hour, cfg.Retention.Alerts.Std())
 	assert.Equal(t, []string{"sensor", "manual", "api", "satellite", "model"}, cfg.Fusion.Priority)
-	assert.Equal(t, 2*time.Hour, cfg.Fusion.MaxAgeOf("sensor"))
+	assert.Equal(t, 2*time.Hour, cfg.Fusion.Policy().MaxAge["sensor"])
 	assert.Equal(t, 5*time.Second, cfg.Ingest.RetryAfter.Std())
 	assert.Nil(t, cfg.TLS)
 	assert.Equal(t, 7*24*time.Hour, cfg.Retention.Events.Std())
@@ -69,8 +74,8 @@ fusion: {max_age: {sensor: 30m}}
 	assert.Equal(t, 30*24*time.Hour, cfg.Retention.Measurements.Std())
 	assert.Equal(t, 60*time.Hour, cfg.Retention.WQI.Std())
 	assert.Equal(t, 48*time.Hour, cfg.Retention.Alerts.Std())
-	assert.Equal(t, 30*time.Minute, cfg.Fusion.MaxAgeOf("sensor"))
-	assert.Equal(t, 24*time.Hour, cfg.Fusion.MaxAgeOf("api"), "unset sources keep their default")
+	assert.Equal(t, 30*time.Minute, cfg.Fusion.Policy().MaxAge["sensor"])
+	assert.Equal(t, 24*time.Hour, cfg.Fusion.Policy().MaxAge["api"], "unset sources keep their default")
 	assert.Equal(t, "30d", cfg.Retention.Measurements.String())
 }
 
@@ -140,7 +145,7 @@ func TestLoadNamesTheFile(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	seeds, err := os.ReadFile(filepath.Join("testdata", "example.yaml"))
+	seeds, err := os.ReadFile(exampleFile)
 	require.NoError(f, err)
 	f.Add(seeds)
 	f.Add([]byte("database_url: postgres://h/db\nretention: {wqi: 1.5d}\n"))
@@ -156,4 +161,51 @@ func FuzzParse(f *testing.F) {
 		require.NotEmpty(t, cfg.Listen)
 		require.Positive(t, cfg.Retention.Measurements.Std())
 	})
+}
+
+// TestExplicitZero: a zero written in the file is taken as written: a setting where zero
+// means something, an error naming the key where it does not.
+func TestExplicitZero(t *testing.T) {
+	cfg, err := config.Parse([]byte("database_url: postgres://h/db\nwebsocket: {recent: 0, replay_max: 0}\n"))
+	require.NoError(t, err)
+	assert.Zero(t, cfg.WebSocket.Recent, "recent: 0 keeps no events in memory")
+	assert.Zero(t, cfg.WebSocket.ReplayMax, "replay_max: 0 never replays")
+
+	for doc, want := range map[string]string{
+		"ingest: {burst: 0}":             "ingest.burst: 0 must be at least 1",
+		"ingest: {rate_per_station: 0}":  "ingest.rate_per_station: 0 must be a positive number of batches a second",
+		"database: {max_conns: 0}":       "database.max_conns: 0 must be 2..1000",
+		"websocket: {queue: 0}":          "websocket.queue: 0 must be 1..100000",
+		"partitions: {ahead_days: 0}":    "partitions.ahead_days: 0 must be 1..60",
+		"fusion: {priority: []}":         "fusion.priority: empty: list the sources, most trusted first",
+		"station_health: {interval: 0s}": "station_health.interval: 0s is shorter than 1s",
+		"websocket: {read_limit: 0}":     "websocket.read_limit: 0 must be 256..1048576 bytes",
+		"websocket: {read_limit: 2MiB}":  "websocket.read_limit: 2097152 must be 256..1048576 bytes",
+		"retention: {measurements: 0s}":  "retention.measurements: 0s is shorter than 2d",
+		"websocket: {live_max_age: 0s}":  "websocket.live_max_age: 0s is shorter than 1m",
+	} {
+		t.Run(doc, func(t *testing.T) {
+			_, err := config.Parse([]byte("database_url: postgres://h/db\n" + doc + "\n"))
+			require.Error(t, err)
+			assert.Equal(t, want, err.Error())
+		})
+	}
+}
+
+// TestAllowedOriginsRule: the configuration refuses exactly the origin patterns the hub
+// refuses, with the hub's reason.
+func TestAllowedOriginsRule(t *testing.T) {
+	for _, p := range []string{"*", "https://*", "*://*", "?", "**", "", "a[b", "https://a[", "dash.example.org",
+		"*.example.org", "https://*.example.org", "http://localhost:8080"} {
+		t.Run(p, func(t *testing.T) {
+			_, err := config.Parse([]byte(fmt.Sprintf("database_url: postgres://h/db\nwebsocket: {allowed_origins: [%q]}\n", p)))
+			hubErr := fanout.CheckOriginPattern(p)
+			if hubErr == nil {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Equal(t, "websocket.allowed_origins: "+hubErr.Error(), err.Error())
+		})
+	}
 }

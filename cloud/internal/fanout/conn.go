@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
 // Close reasons sent to clients.
@@ -55,7 +56,7 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 
 func (h *Hub) serveStation(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !store.ValidStationID(id) {
+	if !telemetry.ValidStationID(id) {
 		h.refuse(w, http.StatusBadRequest, "not a station id")
 		return
 	}

@@ -39,10 +39,10 @@ type Options struct {
 	// defaults 5 and 20.
 	MessageRate  float64
 	MessageBurst int
-	ReplayMax    int           // events a resume may send, default 10000
+	ReplayMax    int           // events a resume may send, default 10000; negative: none
 	ReplayWindow time.Duration // how old the first missing event may be, default 24h
 	// Recent is how many of the latest events the hub keeps in memory, so that most
-	// resumes need not ask the Source, default 10000.
+	// resumes need not ask the Source, default 10000; negative: none.
 	Recent int
 	// ReadyTimeout is how long a request waits for Run to start, default 10s.
 	ReadyTimeout time.Duration
@@ -61,27 +61,31 @@ func (o *Options) fill() {
 			*v = d
 		}
 	}
-	def(&o.MaxClients, 10000)
-	def(&o.Queue, 4096)
-	defDur(&o.WriteTimeout, 10*time.Second)
-	defDur(&o.CloseTimeout, time.Second)
-	defDur(&o.PingInterval, 30*time.Second)
+	def(&o.MaxClients, DefaultMaxClients)
+	def(&o.Queue, DefaultQueue)
+	defDur(&o.WriteTimeout, DefaultWriteTimeout)
+	defDur(&o.CloseTimeout, DefaultCloseTimeout)
+	defDur(&o.PingInterval, DefaultPingInterval)
 	if o.ReadLimit <= 0 {
-		o.ReadLimit = 16 << 10
+		o.ReadLimit = DefaultReadLimit
 	}
-	def(&o.MaxStations, 1000)
+	def(&o.MaxStations, DefaultMaxStations)
 	if o.MessageRate <= 0 {
-		o.MessageRate = 5
+		o.MessageRate = DefaultMessageRate
 	}
-	def(&o.MessageBurst, 20)
-	def(&o.ReplayMax, 10000)
-	defDur(&o.ReplayWindow, 24*time.Hour)
+	def(&o.MessageBurst, DefaultMessageBurst)
+	if o.ReplayMax < 0 {
+		o.ReplayMax = 0
+	} else if o.ReplayMax == 0 {
+		o.ReplayMax = DefaultReplayMax
+	}
+	defDur(&o.ReplayWindow, DefaultReplayWindow)
 	if o.Recent < 0 {
 		o.Recent = 0
 	} else if o.Recent == 0 {
-		o.Recent = 10000
+		o.Recent = DefaultRecent
 	}
-	defDur(&o.ReadyTimeout, 10*time.Second)
+	defDur(&o.ReadyTimeout, DefaultReadyTimeout)
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -117,8 +121,8 @@ type Hub struct {
 func New(src Source, opts Options) (*Hub, error) {
 	opts.fill()
 	for _, p := range opts.AllowedOrigins {
-		if err := checkOriginPattern(p); err != nil {
-			return nil, err
+		if err := CheckOriginPattern(p); err != nil {
+			return nil, fmt.Errorf("allowed origin %w", err)
 		}
 	}
 	return &Hub{
@@ -131,17 +135,18 @@ func New(src Source, opts Options) (*Hub, error) {
 	}, nil
 }
 
-// checkOriginPattern refuses patterns that would let any web page connect.
-func checkOriginPattern(p string) error {
+// CheckOriginPattern refuses an allowed-origin pattern that would let any web page
+// connect, or that is not a pattern at all.
+func CheckOriginPattern(p string) error {
 	host := p
 	if _, after, ok := strings.Cut(p, "://"); ok {
 		host = after
 	}
 	if host == "" || strings.Trim(host, "*?") == "" {
-		return fmt.Errorf("allowed origin %q would allow every web page: name the hosts", p)
+		return fmt.Errorf("%q would let every web page connect: name the hosts", p)
 	}
 	if _, err := path.Match(p, ""); err != nil {
-		return fmt.Errorf("allowed origin %q: %w", p, err)
+		return fmt.Errorf("%q: %w", p, err)
 	}
 	return nil
 }

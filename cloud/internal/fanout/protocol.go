@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
 // Client message types.
@@ -72,7 +73,7 @@ func parseRequest(data []byte, maxStations int) (request, error) {
 		switch {
 		case s == allStations:
 			r.all = true
-		case !store.ValidStationID(s):
+		case !telemetry.ValidStationID(s):
 			return request{}, fmt.Errorf("%w: stations: %q is not a station id", errRequest, truncate(s, 80))
 		case !seen[s]:
 			seen[s] = true

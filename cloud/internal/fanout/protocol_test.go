@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
 func TestParseRequest(t *testing.T) {
@@ -140,10 +141,10 @@ func FuzzFrame(f *testing.F) {
 
 func TestOriginPatterns(t *testing.T) {
 	for _, p := range []string{"*", "**", "https://*", "?", "a["} {
-		assert.Error(t, checkOriginPattern(p), p)
+		assert.Error(t, CheckOriginPattern(p), p)
 	}
 	for _, p := range []string{"dash.example.org", "*.example.org", "https://dash.example.org", "localhost:*"} {
-		assert.NoError(t, checkOriginPattern(p), p)
+		assert.NoError(t, CheckOriginPattern(p), p)
 	}
 }
 
@@ -168,7 +169,7 @@ func FuzzParseRequest(f *testing.F) {
 		require.True(t, r.all || len(r.stations) > 0)
 		require.LessOrEqual(t, len(r.stations), 5)
 		for _, s := range r.stations {
-			require.True(t, store.ValidStationID(s), s)
+			require.True(t, telemetry.ValidStationID(s), s)
 		}
 		if r.since != nil {
 			require.True(t, r.subscribe)

@@ -41,10 +41,10 @@ var _ Source = (*StoreSource)(nil)
 // NewStoreSource returns the Source that reads st.
 func NewStoreSource(st *store.Store, opts SourceOptions) *StoreSource {
 	if opts.PollInterval <= 0 {
-		opts.PollInterval = 5 * time.Second
+		opts.PollInterval = DefaultPollInterval
 	}
 	if opts.ReplayConcurrency <= 0 {
-		opts.ReplayConcurrency = 2
+		opts.ReplayConcurrency = DefaultReplayConcurrency
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)

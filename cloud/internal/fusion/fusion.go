@@ -29,6 +29,22 @@ type Policy struct {
 	MaxAge   map[string]time.Duration // per source
 }
 
+// DefaultPolicy trusts a probe at the station most, then a lab or field sample taken
+// there, a government programme, a satellite estimate, and a forecast last; each counts
+// while it is younger than its maximum age.
+func DefaultPolicy() Policy {
+	return Policy{
+		Priority: []string{"sensor", "manual", "api", "satellite", "model"},
+		MaxAge: map[string]time.Duration{
+			"sensor":    2 * time.Hour,
+			"manual":    7 * 24 * time.Hour,
+			"api":       24 * time.Hour,
+			"satellite": 14 * 24 * time.Hour,
+			"model":     6 * time.Hour,
+		},
+	}
+}
+
 // Value is the fused value of one parameter.
 type Value struct {
 	Candidate

@@ -41,22 +41,30 @@ type Store interface {
 	Ingest(ctx context.Context, station string, b *wire.Batch) (store.IngestResult, error)
 }
 
+// Defaults of Options. An agent sends a batch within 50 ms of new readings, and back to
+// back while a backlog drains: a station may send 20 batches a second, 50 at once.
+const (
+	DefaultRatePerStation = 20
+	DefaultBurst          = 50
+	DefaultMaxInFlight    = 16
+	DefaultRetryAfter     = 5 * time.Second
+	// DefaultDecodeBudget is four batches of the largest size at once. Agents send
+	// batches of a few hundred KiB, so only bodies made to exhaust memory meet it.
+	DefaultDecodeBudget = 4 * wire.MaxDecompressedBytes
+)
+
 // Options tune the handler. Zero fields mean the defaults.
 type Options struct {
-	RatePerStation float64       // batches a second per station, default 2
-	Burst          int           // default 10
-	MaxInFlight    int           // batches being stored at once, default 16
-	RetryAfter     time.Duration // sent with 503, default 5s
+	RatePerStation float64       // batches a second per station
+	Burst          int           // batches a station may send at once
+	MaxInFlight    int           // batches being stored at once across stations
+	RetryAfter     time.Duration // sent with 503
 	// DecodeBudget bounds the decompressed bytes of all batches being decoded or stored at
-	// once (default DefaultDecodeBudget); a batch that would exceed it is answered 503.
-	// A decoded batch takes about as much memory again as its JSON.
+	// once; a batch that would exceed it is answered 503. A decoded batch takes about as
+	// much memory again as its JSON.
 	DecodeBudget int64
 	Log          *slog.Logger // default: discard
 }
-
-// DefaultDecodeBudget is four batches of the largest size at once. Agents send batches
-// of a few hundred KiB, so only bodies made to exhaust memory meet it.
-const DefaultDecodeBudget = 4 * wire.MaxDecompressedBytes
 
 // errBusy is the decode budget refusing more bytes.
 var errBusy = errors.New("the service is decoding too much at once")
@@ -93,16 +101,16 @@ type Stats struct {
 // New returns the handler.
 func New(st Store, opts Options) *Handler {
 	if opts.RatePerStation <= 0 {
-		opts.RatePerStation = 2
+		opts.RatePerStation = DefaultRatePerStation
 	}
 	if opts.Burst <= 0 {
-		opts.Burst = 10
+		opts.Burst = DefaultBurst
 	}
 	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 16
+		opts.MaxInFlight = DefaultMaxInFlight
 	}
 	if opts.RetryAfter <= 0 {
-		opts.RetryAfter = 5 * time.Second
+		opts.RetryAfter = DefaultRetryAfter
 	}
 	if opts.DecodeBudget <= 0 {
 		opts.DecodeBudget = DefaultDecodeBudget

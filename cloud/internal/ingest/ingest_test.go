@@ -349,6 +349,23 @@ func rawRoundTrip(t *testing.T, addr string, req *http.Request) reply {
 	return r
 }
 
+// TestZeroOptionsMeanTheDefaults builds the handler without options, as a caller without
+// a configuration would: a station may then send the configuration's default burst of
+// batches at once, not a fraction of it.
+func TestZeroOptionsMeanTheDefaults(t *testing.T) {
+	st, url := storetest.Open(t, store.Options{})
+	srv := httptest.NewServer(ingest.New(st, ingest.Options{}))
+	t.Cleanup(srv.Close)
+	e := &env{store: st, url: url, srv: srv, token: storetest.AddStation(t, st, station)}
+	start := time.Now().Add(-time.Hour)
+	for i := range 50 {
+		b := storetest.Batch(station, storetest.Readings(uint64(i)+1, 1, start.Add(time.Duration(i)*time.Second), time.Second))
+		require.Equal(t, http.StatusOK, e.post(t, b).status, "batch %d of a burst of 50", i+1)
+	}
+	assert.Equal(t, 50, ingest.DefaultBurst, "the documented default")
+	assert.Equal(t, 20, ingest.DefaultRatePerStation, "the documented default")
+}
+
 func TestRateLimitPerStation(t *testing.T) {
 	e := newEnv(t, ingest.Options{RatePerStation: 0.01, Burst: 2})
 	other := storetest.AddStation(t, e.store, "MH-NASHIK-002")

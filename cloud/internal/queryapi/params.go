@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -130,7 +129,7 @@ func (q *query) boolean(name string) *bool {
 
 func (q *query) station(name string) string {
 	s := q.v.Get(name)
-	if s != "" && !store.ValidStationID(s) {
+	if s != "" && !telemetry.ValidStationID(s) {
 		q.fail(name, fmt.Sprintf("%q is not a station id", s))
 		return ""
 	}

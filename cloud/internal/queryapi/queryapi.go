@@ -99,7 +99,7 @@ func (a *API) stations(w http.ResponseWriter, r *http.Request) {
 // stationOf checks the {id} of the path and that the station exists.
 func (a *API) stationOf(w http.ResponseWriter, r *http.Request) (store.Station, bool) {
 	id := r.PathValue("id")
-	if !store.ValidStationID(id) {
+	if !telemetry.ValidStationID(id) {
 		a.writeError(w, http.StatusBadRequest, "not a station id", "id")
 		return store.Station{}, false
 	}

@@ -24,15 +24,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/purehealth/purehealth/cloud/internal/config"
 	"github.com/purehealth/purehealth/cloud/internal/dashboard"
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
-	"github.com/purehealth/purehealth/cloud/internal/fusion"
 	"github.com/purehealth/purehealth/cloud/internal/ingest"
-	"github.com/purehealth/purehealth/cloud/internal/jobs"
 	"github.com/purehealth/purehealth/cloud/internal/queryapi"
 	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/internal/jobs"
 	"github.com/purehealth/purehealth/shared/version"
 )
 
@@ -69,12 +69,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 		MaxInFlight: cfg.Ingest.MaxInFlight, RetryAfter: cfg.Ingest.RetryAfter.Std(),
 		Log: log.With("component", "ingest"),
 	})
-	maxAge := map[string]time.Duration{}
-	for src := range cfg.Fusion.MaxAge {
-		maxAge[src] = cfg.Fusion.MaxAgeOf(src)
-	}
 	api := queryapi.New(st, queryapi.Options{
-		Fusion:     fusion.Policy{Priority: cfg.Fusion.Priority, MaxAge: maxAge},
+		Fusion:     cfg.Fusion.Policy(),
 		RetryAfter: cfg.Ingest.RetryAfter.Std(), Log: log.With("component", "api"),
 	})
 	ws := cfg.WebSocket
@@ -86,8 +82,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 	}), fanout.Options{
 		AllowedOrigins: ws.AllowedOrigins, ViewerTokens: ws.ViewerTokenHashes(),
 		MaxClients: ws.MaxClients, Queue: ws.Queue, WriteTimeout: ws.WriteTimeout.Std(),
-		PingInterval: ws.PingInterval.Std(), ReadLimit: ws.ReadLimit, ReplayMax: ws.ReplayMax,
-		ReplayWindow: ws.ReplayWindow.Std(), Recent: ws.Recent,
+		PingInterval: ws.PingInterval.Std(), ReadLimit: int64(ws.ReadLimit), ReplayMax: noneIfZero(ws.ReplayMax),
+		ReplayWindow: ws.ReplayWindow.Std(), Recent: noneIfZero(ws.Recent),
 		Log: log.With("component", "fanout"),
 	})
 	if err != nil {
@@ -113,11 +109,26 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 	return s, nil
 }
 
+// noneIfZero passes a count whose zero in the configuration means "none" to the hub,
+// which reads zero as its default and a negative count as none.
+func noneIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 // Handler returns the service's HTTP handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // Run serves on ln and runs the background jobs until ctx ends, then shuts down
-// gracefully. It returns nil after a shutdown that ctx asked for.
+// gracefully: the hub closes the WebSocket connections (1001) first, because Shutdown
+// does not wait for hijacked connections; the HTTP server then stops accepting and lets
+// requests in progress finish (a batch being stored completes) for up to
+// ShutdownTimeout; the jobs stop last. The hub and the jobs run on contexts of their
+// own so that they outlive ctx until their turn. Run returns after every goroutine it
+// started has exited: nil after a shutdown ctx asked for, the server's error if it
+// failed while serving.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.mux,
@@ -130,57 +141,51 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		TLSConfig:      s.tls,
 	}
-	jobCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
-	jobsDone := make(chan struct{})
-	go func() {
-		defer close(jobsDone)
-		jobs.Run(jobCtx, s.log.With("component", "jobs"), s.jobs()...)
-	}()
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
-	hubDone := make(chan struct{})
-	go func() {
-		defer close(hubDone)
+	defer stopHub()
+	jobCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopJobs()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		jobs.Run(jobCtx, s.log.With("component", "jobs"), s.jobs()...)
+		return nil
+	})
+	g.Go(func() error {
+		// A hub that stops leaves ingest and the API serving: it is logged, not fatal.
 		if err := s.hub.Run(hubCtx); err != nil {
 			s.log.Error("live events stopped", "err", err)
 		}
-	}()
-
-	serveErr := make(chan error, 1)
-	go func() {
+		return nil
+	})
+	g.Go(func() error {
 		var err error
 		if s.tls != nil {
 			err = hs.ServeTLS(ln, "", "")
 		} else {
 			err = hs.Serve(ln)
 		}
-		serveErr <- err
-	}()
-	s.log.Info("serving", "addr", ln.Addr().String(), "tls", s.tls != nil,
-		"storage", s.store.Schema().Mode.String(), "schema", s.store.Schema().Version, "version", version.Version)
-
-	var err error
-	select {
-	case err = <-serveErr:
-		err = fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("http server: %w", err)
+	})
+	g.Go(func() error {
+		<-gctx.Done() // ctx ended, or serving failed
 		s.log.Info("shutting down")
-		// WebSocket connections are hijacked: Shutdown does not wait for them, the hub
-		// closes them (1001) and waits.
 		stopHub()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
-		if serr := hs.Shutdown(sctx); serr != nil {
-			err = fmt.Errorf("shutdown: %w", serr)
+		defer cancel()
+		err := hs.Shutdown(sctx)
+		stopJobs()
+		if err != nil {
+			return fmt.Errorf("shutdown: %w", err)
 		}
-		cancel()
-		if serr := <-serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-			err = errors.Join(err, serr)
-		}
-	}
-	stopHub()
-	<-hubDone
-	stopJobs()
-	<-jobsDone
-	return err
+		return nil
+	})
+	s.log.Info("serving", "addr", ln.Addr().String(), "tls", s.tls != nil,
+		"storage", s.store.Schema().Mode.String(), "schema", s.store.Schema().Version, "version", version.Version)
+	return g.Wait()
 }
 
 func (s *Server) jobs() []jobs.Job {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/purehealth/purehealth/cloud/internal/config"
 	"github.com/purehealth/purehealth/cloud/internal/server"
@@ -127,4 +128,30 @@ func TestServeIngestQueryHealthShutdown(t *testing.T) {
 	}
 	_, err = http.Get(base + "/health")
 	assert.Error(t, err, "the listener is closed after Run returns")
+}
+
+// TestRunStopsWhenServingFails: a listener that fails ends Run with the server's error,
+// and Run stops the fan-out feed and the jobs before it returns.
+func TestRunStopsWhenServingFails(t *testing.T) {
+	url := storetest.Migrated(t)
+	cfg, err := config.Parse([]byte("database_url: " + url + "\n"))
+	require.NoError(t, err)
+	st := storetest.OpenURL(t, url, store.Options{})
+	srv, err := server.New(cfg, st, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	require.NoError(t, ln.Close())
+
+	ignore := goleak.IgnoreCurrent()
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(t.Context(), ln) }()
+	select {
+	case err := <-done:
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "http server: ")
+	case <-time.After(server.ShutdownTimeout + 5*time.Second):
+		t.Fatal("Run did not return after serving failed")
+	}
+	goleak.VerifyNone(t, ignore)
 }

@@ -268,7 +268,6 @@ var wqiJSON = sqlJSONObject(
 // Alert as the transition left it, and the transition (AlertChange); $1 is the station.
 var alertJSON = sqlJSONObject(
 	sqlMember(true, "id", `alert_id::text`),
-	sqlMember(false, "origin", `'"`+OriginAgent+`"'`),
 	sqlMember(false, "station", sqlJSONString("$1")),
 	sqlMember(false, "rule", sqlJSONString("rule")),
 	sqlMember(false, "key", sqlJSONString("key")),
@@ -282,6 +281,7 @@ var alertJSON = sqlJSONObject(
 	sqlMember(false, "message", sqlJSONString("message")),
 	sqlOptional(`value IS NOT NULL`, "value", sqlJSONNumber("value")),
 	sqlOptional(`"limit" IS NOT NULL`, "limit", sqlJSONNumber(`"limit"`)),
+	sqlMember(false, "origin", `'"`+OriginAgent+`"'`),
 	sqlMember(false, "updated_at", sqlJSONTime("time")),
 	sqlMember(false, "transition", sqlJSONString("transition")),
 )

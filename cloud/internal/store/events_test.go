@@ -19,6 +19,7 @@ import (
 
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/cloud/internal/storetest"
+	"github.com/purehealth/purehealth/shared/alert"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
@@ -317,7 +318,7 @@ func testStationHealthOfflineThenOnline(t *testing.T, l layout) {
 	require.NoError(t, json.Unmarshal(evs[1].Data, &opened))
 	assert.Equal(t, store.RuleStationOffline, opened.Rule)
 	assert.Equal(t, store.OriginCloud, opened.Origin)
-	assert.Equal(t, "active", opened.State)
+	assert.Equal(t, alert.Active, opened.State)
 	assert.Equal(t, changes[0].AlertID, opened.ID)
 
 	// An agent alert with the same id number at the same station is another alert.
@@ -336,9 +337,9 @@ func testStationHealthOfflineThenOnline(t *testing.T, l layout) {
 	for _, a := range alerts {
 		byOrigin[a.Origin] = a
 	}
-	assert.Equal(t, "resolved", byOrigin[store.OriginCloud].State)
+	assert.Equal(t, alert.Resolved, byOrigin[store.OriginCloud].State)
 	assert.NotNil(t, byOrigin[store.OriginCloud].ResolvedAt)
-	assert.Equal(t, "active", byOrigin[store.OriginAgent].State)
+	assert.Equal(t, alert.Active, byOrigin[store.OriginAgent].State)
 	assert.Equal(t, byOrigin[store.OriginAgent].ID, byOrigin[store.OriginCloud].ID)
 
 	evs, err = s.Events(t.Context(), store.EventQuery{After: evs[1].ID, Limit: 10})
@@ -404,12 +405,12 @@ func testEventDataIsWhatGoEncodes(t *testing.T, l layout) {
 		a.Sensor, a.Message, a.Rule = texts[i%len(texts)], texts[(i+3)%len(texts)], texts[(i+4)%len(texts)]
 		a.Value, a.Limit = &values[i], &values[len(values)-1-i]
 		if i%2 == 0 {
-			a.Value, a.Transition, a.State = nil, "resolved", "resolved"
+			a.Value, a.Transition, a.State = nil, "resolved", alert.Resolved
 			resolved := at.Add(time.Second)
 			a.ResolvedAt = &resolved
 		}
 		if i%3 == 0 {
-			a.Limit, a.Transition, a.State = nil, "acknowledged", "acknowledged"
+			a.Limit, a.Transition, a.State = nil, "acknowledged", alert.Acknowledged
 			acked := at.Add(500 * time.Millisecond)
 			a.AcknowledgedAt = &acked
 		}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/purehealth/purehealth/shared/alert"
 )
 
 // RuleStationOffline is the rule of the cloud alert raised for a silent station.
@@ -118,9 +120,11 @@ func (s *Store) CheckStationHealth(ctx context.Context, p HealthPolicy) ([]Statu
 					return err
 				}
 				alert, err := makeEvent(x.station, EventAlert, now, AlertChange{Transition: "opened", Alert: Alert{
-					ID: c.AlertID, Origin: OriginCloud, Station: x.station, Rule: RuleStationOffline,
-					Key: RuleStationOffline, Severity: "warning", State: "active", OpenedAt: now,
-					Message: msg, UpdatedAt: now,
+					Record: alert.Record{
+						ID: c.AlertID, Station: x.station, Rule: RuleStationOffline, Key: RuleStationOffline,
+						Severity: alert.Warning, State: alert.Active, OpenedAt: now, Message: msg,
+					},
+					Origin: OriginCloud, UpdatedAt: now,
 				}})
 				if err != nil {
 					return err
@@ -177,9 +181,12 @@ func backOnline(row pgx.Row, station string, now time.Time) ([]newEvent, error) 
 	if alertID != nil {
 		resolved := now
 		alert, err := makeEvent(station, EventAlert, now, AlertChange{Transition: "resolved", Alert: Alert{
-			ID: uint64(*alertID), Origin: OriginCloud, Station: station, Rule: RuleStationOffline,
-			Key: RuleStationOffline, Severity: *severity, State: "resolved", OpenedAt: opened.UTC(),
-			AcknowledgedAt: acknowledged, ResolvedAt: &resolved, Message: *message, UpdatedAt: now,
+			Record: alert.Record{
+				ID: uint64(*alertID), Station: station, Rule: RuleStationOffline, Key: RuleStationOffline,
+				Severity: alert.Severity(*severity), State: alert.Resolved, OpenedAt: opened.UTC(),
+				AcknowledgedAt: acknowledged, ResolvedAt: &resolved, Message: *message,
+			},
+			Origin: OriginCloud, UpdatedAt: now,
 		}})
 		if err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/cloud/internal/storetest"
+	"github.com/purehealth/purehealth/shared/alert"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
@@ -190,7 +191,7 @@ func testAlertsFollowTheNewestTransition(t *testing.T, l layout) {
 	require.Len(t, all, 2)
 	assert.Equal(t, uint64(8), all[0].ID, "newest opened first")
 	a := all[1]
-	assert.Equal(t, "resolved", a.State, "a late or replayed older transition must not win")
+	assert.Equal(t, alert.Resolved, a.State, "a late or replayed older transition must not win")
 	assert.Equal(t, resAt, *a.ResolvedAt)
 	assert.Equal(t, ackAt, *a.AcknowledgedAt)
 	assert.Equal(t, station, a.Station)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/purehealth/purehealth/shared/alert"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
@@ -285,27 +286,14 @@ func (s *Store) LatestValues(ctx context.Context, station string) ([]Latest, err
 	return out, nil
 }
 
-// Alert is an alert's current state as the API shows it (the agent's alerts --json
-// shape plus the station).
+// Alert is an alert's current state as the API shows it: the record the agent keeps
+// (shared/alert), with who raised it and when it last changed.
 type Alert struct {
-	ID uint64 `json:"id"`
+	alert.Record
 	// Origin says who raised it: "agent" (the station's own rules) or "cloud" (rules the
 	// cloud evaluates, such as station_offline). Each origin has its own id space.
-	Origin         string     `json:"origin"`
-	Station        string     `json:"station"`
-	Rule           string     `json:"rule"`
-	Key            string     `json:"key"`
-	Param          string     `json:"param"`
-	Sensor         string     `json:"sensor,omitempty"`
-	Severity       string     `json:"severity"`
-	State          string     `json:"state"`
-	OpenedAt       time.Time  `json:"opened_at"`
-	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty"`
-	ResolvedAt     *time.Time `json:"resolved_at"`
-	Message        string     `json:"message"`
-	Value          *float64   `json:"value,omitempty"`
-	Limit          *float64   `json:"limit,omitempty"`
-	UpdatedAt      time.Time  `json:"updated_at"`
+	Origin    string    `json:"origin"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Alert origins.

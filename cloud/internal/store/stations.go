@@ -7,12 +7,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
 // Station is a registered station.
@@ -42,15 +42,10 @@ type NewStation struct {
 	Lat, Lon *float64
 }
 
-var stationIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
-// ValidStationID reports whether id can name a station (letters, digits, '-' and '_').
-func ValidStationID(id string) bool { return stationIDPattern.MatchString(id) }
-
 func (n *NewStation) validate() error {
 	var errs []error
-	if !ValidStationID(n.ID) {
-		errs = append(errs, fmt.Errorf("station id %q must be 1–64 letters, digits, '-' or '_'", n.ID))
+	if !telemetry.ValidStationID(n.ID) {
+		errs = append(errs, fmt.Errorf("station id %q must be %s", n.ID, telemetry.StationIDRule))
 	}
 	if n.Name == "" || len(n.Name) > 200 || strings.ContainsRune(n.Name, 0) {
 		errs = append(errs, errors.New("name must be 1–200 bytes"))

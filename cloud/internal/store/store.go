@@ -39,6 +39,22 @@ type Retention struct {
 	Rollups      time.Duration // hourly and daily rollups (default 730 days)
 }
 
+func (r *Retention) fill() {
+	def := DefaultRetention()
+	if r.Measurements == 0 {
+		r.Measurements = def.Measurements
+	}
+	if r.WQI == 0 {
+		r.WQI = def.WQI
+	}
+	if r.Alerts == 0 {
+		r.Alerts = def.Alerts
+	}
+	if r.Rollups == 0 {
+		r.Rollups = def.Rollups
+	}
+}
+
 // Options tune a Store. The zero value of each field means its default.
 type Options struct {
 	MaxConns      int32         // pool size, default 10
@@ -58,29 +74,18 @@ const day = 24 * time.Hour
 
 func (o *Options) fill() {
 	if o.MaxConns == 0 {
-		o.MaxConns = 10
+		o.MaxConns = DefaultMaxConns
 	}
 	if o.QueryTimeout == 0 {
-		o.QueryTimeout = 10 * time.Second
+		o.QueryTimeout = DefaultQueryTimeout
 	}
 	if o.IngestTimeout == 0 {
-		o.IngestTimeout = 30 * time.Second
+		o.IngestTimeout = DefaultIngestTimeout
 	}
 	if o.AheadDays == 0 {
-		o.AheadDays = 3
+		o.AheadDays = DefaultAheadDays
 	}
-	if o.Retention.Measurements == 0 {
-		o.Retention.Measurements = 90 * day
-	}
-	if o.Retention.WQI == 0 {
-		o.Retention.WQI = 730 * day
-	}
-	if o.Retention.Alerts == 0 {
-		o.Retention.Alerts = 365 * day
-	}
-	if o.Retention.Rollups == 0 {
-		o.Retention.Rollups = 730 * day
-	}
+	o.Retention.fill()
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/internal/pgtest"
+	"github.com/purehealth/purehealth/shared/alert"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
@@ -146,12 +147,12 @@ func Batch(station string, rs []wire.Reading) *wire.Batch {
 // Alert returns an alert transition.
 func Alert(seq, id uint64, transition, state string, at time.Time) wire.AlertEvent {
 	v, lim := 4.1, 5.0
-	ev := wire.AlertEvent{
-		Seq: seq, ID: id, Transition: transition, Time: at.UTC().Truncate(time.Microsecond),
-		Rule: "threshold", Key: fmt.Sprintf("threshold/do/%d", id), Param: "do", Sensor: "do-1",
-		Severity: "warning", State: state, OpenedAt: at.UTC().Truncate(time.Microsecond),
-		Message: "DO below 5 mg/L", Value: &v, Limit: &lim,
-	}
+	ev := wire.AlertEvent{Seq: seq, Transition: transition, Time: at.UTC().Truncate(time.Microsecond),
+		Record: alert.Record{
+			ID: id, Rule: "threshold", Key: fmt.Sprintf("threshold/do/%d", id), Param: "do", Sensor: "do-1",
+			Severity: alert.Warning, State: alert.State(state), OpenedAt: at.UTC().Truncate(time.Microsecond),
+			Message: "DO below 5 mg/L", Value: &v, Limit: &lim,
+		}}
 	if state == "resolved" {
 		r := ev.Time
 		ev.ResolvedAt = &r

@@ -363,10 +363,7 @@ func (sc *Scenario) Validate() error {
 	return err
 }
 
-var (
-	stationID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	probeName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-)
+var probeName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // maxSpeed bounds Speed: beyond it the circuits' delays round to nothing.
 const maxSpeed = 1e6
@@ -384,8 +381,8 @@ func (sc *Scenario) checkTop(ps *problems) {
 	switch {
 	case sc.Station == "":
 		ps.add(line("station"), "station: required (e.g. MH-PUNE-001)")
-	case !stationID.MatchString(sc.Station):
-		ps.add(line("station"), "station: %q must be 1 to 64 letters, digits, - and _", sc.Station)
+	case !telemetry.ValidStationID(sc.Station):
+		ps.add(line("station"), "station: %q must be %s", sc.Station, telemetry.StationIDRule)
 	}
 	_, speedSet := sc.lines["speed"]
 	if math.IsNaN(sc.Speed) || sc.Speed < 0 || sc.Speed > maxSpeed || (speedSet && sc.Speed == 0) {

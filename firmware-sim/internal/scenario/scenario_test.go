@@ -135,7 +135,7 @@ func TestLoadInvalid(t *testing.T) {
 			"line 8: cannot unmarshal !!int `5` into time.Duration", "line 12: cannot unmarshal !!str `two` into int",
 			"line 13: cannot unmarshal !!str `sometimes` into bool"},
 		"many-mistakes": {
-			`line 2: station: "MH PUNE" must be 1 to 64 letters, digits, - and _`,
+			`line 2: station: "MH PUNE" must be 1–64 letters, digits, '-' or '_'`,
 			`line 3: speed: -1 must be above 0`,
 			`line 5: probes[0] "ph-1": param: turbidity: no EZO circuit measures it (want ph, do, conductivity, tds, temp)`,
 			`line 6: probes[1] "ph-1": name: also the name of probes[0]`,

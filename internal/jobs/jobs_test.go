@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/purehealth/purehealth/cloud/internal/jobs"
+	"github.com/purehealth/purehealth/internal/jobs"
 )
 
 func TestRunTicksAndStops(t *testing.T) {

@@ -1,8 +1,10 @@
-// Package jobs runs the service's periodic background work, each job named and with its
-// own interval.
+// Package jobs runs the periodic background work of both daemons: the agent's alert
+// ticks, status and buffer retention, the cloud's storage maintenance and station health.
 //
-// Run owns one goroutine per job and returns only after all of them have stopped. A job
-// that fails is logged and tried again at its next tick; it never stops the service.
+// Each Job has a name and an interval, and logs under its name. Run owns one goroutine per
+// job and returns only after all of them have stopped. A job runs at once, then Interval
+// after each run ends, so a slow run delays the next instead of piling up. A job that
+// fails is logged and tried again at its next turn; it never stops the program.
 package jobs
 
 import (
@@ -14,8 +16,8 @@ import (
 
 // Job is one periodic task.
 type Job struct {
-	Name     string
-	Interval time.Duration
+	Name     string        // in the log, as job=<Name>
+	Interval time.Duration // between the end of one run and the start of the next
 	// Run does one round. Its context ends when the service stops.
 	Run func(ctx context.Context) error
 }
@@ -25,7 +27,7 @@ type Job struct {
 func Run(ctx context.Context, log *slog.Logger, jobs ...Job) {
 	var wg sync.WaitGroup
 	for _, j := range jobs {
-		wg.Go(func() { loop(ctx, log.With("job", j.Name), j) })
+		wg.Go(func() { loop(ctx, log.With("job", j.Name, "every", j.Interval), j) })
 	}
 	wg.Wait()
 }
