@@ -109,17 +109,12 @@ type soakPublish struct {
 // maxTag bounds the per-probe counter that makes every value unique.
 const maxTag = 100000
 
-// valueOf is the value a probe publishes for the n-th time: the model's value with two
+// valueText is the value a probe publishes for the n-th time: the model's value with two
 // decimals, followed by n in five more (7.41 → 7.4100042), so that every reading of a
 // probe has a value of its own (its identity in the database) and the river stays what
 // the model says to within 0.01.
-func valueOf(model float64, n int) (string, float64) {
-	text := strconv.FormatFloat(model, 'f', 2, 64) + fmt.Sprintf("%05d", n)
-	v, err := strconv.ParseFloat(text, 64)
-	if err != nil {
-		panic(err) // a format bug here, not a fault under test
-	}
-	return text, v
+func valueText(model float64, n int) string {
+	return strconv.FormatFloat(model, 'f', 2, 64) + fmt.Sprintf("%05d", n)
 }
 
 // connectProbes connects every probe to the agent's broker, after settling what the
@@ -145,7 +140,9 @@ func (s *soak) publish(p *soakProbe) {
 	t := s.t
 	require.Less(t, p.n, maxTag, "probe %s ran out of unique values", p.sensor)
 	hour := float64(s.now%(24*time.Hour)) / float64(time.Hour)
-	text, v := valueOf(p.model(hour, int(s.now/(24*time.Hour))), p.n)
+	text := valueText(p.model(hour, int(s.now/(24*time.Hour))), p.n)
+	v, err := strconv.ParseFloat(text, 64)
+	require.NoError(t, err, "probe %s value", p.sensor)
 	p.n++
 	ts := s.weekStart.Add(s.now + s.offset)
 	payload := `{"value":` + text + `,"unit":"` + p.unit + `","timestamp":"` +

@@ -79,8 +79,9 @@ func soakSizeFor(t *testing.T) soakSize {
 // and WQI point the agent recorded (read from its buffer after it stopped) is in
 // alert_events and wqi_readings exactly once. Lost is what was acknowledged or recorded
 // but is absent; duplicated is every copy beyond the first of one natural identity (a
-// reading's sensor, parameter, value and time; a WQI point's time and value; a
-// transition's alert, kind and time), so that a copy under a new seq counts too.
+// reading's sensor, parameter and value, which no other reading of the week shares; a
+// WQI point's time and value; a transition's alert, kind and time), so that a copy under
+// a new seq counts too.
 func TestSoak(t *testing.T) {
 	size := soakSizeFor(t)
 	rng, _ := newRand(t)
@@ -145,10 +146,17 @@ func ntpStep(when, by time.Duration) soakStep {
 	}}
 }
 
+// signal names how a process is stopped.
+func signal(kill bool) string {
+	if kill {
+		return "SIGKILL"
+	}
+	return "SIGTERM"
+}
+
 func cloudOutage(from, to time.Duration, kill bool) []soakStep {
-	how := map[bool]string{true: "SIGKILL", false: "SIGTERM"}[kill]
 	return []soakStep{
-		{from, "ph-cloud down (" + how + ")", func(s *soak) { s.cloudDown(kill) }},
+		{from, "ph-cloud down (" + signal(kill) + ")", func(s *soak) { s.cloudDown(kill) }},
 		{to, "ph-cloud up", func(s *soak) { s.cloudUp() }},
 	}
 }
@@ -161,8 +169,7 @@ func databaseRestart(from, to time.Duration, mode string) []soakStep {
 }
 
 func agentRestart(when time.Duration, kill bool) soakStep {
-	how := map[bool]string{true: "SIGKILL", false: "SIGTERM"}[kill]
-	return soakStep{when, "ph-agent restarted (" + how + ")", func(s *soak) { s.restartAgent(kill, false) }}
+	return soakStep{when, "ph-agent restarted (" + signal(kill) + ")", func(s *soak) { s.restartAgent(kill, false) }}
 }
 
 // unsynced loses the agent's clock sync: while running (NTP lost), or across a reboot
@@ -204,12 +211,15 @@ func suiteFaults(s *soak) []soakStep {
 	return append(steps, upstreamFaults(s)...)
 }
 
+// weekNTP are the probes' clock steps of successive days: their clocks go an hour fast,
+// right, an hour slow, right again, and so on.
+var weekNTP = [...]time.Duration{time.Hour, -time.Hour, -time.Hour, time.Hour}
+
 // weekFaults gives every day its faults, at random instants: a cloud outage of 1 to 8
 // hours in the first half of the day, a PostgreSQL restart in the second half (so that
 // ph-cloud never has to start without its database, which it refuses), an agent restart,
-// an NTP step of the probes' clocks (alternately up and down, so they stay within an
-// hour of the truth), and from the second day on a loss of clock sync for 1 to 6 hours,
-// across a reboot every other day.
+// an NTP step of the probes' clocks (weekNTP), and from the second day on a loss of clock
+// sync for 1 to 6 hours, across a reboot every other day.
 func weekFaults(s *soak) []soakStep {
 	rng := s.rng
 	instant := func(day int, from, to time.Duration) time.Duration {
@@ -221,10 +231,13 @@ func weekFaults(s *soak) []soakStep {
 		start := instant(day, 0, 12*time.Hour-dur)
 		steps = append(steps, cloudOutage(start, start+dur, day%2 == 0)...)
 		start = instant(day, 12*time.Hour, 23*time.Hour)
-		mode := map[bool]string{true: "fast", false: "immediate"}[day%2 == 0]
+		mode := "immediate"
+		if day%2 == 0 {
+			mode = "fast"
+		}
 		steps = append(steps, databaseRestart(start, start+time.Duration(5+rng.IntN(40))*time.Minute, mode)...)
 		steps = append(steps, agentRestart(instant(day, 0, 24*time.Hour), day%2 == 1))
-		steps = append(steps, ntpStep(instant(day, 0, 24*time.Hour), []time.Duration{time.Hour, -time.Hour}[(day+1)/2%2]))
+		steps = append(steps, ntpStep(instant(day, 0, 24*time.Hour), weekNTP[day%len(weekNTP)]))
 		if day > 0 {
 			start = instant(day, 0, 18*time.Hour)
 			steps = append(steps, unsynced(start, start+time.Duration(1+rng.IntN(6))*time.Hour, day%2 == 1)...)
