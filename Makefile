@@ -5,7 +5,7 @@ PKGS     := ./...
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/purehealth/purehealth/shared/version.Version=$(VERSION)
 
-.PHONY: build test test-short fuzz bench cross cross-smoke deb deb-check balena-check demo vet fmt clean powerloss
+.PHONY: build test test-short fuzz bench cross cross-smoke deb deb-check balena-check demo vet fmt clean powerloss soak
 
 build:
 	@mkdir -p $(BIN)
@@ -44,6 +44,17 @@ powerloss:
 	  $(GO) test -count=1 -timeout 60m -run '^TestPowerLoss$$' -v ./e2e/; status=$$?; \
 	  if [ -f $(BIN)/powerloss.txt ]; then cat $(BIN)/powerloss.txt; \
 	  else echo "powerloss: no figures: the test stopped before it could count (see above)"; fi; \
+	  exit $$status
+
+# The long soak (e2e/soak_test.go; the suite runs a sparser week): a station's week compressed
+# into minutes, with a fault every few simulated hours, then counted end to end. Its last
+# line: soak: <readings> readings, <lost> lost, <duplicated> duplicated
+soak:
+	@mkdir -p $(BIN) && rm -f $(BIN)/soak.txt
+	@PH_SOAK=week PH_SOAK_SUMMARY=$(CURDIR)/$(BIN)/soak.txt \
+	  $(GO) test -count=1 -timeout 60m -run '^TestSoak$$' -v ./e2e/; status=$$?; \
+	  if [ -f $(BIN)/soak.txt ]; then cat $(BIN)/soak.txt; \
+	  else echo "soak: no figures: the test stopped before it could count (see above)"; fi; \
 	  exit $$status
 
 cross:

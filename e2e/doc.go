@@ -32,7 +32,12 @@
 //   - power cut at random instants under the agent's buffer (on internal/lazyfs, which
 //     drops what was not fsynced) while devices publish and the agent forwards: every
 //     acknowledged reading and cursor survives and bbolt's check passes, cut after cut
-//     (powerloss_test.go; 3 cuts here, `make powerloss` runs 100).
+//     (powerloss_test.go; 3 cuts here, `make powerloss` runs 100);
+//   - a compressed week (soak_test.go): probes publish a river's week with explicit
+//     timestamps while their clocks step by an hour, the agent loses and regains its clock
+//     sync, the cloud is down for hours, PostgreSQL restarts and the agent is restarted
+//     and killed; then every acknowledged reading, WQI point and alert transition is in
+//     the cloud exactly once (`make soak` runs the week at a reading a minute per probe).
 //
 // Every wait is a poll with a deadline that only turns a hang into a failure; no test
 // asserts how fast anything happens. -short runs smaller volumes and fewer faults. Random

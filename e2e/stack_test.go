@@ -166,6 +166,8 @@ type agent struct {
 	TokenFile      string
 	BatchMax       int
 	RequestTimeout string
+	SyncFile       string
+	Horizon        string
 	Config         string
 	bin            string // ph-agent
 	*testproc.Daemon
@@ -176,6 +178,14 @@ type agentOptions struct {
 	BatchMax       int           // uplink.batch_max, default 500
 	RequestTimeout time.Duration // uplink.request_timeout, default 30s
 	DataDir        string        // data_dir, default a directory of the agent's own
+	// SyncFile, when set, makes the agent trust its clock only while this file exists
+	// (clock.sync_check: file), as systemd-timesyncd's marker says NTP has synced.
+	SyncFile string
+	// Horizon, when set, is how old a reading's own timestamp may be and still count as
+	// current: validation.max_past and the WQI freshness of every index parameter. A test
+	// whose devices send times days in the past sets it, or those readings are graded
+	// suspect and never feed the index.
+	Horizon time.Duration
 }
 
 // newAgent writes the configuration of an agent forwarding to uplinkURL with the token in
@@ -187,7 +197,10 @@ func newAgent(t *testing.T, uplinkURL, tokenFile string, o agentOptions) *agent 
 		Station: station, DataDir: cmp.Or(o.DataDir, filepath.Join(dir, "data")), Socket: filepath.Join(dir, "admin.sock"),
 		Listen: testproc.FreeAddr(t, "tcp"), UplinkURL: uplinkURL, TokenFile: tokenFile,
 		BatchMax: cmp.Or(o.BatchMax, 500), RequestTimeout: cmp.Or(o.RequestTimeout, 30*time.Second).String(),
-		Config: filepath.Join(dir, "agent.yaml"), bin: agentBin(t),
+		SyncFile: o.SyncFile, Config: filepath.Join(dir, "agent.yaml"), bin: agentBin(t),
+	}
+	if o.Horizon > 0 {
+		a.Horizon = o.Horizon.String()
 	}
 	writeTemplate(t, "agent.yaml.tmpl", a.Config, a)
 	a.Daemon = testproc.NewDaemon(t, testproc.DaemonOptions{
