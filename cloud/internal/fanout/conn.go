@@ -99,13 +99,13 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, initial *request) {
 		return
 	}
 	if initial != nil {
-		known, err := h.src.KnownStation(r.Context(), initial.stations[0])
+		unknown, err := h.src.UnknownStations(r.Context(), initial.stations)
 		if err != nil {
 			h.log.Warn("live events: look up station", "err", err)
 			h.refuse(w, http.StatusServiceUnavailable, "database unavailable, retry later")
 			return
 		}
-		if !known {
+		if len(unknown) > 0 {
 			h.stats.rejectStation.Add(1)
 			h.refuse(w, http.StatusNotFound, "no station "+initial.stations[0])
 			return
@@ -382,6 +382,15 @@ func (s *session) handle(ctx context.Context, req request) bool {
 		if s.f.namedAfter(req) > s.h.opts.MaxStations {
 			return s.status(ctx, connStatus{Error: fmt.Sprintf("stations: at most %d per connection", s.h.opts.MaxStations)})
 		}
+		// Only stations of the service may be named: a connection naming made-up ids
+		// would hold memory for each.
+		if unknown, err := s.h.src.UnknownStations(ctx, s.f.newIn(req)); err != nil {
+			s.h.log.Warn("live events: look up stations", "err", err)
+			return s.status(ctx, connStatus{Error: "stations cannot be checked now; subscribe again later"})
+		} else if len(unknown) > 0 {
+			s.h.stats.rejectStation.Add(1)
+			return s.status(ctx, connStatus{Error: "stations: no station " + strings.Join(clipIDs(unknown, 5), ", ")})
+		}
 		if req.since != nil && s.subscribed {
 			return s.status(ctx, connStatus{Error: "since: only the first subscribe of a connection resumes; open a new connection"})
 		}
@@ -517,4 +526,12 @@ func (h *Hub) resyncReason(err error) string {
 func (s *session) resyncNow(reason string) (int, string, bool) {
 	s.resume = s.h.goLiveNow(s.c)
 	return 0, reason, true
+}
+
+// clipIDs keeps the first n ids for a message, saying how many more there are.
+func clipIDs(ids []string, n int) []string {
+	if len(ids) <= n {
+		return ids
+	}
+	return append(ids[:n:n], fmt.Sprintf("and %d more", len(ids)-n))
 }

@@ -11,7 +11,7 @@ const (
 	DefaultCloseTimeout      = time.Second
 	DefaultPingInterval      = 30 * time.Second
 	DefaultReadLimit         = 16 << 10
-	DefaultMaxStations       = 1000
+	DefaultMaxStations       = 256
 	DefaultMessageRate       = 5
 	DefaultMessageBurst      = 20
 	DefaultReplayMax         = 10000

@@ -35,16 +35,21 @@ func (f *filter) apply(r request) {
 
 // namedAfter is how many stations f would name after applying r.
 func (f *filter) namedAfter(r request) int {
-	n := len(f.stations)
 	if !r.subscribe {
-		return n
+		return len(f.stations)
 	}
+	return len(f.stations) + len(f.newIn(r))
+}
+
+// newIn returns the stations r names that f does not have yet.
+func (f *filter) newIn(r request) []string {
+	var out []string
 	for _, s := range r.stations {
 		if _, ok := f.stations[s]; !ok {
-			n++
+			out = append(out, s)
 		}
 	}
-	return n
+	return out
 }
 
 func (f *filter) wants(station string) bool {

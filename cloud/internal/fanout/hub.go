@@ -34,7 +34,7 @@ type Options struct {
 	CloseTimeout time.Duration // close handshake with an evicted client, default 1s
 	PingInterval time.Duration // default 30s
 	ReadLimit    int64         // largest client message in bytes, default 16 KiB
-	MaxStations  int           // stations one connection may name, default 1000
+	MaxStations  int           // stations one connection may name, default 256
 	// MessageRate is how many messages a second a client may send (burst MessageBurst);
 	// defaults 5 and 20.
 	MessageRate  float64

@@ -89,10 +89,16 @@ func (m *memSource) Replay(_ context.Context, q fanout.ReplayQuery, send func(st
 	return nil
 }
 
-func (m *memSource) KnownStation(_ context.Context, id string) (bool, error) {
+func (m *memSource) UnknownStations(_ context.Context, ids []string) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.stations[id], nil
+	var unknown []string
+	for _, id := range ids {
+		if !m.stations[id] {
+			unknown = append(unknown, id)
+		}
+	}
+	return unknown, nil
 }
 
 // selectLocked returns the events in (q.After, q.Upto] of q.Stations (all when nil).

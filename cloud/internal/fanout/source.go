@@ -10,7 +10,7 @@ import (
 
 // Source is where a Hub's events come from: Follow brings the new ones as they are
 // stored, IDBefore and Replay serve the resumes the hub's memory of recent events cannot,
-// and KnownStation tells the stations of the service from other ids. The hub itself only
+// and UnknownStations tells the stations of the service from other ids. The hub itself only
 // publishes, subscribes and evicts. StoreSource (the database: LISTEN/NOTIFY, polls and
 // queries) is the Source ph-cloud uses.
 type Source interface {
@@ -27,8 +27,8 @@ type Source interface {
 	// refuses them: then it sends nothing and returns Check's error. It stops at the first
 	// error send returns, and returns it. send may be nil when q selects nothing.
 	Replay(ctx context.Context, q ReplayQuery, send func(store.Event) error) error
-	// KnownStation reports whether id is a station of the service.
-	KnownStation(ctx context.Context, id string) (bool, error)
+	// UnknownStations returns those of ids that are not stations of the service.
+	UnknownStations(ctx context.Context, ids []string) ([]string, error)
 }
 
 // Why a resume cannot be served (a Replay's errors other than the source's trouble).

@@ -3,7 +3,6 @@ package fanout
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -233,16 +232,9 @@ func (s *StoreSource) Replay(ctx context.Context, q ReplayQuery, send func(store
 	return nil
 }
 
-// KnownStation looks the station up.
-func (s *StoreSource) KnownStation(ctx context.Context, id string) (bool, error) {
-	_, err := s.st.Station(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("look up station: %w", err)
-	}
-	return true, nil
+// UnknownStations looks the stations up.
+func (s *StoreSource) UnknownStations(ctx context.Context, ids []string) ([]string, error) {
+	return s.st.UnknownStations(ctx, ids)
 }
 
 // acquire takes one of the slots that bound resumes reading the database at once.

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -183,6 +184,46 @@ func (s *Store) Stations(ctx context.Context, after string, limit int) ([]Statio
 		return nil, fmt.Errorf("list stations: %w", err)
 	}
 	return out, nil
+}
+
+// UnknownStations returns those of ids that name no station, in the order given.
+func (s *Store) UnknownStations(ctx context.Context, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if slices.ContainsFunc(ids, func(id string) bool { return !telemetry.ValidStationID(id) }) {
+		// Not a station id at all: no need to ask, and the database could not hold some.
+		var unknown, valid []string
+		for _, id := range ids {
+			if telemetry.ValidStationID(id) {
+				valid = append(valid, id)
+			}
+		}
+		missing, err := s.UnknownStations(ctx, valid)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			if !telemetry.ValidStationID(id) || slices.Contains(missing, id) {
+				unknown = append(unknown, id)
+			}
+		}
+		return unknown, nil
+	}
+	var unknown []string
+	err := s.query(ctx, "look up stations", func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, `SELECT id FROM unnest($1::text[]) WITH ORDINALITY AS x (id, n)
+			WHERE NOT EXISTS (SELECT 1 FROM stations s WHERE s.id = x.id) ORDER BY n`, ids)
+		if err != nil {
+			return err
+		}
+		unknown, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up stations: %w", err)
+	}
+	return unknown, nil
 }
 
 // Station returns one station; ErrNotFound if there is none with that id.

@@ -126,3 +126,15 @@ func rowsText(t *testing.T, url, table string) string {
 	require.NoError(t, rows.Err())
 	return b.String()
 }
+
+func TestUnknownStations(t *testing.T) {
+	s, _ := storetest.Open(t, store.Options{})
+	storetest.AddStation(t, s, "MH-PUNE-001")
+	storetest.AddStation(t, s, "MH-NASHIK-001")
+	got, err := s.UnknownStations(t.Context(), []string{"X-2", "MH-PUNE-001", "X-1", "MH-NASHIK-001", "x\x00"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"X-2", "X-1", "x\x00"}, got, "in the order given")
+	got, err = s.UnknownStations(t.Context(), nil)
+	require.NoError(t, err)
+	assert.Empty(t, got)
+}
