@@ -104,6 +104,9 @@ func newRunCommand() *cobra.Command {
 				return exitcode.AtStartup(err)
 			}
 			log := logging.New(cmd.ErrOrStderr(), cfg.Log)
+			for _, w := range cfg.Warnings() {
+				log.Warn("risky setting allowed by the configuration: " + w)
+			}
 			d, err := daemon.New(cfg, log)
 			if err != nil {
 				return exitcode.AtStartup(err)
@@ -336,6 +339,9 @@ func newConfigCommand() *cobra.Command {
 			cfg, err := config.Load(args[0])
 			if err != nil {
 				return err
+			}
+			for _, w := range cfg.Warnings() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: %s\n", w)
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (station %s, class %s, %d probes, %d MQTT users)\n",
 				args[0], cfg.Station.ID, cfg.Station.Class, len(cfg.Probes), len(cfg.MQTT.Users))

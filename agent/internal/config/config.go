@@ -71,6 +71,7 @@ type Config struct {
 	WQI         WQI            `yaml:"wqi"`
 	Validation  Validation     `yaml:"validation"`
 	Clock       Clock          `yaml:"clock"`
+	Sensors     Sensors        `yaml:"sensors"`
 
 	strictyaml.Source `yaml:"-"` // the file it came from
 }
@@ -101,6 +102,9 @@ type MQTT struct {
 	TLS            *TLS       `yaml:"tls"`
 	MaxPacketBytes ByteSize   `yaml:"max_packet_bytes"` // default broker.DefaultMaxPacketSize
 	MaxClients     int64      `yaml:"max_clients"`      // default broker.DefaultMaxClients
+	// Insecure allows allow_anonymous on a listener other than loopback: anyone who
+	// reaches the port could publish readings. Without it that combination is refused.
+	Insecure bool `yaml:"insecure"`
 }
 
 // MQTTUser is a broker account. Passwords are stored only as bcrypt hashes
@@ -145,6 +149,20 @@ type Uplink struct {
 	DailyBytes     ByteSize `yaml:"daily_bytes"`
 	ConnectTimeout Duration `yaml:"connect_timeout"` // TCP connect and TLS handshake, default uplink.DefaultConnectTimeout
 	RequestTimeout Duration `yaml:"request_timeout"` // one whole request, default uplink.DefaultRequestTimeout
+	// Insecure allows an http:// url to a host other than loopback: the bearer token and
+	// the data would cross the network in clear. Without it that url is refused.
+	Insecure bool `yaml:"insecure"`
+}
+
+// Sensors bounds the per-sensor state the agent keeps.
+type Sensors struct {
+	// Max is how many sensors the station keeps state for, configured probes included;
+	// readings of a new sensor beyond it are refused, counted and alerted (default
+	// state.DefaultMaxSensors).
+	Max int `yaml:"max"`
+	// ForgetAfter is how long a sensor that is not a configured probe may stay silent
+	// before it is forgotten (default state.DefaultForgetAfter).
+	ForgetAfter Duration `yaml:"forget_after"`
 }
 
 // Buffer bounds the local store.
@@ -228,6 +246,39 @@ type Clock struct {
 	MinTime string `yaml:"min_time"`
 }
 
+// Warnings lists the risky settings the file allows explicitly (insecure: true), for
+// `config check` and the log at start-up to say loudly.
+func (c *Config) Warnings() []string {
+	var w []string
+	if c.MQTT.AllowAnonymous && c.MQTT.Insecure && (!loopbackListen(c.MQTT.Listen) ||
+		c.MQTT.TLS != nil && !loopbackListen(c.MQTT.TLS.Listen)) {
+		w = append(w, "mqtt: anonymous clients are allowed on a listener other than loopback (mqtt.insecure): anyone who reaches it can publish readings")
+	}
+	if u, err := url.Parse(c.Uplink.URL); err == nil && u.Scheme == "http" && c.Uplink.Insecure && !loopbackHost(u.Hostname()) {
+		w = append(w, fmt.Sprintf("uplink: %s is plain http to another host (uplink.insecure): the token and the data cross the network in clear", c.Uplink.URL))
+	}
+	if c.Buffer.UnsafeNoFsync {
+		w = append(w, "buffer.unsafe_no_fsync: a power cut can lose acknowledged readings")
+	}
+	return w
+}
+
+// loopbackListen reports whether a listen address binds loopback only ("" or
+// "0.0.0.0" and other wildcards do not).
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && loopbackHost(host)
+}
+
+// loopbackHost reports whether host names this machine only: localhost or a loopback IP.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // MinDailyBytes is the smallest uplink.daily_bytes budget other than 0 (no limit).
 const MinDailyBytes = 64 << 10
 
@@ -272,6 +323,7 @@ func Default() Config {
 			SpikeSigma: v.SpikeSigma, FlatlineCount: v.FlatlineCount,
 			MaxFuture: Duration(v.MaxFuture), MaxPast: Duration(v.MaxPast),
 		},
+		Sensors: Sensors{Max: state.DefaultMaxSensors, ForgetAfter: Duration(state.DefaultForgetAfter)},
 		Clock: Clock{
 			SyncCheck: string(clock.DefaultMode),
 			SyncFile:  clock.DefaultSyncFile,
@@ -407,6 +459,12 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.MQTT.Listen); err != nil {
 		bad("mqtt.listen: %q is not host:port", c.MQTT.Listen)
 	}
+	if c.MQTT.AllowAnonymous && !c.MQTT.Insecure && !loopbackListen(c.MQTT.Listen) {
+		bad("mqtt.allow_anonymous: anyone who reaches %s could publish readings; listen on 127.0.0.1, add mqtt.users, or set mqtt.insecure: true if this is meant", c.MQTT.Listen)
+	}
+	if c.MQTT.AllowAnonymous && c.MQTT.TLS != nil && !c.MQTT.Insecure && !loopbackListen(c.MQTT.TLS.Listen) {
+		bad("mqtt.allow_anonymous: anyone who reaches %s could publish readings; add mqtt.users, or set mqtt.insecure: true if this is meant", c.MQTT.TLS.Listen)
+	}
 	if !c.MQTT.AllowAnonymous && len(c.MQTT.Users) == 0 {
 		bad("mqtt: no users and allow_anonymous is false: no device could publish (add mqtt.users or, for a dev setup, allow_anonymous: true)")
 	}
@@ -456,6 +514,9 @@ func (c *Config) Validate() error {
 		}
 		if c.Uplink.Token == "" && c.Uplink.TokenFile == "" {
 			bad("uplink: token or token_file is required with a url")
+		}
+		if err == nil && u.Scheme == "http" && u.Host != "" && !c.Uplink.Insecure && !loopbackHost(u.Hostname()) {
+			bad("uplink.url: %q sends the station's token and data in clear over the network; use https://, or set uplink.insecure: true if this is meant", c.Uplink.URL)
 		}
 		if err == nil && u.Scheme == "http" {
 			for _, f := range []struct{ key, v string }{
@@ -626,6 +687,12 @@ func (c *Config) Validate() error {
 	}
 	if _, err := time.Parse(time.DateOnly, c.Clock.MinTime); err != nil {
 		bad("clock.min_time: %q must be a date like 2025-01-01", c.Clock.MinTime)
+	}
+	if c.Sensors.Max < max(1, len(c.Probes)) || c.Sensors.Max > 100000 {
+		bad("sensors.max: %d must be at least 1 and the %d configured probes, and at most 100000", c.Sensors.Max, len(c.Probes))
+	}
+	if c.Sensors.ForgetAfter.Std() < time.Hour {
+		bad("sensors.forget_after: %s is shorter than 1h", c.Sensors.ForgetAfter)
 	}
 	return errors.Join(errs...)
 }

@@ -90,6 +90,7 @@ func TestLoadValid(t *testing.T) {
 		},
 		Validation: config.Validation{SpikeSigma: 8, FlatlineCount: 20, MaxFuture: d(10 * time.Minute), MaxPast: d(48 * time.Hour)},
 		Clock:      config.Clock{SyncCheck: "file", SyncFile: "/run/chrony.synced", MinTime: "2025-06-01"},
+		Sensors:    config.Sensors{Max: 64, ForgetAfter: config.Duration(72 * time.Hour)},
 		Source:     strictyaml.Source{Path: filepath.Join("testdata", "valid", "full.yaml")},
 	}
 
@@ -189,6 +190,11 @@ func TestLoadInvalid(t *testing.T) {
 			`station.id: "MH/PUNE/001"`, `station.timezone: "Asia/Pune"`, `station.class: "F"`,
 			`station.do_method: "winkler"`, "station.elevation_m: NaN", "station.lat: 91", "station.lon: -181",
 		}, lines: 7},
+		{file: "insecure.yaml", want: []string{
+			`mqtt.allow_anonymous: anyone who reaches 0.0.0.0:1883 could publish readings`,
+			`uplink.url: "http://cloud.example.org:8080" sends the station's token and data in clear`,
+			"sensors.max: 0 must be at least 1", "sensors.forget_after: 10m0s is shorter than 1h",
+		}, lines: 4},
 		{file: "station-missing.yaml", want: []string{`station.id: ""`, `station.class: ""`, "data_dir: required"}, lines: 3},
 		{file: "bcrypt.yaml", want: []string{
 			"mqtt.users[0].password_hash", "mqtt.users[1].password_hash", "mqtt.users[2].password_hash",
@@ -785,4 +791,29 @@ alerts: {calibration_due: 1.5d}
 	assert.Equal(t, config.ByteSize(256<<20), cfg.Buffer.MaxBytes)
 	assert.Equal(t, 14*24*time.Hour, cfg.Buffer.Retention.Std())
 	assert.Equal(t, 36*time.Hour, cfg.Alerts.CalibrationDue.Std())
+}
+
+// Risky settings allowed on purpose are said loudly by `config check` and at start-up.
+func TestWarnings(t *testing.T) {
+	base := "station: {id: MH-PUNE-001, class: B}\ndata_dir: /data\n"
+	tests := []struct {
+		doc  string
+		want []string
+	}{
+		{"mqtt: {listen: \"0.0.0.0:1883\", allow_anonymous: true, insecure: true}\n",
+			[]string{"mqtt: anonymous clients are allowed on a listener other than loopback"}},
+		{"mqtt: {allow_anonymous: true}\nuplink: {url: \"http://10.0.0.5:8080\", token: t, insecure: true}\n",
+			[]string{"uplink: http://10.0.0.5:8080 is plain http to another host"}},
+		{"mqtt: {allow_anonymous: true}\nuplink: {url: \"http://127.0.0.1:8080\", token: t}\n", nil},
+		{"mqtt: {listen: \"[::1]:1883\", allow_anonymous: true}\nuplink: {url: \"http://localhost:8080\", token: t}\n", nil},
+	}
+	for _, tt := range tests {
+		cfg, err := config.Parse([]byte(base + tt.doc))
+		require.NoError(t, err, tt.doc)
+		got := cfg.Warnings()
+		require.Len(t, got, len(tt.want), "%s: %v", tt.doc, got)
+		for i, w := range tt.want {
+			assert.Contains(t, got[i], w)
+		}
+	}
 }

@@ -117,6 +117,8 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		Freshness:     cfg.Freshness,
 		OfflineFactor: cfg.Alerts.OfflineFactor,
 		Expected:      expected,
+		MaxSensors:    cfg.Sensors.Max,
+		ForgetAfter:   cfg.Sensors.ForgetAfter.Std(),
 	})
 	err = d.state.RestoreLatest(time.Now(), func(p telemetry.Param, since time.Time) ([]telemetry.Reading, error) {
 		return d.spool.Readings(spool.Query{Param: p, Limit: 1, Since: since})
