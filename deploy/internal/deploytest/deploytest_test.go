@@ -45,7 +45,9 @@ COPY run.sh /usr/local/bin/run
 ENV APP_CONFIG=/etc/app.yaml
 USER 10001:10001
 EXPOSE 8080
-HEALTHCHECK --interval=30s --retries=3 CMD wget -q -O /dev/null http://127.0.0.1:8080/health || exit 1
+HEALTHCHECK --interval=30s \
+    --retries=3 \
+    CMD wget -q -O /dev/null http://127.0.0.1:8080/health || exit 1
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/run"]
 CMD ["serve"]
@@ -130,7 +132,7 @@ func TestFindings(t *testing.T) {
 
 func TestShellBlocks(t *testing.T) {
 	md := filepath.Join(t.TempDir(), "README.md")
-	require.NoError(t, os.WriteFile(md, []byte("# x\n```sh\na\nb\n```\n```yaml\nk: v\n```\n```sh\nc\n```\n"), 0o644))
-	assert.Equal(t, [][]string{{"a", "b"}, {"c"}}, ShellBlocks(t, md))
-	assert.Equal(t, []string{"c"}, ShellBlock(t, md, "c"))
+	require.NoError(t, os.WriteFile(md, []byte("# x\n```sh\na\nb\n```\n```yaml\nk: v\n```\n1. step\n\n   ```sh\n   c\n     d\n   ```\n"), 0o644))
+	assert.Equal(t, [][]string{{"a", "b"}, {"c", "  d"}}, ShellBlocks(t, md))
+	assert.Equal(t, []string{"c", "  d"}, ShellBlock(t, md, "d"))
 }

@@ -34,13 +34,22 @@ type Stage struct {
 // written).
 func ParseDockerfile(text string) ([]Stage, error) {
 	var stages []Stage
-	var cur *Instruction
+	var cur *Instruction // Args holds the joined text until finish parses it
 	finish := func() error {
 		if cur == nil {
 			return nil
 		}
 		ins := *cur
 		cur = nil
+		// Flags come first, possibly on continuation lines.
+		rest := strings.TrimSpace(ins.Args)
+		for strings.HasPrefix(rest, "--") {
+			flag, after, _ := strings.Cut(rest, " ")
+			k, v, _ := strings.Cut(strings.TrimPrefix(flag, "--"), "=")
+			ins.Flags[k] = v
+			rest = strings.TrimSpace(after)
+		}
+		ins.Args = rest
 		if ins.Cmd == "FROM" {
 			f := strings.Fields(ins.Args)
 			if len(f) == 0 {
@@ -71,17 +80,9 @@ func ParseDockerfile(text string) ([]Stage, error) {
 		trimmed = strings.TrimSuffix(trimmed, "\\")
 		if cur == nil {
 			cmd, rest, _ := strings.Cut(trimmed, " ")
-			cur = &Instruction{Line: i + 1, Cmd: strings.ToUpper(cmd), Flags: map[string]string{}}
-			rest = strings.TrimSpace(rest)
-			for strings.HasPrefix(rest, "--") {
-				flag, after, _ := strings.Cut(rest, " ")
-				k, v, _ := strings.Cut(strings.TrimPrefix(flag, "--"), "=")
-				cur.Flags[k] = v
-				rest = strings.TrimSpace(after)
-			}
-			cur.Args = rest
+			cur = &Instruction{Line: i + 1, Cmd: strings.ToUpper(cmd), Flags: map[string]string{}, Args: strings.TrimSpace(rest)}
 		} else {
-			cur.Args += " " + trimmed
+			cur.Args += " " + strings.TrimSpace(trimmed)
 		}
 		if !cont {
 			if err := finish(); err != nil {

@@ -8,24 +8,26 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// ShellBlocks returns the lines of each ```sh code block of a Markdown file.
+// ShellBlocks returns the lines of each ```sh code block of a Markdown file. A block
+// indented under a list item loses its fence's indentation.
 func ShellBlocks(t testing.TB, file string) [][]string {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	require.NoError(t, err)
 	var blocks [][]string
 	var cur []string
-	in := false
+	in, indent := false, ""
 	for line := range strings.Lines(string(b)) {
 		line = strings.TrimRight(line, "\r\n")
+		fence := strings.TrimLeft(line, " ")
 		switch {
-		case !in && strings.HasPrefix(line, "```sh"):
-			in, cur = true, nil
-		case in && strings.HasPrefix(line, "```"):
+		case !in && strings.HasPrefix(fence, "```sh"):
+			in, cur, indent = true, nil, line[:len(line)-len(fence)]
+		case in && strings.HasPrefix(fence, "```"):
 			in = false
 			blocks = append(blocks, cur)
 		case in:
-			cur = append(cur, line)
+			cur = append(cur, strings.TrimPrefix(line, indent))
 		}
 	}
 	return blocks
