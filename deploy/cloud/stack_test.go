@@ -297,7 +297,7 @@ func TestCloudStack(t *testing.T) {
 	out, err = h.sh(strings.ReplaceAll(addLine, "MH-PUNE-001", "MH-NASHIK-002"))
 	require.NoError(t, err, out)
 	for _, id := range []string{"MH-PUNE-001", "MH-NASHIK-002"} {
-		b, err := os.ReadFile(filepath.Join(h.dir, id+".token"))
+		b, err := os.ReadFile(filepath.Join(h.dir, "secrets", id+".token"))
 		require.NoError(t, err)
 		tokens[id] = strings.TrimSpace(string(b))
 		require.Regexp(t, `^\S{20,}$`, tokens[id], "the token alone on stdout")
