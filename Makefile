@@ -5,7 +5,7 @@ PKGS     := ./...
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/purehealth/purehealth/shared/version.Version=$(VERSION)
 
-.PHONY: build test test-short fuzz bench cross cross-smoke deb deb-check balena-check demo vet fmt clean powerloss soak
+.PHONY: build test test-short fuzz bench cross cross-smoke deb deb-check balena-check cloud-image-check demo vet fmt clean powerloss soak
 
 build:
 	@mkdir -p $(BIN)
@@ -85,6 +85,14 @@ deb-check: deb
 # and runs the Dockerfile's build stage from it for every balena architecture.
 balena-check:
 	PH_BALENA_ALL_ARCHS=1 $(GO) test -count=1 -timeout 10m -v -run 'TestBalena' ./deploy/balena
+
+# Stages ph-cloud's image build context from deploy/cloud/Dockerfile.dockerignore and runs
+# the Dockerfile's build stage from it for every platform the image is published for,
+# linux/amd64 and linux/arm64 (run under qemu-user-static). `make test` runs the rest of
+# ./deploy/cloud: the compose lint, and the README's steps with every query of the Grafana
+# dashboard on a throwaway PostgreSQL.
+cloud-image-check:
+	PH_CLOUD_ALL_ARCHS=1 $(GO) test -count=1 -timeout 10m -v -run 'TestCloudImageBuilds' ./deploy/cloud
 
 demo: build
 	@scripts/demo.sh

@@ -1,7 +1,6 @@
 package balena
 
 import (
-	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/purehealth/purehealth/deploy/internal/deploytest"
 )
 
 // The docker-compose subset balena's supervisor accepts (balena docs, "docker-compose.yml
@@ -72,69 +73,13 @@ var deviceArch = map[string]string{
 	"intel-nuc":              "amd64",
 }
 
-// problems collects lint findings as "file:line: what".
-type problems struct {
-	file string
-	list []string
-}
-
-func (p *problems) add(n *yaml.Node, format string, args ...any) {
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
-	p.list = append(p.list, fmt.Sprintf("%s:%d: %s", p.file, line, fmt.Sprintf(format, args...)))
-}
-
-// pairs returns the key and value nodes of a mapping node, or nil for anything else.
-func pairs(n *yaml.Node) [][2]*yaml.Node {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	out := make([][2]*yaml.Node, 0, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		out = append(out, [2]*yaml.Node{n.Content[i], n.Content[i+1]})
-	}
-	return out
-}
-
-// items returns the entries of a sequence node; nil (absent) has none.
-func items(n *yaml.Node) []*yaml.Node {
-	if n == nil {
-		return nil
-	}
-	return n.Content
-}
-
-func lookup(n *yaml.Node, key string) *yaml.Node {
-	for _, kv := range pairs(n) {
-		if kv[0].Value == key {
-			return kv[1]
-		}
-	}
-	return nil
-}
-
-func parseYAML(p *problems, doc []byte) *yaml.Node {
-	var root yaml.Node
-	if err := yaml.Unmarshal(doc, &root); err != nil {
-		p.add(nil, "not YAML: %v", err)
-		return nil
-	}
-	if len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
-		p.add(&root, "the top level must be a mapping")
-		return nil
-	}
-	return root.Content[0]
-}
-
 var interpolation = regexp.MustCompile(`\$\{?[A-Za-z_]`)
 
 // noInterpolation flags every scalar that asks for variable substitution, which balena
 // does not do: the text would reach the container as it is.
-func noInterpolation(p *problems, n *yaml.Node) {
+func noInterpolation(p *deploytest.Findings, n *yaml.Node) {
 	if n.Kind == yaml.ScalarNode && interpolation.MatchString(strings.ReplaceAll(n.Value, "$$", "")) {
-		p.add(n, "%q: balena does not substitute variables in compose files", n.Value)
+		p.Add(n, "%q: balena does not substitute variables in compose files", n.Value)
 	}
 	for _, c := range n.Content {
 		noInterpolation(p, c)
@@ -144,118 +89,118 @@ func noInterpolation(p *problems, n *yaml.Node) {
 // lintCompose checks a compose file against the subset balena accepts. dir is the
 // project directory it sits in (build contexts must be inside it).
 func lintCompose(file string, doc []byte, dir string) []string {
-	p := &problems{file: file}
-	top := parseYAML(p, doc)
+	p := &deploytest.Findings{File: file}
+	top := deploytest.ParseYAML(p, doc)
 	if top == nil {
-		return p.list
+		return p.List
 	}
 	noInterpolation(p, top)
-	for _, kv := range pairs(top) {
+	for _, kv := range deploytest.Pairs(top) {
 		if !slices.Contains(composeTopKeys, kv[0].Value) {
-			p.add(kv[0], "top-level %q is not supported by balena", kv[0].Value)
+			p.Add(kv[0], "top-level %q is not supported by balena", kv[0].Value)
 		}
 	}
-	if v := lookup(top, "version"); v == nil || !regexp.MustCompile(`^2(\.[0-4])?$`).MatchString(v.Value) {
-		p.add(v, "version must be a compose 2.x format (balena supports up to 2.4), quoted")
+	if v := deploytest.Lookup(top, "version"); v == nil || !regexp.MustCompile(`^2(\.[0-4])?$`).MatchString(v.Value) {
+		p.Add(v, "version must be a compose 2.x format (balena supports up to 2.4), quoted")
 	} else if v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 {
-		p.add(v, "version %s must be quoted, or YAML reads it as a number", v.Value)
+		p.Add(v, "version %s must be quoted, or YAML reads it as a number", v.Value)
 	}
 	volumes := map[string]bool{}
-	for _, kv := range pairs(lookup(top, "volumes")) {
+	for _, kv := range deploytest.Pairs(deploytest.Lookup(top, "volumes")) {
 		volumes[kv[0].Value] = true
 		if len(kv[1].Content) > 0 {
-			p.add(kv[1], "volume %q: only plain named volumes ({}) are supported", kv[0].Value)
+			p.Add(kv[1], "volume %q: only plain named volumes ({}) are supported", kv[0].Value)
 		}
 	}
-	services := lookup(top, "services")
-	if len(pairs(services)) == 0 {
-		p.add(services, "no services")
+	services := deploytest.Lookup(top, "services")
+	if len(deploytest.Pairs(services)) == 0 {
+		p.Add(services, "no services")
 	}
 	names := map[string]bool{}
-	for _, kv := range pairs(services) {
+	for _, kv := range deploytest.Pairs(services) {
 		names[kv[0].Value] = true
 	}
-	for _, kv := range pairs(services) {
+	for _, kv := range deploytest.Pairs(services) {
 		lintService(p, kv[0].Value, kv[1], dir, volumes, names)
 	}
-	return p.list
+	return p.List
 }
 
-func lintService(p *problems, name string, svc *yaml.Node, dir string, volumes, services map[string]bool) {
+func lintService(p *deploytest.Findings, name string, svc *yaml.Node, dir string, volumes, services map[string]bool) {
 	at := "services." + name
-	for _, kv := range pairs(svc) {
+	for _, kv := range deploytest.Pairs(svc) {
 		k := kv[0].Value
 		if why, known := composeUnsupported[k]; known {
-			p.add(kv[0], "%s.%s is not supported by balena%s", at, k, map[bool]string{true: ": " + why}[why != ""])
+			p.Add(kv[0], "%s.%s is not supported by balena%s", at, k, map[bool]string{true: ": " + why}[why != ""])
 		} else if !slices.Contains(composeServiceKeys, k) {
-			p.add(kv[0], "%s.%s is not a field balena supports", at, k)
+			p.Add(kv[0], "%s.%s is not a field balena supports", at, k)
 		}
 	}
-	build, image := lookup(svc, "build"), lookup(svc, "image")
+	build, image := deploytest.Lookup(svc, "build"), deploytest.Lookup(svc, "image")
 	if build == nil && image == nil {
-		p.add(svc, "%s: needs build or image", at)
+		p.Add(svc, "%s: needs build or image", at)
 	}
 	if build != nil {
 		lintBuild(p, at, build, dir)
 	}
-	if nm := lookup(svc, "network_mode"); nm != nil {
+	if nm := deploytest.Lookup(svc, "network_mode"); nm != nil {
 		switch {
 		case nm.Value == "bridge", nm.Value == "host", nm.Value == "none":
 		case strings.HasPrefix(nm.Value, "service:") && services[strings.TrimPrefix(nm.Value, "service:")]:
 		default:
-			p.add(nm, "%s.network_mode %q: balena supports bridge, host, none or service:<a service>", at, nm.Value)
+			p.Add(nm, "%s.network_mode %q: balena supports bridge, host, none or service:<a service>", at, nm.Value)
 		}
-		if nm.Value == "host" && lookup(svc, "ports") != nil {
-			p.add(lookup(svc, "ports"), "%s.ports mean nothing with network_mode host", at)
+		if nm.Value == "host" && deploytest.Lookup(svc, "ports") != nil {
+			p.Add(deploytest.Lookup(svc, "ports"), "%s.ports mean nothing with network_mode host", at)
 		}
 	}
-	for _, v := range items(lookup(svc, "volumes")) {
+	for _, v := range deploytest.Items(deploytest.Lookup(svc, "volumes")) {
 		src, _, ok := strings.Cut(v.Value, ":")
 		switch {
 		case v.Kind != yaml.ScalarNode:
-			p.add(v, "%s.volumes: only the short syntax NAME:PATH is supported", at)
+			p.Add(v, "%s.volumes: only the short syntax NAME:PATH is supported", at)
 		case !ok || strings.ContainsAny(src[:min(1, len(src))], "/.~"):
-			p.add(v, "%s.volumes %q: bind mounts are not supported; use a named volume (or an io.balena.features label)", at, v.Value)
+			p.Add(v, "%s.volumes %q: bind mounts are not supported; use a named volume (or an io.balena.features label)", at, v.Value)
 		case !volumes[src]:
-			p.add(v, "%s.volumes %q: volume %q is not declared under the top-level volumes", at, v.Value, src)
+			p.Add(v, "%s.volumes %q: volume %q is not declared under the top-level volumes", at, v.Value, src)
 		}
 	}
-	for _, d := range items(lookup(svc, "devices")) {
+	for _, d := range deploytest.Items(deploytest.Lookup(svc, "devices")) {
 		host, _, _ := strings.Cut(d.Value, ":")
 		if d.Kind != yaml.ScalarNode || !path.IsAbs(host) {
-			p.add(d, "%s.devices %q: HOST_PATH[:CONTAINER_PATH[:PERMISSIONS]]", at, d.Value)
+			p.Add(d, "%s.devices %q: HOST_PATH[:CONTAINER_PATH[:PERMISSIONS]]", at, d.Value)
 		}
 	}
-	if dep := lookup(svc, "depends_on"); dep != nil {
+	if dep := deploytest.Lookup(svc, "depends_on"); dep != nil {
 		if dep.Kind != yaml.SequenceNode {
-			p.add(dep, "%s.depends_on: balena supports only the list form", at)
+			p.Add(dep, "%s.depends_on: balena supports only the list form", at)
 		}
 		for _, d := range dep.Content {
 			if !services[d.Value] {
-				p.add(d, "%s.depends_on: no service %q", at, d.Value)
+				p.Add(d, "%s.depends_on: no service %q", at, d.Value)
 			}
 		}
 	}
-	if r := lookup(svc, "restart"); r != nil && !slices.Contains([]string{"no", "always", "on-failure", "unless-stopped"}, r.Value) {
-		p.add(r, "%s.restart %q: no, always, on-failure or unless-stopped", at, r.Value)
+	if r := deploytest.Lookup(svc, "restart"); r != nil && !slices.Contains([]string{"no", "always", "on-failure", "unless-stopped"}, r.Value) {
+		p.Add(r, "%s.restart %q: no, always, on-failure or unless-stopped", at, r.Value)
 	}
-	if g := lookup(svc, "stop_grace_period"); g != nil {
+	if g := deploytest.Lookup(svc, "stop_grace_period"); g != nil {
 		if _, err := time.ParseDuration(g.Value); err != nil {
-			p.add(g, "%s.stop_grace_period %q is not a duration", at, g.Value)
+			p.Add(g, "%s.stop_grace_period %q is not a duration", at, g.Value)
 		}
 	}
-	lintLabels(p, at, lookup(svc, "labels"))
+	lintLabels(p, at, deploytest.Lookup(svc, "labels"))
 }
 
-func lintBuild(p *problems, at string, build *yaml.Node, dir string) {
+func lintBuild(p *deploytest.Findings, at string, build *yaml.Node, dir string) {
 	context, dockerfile := build, (*yaml.Node)(nil)
 	if build.Kind == yaml.MappingNode {
-		for _, kv := range pairs(build) {
+		for _, kv := range deploytest.Pairs(build) {
 			if !slices.Contains(composeBuildKeys, kv[0].Value) {
-				p.add(kv[0], "%s.build.%s is not supported by balena", at, kv[0].Value)
+				p.Add(kv[0], "%s.build.%s is not supported by balena", at, kv[0].Value)
 			}
 		}
-		context, dockerfile = lookup(build, "context"), lookup(build, "dockerfile")
+		context, dockerfile = deploytest.Lookup(build, "context"), deploytest.Lookup(build, "dockerfile")
 	}
 	ctx := "."
 	if context != nil {
@@ -264,15 +209,15 @@ func lintBuild(p *problems, at string, build *yaml.Node, dir string) {
 	clean := path.Clean(ctx)
 	switch {
 	case strings.Contains(ctx, "://") || strings.HasPrefix(ctx, "git@"):
-		p.add(context, "%s.build context %q: balena builds only from the project, not from URLs", at, ctx)
+		p.Add(context, "%s.build context %q: balena builds only from the project, not from URLs", at, ctx)
 		return
 	case path.IsAbs(ctx) || clean == ".." || strings.HasPrefix(clean, "../"):
-		p.add(context, "%s.build context %q is outside the project directory balena uploads", at, ctx)
+		p.Add(context, "%s.build context %q is outside the project directory balena uploads", at, ctx)
 		return
 	}
 	fi, err := os.Stat(filepath.Join(dir, clean))
 	if err != nil || !fi.IsDir() {
-		p.add(context, "%s.build context %q is not a directory of the project", at, ctx)
+		p.Add(context, "%s.build context %q is not a directory of the project", at, ctx)
 		return
 	}
 	names := []string{"Dockerfile.template", "Dockerfile"}
@@ -284,10 +229,10 @@ func lintBuild(p *problems, at string, build *yaml.Node, dir string) {
 			return
 		}
 	}
-	p.add(build, "%s.build context %q has no %s", at, ctx, strings.Join(names, " or "))
+	p.Add(build, "%s.build context %q has no %s", at, ctx, strings.Join(names, " or "))
 }
 
-func lintLabels(p *problems, at string, labels *yaml.Node) {
+func lintLabels(p *deploytest.Findings, at string, labels *yaml.Node) {
 	if labels == nil {
 		return
 	}
@@ -298,7 +243,7 @@ func lintLabels(p *problems, at string, labels *yaml.Node) {
 	var all []label
 	switch labels.Kind {
 	case yaml.MappingNode:
-		for _, kv := range pairs(labels) {
+		for _, kv := range deploytest.Pairs(labels) {
 			all = append(all, label{kv[0], kv[0].Value, kv[1].Value})
 		}
 	case yaml.SequenceNode:
@@ -307,26 +252,26 @@ func lintLabels(p *problems, at string, labels *yaml.Node) {
 			all = append(all, label{n, k, v})
 		}
 	default:
-		p.add(labels, "%s.labels: a mapping or a list of KEY=VALUE", at)
+		p.Add(labels, "%s.labels: a mapping or a list of KEY=VALUE", at)
 	}
 	for _, l := range all {
 		switch {
 		case strings.HasPrefix(l.k, "io.balena.features."):
 			if !slices.Contains(balenaFeatureLabels, strings.TrimPrefix(l.k, "io.balena.features.")) {
-				p.add(l.n, "%s.labels: %q is not a balena feature label (%s)", at, l.k, strings.Join(balenaFeatureLabels, ", "))
+				p.Add(l.n, "%s.labels: %q is not a balena feature label (%s)", at, l.k, strings.Join(balenaFeatureLabels, ", "))
 			} else if !slices.Contains([]string{"1", "0", "true", "false"}, l.v) {
-				p.add(l.n, "%s.labels: %s=%q: use '1' to enable", at, l.k, l.v)
+				p.Add(l.n, "%s.labels: %s=%q: use '1' to enable", at, l.k, l.v)
 			}
 		case l.k == "io.balena.update.strategy":
 			if !slices.Contains(balenaUpdateStrategies, l.v) {
-				p.add(l.n, "%s.labels: update strategy %q is not one of %s", at, l.v, strings.Join(balenaUpdateStrategies, ", "))
+				p.Add(l.n, "%s.labels: update strategy %q is not one of %s", at, l.v, strings.Join(balenaUpdateStrategies, ", "))
 			}
 		case l.k == "io.balena.update.handover-timeout":
 			if !regexp.MustCompile(`^\d+$`).MatchString(l.v) {
-				p.add(l.n, "%s.labels: handover timeout %q must be milliseconds", at, l.v)
+				p.Add(l.n, "%s.labels: handover timeout %q must be milliseconds", at, l.v)
 			}
 		case strings.HasPrefix(l.k, "io.balena.") || strings.HasPrefix(l.k, "io.resin."):
-			p.add(l.n, "%s.labels: %q is not a label balena knows", at, l.k)
+			p.Add(l.n, "%s.labels: %q is not a label balena knows", at, l.k)
 		}
 	}
 }
@@ -339,70 +284,70 @@ var (
 // lintBalenaYML checks the fleet's balena.yml: the fields balena reads and device types it
 // knows, with a default among the supported ones.
 func lintBalenaYML(file string, doc []byte) []string {
-	p := &problems{file: file}
-	top := parseYAML(p, doc)
+	p := &deploytest.Findings{File: file}
+	top := deploytest.ParseYAML(p, doc)
 	if top == nil {
-		return p.list
+		return p.List
 	}
-	for _, kv := range pairs(top) {
+	for _, kv := range deploytest.Pairs(top) {
 		if !slices.Contains([]string{"name", "type", "description", "version", "post-provisioning",
 			"assets", "data", "joinable"}, kv[0].Value) {
-			p.add(kv[0], "%q is not a balena.yml field", kv[0].Value)
+			p.Add(kv[0], "%q is not a balena.yml field", kv[0].Value)
 		}
 	}
-	if n := lookup(top, "name"); n == nil || strings.TrimSpace(n.Value) == "" {
-		p.add(n, "name is required")
+	if n := deploytest.Lookup(top, "name"); n == nil || strings.TrimSpace(n.Value) == "" {
+		p.Add(n, "name is required")
 	}
-	if t := lookup(top, "type"); t == nil || (t.Value != "sw.application" && t.Value != "sw.block") {
-		p.add(t, "type must be sw.application (or sw.block)")
+	if t := deploytest.Lookup(top, "type"); t == nil || (t.Value != "sw.application" && t.Value != "sw.block") {
+		p.Add(t, "type must be sw.application (or sw.block)")
 	}
-	if v := lookup(top, "version"); v != nil && !semverPattern.MatchString(v.Value) {
-		p.add(v, "version %q is not a semantic version (balena stamps releases with it)", v.Value)
+	if v := deploytest.Lookup(top, "version"); v != nil && !semverPattern.MatchString(v.Value) {
+		p.Add(v, "version %q is not a semantic version (balena stamps releases with it)", v.Value)
 	}
-	data := lookup(top, "data")
-	for _, kv := range pairs(data) {
+	data := deploytest.Lookup(top, "data")
+	for _, kv := range deploytest.Pairs(data) {
 		if !slices.Contains([]string{"applicationEnvironmentVariables", "applicationConfigVariables",
 			"defaultDeviceType", "supportedDeviceTypes"}, kv[0].Value) {
-			p.add(kv[0], "data.%s is not a balena.yml field", kv[0].Value)
+			p.Add(kv[0], "data.%s is not a balena.yml field", kv[0].Value)
 		}
 	}
 	for _, list := range []string{"applicationEnvironmentVariables", "applicationConfigVariables"} {
-		for _, item := range items(lookup(data, list)) {
-			kvs := pairs(item)
+		for _, item := range deploytest.Items(deploytest.Lookup(data, list)) {
+			kvs := deploytest.Pairs(item)
 			if len(kvs) != 1 || kvs[0][1].Kind != yaml.ScalarNode {
-				p.add(item, "data.%s: each entry is one NAME: value", list)
+				p.Add(item, "data.%s: each entry is one NAME: value", list)
 				continue
 			}
 			name := kvs[0][0].Value
 			reserved := strings.HasPrefix(name, "BALENA_") || strings.HasPrefix(name, "RESIN_")
 			switch {
 			case !envNamePattern.MatchString(name):
-				p.add(item, "data.%s: %q is not a variable name", list, name)
+				p.Add(item, "data.%s: %q is not a variable name", list, name)
 			case list == "applicationEnvironmentVariables" && reserved:
-				p.add(item, "data.%s: %s is reserved for configuration variables", list, name)
+				p.Add(item, "data.%s: %s is reserved for configuration variables", list, name)
 			case list == "applicationConfigVariables" && !reserved:
-				p.add(item, "data.%s: %s must start with BALENA_ or RESIN_", list, name)
+				p.Add(item, "data.%s: %s must start with BALENA_ or RESIN_", list, name)
 			}
 		}
 	}
-	supported := lookup(data, "supportedDeviceTypes")
-	if supported == nil || len(items(supported)) == 0 {
-		p.add(data, "data.supportedDeviceTypes: list the device types of the fleet")
+	supported := deploytest.Lookup(data, "supportedDeviceTypes")
+	if supported == nil || len(deploytest.Items(supported)) == 0 {
+		p.Add(data, "data.supportedDeviceTypes: list the device types of the fleet")
 	}
 	var types []string
-	for _, t := range items(supported) {
+	for _, t := range deploytest.Items(supported) {
 		if _, ok := deviceArch[t.Value]; !ok {
-			p.add(t, "data.supportedDeviceTypes: %q is not a device type this fleet knows", t.Value)
+			p.Add(t, "data.supportedDeviceTypes: %q is not a device type this fleet knows", t.Value)
 		}
 		if slices.Contains(types, t.Value) {
-			p.add(t, "data.supportedDeviceTypes: %q twice", t.Value)
+			p.Add(t, "data.supportedDeviceTypes: %q twice", t.Value)
 		}
 		types = append(types, t.Value)
 	}
-	if d := lookup(data, "defaultDeviceType"); d != nil && !slices.Contains(types, d.Value) {
-		p.add(d, "data.defaultDeviceType %q is not among supportedDeviceTypes", d.Value)
+	if d := deploytest.Lookup(data, "defaultDeviceType"); d != nil && !slices.Contains(types, d.Value) {
+		p.Add(d, "data.defaultDeviceType %q is not among supportedDeviceTypes", d.Value)
 	}
-	return p.list
+	return p.List
 }
 
 func TestFleetFilesLint(t *testing.T) {

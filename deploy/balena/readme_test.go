@@ -1,7 +1,6 @@
 package balena
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"os/exec"
@@ -13,45 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/purehealth/purehealth/deploy/internal/deploytest"
 	"github.com/purehealth/purehealth/internal/testproc"
 	"github.com/purehealth/purehealth/internal/testtool"
 )
-
-// readmeBlocks returns the shell code blocks of README.md.
-func readmeBlocks(t *testing.T) [][]string {
-	t.Helper()
-	b, err := os.ReadFile("README.md")
-	require.NoError(t, err)
-	var blocks [][]string
-	var cur []string
-	in := false
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case !in && strings.HasPrefix(line, "```sh"):
-			in, cur = true, nil
-		case in && strings.HasPrefix(line, "```"):
-			in = false
-			blocks = append(blocks, cur)
-		case in:
-			cur = append(cur, line)
-		}
-	}
-	return blocks
-}
-
-// readmeBlock returns the README's shell block that contains marker.
-func readmeBlock(t *testing.T, marker string) []string {
-	t.Helper()
-	for _, b := range readmeBlocks(t) {
-		if strings.Contains(strings.Join(b, "\n"), marker) {
-			return b
-		}
-	}
-	require.Failf(t, "README step not found", "no shell block with %q in README.md: update readme_test.go with it", marker)
-	return nil
-}
 
 // station is one balena device, emulated: the image's files in a directory, /data in
 // another, the device variables as the environment.
@@ -66,14 +30,14 @@ type station struct {
 
 // newStation prepares a device from the image: the template's /data paths point into the
 // test's directory and its broker to a loopback port (tests never listen beyond it).
-func newStation(t *testing.T, im *image) *station {
+func newStation(t *testing.T, im *deploytest.Image) *station {
 	dir, err := os.MkdirTemp("", "phb") // short: the admin socket's path must fit sun_path
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, os.RemoveAll(dir)) })
-	s := &station{t: t, bin: im.path("/usr/local/bin"), data: filepath.Join(dir, "data"),
+	s := &station{t: t, bin: im.Path("/usr/local/bin"), data: filepath.Join(dir, "data"),
 		listen: testproc.FreeAddr(t, "tcp"), template: filepath.Join(dir, "agent.yaml.template")}
 	require.NoError(t, os.Mkdir(s.data, 0o755))
-	tmpl, err := os.ReadFile(im.path("/usr/share/ph-agent/agent.yaml.template"))
+	tmpl, err := os.ReadFile(im.Path("/usr/share/ph-agent/agent.yaml.template"))
 	require.NoError(t, err)
 	text := string(tmpl)
 	for from, to := range map[string]string{"/data/": s.data + "/", `listen: "0.0.0.0:1883"`: `listen: "` + s.listen + `"`} {
@@ -84,7 +48,7 @@ func newStation(t *testing.T, im *image) *station {
 
 	// The image's environment and the fleet's defaults from balena.yml.
 	s.env = map[string]string{}
-	for _, kv := range im.env {
+	for _, kv := range im.Env {
 		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "PH_") {
 			s.env[k] = strings.Replace(v, "/data/", s.data+"/", 1)
 		}
@@ -223,7 +187,7 @@ func TestBalenaReadmeSteps(t *testing.T) {
 	assert.Contains(t, out, `"value": 7.31`)
 
 	// "Reaching the CLI": every command of the README's block answers.
-	for _, line := range readmeBlock(t, "ph-agent status --config /data/agent.yaml") {
+	for _, line := range deploytest.ShellBlock(t, "README.md", "ph-agent status --config /data/agent.yaml") {
 		if strings.HasPrefix(line, "balena ") {
 			continue // from the technician's machine: the shell it opens is this one
 		}
@@ -246,7 +210,7 @@ func TestBalenaReadmeSteps(t *testing.T) {
 
 	// "To change the configuration, write the new file next to the old one, check it,
 	// then swap it in and restart the service."
-	for _, line := range readmeBlock(t, "ph-agent config check /data/agent.yaml.new") {
+	for _, line := range deploytest.ShellBlock(t, "README.md", "ph-agent config check /data/agent.yaml.new") {
 		out, err := s.sh(line, "")
 		require.NoError(t, err, "%s:\n%s", line, out)
 	}
@@ -258,7 +222,7 @@ func TestBalenaReadmeSteps(t *testing.T) {
 	agent.Stop(t)
 
 	// "To render it again, delete it and restart the service."
-	for _, line := range readmeBlock(t, "rm /data/agent.yaml") {
+	for _, line := range deploytest.ShellBlock(t, "README.md", "rm /data/agent.yaml") {
 		if strings.HasPrefix(line, "balena ") || line == "exit" {
 			continue
 		}

@@ -3,17 +3,18 @@
 #
 # Assembles the directory `balena push` uploads: this directory's balena files at its top
 # (balena wants docker-compose.yml there, with every build context inside it) and, under
-# src/, the repository paths listed in context.list, taken from git: the last commit, or
-# with --worktree the tracked files as they are now (for checks before committing). The
-# VERSION build argument in docker-compose.yml is stamped with `git describe`.
+# src/, the repository paths listed in context.list, taken from git by ../gitsource.sh: the
+# last commit, or with --worktree the tracked files as they are now (for checks before
+# committing). The VERSION build argument in docker-compose.yml is stamped with
+# `git describe`.
 #
 # push.sh releases what this stages; `make balena-check` and the balena test build the
 # agent from it the way the Dockerfile's build stage does.
 set -eu
 
-tree=HEAD
+worktree=""
 if [ "${1:-}" = "--worktree" ]; then
-	tree=worktree
+	worktree=--worktree
 	shift
 fi
 [ $# -eq 1 ] || { echo "usage: $0 [--worktree] DIR" >&2; exit 2; }
@@ -21,23 +22,15 @@ dest=$1
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(git -C "$here" rev-parse --show-toplevel)
-version=$(git -C "$root" describe --always --dirty)
-if [ "$tree" = worktree ]; then
-	# A commit object of the tracked files as they are, made without touching the index,
-	# the work tree or the stash list; none when nothing differs from HEAD. It needs a
-	# committer, which a CI checkout may not have configured.
-	tree=$(GIT_COMMITTER_NAME="${GIT_COMMITTER_NAME:-stage.sh}" GIT_COMMITTER_EMAIL="${GIT_COMMITTER_EMAIL:-stage@localhost}" \
-		GIT_AUTHOR_NAME="${GIT_AUTHOR_NAME:-stage.sh}" GIT_AUTHOR_EMAIL="${GIT_AUTHOR_EMAIL:-stage@localhost}" \
-		git -C "$root" stash create)
-	tree=${tree:-HEAD}
+if [ -n "$worktree" ]; then
+	version=$(git -C "$root" describe --always --dirty)
 else
 	version=$(git -C "$root" describe --always)
 fi
 
 paths=$(sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$here/context.list")
-mkdir -p "$dest/src"
 # shellcheck disable=SC2086 # one path a word
-git -C "$root" archive --format=tar "$tree" -- $paths | tar -x -C "$dest/src"
+"$here/../gitsource.sh" $worktree "$dest/src" $paths
 for f in balena.yml docker-compose.yml Dockerfile.template agent.yaml.template entrypoint.sh; do
 	cp "$here/$f" "$dest/$f"
 done
