@@ -440,6 +440,11 @@ type EventListener struct {
 // ListenEvents opens a connection of its own (not from the pool) and listens for new
 // events on it.
 func (s *Store) ListenEvents(ctx context.Context) (*EventListener, error) {
+	return s.listen(ctx, EventsChannel)
+}
+
+// listen opens a connection of its own and listens on channel.
+func (s *Store) listen(ctx context.Context, channel string) (*EventListener, error) {
 	cfg := s.pool.Config().ConnConfig.Copy()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
 	defer cancel()
@@ -447,7 +452,7 @@ func (s *Store) ListenEvents(ctx context.Context) (*EventListener, error) {
 	if err != nil {
 		return nil, wrapErr(fmt.Errorf("listen: connect: %w", err))
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+EventsChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, wrapErr(fmt.Errorf("listen: %w", err))
 	}
