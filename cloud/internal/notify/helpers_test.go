@@ -281,11 +281,11 @@ type mailServer struct {
 	pass   string
 
 	mu    sync.Mutex
-	mails []mail
+	mails []receivedMail
 }
 
-// mail is one message a mailServer took.
-type mail struct {
+// receivedMail is one mail a mailServer took.
+type receivedMail struct {
 	from string
 	to   []string
 	data []byte
@@ -324,10 +324,10 @@ func newMailServer(t *testing.T, withTLS bool) *mailServer {
 	return ms
 }
 
-func (ms *mailServer) taken() []mail {
+func (ms *mailServer) taken() []receivedMail {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	return append([]mail(nil), ms.mails...)
+	return append([]receivedMail(nil), ms.mails...)
 }
 
 func (ms *mailServer) hostPort(t *testing.T) (string, int) {
@@ -343,7 +343,7 @@ type mailSession struct {
 	srv  *mailServer
 	conn *smtp.Conn
 	auth bool
-	m    mail
+	m    receivedMail
 }
 
 func (s *mailSession) AuthMechanisms() []string { return []string{sasl.Plain} }
@@ -359,7 +359,7 @@ func (s *mailSession) Auth(mech string) (sasl.Server, error) {
 }
 
 func (s *mailSession) Mail(from string, _ *smtp.MailOptions) error {
-	s.m = mail{from: from, auth: s.auth}
+	s.m = receivedMail{from: from, auth: s.auth}
 	_, s.m.tls = s.conn.TLSConnectionState()
 	return nil
 }
@@ -384,7 +384,7 @@ func (s *mailSession) Data(r io.Reader) error {
 	return nil
 }
 
-func (s *mailSession) Reset()        { s.m = mail{} }
+func (s *mailSession) Reset()        { s.m = receivedMail{} }
 func (s *mailSession) Logout() error { return nil }
 
 // selfSigned makes a certificate for 127.0.0.1 and writes it, as the CA to trust, to a
