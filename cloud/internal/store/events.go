@@ -85,12 +85,16 @@ func makeEvent(station, typ string, at time.Time, v any) (newEvent, error) {
 	return newEvent{station: station, typ: typ, time: at.UTC(), data: data}, nil
 }
 
-// writeEvents appends evs to the events table, in order. It must be the last statement
-// of its transaction that writes events: the trigger takes the events lock, held until the
+// writeEvents appends evs to the events table, in order, and queues the alert
+// transitions among them for notification. It must be the last statement of its
+// transaction that writes events: the trigger takes the events lock, held until the
 // transaction ends.
 func writeEvents(ctx context.Context, tx pgx.Tx, evs []newEvent) error {
 	if len(evs) == 0 {
 		return nil
+	}
+	if err := queueNotifications(ctx, tx, evs); err != nil {
+		return err
 	}
 	stations, types, times, data := splitEvents(evs)
 	_, err := tx.Exec(ctx, `INSERT INTO events (station_id, type, time, data)
@@ -125,10 +129,14 @@ const (
 )
 
 // stageEvents stages events encoded in Go (a station back online) for publishAndCommit,
-// ahead of the batch's data.
+// ahead of the batch's data, and queues the alert transitions among them for
+// notification.
 func stageEvents(ctx context.Context, conn *pgx.Conn, evs []newEvent) error {
 	if len(evs) == 0 {
 		return nil
+	}
+	if err := queueNotifications(ctx, conn, evs); err != nil {
+		return err
 	}
 	_, types, times, data := splitEvents(evs)
 	_, err := conn.Exec(ctx, `INSERT INTO stage_events (part, ord, time, type, data)

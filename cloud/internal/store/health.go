@@ -127,9 +127,6 @@ func (s *Store) CheckStationHealth(ctx context.Context, p HealthPolicy) ([]Statu
 				}
 				evs = append(evs, status, alert)
 			}
-			if err := queueNotifications(ctx, tx, evs); err != nil {
-				return err
-			}
 			return writeEvents(ctx, tx, evs)
 		})
 	})

@@ -175,9 +175,6 @@ func (s *Store) ingestTx(ctx context.Context, conn *pgx.Conn, station string, b 
 	if err := stageEvents(ctx, conn, status); err != nil {
 		return false, err
 	}
-	if err := queueNotifications(ctx, conn, status); err != nil {
-		return false, err
-	}
 	if len(b.Readings) > 0 {
 		if err := s.ingestReadings(ctx, conn, station, b.Readings, res); err != nil {
 			return false, err

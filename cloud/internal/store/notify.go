@@ -16,10 +16,11 @@ import (
 // The notification outbox (0006_notify.sql). Every transaction that stores an alert
 // transition queues it in notify_outbox: ingest for a station's transitions (a CTE of
 // insertAlertsSQL over the rows actually inserted, so a transition received twice is
-// queued once) and queueNotifications for the cloud's own. The methods below are the
-// dispatcher's side (cloud/internal/notify): route queued transitions to channels, send
-// what is due one stream (channel and station) at a time under the stream's row lock,
-// report and prune.
+// queued once), and writeEvents and stageEvents for the cloud's own, whose alert events
+// are built in Go: whatever alert transition is published live is notified. The methods
+// below are the dispatcher's side (cloud/internal/notify): route queued transitions to
+// channels, send what is due one stream (channel and station) at a time under the
+// stream's row lock, report and prune.
 
 // RuleNotifyFailing is the rule of the cloud alert opened on a station when its alert
 // notifications to a channel keep failing. Its key is NotifyFailingKey(channel).
@@ -55,7 +56,8 @@ type execer interface {
 }
 
 // queueNotifications queues the alert transitions among evs, events built in Go (the
-// cloud's own alerts), for notification. It belongs to the transaction that stores them.
+// cloud's own alerts), for notification, in the transaction that stores them
+// (writeEvents and stageEvents call it).
 func queueNotifications(ctx context.Context, db execer, evs []newEvent) error {
 	var stations []string
 	var times []time.Time
@@ -336,9 +338,6 @@ func (s *Store) deliverNotification(ctx context.Context, c NotifyClaim, send fun
 			}
 		}
 	}
-	if err := queueNotifications(rctx, tx, evs); err != nil {
-		return true, err
-	}
 	if err := writeEvents(rctx, tx, evs); err != nil {
 		return true, err
 	}
@@ -585,9 +584,6 @@ func (s *Store) PruneNotifications(ctx context.Context, expireBefore, deleteBefo
 				}
 			}
 			p.Resolved = len(evs)
-			if err := queueNotifications(ctx, tx, evs); err != nil {
-				return err
-			}
 			return writeEvents(ctx, tx, evs)
 		})
 	})
