@@ -87,6 +87,31 @@ func TestEmailFailures(t *testing.T) {
 	require.NoError(t, err)
 	closedPort := closed.Addr().(*net.TCPAddr).Port
 	require.NoError(t, closed.Close())
+	// A server that takes the connection and never greets.
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	accepting := make(chan struct{})
+	go func() {
+		defer close(accepting)
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := mute.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		mute.Close()
+		<-accepting
+	})
+	mutePort := mute.Addr().(*net.TCPAddr).Port
 
 	tests := []struct {
 		name    string
@@ -99,6 +124,7 @@ func TestEmailFailures(t *testing.T) {
 		{"wrong password", true, func(c *notify.Channel) { c.SMTP.Password = "wrong" }, "auth:"},
 		{"untrusted certificate", true, func(c *notify.Channel) { c.SMTP.CAFile = "" }, "starttls: tls: failed to verify certificate"},
 		{"closed port", true, func(c *notify.Channel) { c.SMTP.Port = closedPort }, "connection refused"},
+		{"no greeting", true, func(c *notify.Channel) { c.SMTP.Port, c.Timeout = mutePort, 100*time.Millisecond }, "context deadline exceeded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

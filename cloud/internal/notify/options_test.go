@@ -136,3 +136,22 @@ func TestWebhookAnswers(t *testing.T) {
 	cancel()
 	assert.ErrorIs(t, w.send(ctx, m), context.Canceled)
 }
+
+// TestWebhookTimeout: a receiver that does not answer within the channel's timeout is a
+// failed attempt, not a stuck sender.
+func TestWebhookTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	w := newWebhook(Channel{Name: "h", Kind: KindWebhook, URL: srv.URL, Secret: "k", Timeout: 50 * time.Millisecond})
+	defer w.close()
+	err := w.send(t.Context(), testMessage(notification(1, "A", "opened", "critical", "x", goldenTime)))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Client.Timeout exceeded")
+}
