@@ -187,8 +187,8 @@ const claimStreamSQL = `SELECT s.channel, s.station_id, s.messages, s.failures, 
 	FOR UPDATE OF s SKIP LOCKED`
 
 // The transitions of a stream's message, oldest first: those of the message begun
-// before and not delivered ($3 unused), or else up to $3 waiting ones, which become
-// message $4.
+// before and not delivered (begunMessageSQL), or else up to $3 waiting ones, which become
+// message $4 (newMessageSQL).
 const (
 	messageColumns = `o.id, o.station_id, o.origin, o.alert_id, o.transition, o.rule, o.key, o.severity,
 		o.time, o.created_at, o.data`
@@ -290,7 +290,7 @@ func (s *Store) deliverNotification(ctx context.Context, c NotifyClaim, send fun
 		return true, fmt.Errorf("message of %s to %s: %w", m.Station, m.Channel, err)
 	}
 	if len(m.Notifications) == 0 {
-		return true, nil // given up (expired) since the claim looked
+		return false, nil // given up (expired) since the claim looked: nothing to do now
 	}
 
 	res := send(ctx, m)
