@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -194,6 +195,20 @@ func TestOutageRetriesThenDeliversOnce(t *testing.T) {
 	assert.Equal(t, uint64(3), st.Failed)
 	assert.Equal(t, uint64(1), st.Delivered)
 	assert.Contains(t, st.LastError, "503", "the last error stays visible after the recovery")
+	assert.NoError(t, testutil.CollectAndCompare(d.Collector(), strings.NewReader(`
+# HELP ph_notify_attempts_failed_total Failed attempts to deliver a notification message, by this replica.
+# TYPE ph_notify_attempts_failed_total counter
+ph_notify_attempts_failed_total{channel="hook"} 3
+ph_notify_attempts_failed_total{channel="watch"} 0
+# HELP ph_notify_failing 1 while the channel keeps failing (notify_failing).
+# TYPE ph_notify_failing gauge
+ph_notify_failing{channel="hook"} 0
+ph_notify_failing{channel="watch"} 0
+# HELP ph_notify_messages_delivered_total Notification messages delivered by this replica.
+# TYPE ph_notify_messages_delivered_total counter
+ph_notify_messages_delivered_total{channel="hook",kind="webhook"} 1
+ph_notify_messages_delivered_total{channel="watch",kind="webhook"} 3
+`), "ph_notify_attempts_failed_total", "ph_notify_failing", "ph_notify_messages_delivered_total"))
 	e.clock.Advance(time.Hour)
 	assert.Never(t, func() bool { return len(hook.attemptIDs()) > 4 || len(watch.messages()) > 3 },
 		20*testInterval, testInterval, "nothing is sent twice")
