@@ -399,13 +399,11 @@ func openNotifyFailing(ctx context.Context, tx pgx.Tx, channel, station string, 
 // from the stream) and returns the alert's event; none when the alert is gone or resolved.
 func resolveNotifyFailing(ctx context.Context, tx pgx.Tx, station string, id int64, at time.Time) ([]newEvent, error) {
 	var a Alert
-	var key, msg, severity string
-	var opened time.Time
-	var acked *time.Time
 	err := tx.QueryRow(ctx, `UPDATE alerts a SET state = 'resolved', resolved_at = $3, updated_at = $3,
 			event_seq = a.event_seq + 1
 		WHERE station_id = $1 AND origin = '`+OriginCloud+`' AND alert_id = $2 AND state <> 'resolved'
-		RETURNING key, message, severity, opened_at, acknowledged_at`, station, id, at).Scan(&key, &msg, &severity, &opened, &acked)
+		RETURNING key, message, severity, opened_at, acknowledged_at`, station, id, at).Scan(
+		&a.Key, &a.Message, &a.Severity, &a.OpenedAt, &a.AcknowledgedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -413,10 +411,9 @@ func resolveNotifyFailing(ctx context.Context, tx pgx.Tx, station string, id int
 		return nil, fmt.Errorf("resolve %s alert of %s: %w", RuleNotifyFailing, station, err)
 	}
 	resolved := at
-	utc(acked)
-	a.ID, a.Origin, a.Station, a.Rule, a.Key = uint64(id), OriginCloud, station, RuleNotifyFailing, key
-	a.Severity, a.State, a.OpenedAt, a.AcknowledgedAt = severity, "resolved", opened.UTC(), acked
-	a.ResolvedAt, a.Message, a.UpdatedAt = &resolved, msg, at
+	utc(a.AcknowledgedAt)
+	a.ID, a.Origin, a.Station, a.Rule = uint64(id), OriginCloud, station, RuleNotifyFailing
+	a.State, a.OpenedAt, a.ResolvedAt, a.UpdatedAt = "resolved", a.OpenedAt.UTC(), &resolved, at
 	ev, err := makeEvent(station, EventAlert, at, AlertChange{Alert: a, Transition: "resolved"})
 	if err != nil {
 		return nil, err
