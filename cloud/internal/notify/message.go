@@ -101,7 +101,9 @@ func webhookBody(m *message) ([]byte, error) {
 const maxSubjectText = 120
 
 // emailSubject says what the message is about on one line.
-func emailSubject(m *message) string {
+func emailSubject(m *message) string { return oneLine(subject(m)) }
+
+func subject(m *message) string {
 	if len(m.alerts) == 1 {
 		a := m.alerts[0]
 		return fmt.Sprintf("[Pure Health] %s %s alert %s: %s", m.Station, a.Severity, a.Transition,
@@ -132,15 +134,15 @@ func rank(severity string) int {
 func emailText(m *message, channel string) string {
 	var b strings.Builder
 	n := len(m.alerts)
-	fmt.Fprintf(&b, "Station %s: %d alert transition%s.\n", m.Station, n, plural(n))
+	fmt.Fprintf(&b, "Station %s: %d alert transition%s.\n", oneLine(m.Station), n, plural(n))
 	for _, a := range m.alerts {
 		b.WriteString("\n")
 		what := a.Rule
 		if a.Param != "" {
 			what += " (" + a.Param + ")"
 		}
-		fmt.Fprintf(&b, "%s  %s  %s  %s\n", a.UpdatedAt.UTC().Format("2006-01-02 15:04:05 MST"),
-			strings.ToUpper(a.Transition), a.Severity, oneLine(what))
+		fmt.Fprintf(&b, "%s  %s\n", a.UpdatedAt.UTC().Format("2006-01-02 15:04:05 MST"),
+			oneLine(strings.ToUpper(a.Transition)+"  "+a.Severity+"  "+what))
 		if a.Message != "" {
 			fmt.Fprintf(&b, "    %s\n", oneLine(a.Message))
 		}
@@ -168,7 +170,7 @@ func emailText(m *message, channel string) string {
 		fmt.Fprintf(&b, "    %s\n", strings.Join(facts, ", "))
 	}
 	fmt.Fprintf(&b, "\n-- \nph-cloud, notification channel %s, message %d about %s (delivery %s).\n",
-		channel, m.Number, m.Station, m.id)
+		channel, m.Number, oneLine(m.Station), m.id)
 	return b.String()
 }
 
@@ -178,8 +180,8 @@ func emailMessage(m *message, channel, from string, to []string, hostname string
 	var b bytes.Buffer
 	header := func(k, v string) { b.WriteString(k + ": " + v + "\r\n") }
 	header("From", from)
-	header("To", strings.Join(to, ", "))
-	header("Subject", mime.QEncoding.Encode("utf-8", emailSubject(m)))
+	header("To", fold(strings.Join(to, ", ")))
+	header("Subject", fold(mime.QEncoding.Encode("utf-8", clip(emailSubject(m), maxSubject))))
 	header("Date", date.Format(time.RFC1123Z))
 	header("Message-ID", "<ph-"+m.id+"@"+messageIDHost(hostname)+">")
 	header("MIME-Version", "1.0")
@@ -191,6 +193,31 @@ func emailMessage(m *message, channel, from string, to []string, hostname string
 	qp.Write([]byte(emailText(m, channel))) // a bytes.Buffer takes everything
 	qp.Close()
 	return b.Bytes()
+}
+
+// maxSubject bounds a subject, in runes, whatever the station sent.
+const maxSubject = 200
+
+// fold breaks a header value at its spaces so that lines stay near 78 characters, and
+// far below RFC 5322's limit of 998: a subject in Devanagari is three times as long
+// Q-encoded. Unfolding (removing the CRLFs) gives the value back, and spaces between
+// encoded words do not count.
+func fold(v string) string {
+	var b strings.Builder
+	line := len("Subject: ")
+	for i, word := range strings.Split(v, " ") {
+		if i > 0 {
+			if line+1+len(word) > 78 {
+				b.WriteString("\r\n")
+				line = 0
+			}
+			b.WriteString(" ")
+			line++
+		}
+		b.WriteString(word)
+		line += len(word)
+	}
+	return b.String()
 }
 
 // messageIDHost keeps what a Message-ID's right side may hold.

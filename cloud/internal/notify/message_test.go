@@ -143,6 +143,12 @@ func TestEmailParses(t *testing.T) {
 	subject, body := checkEmail(t, emailMessage(m, "ops", "ph@example.org", []string{"a@example.org"}, "h", goldenTime))
 	assert.Equal(t, "[Pure Health] A critical alert opened: Température élevée Subject: x", subject)
 	assert.Contains(t, body, "    Température élevée Subject: x\n")
+
+	// Devanagari triples in Q-encoding: the subject is folded, and reads back whole.
+	marathi := strings.Repeat("नदीतील ऑक्सिजन कमी ", 8)
+	m = testMessage(notification(1, "MH-PUNE-001", "opened", "critical", marathi, goldenTime))
+	subject, _ = checkEmail(t, emailMessage(m, "ops", "ph@example.org", []string{"a@example.org"}, "h", goldenTime))
+	assert.Equal(t, "[Pure Health] MH-PUNE-001 critical alert opened: "+clip(strings.TrimSpace(marathi), maxSubjectText), subject)
 }
 
 func FuzzEmailMessage(f *testing.F) {
