@@ -69,10 +69,11 @@ func (e *email) transact(ctx context.Context, msg []byte) error {
 	if err != nil {
 		return err
 	}
-	// net/smtp knows no context: the connection's deadline bounds the exchange, and
-	// the end of ctx cuts it short.
+	// net/smtp knows no context: the end of ctx cuts the exchange short (after ctx.Err
+	// is set, so that the error says why), and the connection's own deadline, a little
+	// later, is the backstop.
 	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
+		if err := conn.SetDeadline(dl.Add(time.Second)); err != nil {
 			conn.Close()
 			return err
 		}
