@@ -74,6 +74,14 @@ func (b *Backoff) Next() time.Duration {
 	return b.draw(b.Ceiling(b.failures))
 }
 
+// After returns the wait after the n-th consecutive failure (n from 1) and records
+// nothing: for a retry loop that keeps its failure count elsewhere, such as in a database
+// row so that the count survives restarts and is shared by replicas. With the default
+// random source it is safe for concurrent use.
+func (b *Backoff) After(n int) time.Duration {
+	return b.draw(b.Ceiling(max(n, 1)))
+}
+
 // NextAfter is Next for a failure that came with a server's hint (Retry-After, 0 if
 // none): the wait is at least the hint, capped at MaxRetryAfter.
 func (b *Backoff) NextAfter(hint time.Duration) time.Duration {

@@ -46,6 +46,18 @@ func TestJitterBounds(t *testing.T) {
 	}
 }
 
+func TestAfterDrawsWithoutCounting(t *testing.T) {
+	highest := func(n int64) int64 { return n - 1 }
+	b := New(time.Second, time.Minute, Equal).WithRand(highest)
+	assert.Equal(t, time.Second, b.After(1))
+	assert.Equal(t, 8*time.Second, b.After(4))
+	assert.Equal(t, time.Minute, b.After(100), "capped")
+	assert.Equal(t, time.Second, b.After(0), "n below 1 counts as the first failure")
+	assert.Equal(t, 0, b.Failures(), "After records no failure")
+	lowest := New(time.Second, time.Minute, Equal).WithRand(func(int64) int64 { return 0 })
+	assert.Equal(t, 4*time.Second, lowest.After(4), "equal jitter: at least half the ceiling")
+}
+
 func TestNextAfterHonoursHint(t *testing.T) {
 	b := New(time.Second, time.Minute, Full).WithRand(func(int64) int64 { return 0 })
 	assert.Equal(t, 30*time.Second, b.NextAfter(30*time.Second), "the server's hint wins over a shorter wait")

@@ -41,6 +41,15 @@
 // and commits: ids follow commit order, and the lock covers that statement and the commit
 // alone.
 //
+// # Notifications
+//
+// Every alert transition that gets a live event, a station's or the cloud's own, is also
+// queued in notify_outbox by the same transaction (notify.go); cloud/internal/notify
+// sends them. RouteNotifications, DeliverNotification, NotificationStats and
+// PruneNotifications are its side: replicas share the work through row locks taken with
+// SKIP LOCKED, and a channel's stream that keeps failing opens a notify_failing cloud
+// alert on its station.
+//
 // # Concurrency
 //
 // A *Store is safe for concurrent use. It owns a pgx pool and starts no goroutines of its

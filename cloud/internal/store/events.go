@@ -85,12 +85,16 @@ func makeEvent(station, typ string, at time.Time, v any) (newEvent, error) {
 	return newEvent{station: station, typ: typ, time: at.UTC(), data: data}, nil
 }
 
-// writeEvents appends evs to the events table, in order. It must be the last statement
-// of its transaction that writes events: the trigger takes the events lock, held until the
+// writeEvents appends evs to the events table, in order, and queues the alert
+// transitions among them for notification. It must be the last statement of its
+// transaction that writes events: the trigger takes the events lock, held until the
 // transaction ends.
 func writeEvents(ctx context.Context, tx pgx.Tx, evs []newEvent) error {
 	if len(evs) == 0 {
 		return nil
+	}
+	if err := queueNotifications(ctx, tx, evs); err != nil {
+		return err
 	}
 	stations, types, times, data := splitEvents(evs)
 	_, err := tx.Exec(ctx, `INSERT INTO events (station_id, type, time, data)
@@ -125,10 +129,14 @@ const (
 )
 
 // stageEvents stages events encoded in Go (a station back online) for publishAndCommit,
-// ahead of the batch's data.
+// ahead of the batch's data, and queues the alert transitions among them for
+// notification.
 func stageEvents(ctx context.Context, conn *pgx.Conn, evs []newEvent) error {
 	if len(evs) == 0 {
 		return nil
+	}
+	if err := queueNotifications(ctx, conn, evs); err != nil {
+		return err
 	}
 	_, types, times, data := splitEvents(evs)
 	_, err := conn.Exec(ctx, `INSERT INTO stage_events (part, ord, time, type, data)
@@ -440,6 +448,11 @@ type EventListener struct {
 // ListenEvents opens a connection of its own (not from the pool) and listens for new
 // events on it.
 func (s *Store) ListenEvents(ctx context.Context) (*EventListener, error) {
+	return s.listen(ctx, EventsChannel)
+}
+
+// listen opens a connection of its own and listens on channel.
+func (s *Store) listen(ctx context.Context, channel string) (*EventListener, error) {
 	cfg := s.pool.Config().ConnConfig.Copy()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
 	defer cancel()
@@ -447,7 +460,7 @@ func (s *Store) ListenEvents(ctx context.Context) (*EventListener, error) {
 	if err != nil {
 		return nil, wrapErr(fmt.Errorf("listen: connect: %w", err))
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+EventsChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, wrapErr(fmt.Errorf("listen: %w", err))
 	}

@@ -319,8 +319,8 @@ func ingestWQI(ctx context.Context, conn *pgx.Conn, station string, ws []wire.WQ
 }
 
 // insertAlertsSQL stores the staged alert transitions that are new ($1 station), stages
-// their events and updates the alerts' current rows; it returns the number of new
-// transitions. The current row follows the newest transition received (by seq in the
+// their events, updates the alerts' current rows and queues the new transitions for
+// notification (notify.go); it returns the number of new transitions. The current row follows the newest transition received (by seq in the
 // alerts stream), whatever order batches arrive in.
 var insertAlertsSQL = `WITH ins AS (
 		INSERT INTO alert_events (time, station_id, seq, alert_id, transition, rule, key,
@@ -346,6 +346,10 @@ var insertAlertsSQL = `WITH ins AS (
 			message = EXCLUDED.message, value = EXCLUDED.value, "limit" = EXCLUDED."limit",
 			updated_at = EXCLUDED.updated_at, event_seq = EXCLUDED.event_seq
 		WHERE a.event_seq < EXCLUDED.event_seq
+	), notify AS (
+		INSERT INTO notify_outbox (station_id, origin, alert_id, transition, rule, key, severity, time, data)
+		SELECT $1, '` + OriginAgent + `', alert_id, transition, rule, key, severity, time, ` + alertJSON + `
+		FROM ins ORDER BY seq
 	)
 	SELECT count(*) FROM ins`
 
