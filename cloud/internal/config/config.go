@@ -26,6 +26,7 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
 	"github.com/purehealth/purehealth/cloud/internal/fusion"
 	"github.com/purehealth/purehealth/cloud/internal/ingest"
+	"github.com/purehealth/purehealth/cloud/internal/notify"
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/internal/logging"
 	"github.com/purehealth/purehealth/internal/strictyaml"
@@ -46,6 +47,8 @@ type Config struct {
 	WebSocket   WebSocket      `yaml:"websocket"`
 	// StationHealth is the check that takes silent stations offline.
 	StationHealth StationHealth `yaml:"station_health"`
+	// Notify lists the channels alert transitions are sent to (contract keys).
+	Notify []NotifyChannel `yaml:"notify"`
 
 	strictyaml.Source `yaml:"-"` // the file it came from
 }
@@ -146,6 +149,60 @@ type StationHealth struct {
 	OfflineAfter Duration `yaml:"offline_after"` // silence before a station is offline, default store.DefaultOfflineAfter
 	// OfflineAfterByStation overrides offline_after per station id.
 	OfflineAfterByStation map[string]Duration `yaml:"offline_after_by_station"`
+}
+
+// NotifyChannel is one notify[] entry: where alert transitions go and which ones. The
+// keys name, kind, url, secret, smtp, to, stations, severities and on are contract.
+type NotifyChannel struct {
+	Name       string   `yaml:"name"`
+	Kind       string   `yaml:"kind"`   // webhook or email
+	URL        string   `yaml:"url"`    // webhook
+	Secret     string   `yaml:"secret"` // webhook: the HMAC-SHA256 key of X-PH-Signature
+	SMTP       SMTP     `yaml:"smtp"`   // email
+	To         []string `yaml:"to"`     // email recipients
+	Stations   []string `yaml:"stations"`
+	Severities []string `yaml:"severities"`
+	On         []string `yaml:"on"`
+	// Group is the least time between two messages about one station (default
+	// notify.DefaultGroup); Timeout bounds one attempt (default by kind).
+	Group   Duration `yaml:"group"`
+	Timeout Duration `yaml:"timeout"`
+}
+
+// SMTP is an e-mail channel's server.
+type SMTP struct {
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"` // 0: notify.DefaultSMTPPort
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	From     string `yaml:"from"`
+	TLS      string `yaml:"tls"`     // auto (default, also when empty), starttls, tls or none
+	CAFile   string `yaml:"ca_file"` // trust these instead of the system's roots
+}
+
+// UnmarshalYAML decodes a channel onto notify's defaults.
+func (n *NotifyChannel) UnmarshalYAML(unmarshal func(any) error) error {
+	*n = NotifyChannel{
+		Stations: notify.DefaultStations(), Severities: notify.DefaultSeverities(), On: notify.DefaultOn(),
+		Group: Duration(notify.DefaultGroup),
+	}
+	type plain NotifyChannel
+	return unmarshal((*plain)(n))
+}
+
+// NotifyChannels returns the channels as the notify package takes them.
+func (c *Config) NotifyChannels() []notify.Channel {
+	out := make([]notify.Channel, 0, len(c.Notify))
+	for _, n := range c.Notify {
+		out = append(out, notify.Channel{
+			Name: n.Name, Kind: n.Kind, URL: n.URL, Secret: n.Secret, To: n.To,
+			SMTP: notify.SMTP{Host: n.SMTP.Host, Port: n.SMTP.Port, Username: n.SMTP.Username,
+				Password: n.SMTP.Password, From: n.SMTP.From, TLS: n.SMTP.TLS, CAFile: n.SMTP.CAFile},
+			Stations: n.Stations, Severities: n.Severities, On: n.On,
+			Group: n.Group.Std(), Timeout: n.Timeout.Std(),
+		})
+	}
+	return out
 }
 
 // DefaultListen is the HTTP API's address when the file names none: this host only.
@@ -343,6 +400,9 @@ func (c *Config) Validate() error {
 		if c.Fusion.MaxAge[s] <= 0 {
 			bad("fusion.max_age.%s: must be positive", s)
 		}
+	}
+	if err := (notify.Options{Channels: c.NotifyChannels()}).Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -209,3 +209,32 @@ func TestAllowedOriginsRule(t *testing.T) {
 		})
 	}
 }
+
+// The example's notify channels, uncommented, load onto notify's defaults and become the
+// channels the dispatcher takes.
+func TestNotifyChannels(t *testing.T) {
+	data, err := os.ReadFile(exampleFile)
+	require.NoError(t, err)
+	i := strings.Index(string(data), "# notify:")
+	require.Positive(t, i, "the example shows notify channels")
+	var doc strings.Builder
+	doc.WriteString("database_url: postgres://x@127.0.0.1/db\n")
+	for _, line := range strings.Split(string(data[i:]), "\n") {
+		doc.WriteString(strings.TrimPrefix(line, "# ") + "\n")
+	}
+	cfg, err := config.Parse([]byte(doc.String()))
+	require.NoError(t, err, doc.String())
+	chans := cfg.NotifyChannels()
+	require.Len(t, chans, 2)
+	assert.Equal(t, "ops-chat", chans[0].Name)
+	assert.Equal(t, []string{"*"}, chans[0].Stations, "default: every station")
+	assert.Equal(t, time.Minute, chans[0].Group)
+	assert.Equal(t, "smtp.example.org", chans[1].SMTP.Host)
+	assert.Equal(t, []string{"critical"}, chans[1].Severities)
+	assert.Equal(t, []string{"opened", "resolved"}, chans[1].On, "default transitions")
+
+	_, err = config.Parse([]byte("database_url: postgres://x@127.0.0.1/db\nnotify:\n  - {name: a, kind: pager}\n  - {name: a, kind: webhook, url: \"ftp://x\"}\n"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `notify[0] "a"`)
+	assert.Contains(t, err.Error(), "used twice")
+}

@@ -30,6 +30,7 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/dashboard"
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
 	"github.com/purehealth/purehealth/cloud/internal/ingest"
+	"github.com/purehealth/purehealth/cloud/internal/notify"
 	"github.com/purehealth/purehealth/cloud/internal/queryapi"
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/internal/jobs"
@@ -47,6 +48,7 @@ type Server struct {
 	log    *slog.Logger
 	ingest *ingest.Handler
 	hub    *fanout.Hub
+	notify *notify.Dispatcher
 	mux    *http.ServeMux
 	tls    *tls.Config
 
@@ -90,10 +92,16 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 		return nil, fmt.Errorf("websocket: %w", err)
 	}
 	s.hub = hub
+	// The dispatcher runs even with no channels: the outbox gets a row per transition
+	// whatever is configured, and the dispatcher prunes it.
+	s.notify, err = notify.New(st, notify.Options{Channels: cfg.NotifyChannels(), Log: log.With("component", "notify")})
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newCollector(s))
+		newCollector(s), s.notify.Collector())
 
 	s.mux.Handle("/v1/ingest", s.ingest)
 	api.Register(s.mux)
@@ -149,6 +157,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		jobs.Run(jobCtx, s.log.With("component", "jobs"), s.jobs()...)
+		return nil
+	})
+	g.Go(func() error {
+		// Notifications stop with the jobs, after the requests in progress.
+		if err := s.notify.Run(jobCtx); err != nil {
+			s.log.Error("notifications stopped", "err", err)
+		}
 		return nil
 	})
 	g.Go(func() error {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
 	"github.com/purehealth/purehealth/cloud/internal/ingest"
+	"github.com/purehealth/purehealth/cloud/internal/notify"
 )
 
 // Snapshot is the service's state as GET /stats shows it (and /metrics exposes).
@@ -26,6 +27,7 @@ type Snapshot struct {
 	Stations      map[string]StationStats `json:"stations"`
 	StationsError string                  `json:"stations_error,omitempty"`
 	Database      PoolStats               `json:"database"`
+	Notify        notify.Stats            `json:"notify"`
 }
 
 // IngestStats are the ingest endpoint's counters and recent rates.
@@ -167,6 +169,7 @@ func (s *Server) snapshot(ctx context.Context) Snapshot {
 		WebSocket: s.hub.Stats(), Ingest: ingestStats(in, s.rates.rates(now, in)),
 		Stations: map[string]StationStats{},
 		Database: poolStats(s.store.PoolStats()),
+		Notify:   s.notify.Stats(),
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
