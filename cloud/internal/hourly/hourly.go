@@ -208,7 +208,7 @@ func ceilHour(t time.Time) int64 {
 // equal values does not make a small change an outlier. Windows with fewer than four
 // values judge nothing.
 func hampel(vs []float64, half int, z float64) int {
-	floor := noiseScale(vs)
+	floor := NoiseScale(vs)
 	out := slices.Clone(vs)
 	win := make([]float64, 0, 2*half+1)
 	n := 0
@@ -236,11 +236,12 @@ func hampel(vs []float64, half int, z float64) int {
 	return n
 }
 
-// noiseScale estimates the hour-to-hour noise of a series robustly: 1.4826·MAD of the
-// differences between consecutive observed hours, divided by √2 (the difference of two
-// independent errors has √2 times their spread). The daily cycle's slope adds to it, which
-// only makes the outlier filter more cautious.
-func noiseScale(vs []float64) float64 {
+// NoiseScale estimates the step-to-step noise of a series robustly: 1.4826·MAD of the
+// differences between consecutive values (NaN ones skipped), divided by √2 (the
+// difference of two independent errors has √2 times their spread); 0 with fewer than
+// three differences. A trend or cycle adds its slope to it, which only makes a test that
+// divides by it more cautious.
+func NoiseScale(vs []float64) float64 {
 	var d []float64
 	for i := 1; i < len(vs); i++ {
 		if !math.IsNaN(vs[i]) && !math.IsNaN(vs[i-1]) {
