@@ -137,7 +137,7 @@ pollution events, probe faults) and, as a load generator, many sensors at once.`
 	root.AddCommand(newMQTTCommand(d), newVersionCommand())
 	root.AddCommand(serialCommands(d)...)
 	root.AddCommand(networkProbeCommands(d)...)
-	root.AddCommand(newStationCommand(d))
+	root.AddCommand(newStationCommand(d), newHistoryCommand())
 	return root
 }
 
