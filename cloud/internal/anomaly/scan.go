@@ -564,7 +564,8 @@ func (d *detector) episode(s Series, e episode) Episode {
 	return out
 }
 
-// flags lists the readings of every episode with their own scores, and the spikes.
+// flags lists the readings of every episode that are themselves beyond Continue on the
+// episode's side (every reading of a stuck run), with their own scores, and the spikes.
 func (d *detector) flags(pts []hourly.Point, x []float64, hourOf []int, eps []episode, spikes []spike) []Flag {
 	byIndex := map[int]Flag{}
 	for _, e := range eps {
@@ -579,6 +580,11 @@ func (d *detector) flags(pts []hourly.Point, x []float64, hourOf []int, eps []ep
 			score := 0.0
 			if d.judged[h] {
 				score = (x[k] - d.med[h]) / d.scale[h]
+			}
+			// A reading of a stuck run is the fault whatever its score; in the other
+			// shapes a reading near its baseline is not anomalous for being in that hour.
+			if e.kind != KindStuck && (math.Abs(score) < d.opts.Continue || sign(score) != e.sign) {
+				continue
 			}
 			byIndex[k] = Flag{Time: pts[k].Time, Value: pts[k].Value, Score: score, Kind: e.kind}
 		}
