@@ -21,7 +21,7 @@ func TestRead(t *testing.T) {
 		missing int
 	}{
 		{name: "RFC 3339 with offsets and fractions",
-			in: "time,value\n2026-01-10T05:30:00+05:30,7.2\n2026-01-10T00:05:00.5Z,7.25\n",
+			in:     "time,value\n2026-01-10T05:30:00+05:30,7.2\n2026-01-10T00:05:00.5Z,7.25\n",
 			points: []hourly.Point{{Time: t1, Value: 7.2}, {Time: t1.Add(5*time.Minute + 500*time.Millisecond), Value: 7.25}}},
 		{name: "spreadsheet times are UTC",
 			in:     "time,value\n2026-01-10 00:00:00,4\n",
