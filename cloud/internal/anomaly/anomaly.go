@@ -63,6 +63,9 @@ type Options struct {
 	// LevelHours: the recent ordinary hours whose offset from their baselines says where
 	// the river is now (default 12).
 	LevelHours int
+	// MaskHours: how many hours of an episode are kept out of later baselines (default
+	// 12: longer than most discharges, short enough that a real change becomes the norm).
+	MaskHours int
 	// SpreadDays: days of the baseline's past errors its spread is measured on (default
 	// 14; fewer while the data is shorter).
 	SpreadDays int
@@ -73,6 +76,10 @@ type Options struct {
 	// MinHours: an episode shorter than this is kept only if it peaks beyond twice
 	// Threshold (default 2).
 	MinHours int
+	// SlowHours: the least length of an episode of the slow channel, which compares hours
+	// with their baseline alone: a drift or a shift too gradual for the fast one (default
+	// 24).
+	SlowHours int
 	// DriftHours: the least length of a drift (default 6).
 	DriftHours int
 	// LevelShiftHours: the least length of a level shift (default 12).
@@ -117,11 +124,13 @@ func (o Options) withDefaults() Options {
 	o.MinBaselineDays = min(o.MinBaselineDays, o.BaselineDays)
 	setInt(&o.SpreadDays, 14)
 	setInt(&o.LevelHours, 12)
+	setInt(&o.MaskHours, 12)
 	setFloat(&o.Threshold, 5)
 	setFloat(&o.Continue, 3)
 	o.Continue = min(o.Continue, o.Threshold)
 	setInt(&o.MinHours, 2)
 	setInt(&o.DriftHours, 6)
+	setInt(&o.SlowHours, 24)
 	setInt(&o.LevelShiftHours, 12)
 	setFloat(&o.SpikeZ, 8)
 	setInt(&o.MinSpikes, 3)

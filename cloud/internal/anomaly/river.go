@@ -87,9 +87,10 @@ func Analyze(r River, series []Series, opts Options) []Finding {
 
 // item is an episode under assessment.
 type item struct {
-	ep   Episode
-	pos  int // station's index in river order; -1 when not on the river
-	used bool
+	ep      Episode
+	pos     int  // station's index in river order; -1 when not on the river
+	used    bool
+	chained bool // part of a chain of stations, not merely attached to one
 }
 
 // assessor holds one river's scans.
@@ -181,8 +182,12 @@ func (a *assessor) chain(e *item) []*item {
 }
 
 // events finds the pollution events: chains of two stations or more, grouped across
-// parameters when they start at the same station within Overlap, with every other
-// episode at their stations and times attached.
+// parameters when they start at the same station within Overlap. A group must hold in at
+// least two parameters (one where the stations share only one): a plume changes the water
+// in several ways at once, while one parameter that happens to move at two stations a
+// plausible time apart is the coincidence a river's natural wandering offers every few
+// days. Every other episode that starts within Overlap of a member, at its station, is
+// attached as part of the same water.
 func (a *assessor) events() []Finding {
 	var chains [][]*item
 	for _, it := range a.items {
@@ -191,7 +196,7 @@ func (a *assessor) events() []Finding {
 		}
 		if c := a.chain(it); len(c) > 1 {
 			for _, o := range c {
-				o.used = true
+				o.used, o.chained = true, true
 			}
 			chains = append(chains, c)
 		}
@@ -203,20 +208,26 @@ func (a *assessor) events() []Finding {
 		}
 		members := slices.Clone(chains[i])
 		first := chains[i][0]
+		params := []string{first.ep.Param}
 		for j := i + 1; j < len(chains); j++ {
 			if c := chains[j]; c != nil && c[0].pos == first.pos && absDur(c[0].ep.Start.Sub(first.ep.Start)) <= a.opts.Overlap {
 				members = append(members, c...)
+				params = addParam(params, c[0].ep.Param)
 				chains[j] = nil
 			}
 		}
-		// Other episodes at the same stations and times belong to the same water.
+		if len(params) < min(2, a.shared(first.pos, chains[i][1].pos)) {
+			for _, m := range members {
+				m.used, m.chained = false, false // judged alone
+			}
+			continue
+		}
 		for _, it := range a.items {
 			if it.used || !travels(it.ep.Kind) {
 				continue
 			}
 			for _, m := range members {
-				if it.pos == m.pos && it.ep.Start.Before(m.ep.End.Add(a.opts.Overlap)) &&
-					m.ep.Start.Before(it.ep.End.Add(a.opts.Overlap)) {
+				if it.pos == m.pos && absDur(it.ep.Start.Sub(m.ep.Start)) <= a.opts.Overlap {
 					it.used = true
 					members = append(members, it)
 					break
@@ -226,6 +237,19 @@ func (a *assessor) events() []Finding {
 		out = append(out, a.event(members))
 	}
 	return out
+}
+
+// shared counts the parameters both stations were scanned for.
+func (a *assessor) shared(i, j int) int {
+	n := 0
+	for k := range a.scans {
+		if k[0] == a.stations[i].ID {
+			if _, ok := a.scans[[2]string{a.stations[j].ID, k[1]}]; ok {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // event describes a pollution event from its episodes.
@@ -239,16 +263,20 @@ func (a *assessor) event(members []*item) Finding {
 	for _, m := range members {
 		f.Evidence = append(f.Evidence, m.ep)
 		f.Params = addParam(f.Params, m.ep.Param)
-		f.Start = minTime(f.Start, m.ep.Start)
 		f.End = maxTime(f.End, m.ep.End)
 		f.Ongoing = f.Ongoing || m.ep.Ongoing
 		if n := len(f.Path); n == 0 || f.Path[n-1].Station != m.ep.Station {
 			f.Path = append(f.Path, Passage{Station: m.ep.Station, Km: a.stations[m.pos].Km, Start: m.ep.Start})
 		}
 		p := &f.Path[len(f.Path)-1]
-		p.Start = minTime(p.Start, m.ep.Start)
+		if m.chained {
+			// Only the episodes that made the chain say when it arrived: those merely
+			// overlapping it may have begun earlier for reasons of their own.
+			p.Start = minTime(p.Start, m.ep.Start)
+		}
 		p.Params = addParam(p.Params, m.ep.Param)
 	}
+	f.Start = f.Path[0].Start
 	for i := range f.Path {
 		p := &f.Path[i]
 		p.DelayH = p.Start.Sub(f.Path[0].Start).Hours()

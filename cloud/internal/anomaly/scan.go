@@ -113,6 +113,18 @@ func (s Scan) Judged(from, to time.Time) (judged, hours int) {
 // End is the end of the last hour with data.
 func (s Scan) End() time.Time { return s.start.Add(time.Duration(len(s.judged)) * time.Hour) }
 
+// minScales are the smallest spreads each parameter is judged with, on its scale
+// (hourly.TransformFor: natural log for fc, turbidity, bod, chla): a fifth of the
+// smallest change worth an operator's attention, so that at the threshold of 5 an hour
+// must be off by at least that much. A river whose hourly values are very smooth (TDS and
+// conductivity change by a percent an hour) would otherwise turn the last percent of its
+// own predictability into alerts. Field probes resolve about these steps too (pH 0.01–0.05,
+// DO 0.1 mg/L, EC 1 % of reading).
+var minScales = map[string]float64{
+	"ph": 0.05, "do": 0.1, "temp": 0.2, "tds": 5, "conductivity": 10,
+	"fc": 0.1, "turbidity": 0.05, "bod": 0.05, "chla": 0.05, "wqi": 1,
+}
+
 // maxEvidence bounds the hours an episode carries.
 const maxEvidence = 48
 
@@ -151,7 +163,8 @@ func ScanSeries(s Series, opts Options) Scan {
 	}
 	noise := hourly.NoiseScale(x)
 
-	d := detector{opts: opts, tr: tr, n: n, start: hs.Start, y: tr.ApplyAll(hs.Values), noise: noise, perHour: perHour}
+	d := detector{opts: opts, tr: tr, n: n, start: hs.Start, y: tr.ApplyAll(hs.Values), noise: noise, perHour: perHour,
+		minScale: minScales[s.Param]}
 	d.ref = slices.Clone(d.y)
 	stuck := stuckRuns(pts, opts.StuckMin)
 	for _, r := range stuck {
@@ -195,11 +208,17 @@ type detector struct {
 	y       []float64 // hourly medians, transformed
 	ref     []float64 // y without the hours found anomalous: what baselines are made of
 	noise   float64   // reading-to-reading noise, transformed scale
+	// minScale is the smallest spread the parameter is judged with (minScales).
+	minScale float64
 	perHour []int
-	med     []float64 // baseline median of each hour
-	scale   []float64 // robust sd of each hour
+	base    []float64 // each hour's baseline: the median of its hour of the day
+	med     []float64 // each hour's expected value in the fast channel
+	scale   []float64 // robust sd of the fast channel's errors
 	z       []float64
-	judged  []bool
+	// slowScale and slowZ are the slow channel's (errors against base alone).
+	slowScale []float64
+	slowZ     []float64
+	judged    []bool
 }
 
 // episode is an episode by hour index, before it is described.
@@ -209,6 +228,7 @@ type episode struct {
 	peak        int // hour of the largest |z|
 	kind        Kind
 	ongoing     bool
+	slow        bool // found by the slow channel
 	stuckFrom   time.Time // for a stuck episode, its readings' span
 	stuckTo     time.Time
 }
@@ -232,129 +252,277 @@ const period = 24
 // and seven hours × seven days make a steadier estimate than one hour's seven.
 const spreadWindow = 3
 
-// minErrors: past errors an hour's spread needs; with fewer the hour is not judged.
-const minErrors = 14
+// minErrors: past errors an hour's spread needs in the fast channel; with fewer the hour
+// is not judged. minSlowErrors: the same in the slow channel, which needs a week of them
+// (seven hours of the day on seven days) to have seen how far the river wanders by itself.
+const (
+	minErrors     = 14
+	minSlowErrors = 7 * (2*spreadWindow + 1)
+)
 
-// scan computes each hour's expected value and score and finds the episodes: an hour at
-// least Threshold robust sd from its expected value opens one; hours on the same side at
-// least Continue away extend it, with one quieter or missing hour tolerated; it is kept
-// when it lasts MinHours or peaks beyond twice the threshold.
+// tracker follows one channel's episodes hour by hour: an hour at least openAt from its
+// expected value opens one; hours on the same side at least contAt away extend it, with
+// up to maxGap quieter or missing hours tolerated.
+type tracker struct {
+	openAt, contAt float64
+	maxGap         int
+	keep           func(e episode, peak float64) bool
+	z              []float64
+
+	open *episode
+	gap  int
+	out  []episode
+}
+
+func (t *tracker) step(i int, judged bool) {
+	z := t.z[i]
+	switch {
+	case t.open == nil && judged && math.Abs(z) >= t.openAt:
+		t.open = &episode{first: i, last: i, sign: sign(z), peak: i}
+	case t.open != nil && judged && sign(z) == t.open.sign && math.Abs(z) >= t.contAt:
+		t.open.last, t.gap = i, 0
+		if math.Abs(z) > math.Abs(t.z[t.open.peak]) {
+			t.open.peak = i
+		}
+	case t.open != nil:
+		t.gap++
+		if t.gap > t.maxGap {
+			t.close(false)
+		}
+	}
+}
+
+func (t *tracker) close(ongoing bool) {
+	if t.open == nil {
+		return
+	}
+	e := *t.open
+	e.ongoing = ongoing
+	if t.keep(e, math.Abs(t.z[e.peak])) {
+		t.out = append(t.out, e)
+	}
+	t.open, t.gap = nil, 0
+}
+
+// inOpen reports whether hour i extended the open episode, and how far into it it is.
+func (t *tracker) inOpen(i int) (bool, int) {
+	if t.open == nil || t.open.last != i {
+		return false, 0
+	}
+	return true, i - t.open.first
+}
+
+// slowMaskHours: how long a slow episode's hours stay out of the baseline. After three
+// days a river that has really changed is let become the norm (the seven-day median
+// follows in another four); a drift outgrows any baseline.
+const slowMaskHours = 72
+
+// scan computes each hour's expected values and scores and finds the episodes, in two
+// channels.
 //
-// The expected value of hour i is its baseline — the median of the same hour of the day
-// on the BaselineDays days before — plus the river's recent offset from its baselines:
-// the median of (value − baseline) over the last LevelHours ordinary hours. The offset
-// lets a river wander slowly (flow, weather) without every wander becoming an episode;
-// what stands out is a change faster than the offset can follow, which is what pollution
-// events and sensor faults are. A one-step prediction with an interval, as the
-// regression-based detectors of Leigh et al. (2019), made robust.
+// The fast channel compares each hour with its baseline — the median of the same hour of
+// the day on the BaselineDays days before — plus the river's recent offset from its
+// baselines, followed by a Theil–Sen line through the offsets of the last LevelHours
+// ordinary hours. The offset lets a river wander smoothly (flow, weather) without each
+// wander becoming an episode; what stands out is a change faster than the river's own
+// trend, which is what pollution events and sudden sensor faults are: a one-step
+// prediction with an interval, as the regression-based detectors of Leigh et al. (2019),
+// made robust. An hour at least Threshold robust sd off opens an episode, hours beyond
+// Continue on the same side extend it (one quiet or missing hour tolerated); it is kept
+// when it lasts MinHours or peaks beyond twice the threshold. While it is young (its
+// first MaskHours) the episode is measured against the river before it: the offset is
+// frozen and its hours are left out of later baselines, offsets and spreads. After that
+// the river's new state counts again, so a real change becomes the norm within hours
+// instead of holding an episode open for days.
 //
-// The spread is measured, not assumed: 1.4826 times the median absolute error of the same
-// predictions in the past, over the hours within ±spreadWindow of the same time of day on
-// the SpreadDays days before. It is never taken smaller than the standard error of the
-// hour's own median reading, 1.2533·noise/√readings, so that sampling noise alone never
-// scores. An hour is judged once its baseline has MinBaselineDays values and its spread
-// minErrors errors: after about MinBaselineDays + 2 days of data.
+// The slow channel compares each hour with the baseline alone, so that what the offset
+// follows — a slow drift of a fouling probe, a shift that stays — is still seen: hours
+// beyond Continue on one side for at least SlowHours, peaking beyond Threshold, make an
+// episode (two quiet or missing hours tolerated), a drift or a level shift. Its hours stay
+// out of later baselines for slowMaskHours.
 //
-// Hours in an episode teach nothing: they are left out of later baselines, offsets and
-// spreads, so an event is measured against the river before it, and a drift or a shift
-// lasting days does not become the norm.
+// Spreads are measured, not assumed: from the channel's own past errors over the hours
+// within ±spreadWindow of the same time of day on the SpreadDays days before (anomalous
+// hours left out), the larger of 1.4826·MAD and the upper quartile of the absolute errors
+// divided by 1.1503 — both the standard deviation for Gaussian errors; the quartile
+// notices the heavier tails a river's errors have, and still ignores what a quarter of
+// odd hours do. A spread is never taken below the standard error of the hour's median
+// reading, 1.2533·noise/√readings, nor the parameter's minScale. An hour is judged once
+// its baseline has MinBaselineDays values and its spread minErrors errors: after about
+// MinBaselineDays + 2 days of data.
 func (d *detector) scan() []episode {
 	n := d.n
 	d.med = make([]float64, n)
+	d.base = make([]float64, n)
 	d.scale = make([]float64, n)
+	d.slowScale = make([]float64, n)
 	d.z = make([]float64, n)
+	d.slowZ = make([]float64, n)
 	d.judged = make([]bool, n)
 	buf := make([]float64, 0, d.opts.BaselineDays)
-	// errs[j] is hour j's prediction error, NaN when unknown or left out.
-	errs := make([]float64, n)
+	// errs and slowErrs are each hour's errors in both channels, NaN when unknown or left
+	// out.
+	errs, slowErrs := make([]float64, n), make([]float64, n)
 	pool := make([]float64, 0, (2*spreadWindow+1)*d.opts.SpreadDays)
+	spread := func(errs []float64, i, least int) float64 {
+		pool = pool[:0]
+		for k := 1; k <= d.opts.SpreadDays; k++ {
+			for j := i - k*period - spreadWindow; j <= i-k*period+spreadWindow; j++ {
+				if j >= 0 && !math.IsNaN(errs[j]) {
+					pool = append(pool, math.Abs(errs[j]))
+				}
+			}
+		}
+		if len(pool) < least {
+			return math.NaN()
+		}
+		floor := 1.2533 * d.noise / math.Sqrt(float64(max(d.perHour[i], 1)))
+		floor = max(floor, d.minScale, 1e-9*(1+math.Abs(d.base[i])))
+		q := hourly.Quantiles(pool, 0.5, 0.75)
+		return max(1.4826*q[0], q[1]/1.1503, floor)
+	}
 	// offsets holds (hour, value − baseline) of the latest ordinary hours.
 	type offset struct {
 		hour int
 		v    float64
 	}
 	var offsets []offset
-	recent := make([]float64, 0, d.opts.LevelHours)
-	var (
-		out  []episode
-		open *episode
-		gap  int
-	)
-	closeOpen := func(ongoing bool) {
-		if open == nil {
-			return
-		}
-		e := *open
-		e.ongoing = ongoing
-		if e.last-e.first+1 >= d.opts.MinHours || math.Abs(d.z[e.peak]) >= 2*d.opts.Threshold {
-			out = append(out, e)
-		}
-		open, gap = nil, 0
-	}
+	rh := make([]float64, 0, d.opts.LevelHours)
+	rv := make([]float64, 0, d.opts.LevelHours)
+	slopes := make([]float64, 0, d.opts.LevelHours*d.opts.LevelHours/2)
+	var frozen float64 // the offset when the open fast episode began
+	fast := &tracker{openAt: d.opts.Threshold, contAt: d.opts.Continue, maxGap: 1, z: d.z,
+		keep: func(e episode, peak float64) bool {
+			return e.last-e.first+1 >= d.opts.MinHours || peak >= 2*d.opts.Threshold
+		}}
+	slow := &tracker{openAt: d.opts.Continue, contAt: d.opts.Continue, maxGap: 2, z: d.slowZ,
+		keep: func(e episode, peak float64) bool {
+			return e.last-e.first+1 >= d.opts.SlowHours && peak >= d.opts.Threshold
+		}}
 	for i := range n {
-		base := math.NaN()
+		d.base[i] = math.NaN()
 		if vals := d.baselineValues(i, buf); len(vals) >= d.opts.MinBaselineDays {
-			base = hourly.Median(vals)
+			d.base[i] = hourly.Median(vals)
 		}
-		recent = recent[:0]
-		for k := len(offsets) - 1; k >= 0 && len(recent) < d.opts.LevelHours; k-- {
-			if offsets[k].hour < i-3*d.opts.LevelHours {
-				break // too old to say where the river is now
-			}
-			recent = append(recent, offsets[k].v)
-		}
-		level := 0.0
-		if len(recent) > 0 {
-			level = hourly.Median(recent)
-		}
-		d.med[i] = base + level
-		errs[i] = d.y[i] - d.med[i] // NaN unless both are known
-		d.z[i] = math.NaN()
-		if !math.IsNaN(errs[i]) {
-			pool = pool[:0]
-			for k := 1; k <= d.opts.SpreadDays; k++ {
-				for j := i - k*period - spreadWindow; j <= i-k*period+spreadWindow; j++ {
-					if j >= 0 && !math.IsNaN(errs[j]) {
-						pool = append(pool, math.Abs(errs[j]))
-					}
+		var level float64
+		if fast.open != nil && i-fast.open.first < d.opts.MaskHours {
+			level = frozen // a young episode is measured against the river before it
+		} else {
+			rh, rv = rh[:0], rv[:0]
+			for k := len(offsets) - 1; k >= 0 && len(rv) < d.opts.LevelHours; k-- {
+				if offsets[k].hour < i-3*d.opts.LevelHours {
+					break // too old to say where the river is now
 				}
+				rh, rv = append(rh, float64(offsets[k].hour)), append(rv, offsets[k].v)
 			}
-			if len(pool) >= minErrors {
-				floor := 1.2533 * d.noise / math.Sqrt(float64(max(d.perHour[i], 1)))
-				floor = max(floor, 1e-9*(1+math.Abs(d.med[i])))
-				d.scale[i] = max(1.4826*hourly.Median(pool), floor)
+			level = theilSen(rh, rv, float64(i), slopes)
+		}
+		d.med[i] = d.base[i] + level
+		errs[i] = d.y[i] - d.med[i] // NaN unless both are known
+		slowErrs[i] = d.y[i] - d.base[i]
+		d.z[i], d.slowZ[i] = math.NaN(), math.NaN()
+		if !math.IsNaN(errs[i]) {
+			d.scale[i], d.slowScale[i] = spread(errs, i, minErrors), spread(slowErrs, i, minSlowErrors)
+			if !math.IsNaN(d.scale[i]) {
 				d.z[i] = errs[i] / d.scale[i]
 				d.judged[i] = true
 			}
-		}
-		z := d.z[i]
-		switch {
-		case open == nil && d.judged[i] && math.Abs(z) >= d.opts.Threshold:
-			open = &episode{first: i, last: i, sign: sign(z), peak: i}
-		case open != nil && d.judged[i] && sign(z) == open.sign && math.Abs(z) >= d.opts.Continue:
-			open.last, gap = i, 0
-			if math.Abs(z) > math.Abs(d.z[open.peak]) {
-				open.peak = i
-			}
-		case open != nil:
-			gap++
-			if gap > 1 {
-				closeOpen(false)
+			if !math.IsNaN(d.slowScale[i]) {
+				d.slowZ[i] = slowErrs[i] / d.slowScale[i]
 			}
 		}
+		wasOpen := fast.open != nil
+		fast.step(i, d.judged[i])
+		if !wasOpen && fast.open != nil {
+			frozen = level
+		}
+		slow.step(i, !math.IsNaN(d.slowZ[i]))
+		inFast, fastAge := fast.inOpen(i)
+		inSlow, slowAge := slow.inOpen(i)
 		switch {
-		case open != nil && open.last == i:
-			d.ref[i] = math.NaN()
-			errs[i] = math.NaN()
-		case !math.IsNaN(d.y[i]) && !math.IsNaN(base):
-			offsets = append(offsets, offset{i, d.y[i] - base})
+		case inFast && fastAge < d.opts.MaskHours:
+			d.ref[i], errs[i], slowErrs[i] = math.NaN(), math.NaN(), math.NaN()
+		case inSlow && slowAge < slowMaskHours:
+			d.ref[i], errs[i], slowErrs[i] = math.NaN(), math.NaN(), math.NaN()
+			fallthrough
+		case !math.IsNaN(d.y[i]) && !math.IsNaN(d.base[i]):
+			offsets = append(offsets, offset{i, d.y[i] - d.base[i]})
 		}
 	}
-	closeOpen(true)
-	for i := range out {
-		out[i].kind = d.classify(out[i])
+	fast.close(true)
+	slow.close(true)
+	for i := range fast.out {
+		fast.out[i].kind = d.classify(fast.out[i], d.z, d.opts.MaskHours)
 	}
+	for i := range slow.out {
+		e := &slow.out[i]
+		e.slow = true
+		if e.kind = d.classify(*e, d.slowZ, e.last-e.first+1); e.kind == KindDeviation {
+			e.kind = KindLevelShift // a day or more on one side
+		}
+	}
+	return mergeSlow(fast.out, slow.out)
+}
+
+// mergeSlow lets each slow episode absorb the fast ones it overlaps: the same departure,
+// whose onset the fast channel saw and whose persistence the slow one did.
+func mergeSlow(fast, slow []episode) []episode {
+	out := slices.Clone(slow)
+	for _, f := range fast {
+		absorbed := false
+		for k := range out {
+			s := &out[k]
+			if f.last >= s.first && f.first <= s.last {
+				s.first, s.last = min(s.first, f.first), max(s.last, f.last)
+				s.ongoing = s.ongoing || f.ongoing
+				absorbed = true
+				break
+			}
+		}
+		if !absorbed {
+			out = append(out, f)
+		}
+	}
+	slices.SortFunc(out, func(a, b episode) int { return cmp.Compare(a.first, b.first) })
 	return out
+}
+
+// theilSen predicts the river's offset from its baselines at hour at from the recent
+// offsets vs at hours hs: the Theil–Sen line (the median of the pairwise slopes, and the
+// median intercept; Sen 1968, "Estimates of the regression coefficient based on
+// Kendall's tau", JASA 63:1379–1389), robust to the odd wild hour, so that a river
+// wandering smoothly is followed without lag. With fewer than three offsets it is their
+// median, with none 0. The slope is limited to the spread of the offsets per LevelHours,
+// so a few hours cannot extrapolate a wild line.
+func theilSen(hs, vs []float64, at float64, buf []float64) float64 {
+	switch len(vs) {
+	case 0:
+		return 0
+	case 1, 2:
+		return hourly.Median(slices.Clone(vs))
+	}
+	buf = buf[:0]
+	for i := range hs {
+		for j := i + 1; j < len(hs); j++ {
+			if hs[i] != hs[j] {
+				buf = append(buf, (vs[j]-vs[i])/(hs[j]-hs[i]))
+			}
+		}
+	}
+	slope := 0.0
+	if len(buf) > 0 {
+		slope = hourly.Median(buf)
+	}
+	lo, hi := slices.Min(vs), slices.Max(vs)
+	span := slices.Max(hs) - slices.Min(hs) + 1
+	if limit := (hi - lo) / span; math.Abs(slope) > limit {
+		slope = math.Copysign(limit, slope)
+	}
+	buf = buf[:0]
+	for i := range hs {
+		buf = append(buf, vs[i]-slope*hs[i])
+	}
+	return hourly.Median(buf) + slope*at
 }
 
 func sign(z float64) int {
@@ -364,23 +532,24 @@ func sign(z float64) int {
 	return 1
 }
 
-// classify names the shape of a z-episode. A drift grows: over DriftHours or more, the
-// distance from the baseline (in robust sd, signed towards the episode's side) follows a
-// rising line that explains most of its variance (R² ≥ 0.6) and ends at least twice as far
-// out as it starts. Otherwise a stretch of LevelShiftHours or more is a level shift, and
-// anything shorter a deviation.
-func (d *detector) classify(e episode) Kind {
+// classify names the shape of an episode from its scores z over its first fit hours. A
+// drift grows: over DriftHours or more, the distance from the expected value (in robust
+// sd, signed towards the episode's side) follows a rising line that explains most of its
+// variance (R² ≥ 0.6) and ends at least twice as far out as it starts. Otherwise a stretch
+// of LevelShiftHours or more is a level shift, and anything shorter a deviation.
+func (d *detector) classify(e episode, z []float64, fit int) Kind {
 	hours := e.last - e.first + 1
 	if hours >= d.opts.DriftHours {
+		fit = min(hours, fit)
 		var xs, us []float64
-		for i := e.first; i <= e.last; i++ {
-			if !math.IsNaN(d.z[i]) {
+		for i := e.first; i < e.first+fit; i++ {
+			if !math.IsNaN(z[i]) {
 				xs = append(xs, float64(i-e.first))
-				us = append(us, float64(e.sign)*d.z[i])
+				us = append(us, float64(e.sign)*z[i])
 			}
 		}
 		if a, b, r2 := lineFit(xs, us); len(xs) >= d.opts.DriftHours && b > 0 && r2 >= 0.6 &&
-			a+b*float64(hours-1) >= 2*max(a, d.opts.Continue) {
+			a+b*float64(fit-1) >= 2*max(a, d.opts.Continue) {
 			return KindDrift
 		}
 	}
@@ -530,11 +699,14 @@ func (d *detector) mergeStuck(eps []episode, stuck []run, pts []hourly.Point, ho
 	return eps
 }
 
-// evidence describes hour i.
-func (d *detector) evidence(i int) Evidence {
-	m, sd := d.med[i], d.scale[i]
+// evidence describes hour i, as the fast channel saw it or (slow) the slow one.
+func (d *detector) evidence(i int, slow bool) Evidence {
+	m, sd, z := d.med[i], d.scale[i], d.z[i]
+	if slow {
+		m, sd, z = d.base[i], d.slowScale[i], d.slowZ[i]
+	}
 	return Evidence{Time: d.start.Add(time.Duration(i) * time.Hour), Value: d.tr.Invert(d.y[i]),
-		Baseline: d.tr.Invert(m), Low: d.tr.Invert(m - 3*sd), High: d.tr.Invert(m + 3*sd), Score: d.z[i]}
+		Baseline: d.tr.Invert(m), Low: d.tr.Invert(m - 3*sd), High: d.tr.Invert(m + 3*sd), Score: z}
 }
 
 // episode describes e.
@@ -556,10 +728,10 @@ func (d *detector) episode(s Series, e episode) Episode {
 		hours = append(hours[:maxEvidence/2], hours[len(hours)-maxEvidence/2:]...)
 	}
 	for _, i := range hours {
-		out.Hours = append(out.Hours, d.evidence(i))
+		out.Hours = append(out.Hours, d.evidence(i, e.slow))
 	}
 	if e.peak >= 0 && d.judged[e.peak] {
-		out.Peak = d.evidence(e.peak)
+		out.Peak = d.evidence(e.peak, e.slow)
 	}
 	return out
 }
@@ -579,7 +751,11 @@ func (d *detector) flags(pts []hourly.Point, x []float64, hourOf []int, eps []ep
 			}
 			score := 0.0
 			if d.judged[h] {
-				score = (x[k] - d.med[h]) / d.scale[h]
+				m, sd := d.med[h], d.scale[h]
+				if e.slow {
+					m, sd = d.base[h], d.slowScale[h]
+				}
+				score = (x[k] - m) / sd
 			}
 			// A reading of a stuck run is the fault whatever its score; in the other
 			// shapes a reading near its baseline is not anomalous for being in that hour.

@@ -107,9 +107,17 @@ func TestSingleStationKinds(t *testing.T) {
 			}},
 			kind: KindLevelShift, sign: 1, start: t0.Add(10 * 24 * time.Hour)},
 		{name: "a steady walk away is a drift",
-			r: river{days: 12, seed: 3, change: func(h float64) float64 {
-				if h >= day(9) {
-					return -0.08 * (h - day(9))
+			r: river{days: 14, seed: 3, change: func(h float64) float64 {
+				if h >= day(11) {
+					return -0.08 * (h - day(11))
+				}
+				return 0
+			}},
+			kind: KindDrift, sign: -1},
+		{name: "a slow walk away, too slow for the fast channel, is a drift too",
+			r: river{days: 14, seed: 6, change: func(h float64) float64 {
+				if h >= day(10) {
+					return -0.025 * (h - day(10))
 				}
 				return 0
 			}},
