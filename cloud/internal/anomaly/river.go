@@ -88,7 +88,7 @@ func Analyze(r River, series []Series, opts Options) []Finding {
 // item is an episode under assessment.
 type item struct {
 	ep      Episode
-	pos     int  // station's index in river order; -1 when not on the river
+	pos     int // station's index in river order; -1 when not on the river
 	used    bool
 	chained bool // part of a chain of stations, not merely attached to one
 }

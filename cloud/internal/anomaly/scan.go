@@ -201,20 +201,20 @@ func ScanSeries(s Series, opts Options) Scan {
 
 // detector holds one series' hourly state.
 type detector struct {
-	opts    Options
-	tr      hourly.Transform
-	n       int
-	start   time.Time
-	y       []float64 // hourly medians, transformed
-	ref     []float64 // y without the hours found anomalous: what baselines are made of
-	noise   float64   // reading-to-reading noise, transformed scale
+	opts  Options
+	tr    hourly.Transform
+	n     int
+	start time.Time
+	y     []float64 // hourly medians, transformed
+	ref   []float64 // y without the hours found anomalous: what baselines are made of
+	noise float64   // reading-to-reading noise, transformed scale
 	// minScale is the smallest spread the parameter is judged with (minScales).
 	minScale float64
-	perHour []int
-	base    []float64 // each hour's baseline: the median of its hour of the day
-	med     []float64 // each hour's expected value in the fast channel
-	scale   []float64 // robust sd of the fast channel's errors
-	z       []float64
+	perHour  []int
+	base     []float64 // each hour's baseline: the median of its hour of the day
+	med      []float64 // each hour's expected value in the fast channel
+	scale    []float64 // robust sd of the fast channel's errors
+	z        []float64
 	// slowScale and slowZ are the slow channel's (errors against base alone).
 	slowScale []float64
 	slowZ     []float64
@@ -228,7 +228,7 @@ type episode struct {
 	peak        int // hour of the largest |z|
 	kind        Kind
 	ongoing     bool
-	slow        bool // found by the slow channel
+	slow        bool      // found by the slow channel
 	stuckFrom   time.Time // for a stuck episode, its readings' span
 	stuckTo     time.Time
 }
