@@ -97,8 +97,8 @@ func (s *detectionScore) logf(format string, args ...any) {
 	s.lines = append(s.lines, fmt.Sprintf(format, args...))
 }
 
-// scoreDetection runs the detector over every river of a history and scores it.
-func scoreDetection(idx *simhistory.Index) (*detectionScore, error) {
+// scoreDetection runs the detector over every river of a history and adds to sc.
+func scoreDetection(idx *simhistory.Index, sc *detectionScore) error {
 	rivers := map[string]*River{}
 	var names []string
 	for _, t := range idx.Stations {
@@ -126,14 +126,13 @@ func scoreDetection(idx *simhistory.Index) (*detectionScore, error) {
 			}
 			pts, err := idx.Points(s)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			series = append(series, Series{Station: s.Station, Param: s.Param, Points: pts})
 		}
 		findings = append(findings, Analyze(*r, series, opts)...)
 	}
 
-	sc := &detectionScore{}
 	evs := events(idx)
 	faults := map[string]simhistory.Fault{} // station/probe
 	faultStation := map[string]string{}
@@ -247,7 +246,7 @@ func scoreDetection(idx *simhistory.Index) (*detectionScore, error) {
 			sc.logf("missed: %s fault of %s from %s", ft.Fault, key, ft.From.Format(time.RFC3339))
 		}
 	}
-	return sc, nil
+	return nil
 }
 
 // BenchmarkDetection scores the cross-station detector against the simulator's ground
@@ -263,14 +262,17 @@ func BenchmarkDetection(b *testing.B) {
 	if dir == "" {
 		b.Skip(historyEnv + " names no ph-sim history directory (make bench sets it)")
 	}
-	idx, err := simhistory.Open(dir)
+	idxs, err := simhistory.OpenAll(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
 	var sc *detectionScore
 	for b.Loop() {
-		if sc, err = scoreDetection(idx); err != nil {
-			b.Fatal(err)
+		sc = &detectionScore{}
+		for _, idx := range idxs {
+			if err := scoreDetection(idx, sc); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	for _, l := range sc.lines {

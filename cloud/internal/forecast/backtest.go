@@ -1,6 +1,7 @@
 package forecast
 
 import (
+	"cmp"
 	"math"
 	"slices"
 
@@ -30,6 +31,8 @@ const (
 	// borrows those of its neighbours (±1 h, ±2 h, …): errors two horizons apart are
 	// nearly the same draws anyway, since each origin's errors are strongly correlated.
 	minCalibration = 100
+	// maxOrigins bounds the origins whose errors calibrate the intervals (see calibrate).
+	maxOrigins = 240
 	// minBacktestPoints is the least a forecast's skill may rest on.
 	minBacktestPoints = 24
 )
@@ -57,11 +60,18 @@ type intervals struct {
 // on) and returns their quantiles. ok is false when y holds too few errors even pooling
 // every horizon.
 func calibrate(p predictor, y []float64, h int) (intervals, bool) {
+	// Errors from neighbouring origins are nearly the same draw (they share all but an
+	// hour of their targets), so beyond maxOrigins origins every stride-th one is kept:
+	// the quantiles barely move, and this is half the cost of a forecast.
+	stride := max(1, (len(y)-p.warmup())/maxOrigins)
 	errs := make([][]float64, h)
 	for k := range errs {
-		errs[k] = make([]float64, 0, len(y))
+		errs[k] = make([]float64, 0, len(y)/stride+1)
 	}
 	p.run(y, p.warmup(), h, func(t int, fc []float64) {
+		if (t-p.warmup())%stride != 0 {
+			return
+		}
 		for k, f := range fc {
 			i := t + k + 1
 			if i >= len(y) {
@@ -191,20 +201,15 @@ func backtest(methods []method, y []float64, eval, h int, tr hourly.Transform) [
 	return out
 }
 
-// best is the candidate with the lowest MASE among those scored on enough points; ties go
-// to the earlier (simpler) method. ok is false when none qualifies.
-func best(cs []Candidate) (Candidate, bool) {
-	var (
-		b     Candidate
-		found bool
-	)
+// rank orders the candidates scored on enough points by MASE, ties to the earlier
+// (simpler) method.
+func rank(cs []Candidate) []Candidate {
+	var out []Candidate
 	for _, c := range cs {
-		if c.Err != nil || c.Points < minBacktestPoints || math.IsInf(c.MASE, 0) {
-			continue
-		}
-		if !found || c.MASE < b.MASE {
-			b, found = c, true
+		if c.Err == nil && c.Points >= minBacktestPoints && !math.IsInf(c.MASE, 0) && !math.IsNaN(c.MASE) {
+			out = append(out, c)
 		}
 	}
-	return b, found
+	slices.SortStableFunc(out, func(a, b Candidate) int { return cmp.Compare(a.MASE, b.MASE) })
+	return out
 }

@@ -26,9 +26,9 @@ import (
 //
 // Fitting: the smoothing parameters maximise the Gaussian likelihood, which with additive
 // errors and the variance concentrated out is minimising n·ln(Σε²) over the n observed
-// hours (FPP §8.6). The parameters are kept in FPP's usual region 0 < α < 1, 0 < β < α,
-// 0 < γ < 1 − α, 0.8 ≤ φ ≤ 0.98 by a logistic map from unconstrained numbers, which
-// gonum's Nelder–Mead searches. The initial states are not searched (that would add 26
+// hours (FPP §8.6). The parameters are kept in FPP's usual region 0 < α < 1, 0 < β < α
+// (narrowed to α/5, see betaShare), 0 < γ < 1 − α, 0.8 ≤ φ ≤ 0.98 by a logistic map from
+// unconstrained numbers, which gonum's Nelder–Mead searches. The initial states are not searched (that would add 26
 // dimensions for little gain over a few weeks of data): they come from a classical
 // decomposition of the first days, the heuristic of Hyndman et al. (2008, §2.6.1).
 type ets struct{ damped bool }
@@ -51,6 +51,12 @@ type etsFit struct {
 // Bounds of the search (FPP §8.6) and how hard to search.
 const (
 	paramEps   = 1e-4 // keeps α, β, γ off the edges, where the filter stops learning
+	// betaShare narrows FPP's 0 < β < α to 0 < β < α/5. With β near α the trend moves
+	// as fast as the level, and on hourly river data it then learns the last hours of a
+	// pollution event as a trend and extrapolates it: on the log scale of coliform counts
+	// a jump became a hundredfold rise within a day. A trend that changes a fifth as fast
+	// as the level still follows a river that is really rising.
+	betaShare  = 0.2
 	phiMin     = 0.8
 	phiMax     = 0.98
 	simplex    = 0.6 // initial simplex size on the logistic scale
@@ -70,7 +76,7 @@ func (e ets) params(x []float64, init etsFit) etsFit {
 	p.alpha = paramEps + (1-2*paramEps)*logistic(x[0])
 	p.gamma = (1 - p.alpha) * (paramEps + (1-2*paramEps)*logistic(x[1]))
 	if e.damped {
-		p.beta = p.alpha * (paramEps + (1-2*paramEps)*logistic(x[2]))
+		p.beta = p.alpha * betaShare * (paramEps + (1-2*paramEps)*logistic(x[2]))
 		p.phi = phiMin + (phiMax-phiMin)*logistic(x[3])
 	}
 	return p

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -196,58 +197,84 @@ func Make(in Input, opts Options) (Result, error) {
 	}
 	eval := min(max(len(y)/4, minEval), maxEval)
 	res.Candidates = backtest(methods, y, eval, opts.Horizon, tr)
-	chosen, ok := best(res.Candidates)
-	if !ok {
+	ranked := rank(res.Candidates)
+	if len(ranked) == 0 {
 		return res, fmt.Errorf("%w: no method could be backtested on %s (%s)", ErrTooShort, days(len(y)),
 			candidateErrors(res.Candidates))
 	}
-	var m method
-	for _, c := range methods {
-		if c.name() == chosen.Model {
-			m = c
-		}
-	}
-	p, err := m.fit(y)
-	if err != nil {
-		return res, fmt.Errorf("%w: %s could not be refitted: %w", ErrTooShort, chosen.Model, err)
-	}
-	iv, ok := calibrate(p, y, opts.Horizon)
-	if !ok {
-		return res, fmt.Errorf("%w: %s: %w", ErrTooShort, chosen.Model, errTooFewErrors)
-	}
 	lo, hi := bounds(in.Param)
 	clamp := func(x float64) float64 { return round(min(max(tr.Invert(x), lo), hi)) }
-	f := Forecast{
-		Station: in.Station, Param: in.Param, IssuedAt: in.IssuedAt.UTC(), Model: chosen.Model,
-		Skill: Skill{MASE: round(chosen.MASE), Coverage80: round(chosen.Coverage80),
-			Coverage95: round(chosen.Coverage95), BacktestPoints: chosen.Points},
-		Points: make([]Point, 0, opts.Horizon),
-	}
-	p.run(y, len(y)-1, opts.Horizon, func(_ int, fc []float64) {
-		for k, v := range fc {
+	var passed []string // better candidates not believed, and why
+	for _, chosen := range ranked {
+		var m method
+		for _, c := range methods {
+			if c.name() == chosen.Model {
+				m = c
+			}
+		}
+		p, err := m.fit(y)
+		if err != nil {
+			passed = append(passed, fmt.Sprintf("%s could not be refitted (%v)", chosen.Model, err))
+			continue
+		}
+		iv, ok := calibrate(p, y, opts.Horizon)
+		if !ok {
+			passed = append(passed, fmt.Sprintf("%s: %v", chosen.Model, errTooFewErrors))
+			continue
+		}
+		var path []float64
+		p.run(y, len(y)-1, opts.Horizon, func(_ int, fc []float64) { path = slices.Clone(fc) })
+		if why := implausible(y, path); why != "" {
+			passed = append(passed, chosen.Model+" "+why)
+			continue
+		}
+		f := Forecast{
+			Station: in.Station, Param: in.Param, IssuedAt: in.IssuedAt.UTC(), Model: chosen.Model,
+			Skill: Skill{MASE: round(chosen.MASE), Coverage80: round(chosen.Coverage80),
+				Coverage95: round(chosen.Coverage95), BacktestPoints: chosen.Points},
+			Points: make([]Point, 0, opts.Horizon),
+		}
+		for k, v := range path {
 			lo95, lo80, hi80, hi95 := iv.band(k, v)
 			f.Points = append(f.Points, Point{Time: end.Add(time.Duration(k) * time.Hour).UTC(),
 				Value: clamp(v), Lo80: clamp(lo80), Hi80: clamp(hi80), Lo95: clamp(lo95), Hi95: clamp(hi95)})
 		}
-	})
-	if len(f.Points) != opts.Horizon || hasNaN(f.Points) {
-		// Seasonal naive has no forecast for an hour of the day never observed since the
-		// last long gap; the other methods always have one.
-		return res, fmt.Errorf("%w: %s has no forecast for every hour ahead (some hours of the day were never observed)",
-			ErrTooShort, chosen.Model)
+		res.Forecast = f
+		res.Why = why(chosen, res.Candidates, len(y), eval, passed)
+		return res, nil
 	}
-	res.Forecast = f
-	res.Why = why(chosen, res.Candidates, len(y), eval)
-	return res, nil
+	return res, fmt.Errorf("%w: no method gives a believable forecast: %s", ErrTooShort, strings.Join(passed, "; "))
 }
 
-func hasNaN(ps []Point) bool {
-	for _, p := range ps {
-		if math.IsNaN(p.Value) || math.IsNaN(p.Lo95) || math.IsNaN(p.Hi95) {
-			return true
+// plausibleWeek is how much recent history bounds a believable forecast.
+const plausibleWeek = 7 * period
+
+// implausible says why a forecast path (transformed scale) is not believed, or "". A
+// forecast must have a value for every hour (seasonal naive has none for an hour of the
+// day never observed since the last long gap), and must stay within the range the series
+// spanned over its last week, widened on either side by the width of the band it mostly
+// kept to (its 5th to 95th percentile). A method that fitted the backtest well can still
+// extrapolate what it learnt from the last hours of a pollution event into values the
+// river has not shown, and a forecast that far from everything the last week has seen is
+// the model's artefact, not the river's.
+func implausible(y, path []float64) string {
+	recent := make([]float64, 0, plausibleWeek)
+	for _, v := range y[max(0, len(y)-plausibleWeek):] {
+		if !math.IsNaN(v) {
+			recent = append(recent, v)
 		}
 	}
-	return false
+	q := hourly.Quantiles(recent, 0.05, 0.95, 0, 1)
+	width := q[1] - q[0]
+	for _, v := range path {
+		switch {
+		case math.IsNaN(v):
+			return "has no forecast for some hours (never observed at that time of day)"
+		case v < q[2]-width || v > q[3]+width:
+			return "goes far beyond anything the last week showed (not believed)"
+		}
+	}
+	return ""
 }
 
 // afterLastGap returns the index after the last run of more than maxGap missing hours,
@@ -307,7 +334,7 @@ func candidateErrors(cs []Candidate) string {
 }
 
 // why explains the choice in one sentence.
-func why(chosen Candidate, cs []Candidate, hours, eval int) string {
+func why(chosen Candidate, cs []Candidate, hours, eval int, passed []string) string {
 	var others []string
 	for _, c := range cs {
 		switch {
@@ -320,8 +347,15 @@ func why(chosen Candidate, cs []Candidate, hours, eval int) string {
 	}
 	s := fmt.Sprintf("%s has the lowest MASE (%.2f) in a backtest over the last %s of %s of history",
 		chosen.Model, chosen.MASE, days(eval), days(hours))
+	if len(passed) > 0 {
+		s = fmt.Sprintf("%s has the lowest MASE (%.2f) of the believable forecasts in a backtest over the last %s of %s of history",
+			chosen.Model, chosen.MASE, days(eval), days(hours))
+	}
 	if len(others) > 0 {
 		s += "; " + strings.Join(others, ", ")
+	}
+	if len(passed) > 0 {
+		s += "; passed over: " + strings.Join(passed, ", ")
 	}
 	if hours < etsHistory {
 		s += fmt.Sprintf("; exponential smoothing needs %d days of history", etsHistory/24)

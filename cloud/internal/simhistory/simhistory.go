@@ -78,6 +78,26 @@ func Open(dir string) (*Index, error) {
 	return &idx, nil
 }
 
+// OpenAll opens every directory of a list in the form of $PATH (several histories, say of
+// different seeds, to pool).
+func OpenAll(list string) ([]*Index, error) {
+	var out []*Index
+	for _, dir := range filepath.SplitList(list) {
+		if dir == "" {
+			continue
+		}
+		idx, err := Open(dir)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, idx)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no history directory in %q", list)
+	}
+	return out, nil
+}
+
 // Points reads a series' readings.
 func (idx *Index) Points(s Series) ([]hourly.Point, error) {
 	f, err := os.Open(filepath.Join(idx.dir, s.File))
