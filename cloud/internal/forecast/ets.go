@@ -50,7 +50,7 @@ type etsFit struct {
 
 // Bounds of the search (FPP §8.6) and how hard to search.
 const (
-	paramEps   = 1e-4 // keeps α, β, γ off the edges, where the filter stops learning
+	paramEps = 1e-4 // keeps α, β, γ off the edges, where the filter stops learning
 	// betaShare narrows FPP's 0 < β < α to 0 < β < α/5. With β near α the trend moves
 	// as fast as the level, and on hourly river data it then learns the last hours of a
 	// pollution event as a trend and extrapolates it: on the log scale of coliform counts
