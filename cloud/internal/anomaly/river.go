@@ -183,7 +183,8 @@ func (a *assessor) chain(e *item) []*item {
 
 // events finds the pollution events: chains of two stations or more, grouped across
 // parameters when they start at the same station within Overlap. A group must hold in at
-// least two parameters (one where the stations share only one): a plume changes the water
+// least two independent measurements (one where the stations share only one; TDS and
+// conductivity count as one, see sameMeasurement): a plume changes the water
 // in several ways at once, while one parameter that happens to move at two stations a
 // plausible time apart is the coincidence a river's natural wandering offers every few
 // days. Every other episode that starts within Overlap of a member, at its station, is
@@ -216,7 +217,7 @@ func (a *assessor) events() []Finding {
 				chains[j] = nil
 			}
 		}
-		if len(params) < min(2, a.shared(first.pos, chains[i][1].pos)) {
+		if measurements(params) < min(2, a.shared(first.pos, chains[i][1].pos)) {
 			for _, m := range members {
 				m.used, m.chained = false, false // judged alone
 			}
@@ -239,17 +240,35 @@ func (a *assessor) events() []Finding {
 	return out
 }
 
-// shared counts the parameters both stations were scanned for.
+// shared counts the measurements both stations were scanned for.
 func (a *assessor) shared(i, j int) int {
-	n := 0
+	var ps []string
 	for k := range a.scans {
 		if k[0] == a.stations[i].ID {
 			if _, ok := a.scans[[2]string{a.stations[j].ID, k[1]}]; ok {
-				n++
+				ps = append(ps, k[1])
 			}
 		}
 	}
-	return n
+	return measurements(ps)
+}
+
+// sameMeasurement maps parameters that one sensor derives from one measurement to that
+// measurement: a conductivity circuit reports TDS as conductivity times a factor (Atlas
+// Scientific EZO-EC, `O,TDS,1`; science §5), so the two moving together says nothing
+// that one of them did not.
+var sameMeasurement = map[string]string{"tds": "conductivity"}
+
+// measurements counts the independent measurements among params.
+func measurements(params []string) int {
+	seen := map[string]bool{}
+	for _, p := range params {
+		if m, ok := sameMeasurement[p]; ok {
+			p = m
+		}
+		seen[p] = true
+	}
+	return len(seen)
 }
 
 // event describes a pollution event from its episodes.
@@ -354,7 +373,7 @@ func (a *assessor) single(group []*item) Finding {
 	around := neighbourText(upName, up, "upstream") + "; " + neighbourText(downName, down, "downstream")
 	what := fmt.Sprintf("%s at %s %s", it.ep.Param, it.ep.Station, describeShape(it.ep))
 	switch {
-	case len(f.Params) > 1:
+	case measurements(f.Params) > 1:
 		f.Verdict = LocalEvent
 		f.Explanation = fmt.Sprintf("%s changed together at %s from %s (%s): several probes agree, so the water "+
 			"changed there.", strings.Join(f.Params, ", "), f.Station, f.Start.UTC().Format("2006-01-02 15:04 UTC"), around)
@@ -400,8 +419,9 @@ func (a *assessor) neighbour(it *item, dir int) (neighbourState, string) {
 }
 
 // state says what station j saw of param in [from, to): pending when its data ends before
-// to, normal when it judged at least half of the hours and had no episode of param
-// then, abnormal with an episode, unknown otherwise.
+// to, abnormal with any episode of param then (even the other way: a neighbour that is
+// itself unsettled cannot vouch for the river), normal when it judged at least half of
+// the hours and had no episode of param, unknown otherwise.
 func (a *assessor) state(j int, param string, from, to time.Time) neighbourState {
 	s, ok := a.scans[[2]string{a.stations[j].ID, param}]
 	if !ok {

@@ -337,9 +337,12 @@ const slowMaskHours = 72
 //
 // The slow channel compares each hour with the baseline alone, so that what the offset
 // follows — a slow drift of a fouling probe, a shift that stays — is still seen: hours
-// beyond Continue on one side for at least SlowHours, peaking beyond Threshold, make an
-// episode (two quiet or missing hours tolerated), a drift or a level shift. Its hours stay
-// out of later baselines for slowMaskHours.
+// beyond Threshold on one side for at least SlowHours, peaking beyond twice the
+// threshold, make an episode (two quiet or missing hours tolerated), a drift or a level
+// shift. It asks more than the fast channel because a river's own slow wandering is
+// larger and rarer than its hour-to-hour noise, so a week of it says less about its
+// tails; a drift outgrows any threshold, a day or two later. Its hours stay out of later
+// baselines for slowMaskHours.
 //
 // Spreads are measured, not assumed: from the channel's own past errors over the hours
 // within ±spreadWindow of the same time of day on the SpreadDays days before (anomalous
@@ -395,9 +398,9 @@ func (d *detector) scan() []episode {
 		keep: func(e episode, peak float64) bool {
 			return e.last-e.first+1 >= d.opts.MinHours || peak >= 2*d.opts.Threshold
 		}}
-	slow := &tracker{openAt: d.opts.Continue, contAt: d.opts.Continue, maxGap: 2, z: d.slowZ,
+	slow := &tracker{openAt: d.opts.Threshold, contAt: d.opts.Threshold, maxGap: 2, z: d.slowZ,
 		keep: func(e episode, peak float64) bool {
-			return e.last-e.first+1 >= d.opts.SlowHours && peak >= d.opts.Threshold
+			return e.last-e.first+1 >= d.opts.SlowHours && peak >= 2*d.opts.Threshold
 		}}
 	for i := range n {
 		d.base[i] = math.NaN()
