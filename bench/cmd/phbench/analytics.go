@@ -133,6 +133,8 @@ func (b *bench) analytics(ctx context.Context) {
 		}
 		dirs = append(dirs, h)
 	}
+	// The variables the Go benchmarks read (cloud/internal/simhistory.Env and the quick
+	// switch of cloud/internal/forecast).
 	env := append(os.Environ(), "PH_BENCH_HISTORY="+strings.Join(dirs, string(os.PathListSeparator)))
 	if o.quick {
 		env = append(env, "PH_BENCH_QUICK=1")

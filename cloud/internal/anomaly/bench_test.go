@@ -2,7 +2,6 @@ package anomaly
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -10,10 +9,6 @@ import (
 
 	"github.com/purehealth/purehealth/cloud/internal/simhistory"
 )
-
-// historyEnv names a `ph-sim history` directory for the benchmarks that score against the
-// simulator's ground truth (make bench sets it).
-const historyEnv = "PH_BENCH_HISTORY"
 
 // event is a discharge as the stations it reached saw it.
 type event struct {
@@ -258,14 +253,7 @@ func scoreDetection(idx *simhistory.Index, sc *detectionScore) error {
 // one seen at one station a local or pollution event there, and of a fault a
 // suspect_sensor. Pending and unconfirmed findings open no alert and count neither way.
 func BenchmarkDetection(b *testing.B) {
-	dir := os.Getenv(historyEnv)
-	if dir == "" {
-		b.Skip(historyEnv + " names no ph-sim history directory (make bench sets it)")
-	}
-	idxs, err := simhistory.OpenAll(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
+	idxs := simhistory.ForBenchmark(b)
 	var sc *detectionScore
 	for b.Loop() {
 		sc = &detectionScore{}

@@ -20,11 +20,8 @@ import (
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
-// The benchmarks' settings from the environment (make bench sets them).
-const (
-	historyEnv = "PH_BENCH_HISTORY" // a `ph-sim history` directory
-	quickEnv   = "PH_BENCH_QUICK"   // "1": the short run
-)
+// quickEnv is "1" for the short run (make bench sets it with BENCH_QUICK).
+const quickEnv = "PH_BENCH_QUICK"
 
 func quick() bool { return os.Getenv(quickEnv) == "1" }
 
@@ -48,14 +45,7 @@ type skill struct {
 // good (the series are of healthy probes; the agent would grade a pollution event's
 // readings good too).
 func BenchmarkSkill(b *testing.B) {
-	dir := os.Getenv(historyEnv)
-	if dir == "" {
-		b.Skip(historyEnv + " names no ph-sim history directory (make bench sets it)")
-	}
-	idxs, err := simhistory.OpenAll(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
+	idxs := simhistory.ForBenchmark(b)
 	evalDays := 7
 	if quick() {
 		evalDays = 3

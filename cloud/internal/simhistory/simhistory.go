@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 
 	"github.com/purehealth/purehealth/cloud/internal/hourly"
@@ -76,6 +77,24 @@ func Open(dir string) (*Index, error) {
 	}
 	idx.dir = dir
 	return &idx, nil
+}
+
+// Env names the directories of the histories a benchmark is scored on, in the form of
+// $PATH (make bench sets it).
+const Env = "PH_BENCH_HISTORY"
+
+// ForBenchmark opens the histories Env names, skipping the benchmark when it names none.
+func ForBenchmark(tb testing.TB) []*Index {
+	tb.Helper()
+	list := os.Getenv(Env)
+	if list == "" {
+		tb.Skip(Env + " names no ph-sim history directory (make bench sets it)")
+	}
+	idxs, err := OpenAll(list)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return idxs
 }
 
 // OpenAll opens every directory of a list in the form of $PATH (several histories, say of
