@@ -312,6 +312,14 @@ func (t *tracker) inOpen(i int) (bool, int) {
 	return true, i - t.open.first
 }
 
+// fastShareOfSlow: the fast channel's spread is never taken below this share of the slow
+// channel's. A sudden change must also be large against how far the river strays from its
+// baseline from day to day — at the threshold of 5, one such ordinary departure — or a
+// parameter whose hours are very predictable (a smooth wander followed closely by the
+// offset's trend) turns the bends of its own wandering into alerts. A pollution event
+// moves DO, BOD or coliform by several ordinary departures at once.
+const fastShareOfSlow = 0.2
+
 // slowMaskHours: how long a slow episode's hours stay out of the baseline. After three
 // days a river that has really changed is let become the norm (the seven-day median
 // follows in another four); a drift outgrows any baseline.
@@ -350,7 +358,8 @@ const slowMaskHours = 72
 // divided by 1.1503 — both the standard deviation for Gaussian errors; the quartile
 // notices the heavier tails a river's errors have, and still ignores what a quarter of
 // odd hours do. A spread is never taken below the standard error of the hour's median
-// reading, 1.2533·noise/√readings, nor the parameter's minScale. An hour is judged once
+// reading, 1.2533·noise/√readings, nor the parameter's minScale, and the fast one is
+// never below fastShareOfSlow of the slow one (once that is known). An hour is judged once
 // its baseline has MinBaselineDays values and its spread minErrors errors: after about
 // MinBaselineDays + 2 days of data.
 func (d *detector) scan() []episode {
@@ -426,6 +435,9 @@ func (d *detector) scan() []episode {
 		d.z[i], d.slowZ[i] = math.NaN(), math.NaN()
 		if !math.IsNaN(errs[i]) {
 			d.scale[i], d.slowScale[i] = spread(errs, i, minErrors), spread(slowErrs, i, minSlowErrors)
+			if !math.IsNaN(d.slowScale[i]) {
+				d.scale[i] = max(d.scale[i], fastShareOfSlow*d.slowScale[i])
+			}
 			if !math.IsNaN(d.scale[i]) {
 				d.z[i] = errs[i] / d.scale[i]
 				d.judged[i] = true
