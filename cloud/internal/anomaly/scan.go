@@ -466,6 +466,7 @@ func (d *detector) scan() []episode {
 	}
 	fast.close(true)
 	slow.close(true)
+	fast.out = d.mergeReturns(fast.out)
 	for i := range fast.out {
 		fast.out[i].kind = d.classify(fast.out[i], d.z, d.opts.MaskHours)
 	}
@@ -477,6 +478,25 @@ func (d *detector) scan() []episode {
 		}
 	}
 	return mergeSlow(fast.out, slow.out)
+}
+
+// mergeReturns folds into an episode the departure the other way that follows it within
+// LevelHours when the episode outlasted MaskHours: by then the expected value had taken on
+// the episode's state, so the river's return to normal reads as a change the other way. It
+// is the end of the same event, not a new one.
+func (d *detector) mergeReturns(eps []episode) []episode {
+	var out []episode
+	for _, e := range eps {
+		if n := len(out); n > 0 {
+			prev := &out[n-1]
+			if e.sign == -prev.sign && prev.last-prev.first+1 >= d.opts.MaskHours && e.first-prev.last <= d.opts.LevelHours {
+				prev.last, prev.ongoing = e.last, e.ongoing
+				continue
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // mergeSlow lets each slow episode absorb the fast ones it overlaps: the same departure,
