@@ -5,12 +5,22 @@
 //
 // ScanSeries judges one station's parameter against its own history. Readings become
 // hourly medians (package hourly), on the log scale for parameters that vary by factors.
-// Each hour is compared with a robust baseline of the same hour of the day over the
-// previous days (default seven): the median of those values and their spread, 1.4826·MAD.
-// The score of an hour is its robust z, (value − median)/spread. Hours far out (|z| ≥ 4)
-// open an episode; hours on the same side beyond 2.5 extend it; the shape of the episode
-// names it: a drift grows steadily, a level shift holds for half a day or more, anything
-// else is a deviation. Hours inside episodes are kept out of later baselines, so a slow
+// Each hour's baseline is the median of the same hour of the day over the previous days
+// (default seven). Two channels score the hours in robust standard deviations of their
+// own past errors (MAD, and the upper quartile for the heavier tails a river has):
+//
+//   - the fast channel expects the baseline plus the river's recent offset from it,
+//     followed by a robust (Theil–Sen) line, so that a river wandering smoothly is
+//     followed and what stands out is a change faster than the river's own trend —
+//     pollution events, and sensor faults as they start. An hour 5 sd out opens an
+//     episode, hours 3 sd out on the same side extend it;
+//   - the slow channel expects the baseline alone, to catch what the offset would follow:
+//     a slow drift of a fouling probe, a shift that stays (a day or more beyond 5 sd,
+//     peaking beyond 10).
+//
+// The shape of an episode names it: a drift grows steadily, a level shift holds for half a
+// day or more, anything else is a deviation. Anomalous hours are kept out of later
+// baselines for a while, so an event is measured against the river before it and a slow
 // fault does not teach the baseline to follow it.
 //
 // Two rule-based checks run on the readings themselves: spikes (a reading far from the
@@ -18,13 +28,13 @@
 // Hampel filter) and stuck values (a run of identical readings longer than the sensor's
 // own rate of repeats makes believable).
 //
-// This combination — rule-based checks for spikes and constant values, and a
-// prediction-based detector (here a seasonal robust baseline) for shifts, drift and
-// events — follows the recommendation of Leigh et al. (2019, "A framework for automated
-// anomaly detection in high frequency water-quality data from in situ sensors", Sci.
-// Total Environ. 664:885–898) to combine methods, each for the anomaly types it detects
-// best. Medians and MADs rather than means and standard deviations, so that the anomalies
-// themselves do not hide in the baseline.
+// This combination — rule-based checks for spikes and constant values, and
+// prediction-based detectors (here a seasonal robust baseline with and without a
+// trend-following offset) for shifts, drift and events — follows the recommendation of
+// Leigh et al. (2019, "A framework for automated anomaly detection in high frequency
+// water-quality data from in situ sensors", Sci. Total Environ. 664:885–898) to combine
+// methods, each for the anomaly types it detects best. Medians rather than means, so that
+// the anomalies themselves do not hide in the baseline.
 //
 // # Along a river
 //
@@ -35,7 +45,9 @@
 // travelled. A deviation in one parameter that stays at one station while its neighbours
 // are normal is a suspect sensor; stuck values and spike clusters are suspect whatever the
 // neighbours do. A change in several parameters at once at one station, not seen
-// elsewhere, is a local event: independent probes agreeing is the water, not a sensor.
+// elsewhere, is a local event: independent probes agreeing is the water, not a sensor (TDS
+// and conductivity are one measurement). A pollution event must hold in at least two
+// independent measurements at both stations.
 // When the plume would not have reached the next station yet, the verdict waits
 // (pending); with no neighbour to ask, it stays unconfirmed.
 //
@@ -69,9 +81,9 @@ type Options struct {
 	// SpreadDays: days of the baseline's past errors its spread is measured on (default
 	// 14; fewer while the data is shorter).
 	SpreadDays int
-	// Threshold: the robust z of an hour that opens an episode (default 4).
+	// Threshold: the robust z of an hour that opens an episode (default 5).
 	Threshold float64
-	// Continue: the robust z that keeps it open (default 2.5).
+	// Continue: the robust z that keeps it open (default 3).
 	Continue float64
 	// MinHours: an episode shorter than this is kept only if it peaks beyond twice
 	// Threshold (default 2).

@@ -14,7 +14,9 @@
 //     history (one day to one week);
 //  3. picks the method with the lowest MASE against seasonal naive, refits it on all the
 //     history and forecasts the next 24 hours, with intervals from the quantiles of its own
-//     multi-step errors (see intervals for why not the model's formulas).
+//     multi-step errors (see intervals for why not the model's formulas); a forecast that
+//     goes far beyond anything the last week showed is not believed, and the next best
+//     method is taken (see implausible).
 //
 // The result serialises to the forecast contract of design §5a. Its skill (MASE, the
 // coverage of both intervals, the number of backtest points) is that of the chosen model
