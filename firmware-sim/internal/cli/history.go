@@ -35,6 +35,7 @@ type historyIndex struct {
 type historySeries struct {
 	Station  string          `json:"station"`
 	Probe    string          `json:"probe"`
+	Sensor   string          `json:"sensor,omitempty"` // of an MQTT probe with several per parameter
 	Param    telemetry.Param `json:"param"`
 	File     string          `json:"file"` // relative to the index
 	Readings int             `json:"readings"`
@@ -58,7 +59,8 @@ The readings come from the same river models and probes as 'ph-sim station' with
 seed, without the transports: a dropped or garbled reading is simply missing. Scenario
 times given as durations (a plume's start, a probe's fault_at) count from --from.
 
-DIR/<station>/<probe>.<param>.csv   header time,value; RFC 3339 UTC times
+DIR/<station>/<probe>.<param>.csv   header time,value; RFC 3339 UTC times (an MQTT probe
+                                    with several sensors per parameter: <probe>.<sensor>.csv)
 DIR/truth.json                      {"from","to","step","stations":[{"station","river",
                                     "river_km","incidents":[...],"faults":[...]}],
                                     "series":[{"station","probe","param","file","readings"}]}
@@ -149,12 +151,17 @@ func writeHistory(scs []*scenario.Scenario, from, to time.Time, step time.Durati
 			return err
 		}
 		err = sc.Record(from, from, to, step, func(r scenario.Reading) error {
-			if cur == nil || cur.Probe != r.Probe || cur.Param != r.Param {
+			if cur == nil || cur.Probe != r.Probe || cur.Sensor != r.Sensor || cur.Param != r.Param {
 				if err := closeCur(); err != nil {
 					return err
 				}
-				rel := filepath.Join(sc.Station, r.Probe+"."+string(r.Param)+".csv")
-				idx.Series = append(idx.Series, historySeries{Station: sc.Station, Probe: r.Probe, Param: r.Param, File: rel})
+				name := string(r.Param)
+				if r.Sensor != "" {
+					name = r.Sensor
+				}
+				rel := filepath.Join(sc.Station, r.Probe+"."+name+".csv")
+				idx.Series = append(idx.Series, historySeries{Station: sc.Station, Probe: r.Probe, Sensor: r.Sensor,
+					Param: r.Param, File: rel})
 				cur = &idx.Series[len(idx.Series)-1]
 				var err error
 				if f, err = os.Create(filepath.Join(dir, rel)); err != nil {

@@ -220,7 +220,13 @@ func (sc *Scenario) Truth(start, from, to time.Time) (Truth, error) {
 		if origin.IsZero() {
 			origin = start
 		}
-		t.Faults = append(t.Faults, FaultTruth{Probe: pl.probe.Name, Params: pl.params, Fault: pl.fault, From: origin})
+		var params []telemetry.Param
+		for _, ch := range channels(pl) {
+			if !slices.Contains(params, ch.param) {
+				params = append(params, ch.param)
+			}
+		}
+		t.Faults = append(t.Faults, FaultTruth{Probe: pl.probe.Name, Params: params, Fault: pl.fault, From: origin})
 	}
 	return t, nil
 }
@@ -228,9 +234,54 @@ func (sc *Scenario) Truth(start, from, to time.Time) (Truth, error) {
 // Reading is one value a probe reports.
 type Reading struct {
 	Probe string
-	Param telemetry.Param
-	Time  time.Time
-	Value float64
+	// Sensor tells apart the sensors of an MQTT probe that measure the same parameter
+	// ("do-2" is sensor 2); empty when the probe has one per parameter.
+	Sensor string
+	Param  telemetry.Param
+	Time   time.Time
+	Value  float64
+}
+
+// channel is one series a probe reports: its parameter, the probe index its simulator
+// gives the device.Probe (which fixes its calibration bias and noise) and its sensor name.
+type channel struct {
+	param  telemetry.Param
+	index  int
+	sensor string
+}
+
+// channels lists the series of a probe the way its simulator makes them: an EZO circuit is
+// probe 0 of each of its parameters; a CoAP or HTTP probe has probe i for its i-th
+// parameter; MQTT sensor j measures parameter j mod len(params) as probe j, or every
+// parameter as probe j in batch mode.
+func channels(pl plan) []channel {
+	var out []channel
+	switch pl.probe.Kind {
+	case KindSerial:
+		for _, p := range pl.params {
+			out = append(out, channel{param: p})
+		}
+	case KindMQTT:
+		many := pl.mqtt.Sensors > len(pl.params) || (pl.mqtt.Batch && pl.mqtt.Sensors > 1)
+		for j := range pl.mqtt.Sensors {
+			params := []telemetry.Param{pl.params[j%len(pl.params)]}
+			if pl.mqtt.Batch {
+				params = pl.params
+			}
+			for _, p := range params {
+				ch := channel{param: p, index: j}
+				if many {
+					ch.sensor = fmt.Sprintf("%s-%d", p, j)
+				}
+				out = append(out, ch)
+			}
+		}
+	default:
+		for i, p := range pl.params {
+			out = append(out, channel{param: p, index: i})
+		}
+	}
+	return out
 }
 
 // Record calls fn with every reading the scenario's probes report every step over
@@ -254,20 +305,15 @@ func (sc *Scenario) Record(start, from, to time.Time, step time.Duration, fn fun
 		if origin.IsZero() {
 			origin = start
 		}
-		for i, param := range pl.params {
-			// Each simulator numbers its probes so: an EZO circuit has one, a CoAP or HTTP
-			// probe one per parameter, MQTT sensor i measures parameter i.
-			index := i
-			if pl.probe.Kind == KindSerial {
-				index = 0
-			}
-			pr := device.NewProbe(m, param, index, pl.fault, origin)
+		for _, ch := range channels(pl) {
+			pr := device.NewProbe(m, ch.param, ch.index, pl.fault, origin)
 			for t := from; t.Before(to); t = t.Add(step) {
 				s := pr.Read(t)
 				if !s.OK || s.Garbage {
 					continue
 				}
-				if err := fn(Reading{Probe: pl.probe.Name, Param: param, Time: t, Value: s.Value}); err != nil {
+				r := Reading{Probe: pl.probe.Name, Sensor: ch.sensor, Param: ch.param, Time: t, Value: s.Value}
+				if err := fn(r); err != nil {
 					return err
 				}
 			}

@@ -112,7 +112,7 @@ func TestRecord(t *testing.T) {
 
 	// DO at Mundhwa while the plume passes is well below the same scenario without it.
 	var plain Scenario
-	require.NoError(t, yaml.Unmarshal([]byte("station: MH-PUNE-002\nseed: 7\nprobes:\n  - {name: sonde-1, kind: mqtt, broker: \"127.0.0.1:1883\", params: [do, ph, bod, turbidity], rate: 0.2}\n"), &plain))
+	require.NoError(t, yaml.Unmarshal([]byte("station: MH-PUNE-002\nseed: 7\nprobes:\n  - {name: sonde-1, kind: mqtt, broker: \"127.0.0.1:1883\", params: [do, ph, bod, turbidity], rate: 0.2, batch: true}\n"), &plain))
 	rp := byKey(&plain)
 	mid := plumeStart.Add(19000*time.Second + 2*time.Hour).Truncate(5 * time.Minute)
 	assert.Less(t, at(rd["sonde-1/do"], mid), 0.75*at(rp["sonde-1/do"], mid))
@@ -139,4 +139,27 @@ probes:
 	st, err := NewStation(sc, Options{Start: start})
 	require.NoError(t, err)
 	assert.Len(t, st.units, 2)
+}
+
+func TestChannelsAreTheSimulatorsSeries(t *testing.T) {
+	sc, err := Parse([]byte(`station: MH-PUNE-001
+probes:
+  - {name: a, kind: mqtt, broker: "127.0.0.1:1883", params: [do, ph]}
+  - {name: b, kind: mqtt, broker: "127.0.0.1:1883", params: [do, ph], sensors: 3}
+  - {name: c, kind: mqtt, broker: "127.0.0.1:1883", params: [do, ph], batch: true}
+  - {name: d, kind: http, listen: "127.0.0.1:0", params: [do, ph]}
+  - {name: e, kind: serial, param: conductivity}
+`))
+	require.NoError(t, err)
+	plans := mustPlans(t, sc)
+	want := [][]channel{
+		{{param: telemetry.DO, index: 0}}, // one sensor measures the first parameter only
+		{{telemetry.DO, 0, "do-0"}, {telemetry.PH, 1, "ph-1"}, {telemetry.DO, 2, "do-2"}},
+		{{param: telemetry.DO}, {param: telemetry.PH}},
+		{{param: telemetry.DO}, {param: telemetry.PH, index: 1}},
+		{{param: telemetry.Conductivity}},
+	}
+	for i, pl := range plans {
+		assert.Equal(t, want[i], channels(pl), pl.probe.Name)
+	}
 }
