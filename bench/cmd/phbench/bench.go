@@ -81,6 +81,9 @@ func (b *bench) all(ctx context.Context) error {
 	if b.opts.runs(onlyLatency) && ctx.Err() == nil {
 		b.latency(ctx)
 	}
+	if b.opts.runs(onlyAnalytics) && ctx.Err() == nil {
+		b.analytics(ctx)
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted: %w", err)
 	}

@@ -144,10 +144,6 @@ func (b *bench) fanout(ctx context.Context) {
 		return
 	}
 	defer b.stopStoreEnv(env)
-	stations := make([]string, f.stations)
-	for i := range stations {
-		stations[i] = fmt.Sprintf("FAN-%04d", i)
-	}
 	b.printf("load: %d clients (github.com/gorilla/websocket, one goroutine each, in this process), client i subscribed to station i mod %d\n"+
 		"      (%d clients a station), plus %d client(s) of every station that never read (4 KiB socket buffer);\n"+
 		"      %.0f events/s inserted into the cloud's events table for %s, round robin over the stations, a few per\n"+
@@ -216,7 +212,8 @@ func (b *bench) startOursForFanout(ctx context.Context, env *storeEnv, dir strin
 		return nil, "", nil, err
 	}
 	cfg := harness.CloudConfig{Dir: dir, Listen: addr, DatabaseURL: env.url(), LogLevel: "warn"}
-	prep, err := harness.PrepareCloud(ctx, b.cloudBin(), cfg)
+	// The clients subscribe by name: the stations must exist.
+	prep, err := harness.PrepareCloud(ctx, b.cloudBin(), cfg, fanoutStations(f.stations)...)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -309,10 +306,7 @@ func (b *bench) fanoutRun(ctx context.Context, env *storeEnv, label string,
 		b.fail("fanout %s: %v", label, err)
 		return fanoutResult{}, false
 	}
-	stations := make([]string, f.stations)
-	for i := range stations {
-		stations[i] = fmt.Sprintf("FAN-%04d", i)
-	}
+	stations := fanoutStations(f.stations)
 	start := time.Now()
 	load, err := wsload.Connect(ctx, wsload.Config{URL: url, Clients: f.clients, Stations: stations, Slow: f.slow})
 	if err != nil {
@@ -500,4 +494,13 @@ func runPeer(ctx context.Context, args []string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "phbench %s: %v\n", peerCommand, err)
 	}
 	return err
+}
+
+// fanoutStations names the n stations of the fan-out run.
+func fanoutStations(n int) []string {
+	stations := make([]string, n)
+	for i := range stations {
+		stations[i] = fmt.Sprintf("FAN-%04d", i)
+	}
+	return stations
 }

@@ -29,7 +29,13 @@
 //     publish at a real ph-agent to a WebSocket client of a real ph-cloud (uplink on a
 //     short interval), against the floor of that path measured in the same run: the
 //     agent's fdatasync, the cloud's commit, the MQTT and HTTP loopback round trips, the
-//     fan-out's read and the uplink interval, plus 20 ms (--only latency).
+//     fan-out's read and the uplink interval, plus 20 ms (--only latency);
+//   - forecast_mase_vs_seasonal_naive, forecast_coverage80_distance,
+//     forecast_round_1000x8_vs_interval, detection_precision, detection_recall,
+//     detection_plume_both_stations and detection_drift_suspect_sensor: the forecaster and
+//     the anomaly detector scored on simulated station histories with their ground truth
+//     (`ph-sim history`), by the Go benchmarks of cloud/internal/forecast and
+//     cloud/internal/anomaly, which need the go command ($GO or go) (--only analytics).
 //
 // Every program it starts is stopped on every path, including SIGINT and SIGTERM. It exits
 // 0 when every run passed its sanity checks (whatever the goals say), 1 when a run failed

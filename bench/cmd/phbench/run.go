@@ -38,7 +38,8 @@ type options struct {
 	probes  probeOptions   // serial and CoAP probes (probes.go)
 	latency latencyOptions // sensor to WebSocket client (latency.go)
 
-	slowDisk slowDiskOptions // durable throughput on a slow disk (slowdisk.go)
+	slowDisk  slowDiskOptions  // durable throughput on a slow disk (slowdisk.go)
+	analytics analyticsOptions // forecasts and anomaly detection (analytics.go)
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -53,7 +54,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.work, "work", "", "directory for the agents' data dirs and the logs (default: a new temporary directory; put it on the disk you want to measure)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (always kept when --work is given)")
 	fs.BoolVar(&o.quick, "quick", false, "a short run (under 2 minutes)")
-	fs.StringVar(&o.only, "only", "", "comma-separated comparisons to run: throughput (the first three), rss, ingest, drain, fanout, probes, latency, slowdisk")
+	fs.StringVar(&o.only, "only", "", "comma-separated comparisons to run: throughput (the first three), rss, ingest, drain, fanout, probes, latency, slowdisk, analytics")
 	fs.StringVar(&o.mosquitto, "mosquitto", "/usr/sbin/mosquitto", "the mosquitto broker to compare with")
 	fs.StringVar(&o.station, "station", "MH-PUNE-001", "station id of the agent and the simulated sensors")
 	fs.IntVar(&o.sensors, "sensors", 200, "connections (simulated sensors) in the throughput runs")
@@ -69,6 +70,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	o.probes.register(fs)
 	o.latency.register(fs)
 	o.slowDisk.register(fs)
+	o.analytics.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -105,6 +107,7 @@ func (o *options) defaults() {
 	o.fanout.defaults(o.quick)
 	o.probes.defaults(o.quick)
 	o.latency.defaults(o.quick)
+	o.analytics.defaults(o.quick)
 }
 
 func (o *options) validate() error {
@@ -133,10 +136,12 @@ func (o *options) validate() error {
 	errs = append(errs, o.probes.validate()...)
 	errs = append(errs, o.latency.validate()...)
 	errs = append(errs, o.slowDisk.validate()...)
-	known := map[string]bool{"throughput": true, "rss": true, onlyIngest: true, onlyDrain: true, onlyFanout: true, onlyProbes: true, onlyLatency: true, onlySlowDisk: true}
+	errs = append(errs, o.analytics.validate()...)
+	known := map[string]bool{"throughput": true, "rss": true, onlyIngest: true, onlyDrain: true, onlyFanout: true, onlyProbes: true,
+		onlyLatency: true, onlySlowDisk: true, onlyAnalytics: true}
 	for _, name := range o.selected() {
 		if !known[name] {
-			bad("--only: unknown comparison %q (want throughput, rss, ingest, drain, fanout, probes, latency or slowdisk)", name)
+			bad("--only: unknown comparison %q (want throughput, rss, ingest, drain, fanout, probes, latency, slowdisk or analytics)", name)
 		}
 	}
 	if len(errs) > 0 {
@@ -147,7 +152,7 @@ func (o *options) validate() error {
 
 func (o *options) selected() []string {
 	if o.only == "" {
-		return []string{"throughput", onlySlowDisk, "rss", onlyIngest, onlyDrain, onlyFanout, onlyProbes, onlyLatency}
+		return []string{"throughput", onlySlowDisk, "rss", onlyIngest, onlyDrain, onlyFanout, onlyProbes, onlyLatency, onlyAnalytics}
 	}
 	var out []string
 	for s := range strings.SplitSeq(o.only, ",") {

@@ -138,7 +138,8 @@ func TestRunEndToEnd(t *testing.T) {
 		"--drain-readings", "300", "--idle-time", "2s",
 		"--fanout-clients", "40", "--fanout-rate", "50", "--fanout-time", "2s",
 		"--probe-serial", "2", "--probe-coap", "3", "--probe-per-sonde", "2", "--probe-time", "2s",
-		"--latency-rate", "200", "--latency-sensors", "4", "--latency-time", "2s", "--latency-floor-samples", "10"}, &stdout, &stderr)
+		"--latency-rate", "200", "--latency-sensors", "4", "--latency-time", "2s", "--latency-floor-samples", "10",
+		"--analytics-days", "14"}, &stdout, &stderr)
 	require.NoError(t, err, "stderr:\n%s\nstdout:\n%s", &stderr, &stdout)
 
 	out := stdout.String()
@@ -154,7 +155,9 @@ func TestRunEndToEnd(t *testing.T) {
 		lines[l.Name] = l
 	}
 	want := []string{nameVsFsync, nameVsNoFsync, "agent_rss_4_sensors",
-		"agent_probes_cpu_2_serial_3_coap", "agent_probes_rss_2_serial_3_coap"}
+		"agent_probes_cpu_2_serial_3_coap", "agent_probes_rss_2_serial_3_coap",
+		nameForecastMASE, nameForecastCoverage, nameForecastRound,
+		nameDetectPrecision, nameDetectRecall, nameDetectPlume, nameDetectDrift}
 	if mosqErr == nil {
 		want = append(want, nameVsMosquitto)
 	}

@@ -58,7 +58,7 @@ func newRoot() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.AtStartup(err) })
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newStationCommand(), newConfigCommand(),
-		newViewerTokenCommand(), newVersionCommand())
+		newViewerTokenCommand(), newVersionCommand(), newAnalyzeCommand())
 	return root
 }
 

@@ -138,7 +138,7 @@ government open data and satellite statistics services the cloud reads.`,
 	root.AddCommand(newMQTTCommand(d), newVersionCommand())
 	root.AddCommand(serialCommands(d)...)
 	root.AddCommand(networkProbeCommands(d)...)
-	root.AddCommand(newStationCommand(d))
+	root.AddCommand(newStationCommand(d), newHistoryCommand())
 	root.AddCommand(upstreamCommands(d)...)
 	return root
 }

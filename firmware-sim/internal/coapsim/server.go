@@ -83,6 +83,11 @@ type Config struct {
 	FaultRate float64
 	// Now is the clock of the readings; default time.Now.
 	Now func() time.Time
+	// Origin is when a probe fault sets in (a drift starts, a stuck value freezes); before
+	// it the probe is healthy. Zero means when the simulator is created.
+	Origin time.Time
+	// Plumes are discharges upstream that the river carries past the station.
+	Plumes []device.Plume
 	// AckTimeout is how long a confirmable notification waits for its acknowledgement
 	// (retransmitting) before the observer counts as gone. Default max(10s, 2×Interval).
 	AckTimeout time.Duration
@@ -216,12 +221,15 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, errors.Join(problems...)
 	}
 
-	model := device.New(device.ForStation(cfg.Station), cfg.Seed)
+	model := device.New(device.ForStation(cfg.Station), cfg.Seed).WithPlumes(cfg.Plumes...)
 	devFault := device.FaultNone
 	if cfg.Fault != FaultError {
 		devFault = device.Fault(cfg.Fault)
 	}
 	origin := cfg.Now()
+	if !cfg.Origin.IsZero() {
+		origin = cfg.Origin
+	}
 	s := &Server{
 		cfg: cfg, log: log,
 		probes:    map[string]*device.Probe{},

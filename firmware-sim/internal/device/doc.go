@@ -13,6 +13,14 @@
 // a benchmark can be replayed. Nothing reads a clock or holds mutable state; Model and Probe
 // are safe for concurrent use.
 //
+// Stations on the same river are ordered by RiverKm, and what is discharged at one reaches
+// those below it: a Plume enters a river at a km and the current carries it down, later
+// and a little weaker at each station (Plume.At). A Model sees the plumes given to
+// WithPlumes and the pollution events of the modelled stations upstream on its river
+// (MH-PUNE-001 above MH-PUNE-002 on the Mula-Mutha), so two simulated stations of one
+// river agree. Incidents lists what reached a station: ground truth for the cloud's
+// detectors.
+//
 // A Probe is one instrument reading one parameter of a Model: it adds its own calibration
 // bias, rounds to its resolution and, on demand, misbehaves (see Fault).
 //

@@ -2,6 +2,7 @@ package device
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/purehealth/purehealth/shared/telemetry"
@@ -44,13 +45,24 @@ var paramKeys = map[telemetry.Param]uint64{
 // Model is the river at one station. It is immutable and safe for concurrent use.
 type Model struct {
 	station Station
+	seed    int64
 	base    uint64
+	plumes  []Plume
 }
 
 // New returns the model of a station's river for a seed. Two models with the same station
-// id, profile and seed produce identical values.
+// id, profile and seed produce identical values. The pollution events of the modelled
+// stations upstream on the same river (Stations, RiverKm) reach it too, as plumes.
 func New(st Station, seed int64) *Model {
-	return &Model{station: st, base: key(uint64(seed), strKey(st.ID))}
+	return &Model{station: st, seed: seed, base: key(uint64(seed), strKey(st.ID))}
+}
+
+// WithPlumes returns a copy of m whose river also carries ps (those on other rivers, or
+// entering below the station, never reach it).
+func (m *Model) WithPlumes(ps ...Plume) *Model {
+	c := *m
+	c.plumes = append(slices.Clone(m.plumes), ps...)
+	return &c
 }
 
 // Station returns the station being modelled.
@@ -234,6 +246,13 @@ func doSaturation(tempC float64) float64 {
 		1.243800e10/(tk*tk*tk) - 8.621949e11/(tk*tk*tk*tk))
 }
 
+// EventParams are the parameters a pollution event changes (see Value): DO and pH fall;
+// BOD, fecal coliform, turbidity, conductivity and TDS rise.
+func EventParams() []telemetry.Param {
+	return []telemetry.Param{telemetry.DO, telemetry.PH, telemetry.BOD, telemetry.FC,
+		telemetry.Turbidity, telemetry.Conductivity, telemetry.TDS}
+}
+
 // Event is a pollution event: untreated sewage or an industrial discharge that starts, holds
 // for hours and washes out over a few hours after it stops. While it lasts DO and pH drop and
 // BOD, fecal coliform, turbidity and conductivity rise.
@@ -279,8 +298,9 @@ func (e Event) intensity(t time.Time) float64 {
 	}
 }
 
-// eventIntensity is the strongest effect of any event at t. An event lasts at most 10 h plus
-// its tail, so only the current and the previous slot can reach t.
+// eventIntensity is the strongest effect of any event at t: the station's own discharges
+// and the plumes passing it. An event lasts at most 10 h plus its tail, so only the
+// current and the previous slot of the station's own can reach t.
 func (m *Model) eventIntensity(t time.Time) float64 {
 	n := floorDiv(t.UnixNano(), int64(eventSlot))
 	var best float64
@@ -289,8 +309,15 @@ func (m *Model) eventIntensity(t time.Time) float64 {
 			best = math.Max(best, e.intensity(t))
 		}
 	}
+	for _, in := range m.passages(t.Add(-maxEventSpan), t.Add(time.Nanosecond)) {
+		best = math.Max(best, in.Event.intensity(t))
+	}
 	return best
 }
+
+// maxEventSpan is the longest an event can affect a river at one place: the longest
+// discharge and its wash-out.
+const maxEventSpan = 10*time.Hour + eventTail
 
 // Events returns the pollution events whose discharge overlaps [from, to), in time order.
 func (m *Model) Events(from, to time.Time) []Event {

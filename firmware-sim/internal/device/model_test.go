@@ -80,6 +80,10 @@ func TestStationBaselines(t *testing.T) {
 			telemetry.DO: {1.5, 5.5}, telemetry.BOD: {8, 32}, telemetry.FC: {1e4, 1e6},
 			telemetry.PH: {7.2, 7.9}, telemetry.Temp: {23, 31},
 		}},
+		{"MH-PUNE-002", map[telemetry.Param]bounds{
+			telemetry.DO: {1, 5}, telemetry.BOD: {8, 40}, telemetry.FC: {1e4, 2e6},
+			telemetry.PH: {7.1, 7.8}, telemetry.Temp: {23, 31},
+		}},
 		{"MH-NASHIK-001", map[telemetry.Param]bounds{
 			telemetry.DO: {4, 7.5}, telemetry.BOD: {3, 15}, telemetry.FC: {3e3, 3e5},
 			telemetry.PH: {7.3, 8.2}, telemetry.Temp: {21, 31},
@@ -363,6 +367,7 @@ func TestForStation(t *testing.T) {
 		generic bool
 	}{
 		{"MH-PUNE-001", false},
+		{"MH-PUNE-002", false},
 		{"MH-NASHIK-001", false},
 		{"MH-SANGLI-001", false},
 		{"MH-KOLHAPUR-001", false},

@@ -36,6 +36,10 @@ const (
 	FaultSpike Fault = "spike"
 )
 
+// HasOnset reports whether the fault begins at the probe's origin (drift, stuck) rather
+// than being on all the time.
+func (f Fault) HasOnset() bool { return f == FaultDrift || f == FaultStuck }
+
 // Faults lists every fault, FaultNone first.
 func Faults() []Fault {
 	return []Fault{FaultNone, FaultNoise, FaultDrift, FaultStuck, FaultDropout, FaultGarbage,
@@ -85,8 +89,10 @@ type Probe struct {
 }
 
 // NewProbe returns probe number index (each has its own calibration bias and fault
-// timing) measuring p in m's river. origin is when the fault sets in: a drifting probe is
-// right at origin, a stuck probe repeats its origin reading.
+// timing) measuring p in m's river. origin is when a fault with a beginning sets in: a
+// drifting probe is right until origin and walks away after; a stuck probe is healthy
+// until origin and repeats its origin reading after. The other faults (noise, dropout,
+// garbage, spike) are on all the time.
 func NewProbe(m *Model, p telemetry.Param, index int, fault Fault, origin time.Time) *Probe {
 	if fault == "" {
 		fault = FaultNone
@@ -104,11 +110,18 @@ func (pr *Probe) Param() telemetry.Param { return pr.param }
 // Fault returns the probe's fault mode.
 func (pr *Probe) Fault() Fault { return pr.fault }
 
+// Origin returns when a drift or a stuck value sets in.
+func (pr *Probe) Origin() time.Time { return pr.origin }
+
 // Read returns what the probe reports at t.
 func (pr *Probe) Read(t time.Time) Sample {
 	tk := key(pr.key, instant(t))
 	s := Sample{OK: true, Nonce: mix(tk ^ 0x6e6f6e6365)}
-	switch pr.fault {
+	fault := pr.fault
+	if fault.HasOnset() && t.Before(pr.origin) {
+		fault = FaultNone
+	}
+	switch fault {
 	case FaultDropout:
 		// Bursts: a 20 s slot in eight is silent; and one reading in seven is lost alone.
 		slot := floorDiv(t.UnixNano(), int64(20*time.Second))
@@ -124,7 +137,7 @@ func (pr *Probe) Read(t time.Time) Sample {
 	}
 	v := pr.model.Value(pr.param, t)
 	v = pr.calibrated(v)
-	switch pr.fault {
+	switch fault {
 	case FaultNoise:
 		v += 4 * gauss(tk^0x11) * faultScale(pr.param, v)
 	case FaultDrift:

@@ -4,9 +4,13 @@ import "slices"
 
 // Station is a monitored river site and the character of the water that passes it.
 type Station struct {
-	ID       string // our station id, e.g. MH-PUNE-001
-	Name     string // human name of the site
-	River    string
+	ID    string // our station id, e.g. MH-PUNE-001
+	Name  string // human name of the site
+	River string
+	// RiverKm is the distance along the river, growing downstream (the cloud's
+	// river_km), from an origin chosen per river. Stations on the same river are ordered
+	// by it, and what is discharged at one reaches those below it (see Plume).
+	RiverKm  float64
 	Lat, Lon float64
 	Profile  Profile
 }
@@ -73,7 +77,8 @@ var stations = []Station{
 		// polluted stretches in the state (a CPCB priority I stretch). Partly treated and
 		// untreated sewage keep DO low and BOD and fecal coliform very high.
 		ID: "MH-PUNE-001", Name: "Mula-Mutha at Sangam Bridge, Pune", River: "Mula-Mutha",
-		Lat: 18.5293, Lon: 73.8627,
+		RiverKm: 0.5, // half a kilometre below the confluence, km 0 of the Mula-Mutha
+		Lat:     18.5293, Lon: 73.8627,
 		Profile: Profile{
 			PH: 7.6, DO: 3.3, BOD: 19, FC: 1.2e5, Conductivity: 680, TDSRatio: 0.64,
 			Turbidity: 18, Chla: 35, Temp: 27,
@@ -82,6 +87,21 @@ var stations = []Station{
 			MonsoonTurbidity: 6, MonsoonFCLog10: 0.4, MonsoonDilution: 0.55,
 			EventsPerMonth: 4,
 			GaugeZero:      542, Discharge: 12, MonsoonDischarge: 60, MonsoonRain: 6,
+		},
+	},
+	{
+		// The same river nine kilometres downstream, past the city's eastern drains and
+		// the Naidu sewage treatment outfall: a little worse in every respect. With
+		// MH-PUNE-001 upstream it is where a discharge in the city shows again hours later.
+		ID: "MH-PUNE-002", Name: "Mula-Mutha at Mundhwa Bridge, Pune", River: "Mula-Mutha",
+		RiverKm: 9.5, Lat: 18.5362, Lon: 73.9238,
+		Profile: Profile{
+			PH: 7.5, DO: 2.8, BOD: 22, FC: 1.6e5, Conductivity: 720, TDSRatio: 0.64,
+			Turbidity: 20, Chla: 38, Temp: 27,
+			TempAnnualAmp: 2.2, TempDiurnalAmp: 1.1, TempMonsoonDip: 1.5,
+			DODiurnalAmp: 0.9, PHDiurnalAmp: 0.14, DOMonsoonRise: 0.9,
+			MonsoonTurbidity: 6, MonsoonFCLog10: 0.4, MonsoonDilution: 0.55,
+			EventsPerMonth: 3,
 		},
 	},
 	{
@@ -153,9 +173,9 @@ func ForStation(id string) Station {
 	if s, ok := Lookup(id); ok {
 		return s
 	}
-	s := stations[1] // Godavari at Nashik: the middle of the four
+	s, _ := Lookup("MH-NASHIK-001") // Godavari at Nashik: the middle of the four rivers
 	s.ID, s.Name, s.River = id, "Simulated river station "+id, "simulated"
-	s.Lat, s.Lon = 0, 0
+	s.Lat, s.Lon, s.RiverKm = 0, 0, 0
 	return s
 }
 

@@ -112,6 +112,11 @@ type Config struct {
 	// Now is the model clock: the instant whose river a reading shows. Nil means time.Now;
 	// a fixed instant gives the same reading every time.
 	Now func() time.Time
+	// Origin is when a probe fault sets in (a drift starts, a stuck value freezes); before
+	// it the probe is healthy. Zero means when the simulator is created.
+	Origin time.Time
+	// Plumes are discharges upstream that the river carries past the station.
+	Plumes []device.Plume
 	// Firmware is the version reported by i (default 2.16).
 	Firmware string
 	// OKOff starts the circuit with response codes off, as after *OK,0.
@@ -227,8 +232,11 @@ func NewDevice(cfg Config) (*Device, error) {
 	if cfg.Continuous {
 		d.contSec = 1
 	}
-	model := device.New(device.ForStation(cfg.Station), cfg.Seed)
+	model := device.New(device.ForStation(cfg.Station), cfg.Seed).WithPlumes(cfg.Plumes...)
 	origin := cfg.Now()
+	if !cfg.Origin.IsZero() {
+		origin = cfg.Origin
+	}
 	params := []telemetry.Param{cfg.Param}
 	if circ.name == "EC" {
 		params = []telemetry.Param{telemetry.Conductivity, telemetry.TDS}

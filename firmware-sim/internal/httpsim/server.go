@@ -85,6 +85,11 @@ type Config struct {
 	SlowDelay time.Duration
 	// Now is the clock of the readings; default time.Now.
 	Now func() time.Time
+	// Origin is when a probe fault sets in (a drift starts, a stuck value freezes); before
+	// it the probe is healthy. Zero means when the simulator is created.
+	Origin time.Time
+	// Plumes are discharges upstream that the river carries past the station.
+	Plumes []device.Plume
 }
 
 // Stats are the server's counters since it was created.
@@ -145,12 +150,15 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, errors.Join(problems...)
 	}
 
-	model := device.New(device.ForStation(cfg.Station), cfg.Seed)
+	model := device.New(device.ForStation(cfg.Station), cfg.Seed).WithPlumes(cfg.Plumes...)
 	devFault := device.FaultNone
 	if f, err := device.ParseFault(string(cfg.Fault)); err == nil {
 		devFault = f
 	}
 	origin := cfg.Now()
+	if !cfg.Origin.IsZero() {
+		origin = cfg.Origin
+	}
 	s := &Server{cfg: cfg, log: log, probes: map[string]*device.Probe{}, unit: map[string]string{}}
 	for i, p := range cfg.Params {
 		info, ok := telemetry.Info(p)

@@ -83,6 +83,8 @@ type Config struct {
 	// Origin is when faults set in (drift starts, stuck values freeze). Default: the start
 	// of the run.
 	Origin time.Time
+	// Plumes are discharges upstream that the river carries past the station.
+	Plumes []device.Plume
 }
 
 // The defaults.

@@ -39,7 +39,7 @@ func New(cfg Config, log *slog.Logger) (*Publisher, error) {
 	return &Publisher{
 		cfg:   cfg,
 		addr:  addr,
-		model: device.New(device.ForStation(cfg.Station), cfg.Seed),
+		model: device.New(device.ForStation(cfg.Station), cfg.Seed).WithPlumes(cfg.Plumes...),
 		log:   log,
 	}, nil
 }

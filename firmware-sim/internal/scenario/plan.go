@@ -22,6 +22,7 @@ import (
 type plan struct {
 	probe  *Probe
 	params []telemetry.Param
+	fault  device.Fault // the probe fault, device.FaultNone if none
 
 	serial     ezo.Config
 	serialOpts ezo.Options
@@ -57,6 +58,7 @@ func (c *probeCheck) bad(key, format string, args ...any) {
 func (sc *Scenario) plans() ([]plan, error) {
 	var ps problems
 	sc.checkTop(&ps)
+	sc.checkPlumes(&ps)
 	var (
 		out     []plan
 		names   = map[string]int{}    // probe name → index
@@ -101,6 +103,12 @@ func (sc *Scenario) plans() ([]plan, error) {
 			c.bad("kind", "required: serial, coap, http or mqtt")
 		default:
 			c.bad("kind", "%q must be serial, coap, http or mqtt", p.Kind)
+		}
+		if pl.fault == "" {
+			pl.fault = device.FaultNone
+		}
+		if p.has("fault_at") && !pl.fault.HasOnset() {
+			c.bad("fault_at", "only a drift or a stuck value sets in at a time (the other probe faults are on from the start)")
 		}
 		if pl.listen != "" {
 			proto := "udp"
@@ -160,6 +168,7 @@ func (sc *Scenario) planSerial(c *probeCheck, pl *plan) {
 		}
 	}
 	pl.params = []telemetry.Param{param}
+	pl.fault = probeFault
 	pl.serial = ezo.Config{Param: param, Station: sc.Station, Seed: sc.Seed, ProbeFault: probeFault,
 		Faults: circuit, FaultEvery: p.FaultEvery}
 	pl.serialOpts = ezo.Options{Link: p.Link, Speed: sc.speed(), UnplugEvery: p.UnplugEvery,
@@ -226,6 +235,9 @@ func (sc *Scenario) planCoAP(c *probeCheck, pl *plan) {
 	if err != nil {
 		c.bad("faults", "%v", err)
 	}
+	if f, err := device.ParseFault(faultName); err == nil {
+		pl.fault = f // the others are the transport's, not the probe's
+	}
 	interval := p.Interval
 	switch {
 	case interval == 0 && !p.has("interval"):
@@ -243,6 +255,9 @@ func (sc *Scenario) planHTTP(c *probeCheck, pl *plan) {
 	fault, err := httpsim.ParseFault(faultName)
 	if err != nil {
 		c.bad("faults", "%v", err)
+	}
+	if f, err := device.ParseFault(faultName); err == nil {
+		pl.fault = f // the others are the transport's, not the probe's
 	}
 	if p.Slow < 0 || (p.has("slow") && p.Slow == 0) {
 		c.bad("slow", "%s must be positive", p.Slow)
@@ -310,6 +325,7 @@ func (sc *Scenario) planMQTT(c *probeCheck, pl *plan) {
 	default:
 		c.bad("faults", "an mqtt probe has one fault at a time (got %s)", strings.Join(p.Faults, ", "))
 	}
+	pl.fault = fault
 	pl.mqtt = mqttsim.Config{Broker: p.Broker, Station: sc.Station, Sensors: sensors, Rate: rate,
 		QoS: byte(min(max(qos, 0), 2)), Protocol: protocol, Username: p.Username, Password: p.Password,
 		Params: pl.params, Batch: p.Batch, Fault: fault, Seed: sc.Seed}

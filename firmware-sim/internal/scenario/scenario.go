@@ -50,6 +50,10 @@ type Scenario struct {
 	// so tests run fast; within (0, 1e6], 0 or absent means 1 (real time). Network probes
 	// answer at once whatever the speed.
 	Speed float64 `yaml:"speed"`
+	// Plumes are discharges into the station's river upstream of it (or at it) that the
+	// current carries past the station: ground truth for the cloud's detectors (see
+	// Truth). The station must be one we have a river model of.
+	Plumes []PlumeSpec `yaml:"plumes"`
 	// Probes are the station's instruments; names are unique.
 	Probes []Probe `yaml:"probes"`
 
@@ -80,6 +84,10 @@ type Probe struct {
 	Kind Kind   `yaml:"kind"`
 	// Faults make the probe misbehave; none when empty.
 	Faults List `yaml:"faults"`
+	// FaultAt is when a drift or a stuck value sets in: an RFC 3339 time, or a duration
+	// after the station starts. Before it the probe is healthy. Default: at the start.
+	// (The other probe faults are on from the start.)
+	FaultAt When `yaml:"fault_at"`
 
 	// Param is what a serial circuit measures.
 	Param string `yaml:"param"`
@@ -137,7 +145,7 @@ type Probe struct {
 // The keys every probe takes, and those of each kind. A test keeps them in step with the
 // struct tags of Probe.
 var (
-	commonKeys = []string{"name", "kind", "faults"}
+	commonKeys = []string{"name", "kind", "faults", "fault_at"}
 	kindKeys   = map[Kind][]string{
 		KindSerial: {"param", "link", "fault_every", "unplug_every", "unplug_for"},
 		KindCoAP:   {"listen", "params", "interval", "format", "fault_rate"},
@@ -287,7 +295,7 @@ func Parse(data []byte) (*Scenario, error) {
 		msgs := slices.Clone(te.Errors)
 		for i, m := range msgs {
 			msgs[i] = topLevelField.ReplaceAllString(m,
-				`$1: unknown key "$2" (a scenario takes station, seed, speed, probes)`)
+				`$1: unknown key "$2" (a scenario takes station, seed, speed, plumes, probes)`)
 		}
 		sortByLine(msgs)
 		return nil, errors.New(strings.Join(msgs, "\n"))

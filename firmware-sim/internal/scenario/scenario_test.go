@@ -122,10 +122,10 @@ probes:
 // of the whole message (go test -run TestLoadInvalid -update rewrites the golden files).
 func TestLoadInvalid(t *testing.T) {
 	want := map[string][]string{
-		"unknown-top-key": {`line 2: unknown key "sped" (a scenario takes station, seed, speed, probes)`},
+		"unknown-top-key": {`line 2: unknown key "sped" (a scenario takes station, seed, speed, plumes, probes)`},
 		"keys-of-other-kinds": {
 			`line 6: key "listen" does not apply to serial probe "ph-1" (it is for coap and http probes)`,
-			`line 7: unknown key "baudrate" in serial probe "ph-1" (a serial probe takes name, kind, faults, param, link, fault_every, unplug_every, unplug_for)`,
+			`line 7: unknown key "baudrate" in serial probe "ph-1" (a serial probe takes name, kind, faults, fault_at, param, link, fault_every, unplug_every, unplug_for)`,
 			`line 12: key "param" does not apply to coap probe "sonde-1" (it is for serial probes)`,
 			`line 13: key "slow" does not apply to coap probe "sonde-1" (it is for http probes)`,
 			`line 17: key "link" does not apply to mqtt probe "lab-1"`,
@@ -178,6 +178,20 @@ func TestLoadInvalid(t *testing.T) {
 		"duplicate-key":       {`line 7: mapping key "listen" already defined at line 5`},
 		"syntax":              {"yaml: line 2: did not find expected '-' indicator"},
 		"mqtt-too-slow":       {`line 3: probes[0] "lab-1": rate: 1e-05 must be at least 0.0001`},
+		"plumes": {
+			`line 3: plumes[0]: source_km: 3 is below the station (km 0.5 on the Mula-Mutha)`,
+			`line 3: plumes[0]: duration: 0s must be above 0 and at most 10h0m0s`,
+			`line 3: plumes[0]: severity: 2 must be within (0, 1]`,
+			`line 3: plumes[0]: speed: -1 must be within [0, 5] m/s`,
+			`line 4: plumes[1]: start: required`,
+			`line 4: plumes[1]: duration: 11h0m0s must be above 0 and at most 10h0m0s`,
+			`line 6: probes[0] "ph-1": fault_at: only a drift or a stuck value sets in at a time`,
+		},
+		"plume-keys": {
+			`line 3: "yesterday" is neither a time (RFC 3339) nor a duration after the start such as 2h`,
+			`line 4: unknown key "colour" in a plume (a plume takes source_km, start, duration, severity, speed)`,
+		},
+		"plume-no-river": {`line 2: plumes: MH-TEST-999 has no river model; plumes need a modelled station`},
 	}
 	files, err := filepath.Glob("testdata/invalid/*.yaml")
 	require.NoError(t, err)

@@ -65,6 +65,9 @@ type Options struct {
 	// error stops the station with that error.
 	OnEndpoint func(Endpoint) error
 	Logger     *slog.Logger
+	// Start is when the station starts, for the scenario's relative times (plume starts,
+	// fault_at durations). Zero means when NewStation is called.
+	Start time.Time
 }
 
 // Station runs the probes of one scenario. Create it with NewStation; Run it once.
@@ -109,6 +112,19 @@ func NewStation(sc *Scenario, opts Options) (*Station, error) {
 	plans, err := sc.plans()
 	if err != nil {
 		return nil, err
+	}
+	start := opts.Start
+	if start.IsZero() {
+		start = time.Now()
+	}
+	plumes := sc.plumes(start)
+	for i := range plans {
+		pl := &plans[i]
+		origin := pl.probe.FaultAt.Resolve(start) // zero: the simulator's own start
+		pl.serial.Origin, pl.serial.Plumes = origin, plumes
+		pl.coap.Origin, pl.coap.Plumes = origin, plumes
+		pl.http.Origin, pl.http.Plumes = origin, plumes
+		pl.mqtt.Origin, pl.mqtt.Plumes = origin, plumes
 	}
 	s := &Station{sc: sc, log: opts.Logger, onEndpoint: opts.OnEndpoint}
 	if s.log == nil {
