@@ -1,15 +1,41 @@
 // Package fusion decides a station's current state from values of several sources: per
 // parameter, the value of the most trusted source that is fresh enough. A probe in the
-// river beats a government API, which beats a satellite estimate, which beats a model,
-// but only while its latest value is younger than that source's maximum age.
+// river beats a lab sample, which beats a government programme, which beats a satellite
+// estimate, which beats a model, but only while its latest value is younger than that
+// source's maximum age. From the fused values it computes the station's fused WQI, with
+// the source, time and age of each input.
 //
 // Everything here is pure and safe for concurrent use.
 package fusion
 
 import (
+	"maps"
 	"slices"
 	"time"
 )
+
+// DefaultPriority is the order of trust in sources (design §5a): a probe in the river, a
+// lab or field-kit sample of the station, a government programme, a satellite estimate,
+// a forecast.
+var DefaultPriority = []string{"sensor", "manual", "api", "satellite", "model"}
+
+// DefaultMaxAge is how old each source's latest value may be and still count (design
+// §5a): a probe reports every few minutes; a lab result describes the river for about a
+// month (monthly sampling, as CPCB's programme does); government data is published
+// monthly or later, so three months; a satellite revisits every 5 days and clouds hide
+// weeks, so two weeks; a forecast is good for a day.
+var DefaultMaxAge = map[string]time.Duration{
+	"sensor":    2 * time.Hour,
+	"manual":    744 * time.Hour,
+	"api":       2160 * time.Hour,
+	"satellite": 336 * time.Hour,
+	"model":     24 * time.Hour,
+}
+
+// DefaultPolicy returns a Policy of DefaultPriority and DefaultMaxAge (copies).
+func DefaultPolicy() Policy {
+	return Policy{Priority: slices.Clone(DefaultPriority), MaxAge: maps.Clone(DefaultMaxAge)}
+}
 
 // Candidate is the newest usable value of one parameter from one source.
 type Candidate struct {
@@ -20,6 +46,9 @@ type Candidate struct {
 	Unit    string
 	Quality string
 	Sensor  string
+	// Origin names where a value from outside the station came from (the configured
+	// upstream source, "manual" for a posted sample); "" for the station's own.
+	Origin string
 }
 
 // Policy orders sources and bounds their age. A source missing from Priority, or with no

@@ -131,12 +131,15 @@ func readingsSQL(q ReadingsQuery) (string, []any) {
 	if a := q.After; a != nil {
 		// At one time a station's readings (seq > 0) sort after external ones (seq 0) in
 		// ascending order: see Position.
-		t, seq, id := w.arg(a.Time), w.arg(int64(a.Seq)), w.arg(int64(a.ID))
+		t, seq := w.arg(a.Time), w.arg(int64(a.Seq))
 		mConds = append(mConds, "(time, seq) "+cmp+" ("+t+", "+seq+")")
-		if a.Seq > 0 {
-			xConds = append(xConds, "time "+cmp+"= "+t)
-		} else {
-			xConds = append(xConds, "(time, id) "+cmp+" ("+t+", "+id+")")
+		switch {
+		case a.Seq > 0 && q.Oldest: // the external rows of time t came before it
+			xConds = append(xConds, "time > "+t)
+		case a.Seq > 0: // the external rows of time t come after it
+			xConds = append(xConds, "time <= "+t)
+		default:
+			xConds = append(xConds, "(time, id) "+cmp+" ("+t+", "+w.arg(int64(a.ID))+")")
 		}
 	}
 	lim := " LIMIT " + w.arg(q.Limit)
@@ -371,22 +374,31 @@ type Latest struct {
 	Unit    string
 	Quality string
 	Sensor  string
-	Seq     uint64
+	Seq     uint64 // 0 for a value from outside the station
+	Origin  string // configured source name of an external value ("manual" for a posted sample); "" for the station's own
 }
 
-// LatestValues returns, per parameter and source, the station's newest usable value.
+// LatestValues returns, per parameter and source, the station's newest usable value:
+// what its agent sent, and the current revision of what labs, government programmes and
+// satellites published (by origin, so one parameter and source may appear once per
+// origin).
 func (s *Store) LatestValues(ctx context.Context, station string) ([]Latest, error) {
 	var out []Latest
 	err := s.query(ctx, "latest values", func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, `SELECT param, source, time, value, unit, quality, sensor, seq
-			FROM station_latest WHERE station_id = $1 ORDER BY param, source`, station)
+		rows, err := s.pool.Query(ctx, `SELECT param, source, time, value, unit, quality, sensor, seq, ''
+			FROM station_latest WHERE station_id = $1
+			UNION ALL
+			(SELECT DISTINCT ON (param, source, origin) param, source, time, value, unit, quality, sensor, 0, origin
+			FROM external_readings WHERE station_id = $1 AND current AND quality <> 'bad'
+			ORDER BY param, source, origin, time DESC, id DESC)
+			ORDER BY 1, 2, 9`, station)
 		if err != nil {
 			return err
 		}
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Latest, error) {
 			var l Latest
 			var seq int64
-			err := row.Scan(&l.Param, &l.Source, &l.Time, &l.Value, &l.Unit, &l.Quality, &l.Sensor, &seq)
+			err := row.Scan(&l.Param, &l.Source, &l.Time, &l.Value, &l.Unit, &l.Quality, &l.Sensor, &seq, &l.Origin)
 			l.Seq, l.Time = uint64(seq), l.Time.UTC()
 			return l, err
 		})

@@ -80,7 +80,8 @@ CREATE TABLE api_tokens (
 );
 
 -- The WQI the cloud computes from the freshest acceptable value of each parameter,
--- whatever its source; inputs says which value (source, time, age) fed each parameter.
+-- whatever its source; inputs says which value (source, time, age) fed each parameter,
+-- data is the whole result as the API and the live event show it.
 CREATE TABLE fused_wqi (
     time              timestamptz NOT NULL,
     station_id        text NOT NULL,
@@ -92,6 +93,7 @@ CREATE TABLE fused_wqi (
     sub_indices       jsonb NOT NULL DEFAULT '{}',
     do_saturation_pct double precision,
     inputs            jsonb NOT NULL,
+    data              json NOT NULL,
     UNIQUE (station_id, time)
 );
 CREATE INDEX fused_wqi_time ON fused_wqi (time);

@@ -83,7 +83,8 @@ CREATE TABLE api_tokens (
 );
 
 -- The WQI the cloud computes from the freshest acceptable value of each parameter,
--- whatever its source; inputs says which value (source, time, age) fed each parameter.
+-- whatever its source; inputs says which value (source, time, age) fed each parameter,
+-- data is the whole result as the API and the live event show it.
 CREATE TABLE fused_wqi (
     time              timestamptz NOT NULL,
     station_id        text NOT NULL,
@@ -95,6 +96,7 @@ CREATE TABLE fused_wqi (
     sub_indices       jsonb NOT NULL DEFAULT '{}',
     do_saturation_pct double precision,
     inputs            jsonb NOT NULL,
+    data              json NOT NULL,
     UNIQUE (station_id, time)
 );
 SELECT create_hypertable('fused_wqi', 'time', chunk_time_interval => INTERVAL '7 days');
