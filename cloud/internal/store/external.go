@@ -306,7 +306,6 @@ func checkExternal(x *external) error {
 	return nil
 }
 
-
 // currentRevisions returns the current revision of every key of xs that has one.
 func currentRevisions(ctx context.Context, tx pgx.Tx, xs []external) (map[externalKey]currentRow, error) {
 	n := len(xs)
