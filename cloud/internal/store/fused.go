@@ -14,7 +14,8 @@ import (
 // StoreFusedWQI records the station's fused WQI and announces it (a live event of type
 // wqi whose data is w's JSON, with "source": "fused"), in one transaction, unless it says
 // the same as the station's latest fused WQI (fusion.Same): then it stores nothing and
-// reports false. Results at one station and time are stored once.
+// reports false. A station keeps one result per time: a different one computed at the
+// same instant replaces it.
 func (s *Store) StoreFusedWQI(ctx context.Context, station string, w fusion.WQI) (bool, error) {
 	w.Time = dbTime(w.Time)
 	inputs, err := json.Marshal(w.Inputs)
@@ -56,16 +57,17 @@ func (s *Store) StoreFusedWQI(ctx context.Context, station string, w fusion.WQI)
 			}
 			tag, err := tx.Exec(ctx, `INSERT INTO fused_wqi (time, station_id, wqi, class, category, partial, missing,
 					sub_indices, do_saturation_pct, inputs, data)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::json) ON CONFLICT DO NOTHING`,
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::json)
+				ON CONFLICT (station_id, time) DO UPDATE SET wqi = EXCLUDED.wqi, class = EXCLUDED.class,
+					category = EXCLUDED.category, partial = EXCLUDED.partial, missing = EXCLUDED.missing,
+					sub_indices = EXCLUDED.sub_indices, do_saturation_pct = EXCLUDED.do_saturation_pct,
+					inputs = EXCLUDED.inputs, data = EXCLUDED.data`,
 				w.Time, station, w.Result.WQI, w.Result.Class, w.Result.Category, w.Result.Partial, missing,
 				sub, sat, inputs, string(data))
 			if err != nil {
 				return fmt.Errorf("insert fused wqi: %w", err)
 			}
-			if tag.RowsAffected() == 0 {
-				return nil
-			}
-			stored = true
+			stored = tag.RowsAffected() > 0
 			return writeEvents(ctx, tx, []newEvent{ev})
 		})
 	})
