@@ -10,7 +10,7 @@ import (
 // Source says where a reading came from (contract).
 type Source string
 
-// The sources, in fusion priority order.
+// The sources.
 const (
 	SourceSensor    Source = "sensor"
 	SourceAPI       Source = "api"
@@ -18,6 +18,12 @@ const (
 	SourceModel     Source = "model"
 	SourceManual    Source = "manual"
 )
+
+// SourcesByTrust lists the sources most trusted first: a probe in the river, a lab or
+// field-kit sample of the station, a government programme, a satellite estimate, a
+// forecast. The station's WQI and the cloud's fused state prefer a fresh value of an
+// earlier source.
+var SourcesByTrust = []Source{SourceSensor, SourceManual, SourceAPI, SourceSatellite, SourceModel}
 
 // Valid reports whether s is one of the known sources.
 func (s Source) Valid() bool {

@@ -136,3 +136,60 @@ func TestRestoreSeedsLatestOnly(t *testing.T) {
 	assert.Equal(t, 6.0, v)
 	assert.Empty(t, s.Sensors(), "restoring does not invent sensor activity")
 }
+
+// A station without BOD and FC probes: the lab's values feed its index for 31 days, a
+// probe's value of the same parameter wins while it is fresh, and a sample past its own
+// freshness is reported stale.
+func TestManualSamplesFeedTheIndexWithinTheirOwnFreshness(t *testing.T) {
+	s := newStation()
+	manual := func(seq uint64, p telemetry.Param, v float64, at time.Time) telemetry.Reading {
+		x := r(seq, "MPCB Pune", p, v, at, telemetry.Good)
+		x.Source = telemetry.SourceManual
+		return x
+	}
+	s.Observe([]telemetry.Reading{
+		r(1, "do-1", telemetry.DO, 7, t0, telemetry.Good),
+		r(2, "ph-1", telemetry.PH, 7.5, t0, telemetry.Good),
+		manual(3, telemetry.BOD, 2, t0.Add(-20*24*time.Hour)),
+		manual(4, telemetry.FC, 900, t0.Add(-20*24*time.Hour)),
+	}, t0)
+	res, inputs, err := s.WQI(t0.Add(10 * time.Minute))
+	require.NoError(t, err)
+	assert.False(t, res.Partial, "a 20-day-old lab BOD and FC complete the index")
+	sources := map[telemetry.Param]telemetry.Source{}
+	for _, in := range inputs {
+		sources[in.Param] = in.Source
+		assert.False(t, in.Stale, "%s", in.Param)
+	}
+	assert.Equal(t, telemetry.SourceManual, sources[telemetry.BOD])
+	assert.Equal(t, telemetry.SourceSensor, sources[telemetry.DO])
+	assert.Equal(t, 31*24*time.Hour, s.FreshnessOf(telemetry.BOD, telemetry.SourceManual))
+	assert.Equal(t, 48*time.Hour, s.FreshnessOf(telemetry.BOD, telemetry.SourceSensor))
+	assert.Equal(t, 31*24*time.Hour, s.RestoreWindow(telemetry.FC))
+
+	// A fresh BOD probe value wins over the lab's.
+	s.Observe([]telemetry.Reading{r(5, "bod-1", telemetry.BOD, 6, t0.Add(5*time.Minute), telemetry.Good)}, t0)
+	_, inputs, err = s.WQI(t0.Add(10 * time.Minute))
+	require.NoError(t, err)
+	for _, in := range inputs {
+		if in.Param == telemetry.BOD {
+			assert.Equal(t, telemetry.SourceSensor, in.Source)
+			assert.Equal(t, 6.0, in.Value)
+		}
+	}
+
+	// 12 days on the lab values are 32 days old: stale, and the probes too.
+	_, inputs, err = s.WQI(t0.Add(12 * 24 * time.Hour))
+	assert.ErrorIs(t, err, wqi.ErrNoInputs)
+	for _, in := range inputs {
+		assert.True(t, in.Stale, "%s", in.Param)
+	}
+
+	// Per parameter and source, configurable: manual DO stays 2 days.
+	s2 := New(Options{Station: "S", Freshness: func(telemetry.Param) time.Duration { return time.Hour },
+		SourceFreshness: map[telemetry.Source]map[telemetry.Param]time.Duration{telemetry.SourceManual: {telemetry.DO: 48 * time.Hour}}})
+	s2.Observe([]telemetry.Reading{manual(1, telemetry.DO, 6.1, t0), manual(2, telemetry.BOD, 2, t0)}, t0)
+	res, _, err = s2.WQI(t0.Add(24 * time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, []telemetry.Param{telemetry.DO}, res.Used, "BOD keeps the parameter's own hour when the map overrides only DO")
+}

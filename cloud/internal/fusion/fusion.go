@@ -12,12 +12,18 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
-// DefaultPriority is the order of trust in sources (design §5a): a probe in the river, a
-// lab or field-kit sample of the station, a government programme, a satellite estimate,
-// a forecast.
-var DefaultPriority = []string{"sensor", "manual", "api", "satellite", "model"}
+// DefaultPriority is the order of trust in sources (telemetry.SourcesByTrust, design §5a).
+var DefaultPriority = func() []string {
+	out := make([]string, len(telemetry.SourcesByTrust))
+	for i, s := range telemetry.SourcesByTrust {
+		out[i] = string(s)
+	}
+	return out
+}()
 
 // DefaultMaxAge is how old each source's latest value may be and still count (design
 // §5a): a probe reports every few minutes; a lab result describes the river for about a
