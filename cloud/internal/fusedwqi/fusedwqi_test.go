@@ -1,11 +1,13 @@
 package fusedwqi_test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -13,12 +15,15 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/cloud/internal/storetest"
 	"github.com/purehealth/purehealth/cloud/internal/upstream"
+	"github.com/purehealth/purehealth/cloud/internal/upstream/upstreamtest"
 	"github.com/purehealth/purehealth/internal/pgtest"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	os.Exit(upstreamtest.Wrap(func() int { return pgtest.Main(m) }))
+}
 
 const station = "MH-KOLHAPUR-001"
 
@@ -98,4 +103,14 @@ func TestFusedWQIFollowsItsInputs(t *testing.T) {
 		assert.Equal(t, "fused", m["source"])
 		assert.Contains(t, m, "inputs")
 	}
+}
+
+func count(t *testing.T, url, sql string, args ...any) int64 {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var n int64
+	require.NoError(t, conn.QueryRow(t.Context(), sql, args...).Scan(&n), sql)
+	return n
 }
