@@ -30,7 +30,7 @@ func TestComputeWQI(t *testing.T) {
 	values := map[string]fusion.Value{
 		"do": v("sensor", 7.2, time.Minute), "ph": v("sensor", 7.4, time.Minute),
 		"bod": v("manual", 2, 5*24*time.Hour), "fc": v("api", 100, 40*24*time.Hour),
-		"temp": v("satellite", 55, 3*24*time.Hour), // outside what the DO saturation covers
+		"temp":      v("satellite", 55, 3*24*time.Hour), // outside what the DO saturation covers
 		"turbidity": v("satellite", 30, 24*time.Hour),
 	}
 	w, err := fusion.ComputeWQI(values, now, wqi.BensonKrause, 1)
