@@ -10,7 +10,7 @@ import (
 // Source says where a reading came from (contract).
 type Source string
 
-// The sources, in fusion priority order.
+// The sources.
 const (
 	SourceSensor    Source = "sensor"
 	SourceAPI       Source = "api"
@@ -18,6 +18,12 @@ const (
 	SourceModel     Source = "model"
 	SourceManual    Source = "manual"
 )
+
+// SourcesByTrust lists the sources most trusted first: a probe in the river, a lab or
+// field-kit sample of the station, a government programme, a satellite estimate, a
+// forecast. The station's WQI and the cloud's fused state prefer a fresh value of an
+// earlier source.
+var SourcesByTrust = []Source{SourceSensor, SourceManual, SourceAPI, SourceSatellite, SourceModel}
 
 // Valid reports whether s is one of the known sources.
 func (s Source) Valid() bool {
@@ -113,7 +119,40 @@ type Reading struct {
 	Source  Source    // sensor, api, satellite, model, manual
 	Quality Quality   // good, suspect, bad
 	Flags   Flags     // why Quality is what it is
+	// Sample is the provenance of a lab or field-kit result (source manual); nil for
+	// everything else.
+	Sample *Sample
 }
+
+// Sample is the provenance of a lab or field-kit result: who analysed it, how, and the
+// lab's own id for it. Empty fields are unknown.
+type Sample struct {
+	ID     string // the lab's sample id
+	Lab    string
+	Method string // e.g. "APHA 5210 B" for a 5-day BOD
+}
+
+// MaxProvenanceLen bounds each provenance text (a sample id, a lab's name, an upstream
+// record id).
+const MaxProvenanceLen = 256
+
+// Check reports the first field that is not a printable name of at most
+// MaxProvenanceLen bytes (empty fields are fine): its JSON name (sample_id, lab, method)
+// and what is wrong.
+func (s *Sample) Check() (field string, err error) {
+	for _, f := range []struct{ name, v string }{{"sample_id", s.ID}, {"lab", s.Lab}, {"method", s.Method}} {
+		if f.v == "" {
+			continue
+		}
+		if err := CheckName(f.v, MaxProvenanceLen); err != nil {
+			return f.name, err
+		}
+	}
+	return "", nil
+}
+
+// IsZero reports whether s says nothing.
+func (s *Sample) IsZero() bool { return s == nil || *s == Sample{} }
 
 // Usable reports whether the reading may feed the WQI and threshold alerts.
 func (r Reading) Usable() bool { return r.Quality != Bad }
@@ -131,4 +170,6 @@ type Observation struct {
 	Source  Source // "" = sensor
 	// ProbeError marks a value the probe itself flagged as faulty (it is stored as bad).
 	ProbeError bool
+	// Sample is the provenance of a lab or field-kit result (Source manual).
+	Sample *Sample
 }

@@ -122,6 +122,10 @@ type Input struct {
 	Received    time.Time // when the agent got the reading
 	ClockSynced bool      // whether the agent's clock was known to be right at Received
 	ProbeError  bool      // the probe itself reported a fault with this value
+	// Sample marks a lab or field-kit result: a person dated it, days or weeks before it
+	// is entered, and it belongs to no series of a probe. Only the ranges and (on a
+	// synced clock) the future check apply; it never enters a spike or flatline window.
+	Sample bool
 }
 
 // Check sets r.Quality and r.Flags (keeping flags already set, such as FlagDownsampled)
@@ -144,17 +148,19 @@ func (c *Checker) Check(r *telemetry.Reading, in Input) {
 		flags |= telemetry.FlagImplausible
 	}
 	if !in.ClockSynced {
-		flags |= telemetry.FlagTimeUnsynced
+		if !in.Sample {
+			flags |= telemetry.FlagTimeUnsynced
+		}
 	} else if !r.Time.IsZero() && !in.Received.IsZero() {
 		switch d := r.Time.Sub(in.Received); {
 		case d > c.cfg.MaxFuture:
 			flags |= telemetry.FlagFuture
-		case -d > c.cfg.MaxPast:
+		case -d > c.cfg.MaxPast && !in.Sample:
 			flags |= telemetry.FlagPast
 		}
 	}
 
-	if !bad {
+	if !bad && !in.Sample {
 		c.mu.Lock()
 		k := seriesKey{r.Station, r.Sensor, r.Param}
 		s := c.series[k]

@@ -211,3 +211,21 @@ func BenchmarkCheck(b *testing.B) {
 		i++
 	}
 }
+
+func TestSamplesAreJudgedByRangesOnly(t *testing.T) {
+	c := New(Config{})
+	now := time.Date(2025, 11, 13, 12, 0, 0, 0, time.UTC)
+	for range 12 { // the same BOD every time would be a flatline of a probe
+		r := telemetry.Reading{Station: "S", Sensor: "lab", Param: telemetry.BOD, Value: 4, Time: now.Add(-20 * 24 * time.Hour)}
+		c.Check(&r, Input{Received: now, ClockSynced: true, Sample: true})
+		assert.Equal(t, telemetry.Good, r.Quality, "a 20-day-old lab result is not 'past'")
+		assert.Zero(t, r.Flags)
+	}
+	r := telemetry.Reading{Station: "S", Sensor: "lab", Param: telemetry.BOD, Value: 4, Time: now.Add(time.Hour)}
+	c.Check(&r, Input{Received: now, ClockSynced: true, Sample: true})
+	assert.True(t, r.Flags.Has(telemetry.FlagFuture), "a sample taken in the future is still suspect")
+	r = telemetry.Reading{Station: "S", Sensor: "lab", Param: telemetry.PH, Value: 15, Time: now}
+	c.Check(&r, Input{Received: now, Sample: true})
+	assert.Equal(t, telemetry.Bad, r.Quality)
+	assert.Equal(t, telemetry.FlagOutOfRange, r.Flags, "no time_unsynced: a person dated it")
+}

@@ -478,6 +478,12 @@ func validateReading(list string, i int, r *Reading) error {
 	if _, err := telemetry.ParseFlags(r.Flags); err != nil {
 		return bad(at(list, i, "flags"), "%v", err)
 	}
+	if r.SampleID != "" || r.Lab != "" || r.Method != "" {
+		s := telemetry.Sample{ID: r.SampleID, Lab: r.Lab, Method: r.Method}
+		if field, err := s.Check(); err != nil {
+			return bad(at(list, i, field), "%v", err)
+		}
+	}
 	return nil
 }
 

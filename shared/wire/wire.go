@@ -49,6 +49,11 @@ type Reading struct {
 	Quality string    `json:"quality"`
 	Source  string    `json:"source"`
 	Flags   []string  `json:"flags,omitempty"`
+	// A lab or field-kit sample's provenance (source manual); absent otherwise. Clouds of
+	// this major that predate them ignore them.
+	SampleID string `json:"sample_id,omitempty"`
+	Lab      string `json:"lab,omitempty"`
+	Method   string `json:"method,omitempty"`
 }
 
 // AlertEvent is one alert transition as the agent recorded it: the alert as the
@@ -95,10 +100,14 @@ type Error struct {
 
 // FromReading converts a stored reading.
 func FromReading(r telemetry.Reading) Reading {
-	return Reading{
+	w := Reading{
 		Seq: r.Seq, Time: r.Time.UTC(), Sensor: r.Sensor, Param: string(r.Param), Value: r.Value,
 		Unit: r.Unit, Quality: string(r.Quality), Source: string(r.Source), Flags: r.Flags.Names(),
 	}
+	if r.Sample != nil {
+		w.SampleID, w.Lab, w.Method = r.Sample.ID, r.Sample.Lab, r.Sample.Method
+	}
+	return w
 }
 
 // FromWQI converts an index computed at t, with the values r holds (a result read back

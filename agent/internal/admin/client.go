@@ -125,6 +125,16 @@ func (c *Client) ProbeCalibrate(ctx context.Context, name, point string, value f
 	return v, c.do(ctx, http.MethodPost, "/v1/probes/"+url.PathEscape(name)+"/calibrate", nil, body, &v)
 }
 
+// AddSample stores a lab or field-kit result and returns it as stored.
+func (c *Client) AddSample(ctx context.Context, req SampleRequest) (Reading, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return Reading{}, err
+	}
+	var v Reading
+	return v, c.do(ctx, http.MethodPost, "/v1/samples", nil, body, &v)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body []byte, out any) error {
 	u := "http://agent" + path
 	if len(q) > 0 {

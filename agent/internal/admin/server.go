@@ -31,6 +31,9 @@ type Backend interface {
 	Probes(ctx context.Context) (Probes, error)
 	ProbeTest(ctx context.Context, name string) (json.RawMessage, error)
 	ProbeCalibrate(ctx context.Context, name, point string, value float64) (json.RawMessage, error)
+	// AddSample stores a lab or field-kit result like any reading (source manual) and
+	// returns it as stored, with its seq.
+	AddSample(ctx context.Context, req SampleRequest) (Reading, error)
 }
 
 // ErrBadRequest marks a Backend error caused by the request (HTTP 400).
@@ -108,6 +111,20 @@ func (s *Server) Handler() http.Handler {
 				return nil, err
 			}
 			return s.backend.Queue(ctx)
+		})
+	})
+	mux.HandleFunc("POST /v1/samples", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, r, func(ctx context.Context) (any, error) {
+			var req SampleRequest
+			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				return nil, fmt.Errorf("%w: sample request: %v", ErrBadRequest, err)
+			}
+			if req.Param == "" || req.Time.IsZero() {
+				return nil, fmt.Errorf("%w: a sample needs its parameter and the time it was taken", ErrBadRequest)
+			}
+			return s.backend.AddSample(ctx, req)
 		})
 	})
 	mux.HandleFunc("GET /v1/probes", func(w http.ResponseWriter, r *http.Request) {

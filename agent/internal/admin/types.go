@@ -201,6 +201,22 @@ type Reading struct {
 	Source  string    `json:"source"`
 	Sensor  string    `json:"sensor"`
 	Flags   []string  `json:"flags,omitempty"`
+	// A lab or field sample's provenance (source manual).
+	SampleID string `json:"sample_id,omitempty"`
+	Lab      string `json:"lab,omitempty"`
+	Method   string `json:"method,omitempty"`
+}
+
+// SampleRequest asks the agent to store a lab or field-kit result (`ph-agent sample
+// add`). Time is when the sample was taken.
+type SampleRequest struct {
+	Param    string    `json:"param"`
+	Value    float64   `json:"value"`
+	Unit     string    `json:"unit,omitempty"`
+	Time     time.Time `json:"time"`
+	SampleID string    `json:"sample_id,omitempty"`
+	Lab      string    `json:"lab,omitempty"`
+	Method   string    `json:"method,omitempty"`
 }
 
 // Readings answers `ph-agent readings`, newest first.

@@ -75,6 +75,7 @@ func newRoot(e *env) *cobra.Command {
 		newVersionCommand(),
 		newPasswdCommand(),
 		newProbeCommand(e),
+		newSampleCommand(e),
 	)
 	return root
 }

@@ -254,14 +254,18 @@ func renderReadings(w io.Writer, rs []admin.Reading, now time.Time) error {
 		return err
 	}
 	t := table(w)
-	fmt.Fprintln(t, "SEQ\tTIME (UTC)\tAGE\tPARAM\tVALUE\tUNIT\tQUALITY\tSENSOR\tFLAGS")
+	fmt.Fprintln(t, "SEQ\tTIME (UTC)\tAGE\tPARAM\tVALUE\tUNIT\tQUALITY\tSOURCE\tSENSOR\tFLAGS")
 	for _, r := range rs {
 		flags := strings.Join(r.Flags, ",")
 		if flags == "" {
 			flags = "-"
 		}
-		fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%g\t%s\t%s\t%s\t%s\n", r.Seq, r.Time.UTC().Format("2006-01-02 15:04:05"),
-			age(r.Time, now), r.Param, r.Value, r.Unit, r.Quality, r.Sensor, flags)
+		sensor := r.Sensor
+		if r.SampleID != "" {
+			sensor += " #" + r.SampleID
+		}
+		fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%g\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.Time.UTC().Format("2006-01-02 15:04:05"),
+			age(r.Time, now), r.Param, r.Value, r.Unit, r.Quality, r.Source, sensor, flags)
 	}
 	return t.Flush()
 }

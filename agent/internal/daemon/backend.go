@@ -13,6 +13,7 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/admin"
 	"github.com/purehealth/purehealth/agent/internal/alerting"
 	"github.com/purehealth/purehealth/agent/internal/config"
+	"github.com/purehealth/purehealth/agent/internal/pipeline"
 	"github.com/purehealth/purehealth/agent/internal/spool"
 	"github.com/purehealth/purehealth/agent/internal/uplink"
 	"github.com/purehealth/purehealth/shared/telemetry"
@@ -118,12 +119,34 @@ func (b backend) Readings(_ context.Context, q admin.ReadingsQuery) (admin.Readi
 	}
 	out := admin.Readings{Readings: make([]admin.Reading, 0, len(rs))}
 	for _, r := range rs {
-		out.Readings = append(out.Readings, admin.Reading{
-			Seq: r.Seq, Time: r.Time.UTC(), Param: string(r.Param), Value: r.Value, Unit: r.Unit,
-			Quality: string(r.Quality), Source: string(r.Source), Sensor: r.Sensor, Flags: r.Flags.Names(),
-		})
+		out.Readings = append(out.Readings, adminReading(r))
 	}
 	return out, nil
+}
+
+func adminReading(r telemetry.Reading) admin.Reading {
+	a := admin.Reading{
+		Seq: r.Seq, Time: r.Time.UTC(), Param: string(r.Param), Value: r.Value, Unit: r.Unit,
+		Quality: string(r.Quality), Source: string(r.Source), Sensor: r.Sensor, Flags: r.Flags.Names(),
+	}
+	if r.Sample != nil {
+		a.SampleID, a.Lab, a.Method = r.Sample.ID, r.Sample.Lab, r.Sample.Method
+	}
+	return a
+}
+
+func (b backend) AddSample(ctx context.Context, req admin.SampleRequest) (admin.Reading, error) {
+	r, err := b.d.pipeline.AddSample(ctx, telemetry.Observation{
+		Param: req.Param, Value: req.Value, Unit: req.Unit, Time: req.Time,
+		Sample: &telemetry.Sample{ID: req.SampleID, Lab: req.Lab, Method: req.Method},
+	})
+	if errors.Is(err, pipeline.ErrSample) {
+		return admin.Reading{}, fmt.Errorf("%w: %w", admin.ErrBadRequest, err)
+	}
+	if err != nil {
+		return admin.Reading{}, err
+	}
+	return adminReading(r), nil
 }
 
 func (b backend) WQI(context.Context) (json.RawMessage, error) {

@@ -120,8 +120,8 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		MaxSensors:    cfg.Sensors.Max,
 		ForgetAfter:   cfg.Sensors.ForgetAfter.Std(),
 	})
-	err = d.state.RestoreLatest(time.Now(), func(p telemetry.Param, since time.Time) ([]telemetry.Reading, error) {
-		return d.spool.Readings(spool.Query{Param: p, Limit: 1, Since: since})
+	err = d.state.RestoreLatest(time.Now(), func(p telemetry.Param, src telemetry.Source, since time.Time) ([]telemetry.Reading, error) {
+		return d.spool.Readings(spool.Query{Param: p, Source: src, Limit: 1, Since: since})
 	})
 	if err != nil {
 		return nil, err

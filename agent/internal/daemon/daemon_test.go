@@ -32,6 +32,7 @@ type cloud struct {
 	mu       sync.Mutex
 	down     bool
 	readings map[uint64]bool
+	sent     map[uint64]wire.Reading // as received, when set
 }
 
 func (c *cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -50,6 +51,9 @@ func (c *cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var top uint64
 	for _, x := range b.Readings {
 		c.readings[x.Seq] = true
+		if c.sent != nil {
+			c.sent[x.Seq] = x
+		}
 		top = max(top, x.Seq)
 	}
 	ack := wire.Ack{AckedSeq: top, Acked: map[string]uint64{"readings": top}}
@@ -191,4 +195,64 @@ clock: {sync_check: none}
 	assert.False(t, q.Configured)
 	assert.Equal(t, "not configured", q.State)
 	assert.ErrorIs(t, backend{d}.Flush(t.Context()), admin.ErrUnavailable)
+}
+
+// A lab sample entered through the admin API is stored with its provenance, listed among
+// the readings and forwarded with it.
+func TestSampleAdd(t *testing.T) {
+	c := &cloud{readings: map[uint64]bool{}, sent: map[uint64]wire.Reading{}}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	tokenPath := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(tokenPath, []byte("tok\n"), 0o600))
+	cfg, err := config.Parse([]byte(`
+station: {id: MH-D-001, class: B}
+data_dir: ` + filepath.Join(dir, "data") + `
+admin_socket: ` + filepath.Join(dir, "admin.sock") + `
+mqtt: {listen: "127.0.0.1:0", allow_anonymous: true}
+clock: {sync_check: none}
+uplink: {url: "` + srv.URL + `", token_file: ` + tokenPath + `, interval: 1h, backoff_max: 1s}
+`))
+	require.NoError(t, err)
+	d, err := New(cfg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	client := admin.NewClient(cfg.AdminSocket)
+	require.Eventually(t, func() bool {
+		_, err := client.Queue(t.Context())
+		return err == nil
+	}, guard, 10*time.Millisecond, "admin API up")
+
+	taken := time.Now().Add(-72 * time.Hour).UTC().Truncate(time.Second)
+	got, err := client.AddSample(t.Context(), admin.SampleRequest{Param: "bod", Value: 3.1, Unit: "mg/L", Time: taken,
+		SampleID: "PUN-1201-01", Lab: "MPCB Pune", Method: "APHA 5210 B"})
+	require.NoError(t, err)
+	assert.Equal(t, "manual", got.Source)
+	assert.Equal(t, "PUN-1201-01", got.SampleID)
+	assert.Equal(t, "good", got.Quality)
+	_, err = client.AddSample(t.Context(), admin.SampleRequest{Param: "bod", Value: 3.1, Unit: "NTU", Time: taken})
+	assert.ErrorContains(t, err, "invalid sample")
+
+	list, err := client.Readings(t.Context(), admin.ReadingsQuery{Param: "bod", Limit: 5})
+	require.NoError(t, err)
+	require.Len(t, list.Readings, 1)
+	assert.Equal(t, got, list.Readings[0])
+
+	_, err = client.Flush(t.Context())
+	require.NoError(t, err)
+	c.mu.Lock()
+	sent := c.sent[got.Seq]
+	c.mu.Unlock()
+	assert.Equal(t, "manual", sent.Source)
+	assert.Equal(t, "PUN-1201-01", sent.SampleID)
+	assert.Equal(t, "MPCB Pune", sent.Lab)
+	assert.Equal(t, "APHA 5210 B", sent.Method)
+	assert.Equal(t, taken, sent.Time)
 }

@@ -138,6 +138,44 @@ var sensorLimit = alerting.Condition{
 // stored. The per-reading alert rules still run on what was received when storing fails,
 // so the station keeps alerting on a dying disk.
 func (p *Pipeline) Ingest(ctx context.Context, obs []telemetry.Observation) ([]error, error) {
+	rejected, _, err := p.ingest(ctx, obs)
+	return rejected, err
+}
+
+// ErrSample rejects a lab or field sample that lacks what a sample needs.
+var ErrSample = errors.New("invalid sample")
+
+// AddSample takes a lab or field-kit result entered at the station (source manual)
+// through the same path as every reading: normalized, graded by its ranges (a sample is
+// days old by nature and belongs to no probe's series), stored durably with its
+// provenance and forwarded like any reading. o.Time, when the sample was taken, is
+// required; o.Sensor defaults to the lab's name, else "manual". It returns the stored
+// reading with its seq.
+func (p *Pipeline) AddSample(ctx context.Context, o telemetry.Observation) (telemetry.Reading, error) {
+	if o.Time.IsZero() {
+		return telemetry.Reading{}, fmt.Errorf("%w: the time it was taken is required", ErrSample)
+	}
+	o.Source = telemetry.SourceManual
+	if o.Sensor == "" {
+		o.Sensor = "manual"
+		if o.Sample != nil && o.Sample.Lab != "" {
+			o.Sensor = o.Sample.Lab
+		}
+	}
+	if o.Sample.IsZero() {
+		o.Sample = nil
+	}
+	rejected, stored, err := p.ingest(ctx, []telemetry.Observation{o})
+	if err != nil {
+		return telemetry.Reading{}, err
+	}
+	if rejected[0] != nil {
+		return telemetry.Reading{}, fmt.Errorf("%w: %w", ErrSample, rejected[0])
+	}
+	return stored[0], nil
+}
+
+func (p *Pipeline) ingest(ctx context.Context, obs []telemetry.Observation) ([]error, []telemetry.Reading, error) {
 	now := p.opts.Now()
 	synced := p.deps.Clock.Synced()
 	rejected := make([]error, len(obs))
@@ -158,7 +196,8 @@ func (p *Pipeline) Ingest(ctx context.Context, obs []telemetry.Observation) ([]e
 			p.deps.State.RecordError(o.Sensor, r.Param, rejectKind(err))
 			continue
 		}
-		p.deps.Checker.Check(&r, validate.Input{Received: now, ClockSynced: synced, ProbeError: o.ProbeError})
+		p.deps.Checker.Check(&r, validate.Input{Received: now, ClockSynced: synced, ProbeError: o.ProbeError,
+			Sample: r.Source == telemetry.SourceManual})
 		rs = append(rs, r)
 	}
 	if limited && !p.sensorLimit.Swap(true) {
@@ -167,7 +206,7 @@ func (p *Pipeline) Ingest(ctx context.Context, obs []telemetry.Observation) ([]e
 		p.deps.Alerts.Set(ctx, sensorLimit, true)
 	}
 	if len(rs) == 0 {
-		return rejected, nil
+		return rejected, nil, nil
 	}
 
 	stored, err := p.deps.Store.AppendReadings(ctx, rs)
@@ -178,7 +217,7 @@ func (p *Pipeline) Ingest(ctx context.Context, obs []telemetry.Observation) ([]e
 		}
 		p.deps.Alerts.Set(ctx, storeFailure, true)
 		p.deps.Alerts.OnReadings(ctx, rs)
-		return rejected, fmt.Errorf("store readings: %w", err)
+		return rejected, nil, fmt.Errorf("store readings: %w", err)
 	}
 	if p.storeFailing.Swap(false) {
 		p.log.Info("store accepts readings again")
@@ -199,7 +238,7 @@ func (p *Pipeline) Ingest(ctx context.Context, obs []telemetry.Observation) ([]e
 	if slices.ContainsFunc(stored, func(r telemetry.Reading) bool { return feedsWQI(r.Param) }) {
 		p.updateWQI(ctx, now)
 	}
-	return rejected, nil
+	return rejected, stored, nil
 }
 
 func (p *Pipeline) reading(o telemetry.Observation, now time.Time) (telemetry.Reading, error) {
@@ -217,6 +256,14 @@ func (p *Pipeline) reading(o telemetry.Observation, now time.Time) (telemetry.Re
 	if !src.Valid() {
 		return telemetry.Reading{Param: param}, fmt.Errorf("source %q is not one of sensor, api, satellite, model, manual", src)
 	}
+	if o.Sample != nil {
+		if src != telemetry.SourceManual {
+			return telemetry.Reading{Param: param}, fmt.Errorf("%w: sample provenance on a reading of source %s", ErrSample, src)
+		}
+		if field, err := o.Sample.Check(); err != nil {
+			return telemetry.Reading{Param: param}, fmt.Errorf("%w: %s: %w", ErrSample, field, err)
+		}
+	}
 	sensor := o.Sensor
 	if sensor == "" {
 		sensor = string(param)
@@ -227,7 +274,7 @@ func (p *Pipeline) reading(o telemetry.Observation, now time.Time) (telemetry.Re
 	}
 	return telemetry.Reading{
 		Station: p.opts.Station, Sensor: sensor, Param: param, Value: v, Unit: unit,
-		Time: t.UTC(), Source: src,
+		Time: t.UTC(), Source: src, Sample: o.Sample,
 	}, nil
 }
 

@@ -301,3 +301,47 @@ func TestSensorLimit(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []error{nil, nil}, rejected)
 }
+
+func TestAddSampleIsStoredWithProvenanceAndCompletesTheIndex(t *testing.T) {
+	h := newHarness(t, true)
+	ctx := t.Context()
+	_, err := h.p.Ingest(ctx, []telemetry.Observation{obs("do", 7.2, "mg/L"), obs("ph", 7.5, "")})
+	require.NoError(t, err)
+	require.True(t, h.p.CurrentWQI().Result.Partial)
+
+	taken := h.now.Add(-12 * 24 * time.Hour) // a 5-day BOD reported a week later
+	lab := &telemetry.Sample{ID: "PUN-0618-01", Lab: "MPCB Pune", Method: "APHA 5210 B"}
+	bod, err := h.p.AddSample(ctx, telemetry.Observation{Param: "BOD", Value: 3.1, Unit: "mg/L", Time: taken, Sample: lab})
+	require.NoError(t, err)
+	assert.NotZero(t, bod.Seq)
+	assert.Equal(t, telemetry.SourceManual, bod.Source)
+	assert.Equal(t, "MPCB Pune", bod.Sensor, "the lab names the sensor")
+	assert.Equal(t, telemetry.Good, bod.Quality, "twelve days old is no fault of a sample")
+	_, err = h.p.AddSample(ctx, telemetry.Observation{Param: "fecal coliform", Value: 2400, Unit: "MPN/100mL", Time: taken})
+	require.NoError(t, err)
+
+	cur := h.p.CurrentWQI()
+	require.NotNil(t, cur)
+	assert.False(t, cur.Result.Partial, "manual BOD and FC complete the station's own index")
+
+	rs, err := h.spool.Readings(spool.Query{Param: telemetry.BOD})
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	assert.Equal(t, lab, rs[0].Sample, "the provenance is stored durably")
+	rs, err = h.spool.Readings(spool.Query{Param: telemetry.FC})
+	require.NoError(t, err)
+	assert.Equal(t, "manual", rs[0].Sensor)
+	assert.Nil(t, rs[0].Sample)
+
+	for name, o := range map[string]telemetry.Observation{
+		"no time":      {Param: "bod", Value: 3},
+		"unknown unit": {Param: "bod", Value: 3, Unit: "NTU", Time: taken},
+		"bad lab name": {Param: "bod", Value: 3, Time: taken, Sample: &telemetry.Sample{Lab: "x\x00"}},
+	} {
+		_, err := h.p.AddSample(ctx, o)
+		assert.ErrorIs(t, err, ErrSample, name)
+	}
+	rejected, err := h.p.Ingest(ctx, []telemetry.Observation{{Param: "bod", Value: 3, Source: telemetry.SourceSensor, Sample: lab}})
+	require.NoError(t, err)
+	assert.ErrorIs(t, rejected[0], ErrSample, "a probe's reading carries no lab provenance")
+}

@@ -25,10 +25,16 @@ import (
 //	string   station (uvarint length, bytes)
 //	string   sensor
 //
+// Version 2 (codecV2), written only for a reading with a lab sample's provenance, goes on
+// with three more strings: sample id, lab, method.
+//
 // A typical reading takes about 40 bytes. The tables are part of the file format: entries
 // may be appended, never reordered or removed. A change of layout takes a new version byte;
 // decoders keep reading every older version.
-const codecV1 = 1
+const (
+	codecV1 = 1
+	codecV2 = 2
+)
 
 // maxStringLen bounds each string field, so a corrupt length cannot ask for a huge
 // allocation and a runaway sensor name cannot bloat the buffer.
@@ -55,9 +61,14 @@ var errCorrupt = errors.New("corrupt reading encoding")
 
 // encodeReading appends the encoding of r (without its Seq) to dst.
 func encodeReading(dst []byte, r *telemetry.Reading) ([]byte, error) {
+	var sm telemetry.Sample
+	if r.Sample != nil {
+		sm = *r.Sample
+	}
 	for _, f := range []struct{ name, v string }{
 		{"station", r.Station}, {"sensor", r.Sensor}, {"param", string(r.Param)},
 		{"unit", r.Unit}, {"source", string(r.Source)}, {"quality", string(r.Quality)},
+		{"sample id", sm.ID}, {"lab", sm.Lab}, {"method", sm.Method},
 	} {
 		if len(f.v) > maxStringLen {
 			return nil, fmt.Errorf("%s is %d bytes, longer than %d", f.name, len(f.v), maxStringLen)
@@ -67,7 +78,11 @@ func encodeReading(dst []byte, r *telemetry.Reading) ([]byte, error) {
 	if sec < minUnixSec || sec > maxUnixSec {
 		return nil, fmt.Errorf("time %v is outside years 1-9999", r.Time)
 	}
-	dst = append(dst, codecV1)
+	version := byte(codecV1)
+	if !r.Sample.IsZero() {
+		version = codecV2
+	}
+	dst = append(dst, version)
 	dst = binary.AppendUvarint(dst, uint64(r.Flags))
 	dst = appendCoded(dst, qualityTable, string(r.Quality))
 	dst = appendCoded(dst, sourceTable, string(r.Source))
@@ -78,6 +93,11 @@ func encodeReading(dst []byte, r *telemetry.Reading) ([]byte, error) {
 	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(r.Value))
 	dst = appendString(dst, r.Station)
 	dst = appendString(dst, r.Sensor)
+	if version == codecV2 {
+		dst = appendString(dst, sm.ID)
+		dst = appendString(dst, sm.Lab)
+		dst = appendString(dst, sm.Method)
+	}
 	return dst, nil
 }
 
@@ -99,7 +119,8 @@ func appendString(dst []byte, s string) []byte {
 // reference to b, so b may be a slice into a bbolt page.
 func decodeReading(seq uint64, b []byte) (telemetry.Reading, error) {
 	d := decoder{b: b}
-	if v := d.byte(); v != codecV1 {
+	v := d.byte()
+	if v != codecV1 && v != codecV2 {
 		if d.err != nil {
 			return telemetry.Reading{}, d.err
 		}
@@ -123,6 +144,11 @@ func decodeReading(seq uint64, b []byte) (telemetry.Reading, error) {
 	r.Value = math.Float64frombits(d.uint64())
 	r.Station = d.string()
 	r.Sensor = d.string()
+	if v == codecV2 {
+		if sm := (telemetry.Sample{ID: d.string(), Lab: d.string(), Method: d.string()}); !sm.IsZero() {
+			r.Sample = &sm
+		}
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing bytes")
 	}
@@ -137,7 +163,7 @@ func decodeReading(seq uint64, b []byte) (telemetry.Reading, error) {
 // whether the reading's param is param, and its time.
 func peekReading(b []byte, param telemetry.Param) (match bool, t time.Time, err error) {
 	d := decoder{b: b}
-	if v := d.byte(); v != codecV1 && d.err == nil {
+	if v := d.byte(); v != codecV1 && v != codecV2 && d.err == nil {
 		return false, time.Time{}, fmt.Errorf("%w: unknown version %d", errCorrupt, v)
 	}
 	d.uvarint()

@@ -45,6 +45,12 @@ func TestCodecRoundTrip(t *testing.T) {
 		{"longest strings", func(r *telemetry.Reading) {
 			r.Station, r.Sensor = strings.Repeat("s", maxStringLen), strings.Repeat("é", maxStringLen/2)
 		}},
+		{"lab sample", func(r *telemetry.Reading) {
+			r.Source, r.Sample = telemetry.SourceManual, &telemetry.Sample{ID: "PUN-1101-03", Lab: "MPCB Pune", Method: "APHA 5210 B"}
+		}},
+		{"lab sample with only a lab", func(r *telemetry.Reading) {
+			r.Source, r.Sample = telemetry.SourceManual, &telemetry.Sample{Lab: "field kit"}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,6 +64,10 @@ func TestCodecRoundTrip(t *testing.T) {
 			want.Seq = 42
 			want.Time = in.Time.UTC()
 			assertSameReading(t, want, got)
+			assert.Equal(t, want.Sample, got.Sample)
+			if in.Sample == nil {
+				assert.Equal(t, byte(codecV1), b[0], "readings without a sample keep the first encoding")
+			}
 		})
 	}
 }

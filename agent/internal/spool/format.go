@@ -16,12 +16,19 @@ import (
 // A change that an older agent would misread takes a new format and a migration from the
 // previous one, and testdata/ keeps a file of every format ever released (see
 // format_test.go), so each upgrade path stays tested.
-const Format = 1
+//
+// Format 2 adds the reading encoding's version 2 (a lab sample's provenance). Format 1
+// files need no change: their readings stay version 1, which format 2 reads; the
+// number keeps an older agent from opening a file it would find readings in that it
+// cannot decode.
+const Format = 2
 
 // migrations[i] takes a file from format i+1 to format i+2, inside the transaction that
 // opens it: a power cut during an upgrade leaves the old format, whole. len(migrations)
 // is always Format-1.
-var migrations []migrateFunc
+var migrations = []migrateFunc{
+	func(*bolt.Tx) error { return nil }, // 1 → 2: the new encoding is for new readings only
+}
 
 type migrateFunc func(tx *bolt.Tx) error
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +43,9 @@ var (
 	fixtureValue = []byte(`{"point":"mid","value":7.00}`)
 )
 
-func fixtureReadings() (first, later []telemetry.Reading) {
+// fixtureReadings is the story's readings as the code of format wrote them: from format 2
+// on, the lab result carries its sample's provenance.
+func fixtureReadings(format int) (first, later []telemetry.Reading) {
 	ph := reading("ph-1", telemetry.PH, 7.21, fixtureT0.Add(-time.Minute))
 	do := reading("do-1", telemetry.DO, 6.4, fixtureT0.Add(-time.Minute))
 	temp := reading("temp-1", telemetry.Temp, 27.5, fixtureT0.Add(-30*time.Second))
@@ -50,6 +53,9 @@ func fixtureReadings() (first, later []telemetry.Reading) {
 	spike.Quality, spike.Flags = telemetry.Suspect, telemetry.FlagSpike|telemetry.FlagTimeUnsynced
 	lab := reading("", telemetry.FC, 2400, fixtureT0.Add(-26*time.Hour))
 	lab.Source = telemetry.SourceManual
+	if format >= 2 {
+		lab.Sample = &telemetry.Sample{ID: "PUN-0531-02", Lab: "MPCB Pune", Method: "APHA 9221 E"}
+	}
 	cond := reading("cond-1", telemetry.Conductivity, 412, fixtureEnd)
 	cond.Unit = "mS/cm-raw" // a unit outside the encoding's table is stored as a string
 	return []telemetry.Reading{ph, do, temp, spike}, []telemetry.Reading{lab, cond}
@@ -73,7 +79,7 @@ func TestWriteFormatFixture(t *testing.T) {
 	s, err := Open(Options{Path: path, MaxBytes: MinMaxBytes, Retention: fixtureRetention, Now: clk.Now})
 	require.NoError(t, err)
 	ctx := t.Context()
-	first, later := fixtureReadings()
+	first, later := fixtureReadings(Format)
 	_, err = s.AppendReadings(ctx, first)
 	require.NoError(t, err)
 	for _, a := range fixtureAlerts {
@@ -111,13 +117,15 @@ func TestOpensEveryReleasedFormat(t *testing.T) {
 	require.FileExists(t, fixturePath(1), "the first format's file is kept forever")
 	require.FileExists(t, fixturePath(Format), "the current format has its file (see -write-fixture)")
 
-	first, later := fixtureReadings()
-	want := slices.Concat(first[2:], later)
-	for i := range want {
-		want[i].Seq, want[i].Time = uint64(i+3), want[i].Time.UTC()
-	}
 	for _, src := range files {
 		t.Run(filepath.Base(src), func(t *testing.T) {
+			written, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(src), "agent-format"), ".db"))
+			require.NoError(t, err)
+			first, later := fixtureReadings(written)
+			want := slices.Concat(first[2:], later)
+			for i := range want {
+				want[i].Seq, want[i].Time = uint64(i+3), want[i].Time.UTC()
+			}
 			path := copyFixture(t, src)
 			clk := newClock(fixtureEnd)
 			s := openSpool(t, Options{Path: path, MaxBytes: MinMaxBytes, Retention: fixtureRetention, Now: clk.Now})

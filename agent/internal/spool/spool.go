@@ -147,9 +147,10 @@ type Record struct {
 
 // Query selects readings for Readings.
 type Query struct {
-	Param telemetry.Param // "" means every parameter
-	Since time.Time       // zero means no lower bound; compared with the measurement time
-	Limit int             // 0 means 100
+	Param  telemetry.Param  // "" means every parameter
+	Source telemetry.Source // "" means every source
+	Since  time.Time        // zero means no lower bound; compared with the measurement time
+	Limit  int              // 0 means 100
 }
 
 // Evicted counts what the eviction policy removed. In Stats it is cumulative over the
@@ -815,6 +816,9 @@ func (s *Spool) Readings(q Query) ([]telemetry.Reading, error) {
 			r, err := decodeReading(seqOf(k), v)
 			if err != nil {
 				s.skipCorrupt(seqOf(k), err)
+				continue
+			}
+			if q.Source != "" && r.Source != q.Source {
 				continue
 			}
 			out = append(out, r)

@@ -52,6 +52,10 @@ type Options struct {
 	// Freshness bounds the age of a parameter's latest value that may feed the WQI (nil:
 	// DefaultFreshness).
 	Freshness func(telemetry.Param) time.Duration
+	// SourceFreshness overrides Freshness for values of a source, per parameter: a lab's
+	// BOD describes the river for weeks, a probe's for hours. nil means
+	// DefaultSourceFreshness; an empty map overrides nothing.
+	SourceFreshness map[telemetry.Source]map[telemetry.Param]time.Duration
 	// OfflineFactor times the expected interval without a reading makes a sensor offline
 	// (0: DefaultOfflineFactor).
 	OfflineFactor float64
@@ -70,13 +74,38 @@ type Options struct {
 const (
 	DefaultMaxSensors  = 256
 	DefaultForgetAfter = 7 * 24 * time.Hour
+	// DefaultManualFreshness is how long a lab's BOD or fecal coliform feeds the WQI: the
+	// monthly sampling of CPCB's monitoring programme, plus a day.
+	DefaultManualFreshness = 31 * 24 * time.Hour
 )
+
+// DefaultSourceFreshness is SourceFreshness when none is given: manual BOD and FC stay
+// fresh for DefaultManualFreshness, since no field probe measures them (BOD is a 5-day
+// test, FC a culture) and a station's index would otherwise be partial between samples.
+var DefaultSourceFreshness = map[telemetry.Source]map[telemetry.Param]time.Duration{
+	telemetry.SourceManual: {telemetry.BOD: DefaultManualFreshness, telemetry.FC: DefaultManualFreshness},
+}
 
 type valueAt struct {
 	value  float64
 	at     time.Time
 	seq    uint64
 	sensor string
+}
+
+// latestKey names a latest value: one per parameter and source.
+type latestKey struct {
+	param  telemetry.Param
+	source telemetry.Source
+}
+
+// keyOf is r's latest key; a reading without a source is a probe's.
+func keyOf(r telemetry.Reading) latestKey {
+	src := r.Source
+	if src == "" {
+		src = telemetry.SourceSensor
+	}
+	return latestKey{r.Param, src}
 }
 
 // Sensor is the health of one sensor.
@@ -116,7 +145,7 @@ type Station struct {
 	opts Options
 
 	mu      sync.Mutex
-	latest  map[telemetry.Param]valueAt
+	latest  map[latestKey]valueAt
 	sensors map[string]*Sensor
 	values  map[telemetry.Param]float64 // WQI's scratch space, reused under mu
 }
@@ -136,7 +165,10 @@ func New(opts Options) *Station {
 		def := DefaultFreshness()
 		opts.Freshness = func(p telemetry.Param) time.Duration { return def[p] }
 	}
-	s := &Station{opts: opts, latest: map[telemetry.Param]valueAt{}, sensors: map[string]*Sensor{},
+	if opts.SourceFreshness == nil {
+		opts.SourceFreshness = DefaultSourceFreshness
+	}
+	s := &Station{opts: opts, latest: map[latestKey]valueAt{}, sensors: map[string]*Sensor{},
 		values: make(map[telemetry.Param]float64, len(wqiParams))}
 	for _, e := range opts.Expected {
 		s.sensors[e.Name] = &Sensor{Name: e.Name, Kind: e.Kind, Param: e.Param, Expected: true,
@@ -205,9 +237,10 @@ func (s *Station) Observe(rs []telemetry.Reading, now time.Time) {
 		}
 		// The latest value is the one measured last; a backfilled old reading arriving late
 		// does not replace a fresher one. Under an untrusted clock, arrival order (seq) rules.
-		if cur, ok := s.latest[r.Param]; !ok || r.Seq > cur.seq && (!r.Time.Before(cur.at) ||
+		k := keyOf(r)
+		if cur, ok := s.latest[k]; !ok || r.Seq > cur.seq && (!r.Time.Before(cur.at) ||
 			r.Flags.Has(telemetry.FlagTimeUnsynced)) {
-			s.latest[r.Param] = valueAt{value: r.Value, at: r.Time, seq: r.Seq, sensor: r.Sensor}
+			s.latest[k] = valueAt{value: r.Value, at: r.Time, seq: r.Seq, sensor: r.Sensor}
 		}
 	}
 }
@@ -312,16 +345,36 @@ func (s *Station) OfflineFactor() float64 { return s.opts.OfflineFactor }
 
 // Input is one parameter value that fed (or could not feed) the index.
 type Input struct {
-	Param  telemetry.Param `json:"param"`
-	Value  float64         `json:"value"`
-	Time   time.Time       `json:"time"`
-	Sensor string          `json:"sensor"`
-	Stale  bool            `json:"stale,omitempty"`
+	Param  telemetry.Param  `json:"param"`
+	Value  float64          `json:"value"`
+	Time   time.Time        `json:"time"`
+	Sensor string           `json:"sensor"`
+	Source telemetry.Source `json:"source"`
+	Stale  bool             `json:"stale,omitempty"`
 }
 
-// WQI computes the index at now from the latest usable value of each parameter that is
-// within its freshness window. Stale values are reported but never used. The error is
-// wqi.ErrNoInputs when none of the four index parameters is fresh.
+// FreshnessOf is how old a value of p from src may be and still feed the index.
+func (s *Station) FreshnessOf(p telemetry.Param, src telemetry.Source) time.Duration {
+	if d, ok := s.opts.SourceFreshness[src][p]; ok {
+		return d
+	}
+	return s.opts.Freshness(p)
+}
+
+// RestoreWindow is how far back a restart must look for values of p that may still feed
+// the index: the longest freshness of any source.
+func (s *Station) RestoreWindow(p telemetry.Param) time.Duration {
+	d := s.opts.Freshness(p)
+	for _, byParam := range s.opts.SourceFreshness {
+		d = max(d, byParam[p])
+	}
+	return d
+}
+
+// WQI computes the index at now from, per parameter, the latest usable value of the most
+// trusted source (telemetry.SourcesByTrust) that is within its freshness (FreshnessOf).
+// When no source is fresh, the newest value is reported as stale but never used. The
+// error is wqi.ErrNoInputs when none of the four index parameters is fresh.
 func (s *Station) WQI(now time.Time) (wqi.Result, []Input, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -329,15 +382,26 @@ func (s *Station) WQI(now time.Time) (wqi.Result, []Input, error) {
 	clear(values)
 	inputs := make([]Input, 0, len(wqiParams))
 	for _, p := range wqiParams {
-		v, ok := s.latest[p]
-		if !ok {
-			continue
+		var in Input
+		found := false
+		for _, src := range telemetry.SourcesByTrust {
+			v, ok := s.latest[latestKey{p, src}]
+			if !ok {
+				continue
+			}
+			cand := Input{Param: p, Value: v.value, Time: v.at, Sensor: v.sensor, Source: src}
+			if now.Sub(v.at) <= s.FreshnessOf(p, src) {
+				in, found = cand, true
+				values[p] = v.value
+				break
+			}
+			if !found && (in.Param == "" || v.at.After(in.Time)) {
+				cand.Stale = true
+				in = cand
+			}
 		}
-		in := Input{Param: p, Value: v.value, Time: v.at, Sensor: v.sensor}
-		if now.Sub(v.at) > s.opts.Freshness(p) {
-			in.Stale = true
-		} else {
-			values[p] = v.value
+		if in.Param == "" {
+			continue
 		}
 		inputs = append(inputs, in)
 	}
@@ -351,19 +415,30 @@ func (s *Station) WQI(now time.Time) (wqi.Result, []Input, error) {
 // wqiParams are the parameters the index is computed from, in the order of its inputs.
 var wqiParams = [...]telemetry.Param{telemetry.DO, telemetry.FC, telemetry.PH, telemetry.BOD, telemetry.Temp}
 
-// Latest returns the latest usable value of p.
+// Latest returns the latest usable value of p, of whatever source measured it last.
 func (s *Station) Latest(p telemetry.Param) (float64, time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.latest[p]
-	return v.value, v.at, ok
+	var best valueAt
+	found := false
+	for _, src := range telemetry.SourcesByTrust {
+		if v, ok := s.latest[latestKey{p, src}]; ok && (!found || v.at.After(best.at)) {
+			best, found = v, true
+		}
+	}
+	return best.value, best.at, found
 }
 
 // Params lists the parameters with a latest value.
 func (s *Station) Params() []telemetry.Param {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ps := slices.Collect(maps.Keys(s.latest))
+	var ps []telemetry.Param
+	for k := range s.latest {
+		if !slices.Contains(ps, k.param) {
+			ps = append(ps, k.param)
+		}
+	}
 	slices.Sort(ps)
 	return ps
 }
@@ -388,22 +463,26 @@ func (s *Station) Restore(rs []telemetry.Reading) {
 		if !r.Usable() || r.Flags.Has(telemetry.FlagDownsampled) {
 			continue
 		}
-		if cur, ok := s.latest[r.Param]; !ok || r.Seq > cur.seq {
-			s.latest[r.Param] = valueAt{value: r.Value, at: r.Time, seq: r.Seq, sensor: r.Sensor}
+		k := keyOf(r)
+		if cur, ok := s.latest[k]; !ok || r.Seq > cur.seq {
+			s.latest[k] = valueAt{value: r.Value, at: r.Time, seq: r.Seq, sensor: r.Sensor}
 		}
 	}
 }
 
-// RestoreLatest seeds the latest value of each WQI input from the stored readings, so the
-// index survives a restart within its freshness windows. newest returns the newest
-// stored reading of a parameter measured after since (none, or one).
-func (s *Station) RestoreLatest(now time.Time, newest func(p telemetry.Param, since time.Time) ([]telemetry.Reading, error)) error {
+// RestoreLatest seeds the latest value of each WQI input and source from the stored
+// readings, so the index survives a restart within its freshness windows (a lab's BOD of
+// three weeks ago as much as a probe's pH of a minute ago). newest returns the newest
+// stored reading of a parameter from a source measured after since (none, or one).
+func (s *Station) RestoreLatest(now time.Time, newest func(p telemetry.Param, src telemetry.Source, since time.Time) ([]telemetry.Reading, error)) error {
 	for _, p := range wqiParams {
-		rs, err := newest(p, now.Add(-s.opts.Freshness(p)))
-		if err != nil {
-			return fmt.Errorf("restore latest %s: %w", p, err)
+		for _, src := range telemetry.SourcesByTrust {
+			rs, err := newest(p, src, now.Add(-s.FreshnessOf(p, src)))
+			if err != nil {
+				return fmt.Errorf("restore latest %s from %s: %w", p, src, err)
+			}
+			s.Restore(rs)
 		}
-		s.Restore(rs)
 	}
 	return nil
 }

@@ -145,12 +145,23 @@ func TestRestoreLatest(t *testing.T) {
 		telemetry.BOD: r(1, "lab", telemetry.BOD, 2, t0.Add(-30*time.Hour), telemetry.Good),
 		telemetry.PH:  r(2, "ph-1", telemetry.PH, 7.2, t0.Add(-3*time.Hour), telemetry.Good), // too old
 	}
+	lab := r(4, "MPCB Pune", telemetry.FC, 900, t0.Add(-20*24*time.Hour), telemetry.Good)
+	lab.Source = telemetry.SourceManual
 	asked := map[telemetry.Param]time.Time{}
+	askedManual := map[telemetry.Param]time.Time{}
 	s := newStation()
-	err := s.RestoreLatest(t0, func(p telemetry.Param, since time.Time) ([]telemetry.Reading, error) {
-		asked[p] = since
-		if rd, ok := stored[p]; ok && rd.Time.After(since) {
-			return []telemetry.Reading{rd}, nil
+	err := s.RestoreLatest(t0, func(p telemetry.Param, src telemetry.Source, since time.Time) ([]telemetry.Reading, error) {
+		switch src {
+		case telemetry.SourceSensor:
+			asked[p] = since
+			if rd, ok := stored[p]; ok && rd.Time.After(since) {
+				return []telemetry.Reading{rd}, nil
+			}
+		case telemetry.SourceManual:
+			askedManual[p] = since
+			if p == telemetry.FC && lab.Time.After(since) {
+				return []telemetry.Reading{lab}, nil
+			}
 		}
 		return nil, nil
 	})
@@ -159,11 +170,69 @@ func TestRestoreLatest(t *testing.T) {
 		telemetry.DO: t0.Add(-time.Hour), telemetry.FC: t0.Add(-time.Hour), telemetry.PH: t0.Add(-time.Hour),
 		telemetry.BOD: t0.Add(-48 * time.Hour), telemetry.Temp: t0.Add(-time.Hour),
 	}, asked, "each input is asked for within its own freshness window")
+	assert.Equal(t, t0.Add(-31*24*time.Hour), askedManual[telemetry.FC], "a lab's FC within its own, longer window")
 	res, _, err := s.WQI(t0)
 	require.NoError(t, err)
-	assert.Equal(t, []telemetry.Param{telemetry.DO, telemetry.BOD}, res.Used)
+	assert.Equal(t, []telemetry.Param{telemetry.DO, telemetry.FC, telemetry.BOD}, res.Used, "the 20-day-old lab FC is back too")
 
 	boom := errors.New("disk on fire")
-	err = newStation().RestoreLatest(t0, func(telemetry.Param, time.Time) ([]telemetry.Reading, error) { return nil, boom })
+	err = newStation().RestoreLatest(t0, func(telemetry.Param, telemetry.Source, time.Time) ([]telemetry.Reading, error) { return nil, boom })
 	assert.ErrorIs(t, err, boom)
+}
+
+// A station without BOD and FC probes: the lab's values feed its index for 31 days, a
+// probe's value of the same parameter wins while it is fresh, and a sample past its own
+// freshness is reported stale.
+func TestManualSamplesFeedTheIndexWithinTheirOwnFreshness(t *testing.T) {
+	s := newStation()
+	manual := func(seq uint64, p telemetry.Param, v float64, at time.Time) telemetry.Reading {
+		x := r(seq, "MPCB Pune", p, v, at, telemetry.Good)
+		x.Source = telemetry.SourceManual
+		return x
+	}
+	s.Observe([]telemetry.Reading{
+		r(1, "do-1", telemetry.DO, 7, t0, telemetry.Good),
+		r(2, "ph-1", telemetry.PH, 7.5, t0, telemetry.Good),
+		manual(3, telemetry.BOD, 2, t0.Add(-20*24*time.Hour)),
+		manual(4, telemetry.FC, 900, t0.Add(-20*24*time.Hour)),
+	}, t0)
+	res, inputs, err := s.WQI(t0.Add(10 * time.Minute))
+	require.NoError(t, err)
+	assert.False(t, res.Partial, "a 20-day-old lab BOD and FC complete the index")
+	sources := map[telemetry.Param]telemetry.Source{}
+	for _, in := range inputs {
+		sources[in.Param] = in.Source
+		assert.False(t, in.Stale, "%s", in.Param)
+	}
+	assert.Equal(t, telemetry.SourceManual, sources[telemetry.BOD])
+	assert.Equal(t, telemetry.SourceSensor, sources[telemetry.DO])
+	assert.Equal(t, 31*24*time.Hour, s.FreshnessOf(telemetry.BOD, telemetry.SourceManual))
+	assert.Equal(t, 48*time.Hour, s.FreshnessOf(telemetry.BOD, telemetry.SourceSensor))
+	assert.Equal(t, 31*24*time.Hour, s.RestoreWindow(telemetry.FC))
+
+	// A fresh BOD probe value wins over the lab's.
+	s.Observe([]telemetry.Reading{r(5, "bod-1", telemetry.BOD, 6, t0.Add(5*time.Minute), telemetry.Good)}, t0)
+	_, inputs, err = s.WQI(t0.Add(10 * time.Minute))
+	require.NoError(t, err)
+	for _, in := range inputs {
+		if in.Param == telemetry.BOD {
+			assert.Equal(t, telemetry.SourceSensor, in.Source)
+			assert.Equal(t, 6.0, in.Value)
+		}
+	}
+
+	// 12 days on the lab values are 32 days old: stale, and the probes too.
+	_, inputs, err = s.WQI(t0.Add(12 * 24 * time.Hour))
+	assert.ErrorIs(t, err, wqi.ErrNoInputs)
+	for _, in := range inputs {
+		assert.True(t, in.Stale, "%s", in.Param)
+	}
+
+	// Per parameter and source, configurable: manual DO stays 2 days.
+	s2 := New(Options{Station: "S", Freshness: func(telemetry.Param) time.Duration { return time.Hour },
+		SourceFreshness: map[telemetry.Source]map[telemetry.Param]time.Duration{telemetry.SourceManual: {telemetry.DO: 48 * time.Hour}}})
+	s2.Observe([]telemetry.Reading{manual(1, telemetry.DO, 6.1, t0), manual(2, telemetry.BOD, 2, t0)}, t0)
+	res, _, err = s2.WQI(t0.Add(24 * time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, []telemetry.Param{telemetry.DO}, res.Used, "BOD keeps the parameter's own hour when the map overrides only DO")
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/purehealth/purehealth/cloud/internal/config"
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
+	"github.com/purehealth/purehealth/cloud/internal/fusion"
 )
 
 var exampleFile = filepath.Join("..", "..", "..", "configs", "cloud.example.yaml")
@@ -75,7 +76,7 @@ fusion: {max_age: {sensor: 30m}}
 	assert.Equal(t, 60*time.Hour, cfg.Retention.WQI.Std())
 	assert.Equal(t, 48*time.Hour, cfg.Retention.Alerts.Std())
 	assert.Equal(t, 30*time.Minute, cfg.Fusion.Policy().MaxAge["sensor"])
-	assert.Equal(t, 24*time.Hour, cfg.Fusion.Policy().MaxAge["api"], "unset sources keep their default")
+	assert.Equal(t, fusion.DefaultMaxAge["api"], cfg.Fusion.Policy().MaxAge["api"], "unset sources keep their default")
 	assert.Equal(t, "30d", cfg.Retention.Measurements.String())
 }
 

@@ -39,10 +39,13 @@
 // type:
 //
 //   - reading: the query API's reading: {"seq","time","param","value","unit","quality",
-//     "source","sensor"} and "flags" when there are any. Only readings younger than
-//     websocket.live_max_age when they arrive are sent one by one; see backfill below.
+//     "source","sensor"} and "flags" when there are any, and a lab sample's "sample_id",
+//     "lab", "method". Only readings younger than websocket.live_max_age when they arrive
+//     are sent one by one; see backfill below.
 //   - wqi: the query API's WQI point: {"seq","time","wqi","class","category","partial",
-//     "missing","sub_indices","do_saturation_pct"}.
+//     "missing","sub_indices","do_saturation_pct"}; or, with "source": "fused", the WQI
+//     the cloud computed from every source (fusion.WQI: "time","source","wqi","class",
+//     ..., "inputs" with each parameter's value, source, time and age).
 //   - alert: the query API's alert after the transition plus the transition: {"id",
 //     "origin" ("agent" or "cloud": separate id spaces), "station","rule","key","param",
 //     "sensor","severity","state","opened_at","acknowledged_at","resolved_at","message",

@@ -1,15 +1,47 @@
 // Package fusion decides a station's current state from values of several sources: per
 // parameter, the value of the most trusted source that is fresh enough. A probe in the
-// river beats a government API, which beats a satellite estimate, which beats a model,
-// but only while its latest value is younger than that source's maximum age.
+// river beats a lab sample, which beats a government programme, which beats a satellite
+// estimate, which beats a model, but only while its latest value is younger than that
+// source's maximum age. From the fused values it computes the station's fused WQI, with
+// the source, time and age of each input.
 //
 // Everything here is pure and safe for concurrent use.
 package fusion
 
 import (
+	"maps"
 	"slices"
 	"time"
+
+	"github.com/purehealth/purehealth/shared/telemetry"
 )
+
+// DefaultPriority is the order of trust in sources (telemetry.SourcesByTrust, design §5a).
+var DefaultPriority = func() []string {
+	out := make([]string, len(telemetry.SourcesByTrust))
+	for i, s := range telemetry.SourcesByTrust {
+		out[i] = string(s)
+	}
+	return out
+}()
+
+// DefaultMaxAge is how old each source's latest value may be and still count (design
+// §5a): a probe reports every few minutes; a lab result describes the river for about a
+// month (monthly sampling, as CPCB's programme does); government data is published
+// monthly or later, so three months; a satellite revisits every 5 days and clouds hide
+// weeks, so two weeks; a forecast is good for a day.
+var DefaultMaxAge = map[string]time.Duration{
+	"sensor":    2 * time.Hour,
+	"manual":    744 * time.Hour,
+	"api":       2160 * time.Hour,
+	"satellite": 336 * time.Hour,
+	"model":     24 * time.Hour,
+}
+
+// DefaultPolicy returns a Policy of DefaultPriority and DefaultMaxAge (copies).
+func DefaultPolicy() Policy {
+	return Policy{Priority: slices.Clone(DefaultPriority), MaxAge: maps.Clone(DefaultMaxAge)}
+}
 
 // Candidate is the newest usable value of one parameter from one source.
 type Candidate struct {
@@ -20,6 +52,9 @@ type Candidate struct {
 	Unit    string
 	Quality string
 	Sensor  string
+	// Origin names where a value from outside the station came from (the configured
+	// upstream source, "manual" for a posted sample); "" for the station's own.
+	Origin string
 }
 
 // Policy orders sources and bounds their age. A source missing from Priority, or with no
@@ -27,22 +62,6 @@ type Candidate struct {
 type Policy struct {
 	Priority []string                 // most trusted first
 	MaxAge   map[string]time.Duration // per source
-}
-
-// DefaultPolicy trusts a probe at the station most, then a lab or field sample taken
-// there, a government programme, a satellite estimate, and a forecast last; each counts
-// while it is younger than its maximum age.
-func DefaultPolicy() Policy {
-	return Policy{
-		Priority: []string{"sensor", "manual", "api", "satellite", "model"},
-		MaxAge: map[string]time.Duration{
-			"sensor":    2 * time.Hour,
-			"manual":    7 * 24 * time.Hour,
-			"api":       24 * time.Hour,
-			"satellite": 14 * 24 * time.Hour,
-			"model":     6 * time.Hour,
-		},
-	}
 }
 
 // Value is the fused value of one parameter.

@@ -67,7 +67,12 @@ func decodeCursor(token, kind string) (*cursor, error) {
 		return nil, errCursor
 	}
 	switch kind {
-	case kindReadings, kindWQI:
+	case kindReadings:
+		// A station's reading has its seq; one from elsewhere its row id.
+		if c.Time.IsZero() || (c.Seq == 0) == (c.ID == 0) {
+			return nil, errCursor
+		}
+	case kindWQI:
 		if c.Time.IsZero() || c.Seq == 0 {
 			return nil, errCursor
 		}

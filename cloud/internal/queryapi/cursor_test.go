@@ -13,6 +13,7 @@ func TestCursorRoundTrip(t *testing.T) {
 	at := time.Date(2025, 11, 13, 12, 0, 0, 123456000, time.UTC)
 	for _, c := range []cursor{
 		{Kind: kindReadings, Time: at, Seq: 42},
+		{Kind: kindReadings, Time: at, ID: 7}, // a reading from a lab, a government programme or a satellite
 		{Kind: kindHourly, Time: at, Param: "do"},
 		{Kind: kindDaily, Time: at, Param: "ph"},
 		{Kind: kindWQI, Time: at, Seq: 1},
@@ -31,9 +32,18 @@ func TestCursorRoundTrip(t *testing.T) {
 	}
 }
 
+func TestReadingsCursorIsOneRowKind(t *testing.T) {
+	at := time.Date(2025, 11, 13, 12, 0, 0, 0, time.UTC)
+	for _, c := range []cursor{{Kind: kindReadings, Time: at}, {Kind: kindReadings, Time: at, Seq: 3, ID: 4}} {
+		_, err := decodeCursor(c.encode(), kindReadings)
+		assert.Error(t, err, "%+v: a station's reading (seq) or an external one (id), exactly one", c)
+	}
+}
+
 func FuzzDecodeCursor(f *testing.F) {
 	at := time.Date(2025, 11, 13, 12, 0, 0, 0, time.UTC)
 	f.Add(cursor{Kind: kindReadings, Time: at, Seq: 42}.encode(), kindReadings)
+	f.Add(cursor{Kind: kindReadings, Time: at, ID: 7}.encode(), kindReadings) // an external reading
 	f.Add(cursor{Kind: kindAlerts, Time: at, Station: "X", ID: 1}.encode(), kindAlerts)
 	f.Add("eyJrIjoicmF3In0", kindReadings)
 	f.Add("!!!", kindStations)
@@ -54,12 +64,14 @@ func FuzzQueryParameters(f *testing.F) {
 	f.Add("param=DO&from=2025-11-13T00:00:00Z&to=2025-11-14T00:00:00Z&bucket=1h&limit=10")
 	f.Add("limit=-1&bucket=5m&active=maybe")
 	f.Add("from=2025-11-13T00:00:00%2B05:30&since=x&station=MH-1")
+	f.Add("format=csv&revisions=all&param=bod")
+	f.Add("format=csv&limit=3&revisions=some")
 	f.Fuzz(func(t *testing.T, raw string) {
 		v, err := url.ParseQuery(raw)
 		if err != nil {
 			return
 		}
-		q := newQuery(v, "param", "from", "to", "bucket", "limit", "cursor", "station", "active", "since")
+		q := newQuery(v, "param", "from", "to", "bucket", "limit", "cursor", "station", "active", "since", "revisions", "format")
 		param, limit := q.param(), q.limit()
 		from, to := q.timeRange()
 		bucket := q.bucket()
@@ -67,6 +79,8 @@ func FuzzQueryParameters(f *testing.F) {
 		q.station("station")
 		q.boolean("active")
 		q.time("since")
+		q.revisions()
+		csv := q.csv(bucket)
 		if q.err != nil {
 			require.NotEmpty(t, q.err.Field)
 			return
@@ -74,6 +88,8 @@ func FuzzQueryParameters(f *testing.F) {
 		require.True(t, limit >= 1 && limit <= maxLimit)
 		require.True(t, from.IsZero() || to.IsZero() || to.After(from))
 		require.Contains(t, []string{kindReadings, kindHourly, kindDaily}, bucket)
+		require.True(t, !csv || bucket == kindReadings && v.Get("limit") == "" && v.Get("cursor") == "",
+			"CSV streams raw readings, whole")
 		_ = param
 	})
 }

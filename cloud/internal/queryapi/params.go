@@ -160,3 +160,38 @@ func (q *query) bucket() string {
 		return kindReadings
 	}
 }
+
+// revisions reads revisions=current|all: whether superseded revisions are listed too.
+func (q *query) revisions() bool {
+	switch s := q.v.Get("revisions"); s {
+	case "", "current":
+		return false
+	case "all":
+		return true
+	default:
+		q.fail("revisions", fmt.Sprintf("%q must be current or all", s))
+		return false
+	}
+}
+
+// csv reads format=json|csv. CSV streams the whole range of raw readings, so it takes no
+// bucket, limit or cursor.
+func (q *query) csv(bucket string) bool {
+	switch s := q.v.Get("format"); s {
+	case "", "json":
+		return false
+	case "csv":
+		switch {
+		case bucket != kindReadings:
+			q.fail("bucket", "format=csv exports raw readings only")
+		case q.v.Get("limit") != "":
+			q.fail("limit", "format=csv streams the whole range: no limit")
+		case q.v.Get("cursor") != "":
+			q.fail("cursor", "format=csv streams the whole range: no cursor")
+		}
+		return true
+	default:
+		q.fail("format", fmt.Sprintf("%q must be json or csv", s))
+		return false
+	}
+}

@@ -3,11 +3,14 @@
 //	GET /v1/stations                        {"stations": [...], "next": "..."}
 //	GET /v1/stations/{id}                   one station
 //	GET /v1/stations/{id}/readings          {"readings": [...], "next": "..."}
-//	    ?param=&from=&to=&bucket=raw|1h|1d&limit=&cursor=
+//	    ?param=&from=&to=&bucket=raw|1h|1d&limit=&cursor=&revisions=current|all&format=json|csv
 //	GET /v1/stations/{id}/wqi?from=&to=&limit=&cursor=    {"wqi": [...], "next": "..."}
 //	GET /v1/stations/{id}/status            fused current state, source per parameter
 //	GET /v1/alerts?station=&active=&since=&limit=&cursor= {"alerts": [...], "next": "..."}
 //
+// Raw readings include those of labs, government programmes and satellites with their
+// provenance; a republished value lists only its current revision unless revisions=all.
+// format=csv streams the whole range as CSV (readingcsv) instead of a page of JSON.
 // Listings are newest first. A page cut short by limit carries "next", an opaque cursor:
 // pass it back as cursor= (with the same other parameters) for the following page; the
 // walk visits every row exactly once. Times are RFC 3339, from inclusive and to exclusive.
@@ -26,14 +29,17 @@ import (
 	"time"
 
 	"github.com/purehealth/purehealth/cloud/internal/fusion"
+	"github.com/purehealth/purehealth/cloud/internal/readingcsv"
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/wire"
+	"github.com/purehealth/purehealth/shared/wqi"
 )
 
 // Options tune the API. Zero fields mean the defaults.
 type Options struct {
-	Fusion     fusion.Policy    // required for /status
+	Fusion     fusion.Policy    // required for /status; fusion.DefaultPolicy() is the design's
+	DOMethod   wqi.DOMethod     // DO saturation of the fused WQI, default Benson & Krause
 	RetryAfter time.Duration    // sent with 503, default 5s
 	Log        *slog.Logger     // default: discard
 	Now        func() time.Time // default time.Now
@@ -135,12 +141,14 @@ type bucketJSON struct {
 }
 
 func (a *API) readings(w http.ResponseWriter, r *http.Request) {
-	q := newQuery(r.URL.Query(), "param", "from", "to", "bucket", "limit", "cursor")
+	q := newQuery(r.URL.Query(), "param", "from", "to", "bucket", "limit", "cursor", "revisions", "format")
 	param := q.param()
 	from, to := q.timeRange()
 	bucket := q.bucket()
 	limit := q.limit()
 	c := q.cursor(bucket)
+	revisions := q.revisions()
+	csv := q.csv(bucket)
 	if a.badRequest(w, q) {
 		return
 	}
@@ -148,10 +156,14 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if csv {
+		a.exportCSV(w, r, store.ReadingsQuery{Station: st.ID, Param: param, From: from, To: to, Revisions: revisions})
+		return
+	}
 	if bucket == kindReadings {
-		rq := store.ReadingsQuery{Station: st.ID, Param: param, From: from, To: to, Limit: limit + 1}
+		rq := store.ReadingsQuery{Station: st.ID, Param: param, From: from, To: to, Limit: limit + 1, Revisions: revisions}
 		if c != nil {
-			rq.After = &store.Position{Time: c.Time, Seq: c.Seq}
+			rq.After = &store.Position{Time: c.Time, Seq: c.Seq, ID: c.ID}
 		}
 		rows, err := a.store.Readings(r.Context(), rq)
 		if err != nil {
@@ -166,8 +178,8 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) {
 			out.Readings = []store.Reading{}
 		}
 		if len(rows) > limit {
-			last := rows[limit-1]
-			out.Readings, out.Next = rows[:limit], cursor{Kind: bucket, Time: last.Time, Seq: last.Seq}.encode()
+			last := rows[limit-1].Position()
+			out.Readings, out.Next = rows[:limit], cursor{Kind: bucket, Time: last.Time, Seq: last.Seq, ID: last.ID}.encode()
 		}
 		a.writeJSON(w, http.StatusOK, out)
 		return
@@ -242,6 +254,7 @@ type fusedJSON struct {
 	Time       time.Time `json:"time"`
 	AgeSeconds float64   `json:"age_seconds"`
 	Source     string    `json:"source"`
+	Origin     string    `json:"origin,omitempty"` // the upstream source or "manual" of a value from outside the station
 	Sensor     string    `json:"sensor"`
 	Quality    string    `json:"quality"`
 }
@@ -260,7 +273,7 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 		a.failed(w, err)
 		return
 	}
-	wqi, err := a.store.LatestWQI(r.Context(), st.ID)
+	stationWQI, err := a.store.LatestWQI(r.Context(), st.ID)
 	if err != nil {
 		a.failed(w, err)
 		return
@@ -268,7 +281,7 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 	cands := make([]fusion.Candidate, len(latest))
 	for i, l := range latest {
 		cands[i] = fusion.Candidate{Param: l.Param, Source: l.Source, Time: l.Time, Value: l.Value,
-			Unit: l.Unit, Quality: l.Quality, Sensor: l.Sensor}
+			Unit: l.Unit, Quality: l.Quality, Sensor: l.Sensor, Origin: l.Origin}
 	}
 	now := a.opts.Now().UTC()
 	out := struct {
@@ -276,13 +289,60 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 		Time        time.Time            `json:"time"`
 		LastBatchAt *time.Time           `json:"last_batch_at"`
 		Params      map[string]fusedJSON `json:"params"`
-		WQI         *wire.WQIPoint       `json:"wqi"`
-	}{Station: st.ID, Time: now, LastBatchAt: st.LastBatchAt, Params: map[string]fusedJSON{}, WQI: wqi}
-	for p, v := range fusion.Fuse(a.opts.Fusion, now, cands) {
+		WQI         *wire.WQIPoint       `json:"wqi"` // the station's own, as its agent computed it
+		// FusedWQI is the index of the fused values above, each input with its source,
+		// time and age; null when none of do, fc, ph and bod has a fresh value.
+		FusedWQI *fusion.WQI `json:"fused_wqi"`
+	}{Station: st.ID, Time: now, LastBatchAt: st.LastBatchAt, Params: map[string]fusedJSON{}, WQI: stationWQI}
+	fused := fusion.Fuse(a.opts.Fusion, now, cands)
+	for p, v := range fused {
 		out.Params[p] = fusedJSON{Value: v.Value, Unit: v.Unit, Time: v.Time, AgeSeconds: v.Age.Seconds(),
-			Source: v.Source, Sensor: v.Sensor, Quality: v.Quality}
+			Source: v.Source, Origin: v.Origin, Sensor: v.Sensor, Quality: v.Quality}
+	}
+	if fw, err := fusion.ComputeWQI(fused, now, a.opts.DOMethod, 1); err == nil {
+		out.FusedWQI = &fw
+	} else if !errors.Is(err, wqi.ErrNoInputs) {
+		a.log.Warn("fused wqi", "station", st.ID, "err", err)
 	}
 	a.writeJSON(w, http.StatusOK, out)
+}
+
+// exportCSV streams every reading q selects, oldest first, as CSV. Once the header is out
+// the status is sent: a failure after it aborts the response, so that a client sees a
+// broken transfer rather than a file that looks whole.
+func (a *API) exportCSV(w http.ResponseWriter, r *http.Request, q store.ReadingsQuery) {
+	q.Oldest = true
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+q.Station+`-readings.csv"`)
+	w.Header().Set("Cache-Control", "no-store")
+	cw, err := readingcsv.NewWriter(w, q.Station)
+	if err == nil {
+		rc := http.NewResponseController(w)
+		n := 0
+		err = a.store.ExportReadings(r.Context(), q, func(rd store.Reading) error {
+			if err := cw.Write(rd); err != nil {
+				return err
+			}
+			if n++; n%store.ExportPage == 0 {
+				if err := cw.Flush(); err != nil {
+					return err
+				}
+				if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			err = cw.Flush()
+		}
+	}
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			a.log.Warn("csv export cut short", "station", q.Station, "err", err)
+		}
+		panic(http.ErrAbortHandler)
+	}
 }
 
 func (a *API) alerts(w http.ResponseWriter, r *http.Request) {

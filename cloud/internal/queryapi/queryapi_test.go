@@ -36,16 +36,18 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, fusion.Policy{
+		Priority: []string{"sensor", "api", "satellite", "model"},
+		MaxAge:   map[string]time.Duration{"sensor": 2 * time.Hour, "api": 24 * time.Hour, "satellite": 14 * 24 * time.Hour, "model": 6 * time.Hour},
+	})
+}
+
+func newEnvWith(t *testing.T, policy fusion.Policy) *env {
+	t.Helper()
 	st, _ := storetest.Open(t, store.Options{Now: func() time.Time { return now }})
 	storetest.AddStation(t, st, station)
 	mux := http.NewServeMux()
-	queryapi.New(st, queryapi.Options{
-		Now: func() time.Time { return now },
-		Fusion: fusion.Policy{
-			Priority: []string{"sensor", "api", "satellite", "model"},
-			MaxAge:   map[string]time.Duration{"sensor": 2 * time.Hour, "api": 24 * time.Hour, "satellite": 14 * 24 * time.Hour, "model": 6 * time.Hour},
-		},
-	}).Register(mux)
+	queryapi.New(st, queryapi.Options{Now: func() time.Time { return now }, Fusion: policy}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &env{store: st, srv: srv}

@@ -35,6 +35,13 @@ func CheckBatch(b *wire.Batch) error {
 		if strings.IndexByte(r.Sensor, 0) >= 0 {
 			return text(fmt.Sprintf("readings[%d].sensor", i), r.Sensor)
 		}
+		if r.SampleID != "" || r.Lab != "" || r.Method != "" {
+			for _, f := range []struct{ name, v string }{{"sample_id", r.SampleID}, {"lab", r.Lab}, {"method", r.Method}} {
+				if err := text(fmt.Sprintf("readings[%d].%s", i, f.name), f.v); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	for i, a := range b.Alerts {
 		at := fmt.Sprintf("alerts[%d]", i)

@@ -36,6 +36,14 @@ var contract = []struct {
 	{"StationHealthOfflineThenOnline", testStationHealthOfflineThenOnline},
 	{"EventDataIsWhatGoEncodes", testEventDataIsWhatGoEncodes},
 	{"StationsAndTokens", testStationsAndTokens},
+	{"UpstreamRevisionsKeepHistory", testUpstreamRevisionsKeepHistory},
+	{"SatelliteProvenance", testSatelliteProvenance},
+	{"SamplesAreIdempotent", testSamplesAreIdempotent},
+	{"ReadingsMergeStationAndExternal", testReadingsMergeStationAndExternal},
+	{"ExternalReadingsOutliveRawRetention", testExternalReadingsOutliveRawRetention},
+	{"CursorsAndCacheSurviveRestart", testCursorsAndCacheSurviveRestart},
+	{"TokensWithRoles", testTokensWithRoles},
+	{"FusedWQIStoredWhenItChanges", testFusedWQIStoredWhenItChanges},
 }
 
 // TestContract runs the contract on plain PostgreSQL and, where the extension can be

@@ -26,5 +26,10 @@ const (
 
 // DefaultRetention is the retention the design sets.
 func DefaultRetention() Retention {
-	return Retention{Measurements: 90 * day, WQI: 730 * day, Alerts: 365 * day, Rollups: 730 * day}
+	return Retention{Measurements: 90 * day, WQI: 730 * day, Alerts: 365 * day, Rollups: 730 * day,
+		External: DefaultExternalRetention}
 }
+
+// DefaultExternalRetention keeps upstream data ten years: government programmes publish
+// yearly series that are worth comparing across a decade.
+const DefaultExternalRetention = 3650 * day

@@ -50,6 +50,27 @@
 // SKIP LOCKED, and a channel's stream that keeps failing opens a notify_failing cloud
 // alert on its station.
 //
+// # Readings from outside the stations
+//
+// Lab samples posted to the cloud and what government programmes and satellites publish
+// live in external_readings, beside the stations' own measurements: such data arrives
+// months or years after the time it describes, and in measurements the raw-readings
+// retention (TimescaleDB drops chunks by their time range) would remove it on arrival.
+// Each row is one revision of an observation (origin, station, parameter, and time or a
+// lab's sample id): a republished value with another number adds a revision and makes it
+// current, keeping the old one; an unchanged one adds nothing (upstream.Classify). Their
+// retention is per origin (Options.SourceRetention, Retention.External), applied by
+// Maintain on both layouts. Readings lists both tables merged, current revisions only
+// unless asked for all; LatestValues and the fused WQI (fused_wqi, StoreFusedWQI) take
+// both into account. A station's own lab samples (source manual, forwarded by its agent)
+// stay in measurements, with their sample id, lab and method.
+//
+// # Tokens
+//
+// Stations keep their token's hash in stations; people and tools (roles lab, viewer,
+// operator) in api_tokens, hashed the same way. AuthenticateToken maps any of them to a
+// Principal.
+//
 // # Concurrency
 //
 // A *Store is safe for concurrent use. It owns a pgx pool and starts no goroutines of its

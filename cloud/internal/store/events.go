@@ -247,6 +247,9 @@ var readingJSON = sqlJSONObject(
 	sqlMember(false, "source", sqlJSONString("source")),
 	sqlMember(false, "sensor", sqlJSONString("sensor")),
 	sqlOptional(`cardinality(flags) > 0`, "flags", `array_to_json(flags)::text`),
+	sqlOptional(`sample_id <> ''`, "sample_id", sqlJSONString("sample_id")),
+	sqlOptional(`lab <> ''`, "lab", sqlJSONString("lab")),
+	sqlOptional(`method <> ''`, "method", sqlJSONString("method")),
 )
 
 // backfillJSON is the data of a backfill notice (Backfill), aggregated over the rows

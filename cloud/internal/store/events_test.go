@@ -389,6 +389,9 @@ func testEventDataIsWhatGoEncodes(t *testing.T, l layout) {
 		if i%2 == 1 {
 			r.Flags = []string{"spike", texts[(i+2)%len(texts)]}
 		}
+		if i%3 == 2 { // a lab sample: its provenance travels in the event too
+			r.Source, r.SampleID, r.Lab, r.Method = "manual", texts[(i+1)%len(texts)], texts[(i+2)%len(texts)], "APHA 5210 B"
+		}
 		b.Readings = append(b.Readings, r)
 
 		w := storetest.WQI(seq, at, float64(i))

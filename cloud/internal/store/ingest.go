@@ -86,7 +86,7 @@ func ackOf(b *wire.Batch) wire.Ack {
 const stagingDDL = `
 CREATE TEMP TABLE IF NOT EXISTS stage_readings (
     time timestamptz, param text, value double precision, unit text, quality text,
-    source text, seq bigint, sensor text, flags text[]
+    source text, seq bigint, sensor text, flags text[], sample_id text, lab text, method text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_wqi (
     time timestamptz, seq bigint, wqi double precision, class text, category text,
@@ -194,6 +194,14 @@ func (s *Store) ingestTx(ctx context.Context, conn *pgx.Conn, station string, b 
 	return len(status) > 0 || res.NewReadings+res.NewWQI+res.NewAlerts > 0, nil
 }
 
+// orNull is s, or NULL for "".
+func orNull(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 func orEmpty(s []string) []string {
 	if s == nil {
 		return []string{}
@@ -208,10 +216,12 @@ func orEmpty(s []string) []string {
 // notice together (Options.LiveMaxAge).
 func insertReadingsSQL(mode Mode) string {
 	sql := `WITH ins AS (
-			INSERT INTO measurements (time, station_id, param, value, unit, quality, source, seq, sensor, flags, received_at)
-			SELECT time, $1, param, value, unit, quality, source, seq, sensor, flags, $2 FROM stage_readings
+			INSERT INTO measurements (time, station_id, param, value, unit, quality, source, seq, sensor, flags,
+				sample_id, lab, method, received_at)
+			SELECT time, $1, param, value, unit, quality, source, seq, sensor, flags, sample_id, lab, method, $2
+			FROM stage_readings
 			ON CONFLICT DO NOTHING
-			RETURNING time, param, value, unit, quality, source, seq, sensor, flags
+			RETURNING time, param, value, unit, quality, source, seq, sensor, flags, sample_id, lab, method
 		), staged AS (
 			INSERT INTO stage_events (part, ord, time, type, data)
 			SELECT ` + strconv.Itoa(partReading) + `, seq, time, '` + EventReading + `', ` + readingJSON + `
@@ -264,10 +274,11 @@ var insertReadings = map[Mode]string{
 // ingestReadings stores the new readings, their events, latest values and rollups.
 func (s *Store) ingestReadings(ctx context.Context, conn *pgx.Conn, station string, rs []wire.Reading, res *IngestResult) error {
 	_, err := conn.CopyFrom(ctx, pgx.Identifier{"stage_readings"},
-		[]string{"time", "param", "value", "unit", "quality", "source", "seq", "sensor", "flags"},
+		[]string{"time", "param", "value", "unit", "quality", "source", "seq", "sensor", "flags", "sample_id", "lab", "method"},
 		pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
 			r := &rs[i]
-			return []any{r.Time, r.Param, r.Value, r.Unit, r.Quality, r.Source, int64(r.Seq), r.Sensor, orEmpty(r.Flags)}, nil
+			return []any{r.Time, r.Param, r.Value, r.Unit, r.Quality, r.Source, int64(r.Seq), r.Sensor, orEmpty(r.Flags),
+				orNull(r.SampleID), orNull(r.Lab), orNull(r.Method)}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("copy readings: %w", err)

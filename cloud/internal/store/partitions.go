@@ -189,7 +189,9 @@ type MaintenanceReport struct {
 // Maintain keeps the storage within its window: on the plain layout it creates the
 // partitions of today and the next AheadDays days and drops partitions wholly past
 // retention, deletes expired rows of the DEFAULT partitions and the rollups; on both
-// layouts it expires alert history and resolved alerts. It is idempotent; the service
+// layouts it expires alert history and resolved alerts, external readings by the
+// retention of their origin (Options.SourceRetention, Retention.External) and fused WQI
+// results. It is idempotent; the service
 // runs it hourly.
 func (s *Store) Maintain(ctx context.Context) (MaintenanceReport, error) {
 	var rep MaintenanceReport
@@ -223,7 +225,38 @@ func (s *Store) Maintain(ctx context.Context) (MaintenanceReport, error) {
 	n, err := s.exec(ctx, "expire alerts", `DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < $1`,
 		now.Add(-s.opts.Retention.Alerts))
 	rep.RowsDeleted += n
+	if err != nil {
+		return rep, err
+	}
+	n, err = s.expireExternal(ctx, now)
+	rep.RowsDeleted += n
 	return rep, err
+}
+
+// expireExternal deletes external readings past their origin's retention (counted from
+// the time they describe: upstream data arrives years old and is kept by its own rule,
+// never by the raw-readings retention) and fused WQI results past the WQI retention, on
+// either layout: neither table has a TimescaleDB retention policy.
+func (s *Store) expireExternal(ctx context.Context, now time.Time) (int64, error) {
+	var total int64
+	named := make([]string, 0, len(s.opts.SourceRetention))
+	for origin, d := range s.opts.SourceRetention {
+		named = append(named, origin)
+		n, err := s.exec(ctx, "expire external readings",
+			`DELETE FROM external_readings WHERE origin = $1 AND time < $2`, origin, now.Add(-d))
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	n, err := s.exec(ctx, "expire external readings",
+		`DELETE FROM external_readings WHERE origin <> ALL($1) AND time < $2`, named, now.Add(-s.opts.Retention.External))
+	total += n
+	if err != nil {
+		return total, err
+	}
+	n, err = s.exec(ctx, "expire fused wqi", `DELETE FROM fused_wqi WHERE time < $1`, now.Add(-s.opts.Retention.WQI))
+	return total + n, err
 }
 
 func (s *Store) exec(ctx context.Context, what, sql string, args ...any) (int64, error) {

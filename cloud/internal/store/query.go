@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,9 +14,10 @@ import (
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
-// Reading is a stored measurement as the API shows it (the agent's readings --json shape).
+// Reading is a stored measurement as the API shows it (the agent's readings --json shape),
+// with the provenance of a reading from a lab, a government programme or a satellite.
 type Reading struct {
-	Seq     uint64    `json:"seq"`
+	Seq     uint64    `json:"seq"` // 0 for a reading that no station sent
 	Time    time.Time `json:"time"`
 	Param   string    `json:"param"`
 	Value   float64   `json:"value"`
@@ -24,22 +26,37 @@ type Reading struct {
 	Source  string    `json:"source"`
 	Sensor  string    `json:"sensor"`
 	Flags   []string  `json:"flags,omitempty"`
+	Provenance
+	// id is the row of an external reading (0 for a station's): its place in listings.
+	id uint64
 }
 
-// Position is a place in a newest-first listing: the row at (Time, Seq). Listings
-// continue with the rows that sort after it, i.e. older ones.
+// Position is a place in a listing of readings: the row at (Time, Seq, ID), where a
+// station's reading has its seq and ID 0, and a reading from elsewhere Seq 0 and its row
+// id. Newest-first listings continue with the rows that sort after it, i.e. older ones.
 type Position struct {
 	Time time.Time
 	Seq  uint64
+	ID   uint64
 }
 
-// ReadingsQuery selects raw readings of one station, newest first.
+// Position returns the reading's place in a listing.
+func (r Reading) Position() Position { return Position{Time: r.Time, Seq: r.Seq, ID: r.id} }
+
+// ReadingsQuery selects readings of one station: those its agent sent (measurements) and
+// those from labs, government programmes and satellites (external readings), newest first
+// by (time, seq, id).
 type ReadingsQuery struct {
 	Station  string
 	Param    string    // "" for every parameter
 	From, To time.Time // From inclusive, To exclusive; zero for open
 	Limit    int
 	After    *Position
+	// Revisions includes the superseded revisions of republished values; by default only
+	// current values are listed.
+	Revisions bool
+	// Oldest lists oldest first; After then continues with newer rows.
+	Oldest bool
 }
 
 // where builds a WHERE clause with bound arguments only.
@@ -63,6 +80,12 @@ func (w *where) String() string {
 	return " WHERE " + strings.Join(w.conds, " AND ")
 }
 
+// arg binds v and returns its placeholder.
+func (w *where) arg(v any) string {
+	w.args = append(w.args, v)
+	return "$" + strconv.Itoa(len(w.args))
+}
+
 func (w *where) limit(n int) string {
 	w.args = append(w.args, n)
 	return " LIMIT $" + strconv.Itoa(len(w.args))
@@ -77,41 +100,134 @@ func (w *where) timeRange(col string, from, to time.Time) {
 	}
 }
 
-// Readings lists raw readings, newest first (by time, then seq).
-func (s *Store) Readings(ctx context.Context, q ReadingsQuery) ([]Reading, error) {
+// readingColumns are the columns of a listed reading, from measurements (m) and from
+// external_readings (x), in the order scanReading reads them.
+const (
+	measurementColumns = `seq, 0::bigint AS xid, time, param, value, unit, quality, source, sensor, flags,
+		NULL::text AS origin, NULL::text AS record_id, NULL::text AS station_code, NULL::text AS collection,
+		NULL::timestamptz AS scene_date, NULL::integer AS scenes, NULL::integer AS pixels,
+		sample_id, lab, method, NULL::integer AS revision, NULL::boolean AS current, NULL::timestamptz AS superseded_at`
+	externalColumns = `0::bigint AS seq, id AS xid, time, param, value, unit, quality, source, sensor, flags,
+		origin, record_id, station_code, collection, scene_date, scenes, pixels,
+		sample_id, lab, method, revision, current, superseded_at`
+)
+
+// readingsSQL is the listing of q: each table's rows in order, limited, then merged.
+func readingsSQL(q ReadingsQuery) (string, []any) {
 	var w where
 	w.add("station_id = ?", q.Station)
 	if q.Param != "" {
 		w.add("param = ?", q.Param)
 	}
 	w.timeRange("time", q.From, q.To)
-	if q.After != nil {
-		w.add("(time, seq) < (?, ?)", q.After.Time, int64(q.After.Seq))
+	dir, cmp := "DESC", "<"
+	if q.Oldest {
+		dir, cmp = "ASC", ">"
 	}
-	sql := `SELECT seq, time, param, value, unit, quality, source, sensor, flags FROM measurements` +
-		w.String() + ` ORDER BY time DESC, seq DESC` + w.limit(q.Limit)
+	base := w.conds
+	var mConds, xConds []string
+	if !q.Revisions {
+		xConds = append(xConds, "current")
+	}
+	if a := q.After; a != nil {
+		// At one time a station's readings (seq > 0) sort after external ones (seq 0) in
+		// ascending order: see Position.
+		t, seq := w.arg(a.Time), w.arg(int64(a.Seq))
+		mConds = append(mConds, "(time, seq) "+cmp+" ("+t+", "+seq+")")
+		switch {
+		case a.Seq > 0 && q.Oldest: // the external rows of time t came before it
+			xConds = append(xConds, "time > "+t)
+		case a.Seq > 0: // the external rows of time t come after it
+			xConds = append(xConds, "time <= "+t)
+		default:
+			xConds = append(xConds, "(time, id) "+cmp+" ("+t+", "+w.arg(int64(a.ID))+")")
+		}
+	}
+	lim := " LIMIT " + w.arg(q.Limit)
+	m := " WHERE " + strings.Join(slices.Concat(base, mConds), " AND ")
+	x := " WHERE " + strings.Join(slices.Concat(base, xConds), " AND ")
+	sql := `(SELECT ` + measurementColumns + ` FROM measurements` + m + ` ORDER BY time ` + dir + `, seq ` + dir + lim + `)
+		UNION ALL
+		(SELECT ` + externalColumns + ` FROM external_readings` + x + ` ORDER BY time ` + dir + `, id ` + dir + lim + `)
+		ORDER BY time ` + dir + `, seq ` + dir + `, xid ` + dir + lim
+	return sql, w.args
+}
+
+func scanReading(row pgx.CollectableRow) (Reading, error) {
+	var r Reading
+	var seq, xid int64
+	var origin, recordID, stationCode, collection, sampleID, lab, method *string
+	var scenes, pixels, revision *int32
+	err := row.Scan(&seq, &xid, &r.Time, &r.Param, &r.Value, &r.Unit, &r.Quality, &r.Source, &r.Sensor, &r.Flags,
+		&origin, &recordID, &stationCode, &collection, &r.SceneDate, &scenes, &pixels,
+		&sampleID, &lab, &method, &revision, &r.Current, &r.SupersededAt)
+	r.Seq, r.id, r.Time = uint64(seq), uint64(xid), r.Time.UTC()
+	if len(r.Flags) == 0 {
+		r.Flags = nil
+	}
+	deref := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	num := func(p *int32) int {
+		if p == nil {
+			return 0
+		}
+		return int(*p)
+	}
+	r.Origin, r.RecordID, r.StationCode, r.Collection = deref(origin), deref(recordID), deref(stationCode), deref(collection)
+	r.SampleID, r.Lab, r.Method = deref(sampleID), deref(lab), deref(method)
+	r.Scenes, r.Pixels, r.Revision = num(scenes), num(pixels), num(revision)
+	utc(r.SceneDate)
+	utc(r.SupersededAt)
+	return r, err
+}
+
+// Readings lists readings (see ReadingsQuery).
+func (s *Store) Readings(ctx context.Context, q ReadingsQuery) ([]Reading, error) {
+	sql, args := readingsSQL(q)
 	var out []Reading
 	err := s.query(ctx, "readings", func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, sql, w.args...)
+		rows, err := s.pool.Query(ctx, sql, args...)
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Reading, error) {
-			var r Reading
-			var seq int64
-			err := row.Scan(&seq, &r.Time, &r.Param, &r.Value, &r.Unit, &r.Quality, &r.Source, &r.Sensor, &r.Flags)
-			r.Seq, r.Time = uint64(seq), r.Time.UTC()
-			if len(r.Flags) == 0 {
-				r.Flags = nil
-			}
-			return r, err
-		})
+		out, err = pgx.CollectRows(rows, scanReading)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("readings of %s: %w", q.Station, err)
 	}
 	return out, nil
+}
+
+// ExportPage is how many rows ExportReadings reads per query.
+const ExportPage = 2000
+
+// ExportReadings calls fn with every reading q selects, in its order, reading them in
+// pages of ExportPage rows so that any range costs constant memory and no query holds a
+// snapshot for long. q.Limit and q.After are ignored. An error from fn stops the walk
+// and is returned as is.
+func (s *Store) ExportReadings(ctx context.Context, q ReadingsQuery, fn func(Reading) error) error {
+	q.Limit, q.After = ExportPage, nil
+	for {
+		page, err := s.Readings(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(page) < ExportPage {
+			return nil
+		}
+		p := page[len(page)-1].Position()
+		q.After = &p
+	}
 }
 
 // BucketSize names a rollup.
@@ -259,22 +375,31 @@ type Latest struct {
 	Unit    string
 	Quality string
 	Sensor  string
-	Seq     uint64
+	Seq     uint64 // 0 for a value from outside the station
+	Origin  string // configured source name of an external value ("manual" for a posted sample); "" for the station's own
 }
 
-// LatestValues returns, per parameter and source, the station's newest usable value.
+// LatestValues returns, per parameter and source, the station's newest usable value:
+// what its agent sent, and the current revision of what labs, government programmes and
+// satellites published (by origin, so one parameter and source may appear once per
+// origin).
 func (s *Store) LatestValues(ctx context.Context, station string) ([]Latest, error) {
 	var out []Latest
 	err := s.query(ctx, "latest values", func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, `SELECT param, source, time, value, unit, quality, sensor, seq
-			FROM station_latest WHERE station_id = $1 ORDER BY param, source`, station)
+		rows, err := s.pool.Query(ctx, `SELECT param, source, time, value, unit, quality, sensor, seq, ''
+			FROM station_latest WHERE station_id = $1
+			UNION ALL
+			(SELECT DISTINCT ON (param, source, origin) param, source, time, value, unit, quality, sensor, 0, origin
+			FROM external_readings WHERE station_id = $1 AND current AND quality <> 'bad'
+			ORDER BY param, source, origin, time DESC, id DESC)
+			ORDER BY 1, 2, 9`, station)
 		if err != nil {
 			return err
 		}
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Latest, error) {
 			var l Latest
 			var seq int64
-			err := row.Scan(&l.Param, &l.Source, &l.Time, &l.Value, &l.Unit, &l.Quality, &l.Sensor, &seq)
+			err := row.Scan(&l.Param, &l.Source, &l.Time, &l.Value, &l.Unit, &l.Quality, &l.Sensor, &seq, &l.Origin)
 			l.Seq, l.Time = uint64(seq), l.Time.UTC()
 			return l, err
 		})

@@ -166,8 +166,11 @@ func TestRollupSumsAfterUpgrade(t *testing.T) {
 	require.NoError(t, err)
 	s.Close()
 
+	// Back to schema 3: undo what the later migrations made.
 	execSQL(t, url, `ALTER TABLE measurements_hourly DROP COLUMN sum;
 		ALTER TABLE measurements_daily DROP COLUMN sum;
+		DROP TABLE external_readings, upstream_cursors, satellite_cache, api_tokens, fused_wqi;
+		ALTER TABLE measurements DROP COLUMN sample_id, DROP COLUMN lab, DROP COLUMN method;
 		DELETE FROM schema_migrations WHERE version >= 4`)
 	res, err := store.Migrate(t.Context(), url, store.MigrateOptions{})
 	require.NoError(t, err)

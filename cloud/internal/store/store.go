@@ -37,6 +37,11 @@ type Retention struct {
 	WQI          time.Duration // default 730 days
 	Alerts       time.Duration // alert history and resolved alerts (default 365 days)
 	Rollups      time.Duration // hourly and daily rollups (default 730 days)
+	// External is how long readings from outside the stations (government programmes,
+	// satellites, posted lab samples) are kept, counted from the time they describe, for
+	// an origin that Options.SourceRetention does not name (default DefaultExternalRetention).
+	// Fused WQI results are kept as long as WQI.
+	External time.Duration
 }
 
 func (r *Retention) fill() {
@@ -53,6 +58,9 @@ func (r *Retention) fill() {
 	if r.Rollups == 0 {
 		r.Rollups = def.Rollups
 	}
+	if r.External == 0 {
+		r.External = def.External
+	}
 }
 
 // Options tune a Store. The zero value of each field means its default.
@@ -62,6 +70,9 @@ type Options struct {
 	IngestTimeout time.Duration // deadline of one batch transaction, default 30s
 	AheadDays     int           // plain layout: daily partitions kept ready beyond today, default 3
 	Retention     Retention
+	// SourceRetention overrides Retention.External per origin: the configured name of an
+	// upstream source (cpcb-nwmp), or OriginManual for posted samples.
+	SourceRetention map[string]time.Duration
 	// LiveMaxAge is how old a reading may be when its batch is stored and still get a
 	// live event of its own. Older ones, a backlog arriving late, are announced by one
 	// status event per batch (Backfill). Zero: every new reading gets its event.

@@ -409,13 +409,20 @@ function applyEvent(msg) {
   if (s.placeholder) refreshSoon();
   // Data from a station never seen means it has started sending; going offline and
   // coming back are for the server's status events to say.
-  if (s.online === null && (msg.type === 'reading' || msg.type === 'wqi')) s.online = true;
+  // A fused WQI (source "fused") is computed by the cloud from every source: it says
+  // nothing of whether the station itself is sending, and is not the station's own index.
+  const fused = msg.type === 'wqi' && d.source === 'fused';
+  if (s.online === null && (msg.type === 'reading' || msg.type === 'wqi') && !fused) s.online = true;
   switch (msg.type) {
     case 'reading':
       seen(s, L.parseTime(d.time));
       if (S.detail && S.detail.id === msg.station) detailReading(d);
       break;
     case 'wqi':
+      if (fused) {
+        s.fused = d;
+        break;
+      }
       setWQI(s, d);
       seen(s, L.parseTime(d.time));
       if (S.detail && S.detail.id === msg.station) detailWQI(d);

@@ -24,6 +24,10 @@ var sims testproc.Builder
 // Main runs the tests and removes the simulator build afterwards (testproc.Main).
 func Main(m *testing.M) int { return testproc.Main(&sims, m.Run) }
 
+// Wrap is Main for a test binary that has another such wrapper (pgtest.Main): run runs the
+// tests, and the simulator build is removed afterwards.
+func Wrap(run func() int) int { return testproc.Main(&sims, run) }
+
 // Sim is a running ph-sim upstream simulator.
 type Sim struct {
 	// URLs are the lines it printed on stdout once listening (for ogd the resource URLs,
