@@ -44,6 +44,11 @@ var contract = []struct {
 	{"CursorsAndCacheSurviveRestart", testCursorsAndCacheSurviveRestart},
 	{"TokensWithRoles", testTokensWithRoles},
 	{"FusedWQIStoredWhenItChanges", testFusedWQIStoredWhenItChanges},
+	{"RiversPlaceStations", testRiversPlaceStations},
+	{"ForecastsStoredWhenTheyChange", testForecastsStoredWhenTheyChange},
+	{"CloudAlertsReconcile", testCloudAlertsReconcile},
+	{"AnalysisSeriesSplitsRollupAndReadings", testAnalysisSeriesSplitsRollupAndReadings},
+	{"RunExclusiveOneAtATime", testRunExclusiveOneAtATime},
 }
 
 // TestContract runs the contract on plain PostgreSQL and, where the extension can be

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -419,6 +420,9 @@ type Alert struct {
 	// cloud evaluates, such as station_offline). Each origin has its own id space.
 	Origin    string    `json:"origin"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Evidence is what a cloud rule saw when it raised or last changed the alert (see
+	// CloudAlert); agents' alerts have none.
+	Evidence json.RawMessage `json:"evidence,omitempty"`
 }
 
 // Alert origins.
@@ -463,7 +467,7 @@ func (s *Store) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
 		w.add("(opened_at, station_id, alert_id) < (?, ?, ?)", q.After.OpenedAt, q.After.Station, int64(q.After.ID))
 	}
 	sql := `SELECT alert_id, origin, station_id, rule, key, param, sensor, severity, state, opened_at,
-		acknowledged_at, resolved_at, message, value, "limit", updated_at FROM alerts` + w.String() +
+		acknowledged_at, resolved_at, message, value, "limit", updated_at, evidence FROM alerts` + w.String() +
 		` ORDER BY opened_at DESC, station_id DESC, alert_id DESC` + w.limit(q.Limit)
 	var out []Alert
 	err := s.query(ctx, "alerts", func(ctx context.Context) error {
@@ -475,7 +479,7 @@ func (s *Store) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
 			var a Alert
 			var id int64
 			err := row.Scan(&id, &a.Origin, &a.Station, &a.Rule, &a.Key, &a.Param, &a.Sensor, &a.Severity, &a.State,
-				&a.OpenedAt, &a.AcknowledgedAt, &a.ResolvedAt, &a.Message, &a.Value, &a.Limit, &a.UpdatedAt)
+				&a.OpenedAt, &a.AcknowledgedAt, &a.ResolvedAt, &a.Message, &a.Value, &a.Limit, &a.UpdatedAt, &a.Evidence)
 			a.ID = uint64(id)
 			a.OpenedAt, a.UpdatedAt = a.OpenedAt.UTC(), a.UpdatedAt.UTC()
 			utc(a.AcknowledgedAt)

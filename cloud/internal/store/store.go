@@ -42,6 +42,8 @@ type Retention struct {
 	// an origin that Options.SourceRetention does not name (default DefaultExternalRetention).
 	// Fused WQI results are kept as long as WQI.
 	External time.Duration
+	// Forecasts is how long issued forecasts are kept (default 7 days).
+	Forecasts time.Duration
 }
 
 func (r *Retention) fill() {
@@ -60,6 +62,9 @@ func (r *Retention) fill() {
 	}
 	if r.External == 0 {
 		r.External = def.External
+	}
+	if r.Forecasts == 0 {
+		r.Forecasts = def.Forecasts
 	}
 }
 
