@@ -50,6 +50,11 @@ type Config struct {
 	// Notify lists the channels alert transitions are sent to (contract keys).
 	Notify []NotifyChannel `yaml:"notify"`
 
+	// Forecast and Anomaly tune the analytics jobs (contract keys forecast.interval and
+	// anomaly.interval).
+	Forecast Forecast `yaml:"forecast"`
+	Anomaly  Anomaly  `yaml:"anomaly"`
+
 	strictyaml.Source `yaml:"-"` // the file it came from
 }
 
@@ -95,6 +100,8 @@ type Retention struct {
 	// Events are the live events kept for WebSocket clients to resume from (default
 	// store.DefaultEventsRetention; at least websocket.replay_window).
 	Events Duration `yaml:"events"`
+	// Forecasts are the forecasts issued (default store.DefaultForecastRetention).
+	Forecasts Duration `yaml:"forecasts"`
 }
 
 // Partitions tunes plain-PostgreSQL storage (native daily partitions).
@@ -234,7 +241,7 @@ func Default() Config {
 		Retention: Retention{
 			Measurements: Duration(ret.Measurements), WQI: Duration(ret.WQI),
 			Alerts: Duration(ret.Alerts), Rollups: Duration(ret.Rollups),
-			Events: Duration(store.DefaultEventsRetention),
+			Events: Duration(store.DefaultEventsRetention), Forecasts: Duration(ret.Forecasts),
 		},
 		Partitions: Partitions{
 			AheadDays:           store.DefaultAheadDays,
@@ -258,6 +265,8 @@ func Default() Config {
 			OfflineAfter:          Duration(store.DefaultOfflineAfter),
 			OfflineAfterByStation: map[string]Duration{},
 		},
+		Forecast: defaultForecast(),
+		Anomaly:  defaultAnomaly(),
 	}
 }
 
@@ -350,7 +359,7 @@ func (c *Config) Validate() error {
 		d    Duration
 	}{
 		{"measurements", c.Retention.Measurements}, {"wqi", c.Retention.WQI},
-		{"alerts", c.Retention.Alerts}, {"rollups", c.Retention.Rollups},
+		{"alerts", c.Retention.Alerts}, {"rollups", c.Retention.Rollups}, {"forecasts", c.Retention.Forecasts},
 	} {
 		if r.d.Std() < 2*Day {
 			bad("retention.%s: %s is shorter than 2d", r.name, r.d)
@@ -404,6 +413,8 @@ func (c *Config) Validate() error {
 	if err := (notify.Options{Channels: c.NotifyChannels()}).Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	c.Forecast.validate(bad)
+	c.Anomaly.validate(bad)
 	return errors.Join(errs...)
 }
 

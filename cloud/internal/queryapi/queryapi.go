@@ -6,6 +6,8 @@
 //	    ?param=&from=&to=&bucket=raw|1h|1d&limit=&cursor=&revisions=current|all&format=json|csv
 //	GET /v1/stations/{id}/wqi?from=&to=&limit=&cursor=    {"wqi": [...], "next": "..."}
 //	GET /v1/stations/{id}/status            fused current state, source per parameter
+//	GET /v1/stations/{id}/forecast?param=   the newest forecast (design §5a), param=wqi too;
+//	                                        404 {"error","field","reason","checked_at"} without one
 //	GET /v1/alerts?station=&active=&since=&limit=&cursor= {"alerts": [...], "next": "..."}
 //
 // Raw readings include those of labs, government programmes and satellites with their
@@ -73,6 +75,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/stations/{id}/readings", a.readings)
 	mux.HandleFunc("GET /v1/stations/{id}/wqi", a.wqi)
 	mux.HandleFunc("GET /v1/stations/{id}/status", a.status)
+	mux.HandleFunc("GET /v1/stations/{id}/forecast", a.forecast)
 	mux.HandleFunc("GET /v1/alerts", a.alerts)
 }
 

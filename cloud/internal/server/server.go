@@ -1,7 +1,7 @@
 // Package server composes ph-cloud's HTTP service: the ingest endpoint, the query API, the
 // live WebSocket fan-out (/ws), the operator's dashboard (/ and /static/), /health,
 // /stats, /metrics, and the background jobs (storage maintenance, station health,
-// retention of live events), with graceful shutdown.
+// retention of live events, forecasts and anomaly detection), with graceful shutdown.
 //
 // New builds everything and starts nothing. Run serves on a listener the caller opened
 // (so that a busy port is a start-up error) and owns the HTTP server, the fan-out's feed
@@ -208,7 +208,7 @@ func (s *Server) jobs() []jobs.Job {
 	for id, d := range s.cfg.StationHealth.OfflineAfterByStation {
 		health.ByStation[id] = d.Std()
 	}
-	return []jobs.Job{{
+	return append([]jobs.Job{{
 		Name:     "station health",
 		Interval: s.cfg.StationHealth.Interval.Std(),
 		Run: func(ctx context.Context) error {
@@ -246,7 +246,7 @@ func (s *Server) jobs() []jobs.Job {
 			}
 			return err
 		},
-	}}
+	}}, s.analyticsJobs()...)
 }
 
 // health answers 200 when the database answers, 503 otherwise, with JSON detail.
