@@ -1,5 +1,5 @@
 // Package cli is ph-cloud's command line: the service (`serve`), schema migrations
-// (`migrate`), station administration (`station add|list|rotate-token`), tokens of people
+// (`migrate`), station administration (`station add|list|rotate-token|set-river`), tokens of people
 // and tools (`token add|list|revoke`), lab samples (`samples import`) and CSV export
 // (`export`). Commands are
 // built by constructors and write to the cobra command's streams, so tests drive them with
@@ -189,7 +189,7 @@ func newStationCommand() *cobra.Command {
 		Use:   "station",
 		Short: "Register stations and manage their tokens",
 	}
-	cmd.AddCommand(newStationAddCommand(), newStationListCommand(), newStationRotateCommand())
+	cmd.AddCommand(newStationAddCommand(), newStationListCommand(), newStationRotateCommand(), newStationSetRiverCommand())
 	return cmd
 }
 
@@ -210,12 +210,14 @@ func withStore(cmd *cobra.Command, fn func(st *store.Store) error) error {
 func newStationAddCommand() *cobra.Command {
 	var name, class string
 	var lat, lon float64
+	var rf riverFlags
 	cmd := &cobra.Command{
 		Use:   "add ID",
 		Short: "Register a station and print its new token (alone, on stdout)",
 		Long: `Register a station and print its new token alone on stdout, for scripts:
 
-  ph-cloud station add MH-PUNE-001 --name "Mula-Mutha at Sangam" --class B > token
+  ph-cloud station add MH-PUNE-001 --name "Mula-Mutha at Sangam" --class B \
+    --river Mula-Mutha --river-km 0.5 > token
 
 Only a hash of the token is stored: it cannot be shown again, only replaced with
 rotate-token.`,
@@ -228,6 +230,10 @@ rotate-token.`,
 			}
 			if latSet {
 				n.Lat, n.Lon = &lat, &lon
+			}
+			var err error
+			if n.River, err = rf.river(cmd); err != nil {
+				return err
 			}
 			return withStore(cmd, func(st *store.Store) error {
 				token, err := st.AddStation(cmd.Context(), n)
@@ -244,6 +250,7 @@ rotate-token.`,
 	cmd.Flags().StringVar(&class, "class", "B", "CPCB designated-best-use class, A–E")
 	cmd.Flags().Float64Var(&lat, "lat", 0, "latitude, degrees")
 	cmd.Flags().Float64Var(&lon, "lon", 0, "longitude, degrees")
+	rf.add(cmd)
 	if err := cmd.MarkFlagRequired("name"); err != nil {
 		panic(err) // the flag is defined just above
 	}
