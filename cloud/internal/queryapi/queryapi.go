@@ -7,7 +7,7 @@
 //	GET /v1/stations/{id}/wqi?from=&to=&limit=&cursor=    {"wqi": [...], "next": "..."}
 //	GET /v1/stations/{id}/status            fused current state, source per parameter
 //	GET /v1/stations/{id}/forecast?param=   the newest forecast (design §5a), param=wqi too;
-//	                                        404 {"error","field","reason","checked_at"} without one
+//	                                        without one: model "none", no points, "reason"
 //	GET /v1/alerts?station=&active=&since=&limit=&cursor= {"alerts": [...], "next": "..."}
 //
 // Raw readings include those of labs, government programmes and satellites with their

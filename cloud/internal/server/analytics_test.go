@@ -50,11 +50,19 @@ func get(t *testing.T, url string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-// TestForecastServedPushedAndWarned runs the whole service: the forecast job's first
-// round forecasts a station's history, a WebSocket client receives the forecast as a
-// "prediction" message, the API serves the same object, and the early warning is an
-// alert with its evidence; a station with too little history gets the reason.
-func TestForecastServedPushedAndWarned(t *testing.T) {
+// analyticsService is the service running over a station with ten days of DO that dips
+// below its class's minimum every night (and one with too little history), its forecast
+// round running at start.
+type analyticsService struct {
+	store *store.Store
+	url   string
+	base  string
+	ln    net.Listener
+	mark  int64 // the last event before the service started
+}
+
+func startAnalytics(t *testing.T) analyticsService {
+	t.Helper()
 	url := storetest.Migrated(t)
 	st := storetest.OpenURL(t, url, store.Options{})
 	const station = "MH-PUNE-001"
@@ -95,6 +103,17 @@ func TestForecastServedPushedAndWarned(t *testing.T) {
 			t.Error("Run did not return")
 		}
 	})
+	return analyticsService{store: st, url: url, base: base, ln: ln, mark: mark}
+}
+
+// TestForecastServedPushedAndWarned runs the whole service: the forecast job's first
+// round forecasts a station's history, a WebSocket client receives the forecast as a
+// "prediction" message, the API serves the same object, and the early warning is an
+// alert with its evidence; a station with too little history gets the reason.
+func TestForecastServedPushedAndWarned(t *testing.T) {
+	a := startAnalytics(t)
+	base, ln, mark := a.base, a.ln, a.mark
+	const station = "MH-PUNE-001"
 
 	// A client that resumes from before the service started sees what the first round
 	// published, whenever it ran.
@@ -154,18 +173,29 @@ func TestForecastServedPushedAndWarned(t *testing.T) {
 	assert.Contains(t, string(body), `"rule":"forecast_breach"`)
 	assert.Contains(t, string(body), `"evidence":{"limit":{"set":"cpcb-class-B","param":"do","bound":"min","value":5`)
 
-	// Too little history: 404 with the reason; a parameter never seen: 404; bad input: 400.
-	var short struct{ Error, Field, Reason string }
+	// Too little history: the reason, with no model, skill or points; a parameter never
+	// looked at says so; bad input: 400; no such station: 404.
+	var short struct {
+		Model    string     `json:"model"`
+		Skill    any        `json:"skill"`
+		Points   []any      `json:"points"`
+		Reason   string     `json:"reason"`
+		IssuedAt *time.Time `json:"issued_at"`
+	}
 	// The round may still be on its way to that station.
 	require.Eventually(t, func() bool {
 		code, body = get(t, base+"/v1/stations/SHORT/forecast?param=do")
-		return code == http.StatusNotFound && json.Unmarshal(body, &short) == nil && short.Reason != ""
+		return code == http.StatusOK && json.Unmarshal(body, &short) == nil && short.IssuedAt != nil
 	}, 15*time.Second, 50*time.Millisecond, "the reason of SHORT: %s", body)
+	assert.Equal(t, "none", short.Model)
+	assert.Nil(t, short.Skill)
+	assert.NotNil(t, short.Points)
+	assert.Empty(t, short.Points)
 	assert.Contains(t, short.Reason, "too little history")
-	assert.Contains(t, short.Error, "no forecast of do at SHORT: too little history")
 	code, body = get(t, base+"/v1/stations/"+station+"/forecast?param=bod")
-	assert.Equal(t, http.StatusNotFound, code)
-	assert.Contains(t, string(body), "yet")
+	assert.Equal(t, http.StatusOK, code)
+	assert.JSONEq(t, `{"station":"MH-PUNE-001","param":"bod","issued_at":null,"model":"none","skill":null,"points":[],`+
+		`"reason":"not forecast yet: the forecast job has not looked at this series"}`, string(body))
 	code, _ = get(t, base+"/v1/stations/"+station+"/forecast")
 	assert.Equal(t, http.StatusBadRequest, code)
 	code, _ = get(t, base+"/v1/stations/"+station+"/forecast?param=mood")

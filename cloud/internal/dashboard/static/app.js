@@ -9,6 +9,7 @@
 
 import * as L from './logic.js';
 import { lineChart } from './chart.js';
+import * as F from './forecast.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'purehealth.viewerToken';
@@ -436,6 +437,9 @@ function applyEvent(msg) {
       }
       break;
     }
+    case 'prediction':
+      F.onPrediction(msg.station, d);
+      break;
     case 'status':
       if (typeof d.online === 'boolean') s.online = d.online;
       seen(s, L.parseTime(d.last_seen));
@@ -710,7 +714,8 @@ function fillAlert(li, a, withStation) {
         withStation ? h('a', { href: `#/station/${encodeURIComponent(a.station)}` }, name ? `${name} (${a.station})` : a.station) : null,
         withStation ? ' · ' : null,
         h('span', { class: 'alert-state' }, a.state), ' · ', alertWhen(a),
-        a.param ? ` · ${L.paramLabel(a.param)}` : '')));
+        a.param ? ` · ${L.paramLabel(a.param)}` : ''),
+      F.evidence(a)));
 }
 
 function renderAlerts(list, alerts, withStation) {
@@ -743,6 +748,7 @@ async function loadDetail(id, showLoading = true) {
     const params = new Set(Object.keys(status.params || {}));
     for (const p of d.series.keys()) params.add(p);
     const wqiPage = api(`${stationPath(id)}/wqi?from=${encodeURIComponent(new Date(now - range.ms).toISOString())}&limit=5000`);
+    F.load(api, id, [...params, 'wqi']).then(() => render());
     const series = new Map();
     await pool([...params], 4, async (p) => {
       const page = await api(`${stationPath(id)}/readings?${L.readingsQuery(S.range, p, now)}`);
@@ -909,11 +915,13 @@ function renderCharts() {
   d.wqi.trim(from);
   const lastW = d.wqi.points[d.wqi.points.length - 1];
   $('wqi-latest').textContent = lastW ? `latest ${lastW.v.toFixed(1)}` : '';
-  lineChart($('chart-wqi'), d.wqi.points, from, to, {
+  const fw = F.chartPlan(d.id, 'wqi', to, range.ms, lastW?.t);
+  lineChart($('chart-wqi'), d.wqi.points, from, fw.toMs, {
     title: `Water Quality Index, last ${range.label}`,
     summary: summary(d.wqi.points, ''),
-    bands: L.WQI_BANDS, yMin: 0, yMax: 100, minGapMs: minGap, empty: 'No index in this range',
+    bands: L.WQI_BANDS, yMin: 0, yMax: 100, minGapMs: minGap, empty: 'No index in this range', ...fw.opts,
   });
+  F.note($('chart-wqi'), fw.note);
 
   const params = [...d.series.keys()].sort((a, b) => orderOf(a) - orderOf(b));
   const grid = $('st-charts');
@@ -925,11 +933,13 @@ function renderCharts() {
     fig.querySelector('.latest').textContent = last ? `latest ${L.formatValue(last.v)} ${unit}`.trim() : '';
     fig.querySelector('figcaption .label').textContent = `${L.paramLabel(p)}${unit ? ` (${unit})` : ''}`;
     const lim = L.limits(cls, p);
-    lineChart(fig.querySelector('.chart-host'), sr.points, from, to, {
+    const fp = F.chartPlan(d.id, p, to, range.ms, last?.t);
+    lineChart(fig.querySelector('.chart-host'), sr.points, from, fp.toMs, {
       title: `${L.paramLabel(p)}, last ${range.label}`,
       summary: summary(sr.points, unit),
-      band: range.bucketMs > 0, limits: lim ?? [], minGapMs: minGap,
+      band: range.bucketMs > 0, limits: lim ?? [], minGapMs: minGap, ...fp.opts,
     });
+    F.note(fig.querySelector('.chart-host'), fp.note);
   }, () => h('figure', { class: 'chart-card' },
     h('figcaption', {}, h('span', { class: 'label' }), ' ', h('span', { class: 'latest' })),
     h('div', { class: 'chart-host' })));

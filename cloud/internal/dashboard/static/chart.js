@@ -33,7 +33,9 @@ let chartSeq = 0;
 // opts: title and summary (the accessible name and description); band (draw min–max of
 // rollups); limits ([min, max] criteria lines, null for none); bands (background bands
 // {from, to, key, label} such as the WQI classes); yMin/yMax (a fixed scale); minGapMs
-// (the smallest gap that breaks the line).
+// (the smallest gap that breaks the line); extent (more values the scale must show) and
+// overlay(g, {x, y, el, top, bottom}) (draws into the plot under the data, such as a
+// forecast after the last reading).
 export function lineChart(host, points, fromMs, toMs, opts = {}) {
   const width = Math.max(260, Math.floor(host.clientWidth || 600));
   const height = opts.height ?? 180;
@@ -64,6 +66,12 @@ export function lineChart(host, points, fromMs, toMs, opts = {}) {
         lo = Math.min(lo, l);
         hi = Math.max(hi, l);
       }
+    }
+  }
+  for (const v of opts.extent ?? []) {
+    if (Number.isFinite(v)) {
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
     }
   }
   if (opts.yMin !== undefined) lo = opts.yMin;
@@ -107,6 +115,8 @@ export function lineChart(host, points, fromMs, toMs, opts = {}) {
     const ly = y(l) - 3 < m.top + 10 ? y(l) + 12 : y(l) - 3; // below the line at the top edge
     plot.append(el('text', { x: m.left + 4, y: ly, class: 'limit-label' }, `limit ${numLabel(l)}`));
   }
+
+  if (opts.overlay) opts.overlay(plot, { x, y: clampY, el, top: m.top, bottom: m.top + ih });
 
   if (pts.length === 0) {
     plot.append(el('text', { x: m.left + iw / 2, y: m.top + ih / 2, class: 'empty', 'text-anchor': 'middle' },
