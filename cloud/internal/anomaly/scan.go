@@ -217,7 +217,11 @@ func ScanSeries(s Series, opts Options) Scan {
 	}
 	zEpisodes := d.scan()
 	copy(out.judged, d.judged)
-	spikes := spikeFlags(pts, x, noise, opts.SpikeZ)
+	// A spike is judged against the reading-to-reading noise, but never against less than
+	// the smallest change worth attention: a probe that repeats one value (noise near
+	// zero, as a fresh series of a coarse probe has) must not turn its next
+	// last-digit step into a spike of score 1e13.
+	spikes := spikeFlags(pts, x, max(noise, d.minScale), opts.SpikeZ)
 
 	// Spike readings in an hour make a short z-episode of that hour when readings are
 	// sparse; the spike test has explained it.

@@ -231,3 +231,21 @@ func TestHourlyHistoryJudgesAsReadings(t *testing.T) {
 		})
 	}
 }
+
+// TestFreshCoarseSeriesHasNoSpikes: a few minutes of a probe that repeats its value but
+// for a step of its last digits has no reading-to-reading noise to speak of; the steps
+// are not spikes.
+func TestFreshCoarseSeriesHasNoSpikes(t *testing.T) {
+	var pts []hourly.Point
+	for i := range 40 {
+		// Float noise in the last bits (a unit conversion, two sensors of one value)...
+		v := 7.66 + float64(i%2)*1e-15
+		if i%9 == 4 {
+			v = 7.64 // ... and a step of the probe's last digit
+		}
+		pts = append(pts, hourly.Point{Time: t0.Add(time.Duration(i) * 10 * time.Second), Value: v})
+	}
+	s := ScanSeries(Series{Station: "S", Param: "ph", Points: pts}, Options{})
+	assert.Empty(t, s.Episodes, "%v", kinds(s.Episodes))
+	assert.Empty(t, s.Flags)
+}

@@ -27,6 +27,10 @@ type Anomaly struct {
 	Workers int `yaml:"workers"`
 }
 
+// minAnalyticsInterval: rounds never overlap (a slow one delays the next), so a short
+// interval costs only CPU; a demo of a few stations runs them every 30 s.
+const minAnalyticsInterval = 10 * time.Second
+
 func defaultForecast() Forecast {
 	return Forecast{Interval: Duration(forecastjob.DefaultInterval), Timezone: "UTC"}
 }
@@ -36,8 +40,8 @@ func defaultAnomaly() Anomaly {
 }
 
 func (f Forecast) validate(bad func(string, ...any)) {
-	if f.Interval.Std() < time.Minute {
-		bad("forecast.interval: %s is shorter than 1m", f.Interval)
+	if f.Interval.Std() < minAnalyticsInterval {
+		bad("forecast.interval: %s is shorter than %s", f.Interval, minAnalyticsInterval)
 	}
 	if f.Workers < 0 || f.Workers > 256 {
 		bad("forecast.workers: %d must be 0..256 (0: half the processors)", f.Workers)
@@ -48,8 +52,8 @@ func (f Forecast) validate(bad func(string, ...any)) {
 }
 
 func (a Anomaly) validate(bad func(string, ...any)) {
-	if a.Interval.Std() < time.Minute {
-		bad("anomaly.interval: %s is shorter than 1m", a.Interval)
+	if a.Interval.Std() < minAnalyticsInterval {
+		bad("anomaly.interval: %s is shorter than %s", a.Interval, minAnalyticsInterval)
 	}
 	if a.Workers < 1 || a.Workers > 256 {
 		bad("anomaly.workers: %d must be 1..256", a.Workers)

@@ -22,10 +22,10 @@ func TestAnalyticsKeys(t *testing.T) {
 	assert.Equal(t, 3*24*time.Hour, cfg.Retention.Forecasts.Std())
 
 	for doc, want := range map[string]string{
-		"forecast: {interval: 10s}":        "forecast.interval: 10s is shorter than 1m",
+		"forecast: {interval: 5s}":         "forecast.interval: 5s is shorter than 10s",
 		"forecast: {workers: -1}":          "forecast.workers: -1 must be 0..256 (0: half the processors)",
 		"forecast: {timezone: Mars/Olymp}": `forecast.timezone: "Mars/Olymp" is not an IANA time zone such as Asia/Kolkata`,
-		"anomaly: {interval: 0s}":          "anomaly.interval: 0s is shorter than 1m",
+		"anomaly: {interval: 0s}":          "anomaly.interval: 0s is shorter than 10s",
 		"anomaly: {workers: 0}":            "anomaly.workers: 0 must be 1..256",
 		"retention: {forecasts: 1d}":       "retention.forecasts: 1d is shorter than 2d",
 		"forecast: {every: 5m}":            "",
