@@ -323,10 +323,10 @@ func renderStations(w io.Writer, sts []store.Station, now time.Time) error {
 		return err
 	}
 	t := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(t, "ID\tNAME\tCLASS\tLAT\tLON\tLAST BATCH\tREADINGS SEQ")
+	fmt.Fprintln(t, "ID\tNAME\tCLASS\tLAT\tLON\tLAST BATCH\tREADINGS SEQ\tRIVER")
 	for _, s := range sts {
-		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", s.ID, s.Name, s.Class, coord(s.Lat), coord(s.Lon),
-			ago(s.LastBatchAt, now), s.ReadingsSeq)
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.ID, s.Name, s.Class, coord(s.Lat), coord(s.Lon),
+			ago(s.LastBatchAt, now), s.ReadingsSeq, riverText(s))
 	}
 	return t.Flush()
 }

@@ -71,3 +71,12 @@ downstream is a pollution event, one that stays at one station a suspect sensor.
 	addConfigFlag(cmd)
 	return cmd
 }
+
+// riverText is a station's place on its river in `station list`: "Mula-Mutha km 9.5", or
+// "-".
+func riverText(s store.Station) string {
+	if s.River == nil || s.RiverKm == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s km %g", *s.River, *s.RiverKm)
+}

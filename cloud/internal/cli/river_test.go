@@ -34,6 +34,11 @@ func TestStationRivers(t *testing.T) {
 		assert.Equal(t, km, *list[i].RiverKm)
 	}
 
+	r = run(t, "station", "list", "--config", cfg)
+	require.NoError(t, r.err, r.stderr)
+	assert.Regexp(t, `\nMH-PUNE-001\s+Sangam\s.*\s+Mula-Mutha km 0\.5\n`, r.stdout)
+	assert.Regexp(t, `\nMH-PUNE-002\s+Mundhwa\s.*\s+Mula-Mutha km 9\.5\n`, r.stdout)
+
 	r = run(t, "station", "set-river", "MH-PUNE-002", "--none", "--config", cfg)
 	require.NoError(t, r.err, r.stderr)
 	got, err := st.Station(t.Context(), "MH-PUNE-002")

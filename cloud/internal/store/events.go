@@ -40,7 +40,7 @@ type Event struct {
 // transition, and the transition.
 type AlertChange struct {
 	Alert
-	Transition string `json:"transition"` // opened, acknowledged, escalated, resolved
+	Transition string `json:"transition"` // opened, acknowledged, escalated, updated (cloud alerts), resolved
 }
 
 // StationStatus is the data of a status event: a station went offline or came back.
