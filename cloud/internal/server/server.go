@@ -85,7 +85,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 		Log:               log.With("component", "fanout"),
 	}), fanout.Options{
 		AllowedOrigins: ws.AllowedOrigins,
-		MaxClients: ws.MaxClients, Queue: ws.Queue, WriteTimeout: ws.WriteTimeout.Std(),
+		MaxClients:     ws.MaxClients, Queue: ws.Queue, WriteTimeout: ws.WriteTimeout.Std(),
 		PingInterval: ws.PingInterval.Std(), ReadLimit: int64(ws.ReadLimit), ReplayMax: noneIfZero(ws.ReplayMax),
 		ReplayWindow: ws.ReplayWindow.Std(), Recent: noneIfZero(ws.Recent),
 		Log: log.With("component", "fanout"),
