@@ -31,9 +31,9 @@ import (
 	"github.com/purehealth/purehealth/internal/jobs"
 	"github.com/purehealth/purehealth/shared/criteria"
 	"github.com/purehealth/purehealth/shared/telemetry"
-	"github.com/purehealth/purehealth/shared/wire"
 	"github.com/purehealth/purehealth/shared/validate"
 	"github.com/purehealth/purehealth/shared/version"
+	"github.com/purehealth/purehealth/shared/wire"
 	"github.com/purehealth/purehealth/shared/wqi"
 )
 
