@@ -12,3 +12,7 @@ UPDATE alerts SET origin = 'station' WHERE origin = 'agent';
 ALTER TABLE alerts ALTER COLUMN origin SET DEFAULT 'station';
 ALTER TABLE alerts ADD CONSTRAINT alerts_origin_check CHECK (origin IN ('station', 'cloud'));
 UPDATE notify_outbox SET origin = 'station' WHERE origin = 'agent';
+
+-- A removed station: its token no longer works and it leaves the listings and the health
+-- check; its data stays unless it was purged (RemoveStation).
+ALTER TABLE stations ADD COLUMN IF NOT EXISTS removed_at timestamptz;
