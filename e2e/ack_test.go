@@ -79,10 +79,10 @@ func TestAcknowledgeAnywhere(t *testing.T) {
 	assert.Equal(t, "ops", acked.AcknowledgedBy)
 
 	// The station's next exchange brings it: a reading goes up, the acknowledgement down.
-	require.Eventually(t, func() bool {
+	until(t, "the station acknowledges what the operator acknowledged", func() bool {
 		pahotest.PublishAcked(t, mq, a.Topic("temp"), "26.1", guard)
 		return byRule()["do"].State == "acknowledged"
-	}, guard, 500*time.Millisecond, "the station acknowledges what the operator acknowledged")
+	})
 	assert.Equal(t, "ops", byRule()["do"].AcknowledgedBy, "with who acknowledged it")
 	require.Eventually(t, func() bool {
 		s, by, pending := cloudAlert(doID)
@@ -95,4 +95,17 @@ func TestAcknowledgeAnywhere(t *testing.T) {
 		s, by, _ := cloudAlert(phID)
 		return s == "acknowledged" && by == "station"
 	}, guard, 100*time.Millisecond, "an alert acknowledged at the station shows as acknowledged in the cloud")
+}
+
+// until polls cond in the test's goroutine (it may fail the test itself) until it holds,
+// failing the test after guard.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("want %s within %v", what, guard)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
