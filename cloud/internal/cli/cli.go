@@ -411,8 +411,9 @@ token's SHA-256, goes on stderr:
 
   ph-cloud viewer-token > viewer.token
 
-With any websocket.viewer_tokens_sha256 configured, GET /ws needs a token (?token= or
-Authorization: Bearer).`,
+With any websocket.viewer_tokens_sha256 configured, every read path (the API, /ws,
+/stats, /metrics) needs a viewer token. Tokens made with ` + "`ph-cloud token add NAME --role viewer`" + `
+need no change to the configuration and can be revoked by name.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var b [32]byte
