@@ -512,8 +512,8 @@ func (c *Config) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("uplink.url: %q must be an http:// or https:// URL", c.Uplink.URL)
 		}
-		if c.Uplink.Token == "" && c.Uplink.TokenFile == "" {
-			bad("uplink: token or token_file is required with a url")
+		if c.Uplink.Token == "" && c.Uplink.TokenFile == "" && c.Uplink.CertFile == "" {
+			bad("uplink: token, token_file or a client certificate (cert_file, key_file) is required with a url")
 		}
 		if err == nil && u.Scheme == "http" && u.Host != "" && !c.Uplink.Insecure && !loopbackHost(u.Hostname()) {
 			bad("uplink.url: %q sends the station's token and data in clear over the network; use https://, or set uplink.insecure: true if this is meant", c.Uplink.URL)

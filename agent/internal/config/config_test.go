@@ -222,7 +222,7 @@ func TestLoadInvalid(t *testing.T) {
 			`uplink.url: "ftp://cloud.example.org"`, "uplink: give token or token_file, not both",
 			"uplink.batch_max: 100000",
 		}, lines: 3},
-		{file: "uplink-no-token.yaml", want: []string{"uplink: token or token_file is required"}, lines: 1},
+		{file: "uplink-no-token.yaml", want: []string{"uplink: token, token_file or a client certificate"}, lines: 1},
 		{file: "uplink-options.yaml", want: []string{
 			`uplink.ca_file: set, but the url "http://cloud.example.org"`, "uplink.cert_file: set",
 			"uplink: cert_file and key_file go together", "uplink.live_readings: -5",

@@ -188,7 +188,8 @@ func newStationCommand() *cobra.Command {
 		Use:   "station",
 		Short: "Register stations and manage their tokens",
 	}
-	cmd.AddCommand(newStationAddCommand(), newStationListCommand(), newStationRotateCommand(), newStationRemoveCommand())
+	cmd.AddCommand(newStationAddCommand(), newStationListCommand(), newStationRotateCommand(), newStationRemoveCommand(),
+		newStationSetAuthCommand())
 	return cmd
 }
 
@@ -262,6 +263,33 @@ func newStationRotateCommand() *cobra.Command {
 					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), token)
+				return nil
+			})
+		},
+	}
+	addConfigFlag(cmd)
+	return cmd
+}
+
+func newStationSetAuthCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "set-auth ID token|cert|both",
+		Short: "Say how a station proves who it is at ingest: its token, a client certificate, or both",
+		Long: `Say how a station proves who it is when it sends data:
+
+  token  its bearer token (the default)
+  cert   a client certificate issued by the CA in tls.client_ca_file whose common name
+         (or a DNS name) is the station's id; the token is then not needed
+  both   the token and the certificate, naming the same station
+
+The station's agent presents the certificate with uplink.cert_file and uplink.key_file.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(st *store.Store) error {
+				if err := st.SetStationAuth(cmd.Context(), args[0], args[1]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "station %s authenticates with %s\n", args[0], args[1])
 				return nil
 			})
 		},

@@ -60,6 +60,11 @@ type Config struct {
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, when set, holds the CA certificates (PEM) that issue stations' client
+	// certificates: a station presenting one whose common name (or a DNS name) is its id
+	// is identified by it, instead of or beside its token as the station's auth mode says
+	// (ph-cloud station set-auth).
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // Database tunes the connection pool and the storage layout.

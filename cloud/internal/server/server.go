@@ -13,12 +13,14 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +69,19 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 			return nil, fmt.Errorf("tls: %w", err)
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if cfg.TLS.ClientCAFile != "" {
+			pem, err := os.ReadFile(cfg.TLS.ClientCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("tls client_ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("tls client_ca_file %s: no PEM certificate in it", cfg.TLS.ClientCAFile)
+			}
+			// Asked for, not required: browsers and tokens go on as before; a station's
+			// mode says whether it needs one (ingest).
+			s.tls.ClientCAs, s.tls.ClientAuth = pool, tls.VerifyClientCertIfGiven
+		}
 	}
 	s.ingest = ingest.New(st, ingest.Options{
 		RatePerStation: cfg.Ingest.RatePerStation, Burst: cfg.Ingest.Burst,
