@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
+	"github.com/purehealth/purehealth/cloud/internal/fusedwqi"
 	"github.com/purehealth/purehealth/cloud/internal/fusion"
 	"github.com/purehealth/purehealth/cloud/internal/ingest"
 	"github.com/purehealth/purehealth/cloud/internal/notify"
@@ -49,6 +50,10 @@ type Config struct {
 	StationHealth StationHealth `yaml:"station_health"`
 	// Notify lists the channels alert transitions are sent to (contract keys).
 	Notify []NotifyChannel `yaml:"notify"`
+	// Upstream, Satellite and Samples are the sources outside the stations (sources.go).
+	Upstream  []Upstream `yaml:"upstream"`
+	Satellite *Satellite `yaml:"satellite"` // nil: no satellite estimates
+	Samples   Samples    `yaml:"samples"`
 
 	strictyaml.Source `yaml:"-"` // the file it came from
 }
@@ -95,6 +100,10 @@ type Retention struct {
 	// Events are the live events kept for WebSocket clients to resume from (default
 	// store.DefaultEventsRetention; at least websocket.replay_window).
 	Events Duration `yaml:"events"`
+	// External is how long lab, government and satellite values are kept, counted from
+	// the time they describe, for a source that sets no retention of its own (default
+	// store.DefaultExternalRetention).
+	External Duration `yaml:"external"`
 }
 
 // Partitions tunes plain-PostgreSQL storage (native daily partitions).
@@ -113,6 +122,9 @@ type Fusion struct {
 	// MaxAge is how old a source's latest value may be and still count (default
 	// fusion.DefaultPolicy for a source the file does not name).
 	MaxAge map[string]Duration `yaml:"max_age"`
+	// Interval is how often every station's fused WQI is recomputed, for inputs that age
+	// out while nothing arrives (default fusedwqi.DefaultInterval).
+	Interval Duration `yaml:"interval"`
 }
 
 // WebSocket tunes the live fan-out (GET /ws, /ws/station/{id}).
@@ -234,13 +246,14 @@ func Default() Config {
 		Retention: Retention{
 			Measurements: Duration(ret.Measurements), WQI: Duration(ret.WQI),
 			Alerts: Duration(ret.Alerts), Rollups: Duration(ret.Rollups),
-			Events: Duration(store.DefaultEventsRetention),
+			Events: Duration(store.DefaultEventsRetention), External: Duration(ret.External),
 		},
 		Partitions: Partitions{
 			AheadDays:           store.DefaultAheadDays,
 			MaintenanceInterval: Duration(store.DefaultMaintenanceInterval),
 		},
-		Fusion: Fusion{Priority: fusion.DefaultPolicy().Priority, MaxAge: maxAge},
+		Fusion:  Fusion{Priority: fusion.DefaultPolicy().Priority, MaxAge: maxAge, Interval: Duration(fusedwqi.DefaultInterval)},
+		Samples: defaultSamples(),
 		WebSocket: WebSocket{
 			MaxClients:   fanout.DefaultMaxClients,
 			Queue:        fanout.DefaultQueue,
@@ -350,7 +363,7 @@ func (c *Config) Validate() error {
 		d    Duration
 	}{
 		{"measurements", c.Retention.Measurements}, {"wqi", c.Retention.WQI},
-		{"alerts", c.Retention.Alerts}, {"rollups", c.Retention.Rollups},
+		{"alerts", c.Retention.Alerts}, {"rollups", c.Retention.Rollups}, {"external", c.Retention.External},
 	} {
 		if r.d.Std() < 2*Day {
 			bad("retention.%s: %s is shorter than 2d", r.name, r.d)
@@ -401,6 +414,7 @@ func (c *Config) Validate() error {
 			bad("fusion.max_age.%s: must be positive", s)
 		}
 	}
+	c.validateSources(bad)
 	if err := (notify.Options{Channels: c.NotifyChannels()}).Validate(); err != nil {
 		errs = append(errs, err)
 	}
