@@ -54,6 +54,8 @@ type Server struct {
 
 	started time.Time
 	rates   rateSampler
+
+	sources *sources // upstream, satellite, samples, fused WQI (sources.go)
 }
 
 // New wires the service over an open store. cfg must be a loaded (validated) Config.
@@ -66,7 +68,11 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	s.ingest = ingest.New(st, ingest.Options{
+	var err error
+	if s.sources, err = newSources(cfg, st, log); err != nil {
+		return nil, err
+	}
+	s.ingest = ingest.New(s.sources.ingestStore(st), ingest.Options{
 		RatePerStation: cfg.Ingest.RatePerStation, Burst: cfg.Ingest.Burst,
 		MaxInFlight: cfg.Ingest.MaxInFlight, RetryAfter: cfg.Ingest.RetryAfter.Std(),
 		Log: log.With("component", "ingest"),
@@ -101,10 +107,11 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newCollector(s), s.notify.Collector())
+		newCollector(s), s.notify.Collector(), s.sources.collector())
 
 	s.mux.Handle("/v1/ingest", s.ingest)
 	api.Register(s.mux)
+	s.sources.register(s.mux)
 	hub.Register(s.mux)
 	dash := dashboard.Handler()
 	s.mux.Handle("GET /{$}", dash)
@@ -208,7 +215,7 @@ func (s *Server) jobs() []jobs.Job {
 	for id, d := range s.cfg.StationHealth.OfflineAfterByStation {
 		health.ByStation[id] = d.Std()
 	}
-	return []jobs.Job{{
+	return append(s.sources.jobs(), []jobs.Job{{
 		Name:     "station health",
 		Interval: s.cfg.StationHealth.Interval.Std(),
 		Run: func(ctx context.Context) error {
@@ -246,7 +253,7 @@ func (s *Server) jobs() []jobs.Job {
 			}
 			return err
 		},
-	}}
+	}}...)
 }
 
 // health answers 200 when the database answers, 503 otherwise, with JSON detail.
