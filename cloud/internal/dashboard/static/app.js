@@ -9,6 +9,7 @@
 
 import * as L from './logic.js';
 import { lineChart } from './chart.js';
+import * as Src from './sources.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'purehealth.viewerToken';
@@ -184,6 +185,7 @@ async function loadStatus(id) {
   const st = await api(`${stationPath(id)}/status`);
   const s = station(id);
   setWQI(s, st.wqi);
+  s.fused = Src.pickFused(s.fused, st.fused_wqi);
   seen(s, L.parseTime(st.last_batch_at));
   return st;
 }
@@ -420,7 +422,7 @@ function applyEvent(msg) {
       break;
     case 'wqi':
       if (fused) {
-        s.fused = d;
+        s.fused = Src.pickFused(s.fused, d);
         break;
       }
       setWQI(s, d);
@@ -617,7 +619,7 @@ function categoryText(w) {
 function fillStation(li, row) {
   const s = row.s;
   const sig = JSON.stringify([row.name, s.info.class, row.wqi?.wqi, row.wqi?.class, row.wqi?.category,
-    row.wqi?.partial, row.wqi?.missing, row.activeAlerts, s.online, s.lastSeen]);
+    row.wqi?.partial, row.wqi?.missing, row.activeAlerts, s.online, s.lastSeen, s.fused?.wqi, s.fused?.partial, s.fused?.inputs]);
   if (li.dataset.sig === sig) return;
   li.dataset.sig = sig;
   let a = li.firstElementChild;
@@ -633,7 +635,7 @@ function fillStation(li, row) {
     h('span', { class: 'card-main' },
       h('span', { class: 'st-name' }, row.name || row.id),
       h('span', { class: 'st-id' }, row.id, s.info.class ? ` · designated class ${s.info.class}` : ''),
-      h('span', { class: 'st-cat' }, categoryText(row.wqi))),
+      h('span', { class: 'st-cat' }, categoryText(row.wqi)), Src.fusedCard(s.fused)),
     h('span', { class: 'card-side' },
       stateLabel(s),
       h('span', { class: 'seen' }, ago(s.lastSeen, 'seen')),
@@ -751,8 +753,10 @@ async function loadDetail(id, showLoading = true) {
       sr.truncated = !!page.next;
       series.set(p, sr);
     });
+    const markers = await Src.loadMarkers(api, stationPath(id), [...params], now - range.ms);
     const wqi = await wqiPage;
     if (S.detail !== d || d.gen !== gen) return; // a newer load or another page
+    d.markers = markers;
     d.status = status;
     const fresh = new Map(Object.entries(status.params || {}));
     for (const [p, v] of d.now) {
@@ -810,7 +814,7 @@ function detailReading(r) {
   if (L.supersedes(d.now.get(r.param), r)) {
     d.now.set(r.param, { value: r.value, unit: r.unit, time: r.time, source: r.source, sensor: r.sensor, quality: r.quality });
   }
-  if (r.quality === 'bad') return;
+  if (r.quality === 'bad' || Src.liveMarker(d, r)) return;
   let sr = d.series.get(r.param);
   if (!sr) {
     sr = new L.Series(L.RANGES[S.range].bucketMs);
@@ -854,6 +858,7 @@ function renderDetail() {
     `${d.id}`, s.info.class ? ` · designated best use class ${s.info.class}` : '', ' · ',
     stateLabel(s), ' · last seen ', ago(s.lastSeen));
   $('st-wqi').replaceChildren(wqiBadge(s.wqi, true), h('span', { class: 'wqi-cat' }, categoryText(s.wqi)));
+  Src.renderFused($('st-fused'), s.wqi, s.fused);
   const err = $('st-error');
   err.hidden = !d.error;
   err.textContent = d.error;
@@ -874,7 +879,7 @@ function renderDetail() {
         // At phone width the columns after this one fold into this line.
         h('span', { class: 'sub' }, `${where} · `, ago(L.parseTime(v.time)), ' · ',
           h('span', { class: `q-${v.quality}` }, v.quality || ''))),
-      h('td', {}, v.source || '', v.sensor ? h('span', { class: 'sensor' }, ` ${v.sensor}`) : null),
+      h('td', {}, Src.sourceCell(v)),
       h('td', {}, ago(L.parseTime(v.time))),
       h('td', { class: `q-${v.quality}` }, v.quality || ''));
   }, () => h('tr'));
@@ -925,7 +930,9 @@ function renderCharts() {
     fig.querySelector('.latest').textContent = last ? `latest ${L.formatValue(last.v)} ${unit}`.trim() : '';
     fig.querySelector('figcaption .label').textContent = `${L.paramLabel(p)}${unit ? ` (${unit})` : ''}`;
     const lim = L.limits(cls, p);
-    lineChart(fig.querySelector('.chart-host'), sr.points, from, to, {
+    const { line, markers } = Src.split(sr.points, d.markers?.get(p));
+    lineChart(fig.querySelector('.chart-host'), line, from, to, {
+      markers,
       title: `${L.paramLabel(p)}, last ${range.label}`,
       summary: summary(sr.points, unit),
       band: range.bucketMs > 0, limits: lim ?? [], minGapMs: minGap,

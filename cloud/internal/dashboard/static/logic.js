@@ -312,7 +312,9 @@ export function formatValue(v) {
   return v.toLocaleString('en-IN', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
 }
 
-const sourceRank = { sensor: 0, api: 1, satellite: 2, model: 3 };
+// The order of trust of the fusion policy (design §5a): a probe, a lab, a government
+// programme, a satellite, a model.
+const sourceRank = { sensor: 0, manual: 1, api: 2, satellite: 3, model: 4 };
 
 // supersedes reports whether a live reading r should replace cur in a station's current
 // state: a better source, or the same source and not older. Bad readings never do.
@@ -385,6 +387,8 @@ export function toPoint(r) {
   if (t === null || typeof r.value !== 'number') return null;
   const p = { t, v: r.value, min: r.min ?? r.value, max: r.max ?? r.value, n: r.count ?? 1 };
   p.key = r.seq !== undefined ? `${r.source || ''}:${r.seq}:${t}` : `b:${t}`;
+  // A value from outside the station's probes keeps its source, to be drawn apart.
+  if (r.source && r.source !== 'sensor') p.src = r.source;
   return p;
 }
 
