@@ -113,10 +113,11 @@ sources_report() { # sources_report WHAT
       "$(sed -n 's/^{"time":"[^"]*","source":"fused","wqi":\([0-9.]*\),"class":"\([^"]*\)".*/\2 \1/p' <<<"$fused")" \
       "$(fused_complete "$id" && echo complete || echo partial)" "$inputs"
   done
-  if [ -s "$DEMO/fused-complete-ms" ]; then
-    echo "Every station's fused WQI was complete $(cat "$DEMO/fused-complete-ms") ms after ph-cloud started."
+  if [ -s "$DEMO/fused-complete-ms" ] && [ -z "${timing_shown:-}" ]; then
+    echo "Every station's fused WQI was complete $(cat "$DEMO/fused-complete-ms") ms after ph-cloud started;"
+    echo "the upstream sources are in $CLOUD/stats (\"upstream\") and $CLOUD/metrics (ph_upstream_*)."
+    timing_shown=1
   fi
-  echo "Upstream sources: $CLOUD/stats (\"upstream\"), $CLOUD/metrics (ph_upstream_*)"
 }
 
 # sources_check fails unless every station has a complete fused WQI and both upstream
