@@ -10,33 +10,11 @@
 import * as L from './logic.js';
 import { lineChart } from './chart.js';
 import * as Src from './sources.js';
+import { ago, h, wqiBadge } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'purehealth.viewerToken';
 const BASE_TITLE = 'Pure Health · River water quality';
-
-// h builds an element; children are nodes or strings (always text, never markup).
-function h(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') e.className = v;
-    else e.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
-
-// ago is a <time> that the ticker keeps saying "2m ago".
-function ago(ms, prefix = '') {
-  if (ms === null || ms === undefined) return h('span', {}, prefix ? `${prefix} never` : 'never');
-  const d = new Date(ms);
-  return h('time', { datetime: d.toISOString(), title: d.toLocaleString('en-IN'), 'data-ago': ms, 'data-prefix': prefix },
-    (prefix ? `${prefix} ` : '') + L.formatAgo(ms, Date.now()));
-}
 
 // ---------------------------------------------------------------------------------------
 // State
@@ -593,14 +571,6 @@ function renderTitle() {
 
 function stationRow(s) {
   return { id: s.info.id, name: s.info.name, wqi: s.wqi, activeAlerts: activeCount(s.info.id), s };
-}
-
-function wqiBadge(w, big = false) {
-  const c = L.wqiClass(w?.class);
-  return h('span', { class: `wqi-badge wqi-${c.key}${big ? ' wqi-badge-big' : ''}` },
-    h('span', { class: 'visually-hidden' }, 'WQI class '),
-    h('span', { class: 'wqi-class' }, c.label),
-    h('span', { class: 'wqi-value' }, w ? ` ${w.wqi.toFixed(1)}` : ' no index'));
 }
 
 function stateLabel(s) {

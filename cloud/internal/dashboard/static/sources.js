@@ -7,6 +7,7 @@
 // The functions that take data and return data are pure and tested in
 // testdata/logic_test.js; the others build DOM nodes (text only, never markup).
 
+import { ago, h, wqiBadge } from './dom.js';
 import * as L from './logic.js';
 
 // SOURCES are the sources of a reading (design §5a), most trusted first, with the label
@@ -32,28 +33,6 @@ export function provenance(v) {
   if (v.lab) parts.push(v.lab);
   if (v.sensor && v.sensor !== v.origin && v.sensor !== v.lab) parts.push(v.sensor);
   return parts.join(' · ');
-}
-
-function h(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') e.className = v;
-    else e.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
-
-// ago is a <time> the page's ticker keeps current (it updates every time[data-ago]).
-function ago(ms) {
-  if (ms === null || ms === undefined) return h('span', {}, 'never');
-  const d = new Date(ms);
-  return h('time', { datetime: d.toISOString(), title: d.toLocaleString('en-IN'), 'data-ago': ms, 'data-prefix': '' },
-    L.formatAgo(ms, Date.now()));
 }
 
 // badge is a value's source and, when given its time, its age: "Lab · 3d ago".
@@ -156,14 +135,6 @@ export function liveMarker(detail, r) {
   list.push(m);
   detail.markers.set(r.param, list);
   return true;
-}
-
-function wqiBadge(w) {
-  const c = L.wqiClass(w?.class);
-  return h('span', { class: `wqi-badge wqi-${c.key}` },
-    h('span', { class: 'visually-hidden' }, 'WQI class '),
-    h('span', { class: 'wqi-class' }, c.label),
-    h('span', { class: 'wqi-value' }, w ? ` ${w.wqi.toFixed(1)}` : ' no index'));
 }
 
 // renderFused fills host with the fused WQI beside the station's own (own): its class and
