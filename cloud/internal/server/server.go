@@ -1,7 +1,9 @@
 // Package server composes ph-cloud's HTTP service: the ingest endpoint, the query API, the
 // live WebSocket fan-out (/ws), the operator's dashboard (/ and /static/), /health,
 // /stats, /metrics, and the background jobs (storage maintenance, station health,
-// retention of live events), with graceful shutdown.
+// retention of live events), with graceful shutdown. sources.go adds what comes from
+// outside the stations' probes: upstream and satellite collection, lab samples
+// (POST /v1/samples) and the fused WQI.
 //
 // New builds everything and starts nothing. Run serves on a listener the caller opened
 // (so that a busy port is a start-up error) and owns the HTTP server, the fan-out's feed
