@@ -101,9 +101,8 @@ func storeOptions(cfg *config.Config, log *slog.Logger) store.Options {
 
 func retention(cfg *config.Config) store.Retention {
 	return store.Retention{
-		Measurements: cfg.Retention.Measurements.Std(), WQI: cfg.Retention.WQI.Std(),
+		Measurements: cfg.Retention.Measurements.Std(), WQI: cfg.Retention.WQI.Std(), External: cfg.Retention.External.Std(),
 		Alerts: cfg.Retention.Alerts.Std(), Rollups: cfg.Retention.Rollups.Std(),
-		External: cfg.Retention.External.Std(),
 	}
 }
 

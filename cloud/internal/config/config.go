@@ -46,14 +46,14 @@ type Config struct {
 	Partitions  Partitions     `yaml:"partitions"`
 	Fusion      Fusion         `yaml:"fusion"`
 	WebSocket   WebSocket      `yaml:"websocket"`
-	// StationHealth is the check that takes silent stations offline.
-	StationHealth StationHealth `yaml:"station_health"`
-	// Notify lists the channels alert transitions are sent to (contract keys).
-	Notify []NotifyChannel `yaml:"notify"`
 	// Upstream, Satellite and Samples are the sources outside the stations (sources.go).
 	Upstream  []Upstream `yaml:"upstream"`
 	Satellite *Satellite `yaml:"satellite"` // nil: no satellite estimates
 	Samples   Samples    `yaml:"samples"`
+	// StationHealth is the check that takes silent stations offline.
+	StationHealth StationHealth `yaml:"station_health"`
+	// Notify lists the channels alert transitions are sent to (contract keys).
+	Notify []NotifyChannel `yaml:"notify"`
 
 	strictyaml.Source `yaml:"-"` // the file it came from
 }
@@ -94,16 +94,13 @@ type Ingest struct {
 // Retention says how long data is kept (defaults store.DefaultRetention).
 type Retention struct {
 	Measurements Duration `yaml:"measurements"` // raw readings
+	External     Duration `yaml:"external"`     // lab, government and satellite data (validated in sources.go)
 	WQI          Duration `yaml:"wqi"`
 	Alerts       Duration `yaml:"alerts"`  // alert history and resolved alerts
 	Rollups      Duration `yaml:"rollups"` // measurements_hourly and _daily
 	// Events are the live events kept for WebSocket clients to resume from (default
 	// store.DefaultEventsRetention; at least websocket.replay_window).
 	Events Duration `yaml:"events"`
-	// External is how long lab, government and satellite values are kept, counted from
-	// the time they describe, for a source that sets no retention of its own (default
-	// store.DefaultExternalRetention).
-	External Duration `yaml:"external"`
 }
 
 // Partitions tunes plain-PostgreSQL storage (native daily partitions).
@@ -244,9 +241,9 @@ func Default() Config {
 			RetryAfter:     Duration(ingest.DefaultRetryAfter),
 		},
 		Retention: Retention{
-			Measurements: Duration(ret.Measurements), WQI: Duration(ret.WQI),
+			Measurements: Duration(ret.Measurements), WQI: Duration(ret.WQI), External: Duration(ret.External),
 			Alerts: Duration(ret.Alerts), Rollups: Duration(ret.Rollups),
-			Events: Duration(store.DefaultEventsRetention), External: Duration(ret.External),
+			Events: Duration(store.DefaultEventsRetention),
 		},
 		Partitions: Partitions{
 			AheadDays:           store.DefaultAheadDays,
@@ -363,7 +360,7 @@ func (c *Config) Validate() error {
 		d    Duration
 	}{
 		{"measurements", c.Retention.Measurements}, {"wqi", c.Retention.WQI},
-		{"alerts", c.Retention.Alerts}, {"rollups", c.Retention.Rollups}, {"external", c.Retention.External},
+		{"alerts", c.Retention.Alerts}, {"rollups", c.Retention.Rollups},
 	} {
 		if r.d.Std() < 2*Day {
 			bad("retention.%s: %s is shorter than 2d", r.name, r.d)

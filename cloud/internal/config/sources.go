@@ -334,6 +334,11 @@ func (c *Config) validateSources(bad func(string, ...any)) {
 		bad("samples.max_rows: %d must be 1..10000000", c.Samples.MaxRows)
 	}
 	retention("samples", c.Samples.Retention)
+	// External is how long lab, government and satellite values are kept, counted from the
+	// time they describe, for a source that sets no retention of its own.
+	if c.Retention.External.Std() < 2*Day {
+		bad("retention.external: %s is shorter than 2d", c.Retention.External)
+	}
 	if c.Fusion.Interval.Std() < time.Second {
 		bad("fusion.interval: %s is shorter than 1s", c.Fusion.Interval)
 	}

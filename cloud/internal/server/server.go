@@ -1,9 +1,7 @@
 // Package server composes ph-cloud's HTTP service: the ingest endpoint, the query API, the
 // live WebSocket fan-out (/ws), the operator's dashboard (/ and /static/), /health,
 // /stats, /metrics, and the background jobs (storage maintenance, station health,
-// retention of live events), with graceful shutdown. sources.go adds what comes from
-// outside the stations' probes: upstream and satellite collection, lab samples
-// (POST /v1/samples) and the fused WQI.
+// retention of live events), with graceful shutdown.
 //
 // New builds everything and starts nothing. Run serves on a listener the caller opened
 // (so that a busy port is a start-up error) and owns the HTTP server, the fan-out's feed
@@ -165,7 +163,8 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		jobs.Run(jobCtx, s.log.With("component", "jobs"), s.jobs()...)
+		// The sources' collection and fused WQI jobs: sources.go.
+		jobs.Run(jobCtx, s.log.With("component", "jobs"), append(s.jobs(), s.sources.jobs()...)...)
 		return nil
 	})
 	g.Go(func() error {
@@ -217,7 +216,7 @@ func (s *Server) jobs() []jobs.Job {
 	for id, d := range s.cfg.StationHealth.OfflineAfterByStation {
 		health.ByStation[id] = d.Std()
 	}
-	return append(s.sources.jobs(), []jobs.Job{{
+	return []jobs.Job{{
 		Name:     "station health",
 		Interval: s.cfg.StationHealth.Interval.Std(),
 		Run: func(ctx context.Context) error {
@@ -255,7 +254,7 @@ func (s *Server) jobs() []jobs.Job {
 			}
 			return err
 		},
-	}}...)
+	}}
 }
 
 // health answers 200 when the database answers, 503 otherwise, with JSON detail.

@@ -7,10 +7,10 @@
 // resumes after the last event id it received; when the server cannot fill the gap
 // (resync) it loads everything again.
 
+import { ago, h, wqiBadge } from './dom.js';
+import * as Src from './sources.js';
 import * as L from './logic.js';
 import { lineChart } from './chart.js';
-import * as Src from './sources.js';
-import { ago, h, wqiBadge } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'purehealth.viewerToken';
@@ -723,10 +723,12 @@ async function loadDetail(id, showLoading = true) {
       sr.truncated = !!page.next;
       series.set(p, sr);
     });
-    const markers = await Src.loadMarkers(api, stationPath(id), [...params], now - range.ms);
+    // Lab, government and satellite values are few: every one in the range, whatever the bucket.
+    for (const [p, ms] of await Src.loadMarkers(api, stationPath(id), [...params], now - range.ms)) {
+      Src.addMarkers(series.get(p), ms);
+    }
     const wqi = await wqiPage;
     if (S.detail !== d || d.gen !== gen) return; // a newer load or another page
-    d.markers = markers;
     d.status = status;
     const fresh = new Map(Object.entries(status.params || {}));
     for (const [p, v] of d.now) {
@@ -784,7 +786,7 @@ function detailReading(r) {
   if (L.supersedes(d.now.get(r.param), r)) {
     d.now.set(r.param, { value: r.value, unit: r.unit, time: r.time, source: r.source, sensor: r.sensor, quality: r.quality });
   }
-  if (r.quality === 'bad' || Src.liveMarker(d, r)) return;
+  if (r.quality === 'bad') return;
   let sr = d.series.get(r.param);
   if (!sr) {
     sr = new L.Series(L.RANGES[S.range].bucketMs);
@@ -900,9 +902,7 @@ function renderCharts() {
     fig.querySelector('.latest').textContent = last ? `latest ${L.formatValue(last.v)} ${unit}`.trim() : '';
     fig.querySelector('figcaption .label').textContent = `${L.paramLabel(p)}${unit ? ` (${unit})` : ''}`;
     const lim = L.limits(cls, p);
-    const { line, markers } = Src.split(sr.points, d.markers?.get(p));
-    lineChart(fig.querySelector('.chart-host'), line, from, to, {
-      markers,
+    lineChart(fig.querySelector('.chart-host'), sr.points, from, to, {
       title: `${L.paramLabel(p)}, last ${range.label}`,
       summary: summary(sr.points, unit),
       band: range.bucketMs > 0, limits: lim ?? [], minGapMs: minGap,

@@ -33,8 +33,7 @@ let chartSeq = 0;
 // opts: title and summary (the accessible name and description); band (draw min–max of
 // rollups); limits ([min, max] criteria lines, null for none); bands (background bands
 // {from, to, key, label} such as the WQI classes); yMin/yMax (a fixed scale); minGapMs
-// (the smallest gap that breaks the line); markers (values from other sources than the
-// line's, {t, v, src, title}, each drawn as its source's symbol, not joined).
+// (the smallest gap that breaks the line).
 export function lineChart(host, points, fromMs, toMs, opts = {}) {
   const width = Math.max(260, Math.floor(host.clientWidth || 600));
   const height = opts.height ?? 180;
@@ -50,14 +49,17 @@ export function lineChart(host, points, fromMs, toMs, opts = {}) {
   svg.append(el('title', { id: `${id}-t` }, opts.title ?? 'Chart'));
   svg.append(el('desc', { id: `${id}-d` }, opts.summary ?? ''));
 
-  const pts = downsample(points, Math.max(20, Math.floor(iw / 2)));
+  // Points from other sources than the station's probes (p.src: a lab sample, government
+  // data, a satellite estimate) are drawn as their source's symbol, not joined, and widen
+  // the scale like the line's.
+  const pts = downsample(points.filter((p) => !p.src), Math.max(20, Math.floor(iw / 2)));
+  const markers = points.filter((p) => p.src && p.t >= fromMs && p.t <= toMs);
   let lo = Infinity;
   let hi = -Infinity;
   for (const p of pts) {
     lo = Math.min(lo, opts.band ? p.min : p.v);
     hi = Math.max(hi, opts.band ? p.max : p.v);
   }
-  const markers = (opts.markers ?? []).filter((p) => p.t >= fromMs && p.t <= toMs);
   for (const p of markers) {
     lo = Math.min(lo, p.v);
     hi = Math.max(hi, p.v);
@@ -114,10 +116,10 @@ export function lineChart(host, points, fromMs, toMs, opts = {}) {
     plot.append(el('text', { x: m.left + 4, y: ly, class: 'limit-label' }, `limit ${numLabel(l)}`));
   }
 
-  if (pts.length === 0 && markers.length === 0) {
+  if (pts.length === 0) {
     plot.append(el('text', { x: m.left + iw / 2, y: m.top + ih / 2, class: 'empty', 'text-anchor': 'middle' },
       opts.empty ?? 'No data in this range'));
-  } else if (pts.length > 0) {
+  } else {
     const segs = segments(pts, gapThreshold(pts, opts.minGapMs ?? 60e3));
     for (const s of segs) {
       if (opts.band && s.length > 1) {
@@ -138,6 +140,8 @@ export function lineChart(host, points, fromMs, toMs, opts = {}) {
     const last = pts[pts.length - 1];
     plot.append(el('circle', { cx: x(last.t), cy: clampY(last.v), r: 3.5, class: 'last' }));
   }
+  // Markers alone are data: no "no data" note under them.
+  if (markers.length > 0) plot.querySelector('text.empty')?.remove();
   for (const p of markers) {
     const mark = el('path', { d: markerPath(p.src, x(p.t), clampY(p.v)), class: `marker marker-${p.src}`, 'data-source': p.src });
     if (p.title) mark.append(el('title', {}, p.title));

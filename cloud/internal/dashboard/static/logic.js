@@ -420,7 +420,8 @@ export class Series {
   add(r) {
     const p = toPoint(r);
     if (!p) return false;
-    if (this.bucketMs > 0) return this.addToBucket(p);
+    // A value from outside the station stays a point of its own, drawn by its source.
+    if (this.bucketMs > 0 && !p.src) return this.addToBucket(p);
     if (this.keys.has(p.key)) return false;
     this.keys.add(p.key);
     let i = this.points.length;
@@ -436,8 +437,15 @@ export class Series {
     const t = Math.floor(p.t / this.bucketMs) * this.bucketMs;
     let i = this.points.length;
     while (i > 0 && this.points[i - 1].t > t) i--;
-    const b = i > 0 ? this.points[i - 1] : null;
-    if (b && b.t === t) {
+    // The bucket of t, if there is one: a lab or satellite point may share its time.
+    let b = null;
+    for (let j = i; j > 0 && this.points[j - 1].t === t; j--) {
+      if (!this.points[j - 1].src) {
+        b = this.points[j - 1];
+        break;
+      }
+    }
+    if (b) {
       b.v = (b.v * b.n + p.v) / (b.n + 1);
       b.min = Math.min(b.min, p.v);
       b.max = Math.max(b.max, p.v);

@@ -72,27 +72,6 @@ export function fusedSummary(w) {
   return { complete: !!w && !w.partial, sources, bySource };
 }
 
-// split separates a chart's points into the line (the station's own probes) and the
-// markers of other sources, with the markers loaded apart (extra) added, without twins.
-export function split(points, extra = []) {
-  const line = [];
-  const markers = [];
-  const seen = new Set();
-  const mark = (p) => {
-    const k = `${p.src}:${p.t}:${p.v}`;
-    if (seen.has(k)) return;
-    seen.add(k);
-    markers.push(p);
-  };
-  for (const p of points) {
-    if (p.src) mark(p);
-    else line.push(p);
-  }
-  for (const p of extra) mark(p);
-  markers.sort((a, b) => a.t - b.t);
-  return { line, markers };
-}
-
 // markerTitle is a marker's tooltip: value, source and when.
 export function markerTitle(r) {
   const t = L.parseTime(r.time);
@@ -124,17 +103,15 @@ export async function loadMarkers(get, stationPath, params, fromMs) {
   return out;
 }
 
-// liveMarker takes a live reading from outside the station into the page's markers
-// (detail.markers); it returns false for a probe's reading, which belongs to the line.
-export function liveMarker(detail, r) {
-  if (!r.source || r.source === 'sensor') return false;
-  const m = toMarker(r);
-  if (!m) return true;
-  detail.markers ??= new Map();
-  const list = detail.markers.get(r.param) ?? [];
-  list.push(m);
-  detail.markers.set(r.param, list);
-  return true;
+// addMarkers puts markers into a chart's series (L.Series), each once.
+export function addMarkers(series, markers) {
+  if (!series) return;
+  for (const m of markers) {
+    if (series.keys.has(m.key)) continue;
+    series.keys.add(m.key);
+    series.points.push(m);
+  }
+  series.points.sort((a, b) => a.t - b.t);
 }
 
 // renderFused fills host with the fused WQI beside the station's own (own): its class and

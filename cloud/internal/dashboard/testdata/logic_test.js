@@ -387,20 +387,21 @@ test('sources: labels, provenance, fused summary', () => {
   eq(Src.pickFused(undefined, null), null, 'nothing');
 });
 
-test('split: the probes make the line, other sources markers, without twins', () => {
-  const pts = [{ t: T0, v: 1 }, { t: T0 + M, v: 2, src: 'manual' }, { t: T0 + 2 * M, v: 3 }];
-  const extra = [{ t: T0 + M, v: 2, src: 'manual' }, { t: T0 - D, v: 9, src: 'satellite' }];
-  const { line, markers } = Src.split(pts, extra);
-  eq(line.map((p) => p.v), [1, 3], 'line');
-  eq(markers.map((p) => [p.src, p.v]), [['satellite', 9], ['manual', 2]], 'markers, oldest first');
+test('markers: values from outside the station kept as points of their own', () => {
   eq(Src.toMarker({ time: iso(T0), value: 4, seq: 0, source: 'sensor' }), null, 'a probe is no marker');
   eq(Src.toMarker({ time: iso(T0), value: 4, seq: 0, source: 'api', quality: 'bad' }), null, 'nor a bad value');
   const m = Src.toMarker({ time: iso(T0), value: 4.2, unit: 'mg/L', seq: 0, source: 'manual', lab: 'MPCB Pune', quality: 'good' });
+  eq(m.src, 'manual', 'its source');
   ok(m.title.startsWith('4.2 mg/L from a lab or field-kit sample · MPCB Pune on '), m.title);
-  const d = {};
-  eq(Src.liveMarker(d, { param: 'bod', source: 'sensor', time: iso(T0), value: 1 }), false, 'a probe reading stays on the line');
-  eq(Src.liveMarker(d, { param: 'bod', source: 'manual', time: iso(T0), value: 3, seq: 4 }), true, 'a lab reading is a marker');
-  eq(d.markers.get('bod').length, 1, 'kept');
+  const s = new L.Series(H);
+  s.load([{ time: iso(T0), value: 3, avg: 3, min: 2, max: 4, count: 60 }]);
+  Src.addMarkers(s, [m, m]);
+  eq(s.points.length, 2, 'the bucket and the marker, once');
+  ok(s.add({ time: iso(T0 + 5 * M), value: 6, seq: 0, source: 'satellite', quality: 'good' }), 'a live estimate');
+  ok(s.add({ time: iso(T0 + 6 * M), value: 7, seq: 12, source: 'sensor', quality: 'good' }), 'a live probe reading');
+  eq(s.points.map((p) => [p.src ?? '', p.n]), [['', 61], ['manual', 1], ['satellite', 1]],
+    'the probe goes into its hourly bucket, the estimate stays a point');
+  Src.addMarkers(undefined, [m]);
 });
 
 test('lineChart draws the markers of other sources by shape', () => {
@@ -408,14 +409,15 @@ test('lineChart draws the markers of other sources by shape', () => {
   const pts = [0, 1, 2].map((m) => ({ t: T0 + m * M, v: 3 }));
   const markers = [{ t: T0 + 30 * M, v: 12, src: 'manual', title: 'lab' }, { t: T0 + 40 * M, v: 2, src: 'api' },
     { t: T0 + 50 * M, v: 2.5, src: 'satellite' }, { t: T0 - D, v: 99, src: 'api' }];
-  lineChart(host, pts, T0, T0 + H, { markers });
+  lineChart(host, [...pts, ...markers].sort((a, b) => a.t - b.t), T0, T0 + H, {});
+  eq(host.querySelectorAll('path.line').length, 1, 'the probes joined, not the markers');
   eq(['manual', 'api', 'satellite'].map((s) => host.querySelectorAll(`path.marker-${s}`).length), [1, 1, 1],
     'one symbol each; the one outside the range is left out');
   eq(host.querySelector('path.marker-manual title').textContent, 'lab', 'a tooltip');
   const shapes = new Set([...host.querySelectorAll('path.marker')].map((p) => p.getAttribute('d').replace(/[-\d.,\s]/g, '')));
   eq(shapes.size, 3, 'three different shapes');
   ok([...host.querySelectorAll('text.tick')].some((t) => Number(t.textContent) >= 12), 'the scale reaches the lab value');
-  lineChart(host, [], T0, T0 + H, { markers: markers.slice(1, 2) });
+  lineChart(host, markers.slice(1, 2), T0, T0 + H, {});
   eq(host.querySelectorAll('text.empty').length, 0, 'markers alone are data');
 });
 
