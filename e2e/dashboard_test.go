@@ -61,7 +61,8 @@ func TestDashboard(t *testing.T) {
 	waitPage(t, ctx, nil, "NO ACCESS without a viewer token", `document.querySelector('#conn').dataset.state === 'unauthorized'`)
 	banner, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#banner`)))
 	require.NoError(t, err)
-	assert.Contains(t, banner, "?token=", "the page should say how to give the token")
+	assert.Contains(t, banner, "sign in", "the page should say how to give the token")
+	waitPage(t, ctx, nil, "the sign-in form asks for it", `document.querySelector('#signin').open === true`)
 
 	// With the token in the address, once: the page keeps it for the tab and takes it out
 	// of the address bar.

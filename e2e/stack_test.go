@@ -331,12 +331,13 @@ func (a *agent) readings(t *testing.T) []agentReading {
 
 // agentAlert is one entry of `ph-agent alerts --all --json`.
 type agentAlert struct {
-	ID         uint64     `json:"id"`
-	Rule       string     `json:"rule"`
-	Param      string     `json:"param"`
-	State      string     `json:"state"`
-	OpenedAt   time.Time  `json:"opened_at"`
-	ResolvedAt *time.Time `json:"resolved_at"`
+	ID             uint64     `json:"id"`
+	Rule           string     `json:"rule"`
+	Param          string     `json:"param"`
+	State          string     `json:"state"`
+	AcknowledgedBy string     `json:"acknowledged_by"`
+	OpenedAt       time.Time  `json:"opened_at"`
+	ResolvedAt     *time.Time `json:"resolved_at"`
 }
 
 // alerts returns every alert the agent knows, resolved ones included.

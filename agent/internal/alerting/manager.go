@@ -515,6 +515,16 @@ func (m *Manager) persist(ctx context.Context, w pendingWrite) error {
 
 // Ack acknowledges an active alert. Acknowledging twice is not an error.
 func (m *Manager) Ack(ctx context.Context, id uint64) (Alert, error) {
+	return m.AckFrom(ctx, id, LocalAck, time.Time{})
+}
+
+// LocalAck is who acknowledged an alert at the station (ph-agent alerts ack).
+const LocalAck = "station"
+
+// AckFrom acknowledges an alert on behalf of by, at at (zero: now): an acknowledgement
+// made elsewhere keeps its time and author, so that the station and the cloud end in
+// one state. Like Ack it is idempotent; a resolved or unknown alert is an error.
+func (m *Manager) AckFrom(ctx context.Context, id uint64, by string, at time.Time) (Alert, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, a := range m.active {
@@ -525,8 +535,13 @@ func (m *Manager) Ack(ctx context.Context, id uint64) (Alert, error) {
 			return *a, nil
 		}
 		now := m.opts.Now().UTC()
+		if at.IsZero() || at.After(now) {
+			at = now
+		}
+		at = at.UTC()
 		a.State = Acknowledged
-		a.AcknowledgedAt = &now
+		a.AcknowledgedAt = &at
+		a.AcknowledgedBy = by
 		m.emitLocked(ctx, AcknowledgedTr, a, now)
 		return *a, nil
 	}

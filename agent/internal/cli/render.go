@@ -341,15 +341,19 @@ func renderAlerts(w io.Writer, as []alerting.Alert, now time.Time, withResolved 
 		if param == "" {
 			param = "-"
 		}
+		state := string(a.State)
+		if a.AcknowledgedBy != "" && a.State != alerting.Resolved {
+			state += " (" + a.AcknowledgedBy + ")"
+		}
 		if withResolved {
 			resolved := "-"
 			if a.ResolvedAt != nil {
 				resolved = age(*a.ResolvedAt, now)
 			}
-			fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Severity, a.State, a.Rule, param,
+			fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Severity, state, a.Rule, param,
 				age(a.OpenedAt, now), resolved, a.Message)
 		} else {
-			fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Severity, a.State, a.Rule, param,
+			fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Severity, state, a.Rule, param,
 				age(a.OpenedAt, now), a.Message)
 		}
 	}

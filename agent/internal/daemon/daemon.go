@@ -33,6 +33,7 @@ import (
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/validate"
 	"github.com/purehealth/purehealth/shared/version"
+	"github.com/purehealth/purehealth/shared/wire"
 	"github.com/purehealth/purehealth/shared/wqi"
 )
 
@@ -194,6 +195,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 			Interval: u.Interval.Std(), BatchMax: u.BatchMax, LiveReadings: u.LiveReadings,
 			BackoffMax: u.BackoffMax.Std(), DailyBytes: int64(u.DailyBytes),
 			ConnectTimeout: u.ConnectTimeout.Std(), RequestTimeout: u.RequestTimeout.Std(),
+			Acks:   d.cloudAcks,
 			Logger: log.With("component", "uplink"),
 		}, d.spool, d.alerts)
 		if err != nil {
@@ -401,4 +403,21 @@ func (a storeAdapter) Get(key string) ([]byte, error) { return a.s.Get(key) }
 
 func (a storeAdapter) Scan(prefix string, fn func(key string, value []byte) error) error {
 	return a.s.Scan(prefix, fn)
+}
+
+// cloudAcks acknowledges at the station the alerts an operator acknowledged in the
+// cloud. An alert resolved meanwhile stays resolved: the cloud learns it from the
+// station's resolved transition.
+func (d *Daemon) cloudAcks(ctx context.Context, acks []wire.AlertAck) {
+	for _, a := range acks {
+		alert, err := d.alerts.AckFrom(ctx, a.ID, a.By, a.At)
+		switch {
+		case errors.Is(err, alerting.ErrResolved), errors.Is(err, alerting.ErrNotFound):
+			d.log.Info("acknowledged in the cloud, no longer active here", "alert", a.ID, "by", a.By)
+		case err != nil:
+			d.log.Warn("acknowledge from the cloud", "alert", a.ID, "err", err)
+		default:
+			d.log.Info("alert acknowledged in the cloud", "alert", alert.ID, "by", a.By, "rule", alert.Rule)
+		}
+	}
 }

@@ -193,6 +193,9 @@ func (u *Uplink) deliver(ctx context.Context, items []item, body []byte, pr *pro
 			return fmt.Errorf("%w: %w", ErrBadAck, err)
 		}
 		u.confirmed(items)
+		if len(a.ack.Acks) > 0 && u.opts.Acks != nil {
+			u.opts.Acks(ctx, a.ack.Acks)
+		}
 		return nil
 	case a.status == http.StatusRequestEntityTooLarge:
 		if len(items) == 1 {

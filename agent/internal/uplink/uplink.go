@@ -14,6 +14,7 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/spool"
 	"github.com/purehealth/purehealth/internal/backoff"
 	"github.com/purehealth/purehealth/shared/telemetry"
+	"github.com/purehealth/purehealth/shared/wire"
 )
 
 // Defaults of Options.
@@ -122,6 +123,9 @@ type Options struct {
 	// Grace is how long the batch in flight when Run's context ends may take to finish
 	// and have its acknowledgement recorded.
 	Grace time.Duration
+	// Acks, if set, receives the acknowledgements made in the cloud that an answer
+	// carries (wire.Ack.Acks); the station acknowledges them too (alerting.Manager.AckFrom).
+	Acks func(ctx context.Context, acks []wire.AlertAck)
 	// Now is the clock (the budget's day, status times); nil means time.Now.
 	Now func() time.Time
 	// Logger receives the uplink's log; nil discards it.

@@ -191,7 +191,7 @@ func newStationCommand() *cobra.Command {
 		Use:   "station",
 		Short: "Register stations and manage their tokens",
 	}
-	cmd.AddCommand(newStationAddCommand(), newStationListCommand(), newStationRotateCommand())
+	cmd.AddCommand(newStationAddCommand(), newStationListCommand(), newStationRotateCommand(), newStationRemoveCommand())
 	return cmd
 }
 
@@ -269,6 +269,35 @@ func newStationRotateCommand() *cobra.Command {
 			})
 		},
 	}
+	addConfigFlag(cmd)
+	return cmd
+}
+
+func newStationRemoveCommand() *cobra.Command {
+	var purge bool
+	cmd := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Take a station out of service: its token stops working at once (--purge deletes its data too)",
+		Long: `Take a station out of service. Its token stops working at once, it leaves the
+station list, the dashboard and the health check, and its data stays, readable by its
+id. With --purge every reading, index, alert and event of the station is deleted too,
+and the id can be registered again.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(st *store.Store) error {
+				if err := st.RemoveStation(cmd.Context(), args[0], purge); err != nil {
+					return err
+				}
+				what := "removed; its data is kept"
+				if purge {
+					what = "removed with all its data"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "station %s %s\n", args[0], what)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&purge, "purge", false, "delete the station's data too")
 	addConfigFlag(cmd)
 	return cmd
 }
@@ -385,8 +414,9 @@ token's SHA-256, goes on stderr:
 
   ph-cloud viewer-token > viewer.token
 
-With any websocket.viewer_tokens_sha256 configured, GET /ws needs a token (?token= or
-Authorization: Bearer).`,
+With any websocket.viewer_tokens_sha256 configured, every read path (the API, /ws,
+/stats, /metrics) needs a viewer token. Tokens made with ` + "`ph-cloud token add NAME --role viewer`" + `
+need no change to the configuration and can be revoked by name.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var b [32]byte

@@ -23,6 +23,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/purehealth/purehealth/cloud/internal/access"
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
 	"github.com/purehealth/purehealth/cloud/internal/fusedwqi"
 	"github.com/purehealth/purehealth/cloud/internal/fusion"
@@ -54,6 +55,8 @@ type Config struct {
 	StationHealth StationHealth `yaml:"station_health"`
 	// Notify lists the channels alert transitions are sent to (contract keys).
 	Notify []NotifyChannel `yaml:"notify"`
+	// Auth says who may read.
+	Auth Auth `yaml:"auth"`
 
 	strictyaml.Source `yaml:"-"` // the file it came from
 }
@@ -158,6 +161,26 @@ type StationHealth struct {
 	OfflineAfter Duration `yaml:"offline_after"` // silence before a station is offline, default store.DefaultOfflineAfter
 	// OfflineAfterByStation overrides offline_after per station id.
 	OfflineAfterByStation map[string]Duration `yaml:"offline_after_by_station"`
+}
+
+// Auth says who may read; acting always needs an operator token.
+type Auth struct {
+	// RequireViewer makes every read path (the API, /ws, /stats, /metrics, the
+	// dashboard's data) need a viewer or operator token (contract key). Listing
+	// websocket.viewer_tokens_sha256 turns it on too.
+	RequireViewer bool `yaml:"require_viewer"`
+	// MetricsTokensSHA256 are hex SHA-256 hashes of tokens that may scrape /metrics
+	// (a Prometheus bearer_token), instead of a viewer token.
+	MetricsTokensSHA256 []string `yaml:"metrics_tokens_sha256"`
+}
+
+// AccessPolicy returns the policy the service's access guard applies.
+func (c *Config) AccessPolicy() access.Policy {
+	return access.Policy{
+		RequireViewer: c.Auth.RequireViewer || len(c.WebSocket.ViewerTokensSHA256) > 0,
+		ViewerTokens:  hashes(c.WebSocket.ViewerTokensSHA256),
+		MetricsTokens: hashes(c.Auth.MetricsTokensSHA256),
+	}
 }
 
 // NotifyChannel is one notify[] entry: where alert transitions go and which ones. The
@@ -281,10 +304,10 @@ func Parse(data []byte) (*Config, error) {
 	return strictyaml.Parse[Config](data, Default)
 }
 
-// ViewerTokenHashes decodes ViewerTokensSHA256 (Validate has checked them).
-func (w WebSocket) ViewerTokenHashes() [][sha256.Size]byte {
-	out := make([][sha256.Size]byte, 0, len(w.ViewerTokensSHA256))
-	for _, h := range w.ViewerTokensSHA256 {
+// hashes decodes hex SHA-256 hashes (Validate has checked them).
+func hashes(hexes []string) [][sha256.Size]byte {
+	out := make([][sha256.Size]byte, 0, len(hexes))
+	for _, h := range hexes {
 		var sum [sha256.Size]byte
 		if b, err := hex.DecodeString(h); err == nil && len(b) == sha256.Size {
 			copy(sum[:], b)
@@ -409,6 +432,11 @@ func (c *Config) Validate() error {
 		}
 		if c.Fusion.MaxAge[s] <= 0 {
 			bad("fusion.max_age.%s: must be positive", s)
+		}
+	}
+	for i, h := range c.Auth.MetricsTokensSHA256 {
+		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
+			bad("auth.metrics_tokens_sha256[%d]: want 64 hex digits (ph-cloud viewer-token prints a token and its hash)", i)
 		}
 	}
 	c.validateSources(bad)

@@ -1,4 +1,4 @@
-// Package queryapi serves the read side of ph-cloud's JSON API:
+// Package queryapi serves ph-cloud's JSON API, the read side and acknowledgements:
 //
 //	GET /v1/stations                        {"stations": [...], "next": "..."}
 //	GET /v1/stations/{id}                   one station
@@ -8,6 +8,7 @@
 //	GET /v1/stations/{id}/wqi?from=&to=&limit=&cursor=    {"wqi": [...], "next": "..."}
 //	GET /v1/stations/{id}/status            fused current state, source per parameter
 //	GET /v1/alerts?station=&active=&since=&limit=&cursor= {"alerts": [...], "next": "..."}
+//	POST /v1/alerts/{id}/ack?station=        the alert, acknowledged (Ack)
 //
 // Raw readings include those of labs, government programmes and satellites with their
 // provenance; a republished value lists only its current revision unless revisions=all.

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/purehealth/purehealth/cloud/internal/access"
 	"github.com/purehealth/purehealth/cloud/internal/config"
 	"github.com/purehealth/purehealth/cloud/internal/dashboard"
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
@@ -49,6 +50,7 @@ type Server struct {
 	ingest *ingest.Handler
 	hub    *fanout.Hub
 	notify *notify.Dispatcher
+	guard  *access.Guard
 	mux    *http.ServeMux
 	tls    *tls.Config
 
@@ -88,8 +90,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 		ReplayConcurrency: max(1, int(cfg.Database.MaxConns)/4),
 		Log:               log.With("component", "fanout"),
 	}), fanout.Options{
-		AllowedOrigins: ws.AllowedOrigins, ViewerTokens: ws.ViewerTokenHashes(),
-		MaxClients: ws.MaxClients, Queue: ws.Queue, WriteTimeout: ws.WriteTimeout.Std(),
+		AllowedOrigins: ws.AllowedOrigins,
+		MaxClients:     ws.MaxClients, Queue: ws.Queue, WriteTimeout: ws.WriteTimeout.Std(),
 		PingInterval: ws.PingInterval.Std(), ReadLimit: int64(ws.ReadLimit), ReplayMax: noneIfZero(ws.ReplayMax),
 		ReplayWindow: ws.ReplayWindow.Std(), Recent: noneIfZero(ws.Recent),
 		Log: log.With("component", "fanout"),
@@ -109,18 +111,30 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newCollector(s), s.notify.Collector(), s.sources.collector())
 
+	// Who may do what is decided in one place (access): reading needs a viewer or
+	// operator token when auth.require_viewer says so, acting an operator token always.
+	// The dashboard's files carry no data and are served to anyone; /health is for load
+	// balancers.
+	s.guard = access.New(st, cfg.AccessPolicy(), log.With("component", "access"))
 	s.mux.Handle("/v1/ingest", s.ingest)
-	api.Register(s.mux)
+	apiMux := http.NewServeMux()
+	api.Register(apiMux)
+	s.mux.Handle("/v1/", s.guard.Read(apiMux, false))
+	s.mux.Handle("POST /v1/alerts/{id}/ack", s.guard.Require(http.HandlerFunc(api.Ack), false, store.RoleOperator))
+	// POST /v1/samples checks its lab or operator token itself.
 	s.sources.register(s.mux)
-	hub.Register(s.mux)
+	wsMux := http.NewServeMux()
+	hub.Register(wsMux)
+	s.mux.Handle("/ws", s.guard.Read(wsMux, true))
+	s.mux.Handle("/ws/", s.guard.Read(wsMux, true))
 	dash := dashboard.Handler()
 	s.mux.Handle("GET /{$}", dash)
 	s.mux.Handle("GET /static/", dash)
 	s.mux.HandleFunc("GET /health", s.health)
-	s.mux.HandleFunc("GET /stats", s.serveStats)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	s.mux.Handle("GET /stats", s.guard.Read(http.HandlerFunc(s.serveStats), false))
+	s.mux.Handle("GET /metrics", s.guard.Metrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}))
+	})))
 	return s, nil
 }
 

@@ -11,9 +11,9 @@ import { ago, h, wqiBadge } from './dom.js';
 import * as Src from './sources.js';
 import * as L from './logic.js';
 import { lineChart } from './chart.js';
+import * as access from './access.js';
 
 const $ = (id) => document.getElementById(id);
-const TOKEN_KEY = 'purehealth.viewerToken';
 const BASE_TITLE = 'Pure Health · River water quality';
 
 // ---------------------------------------------------------------------------------------
@@ -36,21 +36,13 @@ function readToken() {
   const url = new URL(location.href);
   const t = url.searchParams.get('token');
   if (t) {
-    try {
-      sessionStorage.setItem(TOKEN_KEY, t);
-    } catch {
-      // Storage refused (private mode): the token lives as long as the page.
-    }
+    access.keep(t);
     // Out of the address bar, the history and screenshots.
     url.searchParams.delete('token');
     history.replaceState(history.state, '', url.pathname + url.search + url.hash);
     return t;
   }
-  try {
-    return sessionStorage.getItem(TOKEN_KEY) || '';
-  } catch {
-    return '';
-  }
+  return access.saved();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -481,8 +473,45 @@ function hideBanner(owner) {
 
 function showTokenNeeded() {
   showBanner(S.token
-    ? 'The cloud refused the viewer token this page has. Open the dashboard with a valid ?token=… in its address.'
-    : 'This cloud needs a viewer token. Open the dashboard with ?token=… in its address (ask the administrator for one).', 'token');
+    ? 'The cloud refused the token this page has: sign in again.'
+    : 'This cloud needs a viewer token: sign in.', 'token');
+  signIn(S.token ? 'The cloud refused the token this page had.' : 'This cloud shows its data to signed-in viewers only.');
+}
+
+// signIn asks for a token and, given one, starts over with it: the live stream and the
+// data.
+async function signIn(why) {
+  const token = await access.ask(why);
+  if (!token) return;
+  S.token = token;
+  hideBanner('token');
+  requestReload();
+  retryNow();
+}
+
+// ack acknowledges an alert in the cloud (an operator's token is needed: the form asks
+// for one when the page's token is not).
+async function ack(a, button) {
+  button.disabled = true;
+  try {
+    L.mergeAlert(S.alerts, await access.acknowledge(a, S.token));
+    render();
+  } catch (e) {
+    button.disabled = false;
+    if (e.status === 401 || e.status === 403) {
+      const token = await access.ask(e.status === 403
+        ? 'Acknowledging needs an operator token; this one may only read.'
+        : 'Acknowledging needs an operator token.');
+      if (token) {
+        S.token = token;
+        ack(a, button);
+      }
+      return;
+    }
+    if (e.alert) L.mergeAlert(S.alerts, e.alert);
+    showBanner(`Could not acknowledge: ${e.message}.`, 'ack', 8000);
+    render();
+  }
 }
 
 // announce tells screen readers about new alerts through a polite live region; a burst
@@ -667,7 +696,7 @@ function alertWhen(a) {
 function fillAlert(li, a, withStation) {
   const key = L.alertKey(a);
   const fresh = (S.fresh.get(key) ?? 0) > Date.now();
-  const sig = JSON.stringify([a.state, a.severity, a.message, a.updated_at, fresh, withStation]);
+  const sig = JSON.stringify([a.state, a.severity, a.message, a.updated_at, a.acknowledged_by, fresh, withStation]);
   if (li.dataset.sig === sig) return;
   li.dataset.sig = sig;
   const sev = a.severity || 'info';
@@ -681,8 +710,16 @@ function fillAlert(li, a, withStation) {
       h('p', { class: 'alert-meta' },
         withStation ? h('a', { href: `#/station/${encodeURIComponent(a.station)}` }, name ? `${name} (${a.station})` : a.station) : null,
         withStation ? ' · ' : null,
-        h('span', { class: 'alert-state' }, a.state), ' · ', alertWhen(a),
-        a.param ? ` · ${L.paramLabel(a.param)}` : '')));
+        h('span', { class: 'alert-state' }, a.state), a.acknowledged_by ? ` by ${a.acknowledged_by}` : '',
+        ' · ', alertWhen(a),
+        a.param ? ` · ${L.paramLabel(a.param)}` : '')),
+    a.state === 'active' ? ackButton(a) : null);
+}
+
+function ackButton(a) {
+  const b = h('button', { class: 'btn btn-small ack', type: 'button' }, 'Acknowledge');
+  b.addEventListener('click', () => ack(a, b));
+  return b;
 }
 
 function renderAlerts(list, alerts, withStation) {

@@ -203,7 +203,7 @@ export function wsURL(loc, token) {
 
 // alertKey identifies an alert: ids are per station and per origin (agent or cloud).
 export function alertKey(a) {
-  return `${a.origin || 'agent'}/${a.station}/${a.id}`;
+  return `${a.origin || 'station'}/${a.station}/${a.id}`;
 }
 
 // alertTime is when an alert last changed state, in milliseconds.
