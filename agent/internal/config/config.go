@@ -220,6 +220,10 @@ type WQI struct {
 	// Freshness is how old the latest value of a parameter may be and still feed the index,
 	// per parameter (default state.DefaultFreshness for a parameter the file does not name).
 	Freshness map[string]Duration `yaml:"freshness"`
+	// FreshnessBySource overrides Freshness for the values of one source, per parameter
+	// (default state.DefaultSourceFreshness: a lab's BOD and FC count for 31 days). A
+	// source the file names replaces its default entry; {} overrides nothing.
+	FreshnessBySource map[string]map[string]Duration `yaml:"freshness_by_source"`
 	// HistoryInterval is the least time between two stored WQI history points, unless the
 	// class changes (default pipeline.DefaultHistoryInterval).
 	HistoryInterval Duration `yaml:"history_interval"`
@@ -318,7 +322,8 @@ func Default() Config {
 			BadCount:       alerting.DefaultBadCount,
 			CalibrationDue: Duration(calibration.DefaultDue),
 		},
-		WQI: WQI{Freshness: freshness, HistoryInterval: Duration(pipeline.DefaultHistoryInterval)},
+		WQI: WQI{Freshness: freshness, FreshnessBySource: defaultSourceFreshness(),
+			HistoryInterval: Duration(pipeline.DefaultHistoryInterval)},
 		Validation: Validation{
 			SpikeSigma: v.SpikeSigma, FlatlineCount: v.FlatlineCount,
 			MaxFuture: Duration(v.MaxFuture), MaxPast: Duration(v.MaxPast),
@@ -663,6 +668,7 @@ func (c *Config) Validate() error {
 			bad("wqi.freshness.%s: must be positive", name)
 		}
 	}
+	c.WQI.validateBySource(bad)
 	if c.WQI.HistoryInterval <= 0 {
 		bad("wqi.history_interval: %s must be positive", c.WQI.HistoryInterval)
 	}
@@ -712,6 +718,54 @@ func (c *Config) Freshness(p telemetry.Param) time.Duration {
 		return d.Std()
 	}
 	return state.DefaultFreshness()[p]
+}
+
+// defaultSourceFreshness is state.DefaultSourceFreshness as the file spells it.
+func defaultSourceFreshness() map[string]map[string]Duration {
+	out := map[string]map[string]Duration{}
+	for src, params := range state.DefaultSourceFreshness {
+		m := map[string]Duration{}
+		for p, d := range params {
+			m[string(p)] = Duration(d)
+		}
+		out[string(src)] = m
+	}
+	return out
+}
+
+func (w *WQI) validateBySource(bad func(string, ...any)) {
+	for _, src := range slices.Sorted(maps.Keys(w.FreshnessBySource)) {
+		if !telemetry.Source(src).Valid() {
+			bad("wqi.freshness_by_source: %q is not a source (sensor, manual, api, satellite, model)", src)
+			continue
+		}
+		params := w.FreshnessBySource[src]
+		for _, name := range slices.Sorted(maps.Keys(params)) {
+			p, err := telemetry.ParseParam(name)
+			switch {
+			case err != nil:
+				bad("wqi.freshness_by_source.%s: %q is not a known parameter", src, name)
+			case string(p) != name:
+				bad("wqi.freshness_by_source.%s: use the canonical name %q, not %q", src, p, name)
+			case params[name] <= 0:
+				bad("wqi.freshness_by_source.%s.%s: must be positive", src, name)
+			}
+		}
+	}
+}
+
+// SourceFreshness returns the per-source freshness windows (state.Options.SourceFreshness):
+// never nil, so that an empty map in the file overrides nothing.
+func (c *Config) SourceFreshness() map[telemetry.Source]map[telemetry.Param]time.Duration {
+	out := map[telemetry.Source]map[telemetry.Param]time.Duration{}
+	for src, params := range c.WQI.FreshnessBySource {
+		m := map[telemetry.Param]time.Duration{}
+		for p, d := range params {
+			m[telemetry.Param(p)] = d.Std()
+		}
+		out[telemetry.Source(src)] = m
+	}
+	return out
 }
 
 // MinTime returns the clock sanity floor.

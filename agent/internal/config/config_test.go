@@ -86,6 +86,9 @@ func TestLoadValid(t *testing.T) {
 			// A parameter the file does not name keeps its default window.
 			Freshness: map[string]config.Duration{"ph": d(30 * time.Minute), "bod": d(72 * time.Hour),
 				"do": d(2 * time.Hour), "temp": d(2 * time.Hour), "fc": d(48 * time.Hour)},
+			// A source the file names replaces its default entry (manual fc is gone).
+			FreshnessBySource: map[string]map[string]config.Duration{
+				"manual": {"bod": d(240 * time.Hour)}, "api": {"fc": d(2160 * time.Hour), "bod": d(2160 * time.Hour)}},
 			HistoryInterval: d(5 * time.Minute),
 		},
 		Validation: config.Validation{SpikeSigma: 8, FlatlineCount: 20, MaxFuture: d(10 * time.Minute), MaxPast: d(48 * time.Hour)},
@@ -217,7 +220,9 @@ func TestLoadInvalid(t *testing.T) {
 			`canonical name "ph", not "PH"`, `canonical name "do", not "dissolved_oxygen"`,
 			`wqi.freshness: "salinity"`, "wqi.freshness.fc: must be positive",
 			"wqi.freshness.bod: must be positive", "wqi.history_interval: -1m0s must be positive",
-		}, lines: 6},
+			`wqi.freshness_by_source: "lab" is not a source`, `wqi.freshness_by_source.manual: use the canonical name "fc", not "FC"`,
+			`wqi.freshness_by_source.manual.bod: must be positive`, `wqi.freshness_by_source.api: "salinity" is not a known parameter`,
+		}, lines: 10},
 		{file: "uplink.yaml", want: []string{
 			`uplink.url: "ftp://cloud.example.org"`, "uplink: give token or token_file, not both",
 			"uplink.batch_max: 100000",

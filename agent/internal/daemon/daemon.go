@@ -114,12 +114,14 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 	}
 	d.state = state.New(state.Options{
 		Station: cfg.Station.ID, Method: method,
-		PressureAtm:   wqi.PressureAtElevation(cfg.Station.ElevationM),
-		Freshness:     cfg.Freshness,
-		OfflineFactor: cfg.Alerts.OfflineFactor,
-		Expected:      expected,
-		MaxSensors:    cfg.Sensors.Max,
-		ForgetAfter:   cfg.Sensors.ForgetAfter.Std(),
+		PressureAtm: wqi.PressureAtElevation(cfg.Station.ElevationM),
+		Freshness:   cfg.Freshness,
+		// A lab's BOD and FC describe the river for weeks, a probe's value for hours.
+		SourceFreshness: cfg.SourceFreshness(),
+		OfflineFactor:   cfg.Alerts.OfflineFactor,
+		Expected:        expected,
+		MaxSensors:      cfg.Sensors.Max,
+		ForgetAfter:     cfg.Sensors.ForgetAfter.Std(),
 	})
 	err = d.state.RestoreLatest(time.Now(), func(p telemetry.Param, src telemetry.Source, since time.Time) ([]telemetry.Reading, error) {
 		return d.spool.Readings(spool.Query{Param: p, Source: src, Limit: 1, Since: since})

@@ -91,14 +91,17 @@ func storeOptions(cfg *config.Config, log *slog.Logger) store.Options {
 		IngestTimeout: cfg.Database.IngestTimeout.Std(),
 		AheadDays:     cfg.Partitions.AheadDays,
 		Retention:     retention(cfg),
-		LiveMaxAge:    cfg.WebSocket.LiveMaxAge.Std(),
-		Log:           log.With("component", "store"),
+		// Lab, government and satellite data are kept by their own rules (retention.external,
+		// each source's retention), never by the raw readings' one.
+		SourceRetention: cfg.SourceRetention(),
+		LiveMaxAge:      cfg.WebSocket.LiveMaxAge.Std(),
+		Log:             log.With("component", "store"),
 	}
 }
 
 func retention(cfg *config.Config) store.Retention {
 	return store.Retention{
-		Measurements: cfg.Retention.Measurements.Std(), WQI: cfg.Retention.WQI.Std(),
+		Measurements: cfg.Retention.Measurements.Std(), WQI: cfg.Retention.WQI.Std(), External: cfg.Retention.External.Std(),
 		Alerts: cfg.Retention.Alerts.Std(), Rollups: cfg.Retention.Rollups.Std(),
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/purehealth/purehealth/cloud/internal/access"
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
+	"github.com/purehealth/purehealth/cloud/internal/fusedwqi"
 	"github.com/purehealth/purehealth/cloud/internal/fusion"
 	"github.com/purehealth/purehealth/cloud/internal/ingest"
 	"github.com/purehealth/purehealth/cloud/internal/notify"
@@ -46,6 +47,10 @@ type Config struct {
 	Partitions  Partitions     `yaml:"partitions"`
 	Fusion      Fusion         `yaml:"fusion"`
 	WebSocket   WebSocket      `yaml:"websocket"`
+	// Upstream, Satellite and Samples are the sources outside the stations (sources.go).
+	Upstream  []Upstream `yaml:"upstream"`
+	Satellite *Satellite `yaml:"satellite"` // nil: no satellite estimates
+	Samples   Samples    `yaml:"samples"`
 	// StationHealth is the check that takes silent stations offline.
 	StationHealth StationHealth `yaml:"station_health"`
 	// Notify lists the channels alert transitions are sent to (contract keys).
@@ -97,6 +102,7 @@ type Ingest struct {
 // Retention says how long data is kept (defaults store.DefaultRetention).
 type Retention struct {
 	Measurements Duration `yaml:"measurements"` // raw readings
+	External     Duration `yaml:"external"`     // lab, government and satellite data (validated in sources.go)
 	WQI          Duration `yaml:"wqi"`
 	Alerts       Duration `yaml:"alerts"`  // alert history and resolved alerts
 	Rollups      Duration `yaml:"rollups"` // measurements_hourly and _daily
@@ -121,6 +127,9 @@ type Fusion struct {
 	// MaxAge is how old a source's latest value may be and still count (default
 	// fusion.DefaultPolicy for a source the file does not name).
 	MaxAge map[string]Duration `yaml:"max_age"`
+	// Interval is how often every station's fused WQI is recomputed, for inputs that age
+	// out while nothing arrives (default fusedwqi.DefaultInterval).
+	Interval Duration `yaml:"interval"`
 }
 
 // WebSocket tunes the live fan-out (GET /ws, /ws/station/{id}).
@@ -260,7 +269,7 @@ func Default() Config {
 			RetryAfter:     Duration(ingest.DefaultRetryAfter),
 		},
 		Retention: Retention{
-			Measurements: Duration(ret.Measurements), WQI: Duration(ret.WQI),
+			Measurements: Duration(ret.Measurements), WQI: Duration(ret.WQI), External: Duration(ret.External),
 			Alerts: Duration(ret.Alerts), Rollups: Duration(ret.Rollups),
 			Events: Duration(store.DefaultEventsRetention),
 		},
@@ -268,7 +277,8 @@ func Default() Config {
 			AheadDays:           store.DefaultAheadDays,
 			MaintenanceInterval: Duration(store.DefaultMaintenanceInterval),
 		},
-		Fusion: Fusion{Priority: fusion.DefaultPolicy().Priority, MaxAge: maxAge},
+		Fusion:  Fusion{Priority: fusion.DefaultPolicy().Priority, MaxAge: maxAge, Interval: Duration(fusedwqi.DefaultInterval)},
+		Samples: defaultSamples(),
 		WebSocket: WebSocket{
 			MaxClients:   fanout.DefaultMaxClients,
 			Queue:        fanout.DefaultQueue,
@@ -434,6 +444,7 @@ func (c *Config) Validate() error {
 			bad("auth.metrics_tokens_sha256[%d]: want 64 hex digits (ph-cloud viewer-token prints a token and its hash)", i)
 		}
 	}
+	c.validateSources(bad)
 	if err := (notify.Options{Channels: c.NotifyChannels()}).Validate(); err != nil {
 		errs = append(errs, err)
 	}

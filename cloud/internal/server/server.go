@@ -58,6 +58,8 @@ type Server struct {
 
 	started time.Time
 	rates   rateSampler
+
+	sources *sources // upstream, satellite, samples, fused WQI (sources.go)
 }
 
 // New wires the service over an open store. cfg must be a loaded (validated) Config.
@@ -83,7 +85,11 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 			s.tls.ClientCAs, s.tls.ClientAuth = pool, tls.VerifyClientCertIfGiven
 		}
 	}
-	s.ingest = ingest.New(st, ingest.Options{
+	var err error
+	if s.sources, err = newSources(cfg, st, log); err != nil {
+		return nil, err
+	}
+	s.ingest = ingest.New(s.sources.ingestStore(st), ingest.Options{
 		RatePerStation: cfg.Ingest.RatePerStation, Burst: cfg.Ingest.Burst,
 		MaxInFlight: cfg.Ingest.MaxInFlight, RetryAfter: cfg.Ingest.RetryAfter.Std(),
 		Log: log.With("component", "ingest"),
@@ -118,7 +124,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newCollector(s), s.notify.Collector())
+		newCollector(s), s.notify.Collector(), s.sources.collector())
 
 	// Who may do what is decided in one place (access): reading needs a viewer or
 	// operator token when auth.require_viewer says so, acting an operator token always.
@@ -130,6 +136,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 	api.Register(apiMux)
 	s.mux.Handle("/v1/", s.guard.Read(apiMux, false))
 	s.mux.Handle("POST /v1/alerts/{id}/ack", s.guard.Require(http.HandlerFunc(api.Ack), false, store.RoleOperator))
+	// POST /v1/samples checks its lab or operator token itself.
+	s.sources.register(s.mux)
 	wsMux := http.NewServeMux()
 	hub.Register(wsMux)
 	s.mux.Handle("/ws", s.guard.Read(wsMux, true))
@@ -184,7 +192,8 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		jobs.Run(jobCtx, s.log.With("component", "jobs"), s.jobs()...)
+		// The sources' collection and fused WQI jobs: sources.go.
+		jobs.Run(jobCtx, s.log.With("component", "jobs"), append(s.jobs(), s.sources.jobs()...)...)
 		return nil
 	})
 	g.Go(func() error {

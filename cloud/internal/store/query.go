@@ -57,6 +57,8 @@ type ReadingsQuery struct {
 	Revisions bool
 	// Oldest lists oldest first; After then continues with newer rows.
 	Oldest bool
+	// Sources, if any, lists only readings of these sources (telemetry.Source names).
+	Sources []string
 }
 
 // where builds a WHERE clause with bound arguments only.
@@ -118,6 +120,9 @@ func readingsSQL(q ReadingsQuery) (string, []any) {
 	w.add("station_id = ?", q.Station)
 	if q.Param != "" {
 		w.add("param = ?", q.Param)
+	}
+	if len(q.Sources) > 0 {
+		w.add("source = ANY(?)", q.Sources)
 	}
 	w.timeRange("time", q.From, q.To)
 	dir, cmp := "DESC", "<"

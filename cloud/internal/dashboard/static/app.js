@@ -7,35 +7,14 @@
 // resumes after the last event id it received; when the server cannot fill the gap
 // (resync) it loads everything again.
 
+import { ago, h, wqiBadge } from './dom.js';
+import * as Src from './sources.js';
 import * as L from './logic.js';
 import { lineChart } from './chart.js';
 import * as access from './access.js';
 
 const $ = (id) => document.getElementById(id);
 const BASE_TITLE = 'Pure Health · River water quality';
-
-// h builds an element; children are nodes or strings (always text, never markup).
-function h(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') e.className = v;
-    else e.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
-
-// ago is a <time> that the ticker keeps saying "2m ago".
-function ago(ms, prefix = '') {
-  if (ms === null || ms === undefined) return h('span', {}, prefix ? `${prefix} never` : 'never');
-  const d = new Date(ms);
-  return h('time', { datetime: d.toISOString(), title: d.toLocaleString('en-IN'), 'data-ago': ms, 'data-prefix': prefix },
-    (prefix ? `${prefix} ` : '') + L.formatAgo(ms, Date.now()));
-}
 
 // ---------------------------------------------------------------------------------------
 // State
@@ -176,6 +155,7 @@ async function loadStatus(id) {
   const st = await api(`${stationPath(id)}/status`);
   const s = station(id);
   setWQI(s, st.wqi);
+  s.fused = Src.pickFused(s.fused, st.fused_wqi);
   seen(s, L.parseTime(st.last_batch_at));
   return st;
 }
@@ -412,7 +392,7 @@ function applyEvent(msg) {
       break;
     case 'wqi':
       if (fused) {
-        s.fused = d;
+        s.fused = Src.pickFused(s.fused, d);
         break;
       }
       setWQI(s, d);
@@ -622,14 +602,6 @@ function stationRow(s) {
   return { id: s.info.id, name: s.info.name, wqi: s.wqi, activeAlerts: activeCount(s.info.id), s };
 }
 
-function wqiBadge(w, big = false) {
-  const c = L.wqiClass(w?.class);
-  return h('span', { class: `wqi-badge wqi-${c.key}${big ? ' wqi-badge-big' : ''}` },
-    h('span', { class: 'visually-hidden' }, 'WQI class '),
-    h('span', { class: 'wqi-class' }, c.label),
-    h('span', { class: 'wqi-value' }, w ? ` ${w.wqi.toFixed(1)}` : ' no index'));
-}
-
 function stateLabel(s) {
   if (s.online === true) return h('span', { class: 'state state-online' }, 'Online');
   if (s.online === false) return h('span', { class: 'state state-offline' }, 'Offline');
@@ -646,7 +618,7 @@ function categoryText(w) {
 function fillStation(li, row) {
   const s = row.s;
   const sig = JSON.stringify([row.name, s.info.class, row.wqi?.wqi, row.wqi?.class, row.wqi?.category,
-    row.wqi?.partial, row.wqi?.missing, row.activeAlerts, s.online, s.lastSeen]);
+    row.wqi?.partial, row.wqi?.missing, row.activeAlerts, s.online, s.lastSeen, s.fused?.wqi, s.fused?.partial, s.fused?.inputs]);
   if (li.dataset.sig === sig) return;
   li.dataset.sig = sig;
   let a = li.firstElementChild;
@@ -662,7 +634,7 @@ function fillStation(li, row) {
     h('span', { class: 'card-main' },
       h('span', { class: 'st-name' }, row.name || row.id),
       h('span', { class: 'st-id' }, row.id, s.info.class ? ` · designated class ${s.info.class}` : ''),
-      h('span', { class: 'st-cat' }, categoryText(row.wqi))),
+      h('span', { class: 'st-cat' }, categoryText(row.wqi)), Src.fusedCard(s.fused)),
     h('span', { class: 'card-side' },
       stateLabel(s),
       h('span', { class: 'seen' }, ago(s.lastSeen, 'seen')),
@@ -788,6 +760,10 @@ async function loadDetail(id, showLoading = true) {
       sr.truncated = !!page.next;
       series.set(p, sr);
     });
+    // Lab, government and satellite values are few: every one in the range, whatever the bucket.
+    for (const [p, ms] of await Src.loadMarkers(api, stationPath(id), [...params], now - range.ms)) {
+      Src.addMarkers(series.get(p), ms);
+    }
     const wqi = await wqiPage;
     if (S.detail !== d || d.gen !== gen) return; // a newer load or another page
     d.status = status;
@@ -891,6 +867,7 @@ function renderDetail() {
     `${d.id}`, s.info.class ? ` · designated best use class ${s.info.class}` : '', ' · ',
     stateLabel(s), ' · last seen ', ago(s.lastSeen));
   $('st-wqi').replaceChildren(wqiBadge(s.wqi, true), h('span', { class: 'wqi-cat' }, categoryText(s.wqi)));
+  Src.renderFused($('st-fused'), s.wqi, s.fused);
   const err = $('st-error');
   err.hidden = !d.error;
   err.textContent = d.error;
@@ -911,7 +888,7 @@ function renderDetail() {
         // At phone width the columns after this one fold into this line.
         h('span', { class: 'sub' }, `${where} · `, ago(L.parseTime(v.time)), ' · ',
           h('span', { class: `q-${v.quality}` }, v.quality || ''))),
-      h('td', {}, v.source || '', v.sensor ? h('span', { class: 'sensor' }, ` ${v.sensor}`) : null),
+      h('td', {}, Src.sourceCell(v)),
       h('td', {}, ago(L.parseTime(v.time))),
       h('td', { class: `q-${v.quality}` }, v.quality || ''));
   }, () => h('tr'));
