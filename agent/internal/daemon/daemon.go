@@ -206,13 +206,17 @@ func (d *Daemon) Listen() error {
 	if err := d.admin.Listen(); err != nil {
 		return err
 	}
-	if err := d.broker.Listen(); err != nil {
-		return errors.Join(err, d.admin.Close())
-	}
 	if d.metrics != nil {
 		if err := d.metrics.Listen(); err != nil {
 			return errors.Join(err, d.admin.Close())
 		}
+	}
+	if err := d.broker.Listen(); err != nil {
+		err = errors.Join(err, d.admin.Close())
+		if d.metrics != nil {
+			err = errors.Join(err, d.metrics.Close())
+		}
+		return err
 	}
 	return nil
 }

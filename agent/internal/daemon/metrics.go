@@ -25,16 +25,13 @@ func (d *Daemon) metricsSnapshot() metrics.Snapshot {
 		Evicted: buf.Evicted, StoreCommits: d.spool.Stats().Commits, StoreFailures: ps.StoreFailures,
 		ReadingsStored:  ps.Accepted,
 		ReadingsFlagged: map[string]uint64{"bad": ps.Bad, "suspect": ps.Suspect},
-		Rejects:         map[string]int64{"sensor_limit": int64(ps.SensorLimited)},
+		Rejects:         bs.Rejects,
 		Dropped: map[string]uint64{
 			"mqtt_client_queue_full": uint64(bs.MessagesDropped),
 			"hook_queue_full":        hs.Dropped,
 		},
 		BrokerClients: bs.ClientsConnected, BrokerReceived: bs.MessagesReceived,
 		HooksRun: hs.Ran, HooksFailed: hs.Failed, ActiveAlerts: len(d.alerts.Active()),
-	}
-	for reason, n := range bs.Rejects {
-		s.Rejects[reason] += n
 	}
 	s.ReloadsApplied, s.ReloadsFailed, s.RestartNeeded = d.reloads.counts()
 	if q, err := b.Queue(context.Background()); err == nil {

@@ -48,8 +48,8 @@ type Snapshot struct {
 
 	ReadingsStored  uint64
 	ReadingsFlagged map[string]uint64 // by quality: bad, suspect
-	// Rejects are inputs refused before they became readings, by reason (the broker's
-	// reasons, and sensor_limit).
+	// Rejects are publishes the broker refused, by reason (decode, unknown_param,
+	// sensor_limit, acl ...).
 	Rejects map[string]int64
 	// Dropped are messages and records given up on after they were taken in, by reason.
 	Dropped map[string]uint64
@@ -134,15 +134,18 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// Listen binds the address.
+// Listen binds the address; once bound, it does nothing.
 func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return nil
+	}
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	s.mu.Lock()
 	s.ln = ln
-	s.mu.Unlock()
 	return nil
 }
 
@@ -174,10 +177,8 @@ func (s *Server) Close() error {
 // Run serves until ctx ends (binding first if Listen was not called), then shuts the
 // server down and returns nil; an error only if serving failed.
 func (s *Server) Run(ctx context.Context) error {
-	if s.Addr() == "" {
-		if err := s.Listen(); err != nil {
-			return err
-		}
+	if err := s.Listen(); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	ln := s.ln

@@ -148,6 +148,7 @@ func TestOfflineSeconds(t *testing.T) {
 func TestListenAndClose(t *testing.T) {
 	a := New("127.0.0.1:0", func() Snapshot { return Snapshot{} }, nil)
 	require.NoError(t, a.Listen())
+	require.NoError(t, a.Listen(), "bound already: nothing to do")
 	b := New(a.Addr(), func() Snapshot { return Snapshot{} }, nil)
 	assert.Error(t, b.Listen(), "the port is taken")
 	require.NoError(t, a.Close())
