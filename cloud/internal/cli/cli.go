@@ -100,6 +100,7 @@ func retention(cfg *config.Config) store.Retention {
 	return store.Retention{
 		Measurements: cfg.Retention.Measurements.Std(), WQI: cfg.Retention.WQI.Std(),
 		Alerts: cfg.Retention.Alerts.Std(), Rollups: cfg.Retention.Rollups.Std(),
+		Health: cfg.Retention.Health.Std(),
 	}
 }
 
