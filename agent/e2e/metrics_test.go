@@ -2,59 +2,17 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/internal/pahotest"
+	"github.com/purehealth/purehealth/internal/promtest"
 	"github.com/purehealth/purehealth/internal/testproc"
 )
-
-// scrape reads url with Prometheus' own text parser.
-func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err, "the agent's exposition parses")
-	return fams
-}
-
-// sample returns the value of name's series whose labels include want (nil: the only
-// series), and whether there is one.
-func sample(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
-	f, ok := fams[name]
-	if !ok {
-		return 0, false
-	}
-next:
-	for _, m := range f.GetMetric() {
-		for _, l := range m.GetLabel() {
-			if v, ok := want[l.GetName()]; ok && v != l.GetValue() {
-				continue next
-			}
-		}
-		switch f.GetType() {
-		case dto.MetricType_COUNTER:
-			return m.GetCounter().GetValue(), true
-		case dto.MetricType_GAUGE:
-			return m.GetGauge().GetValue(), true
-		case dto.MetricType_HISTOGRAM:
-			return float64(m.GetHistogram().GetSampleCount()), true
-		}
-	}
-	return 0, false
-}
 
 // The agent's /metrics, scraped from a running ph-agent and read by Prometheus' text
 // parser: the queue grows while the uplink (a closed port) fails and the offline time
@@ -86,11 +44,11 @@ probes:
 	pahotest.PublishAcked(t, c, cfg.Topic("temp"), `{"value": "warm"}`, guard) // refused, but acknowledged at QoS 1
 	pahotest.PublishAcked(t, c, cfg.Topic("salinity"), `3`, guard)
 
-	var fams map[string]*dto.MetricFamily
+	var fams promtest.Families
 	require.Eventually(t, func() bool {
-		fams = scrape(t, url)
-		errs, _ := sample(fams, "ph_agent_probe_errors_total", map[string]string{"probe": "dead-1"})
-		offline, _ := sample(fams, "ph_agent_uplink_offline_seconds", nil)
+		fams = promtest.Scrape(t, url)
+		errs, _ := fams.Value("ph_agent_probe_errors_total", map[string]string{"probe": "dead-1"})
+		offline, _ := fams.Value("ph_agent_uplink_offline_seconds", nil)
 		return errs > 0 && offline > 0
 	}, guard, 100*time.Millisecond, "the dead probe's errors and the offline time show")
 
@@ -114,12 +72,12 @@ probes:
 		{"ph_agent_buffer_max_bytes", nil, func(v float64) bool { return v == 64<<20 }, "the configured bound"},
 		{"ph_agent_info", map[string]string{"station": station}, func(v float64) bool { return v == 1 }, "the station"},
 	} {
-		v, ok := sample(fams, c.name, c.labels)
+		v, ok := fams.Value(c.name, c.labels)
 		if assert.True(t, ok, "no %s %v", c.name, c.labels) {
 			assert.True(t, c.check(v), "%s %v = %v: want %s", c.name, c.labels, v, c.what)
 		}
 	}
-	_, hasLast := sample(fams, "ph_agent_uplink_last_success_timestamp_seconds", nil)
+	_, hasLast := fams.Value("ph_agent_uplink_last_success_timestamp_seconds", nil)
 	assert.False(t, hasLast, "no batch was ever acknowledged")
 	agent.Stop(t)
 }

@@ -2,60 +2,28 @@ package metrics
 
 import (
 	"context"
-	"net/http"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/purehealth/purehealth/internal/promtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// Scrape reads addr's /metrics with Prometheus' own text parser.
-func Scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err, "the exposition parses")
-	return fams
-}
-
 // value returns the value of the family's series with labels (name=value pairs).
-func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+func value(t *testing.T, fams promtest.Families, name string, labels ...string) float64 {
 	t.Helper()
-	f, ok := fams[name]
-	require.True(t, ok, "no metric %s", name)
-series:
-	for _, m := range f.GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for i := 0; i+1 < len(labels); i += 2 {
-			if have[labels[i]] != labels[i+1] {
-				continue series
-			}
-		}
-		switch f.GetType() {
-		case dto.MetricType_COUNTER:
-			return m.GetCounter().GetValue()
-		case dto.MetricType_GAUGE:
-			return m.GetGauge().GetValue()
-		case dto.MetricType_HISTOGRAM:
-			return float64(m.GetHistogram().GetSampleCount())
-		}
+	want := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
 	}
-	t.Fatalf("no series of %s with %v", name, labels)
-	return 0
+	v, ok := fams.Value(name, want)
+	require.True(t, ok, "no series of %s with %v", name, labels)
+	return v
 }
 
 func TestMetricsFromASnapshot(t *testing.T) {
@@ -89,7 +57,7 @@ func TestMetricsFromASnapshot(t *testing.T) {
 		require.NoError(t, <-done)
 	}()
 
-	fams := Scrape(t, "http://"+s.Addr()+"/metrics")
+	fams := promtest.Scrape(t, "http://"+s.Addr()+"/metrics")
 	for _, c := range []struct {
 		name   string
 		labels []string
@@ -129,9 +97,9 @@ func TestMetricsFromASnapshot(t *testing.T) {
 
 	// Healthy again, never a success: offline is 0; with no uplink its series are absent.
 	snap.Uplink.Failing = false
-	assert.Zero(t, value(t, Scrape(t, "http://"+s.Addr()+"/metrics"), "ph_agent_uplink_offline_seconds"))
+	assert.Zero(t, value(t, promtest.Scrape(t, "http://"+s.Addr()+"/metrics"), "ph_agent_uplink_offline_seconds"))
 	snap.Uplink, snap.AutonomyHours = nil, nil
-	fams = Scrape(t, "http://"+s.Addr()+"/metrics")
+	fams = promtest.Scrape(t, "http://"+s.Addr()+"/metrics")
 	assert.NotContains(t, fams, "ph_agent_uplink_state")
 	assert.NotContains(t, fams, "ph_agent_buffer_autonomy_hours", "nothing arrives: no estimate")
 }

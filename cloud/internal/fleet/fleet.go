@@ -1,21 +1,9 @@
-// Package fleet serves the fleet view of ph-cloud: every station's health as its agent
-// last reported it, and the two things a fleet operator looks for first — a station
-// whose buffer would fill within a day with the uplink down, and one running an older
-// agent than the newest in the fleet.
-//
-//	GET /v1/fleet                     {"newest_version": "v1.4.0", "stations": [...]}
-//	GET /v1/fleet/{id}/history?from=&to=&limit=
-//	                                  {"station": "ID", "history": [...]}, newest first
-//
-// A station of /v1/fleet is store.FleetStation (the contract's id, last_seen, version,
-// uptime_s, clock_synced, buffer {used_bytes, max_bytes, autonomy_h}, backlog, probes
-// {total, online, failing}, calibration_due) with "version_lags" and "autonomy_low".
-// The history lists a station's health records' figures (store.HealthPoint), by
-// default those of the last day. A bad parameter is 400 with {"error", "field"}, an
-// unknown station 404, a database outage 503 with Retry-After.
-//
-// The dashboard's Fleet page (static/fleet.js) applies the same two rules to the live
-// health events as they arrive.
+// Package fleet judges the fleet of stations by their health records: the two things a
+// fleet operator looks for first — a station whose buffer would fill within a day with
+// the uplink down, and one running an older agent than the newest in the fleet. The
+// query API's GET /v1/fleet and `ph-cloud fleet` show its verdicts; the dashboard's
+// Fleet page (static/fleet.js) applies the same two rules to the live health events as
+// they arrive.
 package fleet
 
 import (

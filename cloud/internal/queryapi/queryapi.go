@@ -7,6 +7,8 @@
 //	GET /v1/stations/{id}/wqi?from=&to=&limit=&cursor=    {"wqi": [...], "next": "..."}
 //	GET /v1/stations/{id}/status            fused current state, source per parameter
 //	GET /v1/alerts?station=&active=&since=&limit=&cursor= {"alerts": [...], "next": "..."}
+//	GET /v1/fleet                           every station's health (fleet.go)
+//	GET /v1/fleet/{id}/history              a station's health records
 //
 // Raw readings include those of labs, government programmes and satellites with their
 // provenance; a republished value lists only its current revision unless revisions=all.
@@ -74,6 +76,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/stations/{id}/wqi", a.wqi)
 	mux.HandleFunc("GET /v1/stations/{id}/status", a.status)
 	mux.HandleFunc("GET /v1/alerts", a.alerts)
+	a.registerFleet(mux)
 }
 
 func (a *API) stations(w http.ResponseWriter, r *http.Request) {

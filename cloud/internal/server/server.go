@@ -105,7 +105,6 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 
 	s.mux.Handle("/v1/ingest", s.ingest)
 	api.Register(s.mux)
-	s.registerFleet()
 	hub.Register(s.mux)
 	dash := dashboard.Handler()
 	s.mux.Handle("GET /{$}", dash)

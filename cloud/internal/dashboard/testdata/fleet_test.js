@@ -2,23 +2,7 @@
 // fleet_browser_test.go; they mirror the cloud's (cloud/internal/fleet) on the same cases.
 
 import * as F from '/static/fleet.js';
-
-const results = [];
-
-function test(name, fn) {
-  try {
-    fn();
-    results.push({ name, ok: true });
-  } catch (e) {
-    results.push({ name, ok: false, msg: String((e && e.stack) || e) });
-  }
-}
-
-function eq(got, want, what) {
-  const g = JSON.stringify(got);
-  const w = JSON.stringify(want);
-  if (g !== w) throw new Error(`${what}: got ${g}, want ${w}`);
-}
+import { test, eq, finish } from '/test/harness.js';
 
 test('parseVersion', () => {
   const cases = [
@@ -80,6 +64,4 @@ test('formatHours', () => {
   eq([0.5, 1, 18.7, 47.9, 48, 130].map(F.formatHours), ['30 min', '1 h', '18 h', '47 h', '2.0 d', '5.4 d'], 'spans');
 });
 
-window.__results = results;
-window.__done = true;
-document.getElementById('out').textContent = results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'} ${r.name}${r.msg ? `\n${r.msg}` : ''}`).join('\n');
+finish();

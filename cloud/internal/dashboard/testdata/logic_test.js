@@ -4,27 +4,7 @@
 
 import * as L from '/static/logic.js';
 import { lineChart } from '/static/chart.js';
-
-const results = [];
-
-function test(name, fn) {
-  try {
-    fn();
-    results.push({ name, ok: true });
-  } catch (e) {
-    results.push({ name, ok: false, msg: String((e && e.stack) || e) });
-  }
-}
-
-function eq(got, want, what) {
-  const g = JSON.stringify(got);
-  const w = JSON.stringify(want);
-  if (g !== w) throw new Error(`${what}: got ${g}, want ${w}`);
-}
-
-function ok(cond, what) {
-  if (!cond) throw new Error(what);
-}
+import { test, eq, ok, finish } from '/test/harness.js';
 
 const S = 1000;
 const M = 60 * S;
@@ -356,6 +336,4 @@ test('lineChart draws a series with a gap, a limit and a title', () => {
   ok(host.querySelectorAll('polygon.range').length >= 1, 'the min-max band');
 });
 
-window.__results = results;
-window.__done = true;
-document.getElementById('out').textContent = results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'} ${r.name}${r.msg ? `\n${r.msg}` : ''}`).join('\n');
+finish();
