@@ -175,6 +175,9 @@ func renderStatus(w io.Writer, s admin.Status, now time.Time) error {
 // renderConfig says what the configuration reloads did.
 func renderConfig(t io.Writer, c *admin.ConfigStatus, now time.Time) {
 	line := fmt.Sprintf("reloaded %d times", c.Reloads)
+	if c.Failed > 0 {
+		line += fmt.Sprintf(" (%d refused)", c.Failed)
+	}
 	if !c.LastReloadAt.IsZero() {
 		line += ", last " + age(c.LastReloadAt, now)
 	}
