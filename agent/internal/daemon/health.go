@@ -44,7 +44,7 @@ func (d *Daemon) health() *wire.Health {
 	for _, p := range d.probes.all() {
 		counts[p.name] = p.counts()
 	}
-	h.Probes = probeHealth(now, d.state.OfflineFactor(), d.state.Sensors(), counts)
+	h.Probes = probeHealth(now, d.start, d.state.OfflineFactor(), d.state.Sensors(), counts)
 	for _, p := range d.calibratable() {
 		at, err := d.calibrations.DueAt(ctx, p.Name, now)
 		if err != nil {
@@ -64,24 +64,26 @@ func (d *Daemon) health() *wire.Health {
 
 // probeHealth counts the station's sensors and names the failing ones: a sensor that is
 // expected to report (a configured probe, or a device whose interval was learned) and has
-// not within its offline factor, and a configured probe whose last attempt failed after
-// its last reading. The list keeps the first wire.MaxHealthList by name; the counts cover
-// all.
-func probeHealth(now time.Time, factor float64, sensors []state.Sensor, counts map[string]probestatus.Counts) wire.HealthProbes {
+// not within its offline factor (counted from the agent's start for one that never
+// reported, as the offline alert counts it), and a configured probe whose last attempt
+// failed after its last reading. The list keeps the first wire.MaxHealthList by name;
+// the counts cover all.
+func probeHealth(now, started time.Time, factor float64, sensors []state.Sensor, counts map[string]probestatus.Counts) wire.HealthProbes {
 	out := wire.HealthProbes{Total: len(sensors), Failing: []wire.FailingProbe{}}
 	for _, s := range sensors {
 		online := s.Online(now, factor)
 		if online {
 			out.Online++
 		}
+		overdue := now.Sub(started) > time.Duration(factor*float64(s.Interval))
 		var reason string
 		switch c, configured := counts[s.Name]; {
-		case !online && s.LastReadingAt.IsZero() && (s.Expected || s.Interval > 0):
+		case !online && s.LastReadingAt.IsZero() && (s.Expected || s.Interval > 0) && overdue:
 			reason = "no reading since the agent started"
 			if configured && c.LastError != "" {
 				reason += "; last error: " + c.LastError
 			}
-		case !online && (s.Expected || s.Interval > 0):
+		case !online && !s.LastReadingAt.IsZero() && (s.Expected || s.Interval > 0):
 			reason = fmt.Sprintf("offline: no reading for %s (expected every %s)",
 				now.Sub(s.LastReadingAt).Round(time.Second), s.Interval)
 		case configured && c.LastError != "" && c.LastErrorAt.After(c.LastReadingAt):

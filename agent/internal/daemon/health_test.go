@@ -22,6 +22,7 @@ func TestProbeHealth(t *testing.T) {
 		{Name: "ph-1", Expected: true, Interval: time.Minute, LastReadingAt: now.Add(-30 * time.Second)},
 		{Name: "do-1", Expected: true, Interval: time.Minute, LastReadingAt: now.Add(-10 * time.Minute)},
 		{Name: "turb-1", Expected: true, Interval: time.Minute},
+		{Name: "cond-1", Expected: true, Interval: time.Hour}, // never reported, not yet overdue
 		{Name: "temp-1", Expected: true, Interval: time.Minute, LastReadingAt: now.Add(-20 * time.Second)},
 		{Name: "mqtt-dev", Interval: 30 * time.Second, Learned: true, LastReadingAt: now.Add(-time.Hour)},
 		{Name: "mqtt-once", LastReadingAt: now.Add(-time.Hour)}, // no interval: nothing to judge
@@ -31,15 +32,15 @@ func TestProbeHealth(t *testing.T) {
 		"turb-1": {LastError: "connect: connection refused", LastErrorAt: now.Add(-time.Second)},
 		"temp-1": {LastReadingAt: now.Add(-20 * time.Second), LastError: "garbage: \x1b[2Jxx", LastErrorAt: now.Add(-5 * time.Second)},
 	}
-	got := probeHealth(now, 3, sensors, counts)
-	assert.Equal(t, 6, got.Total)
+	got := probeHealth(now, now.Add(-time.Hour), 3, sensors, counts)
+	assert.Equal(t, 7, got.Total)
 	assert.Equal(t, 3, got.Online, "ph-1, temp-1 and the device with no interval")
 	assert.Equal(t, []wire.FailingProbe{
 		{Name: "do-1", Reason: "offline: no reading for 10m0s (expected every 1m0s)"},
 		{Name: "mqtt-dev", Reason: "offline: no reading for 1h0m0s (expected every 30s)"},
 		{Name: "temp-1", Reason: "failing: garbage:  [2Jxx"},
 		{Name: "turb-1", Reason: "no reading since the agent started; last error: connect: connection refused"},
-	}, got.Failing, "ph-1's error is older than its last reading: recovered")
+	}, got.Failing, "ph-1's error is older than its last reading: recovered; cond-1 has 3 h to report")
 	h := wire.Health{Time: now, Version: "v1", Probes: got}
 	require.NoError(t, h.Validate(), "what the agent makes, the cloud takes")
 
@@ -47,7 +48,9 @@ func TestProbeHealth(t *testing.T) {
 	for i := range wire.MaxHealthList + 10 {
 		many = append(many, state.Sensor{Name: fmt.Sprintf("p-%03d", i), Expected: true, Interval: time.Minute})
 	}
-	got = probeHealth(now, 3, many, nil)
+	got = probeHealth(now, now.Add(-time.Hour), 3, many, nil)
+	assert.Empty(t, probeHealth(now, now.Add(-time.Minute), 3, many, nil).Failing,
+		"just started: no probe has had its chance to report yet")
 	assert.Equal(t, wire.MaxHealthList+10, got.Total, "the count covers all")
 	assert.Len(t, got.Failing, wire.MaxHealthList, "the list is bounded")
 	assert.Equal(t, "p-000", got.Failing[0].Name)
