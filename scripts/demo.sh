@@ -152,7 +152,7 @@ rm -rf "$DEMO" "$PGDIR" && mkdir -p "$DEMO"
 
 # Every TCP port the demo listens on must be free: a port answered by something else
 # would make the demo talk to it instead of its own process.
-for port in "$PGPORT" 18080 18831 18832 18833 18834 18090 "${SOURCE_PORTS[@]}"; do
+for port in "$PGPORT" 18080 18831 18832 18833 18834 18090 19464 "${SOURCE_PORTS[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "demo: port $port on 127.0.0.1 is in use by another program; stop it, or change the port in configs/demo-*.yaml and scripts/demo.sh" >&2
     exit 1
@@ -245,13 +245,26 @@ echo
 echo "== in the cloud ($(curl -fsS http://127.0.0.1:18080/health | sed -n 's/.*"storage":"\([a-z]*\)".*/\1/p') storage)"
 stations=$(curl -fsS http://127.0.0.1:18080/v1/stations)
 echo "${stations:0:600}"
+
+# --- The fleet: each agent's health record (sent at start, then every minute), the
+# cloud's view of them, and the Pune agent's own Prometheus metrics.
 echo
-echo "Dashboard:  http://127.0.0.1:18080/   (live over WebSocket)"
+echo "== ph-cloud fleet"
+"$BIN/ph-cloud" fleet --config "$CLOUD_CFG"
+echo
+echo "== the Pune agent's /metrics (a few of them)"
+metrics=$(curl -fsS http://127.0.0.1:19464/metrics)
+grep -E '^ph_agent_(queue_length|broker_clients|uplink_state\{state="idle"\}|store_commit_seconds_count)' <<<"$metrics" || true
+# --- end of the fleet
+
+echo
+echo "Dashboard:  http://127.0.0.1:18080/   (live over WebSocket; the Fleet page: http://127.0.0.1:18080/#/fleet)"
 echo "Cloud API:  http://127.0.0.1:18080/v1/stations"
 echo "Logs:       $DEMO/"
 echo "Try:        $BIN/ph-agent probe test ph-1 --config configs/demo-agent-kolhapur.yaml"
 echo "            $BIN/ph-agent probe calibrate ph-1 mid 7.00 --config configs/demo-agent-kolhapur.yaml"
 echo "            $BIN/ph-agent queue --config configs/demo-agent-nashik.yaml"
+echo "            edit configs/demo-agent-pune.yaml (class, alerts, probes), then: kill -HUP <its pid>; $BIN/ph-agent status --config configs/demo-agent-pune.yaml"
 if [ -n "${DEMO_SECONDS:-}" ]; then
   sleep "$DEMO_SECONDS"
   for s in "${STATIONS[@]}" "$PROBED"; do
@@ -260,6 +273,9 @@ if [ -n "${DEMO_SECONDS:-}" ]; then
   done
   curl -fsS http://127.0.0.1:18080/health >/dev/null
   sources_check
+  fleet=$(curl -fsS http://127.0.0.1:18080/v1/fleet)
+  grep -q '"version"' <<<"$fleet"
+  curl -fsS http://127.0.0.1:19464/metrics >/dev/null
   # Read whole before matching: grep -q stops early, and curl would fail writing the rest.
   page=$(curl -fsS http://127.0.0.1:18080/)
   grep -q "Pure Health" <<<"$page"

@@ -72,6 +72,7 @@ type Config struct {
 	Validation  Validation     `yaml:"validation"`
 	Clock       Clock          `yaml:"clock"`
 	Sensors     Sensors        `yaml:"sensors"`
+	Metrics     Metrics        `yaml:"metrics"`
 
 	strictyaml.Source `yaml:"-"` // the file it came from
 }
@@ -149,6 +150,9 @@ type Uplink struct {
 	DailyBytes     ByteSize `yaml:"daily_bytes"`
 	ConnectTimeout Duration `yaml:"connect_timeout"` // TCP connect and TLS handshake, default uplink.DefaultConnectTimeout
 	RequestTimeout Duration `yaml:"request_timeout"` // one whole request, default uplink.DefaultRequestTimeout
+	// HealthInterval is how often the station's health record goes to the cloud (default
+	// uplink.DefaultHealthInterval).
+	HealthInterval Duration `yaml:"health_interval"`
 	// Insecure allows an http:// url to a host other than loopback: the bearer token and
 	// the data would cross the network in clear. Without it that url is refused.
 	Insecure bool `yaml:"insecure"`
@@ -309,6 +313,7 @@ func Default() Config {
 			BackoffMax:     Duration(uplink.DefaultBackoffMax),
 			ConnectTimeout: Duration(uplink.DefaultConnectTimeout),
 			RequestTimeout: Duration(uplink.DefaultRequestTimeout),
+			HealthInterval: Duration(uplink.DefaultHealthInterval),
 		},
 		Buffer: Buffer{
 			MaxBytes:  ByteSize(min(spool.DefaultMaxBytes, spool.MaxBytesOn(strconv.IntSize))),
@@ -560,6 +565,9 @@ func (c *Config) Validate() error {
 	if c.Uplink.RequestTimeout.Std() < time.Second {
 		bad("uplink.request_timeout: %s is shorter than 1s", c.Uplink.RequestTimeout)
 	}
+	if c.Uplink.HealthInterval.Std() < time.Second {
+		bad("uplink.health_interval: %s is shorter than 1s", c.Uplink.HealthInterval)
+	}
 
 	if c.Buffer.MaxBytes < spool.MinMaxBytes {
 		bad("buffer.max_bytes: %d is below the 1 MiB minimum", c.Buffer.MaxBytes)
@@ -699,6 +707,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Sensors.ForgetAfter.Std() < time.Hour {
 		bad("sensors.forget_after: %s is shorter than 1h", c.Sensors.ForgetAfter)
+	}
+	if err := c.Metrics.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -67,6 +67,7 @@ func TestLoadValid(t *testing.T) {
 			CertFile: "/data/tls/station.pem", KeyFile: "/data/tls/station-key.pem",
 			LiveReadings: 50, BackoffMax: d(15 * time.Minute), DailyBytes: 20 << 20,
 			ConnectTimeout: d(5 * time.Second), RequestTimeout: d(time.Minute),
+			HealthInterval: d(2 * time.Minute),
 		},
 		Buffer: config.Buffer{MaxBytes: 128 << 20, Retention: d(7 * 24 * time.Hour)},
 		Probes: []config.Probe{
@@ -94,6 +95,7 @@ func TestLoadValid(t *testing.T) {
 		Validation: config.Validation{SpikeSigma: 8, FlatlineCount: 20, MaxFuture: d(10 * time.Minute), MaxPast: d(48 * time.Hour)},
 		Clock:      config.Clock{SyncCheck: "file", SyncFile: "/run/chrony.synced", MinTime: "2025-06-01"},
 		Sensors:    config.Sensors{Max: 64, ForgetAfter: config.Duration(72 * time.Hour)},
+		Metrics:    config.Metrics{Listen: "127.0.0.1:9464"},
 		Source:     strictyaml.Source{Path: filepath.Join("testdata", "valid", "full.yaml")},
 	}
 

@@ -1,7 +1,7 @@
 // Package cli is ph-cloud's command line: the service (`serve`), schema migrations
 // (`migrate`), station administration (`station add|list|rotate-token`), tokens of people
-// and tools (`token add|list|revoke`), lab samples (`samples import`) and CSV export
-// (`export`). Commands are
+// and tools (`token add|list|revoke`), lab samples (`samples import`), CSV export
+// (`export`) and the fleet's health (`fleet`). Commands are
 // built by constructors and write to the cobra command's streams, so tests drive them with
 // SetArgs and SetOut.
 package cli
@@ -61,7 +61,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.AtStartup(err) })
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newStationCommand(), newConfigCommand(),
 		newViewerTokenCommand(), newVersionCommand(), newAnalyzeCommand(), newTokenCommand(), newSamplesCommand(),
-		newExportCommand())
+		newExportCommand(), newFleetCommand())
 	return root
 }
 
@@ -103,6 +103,7 @@ func retention(cfg *config.Config) store.Retention {
 	return store.Retention{
 		Measurements: cfg.Retention.Measurements.Std(), WQI: cfg.Retention.WQI.Std(), External: cfg.Retention.External.Std(),
 		Alerts: cfg.Retention.Alerts.Std(), Rollups: cfg.Retention.Rollups.Std(),
+		Health: cfg.Retention.Health.Std(),
 	}
 }
 

@@ -106,6 +106,7 @@ type Retention struct {
 	WQI          Duration `yaml:"wqi"`
 	Alerts       Duration `yaml:"alerts"`  // alert history and resolved alerts
 	Rollups      Duration `yaml:"rollups"` // measurements_hourly and _daily
+	Health       Duration `yaml:"health"`  // the stations' health records (the newest is always kept)
 	// Events are the live events kept for WebSocket clients to resume from (default
 	// store.DefaultEventsRetention; at least websocket.replay_window).
 	Events Duration `yaml:"events"`
@@ -270,7 +271,7 @@ func Default() Config {
 		},
 		Retention: Retention{
 			Measurements: Duration(ret.Measurements), WQI: Duration(ret.WQI), External: Duration(ret.External),
-			Alerts: Duration(ret.Alerts), Rollups: Duration(ret.Rollups),
+			Alerts: Duration(ret.Alerts), Rollups: Duration(ret.Rollups), Health: Duration(ret.Health),
 			Events: Duration(store.DefaultEventsRetention),
 		},
 		Partitions: Partitions{
@@ -388,7 +389,7 @@ func (c *Config) Validate() error {
 		d    Duration
 	}{
 		{"measurements", c.Retention.Measurements}, {"wqi", c.Retention.WQI},
-		{"alerts", c.Retention.Alerts}, {"rollups", c.Retention.Rollups},
+		{"alerts", c.Retention.Alerts}, {"rollups", c.Retention.Rollups}, {"health", c.Retention.Health},
 	} {
 		if r.d.Std() < 2*Day {
 			bad("retention.%s: %s is shorter than 2d", r.name, r.d)

@@ -88,6 +88,7 @@ type Handler struct {
 
 type counters struct {
 	batches, readings, alerts, wqi, duplicates atomic.Int64
+	health                                     atomic.Int64
 	byStatus                                   sync.Map // int -> *atomic.Int64
 }
 
@@ -97,8 +98,9 @@ type Stats struct {
 	NewReadings int64         `json:"new_readings"` // rows added
 	NewAlerts   int64         `json:"new_alerts"`
 	NewWQI      int64         `json:"new_wqi"`
-	Duplicates  int64         `json:"duplicates"` // records received again and ignored
-	Refused     map[int]int64 `json:"refused"`    // by HTTP status
+	Health      int64         `json:"health_records"` // stations' health records that became their newest
+	Duplicates  int64         `json:"duplicates"`     // records received again and ignored
+	Refused     map[int]int64 `json:"refused"`        // by HTTP status
 }
 
 // New returns the handler.
@@ -133,7 +135,8 @@ func New(st Store, opts Options) *Handler {
 func (h *Handler) Stats() Stats {
 	s := Stats{
 		Batches: h.stats.batches.Load(), NewReadings: h.stats.readings.Load(), NewAlerts: h.stats.alerts.Load(),
-		NewWQI: h.stats.wqi.Load(), Duplicates: h.stats.duplicates.Load(), Refused: map[int]int64{},
+		NewWQI: h.stats.wqi.Load(), Health: h.stats.health.Load(), Duplicates: h.stats.duplicates.Load(),
+		Refused: map[int]int64{},
 	}
 	h.stats.byStatus.Range(func(k, v any) bool {
 		s.Refused[k.(int)] = v.(*atomic.Int64).Load()
@@ -247,6 +250,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.stats.readings.Add(res.NewReadings)
 	h.stats.alerts.Add(res.NewAlerts)
 	h.stats.wqi.Add(res.NewWQI)
+	if res.NewHealth {
+		h.stats.health.Add(1)
+	}
 	h.stats.duplicates.Add(total - fresh)
 	log.Debug("batch stored", "readings", len(b.Readings), "new_readings", res.NewReadings,
 		"alerts", len(b.Alerts), "wqi", len(b.WQI), "duplicates", total-fresh, "acked_seq", res.Ack.AckedSeq)

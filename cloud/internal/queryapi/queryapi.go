@@ -9,6 +9,8 @@
 //	GET /v1/stations/{id}/status            fused current state, source per parameter
 //	GET /v1/alerts?station=&active=&since=&limit=&cursor= {"alerts": [...], "next": "..."}
 //	POST /v1/alerts/{id}/ack?station=        the alert, acknowledged (Ack)
+//	GET /v1/fleet                           every station's health (fleet.go)
+//	GET /v1/fleet/{id}/history              a station's health records
 //
 // Raw readings include those of labs, government programmes and satellites with their
 // provenance; a republished value lists only its current revision unless revisions=all.
@@ -76,6 +78,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/stations/{id}/wqi", a.wqi)
 	mux.HandleFunc("GET /v1/stations/{id}/status", a.status)
 	mux.HandleFunc("GET /v1/alerts", a.alerts)
+	a.registerFleet(mux)
 }
 
 func (a *API) stations(w http.ResponseWriter, r *http.Request) {

@@ -1,5 +1,5 @@
 // Package server composes ph-cloud's HTTP service: the ingest endpoint, the query API, the
-// live WebSocket fan-out (/ws), the operator's dashboard (/ and /static/), /health,
+// fleet view (/v1/fleet), the live WebSocket fan-out (/ws), the operator's dashboard (/ and /static/), /health,
 // /stats, /metrics, and the background jobs (storage maintenance, station health,
 // retention of live events), with graceful shutdown.
 //

@@ -44,6 +44,8 @@ var contract = []struct {
 	{"CursorsAndCacheSurviveRestart", testCursorsAndCacheSurviveRestart},
 	{"TokensWithRoles", testTokensWithRoles},
 	{"FusedWQIStoredWhenItChanges", testFusedWQIStoredWhenItChanges},
+	{"FleetHealth", testFleetHealth},
+	{"FleetHealthRefused", testFleetHealthRefused},
 }
 
 // TestContract runs the contract on plain PostgreSQL and, where the extension can be

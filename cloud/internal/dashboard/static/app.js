@@ -12,6 +12,7 @@ import * as Src from './sources.js';
 import * as L from './logic.js';
 import { lineChart } from './chart.js';
 import * as access from './access.js';
+import { createFleet } from './fleet.js';
 
 const $ = (id) => document.getElementById(id);
 const BASE_TITLE = 'Pure Health · River water quality';
@@ -204,6 +205,7 @@ async function runReloads() {
         pool(list.map((st) => st.id), 6, loadStatus),
       ]);
       if (S.detail) await loadDetail(S.detail.id, false);
+      if (fleet?.visible) await fleet.load();
       reload.done = gen;
       reload.failures = 0;
       if (gen === reload.want) resume.reloaded();
@@ -409,6 +411,8 @@ function applyEvent(msg) {
       break;
     }
     case 'status':
+      fleet?.status(msg.station, d);
+      if (d.health) seen(s, L.parseTime(d.health.last_seen));
       if (typeof d.online === 'boolean') s.online = d.online;
       seen(s, L.parseTime(d.last_seen));
       if (d.backfill) {
@@ -592,10 +596,12 @@ function renderTitle() {
   sum.hidden = active === 0;
   sum.dataset.critical = critical > 0 ? 'yes' : 'no';
   const sumLink = $('alert-summary-link');
-  // On a station page the summary covers every station and leads back to the overview.
-  sumLink.setAttribute('href', S.detail ? '#/' : '#alerts-h');
+  // On a station page or the fleet the summary covers every station and leads back to
+  // the overview.
+  const away = S.detail || fleet?.visible;
+  sumLink.setAttribute('href', away ? '#/' : '#alerts-h');
   sumLink.textContent = `${active} active alert${active === 1 ? '' : 's'}` +
-    (critical > 0 ? `, ${critical} critical` : '') + (S.detail ? ' across all stations — see the overview' : ' — see the list');
+    (critical > 0 ? `, ${critical} critical` : '') + (away ? ' across all stations — see the overview' : ' — see the list');
 }
 
 function stationRow(s) {
@@ -851,6 +857,17 @@ function showStation(id) {
   render();
 }
 
+// The Fleet page (fleet.js): every station's health in one table.
+let fleet = null;
+
+function showFleet() {
+  S.detail = null;
+  $('view-station').hidden = true;
+  $('view-overview').hidden = true;
+  fleet.show();
+  render();
+}
+
 function showOverview() {
   S.detail = null;
   $('view-station').hidden = true;
@@ -975,8 +992,14 @@ function stationFromHash(hash) {
   }
 }
 
-// route shows the view the address names: #/station/ID or the overview.
+// route shows the view the address names: #/station/ID, #/fleet or the overview.
 function route(focus) {
+  if (location.hash === '#/fleet') {
+    showFleet();
+    if (focus) fleet.focus();
+    return;
+  }
+  fleet.hide();
   const id = stationFromHash(location.hash);
   if (id) {
     showStation(id);
@@ -1013,6 +1036,7 @@ function tick() {
 
 function start() {
   S.token = readToken();
+  fleet = createFleet($('view-fleet'), { api, h, ago, reconcile, nameOf: (id) => S.stations.get(id)?.info.name });
   for (const b of document.querySelectorAll('[data-sort]')) {
     b.addEventListener('click', () => {
       S.sort = b.dataset.sort;

@@ -5,27 +5,7 @@
 import * as L from '/static/logic.js';
 import { lineChart } from '/static/chart.js';
 import * as Src from '/static/sources.js';
-
-const results = [];
-
-function test(name, fn) {
-  try {
-    fn();
-    results.push({ name, ok: true });
-  } catch (e) {
-    results.push({ name, ok: false, msg: String((e && e.stack) || e) });
-  }
-}
-
-function eq(got, want, what) {
-  const g = JSON.stringify(got);
-  const w = JSON.stringify(want);
-  if (g !== w) throw new Error(`${what}: got ${g}, want ${w}`);
-}
-
-function ok(cond, what) {
-  if (!cond) throw new Error(what);
-}
+import { test, eq, ok, finish } from '/test/harness.js';
 
 const S = 1000;
 const M = 60 * S;
@@ -421,6 +401,4 @@ test('lineChart draws the markers of other sources by shape', () => {
   eq(host.querySelectorAll('text.empty').length, 0, 'markers alone are data');
 });
 
-window.__results = results;
-window.__done = true;
-document.getElementById('out').textContent = results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'} ${r.name}${r.msg ? `\n${r.msg}` : ''}`).join('\n');
+finish();
