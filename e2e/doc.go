@@ -33,6 +33,10 @@
 //     drops what was not fsynced) while devices publish and the agent forwards: every
 //     acknowledged reading and cursor survives and bbolt's check passes, cut after cut
 //     (powerloss_test.go; 3 cuts here, `make powerloss` runs 100);
+//   - the fleet (fleet_test.go): a real agent's health record and other stations' reach the
+//     Fleet page in headless Chromium through GET /v1/fleet and the WebSocket; the page
+//     sorts, highlights a station with under a day of autonomy or an older agent, and
+//     follows new records live; `ph-cloud fleet` prints the same;
 //   - a compressed week (soak_test.go): probes publish a river's week with explicit
 //     timestamps while their clocks step by an hour, the agent loses and regains its clock
 //     sync, the cloud is down for hours, PostgreSQL restarts and the agent is restarted

@@ -168,6 +168,7 @@ type agent struct {
 	RequestTimeout string
 	SyncFile       string
 	Horizon        string
+	HealthInterval string
 	Config         string
 	bin            string // ph-agent
 	*testproc.Daemon
@@ -186,6 +187,8 @@ type agentOptions struct {
 	// whose devices send times days in the past sets it, or those readings are graded
 	// suspect and never feed the index.
 	Horizon time.Duration
+	// HealthInterval, when set, is uplink.health_interval (default a minute).
+	HealthInterval time.Duration
 }
 
 // newAgent writes the configuration of an agent forwarding to uplinkURL with the token in
@@ -201,6 +204,9 @@ func newAgent(t *testing.T, uplinkURL, tokenFile string, o agentOptions) *agent 
 	}
 	if o.Horizon > 0 {
 		a.Horizon = o.Horizon.String()
+	}
+	if o.HealthInterval > 0 {
+		a.HealthInterval = o.HealthInterval.String()
 	}
 	writeTemplate(t, "agent.yaml.tmpl", a.Config, a)
 	a.Daemon = testproc.NewDaemon(t, testproc.DaemonOptions{
@@ -331,12 +337,13 @@ func (a *agent) readings(t *testing.T) []agentReading {
 
 // agentAlert is one entry of `ph-agent alerts --all --json`.
 type agentAlert struct {
-	ID         uint64     `json:"id"`
-	Rule       string     `json:"rule"`
-	Param      string     `json:"param"`
-	State      string     `json:"state"`
-	OpenedAt   time.Time  `json:"opened_at"`
-	ResolvedAt *time.Time `json:"resolved_at"`
+	ID             uint64     `json:"id"`
+	Rule           string     `json:"rule"`
+	Param          string     `json:"param"`
+	State          string     `json:"state"`
+	AcknowledgedBy string     `json:"acknowledged_by"`
+	OpenedAt       time.Time  `json:"opened_at"`
+	ResolvedAt     *time.Time `json:"resolved_at"`
 }
 
 // alerts returns every alert the agent knows, resolved ones included.

@@ -59,6 +59,9 @@ type Record struct {
 	State          State      `json:"state"`
 	OpenedAt       time.Time  `json:"opened_at"`
 	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty"`
+	// AcknowledgedBy names who acknowledged it: a token's name in the cloud, "station"
+	// (or the technician's name) at the agent.
+	AcknowledgedBy string     `json:"acknowledged_by,omitempty"`
 	ResolvedAt     *time.Time `json:"resolved_at"`
 	Message        string     `json:"message"`
 	Value          *float64   `json:"value,omitempty"` // the reading that raised or escalated it

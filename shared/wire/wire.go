@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -36,6 +37,8 @@ type Batch struct {
 	Readings []Reading    `json:"readings,omitempty"`
 	Alerts   []AlertEvent `json:"alerts,omitempty"`
 	WQI      []WQIPoint   `json:"wqi,omitempty"`
+	// Health is the station's health record; an agent sends it in a batch of no records.
+	Health *Health `json:"health,omitempty"`
 }
 
 // Reading is one measurement (see telemetry.Reading).
@@ -90,6 +93,34 @@ type WQIPoint struct {
 type Ack struct {
 	AckedSeq uint64            `json:"acked_seq"`
 	Acked    map[string]uint64 `json:"acked"`
+	// Acks are the station's alerts acknowledged in the cloud that the station has not
+	// confirmed yet; it acknowledges them too, and its acknowledged (or resolved)
+	// transition confirms them. An older agent ignores the field.
+	Acks []AlertAck `json:"acks,omitempty"`
+}
+
+// AlertAck is an acknowledgement made in the cloud of one of the station's alerts.
+type AlertAck struct {
+	ID uint64    `json:"id"` // the alert's id at the station
+	At time.Time `json:"at"`
+	By string    `json:"by"` // who acknowledged it (a token's name)
+}
+
+// MaxAcks bounds the acknowledgements one answer carries (the rest come with the next).
+const MaxAcks = 100
+
+// MaxAckBy bounds an AlertAck's By.
+const MaxAckBy = 64
+
+// Check validates an acknowledgement an agent received.
+func (a AlertAck) Check() error {
+	switch {
+	case a.ID == 0 || a.ID > maxSeq:
+		return fmt.Errorf("alert id %d out of range", a.ID)
+	case a.At.IsZero():
+		return errors.New("acknowledgement without a time")
+	}
+	return telemetry.CheckName(a.By, MaxAckBy)
 }
 
 // Error is the body of every non-2xx answer from the ingest endpoint.

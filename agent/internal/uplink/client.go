@@ -118,7 +118,9 @@ func (c *client) post(ctx context.Context, body []byte, token string, timeout ti
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Content-Encoding", "gzip")
-	req.Header.Set("Authorization", "Bearer "+token)
+	if token != "" { // none: the client certificate alone says who the station is
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	req.Header.Set("User-Agent", "ph-agent/"+version.Version)
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -154,6 +156,7 @@ func decodeAck(raw []byte) (wire.Ack, error) {
 	var v struct {
 		AckedSeq *uint64           `json:"acked_seq"`
 		Acked    map[string]uint64 `json:"acked"`
+		Acks     []wire.AlertAck   `json:"acks"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	if err := dec.Decode(&v); err != nil {
@@ -168,7 +171,15 @@ func decodeAck(raw []byte) (wire.Ack, error) {
 	if r, ok := v.Acked["readings"]; ok && r != *v.AckedSeq {
 		return wire.Ack{}, fmt.Errorf("answer: acked_seq %d differs from acked.readings %d", *v.AckedSeq, r)
 	}
-	return wire.Ack{AckedSeq: *v.AckedSeq, Acked: v.Acked}, nil
+	// Acknowledgements made in the cloud: a bad one is left out (the answer still
+	// acknowledges the batch), and more than wire.MaxAcks wait for the next answer.
+	var acks []wire.AlertAck
+	for _, a := range v.Acks[:min(len(v.Acks), wire.MaxAcks)] {
+		if a.Check() == nil {
+			acks = append(acks, a)
+		}
+	}
+	return wire.Ack{AckedSeq: *v.AckedSeq, Acked: v.Acked, Acks: acks}, nil
 }
 
 // confirm checks that ack acknowledges exactly the highest seq sent of each stream (sent

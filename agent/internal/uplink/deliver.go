@@ -193,6 +193,9 @@ func (u *Uplink) deliver(ctx context.Context, items []item, body []byte, pr *pro
 			return fmt.Errorf("%w: %w", ErrBadAck, err)
 		}
 		u.confirmed(items)
+		if len(a.ack.Acks) > 0 && u.opts.Acks != nil {
+			u.opts.Acks(ctx, a.ack.Acks)
+		}
 		return nil
 	case a.status == http.StatusRequestEntityTooLarge:
 		if len(items) == 1 {
@@ -474,6 +477,7 @@ func (u *Uplink) settle(ctx context.Context, err error) time.Duration {
 	}
 	u.mu.Lock()
 	u.st.ConsecutiveFailures++
+	u.st.Failures++
 	failures := u.st.ConsecutiveFailures
 	u.st.State, u.st.NextRetryAt = state, now.Add(wait)
 	u.st.LastError, u.st.LastErrorAt = err.Error(), now

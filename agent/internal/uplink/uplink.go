@@ -14,6 +14,7 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/spool"
 	"github.com/purehealth/purehealth/internal/backoff"
 	"github.com/purehealth/purehealth/shared/telemetry"
+	"github.com/purehealth/purehealth/shared/wire"
 )
 
 // Defaults of Options.
@@ -122,6 +123,15 @@ type Options struct {
 	// Grace is how long the batch in flight when Run's context ends may take to finish
 	// and have its acknowledgement recorded.
 	Grace time.Duration
+	// Acks, if set, receives the acknowledgements made in the cloud that an answer
+	// carries (wire.Ack.Acks); the station acknowledges them too (alerting.Manager.AckFrom).
+	Acks func(ctx context.Context, acks []wire.AlertAck)
+	// Health, if set, returns the station's health record, which goes every
+	// HealthInterval with the live lane in a batch of its own (sendHealth). It is called
+	// from Run's goroutine and must not block for long.
+	Health func() *wire.Health
+	// HealthInterval is how often the health record goes (uplink.health_interval).
+	HealthInterval time.Duration
 	// Now is the clock (the budget's day, status times); nil means time.Now.
 	Now func() time.Time
 	// Logger receives the uplink's log; nil discards it.
@@ -154,7 +164,10 @@ type Status struct {
 	Rejected            uint64
 	BatchLimit          int // records per batch now: BatchMax, less after a 413
 	BatchMax            int
-	Acked               uint64 // records the cloud acknowledged since start
+	Acked               uint64    // records the cloud acknowledged since start
+	Failures            uint64    // passes that failed since start
+	HealthSentAt        time.Time // the last health record the cloud took; zero: none
+	HealthRefused       uint64    // health records the cloud refused since start
 	// Live is, per stream, how many unsent records the live lane would send now; AckedAhead
 	// how many seqs above the cursor the cloud already confirmed (through the live lane).
 	Live       map[spool.Stream]int
@@ -188,6 +201,9 @@ type Uplink struct {
 	// The alerts: raised in this run, and possibly open (from a previous run too).
 	authRaised, authMaybeOpen     bool
 	rejectRaised, rejectMaybeOpen bool
+	// healthAt is when the last health record went or was refused; zero: none yet.
+	healthAt            time.Time
+	loggedHealthRefusal string
 
 	mu       sync.Mutex // guards everything below
 	running  bool
@@ -232,6 +248,7 @@ func New(opts Options, store Store, alerts Alerts) (*Uplink, error) {
 	def(&opts.ConnectTimeout, DefaultConnectTimeout)
 	def(&opts.RequestTimeout, DefaultRequestTimeout)
 	def(&opts.Grace, DefaultGrace)
+	def(&opts.HealthInterval, DefaultHealthInterval)
 	opts.BackoffMax = max(opts.BackoffMax, opts.BackoffMin)
 	if opts.BatchMax <= 0 {
 		opts.BatchMax = DefaultBatchMax
@@ -481,7 +498,7 @@ func (u *Uplink) pass(ctx context.Context, flush bool) error {
 				return err
 			}
 			if b.empty() {
-				return nil
+				return u.sendHealth(ctx)
 			}
 			if !first && !flush && len(b.items) < limit && len(b.skip) == 0 && newSince(b, &top) {
 				// The tail goes after Linger, counted from its first record's nudge,
@@ -490,7 +507,7 @@ func (u *Uplink) pass(ctx context.Context, flush bool) error {
 					u.firstNudge.Store(nudged)
 				}
 				u.Nudge()
-				return nil
+				return u.sendHealth(ctx)
 			}
 			if u.opts.DailyBytes > 0 && len(b.items) > 0 {
 				// A batch that does not encode is split by deliver; it cannot be weighed here.
@@ -501,11 +518,19 @@ func (u *Uplink) pass(ctx context.Context, flush bool) error {
 					if err := u.commit(ctx); err != nil {
 						return err
 					}
+					if err := u.sendHealth(ctx); err != nil {
+						return err
+					}
 					return ErrBudgetExhausted
 				}
 			}
 		}
 		if err := u.process(ctx, b); err != nil {
+			return err
+		}
+		// The health record goes with the live lane: after the alerts and the newest
+		// data, before the backlog's next batch.
+		if err := u.sendHealth(ctx); err != nil {
 			return err
 		}
 	}

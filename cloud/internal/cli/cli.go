@@ -1,7 +1,7 @@
 // Package cli is ph-cloud's command line: the service (`serve`), schema migrations
 // (`migrate`), station administration (`station add|list|rotate-token|set-river`), tokens of people
-// and tools (`token add|list|revoke`), lab samples (`samples import`) and CSV export
-// (`export`). Commands are
+// and tools (`token add|list|revoke`), lab samples (`samples import`), CSV export
+// (`export`) and the fleet's health (`fleet`). Commands are
 // built by constructors and write to the cobra command's streams, so tests drive them with
 // SetArgs and SetOut.
 package cli
@@ -61,7 +61,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.AtStartup(err) })
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newStationCommand(), newConfigCommand(),
 		newViewerTokenCommand(), newVersionCommand(), newAnalyzeCommand(), newTokenCommand(), newSamplesCommand(),
-		newExportCommand())
+		newExportCommand(), newFleetCommand())
 	return root
 }
 
@@ -91,16 +91,19 @@ func storeOptions(cfg *config.Config, log *slog.Logger) store.Options {
 		IngestTimeout: cfg.Database.IngestTimeout.Std(),
 		AheadDays:     cfg.Partitions.AheadDays,
 		Retention:     retention(cfg),
-		LiveMaxAge:    cfg.WebSocket.LiveMaxAge.Std(),
-		Log:           log.With("component", "store"),
+		// Lab, government and satellite data are kept by their own rules (retention.external,
+		// each source's retention), never by the raw readings' one.
+		SourceRetention: cfg.SourceRetention(),
+		LiveMaxAge:      cfg.WebSocket.LiveMaxAge.Std(),
+		Log:             log.With("component", "store"),
 	}
 }
 
 func retention(cfg *config.Config) store.Retention {
 	return store.Retention{
-		Measurements: cfg.Retention.Measurements.Std(), WQI: cfg.Retention.WQI.Std(),
+		Measurements: cfg.Retention.Measurements.Std(), WQI: cfg.Retention.WQI.Std(), External: cfg.Retention.External.Std(),
 		Alerts: cfg.Retention.Alerts.Std(), Rollups: cfg.Retention.Rollups.Std(),
-		Forecasts: cfg.Retention.Forecasts.Std(),
+		Health: cfg.Retention.Health.Std(), Forecasts: cfg.Retention.Forecasts.Std(),
 	}
 }
 
@@ -189,7 +192,8 @@ func newStationCommand() *cobra.Command {
 		Use:   "station",
 		Short: "Register stations and manage their tokens",
 	}
-	cmd.AddCommand(newStationAddCommand(), newStationListCommand(), newStationRotateCommand(), newStationSetRiverCommand())
+	cmd.AddCommand(newStationAddCommand(), newStationListCommand(), newStationRotateCommand(), newStationRemoveCommand(),
+		newStationSetAuthCommand(), newStationSetRiverCommand())
 	return cmd
 }
 
@@ -274,6 +278,62 @@ func newStationRotateCommand() *cobra.Command {
 			})
 		},
 	}
+	addConfigFlag(cmd)
+	return cmd
+}
+
+func newStationSetAuthCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "set-auth ID token|cert|both",
+		Short: "Say how a station proves who it is at ingest: its token, a client certificate, or both",
+		Long: `Say how a station proves who it is when it sends data:
+
+  token  its bearer token (the default)
+  cert   a client certificate issued by the CA in tls.client_ca_file whose common name
+         (or a DNS name) is the station's id; the token is then not needed
+  both   the token and the certificate, naming the same station
+
+The station's agent presents the certificate with uplink.cert_file and uplink.key_file.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(st *store.Store) error {
+				if err := st.SetStationAuth(cmd.Context(), args[0], args[1]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "station %s authenticates with %s\n", args[0], args[1])
+				return nil
+			})
+		},
+	}
+	addConfigFlag(cmd)
+	return cmd
+}
+
+func newStationRemoveCommand() *cobra.Command {
+	var purge bool
+	cmd := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Take a station out of service: its token stops working at once (--purge deletes its data too)",
+		Long: `Take a station out of service. Its token stops working at once, it leaves the
+station list, the dashboard and the health check, and its data stays, readable by its
+id. With --purge every reading, index, alert and event of the station is deleted too,
+and the id can be registered again.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(st *store.Store) error {
+				if err := st.RemoveStation(cmd.Context(), args[0], purge); err != nil {
+					return err
+				}
+				what := "removed; its data is kept"
+				if purge {
+					what = "removed with all its data"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "station %s %s\n", args[0], what)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&purge, "purge", false, "delete the station's data too")
 	addConfigFlag(cmd)
 	return cmd
 }
@@ -390,8 +450,9 @@ token's SHA-256, goes on stderr:
 
   ph-cloud viewer-token > viewer.token
 
-With any websocket.viewer_tokens_sha256 configured, GET /ws needs a token (?token= or
-Authorization: Bearer).`,
+With any websocket.viewer_tokens_sha256 configured, every read path (the API, /ws,
+/stats, /metrics) needs a viewer token. Tokens made with ` + "`ph-cloud token add NAME --role viewer`" + `
+need no change to the configuration and can be revoked by name.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var b [32]byte

@@ -23,7 +23,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/purehealth/purehealth/cloud/internal/access"
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
+	"github.com/purehealth/purehealth/cloud/internal/fusedwqi"
 	"github.com/purehealth/purehealth/cloud/internal/fusion"
 	"github.com/purehealth/purehealth/cloud/internal/ingest"
 	"github.com/purehealth/purehealth/cloud/internal/notify"
@@ -45,10 +47,16 @@ type Config struct {
 	Partitions  Partitions     `yaml:"partitions"`
 	Fusion      Fusion         `yaml:"fusion"`
 	WebSocket   WebSocket      `yaml:"websocket"`
+	// Upstream, Satellite and Samples are the sources outside the stations (sources.go).
+	Upstream  []Upstream `yaml:"upstream"`
+	Satellite *Satellite `yaml:"satellite"` // nil: no satellite estimates
+	Samples   Samples    `yaml:"samples"`
 	// StationHealth is the check that takes silent stations offline.
 	StationHealth StationHealth `yaml:"station_health"`
 	// Notify lists the channels alert transitions are sent to (contract keys).
 	Notify []NotifyChannel `yaml:"notify"`
+	// Auth says who may read.
+	Auth Auth `yaml:"auth"`
 
 	// Forecast and Anomaly tune the analytics jobs (contract keys forecast.interval and
 	// anomaly.interval).
@@ -62,6 +70,11 @@ type Config struct {
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, when set, holds the CA certificates (PEM) that issue stations' client
+	// certificates: a station presenting one whose common name (or a DNS name) is its id
+	// is identified by it, instead of or beside its token as the station's auth mode says
+	// (ph-cloud station set-auth).
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // Database tunes the connection pool and the storage layout.
@@ -94,9 +107,11 @@ type Ingest struct {
 // Retention says how long data is kept (defaults store.DefaultRetention).
 type Retention struct {
 	Measurements Duration `yaml:"measurements"` // raw readings
+	External     Duration `yaml:"external"`     // lab, government and satellite data (validated in sources.go)
 	WQI          Duration `yaml:"wqi"`
 	Alerts       Duration `yaml:"alerts"`  // alert history and resolved alerts
 	Rollups      Duration `yaml:"rollups"` // measurements_hourly and _daily
+	Health       Duration `yaml:"health"`  // the stations' health records (the newest is always kept)
 	// Events are the live events kept for WebSocket clients to resume from (default
 	// store.DefaultEventsRetention; at least websocket.replay_window).
 	Events Duration `yaml:"events"`
@@ -120,6 +135,9 @@ type Fusion struct {
 	// MaxAge is how old a source's latest value may be and still count (default
 	// fusion.DefaultPolicy for a source the file does not name).
 	MaxAge map[string]Duration `yaml:"max_age"`
+	// Interval is how often every station's fused WQI is recomputed, for inputs that age
+	// out while nothing arrives (default fusedwqi.DefaultInterval).
+	Interval Duration `yaml:"interval"`
 }
 
 // WebSocket tunes the live fan-out (GET /ws, /ws/station/{id}).
@@ -156,6 +174,26 @@ type StationHealth struct {
 	OfflineAfter Duration `yaml:"offline_after"` // silence before a station is offline, default store.DefaultOfflineAfter
 	// OfflineAfterByStation overrides offline_after per station id.
 	OfflineAfterByStation map[string]Duration `yaml:"offline_after_by_station"`
+}
+
+// Auth says who may read; acting always needs an operator token.
+type Auth struct {
+	// RequireViewer makes every read path (the API, /ws, /stats, /metrics, the
+	// dashboard's data) need a viewer or operator token (contract key). Listing
+	// websocket.viewer_tokens_sha256 turns it on too.
+	RequireViewer bool `yaml:"require_viewer"`
+	// MetricsTokensSHA256 are hex SHA-256 hashes of tokens that may scrape /metrics
+	// (a Prometheus bearer_token), instead of a viewer token.
+	MetricsTokensSHA256 []string `yaml:"metrics_tokens_sha256"`
+}
+
+// AccessPolicy returns the policy the service's access guard applies.
+func (c *Config) AccessPolicy() access.Policy {
+	return access.Policy{
+		RequireViewer: c.Auth.RequireViewer || len(c.WebSocket.ViewerTokensSHA256) > 0,
+		ViewerTokens:  hashes(c.WebSocket.ViewerTokensSHA256),
+		MetricsTokens: hashes(c.Auth.MetricsTokensSHA256),
+	}
 }
 
 // NotifyChannel is one notify[] entry: where alert transitions go and which ones. The
@@ -239,15 +277,16 @@ func Default() Config {
 			RetryAfter:     Duration(ingest.DefaultRetryAfter),
 		},
 		Retention: Retention{
-			Measurements: Duration(ret.Measurements), WQI: Duration(ret.WQI),
-			Alerts: Duration(ret.Alerts), Rollups: Duration(ret.Rollups),
+			Measurements: Duration(ret.Measurements), WQI: Duration(ret.WQI), External: Duration(ret.External),
+			Alerts: Duration(ret.Alerts), Rollups: Duration(ret.Rollups), Health: Duration(ret.Health),
 			Events: Duration(store.DefaultEventsRetention), Forecasts: Duration(ret.Forecasts),
 		},
 		Partitions: Partitions{
 			AheadDays:           store.DefaultAheadDays,
 			MaintenanceInterval: Duration(store.DefaultMaintenanceInterval),
 		},
-		Fusion: Fusion{Priority: fusion.DefaultPolicy().Priority, MaxAge: maxAge},
+		Fusion:  Fusion{Priority: fusion.DefaultPolicy().Priority, MaxAge: maxAge, Interval: Duration(fusedwqi.DefaultInterval)},
+		Samples: defaultSamples(),
 		WebSocket: WebSocket{
 			MaxClients:   fanout.DefaultMaxClients,
 			Queue:        fanout.DefaultQueue,
@@ -280,10 +319,10 @@ func Parse(data []byte) (*Config, error) {
 	return strictyaml.Parse[Config](data, Default)
 }
 
-// ViewerTokenHashes decodes ViewerTokensSHA256 (Validate has checked them).
-func (w WebSocket) ViewerTokenHashes() [][sha256.Size]byte {
-	out := make([][sha256.Size]byte, 0, len(w.ViewerTokensSHA256))
-	for _, h := range w.ViewerTokensSHA256 {
+// hashes decodes hex SHA-256 hashes (Validate has checked them).
+func hashes(hexes []string) [][sha256.Size]byte {
+	out := make([][sha256.Size]byte, 0, len(hexes))
+	for _, h := range hexes {
 		var sum [sha256.Size]byte
 		if b, err := hex.DecodeString(h); err == nil && len(b) == sha256.Size {
 			copy(sum[:], b)
@@ -359,7 +398,8 @@ func (c *Config) Validate() error {
 		d    Duration
 	}{
 		{"measurements", c.Retention.Measurements}, {"wqi", c.Retention.WQI},
-		{"alerts", c.Retention.Alerts}, {"rollups", c.Retention.Rollups}, {"forecasts", c.Retention.Forecasts},
+		{"alerts", c.Retention.Alerts}, {"rollups", c.Retention.Rollups}, {"health", c.Retention.Health},
+		{"forecasts", c.Retention.Forecasts},
 	} {
 		if r.d.Std() < 2*Day {
 			bad("retention.%s: %s is shorter than 2d", r.name, r.d)
@@ -410,6 +450,12 @@ func (c *Config) Validate() error {
 			bad("fusion.max_age.%s: must be positive", s)
 		}
 	}
+	for i, h := range c.Auth.MetricsTokensSHA256 {
+		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
+			bad("auth.metrics_tokens_sha256[%d]: want 64 hex digits (ph-cloud viewer-token prints a token and its hash)", i)
+		}
+	}
+	c.validateSources(bad)
 	if err := (notify.Options{Channels: c.NotifyChannels()}).Validate(); err != nil {
 		errs = append(errs, err)
 	}

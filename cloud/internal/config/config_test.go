@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/cloud/internal/access"
 	"github.com/purehealth/purehealth/cloud/internal/config"
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
 	"github.com/purehealth/purehealth/cloud/internal/fusion"
@@ -47,16 +49,27 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, time.Hour, cfg.WebSocket.LiveMaxAge.Std())
 	assert.Equal(t, time.Minute, cfg.StationHealth.Interval.Std())
 	assert.Equal(t, 10*time.Minute, cfg.StationHealth.OfflineAfter.Std())
-	assert.Empty(t, cfg.WebSocket.ViewerTokenHashes())
+	assert.Equal(t, access.Policy{ViewerTokens: [][sha256.Size]byte{}, MetricsTokens: [][sha256.Size]byte{}}, cfg.AccessPolicy(),
+		"reading is open by default")
 }
 
-func TestViewerTokenHashes(t *testing.T) {
+func TestAccessPolicy(t *testing.T) {
 	h := config.HashViewerToken("secret")
 	cfg, err := config.Parse([]byte("database_url: postgres://h/db\nwebsocket: {viewer_tokens_sha256: [" + h + "]}\n"))
 	require.NoError(t, err)
-	got := cfg.WebSocket.ViewerTokenHashes()
-	require.Len(t, got, 1)
-	assert.Equal(t, h, fmt.Sprintf("%x", got[0]))
+	p := cfg.AccessPolicy()
+	require.Len(t, p.ViewerTokens, 1)
+	assert.Equal(t, h, fmt.Sprintf("%x", p.ViewerTokens[0]))
+	assert.True(t, p.RequireViewer, "listing viewer tokens means reading needs one")
+
+	cfg, err = config.Parse([]byte("database_url: postgres://h/db\nauth: {require_viewer: true, metrics_tokens_sha256: [" + h + "]}\n"))
+	require.NoError(t, err)
+	p = cfg.AccessPolicy()
+	assert.True(t, p.RequireViewer)
+	assert.Len(t, p.MetricsTokens, 1)
+
+	_, err = config.Parse([]byte("database_url: postgres://h/db\nauth: {metrics_tokens_sha256: [nope]}\n"))
+	assert.ErrorContains(t, err, "auth.metrics_tokens_sha256[0]")
 }
 
 func TestOverrides(t *testing.T) {

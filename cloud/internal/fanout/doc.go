@@ -58,6 +58,10 @@
 //   - status with a station and "backfill": a batch brought readings older than
 //     websocket.live_max_age (a backlog after an outage); they are stored and queryable
 //     but not sent one by one: {"backfill":{"readings":N,"from":time,"to":time}}.
+//   - status with a station and "health": the station's agent sent a health record (about
+//     once a minute); the data is its fleet entry as GET /v1/fleet lists it:
+//     {"health":{"id","last_seen","version","uptime_s","clock_synced","buffer",
+//     "backlog","probes","calibration_due",...}}.
 //   - prediction: a new forecast of one of the station's parameters or of its WQI, as
 //     GET /v1/stations/{id}/forecast serves it: {"station","param","issued_at","model",
 //     "skill":{"mase","coverage80","coverage95","backtest_points"},"points":[{"time",

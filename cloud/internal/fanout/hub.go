@@ -2,7 +2,6 @@ package fanout
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -22,10 +21,7 @@ type Options struct {
 	// "*.example.org"; with "://" the scheme is matched too) of web pages allowed to
 	// connect besides the service's own origin. A bare "*" is refused by New.
 	AllowedOrigins []string
-	// ViewerTokens are SHA-256 hashes of the viewer tokens; when there are any, a client
-	// must present one of the tokens.
-	ViewerTokens [][sha256.Size]byte
-	MaxClients   int // connections at once, default 10000
+	MaxClients     int // connections at once, default 10000
 	// Queue is how many events may wait for one client: a client further behind is
 	// evicted, default 4096. A batch reaches all its clients at once, so Queue should
 	// exceed the largest batch a station sends by a good margin.
@@ -541,10 +537,10 @@ func (r *ring) before(t time.Time) (int64, bool) {
 
 // counters are the hub's statistics.
 type counters struct {
-	connections, messages, events, replayed, resyncs   atomic.Int64
-	evictSlow, evictWriteTimeout, evictPing            atomic.Int64
-	rejectOrigin, rejectToken, rejectFull, rejectReady atomic.Int64
-	rejectStation, closedByLimit                       atomic.Int64
+	connections, messages, events, replayed, resyncs atomic.Int64
+	evictSlow, evictWriteTimeout, evictPing          atomic.Int64
+	rejectOrigin, rejectFull, rejectReady            atomic.Int64
+	rejectStation, closedByLimit                     atomic.Int64
 }
 
 // Stats is what the hub did since it started.
@@ -591,7 +587,7 @@ func (h *Hub) Stats() Stats {
 			"ping_timeout": c.evictPing.Load(),
 		},
 		Rejected: map[string]int64{
-			"origin": c.rejectOrigin.Load(), "token": c.rejectToken.Load(), "full": c.rejectFull.Load(),
+			"origin": c.rejectOrigin.Load(), "full": c.rejectFull.Load(),
 			"not_ready": c.rejectReady.Load(), "unknown_station": c.rejectStation.Load(),
 			"misbehaving": c.closedByLimit.Load(),
 		},

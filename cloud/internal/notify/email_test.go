@@ -66,7 +66,7 @@ func TestEmailListsTransitions(t *testing.T) {
 	assert.Contains(t, body, "Station A: 1 alert transition.\n")
 	assert.Contains(t, body, at.Format("2006-01-02 15:04:05 MST")+"  OPENED  critical  threshold (do)\n")
 	assert.Contains(t, body, "    DO below 5 mg/L\n")
-	assert.Contains(t, body, "    value 4.1, limit 5, sensor do-1, agent alert 1, now active")
+	assert.Contains(t, body, "    value 4.1, limit 5, sensor do-1, station alert 1, now active")
 
 	e.ingest(t, "A", transition(1, "acknowledged", "critical", at.Add(time.Second)), transition(2, "opened", "warning", at.Add(2*time.Second)))
 	e.clock.Advance(time.Minute)

@@ -42,7 +42,7 @@ var goldenTime = time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)
 func notification(id int64, station, transition, severity, message string, at time.Time) store.Notification {
 	v, lim := 3.2, 4.0
 	alert := map[string]any{
-		"id": id, "origin": "agent", "station": station, "rule": "threshold", "key": "threshold/do",
+		"id": id, "origin": "station", "station": station, "rule": "threshold", "key": "threshold/do",
 		"param": "do", "sensor": "do-1", "severity": severity, "state": "active",
 		"opened_at": goldenTime, "resolved_at": nil, "message": message, "value": v, "limit": lim,
 		"updated_at": at, "transition": transition,
@@ -55,7 +55,7 @@ func notification(id int64, station, transition, severity, message string, at ti
 		panic(err)
 	}
 	return store.Notification{
-		ID: id, Station: station, Origin: "agent", AlertID: uint64(id), Transition: transition, Rule: "threshold",
+		ID: id, Station: station, Origin: "station", AlertID: uint64(id), Transition: transition, Rule: "threshold",
 		Key: "threshold/do", Severity: severity, Time: at, QueuedAt: at, Data: data,
 	}
 }
@@ -100,7 +100,7 @@ func TestMessageSurvivesBadData(t *testing.T) {
 	m := testMessage(n)
 	text := emailText(m, "ops")
 	assert.Contains(t, text, "OPENED  critical  threshold")
-	assert.Contains(t, text, "agent alert 5")
+	assert.Contains(t, text, "station alert 5")
 	_, err := webhookBody(m)
 	assert.ErrorContains(t, err, "alert 5 of A")
 }

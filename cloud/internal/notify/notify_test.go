@@ -42,7 +42,7 @@ func TestWebhookCarriesTheSignedAlertJSON(t *testing.T) {
 	assert.JSONEq(t, string(data), string(msgs[0].body))
 	assert.Equal(t, string(data), string(msgs[0].body), "the body is the alert event's data")
 	assert.Len(t, msgs[0].delivery, 32, "X-PH-Delivery names the message")
-	assert.Equal(t, "A agent 1 opened", key(msgs[0].alerts[0]))
+	assert.Equal(t, "A station 1 opened", key(msgs[0].alerts[0]))
 
 	require.Eventually(t, func() bool {
 		st := d.Stats().Channels[0]
@@ -86,10 +86,10 @@ func TestFilters(t *testing.T) {
 		}
 		return true
 	}, waitFor, testInterval)
-	assert.ElementsMatch(t, []string{"A agent 1 opened"}, critA.transitions())
-	assert.ElementsMatch(t, []string{"A agent 1 opened", "A agent 2 acknowledged", "A agent 3 escalated",
-		"B agent 1 opened", "B agent 2 resolved", "C agent 1 opened"}, all.transitions())
-	assert.ElementsMatch(t, []string{"A agent 1 opened", "B agent 2 resolved", "C agent 1 opened"}, defaults.transitions())
+	assert.ElementsMatch(t, []string{"A station 1 opened"}, critA.transitions())
+	assert.ElementsMatch(t, []string{"A station 1 opened", "A station 2 acknowledged", "A station 3 escalated",
+		"B station 1 opened", "B station 2 resolved", "C station 1 opened"}, all.transitions())
+	assert.ElementsMatch(t, []string{"A station 1 opened", "B station 2 resolved", "C station 1 opened"}, defaults.transitions())
 }
 
 // TestStormIsGrouped: the first transition of a quiet station goes at once; a storm that
@@ -111,7 +111,7 @@ func TestStormIsGrouped(t *testing.T) {
 	}
 	e.ingest(t, "B", transition(1, "opened", "critical", at))
 	msgs := r.waitMessages(t, 2)
-	assert.Equal(t, []string{"B agent 1 opened"}, []string{key(msgs[1].alerts[0])}, "a quiet station goes at once")
+	assert.Equal(t, []string{"B station 1 opened"}, []string{key(msgs[1].alerts[0])}, "a quiet station goes at once")
 	require.Eventually(t, func() bool { return d.Stats().Channels[0].Pending == 10 }, waitFor, testInterval,
 		"the storm is routed and waits")
 	assert.Never(t, func() bool { return len(r.messages()) > 2 }, 20*testInterval, testInterval,
@@ -122,11 +122,11 @@ func TestStormIsGrouped(t *testing.T) {
 	storm := msgs[2]
 	require.Len(t, storm.alerts, 10, "one message lists the storm")
 	for i, a := range storm.alerts {
-		assert.Equal(t, fmt.Sprintf("A agent %d opened", 2+i), key(a), "oldest first")
+		assert.Equal(t, fmt.Sprintf("A station %d opened", 2+i), key(a), "oldest first")
 	}
 	var top map[string]any
 	require.NoError(t, json.Unmarshal(storm.body, &top))
-	assert.Equal(t, "A agent 11 opened", key(top), "the body is the newest transition's alert, with the group")
+	assert.Equal(t, "A station 11 opened", key(top), "the body is the newest transition's alert, with the group")
 	assert.Equal(t, "critical", top["severity"])
 	assert.Never(t, func() bool { return len(r.messages()) > 3 }, 10*testInterval, testInterval)
 }
@@ -180,7 +180,7 @@ func TestOutageRetriesThenDeliversOnce(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	attempts(4)
 	got := hook.waitMessages(t, 1)
-	assert.Equal(t, []string{"A agent 1 opened"}, hook.transitions(), "delivered once, and not its own alert")
+	assert.Equal(t, []string{"A station 1 opened"}, hook.transitions(), "delivered once, and not its own alert")
 	ids := hook.attemptIDs()
 	assert.Equal(t, []string{ids[0], ids[0], ids[0], ids[0]}, ids, "every attempt is the same message")
 	assert.Equal(t, ids[0], got[0].delivery)
@@ -237,7 +237,7 @@ func TestRestartKeepsRetrying(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	got := hook.waitMessages(t, 1)
 	assert.Equal(t, hook.attemptIDs()[0], got[0].delivery, "the same message")
-	assert.Equal(t, []string{"A agent 1 opened"}, hook.transitions())
+	assert.Equal(t, []string{"A station 1 opened"}, hook.transitions())
 	e.clock.Advance(time.Hour)
 	assert.Never(t, func() bool { return len(hook.attemptIDs()) > 2 }, 20*testInterval, testInterval)
 }
@@ -268,7 +268,7 @@ func TestTwoReplicasDeliverEachTransitionOnce(t *testing.T) {
 	var ingestMu sync.Mutex // one env.seq
 	for _, st := range stations {
 		for i := range perStation {
-			want = append(want, fmt.Sprintf("%s agent %d opened", st, i+1))
+			want = append(want, fmt.Sprintf("%s station %d opened", st, i+1))
 		}
 		wg.Go(func() {
 			for i := 0; i < perStation; {
@@ -336,7 +336,7 @@ func TestDuplicateTransitionIsNotifiedOnce(t *testing.T) {
 
 	e.clock.Advance(time.Minute)
 	r.waitMessages(t, 2)
-	assert.Equal(t, []string{"A agent 1 opened", "A agent 2 opened", "A agent 3 opened"}, r.transitions())
+	assert.Equal(t, []string{"A station 1 opened", "A station 2 opened", "A station 3 opened"}, r.transitions())
 	e.clock.Advance(time.Hour)
 	assert.Never(t, func() bool { return len(r.messages()) > 2 }, 20*testInterval, testInterval)
 }

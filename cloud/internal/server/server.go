@@ -1,5 +1,5 @@
 // Package server composes ph-cloud's HTTP service: the ingest endpoint, the query API, the
-// live WebSocket fan-out (/ws), the operator's dashboard (/ and /static/), /health,
+// fleet view (/v1/fleet), the live WebSocket fan-out (/ws), the operator's dashboard (/ and /static/), /health,
 // /stats, /metrics, and the background jobs (storage maintenance, station health,
 // retention of live events, forecasts and anomaly detection), with graceful shutdown.
 //
@@ -13,12 +13,14 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/purehealth/purehealth/cloud/internal/access"
 	"github.com/purehealth/purehealth/cloud/internal/config"
 	"github.com/purehealth/purehealth/cloud/internal/dashboard"
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
@@ -49,11 +52,14 @@ type Server struct {
 	ingest *ingest.Handler
 	hub    *fanout.Hub
 	notify *notify.Dispatcher
+	guard  *access.Guard
 	mux    *http.ServeMux
 	tls    *tls.Config
 
 	started time.Time
 	rates   rateSampler
+
+	sources *sources // upstream, satellite, samples, fused WQI (sources.go)
 }
 
 // New wires the service over an open store. cfg must be a loaded (validated) Config.
@@ -65,8 +71,25 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 			return nil, fmt.Errorf("tls: %w", err)
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if cfg.TLS.ClientCAFile != "" {
+			pem, err := os.ReadFile(cfg.TLS.ClientCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("tls client_ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("tls client_ca_file %s: no PEM certificate in it", cfg.TLS.ClientCAFile)
+			}
+			// Asked for, not required: browsers and tokens go on as before; a station's
+			// mode says whether it needs one (ingest).
+			s.tls.ClientCAs, s.tls.ClientAuth = pool, tls.VerifyClientCertIfGiven
+		}
 	}
-	s.ingest = ingest.New(st, ingest.Options{
+	var err error
+	if s.sources, err = newSources(cfg, st, log); err != nil {
+		return nil, err
+	}
+	s.ingest = ingest.New(s.sources.ingestStore(st), ingest.Options{
 		RatePerStation: cfg.Ingest.RatePerStation, Burst: cfg.Ingest.Burst,
 		MaxInFlight: cfg.Ingest.MaxInFlight, RetryAfter: cfg.Ingest.RetryAfter.Std(),
 		Log: log.With("component", "ingest"),
@@ -82,8 +105,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 		ReplayConcurrency: max(1, int(cfg.Database.MaxConns)/4),
 		Log:               log.With("component", "fanout"),
 	}), fanout.Options{
-		AllowedOrigins: ws.AllowedOrigins, ViewerTokens: ws.ViewerTokenHashes(),
-		MaxClients: ws.MaxClients, Queue: ws.Queue, WriteTimeout: ws.WriteTimeout.Std(),
+		AllowedOrigins: ws.AllowedOrigins,
+		MaxClients:     ws.MaxClients, Queue: ws.Queue, WriteTimeout: ws.WriteTimeout.Std(),
 		PingInterval: ws.PingInterval.Std(), ReadLimit: int64(ws.ReadLimit), ReplayMax: noneIfZero(ws.ReplayMax),
 		ReplayWindow: ws.ReplayWindow.Std(), Recent: noneIfZero(ws.Recent),
 		Log: log.With("component", "fanout"),
@@ -101,19 +124,32 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newCollector(s), s.notify.Collector())
+		newCollector(s), s.notify.Collector(), s.sources.collector())
 
+	// Who may do what is decided in one place (access): reading needs a viewer or
+	// operator token when auth.require_viewer says so, acting an operator token always.
+	// The dashboard's files carry no data and are served to anyone; /health is for load
+	// balancers.
+	s.guard = access.New(st, cfg.AccessPolicy(), log.With("component", "access"))
 	s.mux.Handle("/v1/ingest", s.ingest)
-	api.Register(s.mux)
-	hub.Register(s.mux)
+	apiMux := http.NewServeMux()
+	api.Register(apiMux)
+	s.mux.Handle("/v1/", s.guard.Read(apiMux, false))
+	s.mux.Handle("POST /v1/alerts/{id}/ack", s.guard.Require(http.HandlerFunc(api.Ack), false, store.RoleOperator))
+	// POST /v1/samples checks its lab or operator token itself.
+	s.sources.register(s.mux)
+	wsMux := http.NewServeMux()
+	hub.Register(wsMux)
+	s.mux.Handle("/ws", s.guard.Read(wsMux, true))
+	s.mux.Handle("/ws/", s.guard.Read(wsMux, true))
 	dash := dashboard.Handler()
 	s.mux.Handle("GET /{$}", dash)
 	s.mux.Handle("GET /static/", dash)
 	s.mux.HandleFunc("GET /health", s.health)
-	s.mux.HandleFunc("GET /stats", s.serveStats)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	s.mux.Handle("GET /stats", s.guard.Read(http.HandlerFunc(s.serveStats), false))
+	s.mux.Handle("GET /metrics", s.guard.Metrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}))
+	})))
 	return s, nil
 }
 
@@ -156,7 +192,8 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		jobs.Run(jobCtx, s.log.With("component", "jobs"), s.jobs()...)
+		// The sources' collection and fused WQI jobs: sources.go.
+		jobs.Run(jobCtx, s.log.With("component", "jobs"), append(s.jobs(), s.sources.jobs()...)...)
 		return nil
 	})
 	g.Go(func() error {

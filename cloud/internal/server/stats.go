@@ -14,6 +14,7 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
 	"github.com/purehealth/purehealth/cloud/internal/ingest"
 	"github.com/purehealth/purehealth/cloud/internal/notify"
+	"github.com/purehealth/purehealth/cloud/internal/samples"
 )
 
 // Snapshot is the service's state as GET /stats shows it (and /metrics exposes).
@@ -28,6 +29,10 @@ type Snapshot struct {
 	StationsError string                  `json:"stations_error,omitempty"`
 	Database      PoolStats               `json:"database"`
 	Notify        notify.Stats            `json:"notify"`
+	// Upstream is every government and satellite source by name (sources.go).
+	Upstream map[string]UpstreamStats `json:"upstream"`
+	Samples  samples.Stats            `json:"samples"`
+	FusedWQI FusedStats               `json:"fused_wqi"`
 }
 
 // IngestStats are the ingest endpoint's counters and recent rates.
@@ -170,6 +175,7 @@ func (s *Server) snapshot(ctx context.Context) Snapshot {
 		Stations: map[string]StationStats{},
 		Database: poolStats(s.store.PoolStats()),
 		Notify:   s.notify.Stats(),
+		Upstream: s.sources.stats(), Samples: s.sources.samples.Stats(), FusedWQI: s.sources.fusedStats(),
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

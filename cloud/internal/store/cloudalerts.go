@@ -135,13 +135,13 @@ func (s *Store) SyncCloudAlerts(ctx context.Context, scope CloudAlertScope, want
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(cloudAlertLockKey)); err != nil {
 				return err
 			}
-			rows, err := tx.Query(ctx, `SELECT `+cloudAlertColumns+` FROM alerts
+			rows, err := tx.Query(ctx, `SELECT `+alertColumns+` FROM alerts
 				WHERE origin = '`+OriginCloud+`' AND state <> 'resolved' AND rule = ANY($1) AND station_id = ANY($2)
 				ORDER BY station_id, alert_id FOR UPDATE`, scope.Rules, scope.Stations)
 			if err != nil {
 				return err
 			}
-			open, err := pgx.CollectRows(rows, scanCloudAlert)
+			open, err := pgx.CollectRows(rows, scanAlert)
 			if err != nil {
 				return err
 			}
@@ -191,21 +191,6 @@ func (s *Store) SyncCloudAlerts(ctx context.Context, scope CloudAlertScope, want
 		return nil, fmt.Errorf("sync cloud alerts: %w", err)
 	}
 	return changes, nil
-}
-
-const cloudAlertColumns = `alert_id, station_id, rule, key, param, severity, state, opened_at, acknowledged_at,
-	resolved_at, message, value, "limit", updated_at, evidence`
-
-func scanCloudAlert(row pgx.CollectableRow) (Alert, error) {
-	var a Alert
-	var id int64
-	err := row.Scan(&id, &a.Station, &a.Rule, &a.Key, &a.Param, &a.Severity, &a.State, &a.OpenedAt,
-		&a.AcknowledgedAt, &a.ResolvedAt, &a.Message, &a.Value, &a.Limit, &a.UpdatedAt, &a.Evidence)
-	a.ID, a.Origin = uint64(id), OriginCloud
-	a.OpenedAt, a.UpdatedAt = a.OpenedAt.UTC(), a.UpdatedAt.UTC()
-	utc(a.AcknowledgedAt)
-	utc(a.ResolvedAt)
-	return a, err
 }
 
 // evidenceArg is the evidence as a query argument: NULL for none.
@@ -323,14 +308,14 @@ func compactJSON(j json.RawMessage) []byte {
 func (s *Store) CloudAlerts(ctx context.Context, scope CloudAlertScope, resolvedSince time.Time) ([]Alert, error) {
 	var out []Alert
 	err := s.query(ctx, "cloud alerts", func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, `SELECT `+cloudAlertColumns+` FROM alerts
+		rows, err := s.pool.Query(ctx, `SELECT `+alertColumns+` FROM alerts
 			WHERE origin = '`+OriginCloud+`' AND rule = ANY($1) AND station_id = ANY($2)
 				AND (state <> 'resolved' OR resolved_at >= $3)
 			ORDER BY opened_at, station_id, alert_id`, scope.Rules, scope.Stations, resolvedSince)
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectRows(rows, scanCloudAlert)
+		out, err = pgx.CollectRows(rows, scanAlert)
 		return err
 	})
 	if err != nil {

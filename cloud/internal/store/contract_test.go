@@ -44,6 +44,8 @@ var contract = []struct {
 	{"CursorsAndCacheSurviveRestart", testCursorsAndCacheSurviveRestart},
 	{"TokensWithRoles", testTokensWithRoles},
 	{"FusedWQIStoredWhenItChanges", testFusedWQIStoredWhenItChanges},
+	{"FleetHealth", testFleetHealth},
+	{"FleetHealthRefused", testFleetHealthRefused},
 	{"RiversPlaceStations", testRiversPlaceStations},
 	{"ForecastsStoredWhenTheyChange", testForecastsStoredWhenTheyChange},
 	{"CloudAlertsReconcile", testCloudAlertsReconcile},

@@ -27,7 +27,7 @@ const (
 // DefaultRetention is the retention the design sets.
 func DefaultRetention() Retention {
 	return Retention{Measurements: 90 * day, WQI: 730 * day, Alerts: 365 * day, Rollups: 730 * day,
-		External: DefaultExternalRetention, Forecasts: DefaultForecastRetention}
+		External: DefaultExternalRetention, Health: 30 * day, Forecasts: DefaultForecastRetention}
 }
 
 // DefaultExternalRetention keeps upstream data ten years: government programmes publish

@@ -288,11 +288,12 @@ var alertJSON = sqlJSONObject(
 	sqlMember(false, "state", sqlJSONString("state")),
 	sqlMember(false, "opened_at", sqlJSONTime("opened_at")),
 	sqlOptional(`acknowledged_at IS NOT NULL`, "acknowledged_at", sqlJSONTime("acknowledged_at")),
+	sqlOptional(`acknowledged_by <> ''`, "acknowledged_by", sqlJSONString("acknowledged_by")),
 	sqlMember(false, "resolved_at", `coalesce(`+sqlJSONTime("resolved_at")+`, 'null')`),
 	sqlMember(false, "message", sqlJSONString("message")),
 	sqlOptional(`value IS NOT NULL`, "value", sqlJSONNumber("value")),
 	sqlOptional(`"limit" IS NOT NULL`, "limit", sqlJSONNumber(`"limit"`)),
-	sqlMember(false, "origin", `'"`+OriginAgent+`"'`),
+	sqlMember(false, "origin", `'"`+OriginStation+`"'`),
 	sqlMember(false, "updated_at", sqlJSONTime("time")),
 	sqlMember(false, "transition", sqlJSONString("transition")),
 )

@@ -339,8 +339,8 @@ func testStationHealthOfflineThenOnline(t *testing.T, l layout) {
 	}
 	assert.Equal(t, alert.Resolved, byOrigin[store.OriginCloud].State)
 	assert.NotNil(t, byOrigin[store.OriginCloud].ResolvedAt)
-	assert.Equal(t, alert.Active, byOrigin[store.OriginAgent].State)
-	assert.Equal(t, byOrigin[store.OriginAgent].ID, byOrigin[store.OriginCloud].ID)
+	assert.Equal(t, alert.Active, byOrigin[store.OriginStation].State)
+	assert.Equal(t, byOrigin[store.OriginStation].ID, byOrigin[store.OriginCloud].ID)
 
 	evs, err = s.Events(t.Context(), store.EventQuery{After: evs[1].ID, Limit: 10})
 	require.NoError(t, err)

@@ -73,6 +73,7 @@ func (s *Store) CheckStationHealth(ctx context.Context, p HealthPolicy) ([]Statu
 				LEFT JOIN unnest($2::text[], $3::float8[]) AS t(id, secs) ON t.id = i.station_id
 				WHERE i.last_batch_at IS NOT NULL
 					AND i.last_batch_at < $1::timestamptz - make_interval(secs => coalesce(t.secs, $4))
+					AND NOT EXISTS (SELECT 1 FROM stations s WHERE s.id = i.station_id AND s.removed_at IS NOT NULL)
 					AND NOT EXISTS (SELECT 1 FROM station_offline o WHERE o.station_id = i.station_id)
 				ORDER BY i.station_id
 				FOR UPDATE OF i`, now, ids, secs, p.OfflineAfter.Seconds())

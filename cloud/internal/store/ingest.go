@@ -17,6 +17,8 @@ type IngestResult struct {
 	Ack wire.Ack
 	// New rows per stream; the rest of the batch was stored before.
 	NewReadings, NewAlerts, NewWQI int64
+	// NewHealth: the batch's health record is now the station's newest.
+	NewHealth bool
 }
 
 // Ingest stores a validated batch of station exactly once: in one transaction, with
@@ -60,6 +62,13 @@ func (s *Store) Ingest(ctx context.Context, station string, b *wire.Batch) (Inge
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("ingest: %w", err)
 	}
+	// Acknowledgements made in the cloud ride on the answer; the batch is stored whether or
+	// not they can be read now, and the next answer carries them.
+	if acks, err := s.PendingAcks(ctx, station); err != nil {
+		s.log.Warn("ingest: pending acknowledgements not sent", "station", station, "err", err)
+	} else {
+		res.Ack.Acks = acks
+	}
 	return res, nil
 }
 
@@ -95,7 +104,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage_wqi (
 CREATE TEMP TABLE IF NOT EXISTS stage_alerts (
     time timestamptz, seq bigint, alert_id bigint, transition text, rule text, key text,
     param text, sensor text, severity text, state text, opened_at timestamptz,
-    acknowledged_at timestamptz, resolved_at timestamptz, message text,
+    acknowledged_at timestamptz, acknowledged_by text, resolved_at timestamptz, message text,
     value double precision, "limit" double precision
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_events (
@@ -142,7 +151,7 @@ func (s *Store) ingestOnce(ctx context.Context, station string, b *wire.Batch, r
 // ingestTx stores b in the transaction open on conn, all but its events, which it leaves
 // staged; it reports whether there are any to publish.
 func (s *Store) ingestTx(ctx context.Context, conn *pgx.Conn, station string, b *wire.Batch, res *IngestResult) (publish bool, err error) {
-	res.NewReadings, res.NewAlerts, res.NewWQI = 0, 0, 0
+	res.NewReadings, res.NewAlerts, res.NewWQI, res.NewHealth = 0, 0, 0, false
 	ack := res.Ack.Acked
 	// First statement: it takes the station's row lock, so this station's batches run one
 	// after another (see station_ingest in 0001_core.sql). The second, sent with it in one
@@ -171,6 +180,16 @@ func (s *Store) ingestTx(ctx context.Context, conn *pgx.Conn, station string, b 
 	}
 	if err != nil {
 		return false, err
+	}
+	if b.Health != nil {
+		// After the station is back online, before its data: the fleet page learns of it
+		// in that order.
+		evs, err := storeHealth(ctx, conn, station, b.Health, now)
+		if err != nil {
+			return false, err
+		}
+		res.NewHealth = len(evs) > 0
+		status = append(status, evs...)
 	}
 	if err := stageEvents(ctx, conn, status); err != nil {
 		return false, err
@@ -331,35 +350,46 @@ func ingestWQI(ctx context.Context, conn *pgx.Conn, station string, ws []wire.WQ
 
 // insertAlertsSQL stores the staged alert transitions that are new ($1 station), stages
 // their events, updates the alerts' current rows and queues the new transitions for
-// notification (notify.go); it returns the number of new transitions. The current row follows the newest transition received (by seq in the
-// alerts stream), whatever order batches arrive in.
+// notification (notify.go); it returns the number of new transitions. The current row
+// follows the newest transition received (by seq in the alerts stream), whatever order
+// batches arrive in, with one exception: an acknowledgement made in the cloud that the
+// station has not confirmed yet (ack_pending) keeps an active alert acknowledged. The
+// first acknowledgement, wherever it was made, is the one kept.
 var insertAlertsSQL = `WITH ins AS (
 		INSERT INTO alert_events (time, station_id, seq, alert_id, transition, rule, key,
-			param, sensor, severity, state, opened_at, acknowledged_at, resolved_at, message, value, "limit")
+			param, sensor, severity, state, opened_at, acknowledged_at, acknowledged_by, resolved_at, message, value, "limit")
 		SELECT time, $1, seq, alert_id, transition, rule, key, param, sensor, severity, state, opened_at,
-			acknowledged_at, resolved_at, message, value, "limit"
+			acknowledged_at, acknowledged_by, resolved_at, message, value, "limit"
 		FROM stage_alerts ON CONFLICT DO NOTHING
 		RETURNING time, seq, alert_id, transition, rule, key, param, sensor, severity, state, opened_at,
-			acknowledged_at, resolved_at, message, value, "limit"
+			acknowledged_at, acknowledged_by, resolved_at, message, value, "limit"
 	), staged AS (
 		INSERT INTO stage_events (part, ord, time, type, data)
 		SELECT ` + strconv.Itoa(partAlert) + `, seq, time, '` + EventAlert + `', ` + alertJSON + ` FROM ins
 	), current AS (
 		INSERT INTO alerts AS a (station_id, alert_id, rule, key, param, sensor, severity,
-			state, opened_at, acknowledged_at, resolved_at, message, value, "limit", updated_at, event_seq)
+			state, opened_at, acknowledged_at, acknowledged_by, resolved_at, message, value, "limit", updated_at, event_seq)
 		SELECT DISTINCT ON (alert_id) $1, alert_id, rule, key, param, sensor, severity, state, opened_at,
-			acknowledged_at, resolved_at, message, value, "limit", time, seq
+			acknowledged_at, acknowledged_by, resolved_at, message, value, "limit", time, seq
 		FROM stage_alerts ORDER BY alert_id, seq DESC
 		ON CONFLICT (station_id, origin, alert_id) DO UPDATE SET
 			rule = EXCLUDED.rule, key = EXCLUDED.key, param = EXCLUDED.param, sensor = EXCLUDED.sensor,
-			severity = EXCLUDED.severity, state = EXCLUDED.state, opened_at = EXCLUDED.opened_at,
-			acknowledged_at = EXCLUDED.acknowledged_at, resolved_at = EXCLUDED.resolved_at,
+			severity = EXCLUDED.severity, opened_at = EXCLUDED.opened_at,
+			state = CASE WHEN a.ack_pending AND EXCLUDED.state = 'active' THEN 'acknowledged' ELSE EXCLUDED.state END,
+			acknowledged_at = CASE WHEN a.acknowledged_at IS NOT NULL AND
+				(EXCLUDED.acknowledged_at IS NULL OR a.acknowledged_at <= EXCLUDED.acknowledged_at)
+				THEN a.acknowledged_at ELSE EXCLUDED.acknowledged_at END,
+			acknowledged_by = CASE WHEN a.acknowledged_at IS NOT NULL AND
+				(EXCLUDED.acknowledged_at IS NULL OR a.acknowledged_at <= EXCLUDED.acknowledged_at)
+				THEN a.acknowledged_by ELSE EXCLUDED.acknowledged_by END,
+			ack_pending = a.ack_pending AND EXCLUDED.state = 'active',
+			resolved_at = EXCLUDED.resolved_at,
 			message = EXCLUDED.message, value = EXCLUDED.value, "limit" = EXCLUDED."limit",
 			updated_at = EXCLUDED.updated_at, event_seq = EXCLUDED.event_seq
 		WHERE a.event_seq < EXCLUDED.event_seq
 	), notify AS (
 		INSERT INTO notify_outbox (station_id, origin, alert_id, transition, rule, key, severity, time, data)
-		SELECT $1, '` + OriginAgent + `', alert_id, transition, rule, key, severity, time, ` + alertJSON + `
+		SELECT $1, '` + OriginStation + `', alert_id, transition, rule, key, severity, time, ` + alertJSON + `
 		FROM ins ORDER BY seq
 	)
 	SELECT count(*) FROM ins`
@@ -369,11 +399,11 @@ var insertAlertsSQL = `WITH ins AS (
 func ingestAlerts(ctx context.Context, conn *pgx.Conn, station string, as []wire.AlertEvent, res *IngestResult) error {
 	_, err := conn.CopyFrom(ctx, pgx.Identifier{"stage_alerts"},
 		[]string{"time", "seq", "alert_id", "transition", "rule", "key", "param", "sensor", "severity",
-			"state", "opened_at", "acknowledged_at", "resolved_at", "message", "value", "limit"},
+			"state", "opened_at", "acknowledged_at", "acknowledged_by", "resolved_at", "message", "value", "limit"},
 		pgx.CopyFromSlice(len(as), func(i int) ([]any, error) {
 			a := &as[i]
 			return []any{a.Time, int64(a.Seq), int64(a.ID), a.Transition, a.Rule, a.Key, a.Param, a.Sensor,
-				a.Severity, a.State, a.OpenedAt, a.AcknowledgedAt, a.ResolvedAt, a.Message, a.Value, a.Limit}, nil
+				a.Severity, a.State, a.OpenedAt, a.AcknowledgedAt, a.AcknowledgedBy, a.ResolvedAt, a.Message, a.Value, a.Limit}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("copy alerts: %w", err)

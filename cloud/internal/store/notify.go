@@ -37,7 +37,7 @@ const NotifyWakeChannel = "ph_notify"
 type Notification struct {
 	ID         int64  // its place in the outbox: ids grow as transitions are queued
 	Station    string // the station the alert belongs to
-	Origin     string // OriginAgent or OriginCloud
+	Origin     string // OriginStation or OriginCloud
 	AlertID    uint64
 	Transition string // opened, acknowledged, escalated, resolved
 	Rule       string

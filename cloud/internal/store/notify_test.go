@@ -79,7 +79,7 @@ func TestIngestQueuesNewTransitionsOnce(t *testing.T) {
 
 	rows := outbox(t, url)
 	require.Len(t, rows, 2)
-	assert.Equal(t, outboxRow{station: "A", origin: store.OriginAgent, transition: "opened", rule: "threshold",
+	assert.Equal(t, outboxRow{station: "A", origin: store.OriginStation, transition: "opened", rule: "threshold",
 		severity: "warning", alert: 7, data: rows[0].data}, rows[0])
 	assert.Equal(t, "critical", rows[1].severity)
 	assert.Equal(t, int64(8), rows[1].alert)

@@ -202,8 +202,8 @@ type MaintenanceReport struct {
 // partitions of today and the next AheadDays days and drops partitions wholly past
 // retention, deletes expired rows of the DEFAULT partitions and the rollups; on both
 // layouts it expires alert history and resolved alerts, external readings by the
-// retention of their origin (Options.SourceRetention, Retention.External) and fused WQI
-// results. It is idempotent; the service
+// retention of their origin (Options.SourceRetention, Retention.External), fused WQI
+// results and the stations' health history (Retention.Health). It is idempotent; the service
 // runs it hourly.
 func (s *Store) Maintain(ctx context.Context) (MaintenanceReport, error) {
 	var rep MaintenanceReport
@@ -244,6 +244,13 @@ func (s *Store) Maintain(ctx context.Context) (MaintenanceReport, error) {
 		return rep, err
 	}
 	n, err = s.expireExternal(ctx, now)
+	rep.RowsDeleted += n
+	if err != nil {
+		return rep, err
+	}
+	// Counted from arrival: a station's clock may be years off.
+	n, err = s.exec(ctx, "expire health history", `DELETE FROM station_health_history WHERE received_at < $1`,
+		now.Add(-s.opts.Retention.Health))
 	rep.RowsDeleted += n
 	return rep, err
 }

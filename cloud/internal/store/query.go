@@ -58,6 +58,8 @@ type ReadingsQuery struct {
 	Revisions bool
 	// Oldest lists oldest first; After then continues with newer rows.
 	Oldest bool
+	// Sources, if any, lists only readings of these sources (telemetry.Source names).
+	Sources []string
 }
 
 // where builds a WHERE clause with bound arguments only.
@@ -119,6 +121,9 @@ func readingsSQL(q ReadingsQuery) (string, []any) {
 	w.add("station_id = ?", q.Station)
 	if q.Param != "" {
 		w.add("param = ?", q.Param)
+	}
+	if len(q.Sources) > 0 {
+		w.add("source = ANY(?)", q.Sources)
 	}
 	w.timeRange("time", q.From, q.To)
 	dir, cmp := "DESC", "<"
@@ -416,19 +421,38 @@ func (s *Store) LatestValues(ctx context.Context, station string) ([]Latest, err
 // (shared/alert), with who raised it and when it last changed.
 type Alert struct {
 	alert.Record
-	// Origin says who raised it: "agent" (the station's own rules) or "cloud" (rules the
+	// Origin says who raised it: "station" (the station's own rules) or "cloud" (rules the
 	// cloud evaluates, such as station_offline). Each origin has its own id space.
 	Origin    string    `json:"origin"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// AckPending: acknowledged in the cloud, and the station has not confirmed it yet.
+	AckPending bool `json:"ack_pending,omitempty"`
 	// Evidence is what a cloud rule saw when it raised or last changed the alert (see
 	// CloudAlert); agents' alerts have none.
 	Evidence json.RawMessage `json:"evidence,omitempty"`
 }
 
+// alertColumns are the columns scanAlert reads.
+const alertColumns = `alert_id, origin, station_id, rule, key, param, sensor, severity, state, opened_at,
+		acknowledged_at, acknowledged_by, resolved_at, message, value, "limit", updated_at, ack_pending, evidence`
+
+func scanAlert(row pgx.CollectableRow) (Alert, error) {
+	var a Alert
+	var id int64
+	err := row.Scan(&id, &a.Origin, &a.Station, &a.Rule, &a.Key, &a.Param, &a.Sensor, &a.Severity, &a.State,
+		&a.OpenedAt, &a.AcknowledgedAt, &a.AcknowledgedBy, &a.ResolvedAt, &a.Message, &a.Value, &a.Limit,
+		&a.UpdatedAt, &a.AckPending, &a.Evidence)
+	a.ID = uint64(id)
+	a.OpenedAt, a.UpdatedAt = a.OpenedAt.UTC(), a.UpdatedAt.UTC()
+	utc(a.AcknowledgedAt)
+	utc(a.ResolvedAt)
+	return a, err
+}
+
 // Alert origins.
 const (
-	OriginAgent = "agent"
-	OriginCloud = "cloud"
+	OriginStation = "station"
+	OriginCloud   = "cloud"
 )
 
 // AlertPosition is a place in the alert listing (newest opened first).
@@ -466,8 +490,7 @@ func (s *Store) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
 	if q.After != nil {
 		w.add("(opened_at, station_id, alert_id) < (?, ?, ?)", q.After.OpenedAt, q.After.Station, int64(q.After.ID))
 	}
-	sql := `SELECT alert_id, origin, station_id, rule, key, param, sensor, severity, state, opened_at,
-		acknowledged_at, resolved_at, message, value, "limit", updated_at, evidence FROM alerts` + w.String() +
+	sql := `SELECT ` + alertColumns + ` FROM alerts` + w.String() +
 		` ORDER BY opened_at DESC, station_id DESC, alert_id DESC` + w.limit(q.Limit)
 	var out []Alert
 	err := s.query(ctx, "alerts", func(ctx context.Context) error {
@@ -475,17 +498,7 @@ func (s *Store) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Alert, error) {
-			var a Alert
-			var id int64
-			err := row.Scan(&id, &a.Origin, &a.Station, &a.Rule, &a.Key, &a.Param, &a.Sensor, &a.Severity, &a.State,
-				&a.OpenedAt, &a.AcknowledgedAt, &a.ResolvedAt, &a.Message, &a.Value, &a.Limit, &a.UpdatedAt, &a.Evidence)
-			a.ID = uint64(id)
-			a.OpenedAt, a.UpdatedAt = a.OpenedAt.UTC(), a.UpdatedAt.UTC()
-			utc(a.AcknowledgedAt)
-			utc(a.ResolvedAt)
-			return a, err
-		})
+		out, err = pgx.CollectRows(rows, scanAlert)
 		return err
 	})
 	if err != nil {

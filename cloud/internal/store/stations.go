@@ -176,14 +176,14 @@ func scanStation(row pgx.CollectableRow) (Station, error) {
 	return st, err
 }
 
-// Stations lists stations ordered by id, starting after the id after ("" from the
+// Stations lists the stations in service (not removed) ordered by id, starting after the id after ("" from the
 // start), at most limit of them.
 func (s *Store) Stations(ctx context.Context, after string, limit int) ([]Station, error) {
 	var out []Station
 	err := s.query(ctx, "list stations", func(ctx context.Context) error {
 		rows, err := s.pool.Query(ctx, `SELECT `+stationColumns+`
 			FROM `+stationTables+`
-			WHERE s.id > $1 ORDER BY s.id LIMIT $2`, after, limit)
+			WHERE s.id > $1 AND s.removed_at IS NULL ORDER BY s.id LIMIT $2`, after, limit)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -13,6 +14,7 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/cloud/internal/storetest"
 	"github.com/purehealth/purehealth/internal/pgtest"
+	"github.com/purehealth/purehealth/shared/wire"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -137,4 +139,42 @@ func TestUnknownStations(t *testing.T) {
 	got, err = s.UnknownStations(t.Context(), nil)
 	require.NoError(t, err)
 	assert.Empty(t, got)
+}
+
+// A removed station's token stops working at once and it leaves the listing; its data
+// stays unless purged, and a purge leaves no row of it in any table.
+func TestRemoveStation(t *testing.T) {
+	s, url := storetest.Open(t, store.Options{})
+	keep := storetest.AddStation(t, s, "MH-KEEP-001")
+	purge := storetest.AddStation(t, s, "MH-GONE-001")
+	t0 := time.Now().Add(-time.Hour)
+	for _, id := range []string{"MH-KEEP-001", "MH-GONE-001"} {
+		b := storetest.Batch(id, storetest.Readings(1, 5, t0, time.Minute))
+		b.Alerts = []wire.AlertEvent{storetest.Alert(1, 1, "opened", "active", t0)}
+		_, err := s.Ingest(t.Context(), id, b)
+		require.NoError(t, err)
+	}
+
+	require.NoError(t, s.RemoveStation(t.Context(), "MH-KEEP-001", false))
+	_, err := s.Authenticate(t.Context(), keep)
+	assert.ErrorIs(t, err, store.ErrNotFound, "the token stops working at once")
+	list, err := s.Stations(t.Context(), "", 10)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, "MH-GONE-001", list[0].ID)
+	rs, err := s.Readings(t.Context(), store.ReadingsQuery{Station: "MH-KEEP-001", Limit: 10})
+	require.NoError(t, err)
+	assert.Len(t, rs, 5, "its data is kept")
+
+	require.NoError(t, s.RemoveStation(t.Context(), "MH-GONE-001", true))
+	_, err = s.Authenticate(t.Context(), purge)
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	for _, table := range []string{"measurements", "alerts", "alert_events", "events", "station_latest",
+		"station_ingest", "measurements_hourly", "notify_outbox"} {
+		assert.Zero(t, count(t, url, `SELECT count(*) FROM `+table+` WHERE station_id = 'MH-GONE-001'`), table)
+	}
+	assert.Positive(t, count(t, url, `SELECT count(*) FROM measurements WHERE station_id = 'MH-KEEP-001'`))
+	_, err = s.AddStation(t.Context(), store.NewStation{ID: "MH-GONE-001", Name: "again", Class: "B"})
+	assert.NoError(t, err, "a purged id can be registered again")
+	assert.ErrorIs(t, s.RemoveStation(t.Context(), "MH-NONE-001", false), store.ErrNotFound)
 }

@@ -37,6 +37,7 @@ type Retention struct {
 	WQI          time.Duration // default 730 days
 	Alerts       time.Duration // alert history and resolved alerts (default 365 days)
 	Rollups      time.Duration // hourly and daily rollups (default 730 days)
+	Health       time.Duration // stations' health record history (default 30 days); the newest is kept
 	// External is how long readings from outside the stations (government programmes,
 	// satellites, posted lab samples) are kept, counted from the time they describe, for
 	// an origin that Options.SourceRetention does not name (default DefaultExternalRetention).
@@ -62,6 +63,9 @@ func (r *Retention) fill() {
 	}
 	if r.External == 0 {
 		r.External = def.External
+	}
+	if r.Health == 0 {
+		r.Health = def.Health
 	}
 	if r.Forecasts == 0 {
 		r.Forecasts = def.Forecasts

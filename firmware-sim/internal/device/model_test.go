@@ -148,7 +148,7 @@ func TestMonsoonVersusDrySeason(t *testing.T) {
 // Nashik 700, Sangli 550, Kolhapur 1100; June–September brings most of it).
 func TestHydrology(t *testing.T) {
 	rain := map[string][2]float64{
-		"MH-PUNE-001": {450, 1100}, "MH-NASHIK-001": {450, 1100},
+		"MH-PUNE-001": {450, 1100}, "MH-PUNE-002": {450, 1100}, "MH-NASHIK-001": {450, 1100},
 		"MH-SANGLI-001": {250, 700}, "MH-KOLHAPUR-001": {700, 1600},
 	}
 	for _, st := range Stations() {

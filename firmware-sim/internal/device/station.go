@@ -102,6 +102,9 @@ var stations = []Station{
 			DODiurnalAmp: 0.9, PHDiurnalAmp: 0.14, DOMonsoonRise: 0.9,
 			MonsoonTurbidity: 6, MonsoonFCLog10: 0.4, MonsoonDilution: 0.55,
 			EventsPerMonth: 3,
+			// Below the confluence the river carries both the Mula's and the Mutha's flow
+			// and the city's sewage; the gauge sits lower, the rain is the city's.
+			GaugeZero: 536, Discharge: 14, MonsoonDischarge: 60, MonsoonRain: 6,
 		},
 	},
 	{

@@ -7,36 +7,16 @@
 // resumes after the last event id it received; when the server cannot fill the gap
 // (resync) it loads everything again.
 
+import { ago, h, wqiBadge } from './dom.js';
+import * as Src from './sources.js';
 import * as L from './logic.js';
 import { lineChart } from './chart.js';
+import * as access from './access.js';
+import { createFleet } from './fleet.js';
 import * as F from './forecast.js';
 
 const $ = (id) => document.getElementById(id);
-const TOKEN_KEY = 'purehealth.viewerToken';
 const BASE_TITLE = 'Pure Health · River water quality';
-
-// h builds an element; children are nodes or strings (always text, never markup).
-function h(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') e.className = v;
-    else e.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
-
-// ago is a <time> that the ticker keeps saying "2m ago".
-function ago(ms, prefix = '') {
-  if (ms === null || ms === undefined) return h('span', {}, prefix ? `${prefix} never` : 'never');
-  const d = new Date(ms);
-  return h('time', { datetime: d.toISOString(), title: d.toLocaleString('en-IN'), 'data-ago': ms, 'data-prefix': prefix },
-    (prefix ? `${prefix} ` : '') + L.formatAgo(ms, Date.now()));
-}
 
 // ---------------------------------------------------------------------------------------
 // State
@@ -58,21 +38,13 @@ function readToken() {
   const url = new URL(location.href);
   const t = url.searchParams.get('token');
   if (t) {
-    try {
-      sessionStorage.setItem(TOKEN_KEY, t);
-    } catch {
-      // Storage refused (private mode): the token lives as long as the page.
-    }
+    access.keep(t);
     // Out of the address bar, the history and screenshots.
     url.searchParams.delete('token');
     history.replaceState(history.state, '', url.pathname + url.search + url.hash);
     return t;
   }
-  try {
-    return sessionStorage.getItem(TOKEN_KEY) || '';
-  } catch {
-    return '';
-  }
+  return access.saved();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -185,6 +157,7 @@ async function loadStatus(id) {
   const st = await api(`${stationPath(id)}/status`);
   const s = station(id);
   setWQI(s, st.wqi);
+  s.fused = Src.pickFused(s.fused, st.fused_wqi);
   seen(s, L.parseTime(st.last_batch_at));
   return st;
 }
@@ -233,6 +206,7 @@ async function runReloads() {
         pool(list.map((st) => st.id), 6, loadStatus),
       ]);
       if (S.detail) await loadDetail(S.detail.id, false);
+      if (fleet?.visible) await fleet.load();
       reload.done = gen;
       reload.failures = 0;
       if (gen === reload.want) resume.reloaded();
@@ -421,7 +395,7 @@ function applyEvent(msg) {
       break;
     case 'wqi':
       if (fused) {
-        s.fused = d;
+        s.fused = Src.pickFused(s.fused, d);
         break;
       }
       setWQI(s, d);
@@ -441,6 +415,8 @@ function applyEvent(msg) {
       F.onPrediction(msg.station, d);
       break;
     case 'status':
+      fleet?.status(msg.station, d);
+      if (d.health) seen(s, L.parseTime(d.health.last_seen));
       if (typeof d.online === 'boolean') s.online = d.online;
       seen(s, L.parseTime(d.last_seen));
       if (d.backfill) {
@@ -505,8 +481,45 @@ function hideBanner(owner) {
 
 function showTokenNeeded() {
   showBanner(S.token
-    ? 'The cloud refused the viewer token this page has. Open the dashboard with a valid ?token=… in its address.'
-    : 'This cloud needs a viewer token. Open the dashboard with ?token=… in its address (ask the administrator for one).', 'token');
+    ? 'The cloud refused the token this page has: sign in again.'
+    : 'This cloud needs a viewer token: sign in.', 'token');
+  signIn(S.token ? 'The cloud refused the token this page had.' : 'This cloud shows its data to signed-in viewers only.');
+}
+
+// signIn asks for a token and, given one, starts over with it: the live stream and the
+// data.
+async function signIn(why) {
+  const token = await access.ask(why);
+  if (!token) return;
+  S.token = token;
+  hideBanner('token');
+  requestReload();
+  retryNow();
+}
+
+// ack acknowledges an alert in the cloud (an operator's token is needed: the form asks
+// for one when the page's token is not).
+async function ack(a, button) {
+  button.disabled = true;
+  try {
+    L.mergeAlert(S.alerts, await access.acknowledge(a, S.token));
+    render();
+  } catch (e) {
+    button.disabled = false;
+    if (e.status === 401 || e.status === 403) {
+      const token = await access.ask(e.status === 403
+        ? 'Acknowledging needs an operator token; this one may only read.'
+        : 'Acknowledging needs an operator token.');
+      if (token) {
+        S.token = token;
+        ack(a, button);
+      }
+      return;
+    }
+    if (e.alert) L.mergeAlert(S.alerts, e.alert);
+    showBanner(`Could not acknowledge: ${e.message}.`, 'ack', 8000);
+    render();
+  }
 }
 
 // announce tells screen readers about new alerts through a polite live region; a burst
@@ -587,22 +600,16 @@ function renderTitle() {
   sum.hidden = active === 0;
   sum.dataset.critical = critical > 0 ? 'yes' : 'no';
   const sumLink = $('alert-summary-link');
-  // On a station page the summary covers every station and leads back to the overview.
-  sumLink.setAttribute('href', S.detail ? '#/' : '#alerts-h');
+  // On a station page or the fleet the summary covers every station and leads back to
+  // the overview.
+  const away = S.detail || fleet?.visible;
+  sumLink.setAttribute('href', away ? '#/' : '#alerts-h');
   sumLink.textContent = `${active} active alert${active === 1 ? '' : 's'}` +
-    (critical > 0 ? `, ${critical} critical` : '') + (S.detail ? ' across all stations — see the overview' : ' — see the list');
+    (critical > 0 ? `, ${critical} critical` : '') + (away ? ' across all stations — see the overview' : ' — see the list');
 }
 
 function stationRow(s) {
   return { id: s.info.id, name: s.info.name, wqi: s.wqi, activeAlerts: activeCount(s.info.id), s };
-}
-
-function wqiBadge(w, big = false) {
-  const c = L.wqiClass(w?.class);
-  return h('span', { class: `wqi-badge wqi-${c.key}${big ? ' wqi-badge-big' : ''}` },
-    h('span', { class: 'visually-hidden' }, 'WQI class '),
-    h('span', { class: 'wqi-class' }, c.label),
-    h('span', { class: 'wqi-value' }, w ? ` ${w.wqi.toFixed(1)}` : ' no index'));
 }
 
 function stateLabel(s) {
@@ -621,7 +628,7 @@ function categoryText(w) {
 function fillStation(li, row) {
   const s = row.s;
   const sig = JSON.stringify([row.name, s.info.class, row.wqi?.wqi, row.wqi?.class, row.wqi?.category,
-    row.wqi?.partial, row.wqi?.missing, row.activeAlerts, s.online, s.lastSeen]);
+    row.wqi?.partial, row.wqi?.missing, row.activeAlerts, s.online, s.lastSeen, s.fused?.wqi, s.fused?.partial, s.fused?.inputs]);
   if (li.dataset.sig === sig) return;
   li.dataset.sig = sig;
   let a = li.firstElementChild;
@@ -637,7 +644,7 @@ function fillStation(li, row) {
     h('span', { class: 'card-main' },
       h('span', { class: 'st-name' }, row.name || row.id),
       h('span', { class: 'st-id' }, row.id, s.info.class ? ` · designated class ${s.info.class}` : ''),
-      h('span', { class: 'st-cat' }, categoryText(row.wqi))),
+      h('span', { class: 'st-cat' }, categoryText(row.wqi)), Src.fusedCard(s.fused)),
     h('span', { class: 'card-side' },
       stateLabel(s),
       h('span', { class: 'seen' }, ago(s.lastSeen, 'seen')),
@@ -699,7 +706,7 @@ function alertWhen(a) {
 function fillAlert(li, a, withStation) {
   const key = L.alertKey(a);
   const fresh = (S.fresh.get(key) ?? 0) > Date.now();
-  const sig = JSON.stringify([a.state, a.severity, a.message, a.updated_at, fresh, withStation]);
+  const sig = JSON.stringify([a.state, a.severity, a.message, a.updated_at, a.acknowledged_by, fresh, withStation]);
   if (li.dataset.sig === sig) return;
   li.dataset.sig = sig;
   const sev = a.severity || 'info';
@@ -713,9 +720,17 @@ function fillAlert(li, a, withStation) {
       h('p', { class: 'alert-meta' },
         withStation ? h('a', { href: `#/station/${encodeURIComponent(a.station)}` }, name ? `${name} (${a.station})` : a.station) : null,
         withStation ? ' · ' : null,
-        h('span', { class: 'alert-state' }, a.state), ' · ', alertWhen(a),
+        h('span', { class: 'alert-state' }, a.state), a.acknowledged_by ? ` by ${a.acknowledged_by}` : '',
+        ' · ', alertWhen(a),
         a.param ? ` · ${L.paramLabel(a.param)}` : ''),
-      F.evidence(a)));
+      F.evidence(a)),
+    a.state === 'active' ? ackButton(a) : null);
+}
+
+function ackButton(a) {
+  const b = h('button', { class: 'btn btn-small ack', type: 'button' }, 'Acknowledge');
+  b.addEventListener('click', () => ack(a, b));
+  return b;
 }
 
 function renderAlerts(list, alerts, withStation) {
@@ -757,6 +772,10 @@ async function loadDetail(id, showLoading = true) {
       sr.truncated = !!page.next;
       series.set(p, sr);
     });
+    // Lab, government and satellite values are few: every one in the range, whatever the bucket.
+    for (const [p, ms] of await Src.loadMarkers(api, stationPath(id), [...params], now - range.ms)) {
+      Src.addMarkers(series.get(p), ms);
+    }
     const wqi = await wqiPage;
     if (S.detail !== d || d.gen !== gen) return; // a newer load or another page
     d.status = status;
@@ -844,6 +863,17 @@ function showStation(id) {
   render();
 }
 
+// The Fleet page (fleet.js): every station's health in one table.
+let fleet = null;
+
+function showFleet() {
+  S.detail = null;
+  $('view-station').hidden = true;
+  $('view-overview').hidden = true;
+  fleet.show();
+  render();
+}
+
 function showOverview() {
   S.detail = null;
   $('view-station').hidden = true;
@@ -860,6 +890,7 @@ function renderDetail() {
     `${d.id}`, s.info.class ? ` · designated best use class ${s.info.class}` : '', ' · ',
     stateLabel(s), ' · last seen ', ago(s.lastSeen));
   $('st-wqi').replaceChildren(wqiBadge(s.wqi, true), h('span', { class: 'wqi-cat' }, categoryText(s.wqi)));
+  Src.renderFused($('st-fused'), s.wqi, s.fused);
   const err = $('st-error');
   err.hidden = !d.error;
   err.textContent = d.error;
@@ -880,7 +911,7 @@ function renderDetail() {
         // At phone width the columns after this one fold into this line.
         h('span', { class: 'sub' }, `${where} · `, ago(L.parseTime(v.time)), ' · ',
           h('span', { class: `q-${v.quality}` }, v.quality || ''))),
-      h('td', {}, v.source || '', v.sensor ? h('span', { class: 'sensor' }, ` ${v.sensor}`) : null),
+      h('td', {}, Src.sourceCell(v)),
       h('td', {}, ago(L.parseTime(v.time))),
       h('td', { class: `q-${v.quality}` }, v.quality || ''));
   }, () => h('tr'));
@@ -971,8 +1002,14 @@ function stationFromHash(hash) {
   }
 }
 
-// route shows the view the address names: #/station/ID or the overview.
+// route shows the view the address names: #/station/ID, #/fleet or the overview.
 function route(focus) {
+  if (location.hash === '#/fleet') {
+    showFleet();
+    if (focus) fleet.focus();
+    return;
+  }
+  fleet.hide();
   const id = stationFromHash(location.hash);
   if (id) {
     showStation(id);
@@ -1009,6 +1046,7 @@ function tick() {
 
 function start() {
   S.token = readToken();
+  fleet = createFleet($('view-fleet'), { api, h, ago, reconcile, nameOf: (id) => S.stations.get(id)?.info.name });
   for (const b of document.querySelectorAll('[data-sort]')) {
     b.addEventListener('click', () => {
       S.sort = b.dataset.sort;

@@ -1,5 +1,5 @@
--- Rivers, the evidence of cloud alerts, and forecasts. TimescaleDB layout: the same as
--- 0008_analytics.plain.sql, with forecasts a hypertable of 1-day chunks (retention policy).
+-- Rivers, the evidence of cloud alerts, and forecasts. Plain PostgreSQL layout;
+-- 0011_analytics.timescaledb.sql makes the same forecasts table a hypertable.
 
 -- Where a station is on its river: the anomaly detection compares the stations of one
 -- river in the order of river_km (the distance along it, growing downstream). Both or
@@ -18,9 +18,10 @@ ALTER TABLE alerts ADD COLUMN evidence json;
 CREATE INDEX alerts_cloud_key ON alerts (station_id, key) WHERE origin = 'cloud';
 
 -- Forecasts of each station's parameters and WQI, one row per forecast issued (or per
--- reason there was none), in daily chunks dropped past retention.forecasts. A round that
--- computes the very same forecast as the newest row (digest) adds nothing: within an hour
--- the series a forecast starts from does not change unless a late batch arrives.
+-- reason there was none), partitioned by the day of issue like measurements and dropped
+-- past retention.forecasts. A round that computes the very same forecast as the newest
+-- row (digest) adds nothing: within an hour the series a forecast starts from does not
+-- change unless a late batch arrives.
 CREATE TABLE forecasts (
     issued_at  timestamptz NOT NULL,
     station_id text NOT NULL,
@@ -30,5 +31,5 @@ CREATE TABLE forecasts (
     digest     text NOT NULL,           -- of model, reason, skill and points
     data       json,                    -- the forecast object of the API, NULL without one
     UNIQUE (station_id, param, issued_at)
-);
-SELECT create_hypertable('forecasts', 'issued_at', chunk_time_interval => INTERVAL '1 day');
+) PARTITION BY RANGE (issued_at);
+CREATE TABLE forecasts_default PARTITION OF forecasts DEFAULT;
