@@ -7,7 +7,7 @@
 //
 // Round reads, per river, History (14 days) of each station's good and suspect readings:
 // the hourly rollup (good and suspect readings, as it holds them) before the last
-// RawWindow (48 h) and the readings themselves after it, so that spikes and stuck values
+// RawWindow (24 h) and the readings themselves after it, so that spikes and stuck values
 // are judged on readings and a round reads one row per hour of the older past however
 // fast the probes report. A station on no river is a river of its own. Rivers are done by
 // at most Workers goroutines at once; across replicas one round runs at a time
@@ -74,7 +74,7 @@ const (
 	DefaultHistory = 14 * 24 * time.Hour
 	// DefaultRawWindow is the recent span read reading by reading: spike clusters need a
 	// day, stuck values an hour or more.
-	DefaultRawWindow = 48 * time.Hour
+	DefaultRawWindow = 24 * time.Hour
 	// DefaultWorkers: rivers done at once.
 	DefaultWorkers = 2
 )

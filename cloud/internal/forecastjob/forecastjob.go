@@ -7,7 +7,7 @@
 // # A round
 //
 // Round reads, per station, up to History (28 days) of its series: the hourly rollup
-// before the last RawWindow (48 h), the good readings themselves after it (and the WQI
+// before the last RawWindow (6 h), the good readings themselves after it (and the WQI
 // alike), and calls forecast.Make on each series, issued at the round's time. Stations
 // are done by at most Workers goroutines at once, each reading, computing and writing
 // its own station, so that a round's database work is spread and its CPU bounded.
@@ -70,8 +70,11 @@ const (
 	DefaultInterval = 15 * time.Minute
 	// DefaultHistory is what a forecast looks back on: forecast's own maximum.
 	DefaultHistory = hourly.DefaultMaxHours * time.Hour
-	// DefaultRawWindow is the recent span read reading by reading.
-	DefaultRawWindow = 48 * time.Hour
+	// DefaultRawWindow is the recent span read reading by reading, good ones only: the
+	// hours that set a forecast's level and the staleness check (forecast.DefaultMaxStale),
+	// short enough that a round of a thousand stations reporting every minute reads a
+	// few million rows, not tens of millions.
+	DefaultRawWindow = 6 * time.Hour
 	// DefaultDeadband is the hysteresis of an early warning, as a fraction of the limit:
 	// the same margin as the station agents' threshold alerts.
 	DefaultDeadband = 0.02
