@@ -170,7 +170,9 @@ func (r *Runner) Round(ctx context.Context) (Report, error) {
 }
 
 func (r *Runner) round(ctx context.Context) (Report, error) {
-	now := r.opts.Now().UTC()
+	// Whole seconds: the time of issue reads the same in the forecast, its row and its
+	// live message (PostgreSQL keeps microseconds).
+	now := r.opts.Now().UTC().Truncate(time.Second)
 	var rep Report
 	stations, err := allStations(ctx, r.store)
 	if err != nil {
