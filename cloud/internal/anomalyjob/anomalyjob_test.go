@@ -108,7 +108,9 @@ func cloudAlerts(t *testing.T, s *store.Store) []store.Alert {
 // suspect_sensor (open), with their evidence; rounds after that keep them, and once the
 // data is out of the window the open one resolves.
 func TestPlumeAndFaultyProbeToldApart(t *testing.T) {
-	end := time.Now().UTC().Truncate(time.Hour)
+	// A fixed fortnight (the dry season, as the benchmark's), so that the river's daily
+	// cycle meets the plume at the same hour on every run; the job's clock follows it.
+	end := time.Date(2026, 1, 15, 0, 0, 0, 0, time.UTC)
 	idx := history(t, end)
 	s, _ := storetest.Open(t, store.Options{})
 	load(t, s, idx)
@@ -124,8 +126,14 @@ func TestPlumeAndFaultyProbeToldApart(t *testing.T) {
 	assert.Equal(t, 16, rep.Series)
 	t.Logf("findings: %v, open %d, transitions %d, took %s", rep.Findings, rep.Open, rep.Changes, rep.Took)
 
-	plume := idx.Stations[0].Incidents[len(idx.Stations[0].Incidents)-1]
-	require.Equal(t, "plume", plume.Origin)
+	require.Equal(t, "MH-PUNE-001", idx.Stations[0].Station)
+	var plume simhistory.Incident
+	for _, in := range idx.Stations[0].Incidents {
+		if in.Origin == "plume" {
+			plume = in
+		}
+	}
+	require.False(t, plume.Start.IsZero(), "the scenario's plume passed Sangam: %+v", idx.Stations[0].Incidents)
 	var event, probe *store.Alert
 	alerts := cloudAlerts(t, s)
 	for i, a := range alerts {
@@ -158,7 +166,6 @@ func TestPlumeAndFaultyProbeToldApart(t *testing.T) {
 	assert.Equal(t, alert.Warning, probe.Severity)
 	assert.Equal(t, alert.Active, probe.State)
 	for _, a := range alerts {
-		assert.NotEqual(t, "MH-PUNE-002", a.Station+"/"+a.Param+"/"+a.Rule, "nothing blames the healthy station's probe")
 		if a.Rule == store.RuleSuspectSensor {
 			assert.NotEqual(t, "MH-PUNE-002", a.Station, "Mundhwa's probes are healthy: %s", a.Message)
 		}
