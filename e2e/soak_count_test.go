@@ -218,6 +218,7 @@ func queryRows[T any](t *testing.T, conn *pgx.Conn, sql string) []T {
 func (s *soak) count() soakFigures {
 	t := s.t
 	conn := dbConnect(t, s.c.DatabaseURL)
+	served := s.readUpstream()
 	held, rec := s.collect(conn)
 	var f soakFigures
 
@@ -322,6 +323,7 @@ func (s *soak) count() soakFigures {
 		"faults: %d cloud outages (backlogs %v), %d PostgreSQL restarts, %d agent restarts, %d clock sync losses, %d NTP steps",
 		len(s.sent), len(acked), lostR, dupR, unacked, len(rec.wqi), lostW, dupW, len(rec.events), kinds, lostE, dupE,
 		s.outages, s.backlogs, s.dbRestarts, s.agentRestarts, s.syncLosses, s.ntpSteps)
+	s.countUpstream(conn, served, &f)
 	return f
 }
 

@@ -95,6 +95,10 @@ func TestSoak(t *testing.T) {
 	}
 	require.NoError(t, os.WriteFile(s.syncFile, nil, 0o600), "the clock sync marker")
 	s.c = newCloud(t, srv.CreateDB(t))
+	s.up = startUpstreams(t, soakUpstreamOptions)
+	s.c.readFrom(t, s.up)
+	s.upstream = soakUpstream{ogdBefore: s.up.ogdServed(t), since: time.Now(),
+		open: map[string]openFault{}, seen: map[string]*faultsSeen{}}
 	s.c.serve.Start(t)
 	s.a = newAgent(t, s.c.URL(), s.c.TokenFile, agentOptions{BatchMax: 200, SyncFile: s.syncFile, Horizon: soakHorizon})
 	s.a.Start(t)
@@ -122,6 +126,10 @@ type soakStep struct {
 	at   time.Duration // since the week began
 	what string
 	run  func(s *soak)
+	// holds is +1 for a step that takes ph-cloud or PostgreSQL away and -1 for the step
+	// that brings it back: the upstream sources' faults go where nothing is held, so that
+	// /stats answers and a round can succeed when they end.
+	holds int
 }
 
 // at is the simulated instant hh:mm on day.
@@ -140,7 +148,7 @@ func clockString(d time.Duration) string {
 // agent failed to reach the cloud, the cloud lost its database): a fault nobody noticed
 // proves nothing.
 func ntpStep(when, by time.Duration) soakStep {
-	return soakStep{when, fmt.Sprintf("probe clocks step %+v (NTP)", by), func(s *soak) {
+	return soakStep{at: when, what: fmt.Sprintf("probe clocks step %+v (NTP)", by), run: func(s *soak) {
 		s.offset += by
 		s.ntpSteps++
 	}}
@@ -156,20 +164,20 @@ func signal(kill bool) string {
 
 func cloudOutage(from, to time.Duration, kill bool) []soakStep {
 	return []soakStep{
-		{from, "ph-cloud down (" + signal(kill) + ")", func(s *soak) { s.cloudDown(kill) }},
-		{to, "ph-cloud up", func(s *soak) { s.cloudUp() }},
+		{at: from, what: "ph-cloud down (" + signal(kill) + ")", run: func(s *soak) { s.cloudDown(kill) }, holds: 1},
+		{at: to, what: "ph-cloud up", run: func(s *soak) { s.cloudUp() }, holds: -1},
 	}
 }
 
 func databaseRestart(from, to time.Duration, mode string) []soakStep {
 	return []soakStep{
-		{from, "PostgreSQL stopped (" + mode + ")", func(s *soak) { s.databaseDown(mode) }},
-		{to, "PostgreSQL started", func(s *soak) { s.databaseUp() }},
+		{at: from, what: "PostgreSQL stopped (" + mode + ")", run: func(s *soak) { s.databaseDown(mode) }, holds: 1},
+		{at: to, what: "PostgreSQL started", run: func(s *soak) { s.databaseUp() }, holds: -1},
 	}
 }
 
 func agentRestart(when time.Duration, kill bool) soakStep {
-	return soakStep{when, "ph-agent restarted (" + signal(kill) + ")", func(s *soak) { s.restartAgent(kill, false) }}
+	return soakStep{at: when, what: "ph-agent restarted (" + signal(kill) + ")", run: func(s *soak) { s.restartAgent(kill, false) }}
 }
 
 // unsynced loses the agent's clock sync: while running (NTP lost), or across a reboot
@@ -180,19 +188,10 @@ func unsynced(from, to time.Duration, reboot bool) []soakStep {
 		what = "power cut: ph-agent killed and booted without clock sync"
 	}
 	return []soakStep{
-		{from, what, func(s *soak) { s.loseSync(reboot) }},
-		{to, "clock synced (NTP)", func(s *soak) { s.resync() }},
+		{at: from, what: what, run: func(s *soak) { s.loseSync(reboot) }},
+		{at: to, what: "clock synced (NTP)", run: func(s *soak) { s.resync() }},
 	}
 }
-
-// upstreamFaults are the faults of the cloud's upstream sources (government open data,
-// satellite statistics) during the week. There are none yet: ph-cloud has no upstream
-// collectors to fail. When it has, this is where they go: the cloud's configuration points
-// the collectors at upstream simulators on 127.0.0.1 (ph-sim's, with the real response
-// shapes), these steps make an upstream answer errors, time out, return garbage or stay
-// away for simulated hours, and the count adds the api and satellite readings, each once
-// in measurements, with the failures shown in /stats.
-func upstreamFaults(*soak) []soakStep { return nil }
 
 // suiteFaults is each kind of fault in each of its ways, spread over the week.
 func suiteFaults(s *soak) []soakStep {
@@ -208,7 +207,7 @@ func suiteFaults(s *soak) []soakStep {
 	steps = append(steps, databaseRestart(at(6, 12, 0), at(6, 13, 0), "fast")...)
 	steps = append(steps, unsynced(at(4, 2, 0), at(4, 5, 0), true)...)
 	steps = append(steps, unsynced(at(6, 3, 0), at(6, 7, 0), false)...)
-	return append(steps, upstreamFaults(s)...)
+	return append(steps, upstreamFaults(s, steps, false)...)
 }
 
 // weekNTP are the probes' clock steps of successive days: their clocks go an hour fast,
@@ -243,7 +242,7 @@ func weekFaults(s *soak) []soakStep {
 			steps = append(steps, unsynced(start, start+time.Duration(1+rng.IntN(6))*time.Hour, day%2 == 1)...)
 		}
 	}
-	return append(steps, upstreamFaults(s)...)
+	return append(steps, upstreamFaults(s, steps, true)...)
 }
 
 // describeSteps lists steps for the log.
