@@ -17,8 +17,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// soakFigures are the soak's counts. Lost and duplicated add up readings, WQI points and
-// alert transitions; breakdown says which.
+// soakFigures are the soak's counts. Readings are the probes' acknowledged readings and
+// the upstream sources' values; lost and duplicated add up those, WQI points and alert
+// transitions; breakdown says which.
 type soakFigures struct {
 	readings, lost, duplicated int
 	breakdown                  string

@@ -62,8 +62,10 @@ func soakSizeFor(t *testing.T) soakSize {
 // TestSoak runs a station through a compressed week: real ph-agent and ph-cloud processes
 // and a private PostgreSQL, while six probes publish a river's week at QoS 1 with explicit
 // timestamps (one reading per probe every cadence of simulated time, as fast as the agent
-// acknowledges them). The compression is in the timestamps and in how densely the faults
-// follow each other; nobody's clock is faked. Faults, at their simulated instants:
+// acknowledges them), and ph-cloud reads CPCB's river data from `ph-sim ogd` (data.gov.in)
+// and satellite statistics from `ph-sim stats` (Copernicus) every second. The compression
+// is in the timestamps and in how densely the faults follow each other; nobody's clock is
+// faked. Faults, at their simulated instants:
 //
 //   - the probes' clocks step by ±1 h (NTP steps): their timestamps jump forward and back;
 //   - the agent loses and regains its clock sync (its sync marker removed and restored,
@@ -72,16 +74,24 @@ func soakSizeFor(t *testing.T) soakSize {
 //   - ph-cloud is down for hours (SIGKILL or SIGTERM), the agent buffering meanwhile;
 //   - PostgreSQL stops (fast or immediate) under a running ph-cloud and comes back;
 //   - the agent restarts (SIGTERM, and SIGKILL with publishes in flight);
-//   - the cloud's upstream sources fail (none yet: see upstreamFaults).
+//   - the cloud's upstream sources fail: the government source answers 429 with
+//     Retry-After, 5xx, nothing in time and malformed bodies, and stays away for hours;
+//     the satellite source too, at other times; CPCB republishes its resource with a
+//     corrected value (upstreamFaults). Each failure must show in /stats, and each source
+//     must recover (consecutive failures back to 0).
 //
 // Then the counts, end to end. Every reading that got its PUBACK is in the cloud's
 // measurements exactly once, with its sensor, value and timestamp; every alert transition
 // and WQI point the agent recorded (read from its buffer after it stopped) is in
-// alert_events and wqi_readings exactly once. Lost is what was acknowledged or recorded
-// but is absent; duplicated is every copy beyond the first of one natural identity (a
-// reading's sensor, parameter and value, which no other reading of the week shares; a
-// WQI point's time and value; a transition's alert, kind and time), so that a copy under
-// a new seq counts too.
+// alert_events and wqi_readings exactly once; every government value the OGD simulator
+// served (before and after the correction) and every weekly satellite estimate its
+// statistics give is in external_readings exactly once, a corrected value as a new
+// revision of its observation. Lost is what was acknowledged, recorded or served but is
+// absent; duplicated is every copy beyond the first of one natural identity (a reading's
+// sensor, parameter and value, which no other reading of the week shares; a WQI point's
+// time and value; a transition's alert, kind and time; a government value's parameter,
+// time and value; an estimate's parameter and week), so that a copy under a new seq or
+// revision counts too.
 func TestSoak(t *testing.T) {
 	size := soakSizeFor(t)
 	rng, _ := newRand(t)

@@ -39,10 +39,15 @@ type upstreamFault struct {
 // to two requests fails one.
 const attempts = 2
 
+// The faults the steps give. A service away answers every request with its error until
+// the fault ends; the others fail one request (both its attempts).
 func rateLimited() upstreamFault         { return upstreamFault{"429", attempts} }
 func serverError(code int) upstreamFault { return upstreamFault{strconv.Itoa(code), attempts} }
+func timeout() upstreamFault             { return upstreamFault{"slow", attempts} }
+func malformed() upstreamFault           { return upstreamFault{"malformed", attempts} }
+func away(code int) upstreamFault        { return upstreamFault{strconv.Itoa(code), 0} }
 
-// serverErrors fails one request's attempts with one 5xx after the other.
+// serverErrors fails one request with one 5xx after the other, an attempt each.
 func serverErrors(codes ...int) []upstreamFault {
 	out := make([]upstreamFault, len(codes))
 	for i, c := range codes {
@@ -50,15 +55,12 @@ func serverErrors(codes ...int) []upstreamFault {
 	}
 	return out
 }
-func timeout() upstreamFault      { return upstreamFault{"slow", attempts} }
-func malformed() upstreamFault    { return upstreamFault{"malformed", attempts} }
-func away(code int) upstreamFault { return upstreamFault{strconv.Itoa(code), 0} }
 
 func (f upstreamFault) String() string {
 	if f.lasting() {
-		return faultText[f.kind] + " to every request"
+		return faultKinds[f.kind].text + " to every request"
 	}
-	return faultText[f.kind]
+	return faultKinds[f.kind].text
 }
 
 // lasting: the fault lasts until its end step rather than for a number of requests.
@@ -68,21 +70,22 @@ func (f upstreamFault) lasting() bool { return f.count == 0 }
 func (f upstreamFault) requests() int { return cmp.Or(f.count, maxFaultCount) }
 
 // shows says whether a source's error names the fault.
-func (f upstreamFault) shows(err string) bool { return strings.Contains(err, faultShows[f.kind]) }
+func (f upstreamFault) shows(err string) bool { return strings.Contains(err, faultKinds[f.kind].shows) }
 
 // maxFaultCount is the most requests one queued fault may take (the simulators' limit):
 // at a round a second, hours of real time.
 const maxFaultCount = 10000
 
-// faultText says what a fault looks like; faultShows is what the cloud's error says of it
-// in /stats.
-var (
-	faultText = map[string]string{"429": "answers 429 with Retry-After", "500": "answers 500",
-		"502": "answers 502 from its gateway", "503": "answers 503", "slow": "does not answer in time",
-		"malformed": "serves bodies cut in half"}
-	faultShows = map[string]string{"429": "429", "500": "500", "502": "502", "503": "503",
-		"slow": "deadline exceeded", "malformed": "malformed response"}
-)
+// faultKinds are the faults /_sim/fault knows: what each looks like, and what the cloud's
+// error says of it in /stats (an answer's status as "<code> <status text>").
+var faultKinds = map[string]struct{ text, shows string }{
+	"429":       {"answers 429 with Retry-After", "429 Too Many Requests"},
+	"500":       {"answers 500", "500 Internal Server Error"},
+	"502":       {"answers 502 from its gateway", "502 Bad Gateway"},
+	"503":       {"answers 503", "503 Service Unavailable"},
+	"slow":      {"does not answer in time", "deadline exceeded"},
+	"malformed": {"serves bodies cut in half", "malformed response"},
+}
 
 // apiPath is where a source's simulator serves the data the faults hit: the resource, and
 // the statistics (the satellite's token, valid for ten minutes, is left alone).
@@ -161,6 +164,8 @@ func (s *soak) upstreamDown(source string, faults []upstreamFault) {
 	t := s.t
 	require.True(t, s.cloudRunning && s.dbRunning, "an upstream fault must begin while ph-cloud and PostgreSQL are up")
 	s.upstreamRecovered(source)
+	_, busy := s.upstream.open[source]
+	require.False(t, busy, "%s: a fault begins while another lasts", source)
 	before := s.c.upstreamStats(t)[source]
 	for _, f := range faults {
 		s.up.queueFault(t, source, f.kind, f.requests(), apiPath(source))

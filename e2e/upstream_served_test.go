@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -174,14 +175,13 @@ func (u *upstreams) satelliteServed(t *testing.T, first, last time.Time) map[sat
 // that count, by parameter.
 func (u *upstreams) sceneEstimates(t *testing.T, token string, req []byte, p satProduct) map[string][]float64 {
 	t.Helper()
-	hreq, err := http.NewRequestWithContext(t.Context(), http.MethodPost, u.StatsBase+"/api/v1/statistics", bytes.NewReader(req))
+	ctx, cancel := context.WithTimeout(t.Context(), guard)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u.StatsBase+"/api/v1/statistics", bytes.NewReader(req))
 	require.NoError(t, err)
 	hreq.Header.Set("Authorization", "Bearer "+token)
 	hreq.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(hreq)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode, "statistics request %s", req)
+	body := simSend(t, hreq, http.StatusOK)
 	var res struct {
 		Data []struct {
 			Interval struct {
@@ -199,7 +199,7 @@ func (u *upstreams) sceneEstimates(t *testing.T, token string, req []byte, p sat
 			Error *struct{} `json:"error"`
 		} `json:"data"`
 	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&res), "statistics response")
+	require.NoError(t, json.Unmarshal(body, &res), "statistics response to %s: %.300s", req, body)
 	out := map[string][]float64{}
 scenes:
 	for _, iv := range res.Data {

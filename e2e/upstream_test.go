@@ -141,12 +141,18 @@ func simCall(t *testing.T, method, u string, form url.Values, want int) []byte {
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
+	return simSend(t, req, want)
+}
+
+// simSend sends req to a simulator and requires the status want; it returns the body.
+func simSend(t *testing.T, req *http.Request, want int) []byte {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err, "%s %s", method, u)
+	require.NoError(t, err, "%s %s", req.Method, req.URL)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	require.NoError(t, err, "%s %s", method, u)
-	require.Equal(t, want, resp.StatusCode, "%s %s: %s", method, u, b)
+	require.NoError(t, err, "%s %s", req.Method, req.URL)
+	require.Equal(t, want, resp.StatusCode, "%s %s: %s", req.Method, req.URL, b)
 	return b
 }
 
