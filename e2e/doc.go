@@ -40,8 +40,12 @@
 //   - a compressed week (soak_test.go): probes publish a river's week with explicit
 //     timestamps while their clocks step by an hour, the agent loses and regains its clock
 //     sync, the cloud is down for hours, PostgreSQL restarts and the agent is restarted
-//     and killed; then every acknowledged reading, WQI point and alert transition is in
-//     the cloud exactly once (`make soak` runs the week at a reading a minute per probe).
+//     and killed, and the cloud's upstream sources (`ph-sim ogd` and `ph-sim stats`)
+//     rate-limit, fail, time out, serve garbage, stay away and republish a corrected value;
+//     then every acknowledged reading, WQI point and alert transition is in the cloud
+//     exactly once, and so is every government value and satellite estimate the
+//     simulators served, with each source's failures in /stats (`make soak` runs the
+//     week at a reading a minute per probe).
 //
 // Every wait is a poll with a deadline that only turns a hang into a failure; no test
 // asserts how fast anything happens. -short runs smaller volumes and fewer faults. Random

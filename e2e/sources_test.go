@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -28,9 +26,14 @@ type sourceStats struct {
 	LastSuccess         time.Time `json:"last_success"`
 	LastError           string    `json:"last_error"`
 	Rounds              int64     `json:"rounds"`
+	Failures            int64     `json:"failures"`
 	ConsecutiveFailures int64     `json:"consecutive_failures"`
 	New                 int64     `json:"new"`
+	Revised             int64     `json:"revised"`
 	LagSecond           float64   `json:"lag_s"`
+	HTTP                struct {
+		RateLimited int64 `json:"rate_limited"`
+	} `json:"http"`
 }
 
 // fusedStatus is the fused WQI of /v1/stations/{id}/status.
@@ -62,43 +65,11 @@ type fusedStatus struct {
 // shows each value's source badge, the lab value as a distinct marker on its chart, and
 // the fused index with the source of each input, following a new probe reading live.
 func TestSources(t *testing.T) {
-	ogd := startSim(t, "ogd", 1, "--api-key", "e2e-key", "--months", "3", "--revise-after", "-1s")
-	stats := startSim(t, "stats", 2, "--client-id", "e2e", "--client-secret", "s3")
-	ogdBase, resource, ok := strings.Cut(ogd[0], "/resource/")
-	require.True(t, ok)
-
+	up := startUpstreams(t, upstreamOptions{Months: 3, Interval: 2 * time.Second, Timeout: 5 * time.Second,
+		Lookback: 14 * 24 * time.Hour})
+	up.Fusion = "2s"
 	c := newCloud(t, pgtest.New(t))
-	f, err := os.OpenFile(c.Config, os.O_APPEND|os.O_WRONLY, 0)
-	require.NoError(t, err)
-	_, err = fmt.Fprintf(f, `fusion: {interval: 2s}
-upstream:
-  - name: cpcb-nwmp
-    kind: ogd
-    base_url: %q
-    api_key: e2e-key
-    resource_id: %q
-    interval: 2s
-    station_field: station_code
-    time_field: sampling_date
-    time_format: "02-01-2006"
-    params: {ph: ph, do: dissolved_oxygen, bod: bod, fc: fecal_coliform, temp: temperature, conductivity: conductivity}
-    units: {conductivity: "µmhos/cm"}
-    stations: {"2683": %s}
-    http: {attempts: 2, rate: -1, backoff_base: 10ms, backoff_max: 100ms}
-satellite:
-  base_url: %q
-  token_url: %q
-  client_id: e2e
-  client_secret: s3
-  interval: 2s
-  lookback: 14d
-  areas: {%s: {lat: 18.5293, lon: 73.8627, radius_m: 150}}
-  http: {rate: -1, backoff_base: 10ms, backoff_max: 100ms}
-`, ogdBase, resource, station, stats[0], stats[1], station)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
-	out := mustCmd(t, cloudBin(t), "config", "check", c.Config)
-	require.Contains(t, out, ": ok")
+	c.readFrom(t, up)
 	c.serve.Start(t)
 
 	a := newAgent(t, c.URL(), c.TokenFile, agentOptions{})
@@ -109,7 +80,7 @@ satellite:
 	}
 	// The lab's BOD, sampled two days ago, entered at the station.
 	sampled := time.Now().Add(-48 * time.Hour).In(time.FixedZone("IST", 5*3600+1800)).Format("2006-01-02T15:04-07:00")
-	out = mustCmd(t, a.bin, "sample", "add", "bod", "3.4", "--unit", "mg/L", "--at", sampled, "--id", "PUN-E2E-01",
+	out := mustCmd(t, a.bin, "sample", "add", "bod", "3.4", "--unit", "mg/L", "--at", sampled, "--id", "PUN-E2E-01",
 		"--lab", "MPCB Pune", "--config", a.Config)
 	assert.Contains(t, out, "stored as seq")
 
@@ -122,7 +93,7 @@ satellite:
 		return w != nil && !w.Partial && w.Inputs["ph"].Source == "sensor" && w.Inputs["do"].Source == "sensor" &&
 			w.Inputs["bod"].Source == "manual" && w.Inputs["fc"].Source == "api"
 	}, func() string { return fmt.Sprintf("%+v", st.FusedWQI) })
-	assert.Equal(t, "cpcb-nwmp", st.FusedWQI.Inputs["fc"].Origin)
+	assert.Equal(t, govSource, st.FusedWQI.Inputs["fc"].Origin)
 	assert.Equal(t, 3.4, st.FusedWQI.Inputs["bod"].Value)
 	assert.Equal(t, "satellite", st.Params["chla"].Source, "chlorophyll-a comes only from the satellite")
 	var own struct {
@@ -139,11 +110,11 @@ satellite:
 	getCloudJSON(t, c.URL()+"/stats", &doc)
 	require.Contains(t, doc.Upstream, "cpcb-nwmp")
 	require.Contains(t, doc.Upstream, "copernicus")
-	assert.Equal(t, "ogd", doc.Upstream["cpcb-nwmp"].Kind)
-	assert.Positive(t, doc.Upstream["cpcb-nwmp"].New)
-	assert.Positive(t, doc.Upstream["cpcb-nwmp"].LagSecond)
-	assert.Positive(t, doc.Upstream["copernicus"].New)
-	assert.False(t, doc.Upstream["copernicus"].LastSuccess.IsZero())
+	assert.Equal(t, "ogd", doc.Upstream[govSource].Kind)
+	assert.Positive(t, doc.Upstream[govSource].New)
+	assert.Positive(t, doc.Upstream[govSource].LagSecond)
+	assert.Positive(t, doc.Upstream[satSource].New)
+	assert.False(t, doc.Upstream[satSource].LastSuccess.IsZero())
 
 	// The dashboard, while everything answers.
 	ctx := browsertest.New(t, testDir(t))
@@ -183,18 +154,15 @@ satellite:
 
 	// data.gov.in answers 429 to every request: the source fails and says so, the satellite
 	// goes on, the service serves.
-	resp, err := http.PostForm(ogdBase+"/_sim/fault", url.Values{"kind": {"429"}, "count": {"10000"}})
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	up.queueFault(t, govSource, "429", 10000, "")
 	getCloudJSON(t, c.URL()+"/stats", &doc)
-	satRounds := doc.Upstream["copernicus"].Rounds
+	satRounds := doc.Upstream[satSource].Rounds
 	waitFor(t, "the government source failing in /stats", func() bool {
 		getCloudJSON(t, c.URL()+"/stats", &doc)
-		return doc.Upstream["cpcb-nwmp"].ConsecutiveFailures > 0 && doc.Upstream["copernicus"].Rounds > satRounds
+		return doc.Upstream[govSource].ConsecutiveFailures > 0 && doc.Upstream[satSource].Rounds > satRounds
 	}, func() string { return fmt.Sprintf("%+v", doc.Upstream) })
-	assert.Contains(t, doc.Upstream["cpcb-nwmp"].LastError, "429")
-	assert.Zero(t, doc.Upstream["copernicus"].ConsecutiveFailures, "the satellite source is not affected")
+	assert.Contains(t, doc.Upstream[govSource].LastError, "429")
+	assert.Zero(t, doc.Upstream[satSource].ConsecutiveFailures, "the satellite source is not affected")
 	c.waitHealth(t, http.StatusOK, guard)
 	metrics := getCloudText(t, c.URL()+"/metrics")
 	assert.Contains(t, metrics, `ph_upstream_consecutive_failures{source="cpcb-nwmp"}`)

@@ -54,9 +54,10 @@ func writeTemplate(t *testing.T, name, path string, data any) {
 type cloud struct {
 	Listen      string
 	DatabaseURL string
-	Config      string // path of the configuration file
-	Token       string // the station's token, as `station add` printed it
-	TokenFile   string // the token, in a file for the agent's uplink.token_file
+	Config      string     // path of the configuration file
+	Token       string     // the station's token, as `station add` printed it
+	TokenFile   string     // the token, in a file for the agent's uplink.token_file
+	Sources     *upstreams // the upstream sources it reads, if any (readFrom)
 	serve       *testproc.Daemon
 }
 
