@@ -58,6 +58,7 @@ type Server struct {
 
 	started time.Time
 	rates   rateSampler
+	jobRuns jobs.Recorder // every background job's runs, for /stats
 
 	sources *sources // upstream, satellite, samples, fused WQI (sources.go)
 }
@@ -193,7 +194,11 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		// The sources' collection and fused WQI jobs: sources.go.
-		jobs.Run(jobCtx, s.log.With("component", "jobs"), append(s.jobs(), s.sources.jobs()...)...)
+		all := append(s.jobs(), s.sources.jobs()...)
+		for i, j := range all {
+			all[i] = s.jobRuns.Wrap(j)
+		}
+		jobs.Run(jobCtx, s.log.With("component", "jobs"), all...)
 		return nil
 	})
 	g.Go(func() error {
