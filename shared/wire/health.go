@@ -78,7 +78,7 @@ const (
 	MaxHealthBytes = 24 << 10
 	// MaxReasonLen bounds why a probe is failing.
 	MaxReasonLen = 128
-	maxCount     = 1 << 40 // sensors, clients: far beyond any station, far below float precision
+	maxCount     = 1 << 30 // sensors, clients: far beyond any station, and within a 32-bit int
 )
 
 // Validate checks a health record and names the first bad field (health.probes.failing[2].name).
