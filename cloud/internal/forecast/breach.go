@@ -90,9 +90,9 @@ func (b Breach) Message(loc *time.Location) string {
 		unit = " " + info.Unit
 	}
 	limit := strconv.FormatFloat(l.Value, 'f', -1, 64)
+	lo, hi := formatInterval(b.First.Lo80, b.First.Hi80, l.Value)
 	msg := fmt.Sprintf("%s is forecast to %s %s%s around %s; 80 %% interval %s–%s", shortName(l.Param),
-		verb, limit, unit, b.First.Time.In(loc).Format("15:04"),
-		formatNear(b.First.Lo80, l.Value), formatNear(b.First.Hi80, l.Value))
+		verb, limit, unit, b.First.Time.In(loc).Format("15:04"), lo, hi)
 	if l.Note != "" {
 		msg += " (" + l.Note + ")"
 	}
@@ -114,6 +114,16 @@ func shortName(p telemetry.Param) string {
 		return "Chlorophyll-a"
 	}
 	return strings.ToUpper(string(p[:1])) + string(p[1:])
+}
+
+// formatInterval writes an interval's bounds as formatNear does, with more decimals when
+// a narrow interval would otherwise read as one value ("2.5–2.5" for 2.46–2.53).
+func formatInterval(lo, hi, limit float64) (string, string) {
+	a, b := formatNear(lo, limit), formatNear(hi, limit)
+	for decimals := 2; a == b && lo != hi && decimals < 6; decimals++ {
+		a, b = strconv.FormatFloat(lo, 'f', decimals, 64), strconv.FormatFloat(hi, 'f', decimals, 64)
+	}
+	return a, b
 }
 
 // formatNear writes v with one decimal below 100 and none above, or with more decimals

@@ -116,3 +116,20 @@ func TestFormatNear(t *testing.T) {
 		assert.Equal(t, tt.want, formatNear(tt.v, tt.limit), "%v against %v", tt.v, tt.limit)
 	}
 }
+
+func TestFormatInterval(t *testing.T) {
+	tests := []struct {
+		lo, hi, limit float64
+		want          string
+	}{
+		{3.1, 4.6, 4, "3.1–4.6"},
+		{2.46, 2.53, 5, "2.46–2.53"},
+		{2.5, 2.5, 5, "2.5–2.5"},
+		{2.501, 2.504, 5, "2.501–2.504"},
+		{250, 650, 500, "250–650"},
+	}
+	for _, tt := range tests {
+		lo, hi := formatInterval(tt.lo, tt.hi, tt.limit)
+		assert.Equal(t, tt.want, lo+"–"+hi, "%v–%v against %v", tt.lo, tt.hi, tt.limit)
+	}
+}
