@@ -289,8 +289,8 @@ func Migrate(ctx context.Context, url string, opts MigrateOptions) (MigrateResul
 // chooseMode is the one place that decides between TimescaleDB and plain PostgreSQL. A
 // recorded mode wins; otherwise the request. ModeAuto chooses TimescaleDB only when the
 // extension can be enabled: installed but not preloaded (shared_preload_libraries), it
-// cannot, and auto falls back to plain PostgreSQL, saying why in reason. The choice is
-// recorded in schema_meta.
+// cannot, and auto falls back to plain PostgreSQL, saying why in reason; ModeTimescale
+// then fails with that reason. The choice is recorded in schema_meta.
 func chooseMode(ctx context.Context, conn *pgx.Conn, recorded, requested Mode) (mode Mode, reason string, err error) {
 	if recorded != "" {
 		if requested != ModeAuto && requested != recorded {
@@ -298,30 +298,43 @@ func chooseMode(ctx context.Context, conn *pgx.Conn, recorded, requested Mode) (
 		}
 		return recorded, "", nil
 	}
-	mode = requested
-	if mode == ModeAuto {
-		var available bool
-		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')`).Scan(&available)
-		if err != nil {
-			return "", "", wrapErr(fmt.Errorf("look for timescaledb: %w", err))
-		}
-		mode, reason = ModePlain, "the timescaledb extension is not installed on the server"
-		if available {
-			if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS timescaledb"); err != nil {
-				reason = "the timescaledb extension is installed but cannot be enabled (is it in shared_preload_libraries?): " + describePgErr(err).Error()
-			} else {
-				mode, reason = ModeTimescale, ""
-			}
-		}
-	} else if mode == ModeTimescale {
+	if requested == ModePlain {
+		return requested, "", recordMode(ctx, conn, requested)
+	}
+	// Enabling an extension that is installed but not preloaded ends the whole session
+	// (TimescaleDB raises FATAL), so the preload is checked first, not tried.
+	var available, preloaded bool
+	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'),
+		'timescaledb' = ANY (string_to_array(translate(current_setting('shared_preload_libraries'), ' "', ''), ','))`).Scan(&available, &preloaded)
+	if err != nil {
+		return "", "", wrapErr(fmt.Errorf("look for timescaledb: %w", err))
+	}
+	switch {
+	case !available:
+		reason = "the timescaledb extension is not installed on the server"
+	case !preloaded:
+		reason = "the timescaledb extension is installed but not in the server's shared_preload_libraries"
+	default:
 		if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS timescaledb"); err != nil {
-			return "", "", fmt.Errorf("enable timescaledb (it must be in shared_preload_libraries; or set database.mode: plain or auto): %w", describePgErr(err))
+			reason = "the timescaledb extension cannot be enabled: " + describePgErr(err).Error()
 		}
 	}
-	if _, err := conn.Exec(ctx, `INSERT INTO schema_meta (key, value) VALUES ('mode', $1)`, string(mode)); err != nil {
-		return "", "", wrapErr(fmt.Errorf("record the storage mode: %w", err))
+	switch {
+	case reason == "":
+		mode = ModeTimescale
+	case requested == ModeAuto:
+		mode = ModePlain
+	default:
+		return "", "", fmt.Errorf("%w: database.mode %s, but %s (set database.mode: plain or auto)", ErrInvalid, requested, reason)
 	}
-	return mode, reason, nil
+	return mode, reason, recordMode(ctx, conn, mode)
+}
+
+func recordMode(ctx context.Context, conn *pgx.Conn, mode Mode) error {
+	if _, err := conn.Exec(ctx, `INSERT INTO schema_meta (key, value) VALUES ('mode', $1)`, string(mode)); err != nil {
+		return wrapErr(fmt.Errorf("record the storage mode: %w", err))
+	}
+	return nil
 }
 
 // applyTimescalePolicies (re)sets compression, retention and refresh policies from the

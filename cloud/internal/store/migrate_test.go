@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -91,6 +93,27 @@ func TestMigrateTimescaleWithoutExtensionFailsClearly(t *testing.T) {
 	sc, err := store.CheckSchema(t.Context(), url)
 	require.NoError(t, err)
 	assert.Equal(t, store.Mode(""), sc.Mode, "a failed choice must not be recorded")
+}
+
+// TestMigrateAutoWhereTimescaleIsInstalledButNotPreloaded: enabling the extension there
+// would end the session, so auto must see the missing preload and choose plain, saying why,
+// and an explicit timescaledb must fail with the same reason on a still usable database.
+func TestMigrateAutoWhereTimescaleIsInstalledButNotPreloaded(t *testing.T) {
+	lib, err := pgtest.LibDir()
+	require.NoError(t, err)
+	if _, err := os.Stat(filepath.Join(lib, "timescaledb.so")); err != nil {
+		t.Skipf("TimescaleDB is not installed here (%v): the fallback cannot be shown", err)
+	}
+	url := pgtest.New(t) // pgtest's shared server does not preload it
+	_, err = store.Migrate(t.Context(), url, store.MigrateOptions{Mode: store.ModeTimescale})
+	require.ErrorIs(t, err, store.ErrInvalid)
+	assert.ErrorContains(t, err, "not in the server's shared_preload_libraries")
+
+	res, err := store.Migrate(t.Context(), url, store.MigrateOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, store.ModePlain, res.Mode)
+	assert.Contains(t, res.ModeReason, "shared_preload_libraries")
+	assert.Equal(t, store.SchemaVersion(), res.To)
 }
 
 func TestOpenRefusesUnmigratedOrOutdated(t *testing.T) {

@@ -3,12 +3,14 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/purehealth/purehealth/cloud/internal/store"
@@ -76,8 +78,24 @@ func Timescale(t testing.TB) Layout {
 	}
 	return Layout{Mode: store.ModeTimescale, NewDB: func(t testing.TB) string {
 		t.Helper()
-		return migrate(t, pgtest.NewOn(t, admin), store.ModeTimescale)
+		url := migrate(t, pgtest.NewOn(t, admin), store.ModeTimescale)
+		pauseDroppingPolicies(t, url)
+		return url
 	}}
+}
+
+// pauseDroppingPolicies unschedules the database's retention and compression policies.
+// The tests' readings are dated where their cases need them, often years back, and
+// TimescaleDB's background workers would otherwise drop or compress those chunks at a
+// moment of their own choosing, in the middle of a test.
+func pauseDroppingPolicies(t testing.TB, url string) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err, "connect to pause the policies")
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	_, err = conn.Exec(t.Context(), `SELECT alter_job(job_id, scheduled => false)
+		FROM timescaledb_information.jobs WHERE proc_name IN ('policy_retention', 'policy_compression')`)
+	require.NoError(t, err, "pause the retention and compression policies")
 }
 
 func migrate(t testing.TB, url string, mode store.Mode) string {
