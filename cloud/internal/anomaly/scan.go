@@ -309,34 +309,127 @@ const (
 
 // tracker follows one channel's episodes hour by hour: an hour at least openAt from its
 // expected value opens one; hours on the same side at least contAt away extend it, with
-// up to maxGap quieter or missing hours tolerated.
+// up to maxGap quieter or missing hours tolerated. With shape, a second rise within an
+// open episode begins an episode of its own (see rises).
 type tracker struct {
 	openAt, contAt float64
 	maxGap         int
 	keep           func(e episode, peak float64) bool
 	z              []float64
+	// shape, when set, is each hour's distance from the river before the open episode
+	// (robust sd, signed), by which a second rise within it is told; nil: none is.
+	shape []float64
 
 	open *episode
 	gap  int
-	out  []episode
+	// crest and trough are the greatest distance of the open episode's hours (on its
+	// side, by shape) and the least since then, at hour troughAt.
+	crest, trough float64
+	troughAt      int
+	out           []episode
 }
 
-func (t *tracker) step(i int, judged bool) {
+// step takes hour i and reports whether it opened an episode where none was open. A
+// second arrival within the open one (see rises) closes it at its trough and goes on as
+// an episode of its own from the start of its climb; that reports false.
+func (t *tracker) step(i int, judged bool) bool {
 	z := t.z[i]
 	switch {
 	case t.open == nil && judged && math.Abs(z) >= t.openAt:
-		t.open = &episode{first: i, last: i, sign: sign(z), peak: i}
+		t.start(i, sign(z))
+		return true
 	case t.open != nil && judged && sign(z) == t.open.sign && math.Abs(z) >= t.contAt:
-		t.open.last, t.gap = i, 0
-		if math.Abs(z) > math.Abs(t.z[t.open.peak]) {
-			t.open.peak = i
+		if t.rises(i) {
+			sgn, from := t.open.sign, t.troughAt+1
+			for math.IsNaN(t.shape[from]) {
+				from++ // i is judged
+			}
+			t.open.last = min(t.open.last, t.troughAt)
+			t.close(false)
+			t.start(from, sgn)
+			for j := from + 1; j <= i; j++ {
+				t.extend(j)
+			}
+			return false
 		}
+		t.extend(i)
 	case t.open != nil:
+		if judged {
+			t.dip(i)
+		}
 		t.gap++
 		if t.gap > t.maxGap {
 			t.close(false)
 		}
 	}
+	return false
+}
+
+func (t *tracker) start(i, sgn int) {
+	t.open = &episode{first: i, last: i, sign: sgn, peak: i}
+	t.gap = 0
+	if t.shape != nil {
+		t.crest = float64(sgn) * t.shape[i]
+		t.trough, t.troughAt = t.crest, i
+	}
+}
+
+// extend adds hour i, on the open episode's side, to it.
+func (t *tracker) extend(i int) {
+	if math.IsNaN(t.z[i]) {
+		return
+	}
+	t.open.last, t.gap = i, 0
+	if math.Abs(t.z[i]) > math.Abs(t.z[t.open.peak]) {
+		t.open.peak = i
+	}
+	if t.shape == nil {
+		return
+	}
+	if v := float64(t.open.sign) * t.shape[i]; v > t.crest {
+		t.crest, t.trough, t.troughAt = v, v, i
+		return
+	}
+	t.dip(i)
+}
+
+func (t *tracker) dip(i int) {
+	if t.shape == nil {
+		return
+	}
+	if v := float64(t.open.sign) * t.shape[i]; v < t.trough {
+		t.trough, t.troughAt = v, i
+	}
+}
+
+// rises reports whether hour i, on the open episode's side, is a second change arriving
+// rather than more of the first: measured from the river before the episode, the water
+// had fallen back to at most half its crest, and hour i climbs out of that trough by at
+// least contAt to at least openAt.
+//
+// One discharge passing a station makes a single hump however the river carries it:
+// advection and longitudinal dispersion spread a release into one smooth rise and fall
+// (the advection–dispersion equation's solution for a finite release is unimodal; Fischer
+// et al. 1979, "Mixing in Inland and Coastal Waters", ch. 4), and dilution only scales it.
+// A fall to half and a climb back out of it is therefore a second release reaching the
+// station while the first is still washing out — at the next station downstream too,
+// where it must be found as its own arrival, or the first event's episode hides it. The
+// fall is relative, so it holds however diluted the water is; downstream, dispersion
+// fills the trough between two releases and lowers both humps, so the climb is asked to
+// be significant (contAt, as an episode's own hours are) and to reach what would open an
+// episode by itself, not to double. A plateau that merely sags, and the hour-to-hour noise
+// of a long episode, do neither.
+//
+// The hump is the water's departure from the river as it was before the discharge, so it
+// is judged by shape, not by the channel's scores: once an episode outlives MaskHours its
+// expected value follows the river's new state, and the scores of its washing-out tail
+// jump when that happens — a climb no water made.
+func (t *tracker) rises(i int) bool {
+	if t.shape == nil {
+		return false
+	}
+	v := float64(t.open.sign) * t.shape[i]
+	return 2*t.trough <= t.crest && v >= t.openAt && v-t.trough >= t.contAt
 }
 
 func (t *tracker) close(ongoing bool) {
@@ -388,7 +481,9 @@ const slowMaskHours = 72
 // first MaskHours) the episode is measured against the river before it: the offset is
 // frozen and its hours are left out of later baselines, offsets and spreads. After that
 // the river's new state counts again, so a real change becomes the norm within hours
-// instead of holding an episode open for days.
+// instead of holding an episode open for days. A second rise of the water within an
+// episode, out of a trough at half its crest measured against that frozen river, is a
+// second arrival and an episode of its own (see tracker.rises); it keeps the frozen offset.
 //
 // The slow channel compares each hour with the baseline alone, so that what the offset
 // follows — a slow drift of a fouling probe, a shift that stays — is still seen: hours
@@ -450,7 +545,9 @@ func (d *detector) scan() []episode {
 	rv := make([]float64, 0, d.opts.LevelHours)
 	slopes := make([]float64, 0, d.opts.LevelHours*d.opts.LevelHours/2)
 	var frozen float64 // the offset when the open fast episode began
-	fast := &tracker{openAt: d.opts.Threshold, contAt: d.opts.Continue, maxGap: 1, z: d.z,
+	// shape: each hour's departure from the river before the open fast episode.
+	shape := make([]float64, n)
+	fast := &tracker{openAt: d.opts.Threshold, contAt: d.opts.Continue, maxGap: 1, z: d.z, shape: shape,
 		keep: func(e episode, peak float64) bool {
 			return e.last-e.first+1 >= d.opts.MinHours || peak >= 2*d.opts.Threshold
 		}}
@@ -493,9 +590,16 @@ func (d *detector) scan() []episode {
 				d.slowZ[i] = slowErrs[i] / d.slowScale[i]
 			}
 		}
-		wasOpen := fast.open != nil
-		fast.step(i, d.judged[i])
-		if !wasOpen && fast.open != nil {
+		shape[i] = math.NaN()
+		switch {
+		case !d.judged[i]:
+		case fast.open == nil:
+			shape[i] = d.z[i] // were it to open one, level is frozen
+		default:
+			shape[i] = (d.y[i] - d.base[i] - frozen) / d.scale[i]
+		}
+		// A second arrival keeps the first's frozen offset: the river before both.
+		if fast.step(i, d.judged[i]) {
 			frozen = level
 		}
 		slow.step(i, !math.IsNaN(d.slowZ[i]))
