@@ -200,7 +200,12 @@ func TestCloudStack(t *testing.T) {
 
 	// 2. The database's first start: a fresh server (the script makes cluster-wide roles),
 	// and the script as the postgres image runs it, as the superuser on POSTGRES_DB.
-	srv := pgtest.Start(t)
+	// With TimescaleDB installed here, the server loads it as the compose file's db does.
+	settings, err := pgtest.TimescaleSettings()
+	if err != nil {
+		t.Logf("%v: the plain layout is deployed", err)
+	}
+	srv := pgtest.Start(t, settings...)
 	pgURL, err := url.Parse(srv.CreateDB(t))
 	require.NoError(t, err)
 	h.pg = pgURL

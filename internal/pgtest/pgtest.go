@@ -143,6 +143,20 @@ func LibDir() (string, error) {
 	return filepath.Join(filepath.Dir(dir), "lib"), nil
 }
 
+// TimescaleSettings returns the settings that make a server Start-ed here load TimescaleDB
+// (preloaded, its telemetry off so that tests reach nothing outside the machine), or an
+// error saying why the installation pgtest uses cannot load it.
+func TimescaleSettings() ([]string, error) {
+	lib, err := LibDir()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(lib, "timescaledb.so")); err != nil {
+		return nil, fmt.Errorf("TimescaleDB is not installed: %w", err)
+	}
+	return []string{"shared_preload_libraries=timescaledb", "timescaledb.telemetry_level=off"}, nil
+}
+
 // binDir finds the directory holding initdb, pg_ctl and postgres together.
 func binDir() (string, error) {
 	complete := func(dir string) bool {

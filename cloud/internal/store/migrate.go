@@ -302,10 +302,13 @@ func chooseMode(ctx context.Context, conn *pgx.Conn, recorded, requested Mode) (
 		return requested, "", recordMode(ctx, conn, requested)
 	}
 	// Enabling an extension that is installed but not preloaded ends the whole session
-	// (TimescaleDB raises FATAL), so the preload is checked first, not tried.
+	// (TimescaleDB raises FATAL), so the preload is checked first, not tried. Only a
+	// superuser may read shared_preload_libraries; every session sees the settings that
+	// TimescaleDB's loader defines when it was preloaded (this one is not a tuning knob that a
+	// configuration file would set without the loader).
 	var available, preloaded bool
 	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'),
-		'timescaledb' = ANY (string_to_array(translate(current_setting('shared_preload_libraries'), ' "', ''), ','))`).Scan(&available, &preloaded)
+		current_setting('timescaledb.bgw_launcher_poll_time', true) IS NOT NULL`).Scan(&available, &preloaded)
 	if err != nil {
 		return "", "", wrapErr(fmt.Errorf("look for timescaledb: %w", err))
 	}

@@ -2,8 +2,6 @@ package store_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -99,13 +97,11 @@ func TestMigrateTimescaleWithoutExtensionFailsClearly(t *testing.T) {
 // would end the session, so auto must see the missing preload and choose plain, saying why,
 // and an explicit timescaledb must fail with the same reason on a still usable database.
 func TestMigrateAutoWhereTimescaleIsInstalledButNotPreloaded(t *testing.T) {
-	lib, err := pgtest.LibDir()
-	require.NoError(t, err)
-	if _, err := os.Stat(filepath.Join(lib, "timescaledb.so")); err != nil {
-		t.Skipf("TimescaleDB is not installed here (%v): the fallback cannot be shown", err)
+	if _, err := pgtest.TimescaleSettings(); err != nil {
+		t.Skipf("%v: the fallback cannot be shown", err)
 	}
 	url := pgtest.New(t) // pgtest's shared server does not preload it
-	_, err = store.Migrate(t.Context(), url, store.MigrateOptions{Mode: store.ModeTimescale})
+	_, err := store.Migrate(t.Context(), url, store.MigrateOptions{Mode: store.ModeTimescale})
 	require.ErrorIs(t, err, store.ErrInvalid)
 	assert.ErrorContains(t, err, "not in the server's shared_preload_libraries")
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -64,17 +63,12 @@ func Timescale(t testing.TB) Layout {
 	t.Helper()
 	admin := os.Getenv(EnvTimescaleURL)
 	if admin == "" {
-		lib, err := pgtest.LibDir()
-		if err == nil {
-			_, err = os.Stat(filepath.Join(lib, "timescaledb.so"))
-		}
+		settings, err := pgtest.TimescaleSettings()
 		if err != nil {
 			t.Skipf("TimescaleDB cannot be loaded here (%v), and %s names no server that loads it: "+
 				"the TimescaleDB layout is not tested", err, EnvTimescaleURL)
 		}
-		// Telemetry off: tests reach no address outside the machine.
-		srv := pgtest.Start(t, "shared_preload_libraries=timescaledb", "timescaledb.telemetry_level=off")
-		admin = srv.URL("postgres")
+		admin = pgtest.Start(t, settings...).URL("postgres")
 	}
 	return Layout{Mode: store.ModeTimescale, NewDB: func(t testing.TB) string {
 		t.Helper()

@@ -27,8 +27,10 @@ psql --no-psqlrc --quiet --set ON_ERROR_STOP=1 \
 
 CREATE ROLE purehealth LOGIN PASSWORD :'owner_password';
 SELECT format('ALTER DATABASE %I OWNER TO purehealth', current_database()) \gexec
+-- Only where it is preloaded: enabling it otherwise ends the session, and this script.
 SELECT 'CREATE EXTENSION IF NOT EXISTS timescaledb'
-WHERE EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') \gexec
+WHERE EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+  AND 'timescaledb' = ANY (string_to_array(translate(current_setting('shared_preload_libraries'), ' "', ''), ',')) \gexec
 
 CREATE ROLE grafana_reader LOGIN PASSWORD :'reader_password';
 ALTER ROLE grafana_reader SET default_transaction_read_only = on;
