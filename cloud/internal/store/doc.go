@@ -5,9 +5,11 @@
 //
 // Migrate chooses the layout once, at its first run, and records it in schema_meta:
 //
-//   - timescaledb, when the server offers the extension: hypertables with 1-day chunks,
+//   - timescaledb, when the server preloads the extension: hypertables with 1-day chunks,
 //     continuous aggregates measurements_hourly and measurements_daily, compression after 7
-//     days and retention policies.
+//     days and retention policies. The aggregates are real-time above their watermark;
+//     readings that arrive below it (an agent's backlog after days offline) reach them
+//     at the next refresh, within 15 minutes for hourly and an hour for daily buckets.
 //   - plain PostgreSQL: measurements and wqi_readings partitioned by UTC day, partitions made
 //     ahead and on demand for any day a batch touches and dropped past retention (Maintain),
 //     and rollup tables measurements_hourly and measurements_daily kept by the ingest

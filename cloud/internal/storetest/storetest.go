@@ -23,8 +23,11 @@ import (
 func Migrated(t testing.TB) string {
 	t.Helper()
 	url := pgtest.New(t)
-	_, err := store.Migrate(t.Context(), url, store.MigrateOptions{})
+	res, err := store.Migrate(t.Context(), url, store.MigrateOptions{})
 	require.NoError(t, err, "migrate")
+	if res.Mode == store.ModeTimescale { // a server PH_TEST_DATABASE_URL names may load it
+		pausePolicies(t, url)
+	}
 	return url
 }
 
@@ -72,30 +75,33 @@ func Timescale(t testing.TB) Layout {
 	}
 	return Layout{Mode: store.ModeTimescale, NewDB: func(t testing.TB) string {
 		t.Helper()
-		url := migrate(t, pgtest.NewOn(t, admin), store.ModeTimescale)
-		pauseDroppingPolicies(t, url)
-		return url
+		return migrate(t, pgtest.NewOn(t, admin), store.ModeTimescale)
 	}}
 }
 
-// pauseDroppingPolicies unschedules the database's retention and compression policies.
-// The tests' readings are dated where their cases need them, often years back, and
-// TimescaleDB's background workers would otherwise drop or compress those chunks at a
-// moment of their own choosing, in the middle of a test.
-func pauseDroppingPolicies(t testing.TB, url string) {
+// pausePolicies unschedules the database's TimescaleDB policies (retention, compression,
+// aggregate refresh). The tests' readings are dated where their cases need them, often
+// years back, and the background workers would otherwise drop, compress or materialize
+// chunks at moments of their own choosing in the middle of a test: a refresh that moves
+// the aggregates' watermark before a test backfills hides the backfilled hours from the
+// rollups until the next refresh. Unrefreshed, the real-time aggregates show every row.
+func pausePolicies(t testing.TB, url string) {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), url)
 	require.NoError(t, err, "connect to pause the policies")
 	defer conn.Close(context.WithoutCancel(t.Context()))
 	_, err = conn.Exec(t.Context(), `SELECT alter_job(job_id, scheduled => false)
-		FROM timescaledb_information.jobs WHERE proc_name IN ('policy_retention', 'policy_compression')`)
-	require.NoError(t, err, "pause the retention and compression policies")
+		FROM timescaledb_information.jobs WHERE proc_name LIKE 'policy\_%'`)
+	require.NoError(t, err, "pause the TimescaleDB policies")
 }
 
 func migrate(t testing.TB, url string, mode store.Mode) string {
 	t.Helper()
 	_, err := store.Migrate(t.Context(), url, store.MigrateOptions{Mode: mode})
 	require.NoError(t, err, "migrate to the %s layout", mode)
+	if mode == store.ModeTimescale {
+		pausePolicies(t, url)
+	}
 	return url
 }
 
