@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,9 +23,10 @@ const (
 	EventStatus     = "status"
 )
 
-// eventReadings is the type of an events row that stands for a batch's live readings, one
-// event each (see 0009_ingest_ranges.sql): Events expands it into reading events.
-const eventReadings = "readings"
+// EventReadings is the type of an events row that stands for a batch's live readings, one
+// reading event each (see 0009_ingest_ranges.sql): its Data is the array of their data,
+// in seq order, and its Span ids are theirs. Events expands it; EventRows does not.
+const EventReadings = "readings"
 
 // EventsChannel is the PostgreSQL notification channel on which every commit that adds
 // events announces its highest new id.
@@ -39,6 +41,21 @@ type Event struct {
 	Time      time.Time       // when it happened (a reading's time)
 	Data      json.RawMessage // the message's data
 	CreatedAt time.Time       // when it was stored
+	// Span is, for a row of type EventReadings (EventRows), how many events it stands
+	// for: those with ids ID-Span+1 .. ID. Otherwise 1 (or 0: one).
+	Span int64
+}
+
+// First returns the id of the first event e stands for.
+func (e Event) First() int64 { return e.ID - max(e.Span, 1) + 1 }
+
+// Expand returns the events e stands for, in id order: the reading events of a readings
+// row, with their ids, times and data; any other event as it is.
+func (e Event) Expand() ([]Event, error) {
+	if e.Type != EventReadings {
+		return []Event{e}, nil
+	}
+	return appendReadingEvents(nil, e, EventQuery{})
 }
 
 // AlertChange is the data of an alert event: the alert as the API shows it after the
@@ -336,37 +353,19 @@ const maxEventSpan = 10000
 // batch's readings comes out as one reading event each, with the ids of its span; those
 // outside (q.After, q.Upto] are left out.
 func (s *Store) Events(ctx context.Context, q EventQuery) ([]Event, error) {
-	w := q.where()
-	sql := `SELECT id, span, station_id, type, time, data, created_at FROM events` + w.String() +
-		` ORDER BY id` + w.limit(q.Limit)
-	var out []Event
-	err := s.query(ctx, "events", func(ctx context.Context) error {
-		out = out[:0]
-		rows, err := s.pool.Query(ctx, sql, w.args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var e Event
-			var span int64
-			var data []byte
-			if err := rows.Scan(&e.ID, &span, &e.Station, &e.Type, &e.Time, &data, &e.CreatedAt); err != nil {
-				return err
-			}
-			e.Data, e.Time, e.CreatedAt = data, e.Time.UTC(), e.CreatedAt.UTC()
-			if e.Type != eventReadings {
-				out = append(out, e)
-				continue
-			}
-			if out, err = appendReadingEvents(out, e, span, q); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
-	})
+	rows, err := s.EventRows(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("events: %w", err)
+		return nil, err
+	}
+	out := make([]Event, 0, len(rows))
+	for _, e := range rows {
+		if e.Type != EventReadings {
+			out = append(out, e)
+			continue
+		}
+		if out, err = appendReadingEvents(out, e, q); err != nil {
+			return nil, fmt.Errorf("events: %w", err)
+		}
 	}
 	if q.Limit > 0 && len(out) > q.Limit {
 		out = out[:q.Limit] // the rest of a row comes with the next query after the last id
@@ -374,23 +373,53 @@ func (s *Store) Events(ctx context.Context, q EventQuery) ([]Event, error) {
 	return out, nil
 }
 
-// appendReadingEvents appends the reading events a readings row e of span ids stands
-// for, those q selects.
-func appendReadingEvents(out []Event, e Event, span int64, q EventQuery) ([]Event, error) {
+// EventRows lists the rows of the events table that hold the events q selects, in id
+// order, at most q.Limit rows: a batch's readings are one event of type EventReadings
+// (see Event.Span), whole, even when q's bounds fall inside it. The fan-out reads these
+// and expands the rows its clients want (Event.Expand).
+func (s *Store) EventRows(ctx context.Context, q EventQuery) ([]Event, error) {
+	w := q.where()
+	sql := `SELECT id, span, station_id, type, time, data, created_at FROM events` + w.String() +
+		` ORDER BY id` + w.limit(q.Limit)
+	var out []Event
+	err := s.query(ctx, "events", func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, sql, w.args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
+			var e Event
+			var data []byte
+			err := row.Scan(&e.ID, &e.Span, &e.Station, &e.Type, &e.Time, &data, &e.CreatedAt)
+			e.Data, e.Time, e.CreatedAt = data, e.Time.UTC(), e.CreatedAt.UTC()
+			return e, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	return out, nil
+}
+
+// appendReadingEvents appends the reading events a readings row e stands for, those q
+// selects.
+func appendReadingEvents(out []Event, e Event, q EventQuery) ([]Event, error) {
 	elems, times, err := splitReadings(e.Data)
 	if err != nil {
 		return out, fmt.Errorf("event %d: %w", e.ID, err)
 	}
-	if int64(len(elems)) != span {
-		return out, fmt.Errorf("event %d: %d readings for a span of %d", e.ID, len(elems), span)
+	if int64(len(elems)) != max(e.Span, 1) {
+		return out, fmt.Errorf("event %d: %d readings for a span of %d", e.ID, len(elems), e.Span)
 	}
-	first := e.ID - span + 1
+	out = slices.Grow(out, len(elems))
+	first := e.First()
 	for i, data := range elems {
 		id := first + int64(i)
 		if id <= q.After || (q.Upto > 0 && id > q.Upto) {
 			continue
 		}
-		out = append(out, Event{ID: id, Station: e.Station, Type: EventReading, Time: times[i], Data: data, CreatedAt: e.CreatedAt})
+		out = append(out, Event{ID: id, Station: e.Station, Type: EventReading, Time: times[i], Data: data, CreatedAt: e.CreatedAt, Span: 1})
 	}
 	return out, nil
 }

@@ -338,7 +338,7 @@ func (s *Store) readingEvents(station string, now time.Time, rs []wire.Reading, 
 			data = appendReadingJSON(data, &rs[i], times[i])
 		}
 		data = append(data, ']')
-		evs = append(evs, newEvent{station: station, typ: eventReadings, time: times[chunk[len(chunk)-1]], data: data,
+		evs = append(evs, newEvent{station: station, typ: EventReadings, time: times[chunk[len(chunk)-1]], data: data,
 			span: len(chunk), part: partReading, ord: int64(rs[chunk[0]].Seq)})
 	}
 	if old.Readings > 0 {
