@@ -220,6 +220,12 @@ func postBacklog(t *testing.T, cloudURL, token string, start time.Time, n int) {
 		b.Readings = append(b.Readings, wire.Reading{Seq: uint64(1_000_000 + i), Time: start.Add(time.Duration(i) * time.Minute).UTC(),
 			Sensor: "temp-backlog", Param: "temp", Value: 25 + float64(i)/10, Unit: "degC", Quality: "good", Source: "sensor"})
 	}
+	postBatch(t, cloudURL, token, b)
+}
+
+// postBatch posts b to the cloud's ingest API as an agent would, and requires a 200.
+func postBatch(t *testing.T, cloudURL, token string, b *wire.Batch) {
+	t.Helper()
 	body, err := wire.Encode(b)
 	require.NoError(t, err)
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, cloudURL+"/v1/ingest", bytes.NewReader(body))

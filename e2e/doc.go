@@ -33,11 +33,19 @@
 //     drops what was not fsynced) while devices publish and the agent forwards: every
 //     acknowledged reading and cursor survives and bbolt's check passes, cut after cut
 //     (powerloss_test.go; 3 cuts here, `make powerloss` runs 100);
+//   - the fleet (fleet_test.go): a real agent's health record and other stations' reach the
+//     Fleet page in headless Chromium through GET /v1/fleet and the WebSocket; the page
+//     sorts, highlights a station with under a day of autonomy or an older agent, and
+//     follows new records live; `ph-cloud fleet` prints the same;
 //   - a compressed week (soak_test.go): probes publish a river's week with explicit
 //     timestamps while their clocks step by an hour, the agent loses and regains its clock
 //     sync, the cloud is down for hours, PostgreSQL restarts and the agent is restarted
-//     and killed; then every acknowledged reading, WQI point and alert transition is in
-//     the cloud exactly once (`make soak` runs the week at a reading a minute per probe).
+//     and killed, and the cloud's upstream sources (`ph-sim ogd` and `ph-sim stats`)
+//     rate-limit, fail, time out, serve garbage, stay away and republish a corrected value;
+//     then every acknowledged reading, WQI point and alert transition is in the cloud
+//     exactly once, and so is every government value and satellite estimate the
+//     simulators served, with each source's failures in /stats (`make soak` runs the
+//     week at a reading a minute per probe).
 //
 // Every wait is a poll with a deadline that only turns a hang into a failure; no test
 // asserts how fast anything happens. -short runs smaller volumes and fewer faults. Random

@@ -17,8 +17,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// soakFigures are the soak's counts. Lost and duplicated add up readings, WQI points and
-// alert transitions; breakdown says which.
+// soakFigures are the soak's counts. Readings are the probes' acknowledged readings and
+// the upstream sources' values; lost and duplicated add up those, WQI points and alert
+// transitions; breakdown says which.
 type soakFigures struct {
 	readings, lost, duplicated int
 	breakdown                  string
@@ -218,6 +219,7 @@ func queryRows[T any](t *testing.T, conn *pgx.Conn, sql string) []T {
 func (s *soak) count() soakFigures {
 	t := s.t
 	conn := dbConnect(t, s.c.DatabaseURL)
+	served := s.readUpstream()
 	held, rec := s.collect(conn)
 	var f soakFigures
 
@@ -322,6 +324,7 @@ func (s *soak) count() soakFigures {
 		"faults: %d cloud outages (backlogs %v), %d PostgreSQL restarts, %d agent restarts, %d clock sync losses, %d NTP steps",
 		len(s.sent), len(acked), lostR, dupR, unacked, len(rec.wqi), lostW, dupW, len(rec.events), kinds, lostE, dupE,
 		s.outages, s.backlogs, s.dbRestarts, s.agentRestarts, s.syncLosses, s.ntpSteps)
+	s.countUpstream(conn, served, &f)
 	return f
 }
 

@@ -64,6 +64,8 @@ type soak struct {
 	c        *cloud
 	a        *agent
 	syncFile string
+	up       *upstreams // the simulators of the cloud's upstream sources
+	upstream soakUpstream
 
 	weekStart time.Time
 	cadence   time.Duration
@@ -209,8 +211,10 @@ func (s *soak) run(steps []soakStep) {
 		"the week must end with ph-cloud and PostgreSQL up and the clock synced: every fault needs its end step")
 }
 
-// cloudDown stops ph-cloud.
+// cloudDown stops ph-cloud, once the upstream sources that were failing have recovered
+// (its /stats start from 0 again).
 func (s *soak) cloudDown(kill bool) {
+	s.upstreamRecovered()
 	if kill {
 		s.c.serve.Kill(s.t)
 	} else {
@@ -231,8 +235,10 @@ func (s *soak) cloudUp() {
 	s.cloudRunning = true
 }
 
-// databaseDown stops PostgreSQL under ph-cloud.
+// databaseDown stops PostgreSQL under ph-cloud, once the upstream sources that were
+// failing have recovered (without the database, no round succeeds).
 func (s *soak) databaseDown(mode string) {
+	s.upstreamRecovered()
 	require.NoError(s.t, s.db.Stop(mode), "stop PostgreSQL")
 	s.dbRunning = false
 	s.dbRestarts++

@@ -62,8 +62,10 @@ func soakSizeFor(t *testing.T) soakSize {
 // TestSoak runs a station through a compressed week: real ph-agent and ph-cloud processes
 // and a private PostgreSQL, while six probes publish a river's week at QoS 1 with explicit
 // timestamps (one reading per probe every cadence of simulated time, as fast as the agent
-// acknowledges them). The compression is in the timestamps and in how densely the faults
-// follow each other; nobody's clock is faked. Faults, at their simulated instants:
+// acknowledges them), and ph-cloud reads CPCB's river data from `ph-sim ogd` (data.gov.in)
+// and satellite statistics from `ph-sim stats` (Copernicus) every second. The compression
+// is in the timestamps and in how densely the faults follow each other; nobody's clock is
+// faked. Faults, at their simulated instants:
 //
 //   - the probes' clocks step by ±1 h (NTP steps): their timestamps jump forward and back;
 //   - the agent loses and regains its clock sync (its sync marker removed and restored,
@@ -72,16 +74,24 @@ func soakSizeFor(t *testing.T) soakSize {
 //   - ph-cloud is down for hours (SIGKILL or SIGTERM), the agent buffering meanwhile;
 //   - PostgreSQL stops (fast or immediate) under a running ph-cloud and comes back;
 //   - the agent restarts (SIGTERM, and SIGKILL with publishes in flight);
-//   - the cloud's upstream sources fail (none yet: see upstreamFaults).
+//   - the cloud's upstream sources fail: the government source answers 429 with
+//     Retry-After, 5xx, nothing in time and malformed bodies, and stays away for hours;
+//     the satellite source too, at other times; CPCB republishes its resource with a
+//     corrected value (upstreamFaults). Each failure must show in /stats, and each source
+//     must recover (consecutive failures back to 0).
 //
 // Then the counts, end to end. Every reading that got its PUBACK is in the cloud's
 // measurements exactly once, with its sensor, value and timestamp; every alert transition
 // and WQI point the agent recorded (read from its buffer after it stopped) is in
-// alert_events and wqi_readings exactly once. Lost is what was acknowledged or recorded
-// but is absent; duplicated is every copy beyond the first of one natural identity (a
-// reading's sensor, parameter and value, which no other reading of the week shares; a
-// WQI point's time and value; a transition's alert, kind and time), so that a copy under
-// a new seq counts too.
+// alert_events and wqi_readings exactly once; every government value the OGD simulator
+// served (before and after the correction) and every weekly satellite estimate its
+// statistics give is in external_readings exactly once, a corrected value as a new
+// revision of its observation. Lost is what was acknowledged, recorded or served but is
+// absent; duplicated is every copy beyond the first of one natural identity (a reading's
+// sensor, parameter and value, which no other reading of the week shares; a WQI point's
+// time and value; a transition's alert, kind and time; a government value's parameter,
+// time and value; an estimate's parameter and week), so that a copy under a new seq or
+// revision counts too.
 func TestSoak(t *testing.T) {
 	size := soakSizeFor(t)
 	rng, _ := newRand(t)
@@ -95,6 +105,10 @@ func TestSoak(t *testing.T) {
 	}
 	require.NoError(t, os.WriteFile(s.syncFile, nil, 0o600), "the clock sync marker")
 	s.c = newCloud(t, srv.CreateDB(t))
+	s.up = startUpstreams(t, soakUpstreamOptions)
+	s.c.readFrom(t, s.up)
+	s.upstream = soakUpstream{ogdBefore: s.up.ogdServed(t), since: time.Now(),
+		open: map[string]openFault{}, seen: map[string]*faultsSeen{}}
 	s.c.serve.Start(t)
 	s.a = newAgent(t, s.c.URL(), s.c.TokenFile, agentOptions{BatchMax: 200, SyncFile: s.syncFile, Horizon: soakHorizon})
 	s.a.Start(t)
@@ -122,6 +136,10 @@ type soakStep struct {
 	at   time.Duration // since the week began
 	what string
 	run  func(s *soak)
+	// holds is +1 for a step that takes ph-cloud or PostgreSQL away and -1 for the step
+	// that brings it back: the upstream sources' faults go where nothing is held, so that
+	// /stats answers and a round can succeed when they end.
+	holds int
 }
 
 // at is the simulated instant hh:mm on day.
@@ -140,7 +158,7 @@ func clockString(d time.Duration) string {
 // agent failed to reach the cloud, the cloud lost its database): a fault nobody noticed
 // proves nothing.
 func ntpStep(when, by time.Duration) soakStep {
-	return soakStep{when, fmt.Sprintf("probe clocks step %+v (NTP)", by), func(s *soak) {
+	return soakStep{at: when, what: fmt.Sprintf("probe clocks step %+v (NTP)", by), run: func(s *soak) {
 		s.offset += by
 		s.ntpSteps++
 	}}
@@ -156,20 +174,20 @@ func signal(kill bool) string {
 
 func cloudOutage(from, to time.Duration, kill bool) []soakStep {
 	return []soakStep{
-		{from, "ph-cloud down (" + signal(kill) + ")", func(s *soak) { s.cloudDown(kill) }},
-		{to, "ph-cloud up", func(s *soak) { s.cloudUp() }},
+		{at: from, what: "ph-cloud down (" + signal(kill) + ")", run: func(s *soak) { s.cloudDown(kill) }, holds: 1},
+		{at: to, what: "ph-cloud up", run: func(s *soak) { s.cloudUp() }, holds: -1},
 	}
 }
 
 func databaseRestart(from, to time.Duration, mode string) []soakStep {
 	return []soakStep{
-		{from, "PostgreSQL stopped (" + mode + ")", func(s *soak) { s.databaseDown(mode) }},
-		{to, "PostgreSQL started", func(s *soak) { s.databaseUp() }},
+		{at: from, what: "PostgreSQL stopped (" + mode + ")", run: func(s *soak) { s.databaseDown(mode) }, holds: 1},
+		{at: to, what: "PostgreSQL started", run: func(s *soak) { s.databaseUp() }, holds: -1},
 	}
 }
 
 func agentRestart(when time.Duration, kill bool) soakStep {
-	return soakStep{when, "ph-agent restarted (" + signal(kill) + ")", func(s *soak) { s.restartAgent(kill, false) }}
+	return soakStep{at: when, what: "ph-agent restarted (" + signal(kill) + ")", run: func(s *soak) { s.restartAgent(kill, false) }}
 }
 
 // unsynced loses the agent's clock sync: while running (NTP lost), or across a reboot
@@ -180,19 +198,10 @@ func unsynced(from, to time.Duration, reboot bool) []soakStep {
 		what = "power cut: ph-agent killed and booted without clock sync"
 	}
 	return []soakStep{
-		{from, what, func(s *soak) { s.loseSync(reboot) }},
-		{to, "clock synced (NTP)", func(s *soak) { s.resync() }},
+		{at: from, what: what, run: func(s *soak) { s.loseSync(reboot) }},
+		{at: to, what: "clock synced (NTP)", run: func(s *soak) { s.resync() }},
 	}
 }
-
-// upstreamFaults are the faults of the cloud's upstream sources (government open data,
-// satellite statistics) during the week. There are none yet: ph-cloud has no upstream
-// collectors to fail. When it has, this is where they go: the cloud's configuration points
-// the collectors at upstream simulators on 127.0.0.1 (ph-sim's, with the real response
-// shapes), these steps make an upstream answer errors, time out, return garbage or stay
-// away for simulated hours, and the count adds the api and satellite readings, each once
-// in measurements, with the failures shown in /stats.
-func upstreamFaults(*soak) []soakStep { return nil }
 
 // suiteFaults is each kind of fault in each of its ways, spread over the week.
 func suiteFaults(s *soak) []soakStep {
@@ -208,7 +217,7 @@ func suiteFaults(s *soak) []soakStep {
 	steps = append(steps, databaseRestart(at(6, 12, 0), at(6, 13, 0), "fast")...)
 	steps = append(steps, unsynced(at(4, 2, 0), at(4, 5, 0), true)...)
 	steps = append(steps, unsynced(at(6, 3, 0), at(6, 7, 0), false)...)
-	return append(steps, upstreamFaults(s)...)
+	return append(steps, upstreamFaults(s, steps, false)...)
 }
 
 // weekNTP are the probes' clock steps of successive days: their clocks go an hour fast,
@@ -243,7 +252,7 @@ func weekFaults(s *soak) []soakStep {
 			steps = append(steps, unsynced(start, start+time.Duration(1+rng.IntN(6))*time.Hour, day%2 == 1)...)
 		}
 	}
-	return append(steps, upstreamFaults(s)...)
+	return append(steps, upstreamFaults(s, steps, true)...)
 }
 
 // describeSteps lists steps for the log.

@@ -54,9 +54,10 @@ func writeTemplate(t *testing.T, name, path string, data any) {
 type cloud struct {
 	Listen      string
 	DatabaseURL string
-	Config      string // path of the configuration file
-	Token       string // the station's token, as `station add` printed it
-	TokenFile   string // the token, in a file for the agent's uplink.token_file
+	Config      string     // path of the configuration file
+	Token       string     // the station's token, as `station add` printed it
+	TokenFile   string     // the token, in a file for the agent's uplink.token_file
+	Sources     *upstreams // the upstream sources it reads, if any (readFrom)
 	serve       *testproc.Daemon
 }
 
@@ -168,6 +169,7 @@ type agent struct {
 	RequestTimeout string
 	SyncFile       string
 	Horizon        string
+	HealthInterval string
 	Config         string
 	bin            string // ph-agent
 	*testproc.Daemon
@@ -186,6 +188,8 @@ type agentOptions struct {
 	// whose devices send times days in the past sets it, or those readings are graded
 	// suspect and never feed the index.
 	Horizon time.Duration
+	// HealthInterval, when set, is uplink.health_interval (default a minute).
+	HealthInterval time.Duration
 }
 
 // newAgent writes the configuration of an agent forwarding to uplinkURL with the token in
@@ -201,6 +205,9 @@ func newAgent(t *testing.T, uplinkURL, tokenFile string, o agentOptions) *agent 
 	}
 	if o.Horizon > 0 {
 		a.Horizon = o.Horizon.String()
+	}
+	if o.HealthInterval > 0 {
+		a.HealthInterval = o.HealthInterval.String()
 	}
 	writeTemplate(t, "agent.yaml.tmpl", a.Config, a)
 	a.Daemon = testproc.NewDaemon(t, testproc.DaemonOptions{

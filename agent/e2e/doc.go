@@ -17,7 +17,12 @@
 //     (storefailure_test.go);
 //   - the CLI's commands and --json shapes against a running agent, and its one-line error
 //     when no agent runs (cli_test.go);
-//   - Mosquitto's clients publish to and subscribe from the agent (interop_test.go).
+//   - Mosquitto's clients publish to and subscribe from the agent (interop_test.go);
+//   - SIGHUP reloads the class, hooks and probes under QoS 1 load: every acknowledged
+//     reading is stored, no MQTT session drops, the new threshold and hook act, and a key
+//     that needs a restart is named (reload_test.go);
+//   - the agent's /metrics, scraped and read by Prometheus' own text parser
+//     (metrics_test.go).
 //
 // Tests that need Mosquitto's clients skip without them, unless PH_REQUIRE_TOOLS=1, when
 // they fail. The kill test runs 20 kill cycles, 3 with -short, or PH_E2E_KILL_CYCLES for a

@@ -77,12 +77,18 @@ func newConfig(t *testing.T, maxBytes int64) agentConfig {
 		DataDir: filepath.Join(dir, "data"), Socket: filepath.Join(dir, "admin.sock"),
 		Listen: testproc.FreeAddr(t, "tcp"), MaxBytes: maxBytes, LogLevel: "info",
 	}
+	require.NoError(t, os.WriteFile(c.Path, c.render(t), 0o600))
+	return c
+}
+
+// render fills testdata/agent.yaml.tmpl with c.
+func (c agentConfig) render(t *testing.T) []byte {
+	t.Helper()
 	tmpl, err := template.ParseFiles(filepath.Join("testdata", "agent.yaml.tmpl"))
 	require.NoError(t, err)
 	var buf bytes.Buffer
 	require.NoError(t, tmpl.Execute(&buf, c))
-	require.NoError(t, os.WriteFile(c.Path, buf.Bytes(), 0o600))
-	return c
+	return buf.Bytes()
 }
 
 // DBPath is the agent's buffer database.

@@ -251,6 +251,7 @@ func TestUnit(t *testing.T) {
 		"Service.Type":            "notify",
 		"Service.NotifyAccess":    "main",
 		"Service.ExecStart":       binPath + " run --config " + configPath,
+		"Service.ExecReload":      "/bin/kill -HUP $MAINPID",
 		"Service.User":            "ph-agent",
 		"Service.Group":           "ph-agent",
 		"Service.Restart":         "always",

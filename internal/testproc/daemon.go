@@ -128,6 +128,18 @@ func (d *Daemon) Kill(t testing.TB) {
 	d.p.Kill()
 }
 
+// Signal sends sig to the running service (SIGHUP to reload, say) without waiting for
+// anything; it fails t if the service is not running.
+func (d *Daemon) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if !d.Running() {
+		t.Fatalf("%s is not running: cannot send %v", d.o.Name, sig)
+	}
+	if err := d.p.Signal(sig); err != nil {
+		t.Fatalf("send %v to %s: %v", sig, d.o.Name, err)
+	}
+}
+
 // Stop sends SIGTERM and requires a clean exit (status 0) within the guard.
 func (d *Daemon) Stop(t testing.TB) {
 	t.Helper()

@@ -147,6 +147,10 @@ func (p *Logged) Stop(sig os.Signal, grace time.Duration) error {
 	return p.stopErr
 }
 
+// Signal sends sig to the process (SIGHUP, say) and returns at once; an error means the
+// process is gone.
+func (p *Logged) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // Kill ends the process with SIGKILL, as a power cut would, and waits until it is gone.
 func (p *Logged) Kill() {
 	// Kill fails only for a process that is already gone, and Wait reports how it ended.

@@ -131,7 +131,7 @@ func TestDaemon(t *testing.T) {
 	d := NewDaemon(t, DaemonOptions{
 		Name: "svc", Path: sh, Log: filepath.Join(dir, "svc.log"), Guard: guard,
 		// Ready once it has written its marker; a clean exit on SIGTERM.
-		Args: []string{"-c", `trap 'rm -f ` + marker + `; exit 0' TERM; echo serving; touch ` + marker + `; while :; do sleep 0.01; done`},
+		Args: []string{"-c", `trap 'rm -f ` + marker + `; exit 0' TERM; trap 'echo hup' HUP; echo serving; touch ` + marker + `; while :; do sleep 0.01; done`},
 		Ready: func(context.Context) error {
 			_, err := os.Stat(marker)
 			return err
@@ -139,6 +139,10 @@ func TestDaemon(t *testing.T) {
 	})
 	assert.False(t, d.Running(), "not started by NewDaemon")
 	d.Start(t)
+	assert.True(t, d.Running())
+	d.Signal(t, syscall.SIGHUP)
+	require.Eventually(t, func() bool { return strings.Contains(d.LogTail(1<<10), "hup\n") }, guard, 10*time.Millisecond,
+		"the signal reached the service, which runs on")
 	assert.True(t, d.Running())
 	d.Stop(t)
 	assert.False(t, d.Running())

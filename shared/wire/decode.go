@@ -222,6 +222,8 @@ func (d *decoder) batch() (*Batch, error) {
 			err = records(d, key, &b.Alerts, validateAlert, nil)
 		case "wqi":
 			err = records(d, key, &b.WQI, validateWQI, nil)
+		case "health":
+			b.Health, err = d.health()
 		default:
 			// A field of a newer agent within this major: ignored, and bounded like any
 			// other value.
@@ -257,7 +259,7 @@ func (d *decoder) batch() (*Batch, error) {
 
 func isField(key string) bool {
 	switch key {
-	case "v", "station", "agent", "sent_at", "readings", "alerts", "wqi":
+	case "v", "station", "agent", "sent_at", "readings", "alerts", "wqi", "health":
 		return true
 	}
 	return false
@@ -334,6 +336,28 @@ func records[T any](d *decoder, stream string, list *[]T, validate func(stream s
 		return d.fail(syntax(err))
 	}
 	return nil
+}
+
+// health decodes a health record, bounded by MaxHealthBytes before it is unmarshalled.
+func (d *decoder) health() (*Health, error) {
+	var raw json.RawMessage
+	if err := d.dec.Decode(&raw); err != nil {
+		return nil, d.fail(syntax(err))
+	}
+	if len(raw) > MaxHealthBytes {
+		return nil, &FieldError{Field: "health", Msg: fmt.Sprintf("%d bytes (at most %d)", len(raw), MaxHealthBytes)}
+	}
+	if string(raw) == "null" {
+		return nil, nil
+	}
+	var h Health
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return nil, d.fail(typed("health", err))
+	}
+	if err := h.Validate(); err != nil {
+		return nil, err
+	}
+	return &h, nil
 }
 
 // skip consumes one value. Like every value, it may not exceed MaxRecordBytes.
@@ -440,6 +464,9 @@ func (b *Batch) Validate() error {
 		if err := validateWQI("wqi", i, &b.WQI[i]); err != nil {
 			return err
 		}
+	}
+	if b.Health != nil {
+		return b.Health.Validate()
 	}
 	return nil
 }

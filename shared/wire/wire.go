@@ -37,6 +37,8 @@ type Batch struct {
 	Readings []Reading    `json:"readings,omitempty"`
 	Alerts   []AlertEvent `json:"alerts,omitempty"`
 	WQI      []WQIPoint   `json:"wqi,omitempty"`
+	// Health is the station's health record; an agent sends it in a batch of no records.
+	Health *Health `json:"health,omitempty"`
 }
 
 // Reading is one measurement (see telemetry.Reading).

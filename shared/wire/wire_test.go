@@ -117,6 +117,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add(data, true)
 	f.Add([]byte(`{"v":1,"station":"S","readings":[{"seq":1}]}`), false)
 	f.Add([]byte(`{"v":2}`), false)
+	healthy, err := Encode(&Batch{Station: "S", Health: sampleHealth()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(healthy, true)
 	f.Fuzz(func(t *testing.T, body []byte, gz bool) {
 		b, err := Decode(bytes.NewReader(body), gz)
 		if err != nil {

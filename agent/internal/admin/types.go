@@ -29,6 +29,20 @@ type Status struct {
 	Clock        ClockStatus      `json:"clock"`
 	WQI          json.RawMessage  `json:"wqi"` // the WQI message, or null
 	ActiveAlerts []alerting.Alert `json:"active_alerts"`
+	// Config is absent until the configuration was reloaded (SIGHUP).
+	Config *ConfigStatus `json:"config,omitempty"`
+}
+
+// ConfigStatus says what the reloads of the configuration did.
+type ConfigStatus struct {
+	Path         string    `json:"path,omitempty"`
+	Reloads      uint64    `json:"reloads"` // applied
+	Failed       uint64    `json:"failed"`  // refused: the file did not load, or could not be applied
+	LastReloadAt time.Time `json:"last_reload_at,omitzero"`
+	LastError    string    `json:"last_error,omitempty"`
+	// RestartNeeded lists the keys changed in the file that take effect only after a
+	// restart; the running agent keeps their old values.
+	RestartNeeded []string `json:"restart_needed,omitempty"`
 }
 
 // BrokerStatus summarizes the embedded MQTT broker.

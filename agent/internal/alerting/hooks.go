@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -29,8 +30,9 @@ type Hook struct {
 // never holds up ingest or alerting. When the queue is full, events are dropped for the
 // hooks (they are still persisted, published and logged) and counted.
 //
-// Notify is safe for concurrent use. Run owns the single worker goroutine.
+// Notify and Set are safe for concurrent use. Run owns the single worker goroutine.
 type Hooks struct {
+	mu      sync.Mutex
 	hooks   []Hook
 	queue   chan Event
 	log     *slog.Logger
@@ -47,18 +49,34 @@ func NewHooks(hooks []Hook, log *slog.Logger) *Hooks {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	h := &Hooks{queue: make(chan Event, hookQueue), log: log}
+	h.Set(hooks)
+	return h
+}
+
+// Set replaces the hooks. Events queued already run the new ones; a hook running now
+// finishes first.
+func (h *Hooks) Set(hooks []Hook) {
 	hooks = slices.Clone(hooks)
 	for i := range hooks {
 		if hooks[i].Timeout <= 0 {
 			hooks[i].Timeout = DefaultHookTimeout
 		}
 	}
-	return &Hooks{hooks: hooks, queue: make(chan Event, hookQueue), log: log}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hooks = hooks
+}
+
+func (h *Hooks) current() []Hook {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hooks
 }
 
 // Notify queues ev for the hooks without blocking.
 func (h *Hooks) Notify(ev Event) {
-	if len(h.hooks) == 0 {
+	if len(h.current()) == 0 {
 		return
 	}
 	select {
@@ -76,7 +94,7 @@ func (h *Hooks) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case ev := <-h.queue:
-			for _, hk := range h.hooks {
+			for _, hk := range h.current() {
 				if len(hk.On) > 0 && !slices.Contains(hk.On, ev.Transition) {
 					continue
 				}

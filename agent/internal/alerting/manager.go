@@ -155,20 +155,11 @@ func New(opts Options, store Store, pub Publisher, notify Notifier) (*Manager, e
 		active:  map[string]*Alert{},
 		nextID:  1,
 	}
-	limits := criteria.DesignatedBestUse(opts.Class)
-	for _, set := range opts.RuleSets {
-		switch set {
-		case "bathing":
-			limits = append(limits, criteria.Bathing()...)
-		case "drinking-reference":
-			limits = append(limits, criteria.DrinkingReference()...)
-		default:
-			return nil, fmt.Errorf("unknown rule set %q", set)
-		}
+	limits, err := limitsOf(opts.Class, opts.RuleSets)
+	if err != nil {
+		return nil, err
 	}
-	for _, l := range limits {
-		m.limits[l.Param] = append(m.limits[l.Param], l)
-	}
+	m.limits = limits
 
 	if b, err := store.Get(keyNextID); err != nil {
 		return nil, fmt.Errorf("load alert ids: %w", err)
@@ -177,7 +168,7 @@ func New(opts Options, store Store, pub Publisher, notify Notifier) (*Manager, e
 			return nil, fmt.Errorf("load alert ids: %q: %w", b, err)
 		}
 	}
-	err := store.Scan(keyActivePrefix, func(_ string, v []byte) error {
+	err = store.Scan(keyActivePrefix, func(_ string, v []byte) error {
 		var a Alert
 		if err := json.Unmarshal(v, &a); err != nil {
 			return fmt.Errorf("decode stored alert: %w", err)
@@ -191,6 +182,74 @@ func New(opts Options, store Store, pub Publisher, notify Notifier) (*Manager, e
 		return nil, fmt.Errorf("load active alerts: %w", err)
 	}
 	return m, nil
+}
+
+// limitsOf is the threshold limits of a station class and the optional rule sets, by
+// parameter.
+func limitsOf(class criteria.Class, ruleSets []string) (map[telemetry.Param][]criteria.Limit, error) {
+	limits := criteria.DesignatedBestUse(class)
+	for _, set := range ruleSets {
+		switch set {
+		case "bathing":
+			limits = append(limits, criteria.Bathing()...)
+		case "drinking-reference":
+			limits = append(limits, criteria.DrinkingReference()...)
+		default:
+			return nil, fmt.Errorf("unknown rule set %q", set)
+		}
+	}
+	out := map[telemetry.Param][]criteria.Limit{}
+	for _, l := range limits {
+		out[l.Param] = append(out[l.Param], l)
+	}
+	return out, nil
+}
+
+// limitKey is the condition key of a threshold limit.
+func limitKey(l criteria.Limit) string {
+	return "threshold:" + l.Set + ":" + string(l.Param) + ":" + l.Bound.String()
+}
+
+// Reconfigure applies new thresholds while the Manager runs: the class, the rule sets,
+// the deadband and the counts of opts (its other fields are ignored; zero counts mean
+// their defaults, as in New). A threshold alert whose limit the new settings no longer
+// have is resolved, saying so; the others carry on, judged by the new settings from the
+// next reading.
+func (m *Manager) Reconfigure(ctx context.Context, opts Options) error {
+	limits, err := limitsOf(opts.Class, opts.RuleSets)
+	if err != nil {
+		return err
+	}
+	opts.ensureDefaults()
+	kept := map[string]bool{}
+	for _, ls := range limits {
+		for _, l := range ls {
+			kept[limitKey(l)] = true
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.opts.Class, m.opts.RuleSets, m.opts.Deadband = opts.Class, opts.RuleSets, opts.Deadband
+	m.opts.ClearCount, m.opts.BadCount, m.opts.OfflineFactor = opts.ClearCount, opts.BadCount, opts.OfflineFactor
+	m.limits = limits
+	for _, a := range m.activeLocked() {
+		if a.Rule == RuleThreshold && !kept[a.Key] {
+			m.tracker.Forget(a.Key)
+			m.resolveLocked(ctx, a, "its limit is no longer configured")
+		}
+	}
+	return nil
+}
+
+// activeLocked is the active alerts in id order, so that what is resolved together is
+// resolved in a stable order. Callers hold m.mu.
+func (m *Manager) activeLocked() []*Alert {
+	out := make([]*Alert, 0, len(m.active))
+	for _, a := range m.active {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b *Alert) int { return cmp.Compare(a.ID, b.ID) })
+	return out
 }
 
 // OnReadings evaluates the per-reading rules for durable (or, when the store failed,
@@ -260,7 +319,7 @@ func (m *Manager) evalAnomaly(ctx context.Context, r telemetry.Reading) {
 func (m *Manager) evalLimit(ctx context.Context, r telemetry.Reading, l criteria.Limit) {
 	v, lim := r.Value, l.Value
 	c := Condition{
-		Key:  "threshold:" + l.Set + ":" + string(l.Param) + ":" + l.Bound.String(),
+		Key:  limitKey(l),
 		Rule: RuleThreshold, Param: string(r.Param), Sensor: r.Sensor,
 		Value: &v, Limit: &lim, Describe: func() string { return l.Message(r.Value, "") },
 	}

@@ -3,7 +3,7 @@
 // old, resolving it once the probe is calibrated again.
 //
 // A Book is safe for concurrent use as far as its Store is: every method reads or writes
-// the store afresh and keeps no state of its own.
+// the store afresh and keeps no state of its own but the due age, which SetDue changes.
 package calibration
 
 import (
@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/purehealth/purehealth/agent/internal/alerting"
@@ -55,7 +56,7 @@ const (
 // Book keeps the calibration records.
 type Book struct {
 	store Store
-	due   time.Duration
+	due   atomic.Int64 // time.Duration
 	log   *slog.Logger
 }
 
@@ -67,8 +68,22 @@ func New(store Store, due time.Duration, log *slog.Logger) *Book {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Book{store: store, due: due, log: log}
+	b := &Book{store: store, log: log}
+	b.due.Store(int64(due))
+	return b
 }
+
+// SetDue changes how old a calibration may get (0: DefaultDue), for the next Check and
+// DueAt.
+func (b *Book) SetDue(due time.Duration) {
+	if due <= 0 {
+		due = DefaultDue
+	}
+	b.due.Store(int64(due))
+}
+
+// Due is how old a calibration may get.
+func (b *Book) Due() time.Duration { return time.Duration(b.due.Load()) }
 
 // Of returns the record of a probe's last calibration, nil when there is none.
 func (b *Book) Of(probe string) (*Record, error) {
@@ -99,26 +114,50 @@ func (b *Book) Record(ctx context.Context, r Record) error {
 // older than the due age (or that was never calibrated since the agent first ran it), and
 // resolves it for the others.
 func (b *Book) Check(ctx context.Context, now time.Time, probes []Probe, alerts Alerter) {
+	due := b.Due()
 	for _, p := range probes {
-		rec, err := b.Of(p.Name)
+		since, what, err := b.since(ctx, p.Name, now)
 		if err != nil {
 			b.log.Warn("read calibration record", "probe", p.Name, "err", err)
 			continue
 		}
-		var since time.Time
-		var what string
-		if rec != nil {
-			since, what = rec.At, fmt.Sprintf("last calibrated %s (%s %g)", rec.At.Format(time.DateOnly), rec.Point, rec.Value)
-		} else {
-			since, what = b.firstRun(ctx, p.Name, now), "never calibrated by this agent"
-		}
 		alerts.Set(ctx, alerting.Condition{
-			Key: "calibration:" + p.Name, Rule: alerting.RuleCalibrationDue, Param: string(p.Param),
+			Key: alertKey(p.Name), Rule: alerting.RuleCalibrationDue, Param: string(p.Param),
 			Sensor: p.Name, Severity: alerting.Info,
 			Message: fmt.Sprintf("Probe %s is due for calibration: %s; calibrate every %s",
-				p.Name, what, b.due.Round(time.Hour)),
-		}, now.Sub(since) > b.due)
+				p.Name, what, due.Round(time.Hour)),
+		}, now.Sub(since) > due)
 	}
+}
+
+// DueAt is when a probe is next due for calibration: its last calibration, or when the
+// agent first ran it if it never was, plus the due age.
+func (b *Book) DueAt(ctx context.Context, probe string, now time.Time) (time.Time, error) {
+	since, _, err := b.since(ctx, probe, now)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return since.Add(b.Due()), nil
+}
+
+// Forget resolves the "calibration due" alert of a probe that is no longer configured.
+// Its record stays, should the probe come back.
+func (b *Book) Forget(ctx context.Context, probe string, alerts Alerter) {
+	alerts.Set(ctx, alerting.Condition{Key: alertKey(probe), Rule: alerting.RuleCalibrationDue, Sensor: probe}, false)
+}
+
+func alertKey(probe string) string { return "calibration:" + probe }
+
+// since is when a probe's calibration age counts from, and what that is.
+func (b *Book) since(ctx context.Context, probe string, now time.Time) (time.Time, string, error) {
+	rec, err := b.Of(probe)
+	if err != nil {
+		return time.Time{}, "", err
+	}
+	if rec != nil {
+		return rec.At, fmt.Sprintf("last calibrated %s (%s %g)", rec.At.Format(time.DateOnly), rec.Point, rec.Value), nil
+	}
+	return b.firstRun(ctx, probe, now), "never calibrated by this agent", nil
 }
 
 // firstRun remembers when the agent first ran a probe, so "never calibrated" counts from

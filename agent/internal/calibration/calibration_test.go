@@ -89,5 +89,41 @@ func TestDue(t *testing.T) {
 	none, err := restarted.Of("do-1")
 	require.NoError(t, err)
 	assert.Nil(t, none, "no record for a probe never calibrated")
-	assert.Equal(t, DefaultDue, New(store, 0, nil).due, "zero: the default age")
+	assert.Equal(t, DefaultDue, New(store, 0, nil).Due(), "zero: the default age")
+}
+
+// DueAt counts from the last calibration (or the first run), SetDue moves every due date
+// at once and the next Check follows it, and Forget resolves the alert of a probe that is
+// no longer configured.
+func TestDueAtSetDueForget(t *testing.T) {
+	store := openSpool(t)
+	ctx := t.Context()
+	book := New(store, 30*24*time.Hour, nil)
+	a := &alerts{active: map[string]alerting.Condition{}}
+	start := time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)
+	probes := []Probe{{Name: "ph-1", Param: telemetry.PH}, {Name: "do-1", Param: telemetry.DO}}
+
+	at, err := book.DueAt(ctx, "ph-1", start)
+	require.NoError(t, err)
+	assert.Equal(t, start.Add(30*24*time.Hour), at, "never calibrated: due the age after its first run")
+	require.NoError(t, book.Record(ctx, Record{Probe: "do-1", Point: "atm", At: start.Add(-10 * 24 * time.Hour)}))
+	at, err = book.DueAt(ctx, "do-1", start)
+	require.NoError(t, err)
+	assert.Equal(t, start.Add(20*24*time.Hour), at, "calibrated 10 days ago")
+
+	book.Check(ctx, start.Add(15*24*time.Hour), probes, a)
+	assert.Empty(t, a.due())
+	book.SetDue(7 * 24 * time.Hour)
+	at, err = book.DueAt(ctx, "do-1", start)
+	require.NoError(t, err)
+	assert.Equal(t, start.Add(-3*24*time.Hour), at, "a shorter due age moves the date")
+	book.Check(ctx, start.Add(15*24*time.Hour), probes, a)
+	assert.Len(t, a.due(), 2, "both are due under the shorter age")
+
+	book.Forget(ctx, "do-1", a)
+	due := a.due()
+	require.Len(t, due, 1)
+	assert.Equal(t, "ph-1", due[0].Sensor, "only the forgotten probe's alert is resolved")
+	book.SetDue(0)
+	assert.Equal(t, DefaultDue, book.Due(), "zero means the default")
 }

@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/purehealth/purehealth/agent/internal/admin"
 	"github.com/purehealth/purehealth/agent/internal/alerting"
@@ -97,10 +100,16 @@ func addConfigFlag(cmd *cobra.Command) {
 func newRunCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Run the station agent daemon",
+		Short: "Run the station agent daemon (SIGHUP reloads thresholds, hooks and probes)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(configPath(cmd))
+			// SIGHUP reloads the configuration; caught from the start, so that one sent
+			// while the agent starts does not end it.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			path := configPath(cmd)
+			cfg, err := config.Load(path)
 			if err != nil {
 				return exitcode.AtStartup(err)
 			}
@@ -116,7 +125,20 @@ func newRunCommand() *cobra.Command {
 			if err := d.Listen(); err != nil {
 				return exitcode.AtStartup(errors.Join(err, d.Close()))
 			}
-			return d.Run(cmd.Context())
+			g, ctx := errgroup.WithContext(cmd.Context())
+			g.Go(func() error { return d.Run(ctx) })
+			g.Go(func() error {
+				for {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-hup:
+						log.Info("SIGHUP: reloading the configuration", "path", path)
+						d.ReloadFrom(ctx, path)
+					}
+				}
+			})
+			return g.Wait()
 		},
 	}
 	addConfigFlag(cmd)

@@ -158,6 +158,9 @@ func renderStatus(w io.Writer, s admin.Status, now time.Time) error {
 		fmt.Fprintf(t, "\tcorrupt database quarantined at %s\n", b.Quarantined)
 	}
 	fmt.Fprintf(t, "Uplink\t%s\n", uplinkLine(s.Uplink, now))
+	if c := s.Config; c != nil {
+		renderConfig(t, c, now)
+	}
 	fmt.Fprintf(t, "Alerts\t%d active\n", len(s.ActiveAlerts))
 	if err := t.Flush(); err != nil {
 		return err
@@ -167,6 +170,24 @@ func renderStatus(w io.Writer, s admin.Status, now time.Time) error {
 		return renderAlerts(w, s.ActiveAlerts, now, false)
 	}
 	return nil
+}
+
+// renderConfig says what the configuration reloads did.
+func renderConfig(t io.Writer, c *admin.ConfigStatus, now time.Time) {
+	line := fmt.Sprintf("reloaded %d times", c.Reloads)
+	if c.Failed > 0 {
+		line += fmt.Sprintf(" (%d refused)", c.Failed)
+	}
+	if !c.LastReloadAt.IsZero() {
+		line += ", last " + age(c.LastReloadAt, now)
+	}
+	fmt.Fprintf(t, "Config\t%s\n", line)
+	if c.LastError != "" {
+		fmt.Fprintf(t, "\tLAST RELOAD REFUSED: %s (the running configuration is unchanged)\n", c.LastError)
+	}
+	if len(c.RestartNeeded) > 0 {
+		fmt.Fprintf(t, "\tRESTART NEEDED for: %s\n", strings.Join(c.RestartNeeded, ", "))
+	}
 }
 
 func hours(h float64) string {

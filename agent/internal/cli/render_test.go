@@ -51,6 +51,13 @@ func TestRenderGolden(t *testing.T) {
 		{"status", "status.txt", func(b *bytes.Buffer) error {
 			return renderStatus(b, fixture[admin.Status](t, "status.json"), now)
 		}},
+		{"status after reloads", "status-reloaded.txt", func(b *bytes.Buffer) error {
+			st := fixture[admin.Status](t, "status.json")
+			st.Config = &admin.ConfigStatus{Reloads: 2, Failed: 1, LastReloadAt: now.Add(-2 * time.Minute),
+				LastError:     "configuration not reloaded: agent.yaml:4: field colour not found in type config.Station",
+				RestartNeeded: []string{"mqtt.listen", "uplink.url"}}
+			return renderStatus(b, st, now)
+		}},
 		{"status offline and failing", "status-degraded.txt", func(b *bytes.Buffer) error {
 			return renderStatus(b, fixture[admin.Status](t, "status-degraded.json"), now)
 		}},

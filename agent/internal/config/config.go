@@ -72,6 +72,7 @@ type Config struct {
 	Validation  Validation     `yaml:"validation"`
 	Clock       Clock          `yaml:"clock"`
 	Sensors     Sensors        `yaml:"sensors"`
+	Metrics     Metrics        `yaml:"metrics"`
 
 	strictyaml.Source `yaml:"-"` // the file it came from
 }
@@ -149,6 +150,9 @@ type Uplink struct {
 	DailyBytes     ByteSize `yaml:"daily_bytes"`
 	ConnectTimeout Duration `yaml:"connect_timeout"` // TCP connect and TLS handshake, default uplink.DefaultConnectTimeout
 	RequestTimeout Duration `yaml:"request_timeout"` // one whole request, default uplink.DefaultRequestTimeout
+	// HealthInterval is how often the station's health record goes to the cloud (default
+	// uplink.DefaultHealthInterval).
+	HealthInterval Duration `yaml:"health_interval"`
 	// Insecure allows an http:// url to a host other than loopback: the bearer token and
 	// the data would cross the network in clear. Without it that url is refused.
 	Insecure bool `yaml:"insecure"`
@@ -220,6 +224,10 @@ type WQI struct {
 	// Freshness is how old the latest value of a parameter may be and still feed the index,
 	// per parameter (default state.DefaultFreshness for a parameter the file does not name).
 	Freshness map[string]Duration `yaml:"freshness"`
+	// FreshnessBySource overrides Freshness for the values of one source, per parameter
+	// (default state.DefaultSourceFreshness: a lab's BOD and FC count for 31 days). A
+	// source the file names replaces its default entry; {} overrides nothing.
+	FreshnessBySource map[string]map[string]Duration `yaml:"freshness_by_source"`
 	// HistoryInterval is the least time between two stored WQI history points, unless the
 	// class changes (default pipeline.DefaultHistoryInterval).
 	HistoryInterval Duration `yaml:"history_interval"`
@@ -305,6 +313,7 @@ func Default() Config {
 			BackoffMax:     Duration(uplink.DefaultBackoffMax),
 			ConnectTimeout: Duration(uplink.DefaultConnectTimeout),
 			RequestTimeout: Duration(uplink.DefaultRequestTimeout),
+			HealthInterval: Duration(uplink.DefaultHealthInterval),
 		},
 		Buffer: Buffer{
 			MaxBytes:  ByteSize(min(spool.DefaultMaxBytes, spool.MaxBytesOn(strconv.IntSize))),
@@ -318,7 +327,8 @@ func Default() Config {
 			BadCount:       alerting.DefaultBadCount,
 			CalibrationDue: Duration(calibration.DefaultDue),
 		},
-		WQI: WQI{Freshness: freshness, HistoryInterval: Duration(pipeline.DefaultHistoryInterval)},
+		WQI: WQI{Freshness: freshness, FreshnessBySource: defaultSourceFreshness(),
+			HistoryInterval: Duration(pipeline.DefaultHistoryInterval)},
 		Validation: Validation{
 			SpikeSigma: v.SpikeSigma, FlatlineCount: v.FlatlineCount,
 			MaxFuture: Duration(v.MaxFuture), MaxPast: Duration(v.MaxPast),
@@ -512,8 +522,8 @@ func (c *Config) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("uplink.url: %q must be an http:// or https:// URL", c.Uplink.URL)
 		}
-		if c.Uplink.Token == "" && c.Uplink.TokenFile == "" {
-			bad("uplink: token or token_file is required with a url")
+		if c.Uplink.Token == "" && c.Uplink.TokenFile == "" && c.Uplink.CertFile == "" {
+			bad("uplink: token, token_file or a client certificate (cert_file, key_file) is required with a url")
 		}
 		if err == nil && u.Scheme == "http" && u.Host != "" && !c.Uplink.Insecure && !loopbackHost(u.Hostname()) {
 			bad("uplink.url: %q sends the station's token and data in clear over the network; use https://, or set uplink.insecure: true if this is meant", c.Uplink.URL)
@@ -554,6 +564,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Uplink.RequestTimeout.Std() < time.Second {
 		bad("uplink.request_timeout: %s is shorter than 1s", c.Uplink.RequestTimeout)
+	}
+	if c.Uplink.HealthInterval.Std() < time.Second {
+		bad("uplink.health_interval: %s is shorter than 1s", c.Uplink.HealthInterval)
 	}
 
 	if c.Buffer.MaxBytes < spool.MinMaxBytes {
@@ -663,6 +676,7 @@ func (c *Config) Validate() error {
 			bad("wqi.freshness.%s: must be positive", name)
 		}
 	}
+	c.WQI.validateBySource(bad)
 	if c.WQI.HistoryInterval <= 0 {
 		bad("wqi.history_interval: %s must be positive", c.WQI.HistoryInterval)
 	}
@@ -694,6 +708,9 @@ func (c *Config) Validate() error {
 	if c.Sensors.ForgetAfter.Std() < time.Hour {
 		bad("sensors.forget_after: %s is shorter than 1h", c.Sensors.ForgetAfter)
 	}
+	if err := c.Metrics.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -712,6 +729,54 @@ func (c *Config) Freshness(p telemetry.Param) time.Duration {
 		return d.Std()
 	}
 	return state.DefaultFreshness()[p]
+}
+
+// defaultSourceFreshness is state.DefaultSourceFreshness as the file spells it.
+func defaultSourceFreshness() map[string]map[string]Duration {
+	out := map[string]map[string]Duration{}
+	for src, params := range state.DefaultSourceFreshness {
+		m := map[string]Duration{}
+		for p, d := range params {
+			m[string(p)] = Duration(d)
+		}
+		out[string(src)] = m
+	}
+	return out
+}
+
+func (w *WQI) validateBySource(bad func(string, ...any)) {
+	for _, src := range slices.Sorted(maps.Keys(w.FreshnessBySource)) {
+		if !telemetry.Source(src).Valid() {
+			bad("wqi.freshness_by_source: %q is not a source (sensor, manual, api, satellite, model)", src)
+			continue
+		}
+		params := w.FreshnessBySource[src]
+		for _, name := range slices.Sorted(maps.Keys(params)) {
+			p, err := telemetry.ParseParam(name)
+			switch {
+			case err != nil:
+				bad("wqi.freshness_by_source.%s: %q is not a known parameter", src, name)
+			case string(p) != name:
+				bad("wqi.freshness_by_source.%s: use the canonical name %q, not %q", src, p, name)
+			case params[name] <= 0:
+				bad("wqi.freshness_by_source.%s.%s: must be positive", src, name)
+			}
+		}
+	}
+}
+
+// SourceFreshness returns the per-source freshness windows (state.Options.SourceFreshness):
+// never nil, so that an empty map in the file overrides nothing.
+func (c *Config) SourceFreshness() map[telemetry.Source]map[telemetry.Param]time.Duration {
+	out := map[telemetry.Source]map[telemetry.Param]time.Duration{}
+	for src, params := range c.WQI.FreshnessBySource {
+		m := map[telemetry.Param]time.Duration{}
+		for p, d := range params {
+			m[telemetry.Param(p)] = d.Std()
+		}
+		out[telemetry.Source(src)] = m
+	}
+	return out
 }
 
 // MinTime returns the clock sanity floor.

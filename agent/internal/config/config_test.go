@@ -67,6 +67,7 @@ func TestLoadValid(t *testing.T) {
 			CertFile: "/data/tls/station.pem", KeyFile: "/data/tls/station-key.pem",
 			LiveReadings: 50, BackoffMax: d(15 * time.Minute), DailyBytes: 20 << 20,
 			ConnectTimeout: d(5 * time.Second), RequestTimeout: d(time.Minute),
+			HealthInterval: d(2 * time.Minute),
 		},
 		Buffer: config.Buffer{MaxBytes: 128 << 20, Retention: d(7 * 24 * time.Hour)},
 		Probes: []config.Probe{
@@ -86,11 +87,15 @@ func TestLoadValid(t *testing.T) {
 			// A parameter the file does not name keeps its default window.
 			Freshness: map[string]config.Duration{"ph": d(30 * time.Minute), "bod": d(72 * time.Hour),
 				"do": d(2 * time.Hour), "temp": d(2 * time.Hour), "fc": d(48 * time.Hour)},
+			// A source the file names replaces its default entry (manual fc is gone).
+			FreshnessBySource: map[string]map[string]config.Duration{
+				"manual": {"bod": d(240 * time.Hour)}, "api": {"fc": d(2160 * time.Hour), "bod": d(2160 * time.Hour)}},
 			HistoryInterval: d(5 * time.Minute),
 		},
 		Validation: config.Validation{SpikeSigma: 8, FlatlineCount: 20, MaxFuture: d(10 * time.Minute), MaxPast: d(48 * time.Hour)},
 		Clock:      config.Clock{SyncCheck: "file", SyncFile: "/run/chrony.synced", MinTime: "2025-06-01"},
 		Sensors:    config.Sensors{Max: 64, ForgetAfter: config.Duration(72 * time.Hour)},
+		Metrics:    config.Metrics{Listen: "127.0.0.1:9464"},
 		Source:     strictyaml.Source{Path: filepath.Join("testdata", "valid", "full.yaml")},
 	}
 
@@ -217,12 +222,14 @@ func TestLoadInvalid(t *testing.T) {
 			`canonical name "ph", not "PH"`, `canonical name "do", not "dissolved_oxygen"`,
 			`wqi.freshness: "salinity"`, "wqi.freshness.fc: must be positive",
 			"wqi.freshness.bod: must be positive", "wqi.history_interval: -1m0s must be positive",
-		}, lines: 6},
+			`wqi.freshness_by_source: "lab" is not a source`, `wqi.freshness_by_source.manual: use the canonical name "fc", not "FC"`,
+			`wqi.freshness_by_source.manual.bod: must be positive`, `wqi.freshness_by_source.api: "salinity" is not a known parameter`,
+		}, lines: 10},
 		{file: "uplink.yaml", want: []string{
 			`uplink.url: "ftp://cloud.example.org"`, "uplink: give token or token_file, not both",
 			"uplink.batch_max: 100000",
 		}, lines: 3},
-		{file: "uplink-no-token.yaml", want: []string{"uplink: token or token_file is required"}, lines: 1},
+		{file: "uplink-no-token.yaml", want: []string{"uplink: token, token_file or a client certificate"}, lines: 1},
 		{file: "uplink-options.yaml", want: []string{
 			`uplink.ca_file: set, but the url "http://cloud.example.org"`, "uplink.cert_file: set",
 			"uplink: cert_file and key_file go together", "uplink.live_readings: -5",

@@ -27,6 +27,7 @@ var _ admin.Backend = backend{}
 
 func (b backend) Status(ctx context.Context) (admin.Status, error) {
 	d := b.d
+	cfg := d.conf()
 	now := time.Now()
 	synced, reason := d.clock.State()
 	bs := d.broker.Stats()
@@ -36,10 +37,10 @@ func (b backend) Status(ctx context.Context) (admin.Status, error) {
 		return admin.Status{}, err
 	}
 	return admin.Status{
-		Station: d.cfg.Station.ID, Name: d.cfg.Station.Name, Class: d.cfg.Station.Class,
+		Station: cfg.Station.ID, Name: cfg.Station.Name, Class: cfg.Station.Class,
 		Version: version.Version, StartedAt: d.start.UTC(), UptimeS: now.Sub(d.start).Seconds(),
 		Now: now.UTC(),
-		Broker: admin.BrokerStatus{Listen: d.cfg.MQTT.Listen, Clients: bs.ClientsConnected,
+		Broker: admin.BrokerStatus{Listen: cfg.MQTT.Listen, Clients: bs.ClientsConnected,
 			Received: bs.MessagesReceived, Rejects: bs.Rejects},
 		Uplink: q,
 		Buffer: b.buffer(),
@@ -49,6 +50,7 @@ func (b backend) Status(ctx context.Context) (admin.Status, error) {
 		Clock:        admin.ClockStatus{Synced: synced, Reason: reason},
 		WQI:          d.wqiJSON(),
 		ActiveAlerts: d.alerts.Active(),
+		Config:       d.reloads.status(),
 	}, nil
 }
 
@@ -182,7 +184,7 @@ func (b backend) Ack(ctx context.Context, id uint64) (alerting.Alert, error) {
 func (b backend) Queue(context.Context) (admin.Queue, error) {
 	st := b.d.spool.Stats()
 	q := admin.Queue{
-		Configured: b.d.uplink != nil, URL: b.d.cfg.Uplink.URL, State: "not configured",
+		Configured: b.d.uplink != nil, URL: b.d.conf().Uplink.URL, State: "not configured",
 		OldestUnsentAt: st.OldestUnforwarded, LastAckedSeq: st.Cursor[spool.Readings],
 	}
 	var us uplink.Status // zero without an uplink: nothing live, nothing acked ahead
@@ -253,8 +255,9 @@ func serverTLS(t *config.TLS) (*tls.Config, error) {
 }
 
 func (b backend) Probes(context.Context) (admin.Probes, error) {
-	out := admin.Probes{Probes: make([]admin.Probe, 0, len(b.d.probes))}
-	for _, p := range b.d.probes {
+	list := b.d.probes.all()
+	out := admin.Probes{Probes: make([]admin.Probe, 0, len(list))}
+	for _, p := range list {
 		st, err := json.Marshal(p.status())
 		if err != nil {
 			return admin.Probes{}, fmt.Errorf("encode status of %s: %w", p.name, err)

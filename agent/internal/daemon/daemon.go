@@ -22,6 +22,7 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/calibration"
 	"github.com/purehealth/purehealth/agent/internal/clock"
 	"github.com/purehealth/purehealth/agent/internal/config"
+	"github.com/purehealth/purehealth/agent/internal/metrics"
 	"github.com/purehealth/purehealth/agent/internal/payload"
 	"github.com/purehealth/purehealth/agent/internal/pipeline"
 	"github.com/purehealth/purehealth/agent/internal/sdnotify"
@@ -39,9 +40,10 @@ import (
 
 // Daemon is one running station agent.
 type Daemon struct {
-	cfg   *config.Config
-	log   *slog.Logger
-	start time.Time
+	cfg     atomic.Pointer[config.Config] // the configuration in effect; Reload replaces it
+	started *config.Config                // the configuration the agent started with
+	log     *slog.Logger
+	start   time.Time
 
 	spool        *spool.Spool
 	clock        *clock.Sync
@@ -54,8 +56,10 @@ type Daemon struct {
 	broker       *broker.Broker
 	uplink       *uplink.Uplink // nil without uplink.url
 	admin        *admin.Server
-	probes       []probe
+	metrics      *metrics.Server // nil without metrics.listen
+	probes       probes
 	outputs      *outputs
+	reloads      reloads
 }
 
 // Option adjusts a Daemon for tests.
@@ -67,8 +71,10 @@ func WithSpoolFaults(f *spool.Faults) Option { return func(o *spool.Options) { o
 // New opens the buffer and builds every component; it starts no goroutine but the
 // buffer's writer, and binds nothing (see Listen). A failure here is a start-up failure.
 func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log, start: time.Now(), outputs: &outputs{},
+	d := &Daemon{log: log, start: time.Now(), outputs: &outputs{},
 		overflow: &alerting.Overflow{Log: log.With("component", "buffer")}}
+	d.cfg.Store(cfg)
+	d.started = cfg
 	class, err := criteria.ParseClass(cfg.Station.Class)
 	if err != nil {
 		return nil, err
@@ -85,6 +91,10 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		NoSync:    cfg.Buffer.UnsafeNoFsync,
 		Logger:    log.With("component", "spool"),
 		OnEvict:   d.overflow.OnEvict,
+	}
+	if cfg.Metrics.Listen != "" {
+		d.metrics = metrics.New(cfg.Metrics.Listen, d.metricsSnapshot, log.With("component", "metrics"))
+		sopts.OnCommit = d.metrics.ObserveCommit
 	}
 	for _, o := range opts {
 		o(&sopts)
@@ -107,19 +117,15 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 	if err != nil {
 		return nil, err
 	}
-	var expected []state.SensorSpec
-	for _, p := range cfg.Probes {
-		param, _ := telemetry.ParseParam(p.Param)
-		expected = append(expected, state.SensorSpec{Name: p.Name, Kind: p.Kind, Param: param, Interval: p.Interval.Std()})
-	}
 	d.state = state.New(state.Options{
 		Station: cfg.Station.ID, Method: method,
-		PressureAtm:   wqi.PressureAtElevation(cfg.Station.ElevationM),
-		Freshness:     cfg.Freshness,
-		OfflineFactor: cfg.Alerts.OfflineFactor,
-		Expected:      expected,
-		MaxSensors:    cfg.Sensors.Max,
-		ForgetAfter:   cfg.Sensors.ForgetAfter.Std(),
+		PressureAtm: wqi.PressureAtElevation(cfg.Station.ElevationM),
+		Freshness:   cfg.Freshness,
+		// A lab's BOD and FC describe the river for weeks, a probe's value for hours.
+		SourceFreshness: cfg.SourceFreshness(),
+		OfflineFactor:   cfg.Alerts.OfflineFactor,
+		MaxSensors:      cfg.Sensors.Max,
+		ForgetAfter:     cfg.Sensors.ForgetAfter.Std(),
 	})
 	err = d.state.RestoreLatest(time.Now(), func(p telemetry.Param, src telemetry.Source, since time.Time) ([]telemetry.Reading, error) {
 		return d.spool.Readings(spool.Query{Param: p, Source: src, Limit: 1, Since: since})
@@ -128,21 +134,10 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		return nil, err
 	}
 
-	var hooks []alerting.Hook
-	for _, h := range cfg.Alerts.Hooks {
-		var on []alerting.Transition
-		for _, t := range h.On {
-			on = append(on, alerting.Transition(t))
-		}
-		hooks = append(hooks, alerting.Hook{Command: h.Command, On: on, Timeout: h.Timeout.Std()})
-	}
-	d.hooks = alerting.NewHooks(hooks, log.With("component", "hooks"))
-	d.alerts, err = alerting.New(alerting.Options{
-		Station: cfg.Station.ID, Class: class, RuleSets: cfg.Alerts.RuleSets,
-		Deadband: cfg.Alerts.Deadband, ClearCount: cfg.Alerts.ClearCount,
-		BadCount: cfg.Alerts.BadCount, OfflineFactor: cfg.Alerts.OfflineFactor,
-		Logger: log.With("component", "alerts"),
-	}, storeAdapter{s: d.spool, stored: d.nudgeUplink}, d.outputs, d.hooks)
+	d.hooks = alerting.NewHooks(hooksOf(cfg), log.With("component", "hooks"))
+	aopts := alertOptions(cfg, class)
+	aopts.Station, aopts.Logger = cfg.Station.ID, log.With("component", "alerts")
+	d.alerts, err = alerting.New(aopts, storeAdapter{s: d.spool, stored: d.nudgeUplink}, d.outputs, d.hooks)
 	if err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
@@ -178,9 +173,11 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		}
 		bopts.TLSListen, bopts.TLS = t.Listen, tlsCfg
 	}
-	if err := d.buildProbes(cfg, log); err != nil {
+	list, err := d.buildProbes(cfg, nil, log)
+	if err != nil {
 		return nil, err
 	}
+	d.setProbes(context.Background(), list)
 	d.broker, err = broker.New(bopts, d.pipeline)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -194,6 +191,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 			BackoffMax: u.BackoffMax.Std(), DailyBytes: int64(u.DailyBytes),
 			ConnectTimeout: u.ConnectTimeout.Std(), RequestTimeout: u.RequestTimeout.Std(),
 			Acks:   d.cloudAcks,
+			Health: d.health, HealthInterval: u.HealthInterval.Std(),
 			Logger: log.With("component", "uplink"),
 		}, d.spool, d.alerts)
 		if err != nil {
@@ -212,16 +210,33 @@ func (d *Daemon) Listen() error {
 	if err := d.admin.Listen(); err != nil {
 		return err
 	}
+	if d.metrics != nil {
+		if err := d.metrics.Listen(); err != nil {
+			return errors.Join(err, d.admin.Close())
+		}
+	}
 	if err := d.broker.Listen(); err != nil {
-		return errors.Join(err, d.admin.Close())
+		err = errors.Join(err, d.admin.Close())
+		if d.metrics != nil {
+			err = errors.Join(err, d.metrics.Close())
+		}
+		return err
 	}
 	return nil
 }
 
-// Close releases the buffer and the admin socket of a Daemon that will not Run.
+// Close releases the buffer, the admin socket and the metrics listener of a Daemon that
+// will not Run.
 func (d *Daemon) Close() error {
-	return errors.Join(d.admin.Close(), d.spool.Close())
+	err := errors.Join(d.admin.Close(), d.spool.Close())
+	if d.metrics != nil {
+		err = errors.Join(err, d.metrics.Close())
+	}
+	return err
 }
+
+// conf is the configuration in effect.
+func (d *Daemon) conf() *config.Config { return d.cfg.Load() }
 
 // Run serves until ctx ends, then shuts down in this order: the broker and the admin API
 // stop taking input and the periodic work stops; the uplink starts no new batch and gives
@@ -239,8 +254,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 			Severity: alerting.Critical,
 			Message:  "The buffer database was corrupt and was moved to " + q + "; a fresh one was started"}, true)
 	}
-	d.log.Info("ph-agent starting", "station", d.cfg.Station.ID, "version", version.Version,
-		"mqtt", d.cfg.MQTT.Listen, "admin_socket", d.cfg.AdminSocket, "buffer", d.spool.Path())
+	cfg := d.conf()
+	d.log.Info("ph-agent starting", "station", cfg.Station.ID, "version", version.Version,
+		"mqtt", cfg.MQTT.Listen, "admin_socket", cfg.AdminSocket, "buffer", d.spool.Path(),
+		"metrics", cfg.Metrics.Listen)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.broker.Run(gctx) })
@@ -253,13 +270,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	})
 	// systemd (Type=notify): ready once the broker listens, watchdog pings, stopping.
 	g.Go(func() error { return sdnotify.Run(gctx, d.broker.Ready(), d.log.With("component", "sdnotify")) })
-	for _, p := range d.probes {
-		g.Go(func() error {
-			if err := p.run(gctx); err != nil {
-				return fmt.Errorf("probe %s: %w", p.name, err)
-			}
-			return nil
-		})
+	g.Go(func() error {
+		if err := d.probes.set.Run(gctx); err != nil {
+			return fmt.Errorf("probe %w", err)
+		}
+		return nil
+	})
+	if d.metrics != nil {
+		g.Go(func() error { return d.metrics.Run(gctx) })
 	}
 	if d.uplink != nil {
 		g.Go(func() error { return d.uplink.Run(gctx) })
@@ -282,12 +300,6 @@ const (
 
 // jobs is the agent's periodic work.
 func (d *Daemon) jobs() []jobs.Job {
-	var calibratable []calibration.Probe
-	for _, p := range d.probes {
-		if p.calibrate != nil {
-			calibratable = append(calibratable, calibration.Probe{Name: p.name, Param: p.param})
-		}
-	}
 	return []jobs.Job{{
 		Name: "wqi", Interval: tickEvery,
 		Run: func(ctx context.Context) error { d.pipeline.Tick(ctx); return nil },
@@ -302,7 +314,7 @@ func (d *Daemon) jobs() []jobs.Job {
 	}, {
 		Name: "calibration", Interval: calibrationEvery,
 		Run: func(ctx context.Context) error {
-			d.calibrations.Check(ctx, time.Now(), calibratable, d.alerts)
+			d.calibrations.Check(ctx, time.Now(), d.calibratable(), d.alerts)
 			return nil
 		},
 	}, {
@@ -320,7 +332,7 @@ func (d *Daemon) publishStatus(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("encode status: %w", err)
 	}
-	if err := d.outputs.Publish(payload.Topic(d.cfg.Station.ID, broker.LeafStatus), msg, true, 1); err != nil && ctx.Err() == nil {
+	if err := d.outputs.Publish(payload.Topic(d.conf().Station.ID, broker.LeafStatus), msg, true, 1); err != nil && ctx.Err() == nil {
 		d.log.Debug("publish status", "err", err)
 	}
 	return nil
@@ -331,7 +343,7 @@ func (d *Daemon) wqiJSON() json.RawMessage {
 	if cur == nil {
 		return json.RawMessage("null")
 	}
-	b, err := json.Marshal(pipeline.WQIMessage{Station: d.cfg.Station.ID, Time: cur.Computed.UTC(),
+	b, err := json.Marshal(pipeline.WQIMessage{Station: d.conf().Station.ID, Time: cur.Computed.UTC(),
 		Inputs: cur.Inputs, Result: &cur.Result})
 	if err != nil {
 		return json.RawMessage("null")

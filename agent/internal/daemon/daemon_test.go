@@ -256,3 +256,57 @@ uplink: {url: "` + srv.URL + `", token_file: ` + tokenPath + `, interval: 1h, ba
 	assert.Equal(t, "APHA 5210 B", sent.Method)
 	assert.Equal(t, taken, sent.Time)
 }
+
+// wqi.freshness_by_source reaches the station's index: a lab's BOD three days old feeds
+// the WQI under the default 31 days for manual BOD, and not once the file shortens it.
+func TestSampleFreshnessBySource(t *testing.T) {
+	for _, tc := range []struct {
+		name, wqi string
+		feeds     bool
+	}{
+		{"default", "", true},
+		{"shorter", "wqi: {freshness_by_source: {manual: {bod: 24h}}}\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg, err := config.Parse([]byte(`
+station: {id: MH-D-003, class: B}
+data_dir: ` + filepath.Join(dir, "data") + `
+admin_socket: ` + filepath.Join(dir, "admin.sock") + `
+mqtt: {listen: "127.0.0.1:0", allow_anonymous: true}
+clock: {sync_check: none}
+` + tc.wqi))
+			require.NoError(t, err)
+			d, err := New(cfg, slog.New(slog.DiscardHandler))
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- d.Run(ctx) }()
+			t.Cleanup(func() {
+				cancel()
+				require.NoError(t, <-done)
+			})
+			client := admin.NewClient(cfg.AdminSocket)
+			require.Eventually(t, func() bool {
+				_, err := client.Queue(t.Context())
+				return err == nil
+			}, guard, 10*time.Millisecond, "admin API up")
+			_, err = client.AddSample(t.Context(), admin.SampleRequest{Param: "bod", Value: 2.4, Unit: "mg/L",
+				Time: time.Now().Add(-72 * time.Hour)})
+			require.NoError(t, err)
+			raw, err := client.WQI(t.Context())
+			require.NoError(t, err)
+			var w struct {
+				WQI        *float64           `json:"wqi"`
+				SubIndices map[string]float64 `json:"sub_indices"`
+			}
+			require.NoError(t, json.Unmarshal(raw, &w), "%s", raw)
+			if tc.feeds {
+				require.NotNil(t, w.WQI, "%s", raw)
+				assert.Contains(t, w.SubIndices, "bod")
+			} else {
+				assert.Nil(t, w.WQI, "a BOD older than its source's freshness feeds nothing: %s", raw)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/purehealth/purehealth/agent/internal/admin"
@@ -14,7 +15,10 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/coapprobe"
 	"github.com/purehealth/purehealth/agent/internal/config"
 	"github.com/purehealth/purehealth/agent/internal/httpprobe"
+	"github.com/purehealth/purehealth/agent/internal/probestatus"
 	"github.com/purehealth/purehealth/agent/internal/serialprobe"
+	"github.com/purehealth/purehealth/agent/internal/state"
+	"github.com/purehealth/purehealth/agent/internal/taskset"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -23,72 +27,141 @@ import (
 type probe struct {
 	name, kind string
 	param      telemetry.Param
+	interval   time.Duration
+	cfg        config.Probe // what it was built from: a changed one is rebuilt
 	run        func(ctx context.Context) error
 	test       func(ctx context.Context) (any, error)
 	calibrate  func(ctx context.Context, point string, value float64) (any, error) // nil: not calibratable
 	status     func() any
+	counts     func() probestatus.Counts
 }
 
-// buildProbes creates a probe for every configured one. It starts nothing.
-func (d *Daemon) buildProbes(cfg *config.Config, log *slog.Logger) error {
+// probes keeps the configured probes: their drivers, in configuration order, and the
+// set that runs them. A reload replaces them (applyProbes).
+type probes struct {
+	set  taskset.Set
+	mu   sync.Mutex
+	list []probe
+}
+
+// all returns the probes in configuration order.
+func (ps *probes) all() []probe {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.list
+}
+
+// buildProbes makes the drivers of cfg's probes, reusing those of keep whose
+// configuration is unchanged (their counts carry on). It starts nothing.
+func (d *Daemon) buildProbes(cfg *config.Config, keep []probe, log *slog.Logger) ([]probe, error) {
+	var out []probe
 	for _, pc := range cfg.Probes {
-		param, err := telemetry.ParseParam(pc.Param)
+		if i := slices.IndexFunc(keep, func(p probe) bool { return p.cfg == pc }); i >= 0 {
+			out = append(out, keep[i])
+			continue
+		}
+		p, err := d.buildProbe(cfg, pc, log)
 		if err != nil {
-			return fmt.Errorf("probe %s: %w", pc.Name, err)
+			return nil, fmt.Errorf("probe %s: %w", pc.Name, err)
 		}
-		plog := log.With("component", "probe") // the drivers add the probe's name
-		p := probe{name: pc.Name, kind: pc.Kind, param: param}
-		switch pc.Kind {
-		case "serial":
-			sp, err := serialprobe.New(serialprobe.Config{
-				Station: cfg.Station.ID, Name: pc.Name, Param: param, Device: pc.Device,
-				Baud: pc.Baud, Interval: pc.Interval.Std(), Timeout: pc.Timeout.Std(),
-			}, d.pipeline, d.state, d.state, plog)
-			if err != nil {
-				return fmt.Errorf("probe %s: %w", pc.Name, err)
-			}
-			p.run = sp.Run
-			p.test = func(ctx context.Context) (any, error) { return sp.Test(ctx) }
-			p.calibrate = func(ctx context.Context, point string, v float64) (any, error) {
-				return sp.Calibrate(ctx, point, v)
-			}
-			p.status = func() any { return sp.Status() }
-		case "coap":
-			cp, err := coapprobe.New(coapprobe.Config{
-				Station: cfg.Station.ID, Name: pc.Name, Param: param, URL: pc.URL,
-				Interval: pc.Interval.Std(), Timeout: pc.Timeout.Std(), Observe: pc.Observe, Location: cfg.Location(),
-			}, d.pipeline, d.state, plog)
-			if err != nil {
-				return fmt.Errorf("probe %s: %w", pc.Name, err)
-			}
-			p.run = cp.Run
-			p.test = func(ctx context.Context) (any, error) { return cp.Test(ctx) }
-			p.status = func() any { return cp.Status() }
-		case "http":
-			hp, err := httpprobe.New(httpprobe.Config{
-				Station: cfg.Station.ID, Name: pc.Name, Param: param, URL: pc.URL,
-				Interval: pc.Interval.Std(), Timeout: pc.Timeout.Std(), Location: cfg.Location(),
-			}, d.pipeline, d.state, plog)
-			if err != nil {
-				return fmt.Errorf("probe %s: %w", pc.Name, err)
-			}
-			p.run = hp.Run
-			p.test = func(ctx context.Context) (any, error) { return hp.Test(ctx) }
-			p.status = func() any { return hp.Status() }
-		default:
-			return fmt.Errorf("probe %s: unknown kind %q", pc.Name, pc.Kind)
-		}
-		d.probes = append(d.probes, p)
+		out = append(out, p)
 	}
-	return nil
+	return out, nil
+}
+
+// buildProbe makes the driver of one configured probe.
+func (d *Daemon) buildProbe(cfg *config.Config, pc config.Probe, log *slog.Logger) (probe, error) {
+	param, err := telemetry.ParseParam(pc.Param)
+	if err != nil {
+		return probe{}, err
+	}
+	plog := log.With("component", "probe") // the drivers add the probe's name
+	p := probe{name: pc.Name, kind: pc.Kind, param: param, interval: pc.Interval.Std(), cfg: pc}
+	switch pc.Kind {
+	case "serial":
+		sp, err := serialprobe.New(serialprobe.Config{
+			Station: cfg.Station.ID, Name: pc.Name, Param: param, Device: pc.Device,
+			Baud: pc.Baud, Interval: pc.Interval.Std(), Timeout: pc.Timeout.Std(),
+		}, d.pipeline, d.state, d.state, plog)
+		if err != nil {
+			return probe{}, err
+		}
+		p.run = sp.Run
+		p.test = func(ctx context.Context) (any, error) { return sp.Test(ctx) }
+		p.calibrate = func(ctx context.Context, point string, v float64) (any, error) {
+			return sp.Calibrate(ctx, point, v)
+		}
+		p.status = func() any { return sp.Status() }
+		p.counts = func() probestatus.Counts { return sp.Status().Counts }
+	case "coap":
+		cp, err := coapprobe.New(coapprobe.Config{
+			Station: cfg.Station.ID, Name: pc.Name, Param: param, URL: pc.URL,
+			Interval: pc.Interval.Std(), Timeout: pc.Timeout.Std(), Observe: pc.Observe, Location: cfg.Location(),
+		}, d.pipeline, d.state, plog)
+		if err != nil {
+			return probe{}, err
+		}
+		p.run = cp.Run
+		p.test = func(ctx context.Context) (any, error) { return cp.Test(ctx) }
+		p.status = func() any { return cp.Status() }
+		p.counts = func() probestatus.Counts { return cp.Status().Counts }
+	case "http":
+		hp, err := httpprobe.New(httpprobe.Config{
+			Station: cfg.Station.ID, Name: pc.Name, Param: param, URL: pc.URL,
+			Interval: pc.Interval.Std(), Timeout: pc.Timeout.Std(), Location: cfg.Location(),
+		}, d.pipeline, d.state, plog)
+		if err != nil {
+			return probe{}, err
+		}
+		p.run = hp.Run
+		p.test = func(ctx context.Context) (any, error) { return hp.Test(ctx) }
+		p.status = func() any { return hp.Status() }
+		p.counts = func() probestatus.Counts { return hp.Status().Counts }
+	default:
+		return probe{}, fmt.Errorf("unknown kind %q", pc.Kind)
+	}
+	return p, nil
+}
+
+// setProbes makes list the running probes: the set starts and stops what changed, and
+// the station's inventory follows (state.Expect). A probe no longer configured has its
+// alerts resolved (offline, faults, calibration due). It returns what changed.
+func (d *Daemon) setProbes(ctx context.Context, list []probe) taskset.Changes {
+	tasks := make([]taskset.Task, 0, len(list))
+	specs := make([]state.SensorSpec, 0, len(list))
+	for _, p := range list {
+		tasks = append(tasks, taskset.Task{Name: p.name, Spec: p.cfg, Run: p.run})
+		specs = append(specs, state.SensorSpec{Name: p.name, Kind: p.kind, Param: p.param, Interval: p.interval})
+	}
+	d.probes.mu.Lock()
+	d.probes.list = list
+	d.probes.mu.Unlock()
+	ch := d.probes.set.Replace(tasks)
+	for _, name := range d.state.Expect(specs) {
+		d.alerts.ForgetSensor(ctx, name)
+		d.calibrations.Forget(ctx, name, d.alerts)
+	}
+	return ch
+}
+
+// calibratable lists the probes the calibration check watches.
+func (d *Daemon) calibratable() []calibration.Probe {
+	var out []calibration.Probe
+	for _, p := range d.probes.all() {
+		if p.calibrate != nil {
+			out = append(out, calibration.Probe{Name: p.name, Param: p.param})
+		}
+	}
+	return out
 }
 
 func (d *Daemon) probeNamed(name string) (probe, error) {
-	i := slices.IndexFunc(d.probes, func(p probe) bool { return p.name == name })
+	list := d.probes.all()
+	i := slices.IndexFunc(list, func(p probe) bool { return p.name == name })
 	if i < 0 {
 		return probe{}, fmt.Errorf("%w: no probe named %q in the configuration", admin.ErrNotFound, name)
 	}
-	return d.probes[i], nil
+	return list[i], nil
 }
 
 // calibrate sends a calibration point to a probe through its running loop and records

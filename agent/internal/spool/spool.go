@@ -105,6 +105,10 @@ type Options struct {
 	OnEvict func(Eviction)
 	// Faults lets tests make write transactions fail; nil in production.
 	Faults *Faults
+	// OnCommit, if set, is told how long each group commit of appends, acks and puts took,
+	// fsync included, whether it succeeded or not. It is called from the writer goroutine
+	// and must not block.
+	OnCommit func(time.Duration)
 }
 
 // Stream names one of the three append-only logs of the spool. Each has its own strictly
@@ -257,6 +261,7 @@ type Spool struct {
 	log         *slog.Logger
 	now         func() time.Time
 	onEvict     func(Eviction)
+	onCommit    func(time.Duration)
 	faults      *Faults
 	retention   time.Duration
 	maxBytes    int64
@@ -350,6 +355,7 @@ func Open(opts Options) (*Spool, error) {
 		log:        log,
 		now:        opts.Now,
 		onEvict:    opts.OnEvict,
+		onCommit:   opts.OnCommit,
 		faults:     opts.Faults,
 		retention:  orDefault(opts.Retention, DefaultRetention),
 		maxBytes:   maxBytes,

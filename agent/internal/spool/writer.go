@@ -190,6 +190,7 @@ func (s *Spool) commit(batch []*request) {
 		}
 		return nil
 	}
+	began := time.Now()
 	err := s.update(apply)
 	if errors.Is(err, berrors.ErrMaxSizeReached) {
 		// The estimate was short. Make room for twice the batch and try once more.
@@ -200,6 +201,9 @@ func (s *Spool) commit(batch []*request) {
 		if errors.Is(err, berrors.ErrMaxSizeReached) {
 			err = fmt.Errorf("%w: %w", ErrFull, err)
 		}
+	}
+	if s.onCommit != nil {
+		s.onCommit(time.Since(began))
 	}
 	if err != nil && !errors.Is(err, ErrInjected) {
 		s.log.Error("commit failed", "records", len(batch), "err", err)

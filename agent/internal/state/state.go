@@ -341,7 +341,55 @@ func (s *Station) Sensors() []Sensor {
 }
 
 // OfflineFactor is the configured factor, for callers judging Sensor.Online.
-func (s *Station) OfflineFactor() float64 { return s.opts.OfflineFactor }
+func (s *Station) OfflineFactor() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts.OfflineFactor
+}
+
+// SetOfflineFactor changes the factor (0: DefaultOfflineFactor).
+func (s *Station) SetOfflineFactor(f float64) {
+	if f <= 0 {
+		f = DefaultOfflineFactor
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.OfflineFactor = f
+}
+
+// Expect makes specs the configured inventory, keeping what the station knows of each
+// sensor: a new spec is expected from now on (a sensor already heard of on the broker
+// keeps its history and becomes configured), a changed one takes its new kind, parameter
+// and interval, and a configured sensor that specs no longer names is dropped, its
+// history with it, and returned, so that its alerts can be resolved. Should it keep
+// publishing, it is known again as any device is.
+func (s *Station) Expect(specs []SensorSpec) (dropped []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := make(map[string]SensorSpec, len(specs))
+	for _, e := range specs {
+		want[e.Name] = e
+	}
+	for name, sen := range s.sensors {
+		if _, ok := want[name]; sen.Expected && !ok {
+			delete(s.sensors, name)
+			dropped = append(dropped, name)
+		}
+	}
+	for _, e := range specs {
+		sen := s.sensors[e.Name]
+		if sen == nil {
+			sen = &Sensor{Name: e.Name, ErrorsByKind: map[string]uint64{}, admitted: time.Now()}
+			s.sensors[e.Name] = sen
+		}
+		sen.Kind, sen.Param, sen.Expected = e.Kind, e.Param, true
+		if e.Interval > 0 {
+			sen.Interval, sen.Learned = e.Interval, false
+		}
+	}
+	sort.Strings(dropped)
+	return dropped
+}
 
 // Input is one parameter value that fed (or could not feed) the index.
 type Input struct {

@@ -118,7 +118,9 @@ func (c *client) post(ctx context.Context, body []byte, token string, timeout ti
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Content-Encoding", "gzip")
-	req.Header.Set("Authorization", "Bearer "+token)
+	if token != "" { // none: the client certificate alone says who the station is
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	req.Header.Set("User-Agent", "ph-agent/"+version.Version)
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -499,6 +499,7 @@ func (u *Uplink) settle(ctx context.Context, err error) time.Duration {
 	}
 	u.mu.Lock()
 	u.st.ConsecutiveFailures++
+	u.st.Failures++
 	failures := u.st.ConsecutiveFailures
 	u.st.State, u.st.NextRetryAt = state, now.Add(wait)
 	u.st.LastError, u.st.LastErrorAt = err.Error(), now

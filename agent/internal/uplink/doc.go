@@ -78,6 +78,16 @@ the next day (state "budget exhausted"), and the live lane keeps sending alert e
 the latest WQI, without readings. A backlog batch is weighed with the new readings riding
 in it, which stop with it. A live batch may overshoot the budget by its own size.
 
+# Health record
+
+With Options.Health set, the station's health record (wire.Health: version, uptime, clock,
+buffer and hours of autonomy, backlog, probes, calibration due dates, broker) goes with the
+live lane every HealthInterval: after a pass's first batch, or alone when nothing else
+waits. It travels in a batch of its own with no records, so a cloud that refuses it
+refuses nothing else: a 400 or 413 is logged and counted (Status.HealthRefused) and the
+next record goes an interval later; no answer, 429 or 5xx fail the pass as any batch does.
+It is a snapshot: taken when it goes, never stored, never resent as it was.
+
 # Shutdown
 
 When Run's context ends no new batch starts; the one in flight gets Options.Grace to be

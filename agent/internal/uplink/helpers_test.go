@@ -164,6 +164,7 @@ type fakeCloud struct {
 	readings   map[uint64]wire.Reading
 	alerts     []wire.AlertEvent
 	batches    [][]recKey // accepted batches, in order of arrival
+	healths    []healthAt // health records taken, in order of arrival
 	requests   int
 	maxRecords int  // > 0: 413 above it
 	omitField  bool // 400 answers name no field
@@ -321,10 +322,25 @@ func (c *fakeCloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, k := range keys {
 		c.received[k]++
 	}
+	if b.Health != nil {
+		c.healths = append(c.healths, healthAt{h: *b.Health, records: len(keys)})
+	}
 	c.batches = append(c.batches, keys)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(wire.Ack{AckedSeq: ack[0], // the client may be gone
 		Acked: map[string]uint64{"readings": ack[0], "alerts": ack[1], "wqi": ack[2]}})
+}
+
+// healthAt is a health record the fake cloud took, and how many records its batch held.
+type healthAt struct {
+	h       wire.Health
+	records int
+}
+
+func (c *fakeCloud) healthRecords() []healthAt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.healths)
 }
 
 // seqs returns the stored seqs of stream, sorted.

@@ -138,6 +138,12 @@ type Options struct {
 	// Acks, if set, receives the acknowledgements made in the cloud that an answer
 	// carries (wire.Ack.Acks); the station acknowledges them too (alerting.Manager.AckFrom).
 	Acks func(ctx context.Context, acks []wire.AlertAck)
+	// Health, if set, returns the station's health record, which goes every
+	// HealthInterval with the live lane in a batch of its own (sendHealth). It is called
+	// from Run's goroutine and must not block for long.
+	Health func() *wire.Health
+	// HealthInterval is how often the health record goes (uplink.health_interval).
+	HealthInterval time.Duration
 	// Now is the clock (the budget's day, status times); nil means time.Now.
 	Now func() time.Time
 	// Logger receives the uplink's log; nil discards it.
@@ -170,7 +176,10 @@ type Status struct {
 	Rejected            uint64
 	BatchLimit          int // records per batch now: BatchMax, less after a 413
 	BatchMax            int
-	Acked               uint64 // records the cloud acknowledged since start
+	Acked               uint64    // records the cloud acknowledged since start
+	Failures            uint64    // passes that failed since start
+	HealthSentAt        time.Time // the last health record the cloud took; zero: none
+	HealthRefused       uint64    // health records the cloud refused since start
 	// Live is, per stream, how many unsent records the live lane would send now; AckedAhead
 	// how many seqs above the cursor the cloud already confirmed (through the live lane).
 	Live       map[spool.Stream]int
@@ -204,6 +213,9 @@ type Uplink struct {
 	// The alerts: raised in this run, and possibly open (from a previous run too).
 	authRaised, authMaybeOpen     bool
 	rejectRaised, rejectMaybeOpen bool
+	// healthAt is when the last health record went or was refused; zero: none yet.
+	healthAt            time.Time
+	loggedHealthRefusal string
 
 	mu       sync.Mutex // guards everything below
 	running  bool
@@ -249,6 +261,7 @@ func New(opts Options, store Store, alerts Alerts) (*Uplink, error) {
 	def(&opts.ConnectTimeout, DefaultConnectTimeout)
 	def(&opts.RequestTimeout, DefaultRequestTimeout)
 	def(&opts.Grace, DefaultGrace)
+	def(&opts.HealthInterval, DefaultHealthInterval)
 	opts.BackoffMax = max(opts.BackoffMax, opts.BackoffMin)
 	if opts.BatchMax <= 0 {
 		opts.BatchMax = DefaultBatchMax
@@ -520,7 +533,7 @@ func (u *Uplink) pass(ctx context.Context, flush bool) (err error) {
 			}
 			if b.empty() {
 				if len(fl) == 0 {
-					return nil
+					return u.sendHealth(ctx)
 				}
 				// The rest may lie behind the batches in flight: once they land, look again.
 				if err := u.land(&fl, len(fl)-1); err != nil {
@@ -535,7 +548,11 @@ func (u *Uplink) pass(ctx context.Context, flush bool) (err error) {
 					u.firstNudge.Store(nudged)
 				}
 				u.Nudge()
-				return nil
+				// What is in flight lands first: a health record is not sent beside it.
+				if err := u.land(&fl, 0); err != nil {
+					return err
+				}
+				return u.sendHealth(ctx)
 			}
 			if u.opts.DailyBytes > 0 && len(b.items) > 0 {
 				// A batch that does not encode is split by deliver; it cannot be weighed here.
@@ -544,6 +561,9 @@ func (u *Uplink) pass(ctx context.Context, flush bool) (err error) {
 					u.holdLocked()
 					u.mu.Unlock()
 					if err := u.commit(ctx); err != nil {
+						return err
+					}
+					if err := u.sendHealth(ctx); err != nil {
 						return err
 					}
 					return ErrBudgetExhausted
@@ -557,6 +577,11 @@ func (u *Uplink) pass(ctx context.Context, flush bool) (err error) {
 			}
 		}
 		if err := u.process(ctx, b); err != nil {
+			return err
+		}
+		// The health record goes with the live lane: after the alerts and the newest
+		// data, before the backlog's next batch.
+		if err := u.sendHealth(ctx); err != nil {
 			return err
 		}
 	}

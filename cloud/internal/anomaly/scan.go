@@ -44,6 +44,20 @@ type Series struct {
 	// Param is a canonical parameter or "wqi"; it chooses the scale (hourly.TransformFor).
 	Param  string
 	Points []hourly.Point
+	// Hourly are values of whole hours for the hours Points does not cover: the weeks of
+	// history before the readings, as an hourly rollup keeps them, so that a caller need
+	// not load every reading of every baseline day. They make baselines and are judged as
+	// hours like those of readings; the checks on single readings (spikes, stuck values)
+	// see Points only. An hour that Points covers ignores its Hourly value.
+	Hourly []HourValue
+}
+
+// HourValue is one hour of a series: the start of the hour, the mean of its readings and
+// how many there were.
+type HourValue struct {
+	Time  time.Time
+	Value float64
+	Count int
 }
 
 // Evidence is one hour as the detector saw it.
@@ -132,13 +146,37 @@ const maxEvidence = 48
 // repeated readings p, p^(run−1) is below it: about a one-in-ten-thousand coincidence.
 const stuckOdds = 1e-4
 
+// withHourly returns the points that make s's hourly series: its readings, and its
+// Hourly values of the hours no reading covers, with their counts by hour.
+func withHourly(s Series) ([]hourly.Point, map[time.Time]int) {
+	if len(s.Hourly) == 0 {
+		return s.Points, nil
+	}
+	covered := make(map[time.Time]bool, len(s.Points)/4+1)
+	for _, p := range s.Points {
+		covered[p.Time.UTC().Truncate(time.Hour)] = true
+	}
+	all := slices.Clip(s.Points)
+	counts := make(map[time.Time]int, len(s.Hourly))
+	for _, h := range s.Hourly {
+		t := h.Time.UTC().Truncate(time.Hour)
+		if covered[t] {
+			continue
+		}
+		all = append(all, hourly.Point{Time: t, Value: h.Value})
+		counts[t] = max(h.Count, 1)
+	}
+	return all, counts
+}
+
 // ScanSeries runs the single-station detector over s (see the package comment).
 func ScanSeries(s Series, opts Options) Scan {
 	opts = opts.withDefaults()
 	out := Scan{Station: s.Station, Param: s.Param}
 	tr := hourly.TransformFor(s.Param)
+	all, counts := withHourly(s)
 	// Outliers are what we look for: no filter.
-	hs, _ := hourly.Regularise(s.Points, hourly.Options{MaxHours: opts.MaxHours, OutlierZ: -1})
+	hs, _ := hourly.Regularise(all, hourly.Options{MaxHours: opts.MaxHours, OutlierZ: -1})
 	n := hs.Len()
 	if n == 0 {
 		return out
@@ -161,6 +199,11 @@ func ScanSeries(s Series, opts Options) Scan {
 		hourOf[i] = int(p.Time.Sub(hs.Start) / time.Hour)
 		perHour[hourOf[i]]++
 	}
+	for t, c := range counts {
+		if i := int(t.Sub(hs.Start) / time.Hour); t.Compare(hs.Start) >= 0 && i < n {
+			perHour[i] = c
+		}
+	}
 	noise := hourly.NoiseScale(x)
 
 	d := detector{opts: opts, tr: tr, n: n, start: hs.Start, y: tr.ApplyAll(hs.Values), noise: noise, perHour: perHour,
@@ -174,7 +217,11 @@ func ScanSeries(s Series, opts Options) Scan {
 	}
 	zEpisodes := d.scan()
 	copy(out.judged, d.judged)
-	spikes := spikeFlags(pts, x, noise, opts.SpikeZ)
+	// A spike is judged against the reading-to-reading noise, but never against less than
+	// the smallest change worth attention: a probe that repeats one value (noise near
+	// zero, as a fresh series of a coarse probe has) must not turn its next
+	// last-digit step into a spike of score 1e13.
+	spikes := spikeFlags(pts, x, max(noise, d.minScale), opts.SpikeZ)
 
 	// Spike readings in an hour make a short z-episode of that hour when readings are
 	// sparse; the spike test has explained it.

@@ -158,3 +158,94 @@ func TestSingleStationKinds(t *testing.T) {
 		})
 	}
 }
+
+// asHourly gives the readings before the last rawDays days as hourly means (Series.Hourly),
+// as a caller reading an hourly rollup does, and keeps the rest as readings.
+func asHourly(pts []hourly.Point, rawDays int) Series {
+	cut := pts[len(pts)-1].Time.Truncate(24 * time.Hour).Add(-time.Duration(rawDays-1) * 24 * time.Hour)
+	s := Series{Station: "S", Param: "do"}
+	sums := map[time.Time]float64{}
+	var hours []time.Time
+	counts := map[time.Time]int{}
+	for _, p := range pts {
+		if !p.Time.Before(cut) {
+			s.Points = append(s.Points, p)
+			continue
+		}
+		h := p.Time.Truncate(time.Hour)
+		if counts[h] == 0 {
+			hours = append(hours, h)
+		}
+		sums[h] += p.Value
+		counts[h]++
+	}
+	for _, h := range hours {
+		s.Hourly = append(s.Hourly, HourValue{Time: h, Value: sums[h] / float64(counts[h]), Count: counts[h]})
+	}
+	return s
+}
+
+// TestHourlyHistoryJudgesAsReadings: weeks of history as hourly values and the last days
+// as readings find what the readings alone find.
+func TestHourlyHistoryJudgesAsReadings(t *testing.T) {
+	for seed := range uint64(3) {
+		s := ScanSeries(asHourly(river{days: 14, seed: seed}.points(), 2), Options{})
+		assert.Empty(t, s.Episodes, "clean seed %d: %v", seed, kinds(s.Episodes))
+		assert.Empty(t, s.Flags, "clean seed %d", seed)
+	}
+	day := 24.0
+	tests := []struct {
+		name string
+		r    river
+		kind Kind
+	}{
+		{"dip", river{days: 12, seed: 1, change: func(h float64) float64 {
+			if h >= 10*day+2 && h < 10*day+6 {
+				return -2
+			}
+			return 0
+		}}, KindDeviation},
+		{"stuck", river{days: 12, seed: 4, read: func(i int, h, v float64) (float64, bool) {
+			if h >= 10*day+1 && h < 10*day+4 {
+				return 6.12, true
+			}
+			return v, true
+		}}, KindStuck},
+		{"spikes", river{days: 12, seed: 5, read: func(i int, h, v float64) (float64, bool) {
+			if h >= 10*day && i%40 == 0 {
+				return v + 4, true
+			}
+			return v, true
+		}}, KindSpike},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pts := tt.r.points()
+			whole := ScanSeries(Series{Station: "S", Param: "do", Points: pts}, Options{})
+			split := ScanSeries(asHourly(pts, 3), Options{})
+			require.Len(t, split.Episodes, 1, "%v", kinds(split.Episodes))
+			require.Len(t, whole.Episodes, 1)
+			assert.Equal(t, tt.kind, split.Episodes[0].Kind)
+			assert.Equal(t, whole.Episodes[0].Start, split.Episodes[0].Start)
+			assert.Equal(t, whole.Episodes[0].End, split.Episodes[0].End)
+		})
+	}
+}
+
+// TestFreshCoarseSeriesHasNoSpikes: a few minutes of a probe that repeats its value but
+// for a step of its last digits has no reading-to-reading noise to speak of; the steps
+// are not spikes.
+func TestFreshCoarseSeriesHasNoSpikes(t *testing.T) {
+	var pts []hourly.Point
+	for i := range 40 {
+		// Float noise in the last bits (a unit conversion, two sensors of one value)...
+		v := 7.66 + float64(i%2)*1e-15
+		if i%9 == 4 {
+			v = 7.64 // ... and a step of the probe's last digit
+		}
+		pts = append(pts, hourly.Point{Time: t0.Add(time.Duration(i) * 10 * time.Second), Value: v})
+	}
+	s := ScanSeries(Series{Station: "S", Param: "ph", Points: pts}, Options{})
+	assert.Empty(t, s.Episodes, "%v", kinds(s.Episodes))
+	assert.Empty(t, s.Flags)
+}

@@ -300,16 +300,20 @@ func (e *StatusError) Error() string {
 // Unwrap returns the sentinel of the status's class (ErrUnauthorized, ...).
 func (e *StatusError) Unwrap() error { return e.kind }
 
+// MaxSecretBytes bounds a secret file: keys and client secrets are tens of bytes.
+const MaxSecretBytes = 64 << 10
+
 // ReadSecret returns a credential given inline (value) or in a file (its content without
 // surrounding blanks), so that keys can stay out of configuration files. name says what
 // the credential is in errors ("api_key"); giving both or neither is an error, as is an
-// empty file.
+// empty file, a file that is not a regular file (a device, a pipe: reading it could block
+// or never end) and one larger than MaxSecretBytes.
 func ReadSecret(name, value, file string) (string, error) {
 	switch {
 	case value != "" && file != "":
 		return "", fmt.Errorf("%s and %s_file are exclusive", name, name)
 	case file != "":
-		b, err := os.ReadFile(file)
+		b, err := readSecretFile(file)
 		if err != nil {
 			return "", fmt.Errorf("%s_file: %w", name, err)
 		}
@@ -322,6 +326,29 @@ func ReadSecret(name, value, file string) (string, error) {
 		return "", fmt.Errorf("%s or %s_file is required", name, name)
 	}
 	return value, nil
+}
+
+func readSecretFile(path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if info.Size() > MaxSecretBytes {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, MaxSecretBytes)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxSecretBytes+1))
+	if err == nil && len(b) > MaxSecretBytes {
+		err = fmt.Errorf("%s is larger than %d bytes", path, MaxSecretBytes)
+	}
+	return b, err
 }
 
 // Redact returns u as text with the values of secret query parameters replaced.

@@ -274,6 +274,8 @@ func TestReadSecret(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte("  k3y\n"), 0o600))
 	empty := filepath.Join(dir, "empty")
 	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
+	big := filepath.Join(dir, "big")
+	require.NoError(t, os.WriteFile(big, make([]byte, MaxSecretBytes+1), 0o600))
 
 	got, err := ReadSecret("api_key", "inline", "")
 	require.NoError(t, err)
@@ -286,6 +288,9 @@ func TestReadSecret(t *testing.T) {
 		{"", "", "api_key or api_key_file is required"},
 		{"", empty, "is empty"},
 		{"", filepath.Join(dir, "missing"), "api_key_file:"},
+		{"", dir, "is not a regular file"},
+		{"", os.DevNull, "is not a regular file"},
+		{"", big, "is larger than 65536 bytes"},
 	} {
 		_, err := ReadSecret("api_key", tt.value, tt.file)
 		assert.ErrorContains(t, err, tt.want)

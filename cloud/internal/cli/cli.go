@@ -1,7 +1,7 @@
 // Package cli is ph-cloud's command line: the service (`serve`), schema migrations
-// (`migrate`), station administration (`station add|list|rotate-token`), tokens of people
-// and tools (`token add|list|revoke`), lab samples (`samples import`) and CSV export
-// (`export`). Commands are
+// (`migrate`), station administration (`station add|list|rotate-token|set-river`), tokens of people
+// and tools (`token add|list|revoke`), lab samples (`samples import`), CSV export
+// (`export`) and the fleet's health (`fleet`). Commands are
 // built by constructors and write to the cobra command's streams, so tests drive them with
 // SetArgs and SetOut.
 package cli
@@ -61,7 +61,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.AtStartup(err) })
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newStationCommand(), newConfigCommand(),
 		newViewerTokenCommand(), newVersionCommand(), newAnalyzeCommand(), newTokenCommand(), newSamplesCommand(),
-		newExportCommand())
+		newExportCommand(), newFleetCommand())
 	return root
 }
 
@@ -91,15 +91,19 @@ func storeOptions(cfg *config.Config, log *slog.Logger) store.Options {
 		IngestTimeout: cfg.Database.IngestTimeout.Std(),
 		AheadDays:     cfg.Partitions.AheadDays,
 		Retention:     retention(cfg),
-		LiveMaxAge:    cfg.WebSocket.LiveMaxAge.Std(),
-		Log:           log.With("component", "store"),
+		// Lab, government and satellite data are kept by their own rules (retention.external,
+		// each source's retention), never by the raw readings' one.
+		SourceRetention: cfg.SourceRetention(),
+		LiveMaxAge:      cfg.WebSocket.LiveMaxAge.Std(),
+		Log:             log.With("component", "store"),
 	}
 }
 
 func retention(cfg *config.Config) store.Retention {
 	return store.Retention{
-		Measurements: cfg.Retention.Measurements.Std(), WQI: cfg.Retention.WQI.Std(),
+		Measurements: cfg.Retention.Measurements.Std(), WQI: cfg.Retention.WQI.Std(), External: cfg.Retention.External.Std(),
 		Alerts: cfg.Retention.Alerts.Std(), Rollups: cfg.Retention.Rollups.Std(),
+		Health: cfg.Retention.Health.Std(), Forecasts: cfg.Retention.Forecasts.Std(),
 	}
 }
 
@@ -188,7 +192,8 @@ func newStationCommand() *cobra.Command {
 		Use:   "station",
 		Short: "Register stations and manage their tokens",
 	}
-	cmd.AddCommand(newStationAddCommand(), newStationListCommand(), newStationRotateCommand(), newStationRemoveCommand())
+	cmd.AddCommand(newStationAddCommand(), newStationListCommand(), newStationRotateCommand(), newStationRemoveCommand(),
+		newStationSetAuthCommand(), newStationSetRiverCommand())
 	return cmd
 }
 
@@ -209,12 +214,14 @@ func withStore(cmd *cobra.Command, fn func(st *store.Store) error) error {
 func newStationAddCommand() *cobra.Command {
 	var name, class string
 	var lat, lon float64
+	var rf riverFlags
 	cmd := &cobra.Command{
 		Use:   "add ID",
 		Short: "Register a station and print its new token (alone, on stdout)",
 		Long: `Register a station and print its new token alone on stdout, for scripts:
 
-  ph-cloud station add MH-PUNE-001 --name "Mula-Mutha at Sangam" --class B > token
+  ph-cloud station add MH-PUNE-001 --name "Mula-Mutha at Sangam" --class B \
+    --river Mula-Mutha --river-km 0.5 > token
 
 Only a hash of the token is stored: it cannot be shown again, only replaced with
 rotate-token.`,
@@ -227,6 +234,10 @@ rotate-token.`,
 			}
 			if latSet {
 				n.Lat, n.Lon = &lat, &lon
+			}
+			var err error
+			if n.River, err = rf.river(cmd); err != nil {
+				return err
 			}
 			return withStore(cmd, func(st *store.Store) error {
 				token, err := st.AddStation(cmd.Context(), n)
@@ -243,6 +254,7 @@ rotate-token.`,
 	cmd.Flags().StringVar(&class, "class", "B", "CPCB designated-best-use class, A–E")
 	cmd.Flags().Float64Var(&lat, "lat", 0, "latitude, degrees")
 	cmd.Flags().Float64Var(&lon, "lon", 0, "longitude, degrees")
+	rf.add(cmd)
 	if err := cmd.MarkFlagRequired("name"); err != nil {
 		panic(err) // the flag is defined just above
 	}
@@ -262,6 +274,33 @@ func newStationRotateCommand() *cobra.Command {
 					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), token)
+				return nil
+			})
+		},
+	}
+	addConfigFlag(cmd)
+	return cmd
+}
+
+func newStationSetAuthCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "set-auth ID token|cert|both",
+		Short: "Say how a station proves who it is at ingest: its token, a client certificate, or both",
+		Long: `Say how a station proves who it is when it sends data:
+
+  token  its bearer token (the default)
+  cert   a client certificate issued by the CA in tls.client_ca_file whose common name
+         (or a DNS name) is the station's id; the token is then not needed
+  both   the token and the certificate, naming the same station
+
+The station's agent presents the certificate with uplink.cert_file and uplink.key_file.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(st *store.Store) error {
+				if err := st.SetStationAuth(cmd.Context(), args[0], args[1]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "station %s authenticates with %s\n", args[0], args[1])
 				return nil
 			})
 		},
@@ -344,10 +383,10 @@ func renderStations(w io.Writer, sts []store.Station, now time.Time) error {
 		return err
 	}
 	t := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(t, "ID\tNAME\tCLASS\tLAT\tLON\tLAST BATCH\tREADINGS SEQ")
+	fmt.Fprintln(t, "ID\tNAME\tCLASS\tLAT\tLON\tLAST BATCH\tREADINGS SEQ\tRIVER")
 	for _, s := range sts {
-		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", s.ID, s.Name, s.Class, coord(s.Lat), coord(s.Lon),
-			ago(s.LastBatchAt, now), s.ReadingsSeq)
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.ID, s.Name, s.Class, coord(s.Lat), coord(s.Lon),
+			ago(s.LastBatchAt, now), s.ReadingsSeq, riverText(s))
 	}
 	return t.Flush()
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/purehealth/purehealth/cloud/internal/fusedwqi"
 	"github.com/purehealth/purehealth/cloud/internal/readingcsv"
 	"github.com/purehealth/purehealth/cloud/internal/samples"
 	"github.com/purehealth/purehealth/cloud/internal/store"
@@ -131,17 +132,23 @@ func newSamplesCommand() *cobra.Command {
 station_id,param,value,unit,sampled_at and optional sample_id,lab,method columns, exactly
 as POST /v1/samples does: every row checked before anything is stored, the first bad row
 named with its column, samples already stored counted as duplicates. It prints
-{"accepted": N, "duplicates": M, "revised": R}.`,
+{"accepted": N, "duplicates": M, "revised": R}, and updates the fused WQI of the
+stations whose values changed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
 			f, err := os.Open(args[0])
 			if err != nil {
 				return exitcode.AtStartup(err)
 			}
 			defer f.Close()
 			// A file on disk may be larger than a body over HTTP, within reason.
-			res, err := samples.Parse(bufio.NewReader(f), samples.CSV,
-				samples.Limits{MaxBytes: 16 * samples.DefaultMaxBytes, MaxRows: 16 * samples.DefaultMaxRows}, time.Now())
+			lim := cfg.Samples.Limits()
+			lim.MaxBytes, lim.MaxRows = 16*lim.MaxBytes, 16*lim.MaxRows
+			res, err := samples.Parse(bufio.NewReader(f), samples.CSV, lim, time.Now())
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -158,6 +165,11 @@ named with its column, samples already stored counted as duplicates. It prints
 				}
 				if err != nil {
 					return err
+				}
+				// The service would catch up within fusion.interval; the import shows at once.
+				u := fusedwqi.New(st, fusedwqi.Options{Policy: cfg.Fusion.Policy()})
+				if err := u.UpdateStations(cmd.Context(), stored.Stations...); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "samples stored; the fused WQI is updated by the service later: %v\n", err)
 				}
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(samples.Reply{Accepted: stored.New + stored.Revised,
 					Revised: stored.Revised, Duplicates: stored.Unchanged + res.Duplicates})

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -51,6 +52,18 @@ func TestTokensSamplesAndExport(t *testing.T) {
 	r = run(t, "samples", "import", sheet, "--config", cfg)
 	require.NoError(t, r.err, r.stderr)
 	assert.JSONEq(t, `{"accepted": 0, "duplicates": 5, "revised": 0}`, r.stdout)
+
+	// A fresh sample: the import updates the station's fused WQI at once.
+	fresh := filepath.Join(t.TempDir(), "fresh.csv")
+	require.NoError(t, os.WriteFile(fresh, []byte("station_id,param,value,unit,sampled_at\nMH-PUNE-001,fc,900,MPN/100mL,"+
+		time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)+"\n"), 0o600))
+	r = run(t, "samples", "import", fresh, "--config", cfg)
+	require.NoError(t, r.err, r.stderr)
+	w, err := st.LatestFusedWQI(t.Context(), "MH-PUNE-001")
+	require.NoError(t, err)
+	require.NotNil(t, w, "the import stored the fused WQI")
+	assert.Equal(t, "manual", w.Inputs["fc"].Source)
+	assert.True(t, w.Result.Partial, "FC alone")
 
 	bad := filepath.Join(t.TempDir(), "bad.csv")
 	require.NoError(t, os.WriteFile(bad, []byte("station_id,param,value,unit,sampled_at\nMH-PUNE-001,bod,4,mg/L,2025-11-02T09:30+05:30\nMH-GONE-1,bod,4,mg/L,2025-11-02T09:30+05:30\n"), 0o600))

@@ -25,6 +25,7 @@ import (
 
 	"github.com/purehealth/purehealth/cloud/internal/access"
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
+	"github.com/purehealth/purehealth/cloud/internal/fusedwqi"
 	"github.com/purehealth/purehealth/cloud/internal/fusion"
 	"github.com/purehealth/purehealth/cloud/internal/ingest"
 	"github.com/purehealth/purehealth/cloud/internal/notify"
@@ -46,12 +47,21 @@ type Config struct {
 	Partitions  Partitions     `yaml:"partitions"`
 	Fusion      Fusion         `yaml:"fusion"`
 	WebSocket   WebSocket      `yaml:"websocket"`
+	// Upstream, Satellite and Samples are the sources outside the stations (sources.go).
+	Upstream  []Upstream `yaml:"upstream"`
+	Satellite *Satellite `yaml:"satellite"` // nil: no satellite estimates
+	Samples   Samples    `yaml:"samples"`
 	// StationHealth is the check that takes silent stations offline.
 	StationHealth StationHealth `yaml:"station_health"`
 	// Notify lists the channels alert transitions are sent to (contract keys).
 	Notify []NotifyChannel `yaml:"notify"`
 	// Auth says who may read.
 	Auth Auth `yaml:"auth"`
+
+	// Forecast and Anomaly tune the analytics jobs (contract keys forecast.interval and
+	// anomaly.interval).
+	Forecast Forecast `yaml:"forecast"`
+	Anomaly  Anomaly  `yaml:"anomaly"`
 
 	strictyaml.Source `yaml:"-"` // the file it came from
 }
@@ -60,6 +70,11 @@ type Config struct {
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, when set, holds the CA certificates (PEM) that issue stations' client
+	// certificates: a station presenting one whose common name (or a DNS name) is its id
+	// is identified by it, instead of or beside its token as the station's auth mode says
+	// (ph-cloud station set-auth).
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // Database tunes the connection pool and the storage layout.
@@ -92,12 +107,16 @@ type Ingest struct {
 // Retention says how long data is kept (defaults store.DefaultRetention).
 type Retention struct {
 	Measurements Duration `yaml:"measurements"` // raw readings
+	External     Duration `yaml:"external"`     // lab, government and satellite data (validated in sources.go)
 	WQI          Duration `yaml:"wqi"`
 	Alerts       Duration `yaml:"alerts"`  // alert history and resolved alerts
 	Rollups      Duration `yaml:"rollups"` // measurements_hourly and _daily
+	Health       Duration `yaml:"health"`  // the stations' health records (the newest is always kept)
 	// Events are the live events kept for WebSocket clients to resume from (default
 	// store.DefaultEventsRetention; at least websocket.replay_window).
 	Events Duration `yaml:"events"`
+	// Forecasts are the forecasts issued (default store.DefaultForecastRetention).
+	Forecasts Duration `yaml:"forecasts"`
 }
 
 // Partitions tunes plain-PostgreSQL storage (native daily partitions).
@@ -116,6 +135,9 @@ type Fusion struct {
 	// MaxAge is how old a source's latest value may be and still count (default
 	// fusion.DefaultPolicy for a source the file does not name).
 	MaxAge map[string]Duration `yaml:"max_age"`
+	// Interval is how often every station's fused WQI is recomputed, for inputs that age
+	// out while nothing arrives (default fusedwqi.DefaultInterval).
+	Interval Duration `yaml:"interval"`
 }
 
 // WebSocket tunes the live fan-out (GET /ws, /ws/station/{id}).
@@ -255,15 +277,16 @@ func Default() Config {
 			RetryAfter:     Duration(ingest.DefaultRetryAfter),
 		},
 		Retention: Retention{
-			Measurements: Duration(ret.Measurements), WQI: Duration(ret.WQI),
-			Alerts: Duration(ret.Alerts), Rollups: Duration(ret.Rollups),
-			Events: Duration(store.DefaultEventsRetention),
+			Measurements: Duration(ret.Measurements), WQI: Duration(ret.WQI), External: Duration(ret.External),
+			Alerts: Duration(ret.Alerts), Rollups: Duration(ret.Rollups), Health: Duration(ret.Health),
+			Events: Duration(store.DefaultEventsRetention), Forecasts: Duration(ret.Forecasts),
 		},
 		Partitions: Partitions{
 			AheadDays:           store.DefaultAheadDays,
 			MaintenanceInterval: Duration(store.DefaultMaintenanceInterval),
 		},
-		Fusion: Fusion{Priority: fusion.DefaultPolicy().Priority, MaxAge: maxAge},
+		Fusion:  Fusion{Priority: fusion.DefaultPolicy().Priority, MaxAge: maxAge, Interval: Duration(fusedwqi.DefaultInterval)},
+		Samples: defaultSamples(),
 		WebSocket: WebSocket{
 			MaxClients:   fanout.DefaultMaxClients,
 			Queue:        fanout.DefaultQueue,
@@ -281,6 +304,8 @@ func Default() Config {
 			OfflineAfter:          Duration(store.DefaultOfflineAfter),
 			OfflineAfterByStation: map[string]Duration{},
 		},
+		Forecast: defaultForecast(),
+		Anomaly:  defaultAnomaly(),
 	}
 }
 
@@ -373,7 +398,8 @@ func (c *Config) Validate() error {
 		d    Duration
 	}{
 		{"measurements", c.Retention.Measurements}, {"wqi", c.Retention.WQI},
-		{"alerts", c.Retention.Alerts}, {"rollups", c.Retention.Rollups},
+		{"alerts", c.Retention.Alerts}, {"rollups", c.Retention.Rollups}, {"health", c.Retention.Health},
+		{"forecasts", c.Retention.Forecasts},
 	} {
 		if r.d.Std() < 2*Day {
 			bad("retention.%s: %s is shorter than 2d", r.name, r.d)
@@ -429,9 +455,12 @@ func (c *Config) Validate() error {
 			bad("auth.metrics_tokens_sha256[%d]: want 64 hex digits (ph-cloud viewer-token prints a token and its hash)", i)
 		}
 	}
+	c.validateSources(bad)
 	if err := (notify.Options{Channels: c.NotifyChannels()}).Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	c.Forecast.validate(bad)
+	c.Anomaly.validate(bad)
 	return errors.Join(errs...)
 }
 

@@ -19,7 +19,12 @@ const browserGuard = 30 * time.Second
 
 // The pure logic of the page (logic.js) and the chart drawing, tested in a real browser
 // under the dashboard's own Content-Security-Policy.
-func TestLogicInBrowser(t *testing.T) {
+func TestLogicInBrowser(t *testing.T) { runBrowserTests(t, "logic_test.html") }
+
+// runBrowserTests opens testdata/page in a real browser, next to the dashboard's own
+// files and under its Content-Security-Policy, and reports the tests the page ran (each
+// {name, ok, msg} in window.__results, window.__done once they all ran) as subtests.
+func runBrowserTests(t *testing.T, page string) {
 	ctx := browsertest.New(t, t.TempDir())
 	mux := http.NewServeMux()
 	mux.Handle("/", Handler())
@@ -33,10 +38,10 @@ func TestLogicInBrowser(t *testing.T) {
 
 	console := browsertest.WatchConsole(ctx)
 	defer console.Stop()
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/test/logic_test.html")))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/test/"+page)))
 	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.__done === true`,
 		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(browserGuard)))
-	require.NoError(t, err, "the tests in logic_test.js did not finish; console: %v", console.Problems())
+	require.NoError(t, err, "the tests of %s did not finish; console: %v", page, console.Problems())
 	type result struct {
 		Name string `json:"name"`
 		OK   bool   `json:"ok"`
@@ -44,7 +49,7 @@ func TestLogicInBrowser(t *testing.T) {
 	}
 	results, err := chromedp.Run(ctx, chromedp.Evaluate[[]result](`window.__results`))
 	require.NoError(t, err)
-	require.NotEmpty(t, results, "logic_test.js reported no tests")
+	require.NotEmpty(t, results, "%s reported no tests", page)
 	for _, r := range results {
 		t.Run(strings.ReplaceAll(r.Name, " ", "_"), func(t *testing.T) {
 			assert.True(t, r.OK, "%s", r.Msg)

@@ -11,8 +11,9 @@
 // revalidates each load and gets 304 while the binary is the same, so the modules of one
 // release are always loaded together. Anything else under / is 404.
 //
-// The page's logic is documented in static/app.js and static/logic.js; the pure
-// functions of logic.js have their tests in testdata/logic_test.js, run in a browser.
+// The page's logic is documented in static/app.js, static/logic.js and static/sources.js
+// (where each value comes from, the fused WQI); the pure functions of logic.js and
+// sources.js have their tests in testdata/logic_test.js, run in a browser.
 package dashboard
 
 import (

@@ -50,14 +50,23 @@
 //     "origin" ("agent" or "cloud": separate id spaces), "station","rule","key","param",
 //     "sensor","severity","state","opened_at","acknowledged_at","resolved_at","message",
 //     "value","limit","updated_at","transition" (opened, acknowledged, escalated,
-//     resolved)}.
+//     resolved; a cloud alert whose message or evidence changed: updated)}, and a cloud
+//     rule's "evidence" (forecast_breach, pollution_event, suspect_sensor, local_event).
 //   - status with a station: the station went offline or came back:
 //     {"state":"online|offline","online":bool,"last_seen":time,"since":time,
 //     "offline_since":time (when it is back)}.
 //   - status with a station and "backfill": a batch brought readings older than
 //     websocket.live_max_age (a backlog after an outage); they are stored and queryable
 //     but not sent one by one: {"backfill":{"readings":N,"from":time,"to":time}}.
-//   - prediction: a forecast (shape defined by the forecasting job).
+//   - status with a station and "health": the station's agent sent a health record (about
+//     once a minute); the data is its fleet entry as GET /v1/fleet lists it:
+//     {"health":{"id","last_seen","version","uptime_s","clock_synced","buffer",
+//     "backlog","probes","calibration_due",...}}.
+//   - prediction: a new forecast of one of the station's parameters or of its WQI, as
+//     GET /v1/stations/{id}/forecast serves it: {"station","param","issued_at","model",
+//     "skill":{"mase","coverage80","coverage95","backtest_points"},"points":[{"time",
+//     "value","lo80","hi80","lo95","hi95"}]} (design §5a). Sent when a forecast round
+//     computes a forecast that differs from the series' last one.
 //
 // Messages without "station" are about the connection; their type is "status":
 //

@@ -24,6 +24,11 @@ import (
 	"github.com/purehealth/purehealth/shared/wqi"
 )
 
+// DefaultInterval is how often the service should run UpdateAll. It bounds how late a
+// fused index notices an input that aged out of its source's maximum age while nothing
+// new arrived; the shortest default maximum age is two hours (sensor).
+const DefaultInterval = 5 * time.Minute
+
 // Store is what the Updater reads and writes.
 type Store interface {
 	LatestValues(ctx context.Context, station string) ([]store.Latest, error)

@@ -39,6 +39,9 @@ const (
 	DefaultMaxRecords = 100000 // records one round may read
 	DefaultLookback   = 30 * 24 * time.Hour
 	DefaultOverlap    = 7 * 24 * time.Hour
+	// DefaultInterval is how often a service should collect from a source. An OGD round
+	// whose resource is unchanged costs one page, so the design's five minutes are cheap.
+	DefaultInterval = 5 * time.Minute
 )
 
 // Options configure a source. Start from Defaults(kind): it fills in the endpoint, the

@@ -30,13 +30,16 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
 // Store is what the handler needs from storage (*store.Store).
 type Store interface {
-	// Authenticate maps a bearer token to its station; store.ErrNotFound if unknown.
-	Authenticate(ctx context.Context, token string) (string, error)
+	// AuthenticateStation maps a token and a client certificate to their station:
+	// store.ErrNotFound if they name none, store.ErrCredentials if they disagree or the
+	// station's mode wants what is missing.
+	AuthenticateStation(ctx context.Context, c store.Credentials) (string, error)
 	// Ingest stores a batch exactly once; store.ErrUnavailable when the database is down.
 	Ingest(ctx context.Context, station string, b *wire.Batch) (store.IngestResult, error)
 }
@@ -85,6 +88,7 @@ type Handler struct {
 
 type counters struct {
 	batches, readings, alerts, wqi, duplicates atomic.Int64
+	health                                     atomic.Int64
 	byStatus                                   sync.Map // int -> *atomic.Int64
 }
 
@@ -94,8 +98,9 @@ type Stats struct {
 	NewReadings int64         `json:"new_readings"` // rows added
 	NewAlerts   int64         `json:"new_alerts"`
 	NewWQI      int64         `json:"new_wqi"`
-	Duplicates  int64         `json:"duplicates"` // records received again and ignored
-	Refused     map[int]int64 `json:"refused"`    // by HTTP status
+	Health      int64         `json:"health_records"` // stations' health records that became their newest
+	Duplicates  int64         `json:"duplicates"`     // records received again and ignored
+	Refused     map[int]int64 `json:"refused"`        // by HTTP status
 }
 
 // New returns the handler.
@@ -130,7 +135,8 @@ func New(st Store, opts Options) *Handler {
 func (h *Handler) Stats() Stats {
 	s := Stats{
 		Batches: h.stats.batches.Load(), NewReadings: h.stats.readings.Load(), NewAlerts: h.stats.alerts.Load(),
-		NewWQI: h.stats.wqi.Load(), Duplicates: h.stats.duplicates.Load(), Refused: map[int]int64{},
+		NewWQI: h.stats.wqi.Load(), Health: h.stats.health.Load(), Duplicates: h.stats.duplicates.Load(),
+		Refused: map[int]int64{},
 	}
 	h.stats.byStatus.Range(func(k, v any) bool {
 		s.Refused[k.(int)] = v.(*atomic.Int64).Load()
@@ -150,17 +156,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("body of %d bytes exceeds %d", r.ContentLength, wire.MaxCompressedBytes), "")
 		return
 	}
-	token, ok := bearer(r.Header.Get("Authorization"))
-	if !ok {
+	token, _ := bearer(r.Header.Get("Authorization"))
+	cert := certStation(r)
+	if token == "" && cert == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ph-cloud"`)
-		h.refuse(w, http.StatusUnauthorized, "missing bearer token", "")
+		h.refuse(w, http.StatusUnauthorized, "missing bearer token (or client certificate)", "")
 		return
 	}
-	station, err := h.store.Authenticate(r.Context(), token)
+	station, err := h.store.AuthenticateStation(r.Context(), store.Credentials{Token: token, CertStation: cert})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ph-cloud", error="invalid_token"`)
-		h.refuse(w, http.StatusUnauthorized, "unknown token", "")
+		what := "unknown token"
+		if token == "" {
+			what = fmt.Sprintf("the client certificate names no station (%s)", cert)
+		}
+		h.refuse(w, http.StatusUnauthorized, what, "")
+		return
+	case errors.Is(err, store.ErrCredentials):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ph-cloud"`)
+		h.refuse(w, http.StatusUnauthorized, err.Error(), "")
 		return
 	case err != nil:
 		h.storeFailed(w, "authenticate", err)
@@ -235,10 +250,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.stats.readings.Add(res.NewReadings)
 	h.stats.alerts.Add(res.NewAlerts)
 	h.stats.wqi.Add(res.NewWQI)
+	if res.NewHealth {
+		h.stats.health.Add(1)
+	}
 	h.stats.duplicates.Add(total - fresh)
 	log.Debug("batch stored", "readings", len(b.Readings), "new_readings", res.NewReadings,
 		"alerts", len(b.Alerts), "wqi", len(b.WQI), "duplicates", total-fresh, "acked_seq", res.Ack.AckedSeq)
 	h.writeJSON(w, http.StatusOK, res.Ack)
+}
+
+// certStation is the station a verified client certificate names: its common name, or
+// else the first of its DNS names that is a station id; "" without one. Only a
+// certificate that chains to the configured client CA counts (VerifiedChains).
+func certStation(r *http.Request) string {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return ""
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	if telemetry.ValidStationID(leaf.Subject.CommonName) {
+		return leaf.Subject.CommonName
+	}
+	for _, name := range leaf.DNSNames {
+		if telemetry.ValidStationID(name) {
+			return name
+		}
+	}
+	return ""
 }
 
 // bearer extracts the token of an "Authorization: Bearer <token>" header.

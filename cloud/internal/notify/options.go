@@ -78,8 +78,10 @@ func DefaultOn() []string { return []string{"opened", "resolved"} }
 
 // The values the filters know (the alert contract, shared/wire).
 var (
-	severities  = []string{"info", "warning", "critical"}
-	transitions = []string{"opened", "acknowledged", "escalated", "resolved"}
+	severities = []string{"info", "warning", "critical"}
+	// updated: a cloud alert whose message or evidence changed (a forecast that moved);
+	// no channel gets it unless its `on` lists it.
+	transitions = []string{"opened", "acknowledged", "escalated", "updated", "resolved"}
 )
 
 // Channel is one destination of notifications: the configuration's notify[] entry
@@ -96,7 +98,7 @@ type Channel struct {
 
 	Stations   []string // station ids, or "*" for every station (default)
 	Severities []string // info, warning, critical (default: critical, warning)
-	On         []string // opened, acknowledged, escalated, resolved (default: opened, resolved)
+	On         []string // opened, acknowledged, escalated, updated, resolved (default: opened, resolved)
 
 	// Group is the least time between two messages about one station: the first
 	// transition of a quiet station goes at once, and what follows within Group goes

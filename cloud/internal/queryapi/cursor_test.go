@@ -2,11 +2,14 @@ package queryapi
 
 import (
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
 func TestCursorRoundTrip(t *testing.T) {
@@ -66,12 +69,14 @@ func FuzzQueryParameters(f *testing.F) {
 	f.Add("from=2025-11-13T00:00:00%2B05:30&since=x&station=MH-1")
 	f.Add("format=csv&revisions=all&param=bod")
 	f.Add("format=csv&limit=3&revisions=some")
+	f.Add("source=manual,api,satellite&param=bod")
+	f.Add("source=api,,lab")
 	f.Fuzz(func(t *testing.T, raw string) {
 		v, err := url.ParseQuery(raw)
 		if err != nil {
 			return
 		}
-		q := newQuery(v, "param", "from", "to", "bucket", "limit", "cursor", "station", "active", "since", "revisions", "format")
+		q := newQuery(v, "param", "from", "to", "bucket", "limit", "cursor", "station", "active", "since", "revisions", "format", "source")
 		param, limit := q.param(), q.limit()
 		from, to := q.timeRange()
 		bucket := q.bucket()
@@ -81,6 +86,7 @@ func FuzzQueryParameters(f *testing.F) {
 		q.time("since")
 		q.revisions()
 		csv := q.csv(bucket)
+		sources := q.sources()
 		if q.err != nil {
 			require.NotEmpty(t, q.err.Field)
 			return
@@ -90,6 +96,10 @@ func FuzzQueryParameters(f *testing.F) {
 		require.Contains(t, []string{kindReadings, kindHourly, kindDaily}, bucket)
 		require.True(t, !csv || bucket == kindReadings && v.Get("limit") == "" && v.Get("cursor") == "",
 			"CSV streams raw readings, whole")
+		for _, src := range sources {
+			require.True(t, telemetry.Source(src).Valid(), "source %q", src)
+		}
+		require.Equal(t, len(sources), len(slices.Compact(slices.Sorted(slices.Values(sources)))), "no source twice")
 		_ = param
 	})
 }

@@ -174,6 +174,26 @@ func (q *query) revisions() bool {
 	}
 }
 
+// sources reads source=S[,S...]: only readings of these sources (sensor, manual, api,
+// satellite, model); none means every source.
+func (q *query) sources() []string {
+	s := q.v.Get("source")
+	if s == "" {
+		return nil
+	}
+	var out []string
+	for _, name := range strings.Split(s, ",") {
+		switch src := telemetry.Source(name); {
+		case !src.Valid():
+			q.fail("source", fmt.Sprintf("%q is not a source (sensor, manual, api, satellite, model)", name))
+			return nil
+		case !slices.Contains(out, name):
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // csv reads format=json|csv. CSV streams the whole range of raw readings, so it takes no
 // bucket, limit or cursor.
 func (q *query) csv(bucket string) bool {

@@ -4,10 +4,15 @@
 //	GET /v1/stations/{id}                   one station
 //	GET /v1/stations/{id}/readings          {"readings": [...], "next": "..."}
 //	    ?param=&from=&to=&bucket=raw|1h|1d&limit=&cursor=&revisions=current|all&format=json|csv
+//	    &source=S[,S...] (raw only: readings of these sources, e.g. manual,api,satellite)
 //	GET /v1/stations/{id}/wqi?from=&to=&limit=&cursor=    {"wqi": [...], "next": "..."}
 //	GET /v1/stations/{id}/status            fused current state, source per parameter
+//	GET /v1/stations/{id}/forecast?param=   the newest forecast (design §5a), param=wqi too;
+//	                                        without one: model "none", no points, "reason"
 //	GET /v1/alerts?station=&active=&since=&limit=&cursor= {"alerts": [...], "next": "..."}
 //	POST /v1/alerts/{id}/ack?station=        the alert, acknowledged (Ack)
+//	GET /v1/fleet                           every station's health (fleet.go)
+//	GET /v1/fleet/{id}/history              a station's health records
 //
 // Raw readings include those of labs, government programmes and satellites with their
 // provenance; a republished value lists only its current revision unless revisions=all.
@@ -74,7 +79,9 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/stations/{id}/readings", a.readings)
 	mux.HandleFunc("GET /v1/stations/{id}/wqi", a.wqi)
 	mux.HandleFunc("GET /v1/stations/{id}/status", a.status)
+	mux.HandleFunc("GET /v1/stations/{id}/forecast", a.forecast)
 	mux.HandleFunc("GET /v1/alerts", a.alerts)
+	a.registerFleet(mux)
 }
 
 func (a *API) stations(w http.ResponseWriter, r *http.Request) {
@@ -142,7 +149,7 @@ type bucketJSON struct {
 }
 
 func (a *API) readings(w http.ResponseWriter, r *http.Request) {
-	q := newQuery(r.URL.Query(), "param", "from", "to", "bucket", "limit", "cursor", "revisions", "format")
+	q := newQuery(r.URL.Query(), "param", "from", "to", "bucket", "limit", "cursor", "revisions", "format", "source")
 	param := q.param()
 	from, to := q.timeRange()
 	bucket := q.bucket()
@@ -150,6 +157,10 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) {
 	c := q.cursor(bucket)
 	revisions := q.revisions()
 	csv := q.csv(bucket)
+	sources := q.sources()
+	if sources != nil && bucket != kindReadings {
+		q.fail("source", "rollups mix every source: source= needs bucket=raw")
+	}
 	if a.badRequest(w, q) {
 		return
 	}
@@ -158,11 +169,12 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if csv {
-		a.exportCSV(w, r, store.ReadingsQuery{Station: st.ID, Param: param, From: from, To: to, Revisions: revisions})
+		a.exportCSV(w, r, store.ReadingsQuery{Station: st.ID, Param: param, From: from, To: to, Revisions: revisions, Sources: sources})
 		return
 	}
 	if bucket == kindReadings {
-		rq := store.ReadingsQuery{Station: st.ID, Param: param, From: from, To: to, Limit: limit + 1, Revisions: revisions}
+		rq := store.ReadingsQuery{Station: st.ID, Param: param, From: from, To: to, Limit: limit + 1, Revisions: revisions,
+			Sources: sources}
 		if c != nil {
 			rq.After = &store.Position{Time: c.Time, Seq: c.Seq, ID: c.ID}
 		}

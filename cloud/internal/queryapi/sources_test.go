@@ -199,3 +199,48 @@ func TestStatusFusedWQIFromThreeSources(t *testing.T) {
 	assert.Equal(t, (5 * 24 * time.Hour).Seconds(), st.FusedWQI.Inputs["bod"].AgeSeconds)
 	assert.Greater(t, st.FusedWQI.WQI, 0.0)
 }
+
+// source= lists the readings of some sources only: the lab, government and satellite
+// points of a parameter without its probe's thousands.
+func TestReadingsBySource(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	at := now.Add(-3 * time.Hour).UTC().Truncate(time.Second)
+	_, err := e.store.StoreUpstream(ctx, []upstream.Reading{nwmp(telemetry.BOD, 18.5, at.Add(-24*time.Hour))})
+	require.NoError(t, err)
+	_, err = e.store.StoreSamples(ctx, "lab-pune", []store.Sample{{Station: station, Param: telemetry.BOD, Value: 3.5,
+		Unit: "mg/L", Time: at, Quality: telemetry.Good, Lab: "MPCB Pune"}})
+	require.NoError(t, err)
+	e.ingest(t, storetest.Batch(station, []wire.Reading{
+		{Seq: 1, Time: at, Sensor: "bod-1", Param: "bod", Value: 2.9, Unit: "mg/L", Quality: "good", Source: "sensor"},
+		{Seq: 2, Time: at.Add(time.Minute), Sensor: "bod-1", Param: "bod", Value: 3.0, Unit: "mg/L", Quality: "good", Source: "sensor"},
+	}))
+
+	sources := func(q string) []string {
+		var page provPage
+		require.Equal(t, http.StatusOK, e.get(t, "/v1/stations/"+station+"/readings?param=bod"+q, &page))
+		var out []string
+		for _, r := range page.Readings {
+			out = append(out, r.Source)
+		}
+		return out
+	}
+	assert.Equal(t, []string{"sensor", "sensor", "manual", "api"}, sources(""))
+	assert.Equal(t, []string{"manual", "api"}, sources("&source=manual,api,satellite"))
+	assert.Equal(t, []string{"sensor", "sensor"}, sources("&source=sensor"))
+	assert.Equal(t, []string{"api"}, sources("&source=api,api"))
+
+	for q, field := range map[string]string{"&source=lab": "source", "&source=api&bucket=1h": "source", "&source=": ""} {
+		var body struct {
+			Error string `json:"error"`
+			Field string `json:"field"`
+		}
+		code := e.get(t, "/v1/stations/"+station+"/readings?param=bod"+q, &body)
+		if field == "" {
+			assert.Equal(t, http.StatusOK, code, q)
+			continue
+		}
+		assert.Equal(t, http.StatusBadRequest, code, q)
+		assert.Equal(t, field, body.Field, "%s: %s", q, body.Error)
+	}
+}

@@ -30,7 +30,10 @@ const (
 	DefaultMinPixels   = 10
 	DefaultLookback    = 8 * 7 * 24 * time.Hour
 	DefaultSettle      = 5 * 24 * time.Hour
-	statisticsPath     = "/api/v1/statistics"
+	// DefaultInterval is how often a service should collect: a Sentinel-2 revisit is 5
+	// days and a Landsat one 8, and each round asks for every station's open weeks.
+	DefaultInterval = 24 * time.Hour
+	statisticsPath  = "/api/v1/statistics"
 )
 
 // Why a week or a scene gave no estimate: the kinds counted in upstream.Batch.Skipped.
@@ -83,6 +86,15 @@ type Options struct {
 	Now func() time.Time
 }
 
+// Defaults returns the options New fills in for zero fields: the Copernicus Data Space
+// endpoints, both collections, Nechad turbidity, and the limits above. Areas and the
+// credentials have none.
+func Defaults() Options {
+	return Options{BaseURL: DefaultBaseURL, TokenURL: DefaultTokenURL, MaxCloudPct: DefaultMaxCloudPct,
+		MinPixels: DefaultMinPixels, Collections: []string{Sentinel2L2A, LandsatOTL2}, Turbidity: Nechad,
+		Lookback: DefaultLookback, Settle: DefaultSettle}
+}
+
 // Client reads weekly satellite estimates for each configured station. It implements
 // upstream.Source. Build it with New; safe for one round at a time.
 type Client struct {
@@ -102,29 +114,30 @@ func New(o Options, log *slog.Logger) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	def := Defaults()
 	if o.BaseURL == "" {
-		o.BaseURL = DefaultBaseURL
+		o.BaseURL = def.BaseURL
 	}
 	if o.TokenURL == "" {
-		o.TokenURL = DefaultTokenURL
+		o.TokenURL = def.TokenURL
 	}
 	if o.MaxCloudPct == 0 {
-		o.MaxCloudPct = DefaultMaxCloudPct
+		o.MaxCloudPct = def.MaxCloudPct
 	}
 	if o.MinPixels == 0 {
-		o.MinPixels = DefaultMinPixels
+		o.MinPixels = def.MinPixels
 	}
 	if len(o.Collections) == 0 {
-		o.Collections = []string{Sentinel2L2A, LandsatOTL2}
+		o.Collections = def.Collections
 	}
 	if o.Turbidity == "" {
-		o.Turbidity = Nechad
+		o.Turbidity = def.Turbidity
 	}
 	if o.Lookback == 0 {
-		o.Lookback = DefaultLookback
+		o.Lookback = def.Lookback
 	}
 	if o.Settle == 0 {
-		o.Settle = DefaultSettle
+		o.Settle = def.Settle
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -193,7 +193,15 @@ func TestStatsMetricsAndStationHealth(t *testing.T) {
 	assert.Contains(t, string(got[1].Data), `"rule":"station_offline"`)
 	require.NoError(t, json.Unmarshal([]byte(getBody(t, base+"/stats")), &stats))
 	assert.False(t, stats.Stations[station].Online)
-	assert.Contains(t, getBody(t, base+"/metrics"), `ph_station_online{station="MH-PUNE-001"} 0`)
+	health := stats.Jobs["station health"]
+	assert.GreaterOrEqual(t, health.Runs, int64(1), "the health job's rounds in /stats: %+v", stats.Jobs)
+	assert.Zero(t, health.Failures)
+	assert.Equal(t, 1.0, health.IntervalSeconds)
+	assert.Contains(t, stats.Jobs, "forecasts", "every background job is listed")
+	metrics = getBody(t, base+"/metrics")
+	assert.Contains(t, metrics, `ph_station_online{station="MH-PUNE-001"} 0`)
+	assert.Regexp(t, `ph_job_runs_total\{job="station health"\} [1-9]`, metrics)
+	assert.Contains(t, metrics, `ph_job_failures_total{job="station health"} 0`)
 	alerts := getBody(t, base+"/v1/alerts?station="+station)
 	assert.Contains(t, alerts, `"origin":"cloud"`)
 

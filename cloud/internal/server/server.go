@@ -1,7 +1,7 @@
 // Package server composes ph-cloud's HTTP service: the ingest endpoint, the query API, the
-// live WebSocket fan-out (/ws), the operator's dashboard (/ and /static/), /health,
+// fleet view (/v1/fleet), the live WebSocket fan-out (/ws), the operator's dashboard (/ and /static/), /health,
 // /stats, /metrics, and the background jobs (storage maintenance, station health,
-// retention of live events), with graceful shutdown.
+// retention of live events, forecasts and anomaly detection), with graceful shutdown.
 //
 // New builds everything and starts nothing. Run serves on a listener the caller opened
 // (so that a busy port is a start-up error) and owns the HTTP server, the fan-out's feed
@@ -13,12 +13,14 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +58,9 @@ type Server struct {
 
 	started time.Time
 	rates   rateSampler
+	jobRuns jobs.Recorder // every background job's runs, for /stats
+
+	sources *sources // upstream, satellite, samples, fused WQI (sources.go)
 }
 
 // New wires the service over an open store. cfg must be a loaded (validated) Config.
@@ -67,8 +72,25 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 			return nil, fmt.Errorf("tls: %w", err)
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if cfg.TLS.ClientCAFile != "" {
+			pem, err := os.ReadFile(cfg.TLS.ClientCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("tls client_ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("tls client_ca_file %s: no PEM certificate in it", cfg.TLS.ClientCAFile)
+			}
+			// Asked for, not required: browsers and tokens go on as before; a station's
+			// mode says whether it needs one (ingest).
+			s.tls.ClientCAs, s.tls.ClientAuth = pool, tls.VerifyClientCertIfGiven
+		}
 	}
-	s.ingest = ingest.New(st, ingest.Options{
+	var err error
+	if s.sources, err = newSources(cfg, st, log); err != nil {
+		return nil, err
+	}
+	s.ingest = ingest.New(s.sources.ingestStore(st), ingest.Options{
 		RatePerStation: cfg.Ingest.RatePerStation, Burst: cfg.Ingest.Burst,
 		MaxInFlight: cfg.Ingest.MaxInFlight, RetryAfter: cfg.Ingest.RetryAfter.Std(),
 		Log: log.With("component", "ingest"),
@@ -103,7 +125,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newCollector(s), s.notify.Collector())
+		newCollector(s), s.notify.Collector(), s.sources.collector())
 
 	// Who may do what is decided in one place (access): reading needs a viewer or
 	// operator token when auth.require_viewer says so, acting an operator token always.
@@ -115,6 +137,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 	api.Register(apiMux)
 	s.mux.Handle("/v1/", s.guard.Read(apiMux, false))
 	s.mux.Handle("POST /v1/alerts/{id}/ack", s.guard.Require(http.HandlerFunc(api.Ack), false, store.RoleOperator))
+	// POST /v1/samples checks its lab or operator token itself.
+	s.sources.register(s.mux)
 	wsMux := http.NewServeMux()
 	hub.Register(wsMux)
 	s.mux.Handle("/ws", s.guard.Read(wsMux, true))
@@ -169,7 +193,12 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		jobs.Run(jobCtx, s.log.With("component", "jobs"), s.jobs()...)
+		// The sources' collection and fused WQI jobs: sources.go.
+		all := append(s.jobs(), s.sources.jobs()...)
+		for i, j := range all {
+			all[i] = s.jobRuns.Wrap(j)
+		}
+		jobs.Run(jobCtx, s.log.With("component", "jobs"), all...)
 		return nil
 	})
 	g.Go(func() error {
@@ -221,7 +250,7 @@ func (s *Server) jobs() []jobs.Job {
 	for id, d := range s.cfg.StationHealth.OfflineAfterByStation {
 		health.ByStation[id] = d.Std()
 	}
-	return []jobs.Job{{
+	return append([]jobs.Job{{
 		Name:     "station health",
 		Interval: s.cfg.StationHealth.Interval.Std(),
 		Run: func(ctx context.Context) error {
@@ -259,7 +288,7 @@ func (s *Server) jobs() []jobs.Job {
 			}
 			return err
 		},
-	}}
+	}}, s.analyticsJobs()...)
 }
 
 // health answers 200 when the database answers, 503 otherwise, with JSON detail.

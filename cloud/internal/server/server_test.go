@@ -21,12 +21,13 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/server"
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/cloud/internal/storetest"
+	"github.com/purehealth/purehealth/cloud/internal/upstream/upstreamtest"
 	"github.com/purehealth/purehealth/internal/pgtest"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
 func TestMain(m *testing.M) {
-	code := pgtest.Main(m)
+	code := upstreamtest.Wrap(func() int { return pgtest.Main(m) })
 	if builtCloud.path != "" {
 		os.RemoveAll(filepath.Dir(builtCloud.path))
 	}

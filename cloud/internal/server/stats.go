@@ -14,6 +14,8 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/fanout"
 	"github.com/purehealth/purehealth/cloud/internal/ingest"
 	"github.com/purehealth/purehealth/cloud/internal/notify"
+	"github.com/purehealth/purehealth/cloud/internal/samples"
+	"github.com/purehealth/purehealth/internal/jobs"
 )
 
 // Snapshot is the service's state as GET /stats shows it (and /metrics exposes).
@@ -28,6 +30,13 @@ type Snapshot struct {
 	StationsError string                  `json:"stations_error,omitempty"`
 	Database      PoolStats               `json:"database"`
 	Notify        notify.Stats            `json:"notify"`
+	// Upstream is every government and satellite source by name (sources.go).
+	Upstream map[string]UpstreamStats `json:"upstream"`
+	Samples  samples.Stats            `json:"samples"`
+	FusedWQI FusedStats               `json:"fused_wqi"`
+	// Jobs are the background rounds by name (forecasts, anomaly detection, collection,
+	// maintenance …): how often each ran and failed, and how long the last one took.
+	Jobs map[string]jobs.Stats `json:"jobs"`
 }
 
 // IngestStats are the ingest endpoint's counters and recent rates.
@@ -170,6 +179,8 @@ func (s *Server) snapshot(ctx context.Context) Snapshot {
 		Stations: map[string]StationStats{},
 		Database: poolStats(s.store.PoolStats()),
 		Notify:   s.notify.Stats(),
+		Upstream: s.sources.stats(), Samples: s.sources.samples.Stats(), FusedWQI: s.sources.fusedStats(),
+		Jobs: s.jobRuns.Stats(),
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -214,6 +225,7 @@ type collector struct {
 	batches, rows, duplicates, rejects                               *prometheus.Desc
 	poolConns, poolMax, poolAcquires, poolEmptyAcq, poolWait         *prometheus.Desc
 	stationLastSeen, stationOnline, stationsUp, uptime, fetchFailure *prometheus.Desc
+	jobRuns, jobFailures, jobSeconds                                 *prometheus.Desc
 }
 
 func newCollector(s *Server) *collector {
@@ -247,6 +259,9 @@ func newCollector(s *Server) *collector {
 		stationOnline: d("ph_station_online", "1 while the station reports, 0 while it is offline.", "station"),
 		stationsUp:    d("ph_stats_stations_up", "1 when the station list could be read for this scrape."),
 		uptime:        d("ph_uptime_seconds", "Seconds since the service started."),
+		jobRuns:       d("ph_job_runs_total", "Runs of a background job that ended.", "job"),
+		jobFailures:   d("ph_job_failures_total", "Runs of a background job that failed.", "job"),
+		jobSeconds:    d("ph_job_last_run_seconds", "How long the job's last run took.", "job"),
 	}
 }
 
@@ -313,4 +328,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.stationOnline, online, id)
 	}
 	gauge(c.uptime, snap.UptimeSeconds)
+	for name, j := range snap.Jobs {
+		counter(c.jobRuns, float64(j.Runs), name)
+		counter(c.jobFailures, float64(j.Failures), name)
+		gauge(c.jobSeconds, j.LastSeconds, name)
+	}
 }

@@ -84,5 +84,9 @@ func CheckBatch(b *wire.Batch) error {
 			}
 		}
 	}
+	if b.Health != nil {
+		// Its names exclude control characters, NUL among them, which jsonb refuses.
+		return b.Health.Validate()
+	}
 	return nil
 }

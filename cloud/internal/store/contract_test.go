@@ -47,6 +47,13 @@ var contract = []struct {
 	{"CursorsAndCacheSurviveRestart", testCursorsAndCacheSurviveRestart},
 	{"TokensWithRoles", testTokensWithRoles},
 	{"FusedWQIStoredWhenItChanges", testFusedWQIStoredWhenItChanges},
+	{"FleetHealth", testFleetHealth},
+	{"FleetHealthRefused", testFleetHealthRefused},
+	{"RiversPlaceStations", testRiversPlaceStations},
+	{"ForecastsStoredWhenTheyChange", testForecastsStoredWhenTheyChange},
+	{"CloudAlertsReconcile", testCloudAlertsReconcile},
+	{"AnalysisSeriesSplitsRollupAndReadings", testAnalysisSeriesSplitsRollupAndReadings},
+	{"RunExclusiveOneAtATime", testRunExclusiveOneAtATime},
 }
 
 // TestContract runs the contract on plain PostgreSQL and, where the extension can be

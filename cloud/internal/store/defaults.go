@@ -27,9 +27,13 @@ const (
 // DefaultRetention is the retention the design sets.
 func DefaultRetention() Retention {
 	return Retention{Measurements: 90 * day, WQI: 730 * day, Alerts: 365 * day, Rollups: 730 * day,
-		External: DefaultExternalRetention}
+		External: DefaultExternalRetention, Health: 30 * day, Forecasts: DefaultForecastRetention}
 }
 
 // DefaultExternalRetention keeps upstream data ten years: government programmes publish
 // yearly series that are worth comparing across a decade.
 const DefaultExternalRetention = 3650 * day
+
+// DefaultForecastRetention keeps a week of issued forecasts: enough to compare them with
+// what the river did, at a few hundred kilobytes per series.
+const DefaultForecastRetention = 7 * day

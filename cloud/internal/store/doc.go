@@ -82,6 +82,18 @@
 // both into account. A station's own lab samples (source manual, forwarded by its agent)
 // stay in measurements, with their sample id, lab and method.
 //
+// # Analytics
+//
+// Stations may be placed on a river (River, SetRiver) for the anomaly detection. The
+// analytics jobs read weeks of history cheaply (AnalysisSeries: the hourly rollup, then
+// the recent readings themselves), run one round at a time across replicas
+// (RunExclusive), and keep forecasts (StoreForecasts: a row per forecast issued or per
+// reason there is none, stored only when it changed, each new forecast also a
+// "prediction" event; partitioned by day like measurements, or a hypertable, dropped past
+// Retention.Forecasts). The cloud's own rules reconcile their alerts through one path,
+// SyncCloudAlerts: the alerts a rule wants open, with their evidence, against those open;
+// every transition is an alert event and a notification, as for every cloud alert.
+//
 // # Tokens
 //
 // Stations keep their token's hash in stations; people and tools (roles lab, viewer,

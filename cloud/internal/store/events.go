@@ -24,7 +24,7 @@ const (
 )
 
 // EventReadings is the type of an events row that stands for a batch's live readings, one
-// reading event each (see 0009_ingest_ranges.sql): its Data is the array of their data,
+// reading event each (see 0012_ingest_ranges.sql): its Data is the array of their data,
 // in seq order, and its Span ids are theirs. Events expands it; EventRows does not.
 const EventReadings = "readings"
 
@@ -62,7 +62,7 @@ func (e Event) Expand() ([]Event, error) {
 // transition, and the transition.
 type AlertChange struct {
 	Alert
-	Transition string `json:"transition"` // opened, acknowledged, escalated, resolved
+	Transition string `json:"transition"` // opened, acknowledged, escalated, updated (cloud alerts), resolved
 }
 
 // StationStatus is the data of a status event: a station went offline or came back.

@@ -17,6 +17,8 @@ type IngestResult struct {
 	Ack wire.Ack
 	// New rows per stream; the rest of the batch was stored before.
 	NewReadings, NewAlerts, NewWQI int64
+	// NewHealth: the batch's health record is now the station's newest.
+	NewHealth bool
 }
 
 // Ingest stores a validated batch of station exactly once: in one transaction, with
@@ -156,7 +158,7 @@ func (s *Store) ingestOnce(ctx context.Context, station string, b *wire.Batch, r
 // ingestTx stores b in the transaction open on conn, all but its events, which it leaves
 // staged; it reports whether there are any to publish.
 func (s *Store) ingestTx(ctx context.Context, conn *pgx.Conn, station string, b *wire.Batch, res *IngestResult) (publish bool, err error) {
-	res.NewReadings, res.NewAlerts, res.NewWQI = 0, 0, 0
+	res.NewReadings, res.NewAlerts, res.NewWQI, res.NewHealth = 0, 0, 0, false
 	ack := res.Ack.Acked
 	// First statement: it takes the station's row lock, so this station's batches run one
 	// after another (see station_ingest in 0001_core.sql). The second, sent with it in one
@@ -187,6 +189,16 @@ func (s *Store) ingestTx(ctx context.Context, conn *pgx.Conn, station string, b 
 	}
 	if err != nil {
 		return false, err
+	}
+	if b.Health != nil {
+		// After the station is back online, before its data: the fleet page learns of it
+		// in that order.
+		evs, err := storeHealth(ctx, conn, station, b.Health, now)
+		if err != nil {
+			return false, err
+		}
+		res.NewHealth = len(evs) > 0
+		status = append(status, evs...)
 	}
 	if err := stageEvents(ctx, conn, status); err != nil {
 		return false, err

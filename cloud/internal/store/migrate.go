@@ -341,6 +341,8 @@ func applyTimescalePolicies(ctx context.Context, conn *pgx.Conn, r Retention) er
 		{`SELECT add_retention_policy('measurements', make_interval(secs => $1))`, []any{secs(r.Measurements)}},
 		{`SELECT remove_retention_policy('wqi_readings', if_exists => true)`, nil},
 		{`SELECT add_retention_policy('wqi_readings', make_interval(secs => $1))`, []any{secs(r.WQI)}},
+		{`SELECT remove_retention_policy('forecasts', if_exists => true)`, nil},
+		{`SELECT add_retention_policy('forecasts', make_interval(secs => $1))`, []any{secs(r.Forecasts)}},
 		{`SELECT remove_retention_policy('alert_events', if_exists => true)`, nil},
 		{`SELECT add_retention_policy('alert_events', make_interval(secs => $1))`, []any{secs(r.Alerts)}},
 		{`SELECT remove_continuous_aggregate_policy('measurements_hourly', if_exists => true)`, nil},

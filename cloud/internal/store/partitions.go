@@ -13,7 +13,15 @@ import (
 // The plain layout's partitioned tables, each with one partition per UTC day named
 // <table>_pYYYYMMDD and a DEFAULT partition <table>_default for days outside the window
 // [today - retention, today + AheadDays].
-var partitioned = []string{"measurements", "wqi_readings"}
+var partitioned = []string{"measurements", "wqi_readings", "forecasts"}
+
+// partitionColumn is the column a partitioned table is partitioned by.
+func partitionColumn(table string) string {
+	if table == "forecasts" {
+		return "issued_at"
+	}
+	return "time"
+}
 
 // partitionLockKey serializes partition changes across replicas.
 const partitionLockKey = 0x70682d70617274 // "ph-part"
@@ -28,8 +36,11 @@ func partitionName(table string, d int64) string {
 var partitionSuffix = regexp.MustCompile(`_p(\d{8})$`)
 
 func (s *Store) retentionOf(table string) time.Duration {
-	if table == "wqi_readings" {
+	switch table {
+	case "wqi_readings":
 		return s.opts.Retention.WQI
+	case "forecasts":
+		return s.opts.Retention.Forecasts
 	}
 	return s.opts.Retention.Measurements
 }
@@ -105,14 +116,15 @@ func createPartition(ctx context.Context, tx pgx.Tx, table string, d int64) erro
 	part := pgx.Identifier{name}.Sanitize()
 	def := pgx.Identifier{table + "_default"}.Sanitize()
 	check := pgx.Identifier{name + "_bounds"}.Sanitize()
+	col := pgx.Identifier{partitionColumn(table)}.Sanitize()
 	from := dayStart(d).Format("2006-01-02 15:04:05Z07:00")
 	to := dayStart(d + 1).Format("2006-01-02 15:04:05Z07:00")
 	stmts := []string{
 		fmt.Sprintf(`CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)`, part, parent),
 		// The check lets ATTACH skip scanning the new table.
-		fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s CHECK (time >= '%s' AND time < '%s')`, part, check, from, to),
-		fmt.Sprintf(`WITH moved AS (DELETE FROM %s WHERE time >= '%s' AND time < '%s' RETURNING *)
-			INSERT INTO %s SELECT * FROM moved`, def, from, to, part),
+		fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s >= '%s' AND %s < '%s')`, part, check, col, from, col, to),
+		fmt.Sprintf(`WITH moved AS (DELETE FROM %s WHERE %s >= '%s' AND %s < '%s' RETURNING *)
+			INSERT INTO %s SELECT * FROM moved`, def, col, from, col, to, part),
 		fmt.Sprintf(`ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')`, parent, part, from, to),
 		fmt.Sprintf(`ALTER TABLE %s DROP CONSTRAINT %s`, part, check),
 	}
@@ -190,8 +202,8 @@ type MaintenanceReport struct {
 // partitions of today and the next AheadDays days and drops partitions wholly past
 // retention, deletes expired rows of the DEFAULT partitions and the rollups; on both
 // layouts it expires alert history and resolved alerts, external readings by the
-// retention of their origin (Options.SourceRetention, Retention.External) and fused WQI
-// results. It is idempotent; the service
+// retention of their origin (Options.SourceRetention, Retention.External), fused WQI
+// results and the stations' health history (Retention.Health). It is idempotent; the service
 // runs it hourly.
 func (s *Store) Maintain(ctx context.Context) (MaintenanceReport, error) {
 	var rep MaintenanceReport
@@ -213,6 +225,9 @@ func (s *Store) Maintain(ctx context.Context) (MaintenanceReport, error) {
 			{`DELETE FROM measurements_hourly WHERE bucket < $1`, now.Add(-s.opts.Retention.Rollups)},
 			{`DELETE FROM measurements_daily WHERE bucket < $1`, now.Add(-s.opts.Retention.Rollups)},
 			{`DELETE FROM alert_events WHERE time < $1`, now.Add(-s.opts.Retention.Alerts)},
+			// Forecasts are issued now, so the DEFAULT partition holds only those of a
+			// day whose partition was missing: their own time is their arrival.
+			{`DELETE FROM forecasts_default WHERE issued_at < $1`, now.Add(-s.opts.Retention.Forecasts)},
 		}
 		for _, d := range deletes {
 			n, err := s.exec(ctx, "expire rows", d.sql, d.cutoff)
@@ -229,6 +244,13 @@ func (s *Store) Maintain(ctx context.Context) (MaintenanceReport, error) {
 		return rep, err
 	}
 	n, err = s.expireExternal(ctx, now)
+	rep.RowsDeleted += n
+	if err != nil {
+		return rep, err
+	}
+	// Counted from arrival: a station's clock may be years off.
+	n, err = s.exec(ctx, "expire health history", `DELETE FROM station_health_history WHERE received_at < $1`,
+		now.Add(-s.opts.Retention.Health))
 	rep.RowsDeleted += n
 	return rep, err
 }

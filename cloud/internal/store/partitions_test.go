@@ -72,7 +72,7 @@ func TestPartitionsOnDemandAheadAndExpired(t *testing.T) {
 
 	rep, err := s.Maintain(t.Context())
 	require.NoError(t, err)
-	assert.Equal(t, 6, rep.PartitionsCreated, "today and 2 days ahead, for both tables")
+	assert.Equal(t, 9, rep.PartitionsCreated, "today and 2 days ahead, for each of the three tables")
 	parts, err = s.Partitions(t.Context(), "measurements")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"2025-11-08", "2025-11-12", "2025-11-13", "2025-11-14", "2025-11-15"}, days(parts))

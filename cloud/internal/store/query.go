@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -57,6 +58,8 @@ type ReadingsQuery struct {
 	Revisions bool
 	// Oldest lists oldest first; After then continues with newer rows.
 	Oldest bool
+	// Sources, if any, lists only readings of these sources (telemetry.Source names).
+	Sources []string
 }
 
 // where builds a WHERE clause with bound arguments only.
@@ -118,6 +121,9 @@ func readingsSQL(q ReadingsQuery) (string, []any) {
 	w.add("station_id = ?", q.Station)
 	if q.Param != "" {
 		w.add("param = ?", q.Param)
+	}
+	if len(q.Sources) > 0 {
+		w.add("source = ANY(?)", q.Sources)
 	}
 	w.timeRange("time", q.From, q.To)
 	dir, cmp := "DESC", "<"
@@ -421,18 +427,21 @@ type Alert struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// AckPending: acknowledged in the cloud, and the station has not confirmed it yet.
 	AckPending bool `json:"ack_pending,omitempty"`
+	// Evidence is what a cloud rule saw when it raised or last changed the alert (see
+	// CloudAlert); agents' alerts have none.
+	Evidence json.RawMessage `json:"evidence,omitempty"`
 }
 
 // alertColumns are the columns scanAlert reads.
 const alertColumns = `alert_id, origin, station_id, rule, key, param, sensor, severity, state, opened_at,
-		acknowledged_at, acknowledged_by, resolved_at, message, value, "limit", updated_at, ack_pending`
+		acknowledged_at, acknowledged_by, resolved_at, message, value, "limit", updated_at, ack_pending, evidence`
 
 func scanAlert(row pgx.CollectableRow) (Alert, error) {
 	var a Alert
 	var id int64
 	err := row.Scan(&id, &a.Origin, &a.Station, &a.Rule, &a.Key, &a.Param, &a.Sensor, &a.Severity, &a.State,
 		&a.OpenedAt, &a.AcknowledgedAt, &a.AcknowledgedBy, &a.ResolvedAt, &a.Message, &a.Value, &a.Limit,
-		&a.UpdatedAt, &a.AckPending)
+		&a.UpdatedAt, &a.AckPending, &a.Evidence)
 	a.ID = uint64(id)
 	a.OpenedAt, a.UpdatedAt = a.OpenedAt.UTC(), a.UpdatedAt.UTC()
 	utc(a.AcknowledgedAt)

@@ -171,6 +171,8 @@ func TestRollupSumsAfterUpgrade(t *testing.T) {
 		ALTER TABLE measurements_daily DROP COLUMN sum;
 		DROP TABLE external_readings, upstream_cursors, satellite_cache, api_tokens, fused_wqi;
 		ALTER TABLE measurements DROP COLUMN sample_id, DROP COLUMN lab, DROP COLUMN method;
+		DROP TABLE forecasts; DROP INDEX alerts_cloud_key;
+		ALTER TABLE stations DROP COLUMN river, DROP COLUMN river_km; ALTER TABLE alerts DROP COLUMN evidence;
 		DELETE FROM schema_migrations WHERE version >= 4`)
 	res, err := store.Migrate(t.Context(), url, store.MigrateOptions{})
 	require.NoError(t, err)

@@ -33,6 +33,10 @@ type Station struct {
 	ReadingsSeq uint64 `json:"readings_seq"`
 	AlertsSeq   uint64 `json:"alerts_seq"`
 	WQISeq      uint64 `json:"wqi_seq"`
+	// River and RiverKm place the station on its river (km growing downstream); both
+	// absent when it is on none the cloud knows.
+	River   *string  `json:"river,omitempty"`
+	RiverKm *float64 `json:"river_km,omitempty"`
 }
 
 // NewStation is what registering a station needs.
@@ -41,6 +45,7 @@ type NewStation struct {
 	Name     string
 	Class    string // CPCB designated-best-use class A–E, default B
 	Lat, Lon *float64
+	River    *River // nil: on no river the cloud knows
 }
 
 func (n *NewStation) validate() error {
@@ -66,6 +71,9 @@ func (n *NewStation) validate() error {
 	}
 	if n.Lon != nil && !(*n.Lon >= -180 && *n.Lon <= 180) {
 		errs = append(errs, fmt.Errorf("lon %v is outside -180..180", *n.Lon))
+	}
+	if n.River != nil {
+		errs = append(errs, n.River.validate())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -98,8 +106,9 @@ func (s *Store) AddStation(ctx context.Context, n NewStation) (token string, err
 	}
 	token, hash := newToken()
 	err = s.query(ctx, "add station", func(ctx context.Context) error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO stations (id, name, class, lat, lon, token_sha256)
-			VALUES ($1, $2, $3, $4, $5, $6)`, n.ID, n.Name, n.Class, n.Lat, n.Lon, hash)
+		river, km := n.River.columns()
+		_, err := s.pool.Exec(ctx, `INSERT INTO stations (id, name, class, lat, lon, token_sha256, river, river_km)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, n.ID, n.Name, n.Class, n.Lat, n.Lon, hash, river, km)
 		return err
 	})
 	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "23505" {
@@ -150,7 +159,8 @@ func (s *Store) Authenticate(ctx context.Context, token string) (string, error) 
 }
 
 const stationColumns = `s.id, s.name, s.class, s.lat, s.lon, s.created_at, i.last_batch_at,
-	coalesce(i.agent, ''), coalesce(i.readings_seq, 0), coalesce(i.alerts_seq, 0), coalesce(i.wqi_seq, 0), o.since`
+	coalesce(i.agent, ''), coalesce(i.readings_seq, 0), coalesce(i.alerts_seq, 0), coalesce(i.wqi_seq, 0), o.since,
+	s.river, s.river_km`
 
 // stationTables joins what stationColumns reads.
 const stationTables = `stations s LEFT JOIN station_ingest i ON i.station_id = s.id
@@ -160,7 +170,7 @@ func scanStation(row pgx.CollectableRow) (Station, error) {
 	var st Station
 	var r, a, w int64
 	err := row.Scan(&st.ID, &st.Name, &st.Class, &st.Lat, &st.Lon, &st.CreatedAt, &st.LastBatchAt,
-		&st.Agent, &r, &a, &w, &st.OfflineSince)
+		&st.Agent, &r, &a, &w, &st.OfflineSince, &st.River, &st.RiverKm)
 	utc(st.OfflineSince)
 	st.ReadingsSeq, st.AlertsSeq, st.WQISeq = uint64(r), uint64(a), uint64(w)
 	return st, err

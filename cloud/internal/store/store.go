@@ -37,11 +37,14 @@ type Retention struct {
 	WQI          time.Duration // default 730 days
 	Alerts       time.Duration // alert history and resolved alerts (default 365 days)
 	Rollups      time.Duration // hourly and daily rollups (default 730 days)
+	Health       time.Duration // stations' health record history (default 30 days); the newest is kept
 	// External is how long readings from outside the stations (government programmes,
 	// satellites, posted lab samples) are kept, counted from the time they describe, for
 	// an origin that Options.SourceRetention does not name (default DefaultExternalRetention).
 	// Fused WQI results are kept as long as WQI.
 	External time.Duration
+	// Forecasts is how long issued forecasts are kept (default 7 days).
+	Forecasts time.Duration
 }
 
 func (r *Retention) fill() {
@@ -60,6 +63,12 @@ func (r *Retention) fill() {
 	}
 	if r.External == 0 {
 		r.External = def.External
+	}
+	if r.Health == 0 {
+		r.Health = def.Health
+	}
+	if r.Forecasts == 0 {
+		r.Forecasts = def.Forecasts
 	}
 }
 

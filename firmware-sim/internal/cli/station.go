@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -11,6 +12,7 @@ import (
 
 func newStationCommand(d *deps) *cobra.Command {
 	var file string
+	var backfill, backfillStep time.Duration
 	cmd := &cobra.Command{
 		Use:   "station --scenario FILE",
 		Short: "Simulate every probe of a station at once, from a scenario file",
@@ -39,9 +41,18 @@ stdout, "<probe> <kind> <params> <where>": a resource URL, the MQTT broker, or a
 probe's link and pseudo-terminal ("ph-1 serial ph ./tmp/demo/tty-ph -> /dev/pts/5"; a
 replugged probe prints a new line). An MQTT probe whose broker is not up yet keeps
 trying. A probe that fails stops the station with an error naming it. SIGINT or SIGTERM
-stops every probe.`,
-		Example: `  ph-sim station --scenario configs/demo-station.scenario.yaml`,
-		Args:    cobra.NoArgs,
+stops every probe.
+
+With --backfill DUR the station has been running for DUR already: first every MQTT probe
+publishes to its broker what it would have reported every --backfill-step over the last
+DUR (what 'ph-sim history' writes, the same river, plumes and faults; in time order, as
+acknowledged readings arrays with the sensor names its live publisher uses), then the
+probes run live from now on. The scenario's relative times (a plume's start, a probe's
+fault_at) count from the start of that history. A line "backfilled N readings of M mqtt
+probes from T to T in D" on stdout says when the history is delivered.`,
+		Example: `  ph-sim station --scenario configs/demo-station.scenario.yaml
+  ph-sim station --scenario configs/demo-pune.scenario.yaml --backfill 336h --backfill-step 5m`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return usage(cmd, errors.New("--scenario is required"))
@@ -50,8 +61,33 @@ stops every probe.`,
 			if err != nil {
 				return usage(cmd, err)
 			}
+			switch {
+			case backfill < 0 || backfill > maxHistorySpan:
+				return usage(cmd, fmt.Errorf("--backfill %s must be 0..%s", backfill, maxHistorySpan))
+			case backfillStep <= 0:
+				return usage(cmd, fmt.Errorf("--backfill-step %s must be positive", backfillStep))
+			case backfill/backfillStep > maxHistoryReading:
+				return usage(cmd, fmt.Errorf("--backfill-step %s makes %d readings per series; at most %d",
+					backfillStep, backfill/backfillStep, maxHistoryReading))
+			}
 			out := cmd.OutOrStdout()
+			// A history on whole steps: its readings fall on the step's round times.
+			now := time.Now().UTC()
+			if backfill > 0 {
+				now = now.Truncate(backfillStep)
+			}
+			start := now.Add(-backfill)
+			if backfill > 0 {
+				rep, err := sc.Backfill(cmd.Context(), start, start, now, backfillStep, d.log.With("component", "backfill"))
+				if err != nil {
+					return fail(err)
+				}
+				if _, err := fmt.Fprintln(out, rep); err != nil {
+					return fail(err)
+				}
+			}
 			st, err := scenario.NewStation(sc, scenario.Options{
+				Start: start,
 				OnEndpoint: func(e scenario.Endpoint) error {
 					_, err := fmt.Fprintln(out, e)
 					return err
@@ -65,5 +101,7 @@ stops every probe.`,
 		},
 	}
 	cmd.Flags().StringVar(&file, "scenario", "", "the scenario file (YAML; required)")
+	cmd.Flags().DurationVar(&backfill, "backfill", 0, "publish this much history first, to the MQTT probes' brokers (e.g. 336h)")
+	cmd.Flags().DurationVar(&backfillStep, "backfill-step", 5*time.Minute, "time between the readings of the history")
 	return cmd
 }

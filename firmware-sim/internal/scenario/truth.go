@@ -240,6 +240,7 @@ type Reading struct {
 	Param  telemetry.Param
 	Time   time.Time
 	Value  float64
+	index  int // of the probe's sensor that reported it (channel.index)
 }
 
 // channel is one series a probe reports: its parameter, the probe index its simulator
@@ -301,21 +302,30 @@ func (sc *Scenario) Record(start, from, to time.Time, step time.Duration, fn fun
 	}
 	m := sc.model(start)
 	for _, pl := range plans {
-		origin := pl.probe.FaultAt.Resolve(start)
-		if origin.IsZero() {
-			origin = start
+		if err := record(pl, m, start, from, to, step, fn); err != nil {
+			return err
 		}
-		for _, ch := range channels(pl) {
-			pr := device.NewProbe(m, ch.param, ch.index, pl.fault, origin)
-			for t := from; t.Before(to); t = t.Add(step) {
-				s := pr.Read(t)
-				if !s.OK || s.Garbage {
-					continue
-				}
-				r := Reading{Probe: pl.probe.Name, Sensor: ch.sensor, Param: ch.param, Time: t, Value: s.Value}
-				if err := fn(r); err != nil {
-					return err
-				}
+	}
+	return nil
+}
+
+// record calls fn with every reading of one probe's plan, channel by channel, each in
+// time order (see Record).
+func record(pl plan, m *device.Model, start, from, to time.Time, step time.Duration, fn func(Reading) error) error {
+	origin := pl.probe.FaultAt.Resolve(start)
+	if origin.IsZero() {
+		origin = start
+	}
+	for _, ch := range channels(pl) {
+		pr := device.NewProbe(m, ch.param, ch.index, pl.fault, origin)
+		for t := from; t.Before(to); t = t.Add(step) {
+			s := pr.Read(t)
+			if !s.OK || s.Garbage {
+				continue
+			}
+			r := Reading{Probe: pl.probe.Name, Sensor: ch.sensor, Param: ch.param, Time: t, Value: s.Value, index: ch.index}
+			if err := fn(r); err != nil {
+				return err
 			}
 		}
 	}

@@ -7,35 +7,16 @@
 // resumes after the last event id it received; when the server cannot fill the gap
 // (resync) it loads everything again.
 
+import { ago, h, wqiBadge } from './dom.js';
+import * as Src from './sources.js';
 import * as L from './logic.js';
 import { lineChart } from './chart.js';
 import * as access from './access.js';
+import { createFleet } from './fleet.js';
+import * as F from './forecast.js';
 
 const $ = (id) => document.getElementById(id);
 const BASE_TITLE = 'Pure Health · River water quality';
-
-// h builds an element; children are nodes or strings (always text, never markup).
-function h(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') e.className = v;
-    else e.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
-
-// ago is a <time> that the ticker keeps saying "2m ago".
-function ago(ms, prefix = '') {
-  if (ms === null || ms === undefined) return h('span', {}, prefix ? `${prefix} never` : 'never');
-  const d = new Date(ms);
-  return h('time', { datetime: d.toISOString(), title: d.toLocaleString('en-IN'), 'data-ago': ms, 'data-prefix': prefix },
-    (prefix ? `${prefix} ` : '') + L.formatAgo(ms, Date.now()));
-}
 
 // ---------------------------------------------------------------------------------------
 // State
@@ -176,6 +157,7 @@ async function loadStatus(id) {
   const st = await api(`${stationPath(id)}/status`);
   const s = station(id);
   setWQI(s, st.wqi);
+  s.fused = Src.pickFused(s.fused, st.fused_wqi);
   seen(s, L.parseTime(st.last_batch_at));
   return st;
 }
@@ -224,6 +206,7 @@ async function runReloads() {
         pool(list.map((st) => st.id), 6, loadStatus),
       ]);
       if (S.detail) await loadDetail(S.detail.id, false);
+      if (fleet?.visible) await fleet.load();
       reload.done = gen;
       reload.failures = 0;
       if (gen === reload.want) resume.reloaded();
@@ -412,7 +395,7 @@ function applyEvent(msg) {
       break;
     case 'wqi':
       if (fused) {
-        s.fused = d;
+        s.fused = Src.pickFused(s.fused, d);
         break;
       }
       setWQI(s, d);
@@ -428,7 +411,12 @@ function applyEvent(msg) {
       }
       break;
     }
+    case 'prediction':
+      F.onPrediction(msg.station, d);
+      break;
     case 'status':
+      fleet?.status(msg.station, d);
+      if (d.health) seen(s, L.parseTime(d.health.last_seen));
       if (typeof d.online === 'boolean') s.online = d.online;
       seen(s, L.parseTime(d.last_seen));
       if (d.backfill) {
@@ -612,22 +600,16 @@ function renderTitle() {
   sum.hidden = active === 0;
   sum.dataset.critical = critical > 0 ? 'yes' : 'no';
   const sumLink = $('alert-summary-link');
-  // On a station page the summary covers every station and leads back to the overview.
-  sumLink.setAttribute('href', S.detail ? '#/' : '#alerts-h');
+  // On a station page or the fleet the summary covers every station and leads back to
+  // the overview.
+  const away = S.detail || fleet?.visible;
+  sumLink.setAttribute('href', away ? '#/' : '#alerts-h');
   sumLink.textContent = `${active} active alert${active === 1 ? '' : 's'}` +
-    (critical > 0 ? `, ${critical} critical` : '') + (S.detail ? ' across all stations — see the overview' : ' — see the list');
+    (critical > 0 ? `, ${critical} critical` : '') + (away ? ' across all stations — see the overview' : ' — see the list');
 }
 
 function stationRow(s) {
   return { id: s.info.id, name: s.info.name, wqi: s.wqi, activeAlerts: activeCount(s.info.id), s };
-}
-
-function wqiBadge(w, big = false) {
-  const c = L.wqiClass(w?.class);
-  return h('span', { class: `wqi-badge wqi-${c.key}${big ? ' wqi-badge-big' : ''}` },
-    h('span', { class: 'visually-hidden' }, 'WQI class '),
-    h('span', { class: 'wqi-class' }, c.label),
-    h('span', { class: 'wqi-value' }, w ? ` ${w.wqi.toFixed(1)}` : ' no index'));
 }
 
 function stateLabel(s) {
@@ -646,7 +628,7 @@ function categoryText(w) {
 function fillStation(li, row) {
   const s = row.s;
   const sig = JSON.stringify([row.name, s.info.class, row.wqi?.wqi, row.wqi?.class, row.wqi?.category,
-    row.wqi?.partial, row.wqi?.missing, row.activeAlerts, s.online, s.lastSeen]);
+    row.wqi?.partial, row.wqi?.missing, row.activeAlerts, s.online, s.lastSeen, s.fused?.wqi, s.fused?.partial, s.fused?.inputs]);
   if (li.dataset.sig === sig) return;
   li.dataset.sig = sig;
   let a = li.firstElementChild;
@@ -662,7 +644,7 @@ function fillStation(li, row) {
     h('span', { class: 'card-main' },
       h('span', { class: 'st-name' }, row.name || row.id),
       h('span', { class: 'st-id' }, row.id, s.info.class ? ` · designated class ${s.info.class}` : ''),
-      h('span', { class: 'st-cat' }, categoryText(row.wqi))),
+      h('span', { class: 'st-cat' }, categoryText(row.wqi)), Src.fusedCard(s.fused)),
     h('span', { class: 'card-side' },
       stateLabel(s),
       h('span', { class: 'seen' }, ago(s.lastSeen, 'seen')),
@@ -740,7 +722,8 @@ function fillAlert(li, a, withStation) {
         withStation ? ' · ' : null,
         h('span', { class: 'alert-state' }, a.state), a.acknowledged_by ? ` by ${a.acknowledged_by}` : '',
         ' · ', alertWhen(a),
-        a.param ? ` · ${L.paramLabel(a.param)}` : '')),
+        a.param ? ` · ${L.paramLabel(a.param)}` : ''),
+      F.evidence(a)),
     a.state === 'active' ? ackButton(a) : null);
 }
 
@@ -780,6 +763,7 @@ async function loadDetail(id, showLoading = true) {
     const params = new Set(Object.keys(status.params || {}));
     for (const p of d.series.keys()) params.add(p);
     const wqiPage = api(`${stationPath(id)}/wqi?from=${encodeURIComponent(new Date(now - range.ms).toISOString())}&limit=5000`);
+    F.load(api, id, [...params, 'wqi']).then(() => render());
     const series = new Map();
     await pool([...params], 4, async (p) => {
       const page = await api(`${stationPath(id)}/readings?${L.readingsQuery(S.range, p, now)}`);
@@ -788,6 +772,10 @@ async function loadDetail(id, showLoading = true) {
       sr.truncated = !!page.next;
       series.set(p, sr);
     });
+    // Lab, government and satellite values are few: every one in the range, whatever the bucket.
+    for (const [p, ms] of await Src.loadMarkers(api, stationPath(id), [...params], now - range.ms)) {
+      Src.addMarkers(series.get(p), ms);
+    }
     const wqi = await wqiPage;
     if (S.detail !== d || d.gen !== gen) return; // a newer load or another page
     d.status = status;
@@ -875,6 +863,17 @@ function showStation(id) {
   render();
 }
 
+// The Fleet page (fleet.js): every station's health in one table.
+let fleet = null;
+
+function showFleet() {
+  S.detail = null;
+  $('view-station').hidden = true;
+  $('view-overview').hidden = true;
+  fleet.show();
+  render();
+}
+
 function showOverview() {
   S.detail = null;
   $('view-station').hidden = true;
@@ -891,6 +890,7 @@ function renderDetail() {
     `${d.id}`, s.info.class ? ` · designated best use class ${s.info.class}` : '', ' · ',
     stateLabel(s), ' · last seen ', ago(s.lastSeen));
   $('st-wqi').replaceChildren(wqiBadge(s.wqi, true), h('span', { class: 'wqi-cat' }, categoryText(s.wqi)));
+  Src.renderFused($('st-fused'), s.wqi, s.fused);
   const err = $('st-error');
   err.hidden = !d.error;
   err.textContent = d.error;
@@ -911,7 +911,7 @@ function renderDetail() {
         // At phone width the columns after this one fold into this line.
         h('span', { class: 'sub' }, `${where} · `, ago(L.parseTime(v.time)), ' · ',
           h('span', { class: `q-${v.quality}` }, v.quality || ''))),
-      h('td', {}, v.source || '', v.sensor ? h('span', { class: 'sensor' }, ` ${v.sensor}`) : null),
+      h('td', {}, Src.sourceCell(v)),
       h('td', {}, ago(L.parseTime(v.time))),
       h('td', { class: `q-${v.quality}` }, v.quality || ''));
   }, () => h('tr'));
@@ -946,11 +946,13 @@ function renderCharts() {
   d.wqi.trim(from);
   const lastW = d.wqi.points[d.wqi.points.length - 1];
   $('wqi-latest').textContent = lastW ? `latest ${lastW.v.toFixed(1)}` : '';
-  lineChart($('chart-wqi'), d.wqi.points, from, to, {
+  const fw = F.chartPlan(d.id, 'wqi', to, range.ms, lastW?.t);
+  lineChart($('chart-wqi'), d.wqi.points, from, fw.toMs, {
     title: `Water Quality Index, last ${range.label}`,
     summary: summary(d.wqi.points, ''),
-    bands: L.WQI_BANDS, yMin: 0, yMax: 100, minGapMs: minGap, empty: 'No index in this range',
+    bands: L.WQI_BANDS, yMin: 0, yMax: 100, minGapMs: minGap, empty: 'No index in this range', ...fw.opts,
   });
+  F.note($('chart-wqi'), fw.note);
 
   const params = [...d.series.keys()].sort((a, b) => orderOf(a) - orderOf(b));
   const grid = $('st-charts');
@@ -962,11 +964,13 @@ function renderCharts() {
     fig.querySelector('.latest').textContent = last ? `latest ${L.formatValue(last.v)} ${unit}`.trim() : '';
     fig.querySelector('figcaption .label').textContent = `${L.paramLabel(p)}${unit ? ` (${unit})` : ''}`;
     const lim = L.limits(cls, p);
-    lineChart(fig.querySelector('.chart-host'), sr.points, from, to, {
+    const fp = F.chartPlan(d.id, p, to, range.ms, last?.t);
+    lineChart(fig.querySelector('.chart-host'), sr.points, from, fp.toMs, {
       title: `${L.paramLabel(p)}, last ${range.label}`,
       summary: summary(sr.points, unit),
-      band: range.bucketMs > 0, limits: lim ?? [], minGapMs: minGap,
+      band: range.bucketMs > 0, limits: lim ?? [], minGapMs: minGap, ...fp.opts,
     });
+    F.note(fig.querySelector('.chart-host'), fp.note);
   }, () => h('figure', { class: 'chart-card' },
     h('figcaption', {}, h('span', { class: 'label' }), ' ', h('span', { class: 'latest' })),
     h('div', { class: 'chart-host' })));
@@ -998,8 +1002,14 @@ function stationFromHash(hash) {
   }
 }
 
-// route shows the view the address names: #/station/ID or the overview.
+// route shows the view the address names: #/station/ID, #/fleet or the overview.
 function route(focus) {
+  if (location.hash === '#/fleet') {
+    showFleet();
+    if (focus) fleet.focus();
+    return;
+  }
+  fleet.hide();
   const id = stationFromHash(location.hash);
   if (id) {
     showStation(id);
@@ -1036,6 +1046,7 @@ function tick() {
 
 function start() {
   S.token = readToken();
+  fleet = createFleet($('view-fleet'), { api, h, ago, reconcile, nameOf: (id) => S.stations.get(id)?.info.name });
   for (const b of document.querySelectorAll('[data-sort]')) {
     b.addEventListener('click', () => {
       S.sort = b.dataset.sort;

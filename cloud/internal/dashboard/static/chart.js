@@ -33,7 +33,9 @@ let chartSeq = 0;
 // opts: title and summary (the accessible name and description); band (draw min–max of
 // rollups); limits ([min, max] criteria lines, null for none); bands (background bands
 // {from, to, key, label} such as the WQI classes); yMin/yMax (a fixed scale); minGapMs
-// (the smallest gap that breaks the line).
+// (the smallest gap that breaks the line); extent (more values the scale must show) and
+// overlay(g, {x, y, el, top, bottom}) (draws into the plot under the data, such as a
+// forecast after the last reading).
 export function lineChart(host, points, fromMs, toMs, opts = {}) {
   const width = Math.max(260, Math.floor(host.clientWidth || 600));
   const height = opts.height ?? 180;
@@ -49,12 +51,20 @@ export function lineChart(host, points, fromMs, toMs, opts = {}) {
   svg.append(el('title', { id: `${id}-t` }, opts.title ?? 'Chart'));
   svg.append(el('desc', { id: `${id}-d` }, opts.summary ?? ''));
 
-  const pts = downsample(points, Math.max(20, Math.floor(iw / 2)));
+  // Points from other sources than the station's probes (p.src: a lab sample, government
+  // data, a satellite estimate) are drawn as their source's symbol, not joined, and widen
+  // the scale like the line's.
+  const pts = downsample(points.filter((p) => !p.src), Math.max(20, Math.floor(iw / 2)));
+  const markers = points.filter((p) => p.src && p.t >= fromMs && p.t <= toMs);
   let lo = Infinity;
   let hi = -Infinity;
   for (const p of pts) {
     lo = Math.min(lo, opts.band ? p.min : p.v);
     hi = Math.max(hi, opts.band ? p.max : p.v);
+  }
+  for (const p of markers) {
+    lo = Math.min(lo, p.v);
+    hi = Math.max(hi, p.v);
   }
   for (const l of opts.limits ?? []) {
     if (l !== null && l !== undefined && pts.length > 0) {
@@ -64,6 +74,12 @@ export function lineChart(host, points, fromMs, toMs, opts = {}) {
         lo = Math.min(lo, l);
         hi = Math.max(hi, l);
       }
+    }
+  }
+  for (const v of opts.extent ?? []) {
+    if (Number.isFinite(v)) {
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
     }
   }
   if (opts.yMin !== undefined) lo = opts.yMin;
@@ -108,6 +124,8 @@ export function lineChart(host, points, fromMs, toMs, opts = {}) {
     plot.append(el('text', { x: m.left + 4, y: ly, class: 'limit-label' }, `limit ${numLabel(l)}`));
   }
 
+  if (opts.overlay) opts.overlay(plot, { x, y: clampY, el, top: m.top, bottom: m.top + ih });
+
   if (pts.length === 0) {
     plot.append(el('text', { x: m.left + iw / 2, y: m.top + ih / 2, class: 'empty', 'text-anchor': 'middle' },
       opts.empty ?? 'No data in this range'));
@@ -132,6 +150,31 @@ export function lineChart(host, points, fromMs, toMs, opts = {}) {
     const last = pts[pts.length - 1];
     plot.append(el('circle', { cx: x(last.t), cy: clampY(last.v), r: 3.5, class: 'last' }));
   }
+  // Markers alone are data: no "no data" note under them.
+  if (markers.length > 0) plot.querySelector('text.empty')?.remove();
+  for (const p of markers) {
+    const mark = el('path', { d: markerPath(p.src, x(p.t), clampY(p.v)), class: `marker marker-${p.src}`, 'data-source': p.src });
+    if (p.title) mark.append(el('title', {}, p.title));
+    plot.append(mark);
+  }
   svg.append(plot);
   host.replaceChildren(svg);
+}
+
+// markerPath is the symbol of a value's source, centred on cx, cy: a diamond for a lab
+// sample, a square for government data, a triangle for a satellite estimate, a ring for
+// a model; each differs in shape, not only colour.
+function markerPath(src, cx, cy) {
+  const r = 5;
+  const f = (v) => v.toFixed(1);
+  switch (src) {
+    case 'manual':
+      return `M${f(cx)},${f(cy - r - 1)}L${f(cx + r + 1)},${f(cy)}L${f(cx)},${f(cy + r + 1)}L${f(cx - r - 1)},${f(cy)}Z`;
+    case 'api':
+      return `M${f(cx - r)},${f(cy - r)}h${2 * r}v${2 * r}h${-2 * r}Z`;
+    case 'satellite':
+      return `M${f(cx)},${f(cy - r - 1)}L${f(cx + r + 1)},${f(cy + r)}L${f(cx - r - 1)},${f(cy + r)}Z`;
+    default:
+      return `M${f(cx - r)},${f(cy)}a${r},${r} 0 1,0 ${2 * r},0a${r},${r} 0 1,0 ${-2 * r},0`;
+  }
 }

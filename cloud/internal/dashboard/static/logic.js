@@ -312,7 +312,9 @@ export function formatValue(v) {
   return v.toLocaleString('en-IN', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
 }
 
-const sourceRank = { sensor: 0, api: 1, satellite: 2, model: 3 };
+// The order of trust of the fusion policy (design §5a): a probe, a lab, a government
+// programme, a satellite, a model.
+const sourceRank = { sensor: 0, manual: 1, api: 2, satellite: 3, model: 4 };
 
 // supersedes reports whether a live reading r should replace cur in a station's current
 // state: a better source, or the same source and not older. Bad readings never do.
@@ -385,6 +387,8 @@ export function toPoint(r) {
   if (t === null || typeof r.value !== 'number') return null;
   const p = { t, v: r.value, min: r.min ?? r.value, max: r.max ?? r.value, n: r.count ?? 1 };
   p.key = r.seq !== undefined ? `${r.source || ''}:${r.seq}:${t}` : `b:${t}`;
+  // A value from outside the station's probes keeps its source, to be drawn apart.
+  if (r.source && r.source !== 'sensor') p.src = r.source;
   return p;
 }
 
@@ -416,7 +420,8 @@ export class Series {
   add(r) {
     const p = toPoint(r);
     if (!p) return false;
-    if (this.bucketMs > 0) return this.addToBucket(p);
+    // A value from outside the station stays a point of its own, drawn by its source.
+    if (this.bucketMs > 0 && !p.src) return this.addToBucket(p);
     if (this.keys.has(p.key)) return false;
     this.keys.add(p.key);
     let i = this.points.length;
@@ -432,8 +437,15 @@ export class Series {
     const t = Math.floor(p.t / this.bucketMs) * this.bucketMs;
     let i = this.points.length;
     while (i > 0 && this.points[i - 1].t > t) i--;
-    const b = i > 0 ? this.points[i - 1] : null;
-    if (b && b.t === t) {
+    // The bucket of t, if there is one: a lab or satellite point may share its time.
+    let b = null;
+    for (let j = i; j > 0 && this.points[j - 1].t === t; j--) {
+      if (!this.points[j - 1].src) {
+        b = this.points[j - 1];
+        break;
+      }
+    }
+    if (b) {
       b.v = (b.v * b.n + p.v) / (b.n + 1);
       b.min = Math.min(b.min, p.v);
       b.max = Math.max(b.max, p.v);

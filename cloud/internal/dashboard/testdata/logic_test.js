@@ -4,27 +4,8 @@
 
 import * as L from '/static/logic.js';
 import { lineChart } from '/static/chart.js';
-
-const results = [];
-
-function test(name, fn) {
-  try {
-    fn();
-    results.push({ name, ok: true });
-  } catch (e) {
-    results.push({ name, ok: false, msg: String((e && e.stack) || e) });
-  }
-}
-
-function eq(got, want, what) {
-  const g = JSON.stringify(got);
-  const w = JSON.stringify(want);
-  if (g !== w) throw new Error(`${what}: got ${g}, want ${w}`);
-}
-
-function ok(cond, what) {
-  if (!cond) throw new Error(what);
-}
+import * as Src from '/static/sources.js';
+import { test, eq, ok, finish } from '/test/harness.js';
 
 const S = 1000;
 const M = 60 * S;
@@ -356,6 +337,68 @@ test('lineChart draws a series with a gap, a limit and a title', () => {
   ok(host.querySelectorAll('polygon.range').length >= 1, 'the min-max band');
 });
 
-window.__results = results;
-window.__done = true;
-document.getElementById('out').textContent = results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'} ${r.name}${r.msg ? `\n${r.msg}` : ''}`).join('\n');
+test('supersedes: a lab sample beats government data, not a probe', () => {
+  ok(L.supersedes({ source: 'api', time: iso(T0) }, { source: 'manual', time: iso(T0 - D), quality: 'good' }), 'manual over api');
+  ok(!L.supersedes({ source: 'sensor', time: iso(T0) }, { source: 'manual', time: iso(T0 + M), quality: 'good' }), 'sensor over manual');
+  ok(L.supersedes({ source: 'satellite', time: iso(T0) }, { source: 'api', time: iso(T0 - D), quality: 'good' }), 'api over satellite');
+});
+
+test('toPoint keeps the source of values from outside the station', () => {
+  eq(L.toPoint({ time: iso(T0), value: 3, seq: 0, source: 'manual' }).src, 'manual', 'manual');
+  eq(L.toPoint({ time: iso(T0), value: 3, seq: 9, source: 'sensor' }).src, undefined, 'a probe has none');
+  eq(L.toPoint({ time: iso(T0), value: 3, avg: 3, count: 4 }).src, undefined, 'a rollup has none');
+});
+
+test('sources: labels, provenance, fused summary', () => {
+  eq(['sensor', 'manual', 'api', 'satellite', 'model', 'rumour'].map(Src.sourceLabel),
+    ['Sensor', 'Lab', 'Gov. data', 'Satellite', 'Model', 'rumour'], 'labels');
+  eq(Src.provenance({ source: 'api', origin: 'cpcb-nwmp', sensor: 'cpcb-nwmp' }), 'a government monitoring programme · cpcb-nwmp', 'api');
+  eq(Src.provenance({ source: 'manual', origin: 'manual', lab: 'MPCB Pune' }), 'a lab or field-kit sample · MPCB Pune', 'lab');
+  const w = { time: iso(T0), wqi: 61.2, class: 'B', partial: false, inputs: {
+    do: { source: 'sensor' }, ph: { source: 'sensor' }, fc: { source: 'api' }, bod: { source: 'manual' }, temp: { source: 'satellite' } } };
+  eq(Src.fusedSummary(w), { complete: true, sources: ['sensor', 'manual', 'api', 'satellite'],
+    bySource: { sensor: ['do', 'ph'], api: ['fc'], manual: ['bod'], satellite: ['temp'] } }, 'summary');
+  eq(Src.fusedSummary(null).complete, false, 'none');
+  eq(Src.fusedSummary({ ...w, partial: true }).complete, false, 'partial');
+  const older = { ...w, time: iso(T0 - M) };
+  eq(Src.pickFused(older, w), w, 'the newer');
+  eq(Src.pickFused(w, older), w, 'not the older');
+  eq(Src.pickFused(w, null), w, 'keeps what it has');
+  eq(Src.pickFused(undefined, null), null, 'nothing');
+});
+
+test('markers: values from outside the station kept as points of their own', () => {
+  eq(Src.toMarker({ time: iso(T0), value: 4, seq: 0, source: 'sensor' }), null, 'a probe is no marker');
+  eq(Src.toMarker({ time: iso(T0), value: 4, seq: 0, source: 'api', quality: 'bad' }), null, 'nor a bad value');
+  const m = Src.toMarker({ time: iso(T0), value: 4.2, unit: 'mg/L', seq: 0, source: 'manual', lab: 'MPCB Pune', quality: 'good' });
+  eq(m.src, 'manual', 'its source');
+  ok(m.title.startsWith('4.2 mg/L from a lab or field-kit sample · MPCB Pune on '), m.title);
+  const s = new L.Series(H);
+  s.load([{ time: iso(T0), value: 3, avg: 3, min: 2, max: 4, count: 60 }]);
+  Src.addMarkers(s, [m, m]);
+  eq(s.points.length, 2, 'the bucket and the marker, once');
+  ok(s.add({ time: iso(T0 + 5 * M), value: 6, seq: 0, source: 'satellite', quality: 'good' }), 'a live estimate');
+  ok(s.add({ time: iso(T0 + 6 * M), value: 7, seq: 12, source: 'sensor', quality: 'good' }), 'a live probe reading');
+  eq(s.points.map((p) => [p.src ?? '', p.n]), [['', 61], ['manual', 1], ['satellite', 1]],
+    'the probe goes into its hourly bucket, the estimate stays a point');
+  Src.addMarkers(undefined, [m]);
+});
+
+test('lineChart draws the markers of other sources by shape', () => {
+  const host = document.getElementById('chart-host');
+  const pts = [0, 1, 2].map((m) => ({ t: T0 + m * M, v: 3 }));
+  const markers = [{ t: T0 + 30 * M, v: 12, src: 'manual', title: 'lab' }, { t: T0 + 40 * M, v: 2, src: 'api' },
+    { t: T0 + 50 * M, v: 2.5, src: 'satellite' }, { t: T0 - D, v: 99, src: 'api' }];
+  lineChart(host, [...pts, ...markers].sort((a, b) => a.t - b.t), T0, T0 + H, {});
+  eq(host.querySelectorAll('path.line').length, 1, 'the probes joined, not the markers');
+  eq(['manual', 'api', 'satellite'].map((s) => host.querySelectorAll(`path.marker-${s}`).length), [1, 1, 1],
+    'one symbol each; the one outside the range is left out');
+  eq(host.querySelector('path.marker-manual title').textContent, 'lab', 'a tooltip');
+  const shapes = new Set([...host.querySelectorAll('path.marker')].map((p) => p.getAttribute('d').replace(/[-\d.,\s]/g, '')));
+  eq(shapes.size, 3, 'three different shapes');
+  ok([...host.querySelectorAll('text.tick')].some((t) => Number(t.textContent) >= 12), 'the scale reaches the lab value');
+  lineChart(host, markers.slice(1, 2), T0, T0 + H, {});
+  eq(host.querySelectorAll('text.empty').length, 0, 'markers alone are data');
+});
+
+finish();
