@@ -307,13 +307,26 @@ func chooseMode(ctx context.Context, conn *pgx.Conn, recorded, requested Mode) (
 		}
 		mode, reason = ModePlain, "the timescaledb extension is not installed on the server"
 		if available {
-			if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS timescaledb"); err != nil {
+			preloaded, err := timescalePreloaded(ctx, conn)
+			if err != nil {
+				return "", "", err
+			}
+			if !preloaded {
+				reason = "the timescaledb extension is installed but not in shared_preload_libraries"
+			} else if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS timescaledb"); err != nil {
 				reason = "the timescaledb extension is installed but cannot be enabled (is it in shared_preload_libraries?): " + describePgErr(err).Error()
 			} else {
 				mode, reason = ModeTimescale, ""
 			}
 		}
 	} else if mode == ModeTimescale {
+		preloaded, err := timescalePreloaded(ctx, conn)
+		if err != nil {
+			return "", "", err
+		}
+		if !preloaded {
+			return "", "", fmt.Errorf("%w: timescaledb is not in the server's shared_preload_libraries (set database.mode: plain or auto, or preload it)", ErrInvalid)
+		}
 		if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS timescaledb"); err != nil {
 			return "", "", fmt.Errorf("enable timescaledb (it must be in shared_preload_libraries; or set database.mode: plain or auto): %w", describePgErr(err))
 		}
@@ -322,6 +335,22 @@ func chooseMode(ctx context.Context, conn *pgx.Conn, recorded, requested Mode) (
 		return "", "", wrapErr(fmt.Errorf("record the storage mode: %w", err))
 	}
 	return mode, reason, nil
+}
+
+// timescalePreloaded reports whether the server preloads TimescaleDB. CREATE EXTENSION
+// must not be tried without it: TimescaleDB then ends the session (FATAL), not the
+// statement, and the migration would lose its connection.
+func timescalePreloaded(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var libs string
+	if err := conn.QueryRow(ctx, `SELECT current_setting('shared_preload_libraries')`).Scan(&libs); err != nil {
+		return false, wrapErr(fmt.Errorf("read shared_preload_libraries: %w", err))
+	}
+	for lib := range strings.SplitSeq(libs, ",") {
+		if strings.Trim(strings.TrimSpace(lib), `"`) == "timescaledb" {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // applyTimescalePolicies (re)sets compression, retention and refresh policies from the
