@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
+	"github.com/purehealth/purehealth/internal/jsonappend"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
@@ -20,110 +19,37 @@ import (
 func appendReadingJSON(b []byte, r *wire.Reading, at time.Time) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, r.Seq, 10)
-	b = append(b, `,"time":"`...)
-	b = at.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","param":`...)
-	b = appendJSONString(b, r.Param)
+	b = append(b, `,"time":`...)
+	b = jsonappend.Time(b, at)
+	b = append(b, `,"param":`...)
+	b = jsonappend.String(b, r.Param)
 	b = append(b, `,"value":`...)
-	b = appendJSONFloat(b, r.Value)
+	b = jsonappend.Float(b, r.Value)
 	b = append(b, `,"unit":`...)
-	b = appendJSONString(b, r.Unit)
+	b = jsonappend.String(b, r.Unit)
 	b = append(b, `,"quality":`...)
-	b = appendJSONString(b, r.Quality)
+	b = jsonappend.String(b, r.Quality)
 	b = append(b, `,"source":`...)
-	b = appendJSONString(b, r.Source)
+	b = jsonappend.String(b, r.Source)
 	b = append(b, `,"sensor":`...)
-	b = appendJSONString(b, r.Sensor)
+	b = jsonappend.String(b, r.Sensor)
 	if len(r.Flags) > 0 {
 		b = append(b, `,"flags":[`...)
 		for i, f := range r.Flags {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, f)
+			b = jsonappend.String(b, f)
 		}
 		b = append(b, ']')
 	}
 	for _, f := range [...]struct{ key, v string }{{`,"sample_id":`, r.SampleID}, {`,"lab":`, r.Lab}, {`,"method":`, r.Method}} {
 		if f.v != "" {
 			b = append(b, f.key...)
-			b = appendJSONString(b, f.v)
+			b = jsonappend.String(b, f.v)
 		}
 	}
 	return append(b, '}')
-}
-
-// appendJSONFloat writes f as encoding/json does (ES6 number formatting). NaN and the
-// infinities, which neither JSON nor a batch can carry, come out as null.
-func appendJSONFloat(b []byte, f float64) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return append(b, "null"...)
-	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' { // e-09 to e-9, as encoding/json
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
-}
-
-// appendJSONString writes s quoted as encoding/json does with its default HTML escaping:
-// <, > and & as \u003c..., control characters escaped, invalid UTF-8 as \ufffd, U+2028
-// and U+2029 escaped.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case c == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case c == '\u2028' || c == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[c&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // splitReadings splits the data of a readings event (a JSON array of reading objects, as
