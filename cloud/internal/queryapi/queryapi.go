@@ -37,6 +37,7 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/fusion"
 	"github.com/purehealth/purehealth/cloud/internal/readingcsv"
 	"github.com/purehealth/purehealth/cloud/internal/store"
+	"github.com/purehealth/purehealth/internal/jsonappend"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/wire"
 	"github.com/purehealth/purehealth/shared/wqi"
@@ -136,7 +137,7 @@ func (a *API) station(w http.ResponseWriter, r *http.Request) {
 }
 
 // bucketJSON is one rollup bucket. Value repeats Avg, so that clients plotting "value"
-// work with raw and bucketed listings alike.
+// work with raw and bucketed listings alike. appendBuckets writes it.
 type bucketJSON struct {
 	Time  time.Time `json:"time"`
 	Param string    `json:"param"`
@@ -164,16 +165,23 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) {
 	if a.badRequest(w, q) {
 		return
 	}
-	st, ok := a.stationOf(w, r)
-	if !ok {
-		return
-	}
 	if csv {
+		st, ok := a.stationOf(w, r)
+		if !ok {
+			return
+		}
 		a.exportCSV(w, r, store.ReadingsQuery{Station: st.ID, Param: param, From: from, To: to, Revisions: revisions, Sources: sources})
 		return
 	}
+	// The listing first: only an empty one needs to know whether the station exists (a
+	// round trip to the database less for every listing that has rows).
+	id := r.PathValue("id")
+	if !telemetry.ValidStationID(id) {
+		a.writeError(w, http.StatusBadRequest, "not a station id", "id")
+		return
+	}
 	if bucket == kindReadings {
-		rq := store.ReadingsQuery{Station: st.ID, Param: param, From: from, To: to, Limit: limit + 1, Revisions: revisions,
+		rq := store.ReadingsQuery{Station: id, Param: param, From: from, To: to, Limit: limit + 1, Revisions: revisions,
 			Sources: sources}
 		if c != nil {
 			rq.After = &store.Position{Time: c.Time, Seq: c.Seq, ID: c.ID}
@@ -182,6 +190,11 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			a.failed(w, err)
 			return
+		}
+		if len(rows) == 0 {
+			if _, ok := a.stationOf(w, r); !ok {
+				return
+			}
 		}
 		out := struct {
 			Readings []store.Reading `json:"readings"`
@@ -201,7 +214,7 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) {
 	if bucket == kindDaily {
 		size = store.Daily
 	}
-	rq := store.RollupQuery{Station: st.ID, Param: param, Size: size, From: from, To: to, Limit: limit + 1}
+	rq := store.RollupQuery{Station: id, Param: param, Size: size, From: from, To: to, Limit: limit + 1}
 	if c != nil {
 		rq.After = &store.RollupPosition{Bucket: c.Time, Param: c.Param}
 	}
@@ -210,20 +223,58 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) {
 		a.failed(w, err)
 		return
 	}
-	out := struct {
-		Readings []bucketJSON `json:"readings"`
-		Next     string       `json:"next,omitempty"`
-	}{Readings: []bucketJSON{}}
+	if len(rows) == 0 {
+		if _, ok := a.stationOf(w, r); !ok {
+			return
+		}
+	}
+	var next string
 	if len(rows) > limit {
 		last := rows[limit-1]
-		rows, out.Next = rows[:limit], cursor{Kind: bucket, Time: last.Bucket, Param: last.Param}.encode()
+		rows, next = rows[:limit], cursor{Kind: bucket, Time: last.Bucket, Param: last.Param}.encode()
 	}
-	for _, b := range rows {
-		info, _ := telemetry.Info(telemetry.Param(b.Param))
-		out.Readings = append(out.Readings, bucketJSON{Time: b.Bucket, Param: b.Param, Unit: info.Unit,
-			Value: b.Avg, Avg: b.Avg, Min: b.Min, Max: b.Max, Count: b.Count})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(appendBuckets(make([]byte, 0, 64+len(rows)*160), rows, next)); err != nil {
+		a.log.Debug("write response", "err", err)
 	}
-	a.writeJSON(w, http.StatusOK, out)
+}
+
+// appendBuckets appends the answer of a bucketed listing: the bytes json.Encoder makes of
+// struct{Readings []bucketJSON; Next string `json:",omitempty"`}, newline included. A
+// year of hourly buckets is ten thousand objects, and encoding them by reflection took
+// half of such a request's time.
+func appendBuckets(b []byte, rows []store.Rollup, next string) []byte {
+	b = append(b, `{"readings":[`...)
+	for i, r := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		info, _ := telemetry.Info(telemetry.Param(r.Param))
+		b = append(b, `{"time":`...)
+		b = jsonappend.Time(b, r.Bucket)
+		b = append(b, `,"param":`...)
+		b = jsonappend.String(b, r.Param)
+		b = append(b, `,"unit":`...)
+		b = jsonappend.String(b, info.Unit)
+		b = append(b, `,"value":`...)
+		b = jsonappend.Float(b, r.Avg)
+		b = append(b, `,"avg":`...)
+		b = jsonappend.Float(b, r.Avg)
+		b = append(b, `,"min":`...)
+		b = jsonappend.Float(b, r.Min)
+		b = append(b, `,"max":`...)
+		b = jsonappend.Float(b, r.Max)
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, r.Count, 10)
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	if next != "" {
+		b = append(b, `,"next":`...)
+		b = jsonappend.String(b, next)
+	}
+	return append(b, "}\n"...)
 }
 
 func (a *API) wqi(w http.ResponseWriter, r *http.Request) {
