@@ -152,14 +152,16 @@ func (s *Spool) shutdown() {
 // One yield is not enough when a commit takes long (an SD card's fsync takes several
 // milliseconds): the callers answered by one commit then come back while the next one,
 // started with the few already queued, is in its fsync, and the load splits into two
-// groups that take turns, each waiting for the other's commit. So when fewer requests are
-// queued than the last commit held, serve waits for the rest, at most a quarter of the
-// last commit's duration: the groups merge into one, at the price of that wait when
-// callers have gone. A caller alone (an idle station) never waits.
+// groups that take turns, each waiting for the other's commit. So when fewer appends are
+// queued than the last commit held (if it held minGroupWait or more), serve waits for the
+// rest, at most a quarter of the last commit's duration: the groups merge into one, at
+// the price of that wait when callers have gone. A caller alone (an idle station) never
+// waits.
 func (s *Spool) serve(first *request) {
 	runtime.Gosched()
 	batch := []*request{first}
 	n := first.records()
+	appends := appendsIn(first)
 	var timeout <-chan time.Time
 collect:
 	for n < s.maxBatch {
@@ -167,7 +169,7 @@ collect:
 		select {
 		case r = <-s.reqs:
 		default:
-			if len(batch) >= s.lastGroup {
+			if appends >= s.lastAppends || s.lastAppends < minGroupWait {
 				break collect
 			}
 			if timeout == nil {
@@ -189,15 +191,30 @@ collect:
 		}
 		batch = append(batch, r)
 		n += r.records()
+		appends += appendsIn(r)
 	}
-	s.lastGroup = len(batch)
+	s.lastAppends = appends
 	began := time.Now()
 	s.commit(batch)
 	s.lastCommit = time.Since(began)
 }
 
+// appendsIn is 1 for an append request, 0 for the others (acknowledgements, puts).
+func appendsIn(r *request) int {
+	if r.op == opAppend {
+		return 1
+	}
+	return 0
+}
+
 // maxGroupWait bounds serve's wait for a group's stragglers, whatever a commit took.
 const maxGroupWait = 10 * time.Millisecond
+
+// minGroupWait is the fewest appends of the last group for which serve waits to gather as
+// many again. A few callers gain nothing from waiting. Only appends count: the uplink's
+// acknowledgements come one at a time, each holding up the next batch of a drain, and
+// must not wait for company.
+const minGroupWait = 4
 
 // commit writes batch in one transaction and answers every request in it.
 func (s *Spool) commit(batch []*request) {
