@@ -123,6 +123,13 @@ func (t *Tracker) IsOpen(key string) bool {
 	return s != nil && s.open
 }
 
+// Tracks reports whether the tracker holds anything for key: a Clear verdict for a key
+// it does not track changes nothing (Observe returns None and remembers nothing).
+func (t *Tracker) Tracks(key string) bool {
+	_, ok := t.states[key]
+	return ok
+}
+
 // Restore marks key open, e.g. for alerts reloaded from disk after a restart, so that they
 // resolve by the same hysteresis instead of opening a second time.
 func (t *Tracker) Restore(key string) { t.states[key] = &state{open: true} }

@@ -111,3 +111,20 @@ func TestBand(t *testing.T) {
 		})
 	}
 }
+
+// Tracks is false exactly where a Clear verdict changes nothing.
+func TestTracks(t *testing.T) {
+	tr := NewTracker()
+	p := Policy{OpenAfter: 2, ClearAfter: 2}
+	assert.Equal(t, None, tr.Observe("k", Clear, p))
+	assert.False(t, tr.Tracks("k"), "a clear verdict for a condition that never fired is not remembered")
+	tr.Observe("k", Holding, p)
+	assert.True(t, tr.Tracks("k"))
+	tr.Observe("k", Violating, p)
+	assert.Equal(t, Open, tr.Observe("k", Violating, p))
+	assert.True(t, tr.Tracks("k"))
+	tr.Forget("k")
+	assert.False(t, tr.Tracks("k"))
+	tr.Restore("r")
+	assert.True(t, tr.Tracks("r"))
+}

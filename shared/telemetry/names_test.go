@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -14,6 +16,29 @@ func TestValidStationID(t *testing.T) {
 		"MH+PUNE": false, "#": false, "पुणे": false,
 	} {
 		assert.Equal(t, want, ValidStationID(id), "station id %q", id)
+	}
+}
+
+// ValidStationID is the rule its documentation states as a pattern, for any string: the
+// characters around each range's ends included.
+func TestValidStationIDIsItsPattern(t *testing.T) {
+	pattern := regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	alphabet := []byte("azAZ09_-@[`{/:,.+ #\x00\x7f\xff")
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		b := make([]byte, rng.IntN(70))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		if rng.IntN(2) == 0 { // mostly valid characters, so that lengths near 64 occur valid
+			for i := range b {
+				b[i] = alphabet[rng.IntN(8)]
+			}
+		}
+		id := string(b)
+		if got, want := ValidStationID(id), pattern.MatchString(id); got != want {
+			t.Fatalf("ValidStationID(%q) = %v, the pattern says %v", id, got, want)
+		}
 	}
 }
 

@@ -167,6 +167,7 @@ func (m *meter) Read(p []byte) (int, error) {
 // decoder walks a batch object token by token and decodes its records one at a time.
 type decoder struct {
 	dec     *json.Decoder
+	strs    interner // the batch's repeated strings (parseReading)
 	records int
 	version *int
 	// pending is the first error met before the version was known: a batch of another
@@ -216,11 +217,11 @@ func (d *decoder) batch() (*Batch, error) {
 		case "sent_at":
 			err = d.value(key, &b.SentAt)
 		case "readings":
-			err = records(d, key, &b.Readings, validateReading)
+			err = records(d, key, &b.Readings, validateReading, parseReading)
 		case "alerts":
-			err = records(d, key, &b.Alerts, validateAlert)
+			err = records(d, key, &b.Alerts, validateAlert, nil)
 		case "wqi":
-			err = records(d, key, &b.WQI, validateWQI)
+			err = records(d, key, &b.WQI, validateWQI, nil)
 		case "health":
 			b.Health, err = d.health()
 		default:
@@ -286,8 +287,11 @@ func (d *decoder) value(field string, v any) error {
 }
 
 // records decodes the array of one stream, checking the count before each record is
-// decoded and validating each as it comes.
-func records[T any](d *decoder, stream string, list *[]T, validate func(stream string, i int, r *T) error) error {
+// decoded and validating each as it comes. parse, when not nil, decodes a record's JSON
+// the way encoding/json does, or declines it (see parseReading); what it declines is left
+// to encoding/json.
+func records[T any](d *decoder, stream string, list *[]T, validate func(stream string, i int, r *T) error,
+	parse func(raw []byte, r *T, in *interner) bool) error {
 	tok, err := d.dec.Token()
 	if err != nil {
 		return d.fail(syntax(err))
@@ -305,7 +309,16 @@ func records[T any](d *decoder, stream string, list *[]T, validate func(stream s
 		d.records++
 		i := len(*list)
 		var r T
-		err := d.dec.Decode(&r)
+		var err error
+		if parse == nil {
+			err = d.dec.Decode(&r)
+		} else {
+			var raw json.RawMessage
+			if err = d.dec.Decode(&raw); err == nil && !parse(raw, &r, &d.strs) {
+				r = *new(T)
+				err = json.Unmarshal(raw, &r)
+			}
+		}
 		if err != nil {
 			err = d.fail(typed(fmt.Sprintf("%s[%d]", stream, i), err))
 		} else {

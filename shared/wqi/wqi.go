@@ -137,6 +137,7 @@ func Compute(in Input) (Result, error) {
 		PressureAtm: in.PressureAtm,
 		SubIndices:  make(map[telemetry.Param]float64, len(weights)),
 		Missing:     []telemetry.Param{},
+		Used:        make([]telemetry.Param, 0, len(weights)), // one allocation, not three
 	}
 	if r.PressureAtm == 0 {
 		r.PressureAtm = 1

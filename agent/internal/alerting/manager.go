@@ -109,7 +109,7 @@ func (o *Options) ensureDefaults() {
 // Manager evaluates the rules and runs the alert lifecycle.
 type Manager struct {
 	opts    Options
-	limits  map[telemetry.Param][]criteria.Limit
+	limits  map[telemetry.Param][]limitRule
 	journal Journal
 	records Records
 	pub     Publisher
@@ -121,6 +121,9 @@ type Manager struct {
 	mu      sync.Mutex
 	tracker *alertrule.Tracker
 	active  map[string]*Alert // by key
+	// keys holds the per-reading conditions' keys of each sensor seen, so that a reading
+	// builds none (ForgetSensor drops a sensor's).
+	keys    map[string]*readingKeys
 	nextID  uint64
 	pending []pendingWrite
 	failed  uint64 // persist failures
@@ -143,7 +146,7 @@ func New(opts Options, store Store, pub Publisher, notify Notifier) (*Manager, e
 	opts.ensureDefaults()
 	m := &Manager{
 		opts:    opts,
-		limits:  map[telemetry.Param][]criteria.Limit{},
+		limits:  map[telemetry.Param][]limitRule{},
 		journal: store,
 		records: store,
 		pub:     pub,
@@ -153,6 +156,7 @@ func New(opts Options, store Store, pub Publisher, notify Notifier) (*Manager, e
 		start:   opts.Now(),
 		tracker: alertrule.NewTracker(),
 		active:  map[string]*Alert{},
+		keys:    map[string]*readingKeys{},
 		nextID:  1,
 	}
 	limits, err := limitsOf(opts.Class, opts.RuleSets)
@@ -186,7 +190,7 @@ func New(opts Options, store Store, pub Publisher, notify Notifier) (*Manager, e
 
 // limitsOf is the threshold limits of a station class and the optional rule sets, by
 // parameter.
-func limitsOf(class criteria.Class, ruleSets []string) (map[telemetry.Param][]criteria.Limit, error) {
+func limitsOf(class criteria.Class, ruleSets []string) (map[telemetry.Param][]limitRule, error) {
 	limits := criteria.DesignatedBestUse(class)
 	for _, set := range ruleSets {
 		switch set {
@@ -198,11 +202,17 @@ func limitsOf(class criteria.Class, ruleSets []string) (map[telemetry.Param][]cr
 			return nil, fmt.Errorf("unknown rule set %q", set)
 		}
 	}
-	out := map[telemetry.Param][]criteria.Limit{}
+	out := map[telemetry.Param][]limitRule{}
 	for _, l := range limits {
-		out[l.Param] = append(out[l.Param], l)
+		out[l.Param] = append(out[l.Param], limitRule{Limit: l, key: limitKey(l)})
 	}
 	return out, nil
+}
+
+// limitRule is a threshold limit with its condition key.
+type limitRule struct {
+	criteria.Limit
+	key string
 }
 
 // limitKey is the condition key of a threshold limit.
@@ -224,7 +234,7 @@ func (m *Manager) Reconfigure(ctx context.Context, opts Options) error {
 	kept := map[string]bool{}
 	for _, ls := range limits {
 		for _, l := range ls {
-			kept[limitKey(l)] = true
+			kept[l.key] = true
 		}
 	}
 	m.mu.Lock()
@@ -254,82 +264,120 @@ func (m *Manager) activeLocked() []*Alert {
 
 // OnReadings evaluates the per-reading rules for durable (or, when the store failed,
 // received) readings.
+//
+// Most readings leave every rule where it was: a clear verdict for a condition that never
+// fired. Those are told apart first (quiet), without building a Condition, its message
+// closure or its key; the broker runs this for every publish.
 func (m *Manager) OnReadings(ctx context.Context, rs []telemetry.Reading) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, r := range rs {
-		m.evalSensorFault(ctx, r)
+	for i := range rs {
+		r := &rs[i]
+		keys := m.keys[r.Sensor]
+		if keys == nil {
+			keys = newReadingKeys(r.Sensor)
+			m.keys[r.Sensor] = keys
+		}
+		m.evalSensorFault(ctx, r, keys)
 		if !r.Usable() {
 			continue
 		}
-		m.evalAnomaly(ctx, r)
+		m.evalAnomaly(ctx, r, keys)
 		for _, l := range m.limits[r.Param] {
 			m.evalLimit(ctx, r, l)
 		}
 	}
 }
 
-func (m *Manager) evalSensorFault(ctx context.Context, r telemetry.Reading) {
-	v := r.Value
-	bad := Condition{
-		Key: sensorKeys.bad(r.Sensor), Rule: RuleSensorFault,
-		Param: string(r.Param), Sensor: r.Sensor, Severity: Warning, Value: &v,
-		Describe: func() string {
-			return fmt.Sprintf("Sensor %s sent %d bad readings in a row (latest %g, %s)",
-				r.Sensor, m.opts.BadCount, r.Value, strings.Join(r.Flags.Names(), ", "))
-		},
-	}
+// readingKeys are the keys of a sensor's per-reading conditions (sensorKeys).
+type readingKeys struct{ bad, flatline, anomaly string }
+
+func newReadingKeys(sensor string) *readingKeys {
+	return &readingKeys{bad: sensorKeys.bad(sensor), flatline: sensorKeys.flatline(sensor), anomaly: sensorKeys.anomaly(sensor)}
+}
+
+// quiet reports whether verdict v for the condition key changes nothing: clear, and the
+// condition never fired. Callers hold m.mu.
+func (m *Manager) quiet(key string, v alertrule.Verdict) bool {
+	return v == alertrule.Clear && !m.tracker.Tracks(key)
+}
+
+func (m *Manager) evalSensorFault(ctx context.Context, r *telemetry.Reading, keys *readingKeys) {
 	verdict := alertrule.Clear
 	if r.Quality == telemetry.Bad {
 		verdict = alertrule.Violating
 	}
-	m.observe(ctx, bad, verdict, alertrule.Policy{OpenAfter: m.opts.BadCount, ClearAfter: m.opts.ClearCount})
-
-	flat := Condition{
-		Key: sensorKeys.flatline(r.Sensor), Rule: RuleSensorFault,
-		Param: string(r.Param), Sensor: r.Sensor, Severity: Warning, Value: &v,
-		Describe: func() string {
-			return fmt.Sprintf("Sensor %s is stuck at %g %s (flatline)", r.Sensor, r.Value, r.Unit)
-		},
+	if !m.quiet(keys.bad, verdict) {
+		r := *r // the message is written later, if at all
+		v := r.Value
+		bad := Condition{
+			Key: keys.bad, Rule: RuleSensorFault,
+			Param: string(r.Param), Sensor: r.Sensor, Severity: Warning, Value: &v,
+			Describe: func() string {
+				return fmt.Sprintf("Sensor %s sent %d bad readings in a row (latest %g, %s)",
+					r.Sensor, m.opts.BadCount, r.Value, strings.Join(r.Flags.Names(), ", "))
+			},
+		}
+		m.observe(ctx, bad, verdict, alertrule.Policy{OpenAfter: m.opts.BadCount, ClearAfter: m.opts.ClearCount})
 	}
+
 	verdict = alertrule.Clear
 	if r.Flags.Has(telemetry.FlagFlatline) {
 		verdict = alertrule.Violating
 	}
-	m.observe(ctx, flat, verdict, alertrule.Policy{ClearAfter: 1})
+	if !m.quiet(keys.flatline, verdict) {
+		r := *r
+		v := r.Value
+		flat := Condition{
+			Key: keys.flatline, Rule: RuleSensorFault,
+			Param: string(r.Param), Sensor: r.Sensor, Severity: Warning, Value: &v,
+			Describe: func() string {
+				return fmt.Sprintf("Sensor %s is stuck at %g %s (flatline)", r.Sensor, r.Value, r.Unit)
+			},
+		}
+		m.observe(ctx, flat, verdict, alertrule.Policy{ClearAfter: 1})
+	}
 }
 
-func (m *Manager) evalAnomaly(ctx context.Context, r telemetry.Reading) {
-	v := r.Value
-	c := Condition{
-		Key: sensorKeys.anomaly(r.Sensor), Rule: RuleAnomaly, Param: string(r.Param), Sensor: r.Sensor,
-		Severity: Warning, Value: &v,
-		Describe: func() string {
-			return fmt.Sprintf("%s changed abruptly to %g %s against its recent history (sensor %s)",
-				r.Param, r.Value, r.Unit, r.Sensor)
-		},
-	}
+func (m *Manager) evalAnomaly(ctx context.Context, r *telemetry.Reading, keys *readingKeys) {
 	verdict := alertrule.Clear
 	if r.Flags.Has(telemetry.FlagSpike) {
 		verdict = alertrule.Violating
 	}
+	if m.quiet(keys.anomaly, verdict) {
+		return
+	}
+	rc := *r
+	v := rc.Value
+	c := Condition{
+		Key: keys.anomaly, Rule: RuleAnomaly, Param: string(rc.Param), Sensor: rc.Sensor,
+		Severity: Warning, Value: &v,
+		Describe: func() string {
+			return fmt.Sprintf("%s changed abruptly to %g %s against its recent history (sensor %s)",
+				rc.Param, rc.Value, rc.Unit, rc.Sensor)
+		},
+	}
 	m.observe(ctx, c, verdict, alertrule.Policy{ClearAfter: m.opts.ClearCount})
 }
 
-func (m *Manager) evalLimit(ctx context.Context, r telemetry.Reading, l criteria.Limit) {
-	v, lim := r.Value, l.Value
-	c := Condition{
-		Key:  limitKey(l),
-		Rule: RuleThreshold, Param: string(r.Param), Sensor: r.Sensor,
-		Value: &v, Limit: &lim, Describe: func() string { return l.Message(r.Value, "") },
-	}
+func (m *Manager) evalLimit(ctx context.Context, r *telemetry.Reading, l limitRule) {
 	verdict := alertrule.Holding
+	var severity Severity
 	switch {
 	case l.Violated(r.Value):
 		verdict = alertrule.Violating
-		c.Severity = Severity(l.SeverityFor(r.Value))
+		severity = Severity(l.SeverityFor(r.Value))
 	case l.Cleared(r.Value, m.opts.Deadband):
 		verdict = alertrule.Clear
+	}
+	if m.quiet(l.key, verdict) {
+		return
+	}
+	v, lim, limit := r.Value, l.Value, l.Limit
+	c := Condition{
+		Key:  l.key,
+		Rule: RuleThreshold, Param: string(r.Param), Sensor: r.Sensor, Severity: severity,
+		Value: &v, Limit: &lim, Describe: func() string { return limit.Message(v, "") },
 	}
 	m.observe(ctx, c, verdict, alertrule.Policy{ClearAfter: m.opts.ClearCount})
 }
@@ -453,6 +501,7 @@ var sensorKeys = struct {
 func (m *Manager) ForgetSensor(ctx context.Context, sensor string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	delete(m.keys, sensor)
 	for _, key := range []string{sensorKeys.bad(sensor), sensorKeys.flatline(sensor),
 		sensorKeys.anomaly(sensor), sensorKeys.offline(sensor)} {
 		m.tracker.Forget(key)

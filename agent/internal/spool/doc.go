@@ -23,7 +23,9 @@ answers each caller (group commit). A commit costs two fsyncs, so durable throug
 comes from the size of the groups, not from the disk's fsync rate. Before it takes the
 queue the writer yields the processor once, so that callers ready to run (those it has
 just answered, about to append again) join the group; on an idle station that costs
-nothing. DB.Batch is not used: it may run a function twice.
+nothing. When fewer requests are queued than the last commit held, it waits for the rest
+for at most a quarter of that commit's duration, so that on a slow disk the callers do
+not split into two groups taking turns. DB.Batch is not used: it may run a function twice.
 
 A failed commit stores nothing of its group and consumes no seq. A kill -9 or a power
 cut at any instant leaves the last committed state: bbolt never overwrites live pages.

@@ -291,6 +291,10 @@ type Spool struct {
 	stuckLogged time.Time // last "nothing left to evict" log
 	carry       *request
 	keys        []byte // the seq keys of the transaction being built (see apply)
+	// lastAppends is how many appends the last group commit held, and lastCommit how
+	// long it took: serve waits a little for as many (see there).
+	lastAppends int
+	lastCommit  time.Duration
 
 	// appendReqs recycles the requests of AppendReadings with their buffers and channel.
 	// A request goes back only once its caller has the writer's answer: the writer

@@ -148,26 +148,73 @@ func (s *Spool) shutdown() {
 // this commit instead of the next, so a commit and its fsync serve several times more
 // records and cost that much less CPU per record. When nothing else is runnable the yield
 // returns at once, so an idle station does not wait for its acknowledgements.
+//
+// One yield is not enough when a commit takes long (an SD card's fsync takes several
+// milliseconds): the callers answered by one commit then come back while the next one,
+// started with the few already queued, is in its fsync, and the load splits into two
+// groups that take turns, each waiting for the other's commit. So when fewer appends are
+// queued than the last commit held (if it held minGroupWait or more), serve waits for the
+// rest, at most a quarter of the last commit's duration: the groups merge into one, at
+// the price of that wait when callers have gone. A caller alone (an idle station) never
+// waits.
 func (s *Spool) serve(first *request) {
 	runtime.Gosched()
 	batch := []*request{first}
 	n := first.records()
+	appends := appendsIn(first)
+	var timeout <-chan time.Time
 collect:
 	for n < s.maxBatch {
+		var r *request
 		select {
-		case r := <-s.reqs:
-			if n+r.records() > s.maxBatch {
-				s.carry = r
+		case r = <-s.reqs:
+		default:
+			if appends >= s.lastAppends || s.lastAppends < minGroupWait {
 				break collect
 			}
-			batch = append(batch, r)
-			n += r.records()
-		default:
+			if timeout == nil {
+				t := time.NewTimer(min(s.lastCommit/4, maxGroupWait))
+				defer t.Stop()
+				timeout = t.C
+			}
+			select {
+			case r = <-s.reqs:
+			case <-timeout:
+				break collect
+			case <-s.stop:
+				break collect
+			}
+		}
+		if n+r.records() > s.maxBatch {
+			s.carry = r
 			break collect
 		}
+		batch = append(batch, r)
+		n += r.records()
+		appends += appendsIn(r)
 	}
+	s.lastAppends = appends
+	began := time.Now()
 	s.commit(batch)
+	s.lastCommit = time.Since(began)
 }
+
+// appendsIn is 1 for an append request, 0 for the others (acknowledgements, puts).
+func appendsIn(r *request) int {
+	if r.op == opAppend {
+		return 1
+	}
+	return 0
+}
+
+// maxGroupWait bounds serve's wait for a group's stragglers, whatever a commit took.
+const maxGroupWait = 10 * time.Millisecond
+
+// minGroupWait is the fewest appends of the last group for which serve waits to gather as
+// many again. A few callers gain nothing from waiting. Only appends count: the uplink's
+// acknowledgements come one at a time, each holding up the next batch of a drain, and
+// must not wait for company.
+const minGroupWait = 4
 
 // commit writes batch in one transaction and answers every request in it.
 func (s *Spool) commit(batch []*request) {

@@ -78,14 +78,19 @@ func (u *Uplink) holdLocked() {
 	}
 }
 
-// account adds n bytes on the wire to today's count. They are stored with the next commit
-// when there is a budget (without one the count is for display, and not worth a write).
-func (u *Uplink) account(n int64) {
+// accountWire adds the bytes moved on the client's connections since it last looked to
+// today's count, whichever requests moved them (batches may be in flight together). They
+// are stored with the next commit when there is a budget (without one the count is for
+// display, and not worth a write).
+func (u *Uplink) accountWire() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	total := u.client.wire.Load()
+	n := total - u.wireSeen
 	if n <= 0 {
 		return
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
+	u.wireSeen = total
 	u.rollLocked()
 	u.counters.Bytes += n
 	u.dirty = u.dirty || u.opts.DailyBytes > 0

@@ -70,18 +70,31 @@ func graceful(ctx context.Context, grace time.Duration) (context.Context, contex
 func (u *Uplink) process(ctx context.Context, b *batch) error {
 	gctx, cancel := graceful(ctx, u.opts.Grace)
 	defer cancel()
-	for _, s := range b.skip {
-		u.setAside(gctx, s.st, s.seq, "cannot be sent: "+s.why)
-	}
+	u.setAsideUnsendable(gctx, b)
 	var err error
 	if len(b.items) > 0 {
 		err = u.deliver(gctx, b.items, b.body, &probe{})
 	}
+	return u.settled(gctx, b, err)
+}
+
+// setAsideUnsendable sets aside the records of b that could not be put in it.
+func (u *Uplink) setAsideUnsendable(ctx context.Context, b *batch) {
+	for _, s := range b.skip {
+		u.setAside(ctx, s.st, s.seq, "cannot be sent: "+s.why)
+	}
+	b.skip = nil
+}
+
+// settled records the outcome of b's delivery (err nil: every item is acknowledged or set
+// aside): the span the batch covers is done, and the cursors move over what is done
+// without a hole. It returns err, or the cursors' failure.
+func (u *Uplink) settled(ctx context.Context, b *batch, err error) error {
 	if err == nil {
 		u.mu.Lock()
 		for _, st := range streams {
-			if cur := u.queue.Cursor(st); b.cover[st] > cur {
-				u.ahead[st].add(cur+1, b.cover[st])
+			if lo := max(u.queue.Cursor(st), b.from[st]); b.cover[st] > lo {
+				u.ahead[st].add(lo+1, b.cover[st])
 			}
 		}
 		if len(b.items) > 0 && u.limit < u.opts.BatchMax {
@@ -91,7 +104,7 @@ func (u *Uplink) process(ctx context.Context, b *batch) error {
 		}
 		u.mu.Unlock()
 	}
-	if cerr := u.commit(gctx); cerr != nil && err == nil {
+	if cerr := u.commit(ctx); cerr != nil && err == nil {
 		err = cerr
 	}
 	return err
@@ -183,6 +196,11 @@ func (u *Uplink) deliver(ctx context.Context, items []item, body []byte, pr *pro
 	if err != nil {
 		return err
 	}
+	return u.answered(ctx, items, a, pr)
+}
+
+// answered acts on the cloud's answer a to the batch of items, as deliver describes.
+func (u *Uplink) answered(ctx context.Context, items []item, a answer, pr *probe) error {
 	switch {
 	case a.status/100 == 2:
 		if a.ackErr != nil {
@@ -346,8 +364,7 @@ func position(items []item, st spool.Stream, idx int) int {
 // send posts one batch, reading the token again and retrying once if it was refused,
 // and counts the bytes it cost.
 func (u *Uplink) send(ctx context.Context, body []byte) (answer, error) {
-	before := u.client.wire.Load()
-	defer func() { u.account(u.client.wire.Load() - before) }()
+	defer u.accountWire()
 	a, err := u.client.post(ctx, body, u.token, u.opts.RequestTimeout, u.opts.Now())
 	if err == nil && (a.status == http.StatusUnauthorized || a.status == http.StatusForbidden) {
 		u.tokenStale = true
@@ -362,12 +379,17 @@ func (u *Uplink) send(ctx context.Context, body []byte) (answer, error) {
 		}
 	}
 	if err != nil {
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			err = ue.Err
-		}
-		return answer{}, fmt.Errorf("post batch: %w", err)
+		return answer{}, postError(err)
 	}
 	return a, nil
+}
+
+// postError is the error of a POST that got no answer.
+func postError(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		err = ue.Err
+	}
+	return fmt.Errorf("post batch: %w", err)
 }
 
 // encode builds the wire batch of items and compresses it.

@@ -30,6 +30,15 @@ older ones are left to the backlog, which reaches them in order). So a reading t
 arrives during a long drain reaches the cloud one batch later, not after the backlog, and
 the drain sends no extra requests for it.
 
+Two backlog batches travel at once (Options.InFlight): while the cloud stores one, the
+next is read, encoded and decoded by the cloud, and the oldest batch's answer is taken in
+before a third is built. A batch behind others in flight reads on from where they end and
+stops short of the newest readings they carry, so it covers only records whose fate its
+own answer decides; answers are taken in the order the batches were sent. When the batch
+ahead fails, what the cloud confirmed of the one behind it waits above the cursor like the
+live lane's readings. With a daily byte budget batches go one at a time, each weighed
+against what is left.
+
 Readings confirmed through the live lane sit above the cursor. They are remembered in
 memory as seq ranges, the backlog skips them, and the cursor jumps over them once the
 backlog reaches them. A batch holding both lanes is confirmed lane by lane (the seqs

@@ -13,10 +13,12 @@ type batch struct {
 	items []item // alerts, then WQI, then readings, each in seq order
 	// cover[st], when set, says every stored record of st in (cursor, cover] is in items,
 	// in skip, or already in the ahead set: the batch was read in one piece from the cursor.
-	// Once the batch is through, the cursor may move to cover.
-	cover [numStreams + 1]uint64
-	skip  []unsendable
-	body  []byte // items encoded, when the budget check did it already
+	// Once the batch is through, the cursor may move to cover. from[st] is where the
+	// read began: the cursor, or, behind batches still in flight, the end of what they
+	// cover (the batch covers (from, cover] only).
+	cover, from [numStreams + 1]uint64
+	skip        []unsendable
+	body        []byte // items encoded, when the budget check did it already
 }
 
 func (b *batch) empty() bool {
@@ -44,7 +46,7 @@ func (u *Uplink) liveSet(ahead *[numStreams + 1]rangeSet, seen *uint64, first, w
 			b.items = append(b.items, it)
 		}
 	}
-	alerts, cover, skip, err := u.scan(spool.Alerts, u.queue.Cursor(spool.Alerts), room-len(b.items), &ahead[spool.Alerts])
+	alerts, cover, skip, err := u.scan(spool.Alerts, u.queue.Cursor(spool.Alerts), room-len(b.items), &ahead[spool.Alerts], 0)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +152,13 @@ func (u *Uplink) addLive(b *batch, rs []telemetry.Reading) {
 // since the last batch was built (above *seen) ride along in the live lane, up to
 // LiveReadings and half the batch, so that a reading arriving during a long drain reaches
 // the cloud with the next batch instead of after the whole backlog; *seen moves past them.
-func (u *Uplink) backlog(ahead *[numStreams + 1]rangeSet, seen *uint64, withReadings bool, room int) (*batch, error) {
+//
+// Behind batches still in flight (see flights) the read of each stream starts at after
+// (the end of what they cover) rather than at the cursor, and readings stop below below
+// (the newest readings some of them carry; 0 for no bound), so that the batch covers no
+// record whose fate it does not decide.
+func (u *Uplink) backlog(ahead *[numStreams + 1]rangeSet, seen *uint64, withReadings bool, room int,
+	after *[numStreams + 1]uint64, below uint64) (*batch, error) {
 	fresh := &batch{}
 	if withReadings {
 		if err := u.freshReadings(fresh, &ahead[spool.Readings], seen, min(u.opts.LiveReadings, room/2)); err != nil {
@@ -167,13 +175,18 @@ func (u *Uplink) backlog(ahead *[numStreams + 1]rangeSet, seen *uint64, withRead
 		{spool.Readings, room},
 	} {
 		want := min(part.want, room-len(b.items))
-		items, cover, skip, err := u.scan(part.st, u.queue.Cursor(part.st), want, &ahead[part.st])
+		from := max(u.queue.Cursor(part.st), after[part.st])
+		var stop uint64
+		if part.st == spool.Readings {
+			stop = below
+		}
+		items, cover, skip, err := u.scan(part.st, from, want, &ahead[part.st], stop)
 		if err != nil {
 			return nil, err
 		}
 		b.items = append(b.items, items...)
 		b.skip = append(b.skip, skip...)
-		b.cover[part.st] = cover
+		b.cover[part.st], b.from[part.st] = cover, from
 	}
 	// Near the end of the backlog the scan may have reached the new readings itself:
 	// those it holds go once, in its lane.
@@ -197,8 +210,9 @@ func (u *Uplink) backlog(ahead *[numStreams + 1]rangeSet, seen *uint64, withRead
 const scanChunk = 64
 
 // scan reads st after cursor, in seq order, until it has want records to send, skipping
-// the ahead set. cover is the last seq it went past (0 if none).
-func (u *Uplink) scan(st spool.Stream, cursor uint64, want int, ahead *rangeSet) (items []item, cover uint64, skip []unsendable, err error) {
+// the ahead set and stopping before seq below (0: no bound). cover is the last seq it went
+// past (0 if none).
+func (u *Uplink) scan(st spool.Stream, cursor uint64, want int, ahead *rangeSet, below uint64) (items []item, cover uint64, skip []unsendable, err error) {
 	pos := cursor
 	for len(items) < want {
 		n := max(want-len(items), scanChunk)
@@ -209,8 +223,12 @@ func (u *Uplink) scan(st spool.Stream, cursor uint64, want int, ahead *rangeSet)
 		if len(recs) == 0 {
 			break
 		}
-		jumped := false
+		jumped, stopped := false, false
 		for _, rec := range recs {
+			if below > 0 && rec.seq >= below {
+				stopped = true
+				break
+			}
 			if r, ok := ahead.find(rec.seq); ok {
 				pos, cover, jumped = r.hi, r.hi, true
 				break
@@ -225,8 +243,8 @@ func (u *Uplink) scan(st spool.Stream, cursor uint64, want int, ahead *rangeSet)
 				break
 			}
 		}
-		if !jumped && len(recs) < n {
-			break // the end of the stream
+		if stopped || (!jumped && len(recs) < n) {
+			break // the end of the stream, or the bound
 		}
 	}
 	return items, cover, skip, nil

@@ -30,6 +30,14 @@ const (
 	DefaultGrace          = 5 * time.Second
 )
 
+// DefaultInFlight is Options.InFlight's default. With one backlog batch at a time the
+// station, the cloud and its database take turns (the agent reads and encodes a batch
+// while the cloud waits, the cloud decodes it while the database waits, the agent waits
+// for the commit); with two, each works on one batch while the next is prepared. The
+// cloud stores a station's batches one after another (its row lock), so more would only
+// queue there.
+const DefaultInFlight = 2
+
 // The rules of the alerts the uplink raises (the "rule" field of alerts).
 const (
 	RuleRejected = "uplink_rejected" // the cloud refused records, which were set aside
@@ -108,6 +116,10 @@ type Options struct {
 	Linger time.Duration
 	// BatchMax is the most records in one batch (uplink.batch_max).
 	BatchMax int
+	// InFlight is how many backlog batches a drain keeps on their way at once (default
+	// DefaultInFlight; 1 sends one at a time). Without a daily byte budget only: with one,
+	// each batch is weighed against what is left before it goes.
+	InFlight int
 	// LiveReadings is how many of the newest unsent readings the live lane carries at the
 	// start of a pass, and the most of the readings stored since the previous batch that
 	// ride with each batch of a drain (uplink.live_readings).
@@ -209,6 +221,7 @@ type Uplink struct {
 	running  bool
 	waiters  []chan error
 	ahead    [numStreams + 1]rangeSet
+	wireSeen int64 // client.wire when the bytes were last counted (accountWire)
 	limit    int
 	st       Status
 	counters persisted
@@ -252,6 +265,9 @@ func New(opts Options, store Store, alerts Alerts) (*Uplink, error) {
 	opts.BackoffMax = max(opts.BackoffMax, opts.BackoffMin)
 	if opts.BatchMax <= 0 {
 		opts.BatchMax = DefaultBatchMax
+	}
+	if opts.InFlight <= 0 {
+		opts.InFlight = DefaultInFlight
 	}
 	if opts.LiveReadings <= 0 {
 		opts.LiveReadings = DefaultLiveReadings
@@ -454,7 +470,10 @@ func (u *Uplink) Status() Status {
 // would keep a busy station's pass going in batches of a few readings, one per round
 // trip, for as long as readings keep arriving: a request, a cursor commit and their CPU
 // for every handful of readings.
-func (u *Uplink) pass(ctx context.Context, flush bool) error {
+//
+// Backlog batches travel two at a time (see flights) unless a daily byte budget is set;
+// the pass returns once every batch it sent is answered and recorded.
+func (u *Uplink) pass(ctx context.Context, flush bool) (err error) {
 	u.setState(Sending)
 	if u.tokenStale {
 		tok, err := u.opts.Token()
@@ -482,23 +501,45 @@ func (u *Uplink) pass(ctx context.Context, flush bool) error {
 	if len(recs) == 1 {
 		top[spool.WQI] = recs[0].Seq
 	}
+	var fl flights
+	defer func() {
+		if lerr := u.land(&fl, 0); err == nil {
+			err = lerr
+		}
+	}()
 	for first := true; ctx.Err() == nil; first = false {
+		// At most InFlight batches on their way: the oldest lands before the next is built,
+		// so that what it confirms is known, and what was stored while it travelled rides
+		// in the next batch.
+		if len(fl) >= u.opts.InFlight {
+			if err := u.land(&fl, u.opts.InFlight-1); err != nil {
+				return err
+			}
+		}
 		// Records stored from here on may miss this batch: their nudges count anew.
 		nudged := u.firstNudge.Swap(nil)
 		u.mu.Lock()
 		limit, budgetLeft, withReadings := u.limit, u.budgetLeftLocked(), u.readingsAllowedLocked()
 		u.mu.Unlock()
 		// Only this goroutine writes u.ahead, so it reads it without the lock.
-		b, err := u.liveSet(&u.ahead, &seen, first, withReadings, limit)
+		b, err := u.liveSet(fl.skipping(&u.ahead), &seen, first, withReadings, limit)
 		if err != nil {
 			return err
 		}
 		if b.empty() {
-			if b, err = u.backlog(&u.ahead, &seen, withReadings, limit); err != nil {
+			after := fl.after()
+			if b, err = u.backlog(&u.ahead, &seen, withReadings, limit, &after, fl.below()); err != nil {
 				return err
 			}
 			if b.empty() {
-				return u.sendHealth(ctx)
+				if len(fl) == 0 {
+					return u.sendHealth(ctx)
+				}
+				// The rest may lie behind the batches in flight: once they land, look again.
+				if err := u.land(&fl, len(fl)-1); err != nil {
+					return err
+				}
+				continue
 			}
 			if !first && !flush && len(b.items) < limit && len(b.skip) == 0 && newSince(b, &top) {
 				// The tail goes after Linger, counted from its first record's nudge,
@@ -507,6 +548,10 @@ func (u *Uplink) pass(ctx context.Context, flush bool) error {
 					u.firstNudge.Store(nudged)
 				}
 				u.Nudge()
+				// What is in flight lands first: a health record is not sent beside it.
+				if err := u.land(&fl, 0); err != nil {
+					return err
+				}
 				return u.sendHealth(ctx)
 			}
 			if u.opts.DailyBytes > 0 && len(b.items) > 0 {
@@ -523,6 +568,12 @@ func (u *Uplink) pass(ctx context.Context, flush bool) error {
 					}
 					return ErrBudgetExhausted
 				}
+			}
+			if u.pipelined() {
+				if err := u.launch(ctx, &fl, b); err != nil {
+					return err
+				}
+				continue
 			}
 		}
 		if err := u.process(ctx, b); err != nil {

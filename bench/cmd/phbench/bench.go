@@ -72,6 +72,9 @@ func (b *bench) all(ctx context.Context) error {
 	if b.opts.runs(onlyDrain) && ctx.Err() == nil {
 		b.drain(ctx)
 	}
+	if b.opts.runs(onlyQuery) && ctx.Err() == nil {
+		b.query(ctx)
+	}
 	if b.opts.runs(onlyFanout) && ctx.Err() == nil {
 		b.fanout(ctx)
 	}

@@ -40,8 +40,8 @@ func (r ingestRun) rate() float64 { return float64(r.rows) / r.wall.Seconds() }
 
 // ingest compares, on one throwaway PostgreSQL with the cloud's schema, three ways of
 // getting the same readings into measurements: the cloud's ingest endpoint (the whole
-// path: HTTP, gzip JSON, validation, the staging COPY, INSERT ... ON CONFLICT, rollups,
-// latest values and live events, one transaction per batch), pgx's CopyFrom alone, and
+// path: HTTP, gzip JSON, validation, the COPY of the readings outside the station's
+// committed ranges, rollups, latest values and live events, one transaction per batch), pgx's CopyFrom alone, and
 // psql's \copy of the same rows as CSV. Each load starts from emptied tables.
 func (b *bench) ingest(ctx context.Context) {
 	s := b.opts.store

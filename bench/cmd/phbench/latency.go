@@ -400,7 +400,9 @@ func (b *bench) printBreakdown(ctx context.Context, env *storeEnv, origin time.T
 	}
 	created := map[int64]time.Time{}
 	if err == nil {
-		rows, err = conn.Query(ctx, `SELECT id, created_at FROM events WHERE station_id = $1 AND type = 'reading'`, b.opts.station)
+		// A batch's readings are one row of span ids (the last is its id).
+		rows, err = conn.Query(ctx, `SELECT generate_series(id - span + 1, id), created_at FROM events
+			WHERE station_id = $1 AND type IN ('reading', 'readings')`, b.opts.station)
 		if err == nil {
 			for rows.Next() {
 				var id int64

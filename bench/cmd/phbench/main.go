@@ -20,6 +20,9 @@
 //     after an outage, against psql's \copy of the same rows;
 //   - live_lane_latency_during_drain: publish → committed-row latency (p99) of a reading
 //     published during that drain, against the same with nothing buffered;
+//   - readings_query_p99_vs_psql: p99 latency of GET /v1/stations/{id}/readings with
+//     bucket=1h and 1d over 30 days and a year of one station's readings (loaded by COPY),
+//     against the SQL the API runs for them, prepared and executed by psql (--only query);
 //   - fanout_delivery_p99_vs_gorilla, fanout_rss_per_conn_vs_gorilla and
 //     fanout_cpu_per_mframe_vs_gorilla: ph-cloud's live WebSocket fan-out to thousands of
 //     clients (p99 delivery latency, resident memory a connection, CPU per million

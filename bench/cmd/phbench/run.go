@@ -40,6 +40,7 @@ type options struct {
 
 	slowDisk  slowDiskOptions  // durable throughput on a slow disk (slowdisk.go)
 	analytics analyticsOptions // forecasts and anomaly detection (analytics.go)
+	query     queryOptions     // the readings API over a year (query.go)
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -54,7 +55,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.work, "work", "", "directory for the agents' data dirs and the logs (default: a new temporary directory; put it on the disk you want to measure)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (always kept when --work is given)")
 	fs.BoolVar(&o.quick, "quick", false, "a short run (under 2 minutes)")
-	fs.StringVar(&o.only, "only", "", "comma-separated comparisons to run: throughput (the first three), rss, ingest, drain, fanout, probes, latency, slowdisk, analytics")
+	fs.StringVar(&o.only, "only", "", "comma-separated comparisons to run: throughput (the first three), rss, ingest, drain, query, fanout, probes, latency, slowdisk, analytics")
 	fs.StringVar(&o.mosquitto, "mosquitto", "/usr/sbin/mosquitto", "the mosquitto broker to compare with")
 	fs.StringVar(&o.station, "station", "MH-PUNE-001", "station id of the agent and the simulated sensors")
 	fs.IntVar(&o.sensors, "sensors", 200, "connections (simulated sensors) in the throughput runs")
@@ -71,6 +72,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	o.latency.register(fs)
 	o.slowDisk.register(fs)
 	o.analytics.register(fs)
+	o.query.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -108,6 +110,7 @@ func (o *options) defaults() {
 	o.probes.defaults(o.quick)
 	o.latency.defaults(o.quick)
 	o.analytics.defaults(o.quick)
+	o.query.defaults(o.quick)
 }
 
 func (o *options) validate() error {
@@ -137,11 +140,12 @@ func (o *options) validate() error {
 	errs = append(errs, o.latency.validate()...)
 	errs = append(errs, o.slowDisk.validate()...)
 	errs = append(errs, o.analytics.validate()...)
+	errs = append(errs, o.query.validate()...)
 	known := map[string]bool{"throughput": true, "rss": true, onlyIngest: true, onlyDrain: true, onlyFanout: true, onlyProbes: true,
-		onlyLatency: true, onlySlowDisk: true, onlyAnalytics: true}
+		onlyLatency: true, onlySlowDisk: true, onlyAnalytics: true, onlyQuery: true}
 	for _, name := range o.selected() {
 		if !known[name] {
-			bad("--only: unknown comparison %q (want throughput, rss, ingest, drain, fanout, probes, latency, slowdisk or analytics)", name)
+			bad("--only: unknown comparison %q (want throughput, rss, ingest, drain, fanout, probes, latency, slowdisk, analytics or query)", name)
 		}
 	}
 	if len(errs) > 0 {
@@ -152,7 +156,7 @@ func (o *options) validate() error {
 
 func (o *options) selected() []string {
 	if o.only == "" {
-		return []string{"throughput", onlySlowDisk, "rss", onlyIngest, onlyDrain, onlyFanout, onlyProbes, onlyLatency, onlyAnalytics}
+		return []string{"throughput", onlySlowDisk, "rss", onlyIngest, onlyDrain, onlyQuery, onlyFanout, onlyProbes, onlyLatency, onlyAnalytics}
 	}
 	var out []string
 	for s := range strings.SplitSeq(o.only, ",") {

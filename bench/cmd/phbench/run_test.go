@@ -139,6 +139,7 @@ func TestRunEndToEnd(t *testing.T) {
 		"--fanout-clients", "40", "--fanout-rate", "50", "--fanout-time", "2s",
 		"--probe-serial", "2", "--probe-coap", "3", "--probe-per-sonde", "2", "--probe-time", "2s",
 		"--latency-rate", "200", "--latency-sensors", "4", "--latency-time", "2s", "--latency-floor-samples", "10",
+		"--query-spacing", "6h", "--query-reps", "10",
 		"--analytics-days", "14"}, &stdout, &stderr)
 	require.NoError(t, err, "stderr:\n%s\nstdout:\n%s", &stderr, &stdout)
 
@@ -167,7 +168,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	if pgErr == nil && cloudErr == nil {
 		want = append(want, nameIngest, nameCopyFrom, nameDrain, nameLiveLatency,
-			nameFanoutLatency, nameFanoutRSS, nameFanoutCPU, nameSensorToWS)
+			nameFanoutLatency, nameFanoutRSS, nameFanoutCPU, nameSensorToWS, nameQuery)
 	}
 	assert.ElementsMatch(t, want, keys(lines))
 	for _, l := range lines {

@@ -51,6 +51,11 @@ type storeEnv struct {
 // startStoreEnv starts PostgreSQL and creates the cloud's database, printing the server's
 // settings. Without PostgreSQL or ph-cloud it records names as skipped and returns false.
 func (b *bench) startStoreEnv(ctx context.Context, names ...string) (*storeEnv, bool) {
+	return b.startPostgresEnv(ctx, b.opts.store.pgProfile, names...)
+}
+
+// startPostgresEnv is startStoreEnv, with pg_stat_statements loaded when profile is set.
+func (b *bench) startPostgresEnv(ctx context.Context, profile bool, names ...string) (*storeEnv, bool) {
 	if _, err := os.Stat(b.cloudBin()); err != nil {
 		b.printf("ph-cloud: %v (run make build first): skipped\n", err)
 		for _, n := range names {
@@ -59,7 +64,7 @@ func (b *bench) startStoreEnv(ctx context.Context, names ...string) (*storeEnv, 
 		return nil, false
 	}
 	extra := append([]string(nil), b.opts.store.pgSettings...)
-	if b.opts.store.pgProfile {
+	if profile {
 		extra = append(extra, "shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all")
 	}
 	pg, err := harness.StartPostgres(ctx, extra...)
@@ -76,7 +81,7 @@ func (b *bench) startStoreEnv(ctx context.Context, names ...string) (*storeEnv, 
 		}
 		return nil, false
 	}
-	env := &storeEnv{pg: pg, profile: b.opts.store.pgProfile}
+	env := &storeEnv{pg: pg, profile: profile}
 	err = pg.CreateDB(ctx, cloudDB)
 	var settings []harness.Setting
 	if err == nil {

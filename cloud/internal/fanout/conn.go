@@ -299,7 +299,7 @@ func (s *session) close(code websocket.StatusCode, reason string) {
 	}
 }
 
-// send writes an event unless it is a duplicate or no longer wanted.
+// send writes a frame's events unless they are duplicates or no longer wanted.
 func (s *session) send(ctx context.Context, f *frame) bool {
 	if f.id <= s.resume || !s.f.wants(f.station) {
 		return true
@@ -308,11 +308,38 @@ func (s *session) send(ctx context.Context, f *frame) bool {
 		s.evicted()
 		return false
 	}
-	if !s.writeMsg(ctx, f.msg) {
-		return false
+	_, ok := s.writeFrame(ctx, f, s.resume, f.id)
+	return ok
+}
+
+// writeFrame writes the events of f with ids in (after, upto] and moves the resume point
+// past each; it returns how many it wrote, and false when the connection failed. A frame
+// whose messages cannot be made is logged (once) and stepped over.
+func (s *session) writeFrame(ctx context.Context, f *frame, after, upto int64) (int, bool) {
+	msgs, err := f.messages()
+	if err != nil {
+		if f.logged.CompareAndSwap(false, true) {
+			s.h.log.Error("live events: cannot encode an event", "err", err)
+		}
+		s.resume = max(s.resume, min(f.id, upto))
+		return 0, true
 	}
-	s.resume = f.id
-	return true
+	n := 0
+	for i, msg := range msgs {
+		id := f.first + int64(i)
+		if id <= after {
+			continue
+		}
+		if id > upto {
+			break
+		}
+		if !s.writeMsg(ctx, msg) {
+			return n, false
+		}
+		s.resume = max(s.resume, id)
+		n++
+	}
+	return n, true
 }
 
 // writeMsg writes one message; false ends the connection. The write has no context of
@@ -428,7 +455,11 @@ func (s *session) replay(ctx context.Context, since Since) (n int, resync string
 	for round := 0; round < 4; round++ {
 		frames, pos, inMemory := h.goLive(s.c, cursor)
 		if inMemory {
-			if n+len(frames) > h.opts.ReplayMax {
+			var count int64
+			for _, f := range frames {
+				count += f.after(cursor)
+			}
+			if int64(n)+count > int64(h.opts.ReplayMax) {
 				s.resume = pos
 				return n, h.resyncReason(ErrTooMany), true
 			}
@@ -437,12 +468,13 @@ func (s *session) replay(ctx context.Context, since Since) (n int, resync string
 				return n, h.resyncReason(ErrTooOld), true
 			}
 			for _, f := range frames {
-				if !s.writeMsg(ctx, f.msg) {
+				k, ok := s.writeFrame(ctx, f, cursor, pos)
+				n += k
+				h.stats.replayed.Add(int64(k))
+				if !ok {
 					return n, "", false
 				}
-				n++
 			}
-			h.stats.replayed.Add(int64(len(frames)))
 			s.resume = max(pos, cursor)
 			return n, "", true
 		}
@@ -453,11 +485,12 @@ func (s *session) replay(ctx context.Context, since Since) (n int, resync string
 			if err != nil {
 				return err
 			}
-			if !s.writeMsg(ctx, f.msg) {
+			k, ok := s.writeFrame(ctx, f, cursor, pos)
+			n += k
+			h.stats.replayed.Add(int64(k))
+			if !ok {
 				return errWrite
 			}
-			n++
-			h.stats.replayed.Add(1)
 			return nil
 		})
 		switch {

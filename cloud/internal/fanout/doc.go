@@ -96,7 +96,11 @@
 // # Flow control
 //
 // Events are published in chunks (what one read from the database returned), shared by
-// every client that wants some of them; each client has a bounded queue. Publishing never
+// every client that wants some of them; each client has a bounded queue. A batch's
+// readings arrive as one row (store.EventReadings) and stay one frame in the hub: its
+// messages are made once, the first time a client that wants its station writes it, and
+// shared; a station no client watches costs the hub one frame per batch. Queues and the
+// memory of recent events count events, not frames. Publishing never
 // waits: a client with more than 4096 events (configurable) waiting is evicted, closed with
 // 1008 "slow consumer" when the close frame can still be written within a second, at once
 // otherwise, and counted; other clients are not slowed down. A write that takes longer than

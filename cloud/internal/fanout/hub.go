@@ -289,9 +289,10 @@ func (h *Hub) publish(fs []*frame) {
 	for _, f := range fs {
 		h.last = f.id
 		h.ring.push(f)
-		ch.count[f.station]++
+		ch.count[f.station] += int(f.count())
+		ch.total += int(f.count())
 	}
-	h.stats.events.Add(int64(len(fs)))
+	h.stats.events.Add(int64(ch.total))
 	h.chunkSeq++
 	for station := range ch.count {
 		for c := range h.byStation[station] {
@@ -309,7 +310,7 @@ func (h *Hub) offer(c *client, ch *chunk) {
 		return
 	}
 	c.lastChunk = h.chunkSeq
-	n := len(ch.frames)
+	n := ch.total
 	if !c.f.all {
 		n = 0
 		for station, k := range ch.count {
@@ -377,8 +378,9 @@ func (h *Hub) change(c *client, f filter) {
 }
 
 // goLive makes c live if the memory holds every event after `after`: it returns the
-// remembered frames after `after` that c wants (in id order) and the position, from which
-// on c's queue receives the rest. Otherwise it returns ok false and the position.
+// remembered frames with events after `after` that c wants (in id order; the first may
+// hold some at or below it) and the position, from which on c's queue receives the rest.
+// Otherwise it returns ok false and the position.
 func (h *Hub) goLive(c *client, after int64) (frames []*frame, pos int64, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -473,7 +475,8 @@ func (h *Hub) waitReady(ctx context.Context) bool {
 // chunk is frames published together, shared by every client that wants some of them.
 type chunk struct {
 	frames []*frame
-	count  map[string]int // frames per station
+	count  map[string]int // events per station
+	total  int            // events
 }
 
 // delivery is a chunk queued for one client and how many of its frames the client wants.
@@ -485,39 +488,48 @@ type delivery struct {
 // chunkQueue bounds the chunks waiting for one client (Queue bounds their events).
 const chunkQueue = 64
 
-// ring holds the latest frames. It holds every published frame with an id above start.
+// ring holds the latest frames, at most size events in all (a batch's frame holds
+// many). It holds every published event with an id above start.
 type ring struct {
-	buf   []*frame
-	head  int // index of the oldest frame
-	n     int
-	start int64
+	buf    []*frame
+	head   int // index of the oldest frame
+	n      int
+	events int64 // in the frames held
+	start  int64
 }
 
 func newRing(size int) ring { return ring{buf: make([]*frame, size)} }
 
 func (r *ring) reset(start int64) {
 	clear(r.buf)
-	r.head, r.n, r.start = 0, 0, start
+	r.head, r.n, r.events, r.start = 0, 0, 0, start
 }
 
 func (r *ring) push(f *frame) {
-	if len(r.buf) == 0 {
+	for r.n > 0 && (r.n == len(r.buf) || r.events+f.count() > int64(len(r.buf))) {
+		r.drop()
+	}
+	if len(r.buf) == 0 || f.count() > int64(len(r.buf)) {
 		r.start = f.id
 		return
 	}
-	if r.n < len(r.buf) {
-		r.buf[(r.head+r.n)%len(r.buf)] = f
-		r.n++
-		return
-	}
-	r.start = r.buf[r.head].id
-	r.buf[r.head] = f
+	r.buf[(r.head+r.n)%len(r.buf)] = f
+	r.n++
+	r.events += f.count()
+}
+
+// drop forgets the oldest frame.
+func (r *ring) drop() {
+	old := r.buf[r.head]
+	r.start, r.events = old.id, r.events-old.count()
+	r.buf[r.head] = nil
 	r.head = (r.head + 1) % len(r.buf)
+	r.n--
 }
 
 func (r *ring) at(i int) *frame { return r.buf[(r.head+i)%len(r.buf)] }
 
-// each calls fn for the frames with an id above after, oldest first.
+// each calls fn for the frames with events above after, oldest first.
 func (r *ring) each(after int64, fn func(*frame)) {
 	i := sort.Search(r.n, func(i int) bool { return r.at(i).id > after })
 	for ; i < r.n; i++ {

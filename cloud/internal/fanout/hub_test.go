@@ -2,6 +2,7 @@ package fanout_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -532,4 +533,34 @@ func TestShutdownClosesConnectionsWithGoingAway(t *testing.T) {
 	_, resp, err := e.tryDial(t, "/ws", nil)
 	require.Error(t, err)
 	assert.Equal(t, http.StatusServiceUnavailable, statusOf(resp), "no new connections after shutdown")
+}
+
+// TestResumeInsideABatch resumes from an id in the middle of a batch's readings (stored
+// as one row of their span): the client gets the rest of that batch and what follows,
+// from the hub's memory or from the database, once each and in order.
+func TestResumeInsideABatch(t *testing.T) {
+	for _, b := range backends {
+		for _, recent := range []int{0, 1} { // 0: the default memory; 1: the database serves it
+			t.Run(fmt.Sprintf("%s/recent=%d", b.name, recent), func(t *testing.T) {
+				e := newEnvOn(t, b.new(t), fanout.Options{Recent: recent}, "A", "B")
+				e.ingest(t, "A", 10)
+				e.ingest(t, "B", 4)
+				e.ingest(t, "A", 6)
+				all := e.events(t, 0)
+				require.Len(t, all, 20)
+				since := all[3].ID // inside A's first batch
+
+				c := e.dial(t, "/ws", nil)
+				ack, replayed := c.subscribe([]string{"A"}, strconv.FormatInt(since, 10))
+				st := ack.status(t)
+				assert.False(t, st.Resync, st.Reason)
+				require.NotNil(t, st.Replayed)
+				assert.Equal(t, 12, *st.Replayed, "6 of the first batch and the 6 of the second")
+				assertEvents(t, e.events(t, since, "A"), replayed, "the rest of the batch, then the next")
+
+				e.ingest(t, "A", 3)
+				assertEvents(t, e.events(t, all[19].ID, "A"), c.collect(3), "live after the resume")
+			})
+		}
+	}
 }

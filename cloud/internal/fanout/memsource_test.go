@@ -16,8 +16,9 @@ import (
 )
 
 // memSource is a Source that keeps its events in memory: a small real implementation,
-// so that the hub's tests need no database. Events get ids in the order they are added.
-// It is safe for concurrent use.
+// so that the hub's tests need no database. Events get ids in the order they are added;
+// like the database, it keeps each ingest's readings as one row of their span. It is safe
+// for concurrent use.
 type memSource struct {
 	mu       sync.Mutex
 	evs      []store.Event // id order; pruning removes the oldest
@@ -70,11 +71,14 @@ func (m *memSource) Replay(_ context.Context, q fanout.ReplayQuery, send func(st
 	m.mu.Lock()
 	var first int64
 	if len(m.evs) > 0 {
-		first = m.evs[0].ID
+		first = m.evs[0].First()
 	}
 	last, evs := m.lastID, m.selectLocked(q)
 	m.mu.Unlock()
-	gap := store.EventGap{Count: len(evs)}
+	var gap store.EventGap
+	for _, e := range evs {
+		gap.Count += int(min(e.ID, q.Upto) - max(e.First()-1, q.After))
+	}
 	if len(evs) > 0 {
 		gap.FirstCreated = evs[0].CreatedAt
 	}
@@ -101,11 +105,12 @@ func (m *memSource) UnknownStations(_ context.Context, ids []string) ([]string, 
 	return unknown, nil
 }
 
-// selectLocked returns the events in (q.After, q.Upto] of q.Stations (all when nil).
+// selectLocked returns the rows with events in (q.After, q.Upto] of q.Stations (all when
+// nil).
 func (m *memSource) selectLocked(q fanout.ReplayQuery) []store.Event {
 	var out []store.Event
 	for _, e := range m.evs {
-		if e.ID > q.After && e.ID <= q.Upto && (q.Stations == nil || slices.Contains(q.Stations, e.Station)) {
+		if e.ID > q.After && e.First() <= q.Upto && (q.Stations == nil || slices.Contains(q.Stations, e.Station)) {
 			out = append(out, e)
 		}
 	}
@@ -128,26 +133,36 @@ func (m *memSource) ingest(t testing.TB, station string, n int) {
 		m.seq[station] = 1
 	}
 	now := time.Now().UTC()
-	for _, r := range storetest.Readings(m.seq[station], n, now.Add(-time.Hour), time.Millisecond) {
-		data, err := json.Marshal(r)
-		require.NoError(t, err)
-		m.lastID++
-		m.evs = append(m.evs, store.Event{ID: m.lastID, Station: station, Type: store.EventReading,
-			Time: r.Time, Data: data, CreatedAt: now})
-	}
+	rs := storetest.Readings(m.seq[station], n, now.Add(-time.Hour), time.Millisecond)
+	data, err := json.Marshal(rs)
+	require.NoError(t, err)
+	m.lastID += int64(n)
+	m.evs = append(m.evs, store.Event{ID: m.lastID, Station: station, Type: store.EventReadings,
+		Time: rs[n-1].Time, Data: data, CreatedAt: now, Span: int64(n)})
 	m.seq[station] += uint64(n)
 	close(m.added)
 	m.added = make(chan struct{})
 }
 
-func (m *memSource) events(_ testing.TB, after int64, stations ...string) []store.Event {
+// events returns the events as clients see them: each reading of a row on its own.
+func (m *memSource) events(t testing.TB, after int64, stations ...string) []store.Event {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	q := fanout.ReplayQuery{After: after, Upto: m.lastID}
 	if len(stations) > 0 {
 		q.Stations = stations
 	}
-	return m.selectLocked(q)
+	var out []store.Event
+	for _, row := range m.selectLocked(q) {
+		evs, err := row.Expand()
+		require.NoError(t, err)
+		for _, e := range evs {
+			if e.ID > after {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
 }
 
 func (m *memSource) lastEventID(testing.TB) int64 {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/purehealth/purehealth/cloud/internal/store"
@@ -148,15 +150,37 @@ type message struct {
 	Data    json.RawMessage `json:"data"`
 }
 
-// frame is an event ready to send: encoded once, shared by every client.
+// frame is an event ready to send, or a batch's readings (the events first..id): encoded
+// once, shared by every client. A batch's messages are made the first time a client
+// needs them (messages), so a station nobody watches costs one frame per batch.
 type frame struct {
-	id      int64
-	station string
-	created time.Time
-	msg     []byte
+	first, id int64
+	station   string
+	created   time.Time
+	msg       []byte // one event's message; nil for a batch
+
+	batch    store.Event // a batch's row (store.EventReadings)
+	once     sync.Once
+	msgs     [][]byte // the batch's messages, ids first..id, once made
+	batchErr error
+	logged   atomic.Bool // batchErr was logged
 }
 
+// count is how many events the frame holds.
+func (f *frame) count() int64 { return f.id - f.first + 1 }
+
 func newFrame(e store.Event) (*frame, error) {
+	if e.Type == store.EventReadings {
+		return &frame{first: e.First(), id: e.ID, station: e.Station, created: e.CreatedAt, batch: e}, nil
+	}
+	msg, err := encodeMessage(e)
+	if err != nil {
+		return nil, err
+	}
+	return &frame{first: e.ID, id: e.ID, station: e.Station, created: e.CreatedAt, msg: msg}, nil
+}
+
+func encodeMessage(e store.Event) ([]byte, error) {
 	msg, ok := appendMessage(nil, e)
 	if !ok {
 		var err error
@@ -165,8 +189,37 @@ func newFrame(e store.Event) (*frame, error) {
 			return nil, fmt.Errorf("event %d: %w", e.ID, err)
 		}
 	}
-	return &frame{id: e.ID, station: e.Station, created: e.CreatedAt, msg: msg}, nil
+	return msg, nil
 }
+
+// messages returns the frame's messages, ids first..id; safe for concurrent use. A batch
+// that cannot be expanded or encoded (its data is not what the ingest writes) gives an
+// error, and no client gets any of its events.
+func (f *frame) messages() ([][]byte, error) {
+	if f.msg != nil {
+		return [][]byte{f.msg}, nil
+	}
+	f.once.Do(func() {
+		evs, err := f.batch.Expand()
+		if err != nil {
+			f.batchErr = err
+			return
+		}
+		msgs := make([][]byte, len(evs))
+		for i, e := range evs {
+			if msgs[i], err = encodeMessage(e); err != nil {
+				f.batchErr = err
+				return
+			}
+		}
+		f.msgs = msgs
+		f.batch.Data = nil // expanded: the messages hold what is needed
+	})
+	return f.msgs, f.batchErr
+}
+
+// after counts the frame's events with ids above after.
+func (f *frame) after(after int64) int64 { return f.id - max(f.first-1, after) }
 
 // appendMessage appends to b the bytes json.Marshal makes of e's message, for the events
 // that are nearly all of them, and reports whether it could. Every event passes through

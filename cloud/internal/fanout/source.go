@@ -13,6 +13,12 @@ import (
 // and UnknownStations tells the stations of the service from other ids. The hub itself only
 // publishes, subscribes and evicts. StoreSource (the database: LISTEN/NOTIFY, polls and
 // queries) is the Source ph-cloud uses.
+//
+// The events a Source hands over are rows as stored: a batch's readings come as one event
+// of type store.EventReadings standing for the ids First()..ID (store.Event.Span), which the
+// hub expands into reading messages only for the clients that want them. Bounds (after,
+// ReplayQuery's After and Upto) may fall inside such a row: the hub leaves out the ids
+// outside them.
 type Source interface {
 	// Follow delivers events in id order until ctx ends, then returns nil. It first calls
 	// start, once, with the newest stored events (at most recent, oldest first) and the id

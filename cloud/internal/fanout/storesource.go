@@ -94,7 +94,7 @@ func (s *StoreSource) tail(ctx context.Context, n int) (after, last int64, evs [
 		return 0, 0, nil, err
 	}
 	after = max(0, last-int64(n))
-	evs, err = s.st.Events(ctx, store.EventQuery{After: after, Upto: last, Limit: n})
+	evs, err = s.st.EventRows(ctx, store.EventQuery{After: after, Upto: last, Limit: n})
 	return after, last, evs, err
 }
 
@@ -161,7 +161,7 @@ func (s *StoreSource) follow(ctx context.Context, cursor int64, publish func([]s
 func (s *StoreSource) catchUp(ctx context.Context, cursor int64, publish func([]store.Event)) int64 {
 	const page = 1000
 	for ctx.Err() == nil {
-		evs, err := s.st.Events(ctx, store.EventQuery{After: cursor, Limit: page})
+		evs, err := s.st.EventRows(ctx, store.EventQuery{After: cursor, Limit: page})
 		if err != nil {
 			if ctx.Err() == nil {
 				s.fetchFailures.Add(1)
@@ -215,7 +215,7 @@ func (s *StoreSource) Replay(ctx context.Context, q ReplayQuery, send func(store
 	for cursor := q.After; cursor < q.Upto; {
 		pq := q.eventQuery(page)
 		pq.After = cursor
-		evs, err := s.st.Events(ctx, pq)
+		evs, err := s.st.EventRows(ctx, pq)
 		if err != nil {
 			return err
 		}

@@ -32,9 +32,10 @@ var now = time.Date(2025, 11, 13, 12, 0, 0, 0, time.UTC)
 type env struct {
 	store *store.Store
 	srv   *httptest.Server
+	dbURL string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	return newEnvWith(t, fusion.Policy{
 		Priority: []string{"sensor", "api", "satellite", "model"},
@@ -42,15 +43,15 @@ func newEnv(t *testing.T) *env {
 	})
 }
 
-func newEnvWith(t *testing.T, policy fusion.Policy) *env {
+func newEnvWith(t testing.TB, policy fusion.Policy) *env {
 	t.Helper()
-	st, _ := storetest.Open(t, store.Options{Now: func() time.Time { return now }})
+	st, dbURL := storetest.Open(t, store.Options{Now: func() time.Time { return now }})
 	storetest.AddStation(t, st, station)
 	mux := http.NewServeMux()
 	queryapi.New(st, queryapi.Options{Now: func() time.Time { return now }, Fusion: policy}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{store: st, srv: srv}
+	return &env{store: st, srv: srv, dbURL: dbURL}
 }
 
 func (e *env) ingest(t *testing.T, b *wire.Batch) {

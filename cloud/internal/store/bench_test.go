@@ -12,9 +12,9 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/storetest"
 )
 
-// BenchmarkIngest compares the full ingest path (staging COPY, INSERT ... ON CONFLICT,
-// rollups, latest values, one transaction) with a bare COPY of the same rows into
-// measurements, the floor for getting rows into PostgreSQL. Readings are new each
+// BenchmarkIngest compares the full ingest path (COPY of the new readings, rollups,
+// latest values, committed ranges, the batch's events, one transaction) with a bare COPY
+// of the same rows into measurements, the floor for getting rows into PostgreSQL. Readings are new each
 // iteration (fresh seqs), one every second (a batch of 500 touches one or two hours) or
 // eight a second (ingest-dense: some ten batches of 500 fall in each hour).
 // Run: go test -run '^$' -bench Ingest ./cloud/internal/store/

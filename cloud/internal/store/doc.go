@@ -22,9 +22,22 @@
 //
 // # Exactly once
 //
-// Ingest writes a whole batch in one transaction: COPY into temporary staging tables, then
-// INSERT ... ON CONFLICT DO NOTHING on the unique keys (station_id, seq, time). A batch sent
-// twice, an overlapping batch or a batch replayed after its answer was lost adds no rows.
+// Ingest writes a whole batch in one transaction, whose first statement takes the
+// station's row lock (station_ingest), so a station's batches run one after another. That
+// row also keeps the station's committed readings seqs as a few ranges
+// (readings_committed). A reading whose seq lies outside them is new for certain: the
+// batch's such readings go by one binary COPY straight into measurements, with no staging
+// and no conflict check, which is nearly all of them in normal operation. The others (a
+// batch sent twice, an overlap, a replay after a lost answer, an agent that lost its
+// buffer and counts from 1 again) go through a staging table and INSERT ... ON CONFLICT
+// DO NOTHING on the unique key (station_id, seq, time): replays add nothing, and the
+// restarted agent's readings, at other times, are stored. The ranges then take in the
+// batch's seqs. They may cover seqs that were never stored (past 32 ranges the lowest
+// holes close), which only sends those down the checked path; they never miss one that
+// was. Latest values and (plain layout) rollups are updated from the batch's new readings,
+// aggregated in Go, with a few rows per batch. WQI results and alert transitions, a few
+// per batch, always take the checked path.
+//
 // After a connection error (a PostgreSQL restart) the pool drops its connections and the
 // whole transaction is retried once; when the database stays unreachable, the error
 // matches ErrUnavailable and nothing of the batch is stored. The staging tables are
@@ -33,15 +46,19 @@
 //
 // # Live events
 //
-// Every new reading, WQI result and alert transition becomes one row of the events table,
-// the source of the WebSocket fan-out. PostgreSQL builds these rows' JSON from the rows the
-// batch's INSERT ... ON CONFLICT DO NOTHING returned, so only what was actually stored is
+// Every new reading, WQI result and alert transition is an event of the events table, the
+// source of the WebSocket fan-out. A batch's live readings are one row (type readings,
+// span n) that takes n consecutive ids, one per reading, and holds their data as a JSON
+// array written in Go (appendReadingJSON: what encoding/json makes of the query API's
+// Reading, byte for byte); Events expands it into reading events, so readers see one event
+// per reading with its own id. WQI and alert events are built by PostgreSQL from the rows
+// their INSERT ... ON CONFLICT DO NOTHING returned, so only what was actually stored is
 // published, and once compacted as the fan-out sends it, the JSON is what encoding/json
 // makes of the query API's structs, byte for byte but for the digits of rare numbers
-// (sqlJSONNumber). The rows wait in a staging table until the end of the transaction. Then one INSERT into events, sent
-// together with the COMMIT, takes the events lock (see 0003_events.sql), draws their ids
-// and commits: ids follow commit order, and the lock covers that statement and the commit
-// alone.
+// (sqlJSONNumber). The rows wait in a staging table until the end of the transaction.
+// Then one INSERT into events, sent together with the COMMIT, takes the events lock (see
+// 0003_events.sql), draws their ids and commits: ids follow commit order, and the lock
+// covers that statement and the commit alone.
 //
 // # Notifications
 //

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +23,11 @@ const (
 	EventStatus     = "status"
 )
 
+// EventReadings is the type of an events row that stands for a batch's live readings, one
+// reading event each (see 0012_ingest_ranges.sql): its Data is the array of their data,
+// in seq order, and its Span ids are theirs. Events expands it; EventRows does not.
+const EventReadings = "readings"
+
 // EventsChannel is the PostgreSQL notification channel on which every commit that adds
 // events announces its highest new id.
 const EventsChannel = "ph_events"
@@ -34,6 +41,21 @@ type Event struct {
 	Time      time.Time       // when it happened (a reading's time)
 	Data      json.RawMessage // the message's data
 	CreatedAt time.Time       // when it was stored
+	// Span is, for a row of type EventReadings (EventRows), how many events it stands
+	// for: those with ids ID-Span+1 .. ID. Otherwise 1 (or 0: one).
+	Span int64
+}
+
+// First returns the id of the first event e stands for.
+func (e Event) First() int64 { return e.ID - max(e.Span, 1) + 1 }
+
+// Expand returns the events e stands for, in id order: the reading events of a readings
+// row, with their ids, times and data; any other event as it is.
+func (e Event) Expand() ([]Event, error) {
+	if e.Type != EventReadings {
+		return []Event{e}, nil
+	}
+	return appendReadingEvents(nil, e, EventQuery{})
 }
 
 // AlertChange is the data of an alert event: the alert as the API shows it after the
@@ -75,6 +97,11 @@ type newEvent struct {
 	typ     string
 	time    time.Time
 	data    []byte
+	// A staged event's place in its batch (stageEvents): part, then ord (0: its place
+	// among the events staged with it); span is the ids it takes (0 for one).
+	part int
+	ord  int64
+	span int
 }
 
 func makeEvent(station, typ string, at time.Time, v any) (newEvent, error) {
@@ -138,14 +165,30 @@ func stageEvents(ctx context.Context, conn *pgx.Conn, evs []newEvent) error {
 	if err := queueNotifications(ctx, conn, evs); err != nil {
 		return err
 	}
-	_, types, times, data := splitEvents(evs)
-	_, err := conn.Exec(ctx, `INSERT INTO stage_events (part, ord, time, type, data)
-		SELECT $1, n, at, t, d::json FROM unnest($2::text[], $3::timestamptz[], $4::text[])
-			WITH ORDINALITY AS e(t, at, d, n)`, partStatus, types, times, data)
-	if err != nil {
+	batch := &pgx.Batch{}
+	queueStageEvents(batch, evs)
+	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("stage events: %w", err)
 	}
 	return nil
+}
+
+// queueStageEvents queues the statement that stages evs, events encoded in Go, for
+// publishAndCommit. It queues no notifications: readings and status events need none.
+func queueStageEvents(batch *pgx.Batch, evs []newEvent) {
+	n := len(evs)
+	parts, ords, spans := make([]int16, n), make([]int64, n), make([]int32, n)
+	times, types, data := make([]time.Time, n), make([]string, n), make([]string, n)
+	for k, e := range evs {
+		parts[k], ords[k], spans[k] = int16(e.part), e.ord, int32(max(e.span, 1))
+		if e.ord == 0 {
+			ords[k] = int64(k + 1)
+		}
+		times[k], types[k], data[k] = e.time, e.typ, string(e.data)
+	}
+	batch.Queue(`INSERT INTO stage_events (part, ord, time, type, data, span)
+		SELECT p, o, at, t, d::json, n FROM unnest($1::smallint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::int[])
+			AS e(p, o, at, t, d, n)`, parts, ords, times, types, data, spans)
 }
 
 // publishAndCommit moves the staged events of station's batch into the events table, in
@@ -155,8 +198,8 @@ func stageEvents(ctx context.Context, conn *pgx.Conn, evs []newEvent) error {
 // commit alone.
 func publishAndCommit(ctx context.Context, conn *pgx.Conn, station string) error {
 	batch := &pgx.Batch{}
-	batch.Queue(`INSERT INTO events (station_id, type, time, data)
-		SELECT $1, type, time, data FROM stage_events ORDER BY part, ord, time`, station)
+	batch.Queue(`INSERT INTO events (station_id, type, time, data, span)
+		SELECT $1, type, time, data, span FROM stage_events ORDER BY part, ord, time`, station)
 	batch.Queue("commit")
 	br := conn.SendBatch(ctx, batch)
 	if _, err := br.Exec(); err != nil {
@@ -236,29 +279,6 @@ func sqlOptional(cond, key, value string) string {
 	return `(CASE WHEN ` + cond + ` THEN ',"` + key + `":' || ` + value + ` ELSE '' END)`
 }
 
-// readingJSON is the data of a reading event: the query API's Reading.
-var readingJSON = sqlJSONObject(
-	sqlMember(true, "seq", `seq::text`),
-	sqlMember(false, "time", sqlJSONTime("time")),
-	sqlMember(false, "param", sqlJSONString("param")),
-	sqlMember(false, "value", sqlJSONNumber("value")),
-	sqlMember(false, "unit", sqlJSONString("unit")),
-	sqlMember(false, "quality", sqlJSONString("quality")),
-	sqlMember(false, "source", sqlJSONString("source")),
-	sqlMember(false, "sensor", sqlJSONString("sensor")),
-	sqlOptional(`cardinality(flags) > 0`, "flags", `array_to_json(flags)::text`),
-	sqlOptional(`sample_id <> ''`, "sample_id", sqlJSONString("sample_id")),
-	sqlOptional(`lab <> ''`, "lab", sqlJSONString("lab")),
-	sqlOptional(`method <> ''`, "method", sqlJSONString("method")),
-)
-
-// backfillJSON is the data of a backfill notice (Backfill), aggregated over the rows
-// of ins it covers.
-var backfillJSON = sqlJSONObject(
-	sqlMember(true, "backfill", `'{"readings":' || count(*)::text || ',"from":' || `+
-		sqlJSONTime("min(time)")+` || ',"to":' || `+sqlJSONTime("max(time)")+` || '}'`),
-)
-
 // wqiJSON is the data of a WQI event: the query API's WQI point. encoding/json writes a
 // map's keys in byte order, hence COLLATE "C".
 var wqiJSON = sqlJSONObject(
@@ -310,11 +330,15 @@ type EventQuery struct {
 	Limit    int
 }
 
+// where selects the rows holding any of the events q selects: a row stands for the
+// events id - span + 1 .. id.
 func (q EventQuery) where() *where {
 	var w where
 	w.add("id > ?", q.After)
 	if q.Upto > 0 {
-		w.add("id <= ?", q.Upto)
+		// The second bound lets the index stop: no row spans more than maxEventSpan ids.
+		w.add("id - span < ?", q.Upto)
+		w.add("id < ?", q.Upto+maxEventSpan)
 	}
 	if q.Stations != nil {
 		w.add("station_id = ANY(?)", q.Stations)
@@ -322,10 +346,40 @@ func (q EventQuery) where() *where {
 	return &w
 }
 
-// Events lists events in id order.
+// maxEventSpan bounds the events one row stands for (events_span_check).
+const maxEventSpan = 10000
+
+// Events lists events in id order, at most q.Limit of them. A row that stands for a
+// batch's readings comes out as one reading event each, with the ids of its span; those
+// outside (q.After, q.Upto] are left out.
 func (s *Store) Events(ctx context.Context, q EventQuery) ([]Event, error) {
+	rows, err := s.EventRows(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Event, 0, len(rows))
+	for _, e := range rows {
+		if e.Type != EventReadings {
+			out = append(out, e)
+			continue
+		}
+		if out, err = appendReadingEvents(out, e, q); err != nil {
+			return nil, fmt.Errorf("events: %w", err)
+		}
+	}
+	if q.Limit > 0 && len(out) > q.Limit {
+		out = out[:q.Limit] // the rest of a row comes with the next query after the last id
+	}
+	return out, nil
+}
+
+// EventRows lists the rows of the events table that hold the events q selects, in id
+// order, at most q.Limit rows: a batch's readings are one event of type EventReadings
+// (see Event.Span), whole, even when q's bounds fall inside it. The fan-out reads these
+// and expands the rows its clients want (Event.Expand).
+func (s *Store) EventRows(ctx context.Context, q EventQuery) ([]Event, error) {
 	w := q.where()
-	sql := `SELECT id, station_id, type, time, data, created_at FROM events` + w.String() +
+	sql := `SELECT id, span, station_id, type, time, data, created_at FROM events` + w.String() +
 		` ORDER BY id` + w.limit(q.Limit)
 	var out []Event
 	err := s.query(ctx, "events", func(ctx context.Context) error {
@@ -336,7 +390,7 @@ func (s *Store) Events(ctx context.Context, q EventQuery) ([]Event, error) {
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
 			var e Event
 			var data []byte
-			err := row.Scan(&e.ID, &e.Station, &e.Type, &e.Time, &data, &e.CreatedAt)
+			err := row.Scan(&e.ID, &e.Span, &e.Station, &e.Type, &e.Time, &data, &e.CreatedAt)
 			e.Data, e.Time, e.CreatedAt = data, e.Time.UTC(), e.CreatedAt.UTC()
 			return e, err
 		})
@@ -344,6 +398,28 @@ func (s *Store) Events(ctx context.Context, q EventQuery) ([]Event, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
+	}
+	return out, nil
+}
+
+// appendReadingEvents appends the reading events a readings row e stands for, those q
+// selects.
+func appendReadingEvents(out []Event, e Event, q EventQuery) ([]Event, error) {
+	elems, times, err := splitReadings(e.Data)
+	if err != nil {
+		return out, fmt.Errorf("event %d: %w", e.ID, err)
+	}
+	if int64(len(elems)) != max(e.Span, 1) {
+		return out, fmt.Errorf("event %d: %d readings for a span of %d", e.ID, len(elems), e.Span)
+	}
+	out = slices.Grow(out, len(elems))
+	first := e.First()
+	for i, data := range elems {
+		id := first + int64(i)
+		if id <= q.After || (q.Upto > 0 && id > q.Upto) {
+			continue
+		}
+		out = append(out, Event{ID: id, Station: e.Station, Type: EventReading, Time: times[i], Data: data, CreatedAt: e.CreatedAt, Span: 1})
 	}
 	return out, nil
 }
@@ -358,13 +434,24 @@ type EventGap struct {
 // reading them.
 func (s *Store) Gap(ctx context.Context, q EventQuery) (EventGap, error) {
 	w := q.where()
-	sql := `SELECT count(*), min(created_at) FROM (SELECT created_at FROM events` + w.String() +
-		` ORDER BY id` + w.limit(q.Limit) + `) g`
+	upto := q.Upto
+	if upto <= 0 {
+		upto = math.MaxInt64
+	}
+	// Each row counts the ids of its span inside (After, Upto].
+	inside := `least(id, ` + w.arg(upto) + `) - greatest(id - span, ` + w.arg(q.After) + `)`
+	sql := `SELECT coalesce(sum(` + inside + `), 0), min(created_at)
+		FROM (SELECT id, span, created_at FROM events` + w.String() + ` ORDER BY id` + w.limit(q.Limit) + `) g`
 	var g EventGap
 	err := s.query(ctx, "event gap", func(ctx context.Context) error {
 		var first *time.Time
-		if err := s.pool.QueryRow(ctx, sql, w.args...).Scan(&g.Count, &first); err != nil {
+		var count int64
+		if err := s.pool.QueryRow(ctx, sql, w.args...).Scan(&count, &first); err != nil {
 			return err
+		}
+		g.Count = int(count)
+		if q.Limit > 0 {
+			g.Count = min(g.Count, q.Limit)
 		}
 		if first != nil {
 			g.FirstCreated = first.UTC()
@@ -377,11 +464,12 @@ func (s *Store) Gap(ctx context.Context, q EventQuery) (EventGap, error) {
 	return g, nil
 }
 
-// EventBounds returns the lowest and the highest id in the events table (0, 0 when it is
-// empty).
+// EventBounds returns the lowest and the highest event id in the events table (0, 0 when
+// it is empty).
 func (s *Store) EventBounds(ctx context.Context) (first, last int64, err error) {
 	err = s.query(ctx, "event bounds", func(ctx context.Context) error {
-		return s.pool.QueryRow(ctx, `SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM events`).Scan(&first, &last)
+		return s.pool.QueryRow(ctx, `SELECT coalesce((SELECT id - span + 1 FROM events ORDER BY id LIMIT 1), 0),
+			coalesce(max(id), 0) FROM events`).Scan(&first, &last)
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("event bounds: %w", err)
@@ -417,7 +505,7 @@ func (s *Store) EventIDBefore(ctx context.Context, t time.Time) (int64, error) {
 }
 
 // PruneEvents deletes the events stored before before, oldest first and in chunks so
-// that no transaction grows large, and returns how many it deleted.
+// that no transaction grows large, and returns how many events it deleted.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
 	upto, err := s.EventIDBefore(ctx, before)
 	if err != nil || upto == 0 {
@@ -425,18 +513,17 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 	}
 	var total int64
 	for {
-		var n int64
+		var rows, n int64
 		err := s.query(ctx, "prune events", func(ctx context.Context) error {
-			tag, err := s.pool.Exec(ctx, `DELETE FROM events WHERE id IN (
-				SELECT id FROM events WHERE id <= $1 ORDER BY id LIMIT 10000)`, upto)
-			n = tag.RowsAffected()
-			return err
+			return s.pool.QueryRow(ctx, `WITH gone AS (DELETE FROM events WHERE id IN (
+					SELECT id FROM events WHERE id <= $1 ORDER BY id LIMIT 10000) RETURNING span)
+				SELECT count(*), coalesce(sum(span), 0) FROM gone`, upto).Scan(&rows, &n)
 		})
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("prune events: %w", err)
 		}
-		if n < 10000 {
+		if rows < 10000 {
 			return total, nil
 		}
 	}

@@ -91,7 +91,10 @@ func ackOf(b *wire.Batch) wire.Ack {
 // them, and a rollback discards what a failed batch staged, so no batch sees another's
 // rows. Creating them per batch (ON COMMIT DROP) costs catalog writes that took a third of
 // a 500-reading batch's time and bloat the system catalogs at high batch rates.
-// stage_events holds the batch's live events until publishAndCommit writes them.
+// stage_events holds the batch's live events until publishAndCommit writes them. A
+// batch's readings event is a few hundred KB of JSON: lz4, where the server has it,
+// compresses it ten times faster than the default pglz, and the compressed value moves
+// into events as it is, under the events lock.
 const stagingDDL = `
 CREATE TEMP TABLE IF NOT EXISTS stage_readings (
     time timestamptz, param text, value double precision, unit text, quality text,
@@ -108,8 +111,12 @@ CREATE TEMP TABLE IF NOT EXISTS stage_alerts (
     value double precision, "limit" double precision
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_events (
-    part smallint, ord bigint, time timestamptz, type text, data json
-) ON COMMIT DELETE ROWS;`
+    part smallint, ord bigint, time timestamptz, type text, data json, span integer NOT NULL DEFAULT 1
+) ON COMMIT DELETE ROWS;
+DO $$ BEGIN
+    ALTER TABLE stage_events ALTER COLUMN data SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN NULL;
+END $$;`
 
 // ingestOnce makes one attempt at storing b: one transaction on one pooled connection.
 // It runs the transaction itself rather than through pgx.Tx so that the statement
@@ -165,11 +172,13 @@ func (s *Store) ingestTx(ctx context.Context, conn *pgx.Conn, station string, b 
 			readings_seq = greatest(i.readings_seq, EXCLUDED.readings_seq),
 			alerts_seq = greatest(i.alerts_seq, EXCLUDED.alerts_seq),
 			wqi_seq = greatest(i.wqi_seq, EXCLUDED.wqi_seq),
-			batches = i.batches + 1, last_batch_at = now(), agent = EXCLUDED.agent`,
+			batches = i.batches + 1, last_batch_at = now(), agent = EXCLUDED.agent
+		RETURNING readings_committed`,
 		station, int64(ack["readings"]), int64(ack["alerts"]), int64(ack["wqi"]), b.Agent)
 	batch.Queue(backOnlineSQL, station, now)
 	br := conn.SendBatch(ctx, batch)
-	if _, err := br.Exec(); err != nil {
+	var committed pgtype.Multirange[pgtype.Range[pgtype.Int8]]
+	if err := br.QueryRow().Scan(&committed); err != nil {
 		br.Close()
 		return false, fmt.Errorf("lock station: %w", err)
 	}
@@ -195,7 +204,7 @@ func (s *Store) ingestTx(ctx context.Context, conn *pgx.Conn, station string, b 
 		return false, err
 	}
 	if len(b.Readings) > 0 {
-		if err := s.ingestReadings(ctx, conn, station, b.Readings, res); err != nil {
+		if err := s.ingestReadings(ctx, conn, station, b.Readings, seqRangesOf(committed), res); err != nil {
 			return false, err
 		}
 	}
@@ -226,91 +235,6 @@ func orEmpty(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-// insertReadingsSQL stores the staged readings that are new ($1 station, $2 received_at)
-// and, from exactly the rows inserted (RETURNING), in the same statement: stages their
-// events and updates the latest values and (plain layout) the rollups. It returns the
-// number of new rows. Readings taken before $3 get no event each but one backfill
-// notice together (Options.LiveMaxAge).
-func insertReadingsSQL(mode Mode) string {
-	sql := `WITH ins AS (
-			INSERT INTO measurements (time, station_id, param, value, unit, quality, source, seq, sensor, flags,
-				sample_id, lab, method, received_at)
-			SELECT time, $1, param, value, unit, quality, source, seq, sensor, flags, sample_id, lab, method, $2
-			FROM stage_readings
-			ON CONFLICT DO NOTHING
-			RETURNING time, param, value, unit, quality, source, seq, sensor, flags, sample_id, lab, method
-		), staged AS (
-			INSERT INTO stage_events (part, ord, time, type, data)
-			SELECT ` + strconv.Itoa(partReading) + `, seq, time, '` + EventReading + `', ` + readingJSON + `
-			FROM ins WHERE time >= $3
-		), backfill AS (
-			INSERT INTO stage_events (part, ord, time, type, data)
-			SELECT ` + strconv.Itoa(partBackfill) + `, 0, max(time), '` + EventStatus + `', ` + backfillJSON + `
-			FROM ins WHERE time < $3 HAVING count(*) > 0
-		), latest AS (
-			INSERT INTO station_latest AS l (station_id, param, source, time, value, unit, quality, sensor, seq)
-			SELECT DISTINCT ON (param, source) $1, param, source, time, value, unit, quality, sensor, seq
-			FROM ins WHERE quality <> 'bad'
-			ORDER BY param, source, time DESC, seq DESC
-			ON CONFLICT (station_id, param, source) DO UPDATE SET
-				time = EXCLUDED.time, value = EXCLUDED.value, unit = EXCLUDED.unit,
-				quality = EXCLUDED.quality, sensor = EXCLUDED.sensor, seq = EXCLUDED.seq
-			WHERE (l.time, l.seq) < (EXCLUDED.time, EXCLUDED.seq)
-		)`
-	if mode == ModePlain {
-		sql += `, ` + rollupSQL("hourly", "hour") + `, ` + rollupSQL("daily", "day")
-	}
-	return sql + `
-		SELECT count(*) FROM ins`
-}
-
-// rollupSQL is a CTE of insertReadingsSQL that adds the new usable readings to their
-// buckets of measurements_<name>: sums, counts, minima and maxima add up, so a bucket
-// needs only the batch's new rows, whatever it held before (0004_rollup_sums.plain.sql).
-// The upsert is safe among concurrent batches on its own.
-func rollupSQL(name, unit string) string {
-	return name + ` AS (
-			INSERT INTO measurements_` + name + ` AS r (bucket, station_id, param, sum, count, min, max, avg)
-			SELECT date_trunc('` + unit + `', time, 'UTC'), $1, param, sum(value), count(*), min(value), max(value),
-				sum(value) / count(*)
-			FROM ins WHERE quality <> 'bad'
-			GROUP BY 1, param
-			ON CONFLICT (station_id, param, bucket) DO UPDATE SET
-				sum = r.sum + EXCLUDED.sum, count = r.count + EXCLUDED.count,
-				min = least(r.min, EXCLUDED.min), max = greatest(r.max, EXCLUDED.max),
-				avg = (r.sum + EXCLUDED.sum) / (r.count + EXCLUDED.count)
-		)`
-}
-
-// The statement of ingestReadings, by layout.
-var insertReadings = map[Mode]string{
-	ModePlain:     insertReadingsSQL(ModePlain),
-	ModeTimescale: insertReadingsSQL(ModeTimescale),
-}
-
-// ingestReadings stores the new readings, their events, latest values and rollups.
-func (s *Store) ingestReadings(ctx context.Context, conn *pgx.Conn, station string, rs []wire.Reading, res *IngestResult) error {
-	_, err := conn.CopyFrom(ctx, pgx.Identifier{"stage_readings"},
-		[]string{"time", "param", "value", "unit", "quality", "source", "seq", "sensor", "flags", "sample_id", "lab", "method"},
-		pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
-			r := &rs[i]
-			return []any{r.Time, r.Param, r.Value, r.Unit, r.Quality, r.Source, int64(r.Seq), r.Sensor, orEmpty(r.Flags),
-				orNull(r.SampleID), orNull(r.Lab), orNull(r.Method)}, nil
-		}))
-	if err != nil {
-		return fmt.Errorf("copy readings: %w", err)
-	}
-	now := s.opts.Now()
-	cutoff := pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true}
-	if s.opts.LiveMaxAge > 0 {
-		cutoff = pgtype.Timestamptz{Time: now.Add(-s.opts.LiveMaxAge), Valid: true}
-	}
-	if err := conn.QueryRow(ctx, insertReadings[s.schema.Mode], station, now, cutoff).Scan(&res.NewReadings); err != nil {
-		return fmt.Errorf("insert readings: %w", err)
-	}
-	return nil
 }
 
 // insertWQISQL stores the staged WQI results that are new ($1 station, $2 received_at)

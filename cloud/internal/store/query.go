@@ -283,9 +283,23 @@ type RollupQuery struct {
 
 // Rollups lists buckets from measurements_hourly or measurements_daily.
 func (s *Store) Rollups(ctx context.Context, q RollupQuery) ([]Rollup, error) {
+	out := []Rollup{}
+	err := s.ScanRollups(ctx, q, func() { out = out[:0] }, func(r *Rollup) error {
+		out = append(out, *r)
+		return nil
+	})
+	return out, err
+}
+
+// ScanRollups calls each with the buckets Rollups lists, in its order, as they arrive
+// from the database, so that what the caller does with one (a listing written as JSON)
+// overlaps the database's producing the next, instead of following all of them. *r is
+// reused: each keeps what it needs of it. The query may be tried again after a failure:
+// restart is called before each attempt, and the caller forgets what it was given.
+func (s *Store) ScanRollups(ctx context.Context, q RollupQuery, restart func(), each func(r *Rollup) error) error {
 	table, err := q.Size.table()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var w where
 	w.add("station_id = ?", q.Station)
@@ -298,24 +312,23 @@ func (s *Store) Rollups(ctx context.Context, q RollupQuery) ([]Rollup, error) {
 	}
 	sql := `SELECT bucket, param, avg, min, max, count FROM ` + table + w.String() +
 		` ORDER BY bucket DESC, param DESC` + w.limit(q.Limit)
-	var out []Rollup
 	err = s.query(ctx, "rollups", func(ctx context.Context) error {
+		restart()
 		rows, err := s.pool.Query(ctx, sql, w.args...)
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Rollup, error) {
-			var r Rollup
-			err := row.Scan(&r.Bucket, &r.Param, &r.Avg, &r.Min, &r.Max, &r.Count)
+		var r Rollup
+		_, err = pgx.ForEachRow(rows, []any{&r.Bucket, &r.Param, &r.Avg, &r.Min, &r.Max, &r.Count}, func() error {
 			r.Bucket = r.Bucket.UTC()
-			return r, err
+			return each(&r)
 		})
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("rollups of %s: %w", q.Station, err)
+		return fmt.Errorf("rollups of %s: %w", q.Station, err)
 	}
-	return out, nil
+	return nil
 }
 
 // WQIQuery selects a station's WQI history, newest first.

@@ -97,7 +97,17 @@ func pausePolicies(t testing.TB, url string) {
 
 func migrate(t testing.TB, url string, mode store.Mode) string {
 	t.Helper()
-	_, err := store.Migrate(t.Context(), url, store.MigrateOptions{Mode: mode})
+	opts := store.MigrateOptions{Mode: mode}
+	if mode == store.ModeTimescale {
+		// TimescaleDB runs its retention jobs in the background as soon as they are added:
+		// with the design's 90 days, a test's readings dated further back than that
+		// (fixed dates age) vanish at a moment of the job's choosing, in the middle of
+		// the test. A century keeps them for the test's duration.
+		const century = 36500 * 24 * time.Hour
+		opts.Retention = store.Retention{Measurements: century, WQI: century, Alerts: century, Rollups: century,
+			Health: century, External: century, Forecasts: century}
+	}
+	_, err := store.Migrate(t.Context(), url, opts)
 	require.NoError(t, err, "migrate to the %s layout", mode)
 	if mode == store.ModeTimescale {
 		pausePolicies(t, url)

@@ -88,7 +88,9 @@ func (p *Publisher) Run(ctx context.Context) (Report, error) {
 // connectAll opens every sensor's connection, a few at a time. If any fails, it closes the
 // others and returns the failure of the lowest-numbered sensor.
 func (p *Publisher) connectAll(ctx context.Context, sensors []*sensor) error {
-	const parallel = 16
+	// All the sensors connect from one address, and brokers limit the handshakes one
+	// address may have open at once (ph-agent's allows 8 and resets the socket beyond).
+	const parallel = 8
 	sem := make(chan struct{}, parallel)
 	errs := make([]error, len(sensors))
 	var wg sync.WaitGroup

@@ -1,0 +1,353 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/purehealth/purehealth/shared/wire"
+)
+
+// A batch's readings are stored in two ways. Those whose seq the station's committed
+// ranges (seqRanges) do not hold are new for certain: one binary COPY puts them straight
+// into measurements, with no staging and no conflict check. The others (a batch sent
+// again, an overlap, an agent counting from 1 again after losing its buffer, a seq twice
+// in one batch) are staged and inserted with ON CONFLICT DO NOTHING, which returns those
+// actually new. The batch's new readings then update the latest values, the rollups (plain
+// layout) and the committed ranges with a few rows each, aggregated here, and become one
+// events row (a readings event of one id per reading) and at most one backfill notice.
+// The station's row lock (station_ingest, the transaction's first statement) keeps its
+// batches from interleaving, so the ranges read under it are exact.
+
+// readingColumns are the columns of measurements a reading fills, in copyReadings' order.
+var readingColumns = []string{"time", "station_id", "param", "value", "unit", "quality", "source", "seq", "sensor",
+	"flags", "sample_id", "lab", "method", "received_at"}
+
+// stagedReadingColumns are those of stage_readings, in the same order less the station
+// and received_at.
+var stagedReadingColumns = []string{"time", "param", "value", "unit", "quality", "source", "seq", "sensor",
+	"flags", "sample_id", "lab", "method"}
+
+// insertStagedReadingsSQL inserts the staged readings that are new ($1 station, $2
+// received_at) and returns the key of each inserted row.
+const insertStagedReadingsSQL = `INSERT INTO measurements (time, station_id, param, value, unit, quality, source, seq, sensor,
+		flags, sample_id, lab, method, received_at)
+	SELECT time, $1, param, value, unit, quality, source, seq, sensor, flags, sample_id, lab, method, $2
+	FROM stage_readings ORDER BY seq, time
+	ON CONFLICT DO NOTHING
+	RETURNING seq, time`
+
+// readingKey identifies a stored reading (the unique key of measurements, less the
+// station).
+type readingKey struct {
+	seq int64
+	at  time.Time
+}
+
+// ingestReadings stores the new readings of rs, their events, latest values, rollups and
+// committed ranges, in the transaction open on conn; committed are the station's ranges
+// as of its row lock.
+func (s *Store) ingestReadings(ctx context.Context, conn *pgx.Conn, station string, rs []wire.Reading, committed seqRanges, res *IngestResult) error {
+	now := s.opts.Now()
+	times := make([]time.Time, len(rs)) // as stored
+	order := make([]int, len(rs))       // rs by seq, then time
+	for i := range rs {
+		times[i], order[i] = dbTime(rs[i].Time), i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(rs[a].Seq, rs[b].Seq), times[a].Compare(times[b]))
+	})
+	// sure: new for certain; maybe: for ON CONFLICT to decide.
+	var sure, maybe []int
+	for k, i := range order {
+		seq := rs[i].Seq
+		repeated := (k > 0 && rs[order[k-1]].Seq == seq) || (k+1 < len(order) && rs[order[k+1]].Seq == seq)
+		// The last bigint cannot end a range: it always takes the checked path.
+		if repeated || seq >= math.MaxInt64 || committed.contains(int64(seq)) {
+			maybe = append(maybe, i)
+		} else {
+			sure = append(sure, i)
+		}
+	}
+	if len(sure) > 0 {
+		if err := copyReadings(ctx, conn, pgx.Identifier{"measurements"}, readingColumns, station, now, rs, times, sure); err != nil {
+			return fmt.Errorf("copy readings: %w", err)
+		}
+	}
+	isNew := make([]bool, len(rs))
+	for _, i := range sure {
+		isNew[i] = true
+	}
+	if len(maybe) > 0 {
+		if err := insertChecked(ctx, conn, station, now, rs, times, maybe, isNew); err != nil {
+			return err
+		}
+	}
+	fresh := make([]int, 0, len(rs)) // the new readings, by seq
+	for _, i := range order {
+		if isNew[i] {
+			fresh = append(fresh, i)
+		}
+	}
+	res.NewReadings = int64(len(fresh))
+
+	seqs := make([]int64, 0, len(rs))
+	for _, r := range rs {
+		if r.Seq < math.MaxInt64 {
+			seqs = append(seqs, int64(r.Seq))
+		}
+	}
+	after := committed.union(runsOf(seqs))
+
+	batch := &pgx.Batch{}
+	if !slices.Equal(after, committed) {
+		batch.Queue(`UPDATE station_ingest SET readings_committed = $2 WHERE station_id = $1`, station, after.multirange())
+	}
+	if len(fresh) > 0 {
+		queueLatest(batch, station, rs, times, fresh)
+		if s.schema.Mode == ModePlain {
+			queueRollups(batch, station, rs, times, fresh)
+		}
+		evs, err := s.readingEvents(station, now, rs, times, fresh)
+		if err != nil {
+			return err
+		}
+		queueStageEvents(batch, evs)
+	}
+	if batch.Len() == 0 {
+		return nil
+	}
+	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("readings bookkeeping: %w", err)
+	}
+	return nil
+}
+
+// insertChecked stages the readings rs[idx] and inserts those that are new, marking them
+// in isNew. Of several copies of one key in the batch, the first is the new one.
+func insertChecked(ctx context.Context, conn *pgx.Conn, station string, now time.Time, rs []wire.Reading, times []time.Time, idx []int, isNew []bool) error {
+	if err := copyReadings(ctx, conn, pgx.Identifier{"stage_readings"}, stagedReadingColumns, "", now, rs, times, idx); err != nil {
+		return fmt.Errorf("stage readings: %w", err)
+	}
+	rows, err := conn.Query(ctx, insertStagedReadingsSQL, station, now)
+	if err != nil {
+		return fmt.Errorf("insert readings: %w", err)
+	}
+	inserted := map[readingKey]bool{}
+	var k readingKey
+	_, err = pgx.ForEachRow(rows, []any{&k.seq, &k.at}, func() error {
+		inserted[readingKey{k.seq, k.at.UTC()}] = true
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("insert readings: %w", err)
+	}
+	for _, i := range idx {
+		key := readingKey{int64(rs[i].Seq), times[i]}
+		if inserted[key] {
+			isNew[i] = true
+			delete(inserted, key)
+		}
+	}
+	return nil
+}
+
+// copyReadings copies rs[idx] into table: with the station and received_at (now) when
+// station is not empty, as stage_readings takes them otherwise.
+func copyReadings(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns []string, station string, now time.Time,
+	rs []wire.Reading, times []time.Time, idx []int) error {
+	src := &readingRows{rs: rs, times: times, idx: idx, k: -1, station: station, now: now}
+	if station != "" {
+		src.vals = make([]any, len(readingColumns))
+	} else {
+		src.vals = make([]any, len(stagedReadingColumns))
+	}
+	_, err := conn.CopyFrom(ctx, table, columns, src)
+	return err
+}
+
+// readingRows is a pgx.CopyFromSource over some readings of a batch. Values reuses one
+// slice: pgx encodes each row before asking for the next.
+type readingRows struct {
+	rs      []wire.Reading
+	times   []time.Time
+	idx     []int
+	k       int
+	station string
+	now     time.Time
+	vals    []any
+}
+
+func (c *readingRows) Next() bool { c.k++; return c.k < len(c.idx) }
+
+func (c *readingRows) Values() ([]any, error) {
+	i := c.idx[c.k]
+	r := &c.rs[i]
+	v := c.vals
+	if c.station == "" {
+		v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7] = c.times[i], r.Param, r.Value, r.Unit, r.Quality, r.Source, int64(r.Seq), r.Sensor
+		v[8], v[9], v[10], v[11] = orEmpty(r.Flags), orNull(r.SampleID), orNull(r.Lab), orNull(r.Method)
+		return v, nil
+	}
+	v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] = c.times[i], c.station, r.Param, r.Value, r.Unit, r.Quality, r.Source, int64(r.Seq), r.Sensor
+	v[9], v[10], v[11], v[12], v[13] = orEmpty(r.Flags), orNull(r.SampleID), orNull(r.Lab), orNull(r.Method), c.now
+	return v, nil
+}
+
+func (c *readingRows) Err() error { return nil }
+
+// usable reports whether a reading feeds latest values and rollups (bad ones do not).
+func usable(r *wire.Reading) bool { return r.Quality != "bad" }
+
+// queueLatest queues the update of the station's latest values from the new readings
+// rs[fresh]: per parameter and source the newest usable one, by time and then seq, if it
+// is newer than the one stored.
+func queueLatest(batch *pgx.Batch, station string, rs []wire.Reading, times []time.Time, fresh []int) {
+	type key struct{ param, source string }
+	best := map[key]int{}
+	for _, i := range fresh {
+		r := &rs[i]
+		if !usable(r) {
+			continue
+		}
+		k := key{r.Param, r.Source}
+		if j, ok := best[k]; !ok || cmp.Or(times[i].Compare(times[j]), cmp.Compare(r.Seq, rs[j].Seq)) > 0 {
+			best[k] = i
+		}
+	}
+	if len(best) == 0 {
+		return
+	}
+	var (
+		params, sources, units, qualities, sensors []string
+		ats                                        []time.Time
+		values                                     []float64
+		seqs                                       []int64
+	)
+	for _, i := range best {
+		r := &rs[i]
+		params, sources, units, qualities, sensors = append(params, r.Param), append(sources, r.Source),
+			append(units, r.Unit), append(qualities, r.Quality), append(sensors, r.Sensor)
+		ats, values, seqs = append(ats, times[i]), append(values, r.Value), append(seqs, int64(r.Seq))
+	}
+	batch.Queue(`INSERT INTO station_latest AS l (station_id, param, source, time, value, unit, quality, sensor, seq)
+		SELECT $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::float8[], $6::text[], $7::text[], $8::text[], $9::bigint[])
+		ON CONFLICT (station_id, param, source) DO UPDATE SET
+			time = EXCLUDED.time, value = EXCLUDED.value, unit = EXCLUDED.unit,
+			quality = EXCLUDED.quality, sensor = EXCLUDED.sensor, seq = EXCLUDED.seq
+		WHERE (l.time, l.seq) < (EXCLUDED.time, EXCLUDED.seq)`,
+		station, params, sources, ats, values, units, qualities, sensors, seqs)
+}
+
+// queueRollups queues, for the plain layout, the addition of the new usable readings
+// rs[fresh] to their hourly and daily buckets: sums, counts, minima and maxima add up, so
+// a bucket needs only the batch's aggregates, whatever it held before
+// (0004_rollup_sums.plain.sql). The upsert is safe among concurrent batches on its own.
+func queueRollups(batch *pgx.Batch, station string, rs []wire.Reading, times []time.Time, fresh []int) {
+	for _, size := range []struct {
+		table string
+		d     time.Duration
+	}{{"measurements_hourly", time.Hour}, {"measurements_daily", 24 * time.Hour}} {
+		type key struct {
+			bucket time.Time
+			param  string
+		}
+		type agg struct {
+			sum, min, max float64
+			n             int64
+		}
+		buckets := map[key]*agg{}
+		var keys []key
+		for _, i := range fresh {
+			r := &rs[i]
+			if !usable(r) {
+				continue
+			}
+			k := key{times[i].Truncate(size.d), r.Param} // UTC hours and days
+			a := buckets[k]
+			if a == nil {
+				a = &agg{min: r.Value, max: r.Value}
+				buckets[k] = a
+				keys = append(keys, k)
+			}
+			a.sum += r.Value
+			a.min, a.max = min(a.min, r.Value), max(a.max, r.Value)
+			a.n++
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		var (
+			at              []time.Time
+			params          []string
+			sums, mins, mxs []float64
+			counts          []int64
+		)
+		for _, k := range keys {
+			a := buckets[k]
+			at, params = append(at, k.bucket), append(params, k.param)
+			sums, mins, mxs, counts = append(sums, a.sum), append(mins, a.min), append(mxs, a.max), append(counts, a.n)
+		}
+		batch.Queue(`INSERT INTO `+size.table+` AS r (bucket, station_id, param, sum, count, min, max, avg)
+			SELECT b, $1, p, su, n, mi, ma, su / n
+			FROM unnest($2::timestamptz[], $3::text[], $4::float8[], $5::bigint[], $6::float8[], $7::float8[]) AS u(b, p, su, n, mi, ma)
+			ON CONFLICT (station_id, param, bucket) DO UPDATE SET
+				sum = r.sum + EXCLUDED.sum, count = r.count + EXCLUDED.count,
+				min = least(r.min, EXCLUDED.min), max = greatest(r.max, EXCLUDED.max),
+				avg = (r.sum + EXCLUDED.sum) / (r.count + EXCLUDED.count)`,
+			station, at, params, sums, counts, mins, mxs)
+	}
+}
+
+// readingEvents returns the live events of the new readings rs[fresh] (in seq order):
+// one readings event for those younger than LiveMaxAge (one per maxEventSpan of them)
+// and one backfill notice for the older ones.
+func (s *Store) readingEvents(station string, now time.Time, rs []wire.Reading, times []time.Time, fresh []int) ([]newEvent, error) {
+	cutoff := time.Time{}
+	if s.opts.LiveMaxAge > 0 {
+		cutoff = now.Add(-s.opts.LiveMaxAge)
+	}
+	var evs []newEvent
+	var live []int
+	var old BackfillSpan
+	for _, i := range fresh {
+		if times[i].Before(cutoff) {
+			if old.Readings == 0 || times[i].Before(old.From) {
+				old.From = times[i]
+			}
+			if old.Readings == 0 || times[i].After(old.To) {
+				old.To = times[i]
+			}
+			old.Readings++
+			continue
+		}
+		live = append(live, i)
+	}
+	for chunk := range slices.Chunk(live, maxEventSpan) {
+		data := make([]byte, 0, 160*len(chunk))
+		data = append(data, '[')
+		for k, i := range chunk {
+			if k > 0 {
+				data = append(data, ',')
+			}
+			data = appendReadingJSON(data, &rs[i], times[i])
+		}
+		data = append(data, ']')
+		evs = append(evs, newEvent{station: station, typ: EventReadings, time: times[chunk[len(chunk)-1]], data: data,
+			span: len(chunk), part: partReading, ord: int64(rs[chunk[0]].Seq)})
+	}
+	if old.Readings > 0 {
+		e, err := makeEvent(station, EventStatus, old.To, Backfill{Backfill: old})
+		if err != nil {
+			return nil, err
+		}
+		e.part = partBackfill
+		evs = append(evs, e)
+	}
+	return evs, nil
+}

@@ -1,0 +1,6 @@
+-- The plain layout's listing indexes (0013_rollup_listing.plain.sql) have no counterpart
+-- here: measurements_hourly and measurements_daily are real-time continuous aggregates,
+-- whose answer unions the materialized buckets with those computed from measurements at
+-- query time, so no index of the view gives their order. TimescaleDB already indexes the
+-- materialized part by (station_id, bucket DESC), one of the indexes it creates for each
+-- GROUP BY column. Nothing changes here.
