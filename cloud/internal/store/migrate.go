@@ -183,7 +183,7 @@ func readSchema(ctx context.Context, q interface {
 
 // MigrateOptions tune Migrate.
 type MigrateOptions struct {
-	// Mode requests a layout: ModeAuto (default) picks TimescaleDB when the server offers
+	// Mode requests a layout: ModeAuto (default) picks TimescaleDB when the server preloads
 	// the extension. A database keeps the layout of its first migration; asking for the
 	// other one later is an error.
 	Mode Mode

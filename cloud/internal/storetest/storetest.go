@@ -19,7 +19,7 @@ import (
 )
 
 // Migrated returns the URL of a fresh database migrated to the current schema (plain
-// PostgreSQL layout unless the server offers TimescaleDB).
+// PostgreSQL layout unless the server preloads TimescaleDB).
 func Migrated(t testing.TB) string {
 	t.Helper()
 	url := pgtest.New(t)
