@@ -25,6 +25,25 @@ func (b *batch) empty() bool {
 	return len(b.items) == 0 && len(b.skip) == 0 && b.cover == [numStreams + 1]uint64{}
 }
 
+// splitLive moves the live lane's items of b, when it holds backlog records too, into a
+// batch of their own, which it returns (nil when there is nothing to split). The live
+// items lie outside what b covers, so each batch is confirmed on its own answer.
+func (b *batch) splitLive() *batch {
+	var live, rest []item
+	for _, it := range b.items {
+		if it.lane == liveLane {
+			live = append(live, it)
+		} else {
+			rest = append(rest, it)
+		}
+	}
+	if len(live) == 0 || len(rest) == 0 {
+		return nil
+	}
+	b.items, b.body = rest, nil
+	return &batch{items: live}
+}
+
 // liveSet builds the live lane's batch: every unsent alert event (oldest first), the
 // newest WQI record if it is unsent, and, when withReadings, readings. At the start of a
 // pass (first) those are the newest LiveReadings unsent readings; later in the pass they

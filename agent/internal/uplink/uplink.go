@@ -570,6 +570,14 @@ func (u *Uplink) pass(ctx context.Context, flush bool) (err error) {
 				}
 			}
 			if u.pipelined() {
+				// The new readings go just ahead of the backlog's batch, in a batch of their
+				// own: the cloud stores a station's batches one after another, and a few
+				// readings take a moment of that turn where a full batch takes all of it.
+				if live := b.splitLive(); live != nil {
+					if err := u.launch(ctx, &fl, live); err != nil {
+						return err
+					}
+				}
 				if err := u.launch(ctx, &fl, b); err != nil {
 					return err
 				}

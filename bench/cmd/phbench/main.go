@@ -19,7 +19,8 @@
 //   - backlog_drain_vs_psql_copy: readings per second a real agent drains to the cloud
 //     after an outage, against psql's \copy of the same rows;
 //   - live_lane_latency_during_drain: publish → committed-row latency (p99) of a reading
-//     published during that drain, against the same with nothing buffered;
+//     published during that drain (once the agent's first batch is stored, past its retry
+//     wait), against the same with nothing buffered;
 //   - readings_query_p99_vs_psql: p99 latency of GET /v1/stations/{id}/readings with
 //     bucket=1h and 1d over 30 days and a year of one station's readings (loaded by COPY),
 //     against the SQL the API runs for them, prepared and executed by psql (--only query);
