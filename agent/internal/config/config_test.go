@@ -70,6 +70,7 @@ func TestLoadValid(t *testing.T) {
 			HealthInterval: d(2 * time.Minute),
 		},
 		Buffer: config.Buffer{MaxBytes: 128 << 20, Retention: d(7 * 24 * time.Hour)},
+		// The probes' LAN addresses of the documented example: parsed here, never dialled.
 		Probes: []config.Probe{
 			{Name: "ph-1", Kind: "serial", Param: "ph", Interval: d(30 * time.Second), Device: "/dev/ttyUSB0", Baud: 19200, Timeout: d(2 * time.Second)},
 			{Name: "do-1", Kind: "coap", Param: "do", Interval: d(2 * time.Minute), URL: "coap://192.168.4.20:5683/do", Observe: true},
@@ -127,8 +128,8 @@ func TestLoadValid(t *testing.T) {
 	canonical.DataDir, canonical.AdminSocket = "/data", "/data/admin.sock"
 	canonical.MQTT.AllowAnonymous = true
 	canonical.Probes = []config.Probe{
-		{Name: "o2", Kind: "http", Param: "do", Interval: d(httpprobe.DefaultInterval), URL: "http://10.0.0.5/o2"},
-		{Name: "t", Kind: "http", Param: "temp", Interval: d(httpprobe.DefaultInterval), URL: "http://10.0.0.5/t"},
+		{Name: "o2", Kind: "http", Param: "do", Interval: d(httpprobe.DefaultInterval), URL: "http://127.0.0.1/o2"},
+		{Name: "t", Kind: "http", Param: "temp", Interval: d(httpprobe.DefaultInterval), URL: "http://127.0.0.1/t"},
 	}
 	canonical.Path = filepath.Join("testdata", "valid", "canonical.yaml")
 
@@ -809,6 +810,7 @@ func TestWarnings(t *testing.T) {
 	}{
 		{"mqtt: {listen: \"0.0.0.0:1883\", allow_anonymous: true, insecure: true}\n",
 			[]string{"mqtt: anonymous clients are allowed on a listener other than loopback"}},
+		// Another host by definition; Load only parses it, nothing is dialled.
 		{"mqtt: {allow_anonymous: true}\nuplink: {url: \"http://10.0.0.5:8080\", token: t, insecure: true}\n",
 			[]string{"uplink: http://10.0.0.5:8080 is plain http to another host"}},
 		{"mqtt: {allow_anonymous: true}\nuplink: {url: \"http://127.0.0.1:8080\", token: t}\n", nil},
