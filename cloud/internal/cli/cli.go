@@ -141,6 +141,14 @@ func newServeCommand() *cobra.Command {
 			if err != nil {
 				return exitcode.AtStartup(err)
 			}
+			if cfg.Metrics.Listen != "" {
+				mln, err := net.Listen("tcp", cfg.Metrics.Listen)
+				if err != nil {
+					ln.Close()
+					return exitcode.AtStartup(fmt.Errorf("metrics.listen: %w", err))
+				}
+				srv.ServeMetricsOn(mln)
+			}
 			return srv.Run(cmd.Context(), ln)
 		},
 	}

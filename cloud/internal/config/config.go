@@ -57,6 +57,8 @@ type Config struct {
 	Notify []NotifyChannel `yaml:"notify"`
 	// Auth says who may read.
 	Auth Auth `yaml:"auth"`
+	// Metrics can move /metrics off the public listener.
+	Metrics Metrics `yaml:"metrics"`
 
 	// Forecast and Anomaly tune the analytics jobs (contract keys forecast.interval and
 	// anomaly.interval).
@@ -250,6 +252,15 @@ func (c *Config) NotifyChannels() []notify.Channel {
 	return out
 }
 
+// Metrics says where Prometheus scrapes.
+type Metrics struct {
+	// Listen, when set (host:port), serves /metrics on an address of its own, without a
+	// token (the address is the protection: loopback or a management network), and the
+	// API's listener stops serving it. Empty: /metrics on the API's listener, guarded as
+	// auth says.
+	Listen string `yaml:"listen"`
+}
+
 // DefaultListen is the HTTP API's address when the file names none: this host only.
 const DefaultListen = "127.0.0.1:8080"
 
@@ -346,6 +357,13 @@ func (c *Config) Validate() error {
 
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen: %q is not host:port", c.Listen)
+	}
+	if m := c.Metrics.Listen; m != "" {
+		if _, _, err := net.SplitHostPort(m); err != nil {
+			bad("metrics.listen: %q is not host:port", m)
+		} else if m == c.Listen {
+			bad("metrics.listen: %q is the API's listen address; give /metrics an address of its own or leave it empty", m)
+		}
 	}
 	if c.DatabaseURL == "" {
 		bad("database_url: required (postgres://user@host/dbname)")

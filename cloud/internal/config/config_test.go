@@ -129,6 +129,10 @@ station_health: {interval: 1ms, offline_after: 5s, offline_after_by_station: {"n
 		{"events kept shorter than the replay window", "database_url: postgres://h/db\nretention: {events: 2h}\n",
 			[]string{"retention.events"}},
 		{"bad duration names its line", "database_url: postgres://h/db\nretention:\n  wqi: forever\n", []string{"line 3", "forever"}},
+		{"metrics address not host:port", "database_url: postgres://h/db\nmetrics: {listen: \"9465\"}\n",
+			[]string{`metrics.listen: "9465" is not host:port`}},
+		{"metrics on the API's own address", "database_url: postgres://h/db\nlisten: 127.0.0.1:8080\nmetrics: {listen: 127.0.0.1:8080}\n",
+			[]string{"metrics.listen", "the API's listen address"}},
 		{"two documents", "database_url: postgres://h/db\n---\nlisten: x\n", []string{"second YAML document"}},
 	}
 	for _, tc := range tests {

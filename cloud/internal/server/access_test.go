@@ -204,3 +204,50 @@ func TestAckTravelsToTheStation(t *testing.T) {
 	code, _ = e.do(t, http.MethodPost, "/v1/alerts/7/ack?station=MH-PUNE-001", e.operator, nil)
 	assert.Equal(t, http.StatusConflict, code, "a resolved alert cannot be acknowledged")
 }
+
+// With metrics.listen, /metrics moves to its own address and answers there without a
+// token (Prometheus on a management network), while the API's listener, guarded or not,
+// no longer serves it.
+func TestMetricsOnTheirOwnListener(t *testing.T) {
+	st, url := storetest.Open(t, store.Options{})
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	cfg, err := config.Parse([]byte("database_url: " + url + "\nauth: {require_viewer: true}\nmetrics: {listen: \"" +
+		mln.Addr().String() + "\"}\n"))
+	require.NoError(t, err)
+	viewer, err := st.AddToken(t.Context(), "t-viewer", store.RoleViewer)
+	require.NoError(t, err)
+	srv, err := server.New(cfg, st, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	srv.ServeMetricsOn(mln)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	e := &accessEnv{base: "http://" + ln.Addr().String()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln) }()
+
+	code, _ := e.do(t, http.MethodGet, "/metrics", viewer, nil)
+	assert.Equal(t, http.StatusNotFound, code, "/metrics on the API's listener")
+	code, _ = e.do(t, http.MethodGet, "/v1/stations", "", nil)
+	assert.Equal(t, http.StatusUnauthorized, code, "the API stays guarded")
+
+	m := &accessEnv{base: "http://" + mln.Addr().String()}
+	code, body := m.do(t, http.MethodGet, "/metrics", "", nil)
+	assert.Equal(t, http.StatusOK, code, "/metrics on its own listener needs no token")
+	assert.Contains(t, body, "ph_ws_clients ")
+	for _, p := range []string{"/v1/stations", "/stats", "/", "/ws"} {
+		code, _ = m.do(t, http.MethodGet, p, "", nil)
+		assert.Equal(t, http.StatusNotFound, code, "%s is not on the metrics listener", p)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(server.ShutdownTimeout + 5*time.Second):
+		t.Fatal("Run did not return")
+	}
+	_, err = net.DialTimeout("tcp", mln.Addr().String(), time.Second)
+	assert.Error(t, err, "the metrics listener is closed after Run")
+}

@@ -61,6 +61,9 @@ type Server struct {
 	jobRuns jobs.Recorder // every background job's runs, for /stats
 
 	sources *sources // upstream, satellite, samples, fused WQI (sources.go)
+
+	metrics   http.Handler // the Prometheus registry's handler
+	metricsLn net.Listener // metrics.listen's listener, nil: /metrics is on the API's mux
 }
 
 // New wires the service over an open store. cfg must be a loaded (validated) Config.
@@ -148,9 +151,12 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 	s.mux.Handle("GET /static/", dash)
 	s.mux.HandleFunc("GET /health", s.health)
 	s.mux.Handle("GET /stats", s.guard.Read(http.HandlerFunc(s.serveStats), false))
-	s.mux.Handle("GET /metrics", s.guard.Metrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	s.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	})))
+	})
+	if cfg.Metrics.Listen == "" {
+		s.mux.Handle("GET /metrics", s.guard.Metrics(s.metrics))
+	}
 	return s, nil
 }
 
@@ -162,6 +168,11 @@ func noneIfZero(n int) int {
 	}
 	return n
 }
+
+// ServeMetricsOn makes Run serve /metrics, and nothing else, on ln without a token: the
+// listener of metrics.listen, whose address is its protection. Call it before Run; with
+// metrics.listen set, the API's listener does not serve /metrics.
+func (s *Server) ServeMetricsOn(ln net.Listener) { s.metricsLn = ln }
 
 // Handler returns the service's HTTP handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.mux }
@@ -227,6 +238,21 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		}
 		return fmt.Errorf("http server: %w", err)
 	})
+	var ms *http.Server
+	if s.metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics)
+		ms = &http.Server{
+			Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+			WriteTimeout: time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: hs.ErrorLog,
+		}
+		g.Go(func() error {
+			if err := ms.Serve(s.metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics server: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done() // ctx ended, or serving failed
 		s.log.Info("shutting down")
@@ -234,12 +260,19 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 		defer cancel()
 		err := hs.Shutdown(sctx)
+		if ms != nil {
+			// A scrape is short; it shares the deadline of the API's requests.
+			err = errors.Join(err, ms.Shutdown(sctx))
+		}
 		stopJobs()
 		if err != nil {
 			return fmt.Errorf("shutdown: %w", err)
 		}
 		return nil
 	})
+	if s.metricsLn != nil {
+		s.log.Info("serving /metrics", "addr", s.metricsLn.Addr().String())
+	}
 	s.log.Info("serving", "addr", ln.Addr().String(), "tls", s.tls != nil,
 		"storage", s.store.Schema().Mode.String(), "schema", s.store.Schema().Version, "version", version.Version)
 	return g.Wait()
