@@ -97,6 +97,8 @@ type Pipeline struct {
 	lastPublish time.Time
 	lastHistory time.Time
 	lastClass   string
+
+	late lateIndex // WQI history at the times of readings that arrive too old (past.go)
 }
 
 // Current is the station's latest WQI.
@@ -237,6 +239,7 @@ func (p *Pipeline) ingest(ctx context.Context, obs []telemetry.Observation) ([]e
 	p.deps.Alerts.OnReadings(ctx, stored)
 	if slices.ContainsFunc(stored, func(r telemetry.Reading) bool { return feedsWQI(r.Param) }) {
 		p.updateWQI(ctx, now)
+		p.observeLate(ctx, stored, now)
 	}
 	return rejected, stored, nil
 }
@@ -301,7 +304,8 @@ func feedsWQI(p telemetry.Param) bool {
 }
 
 // Tick recomputes the WQI so that inputs that went stale drop out even when no reading
-// arrives, and publishes a change that was held back by the publish interval. The agent
+// arrives, publishes a change that was held back by the publish interval, and stores the
+// index at the newest late reading once late readings stop arriving (past.go). The agent
 // calls it every few seconds.
 func (p *Pipeline) Tick(ctx context.Context) {
 	now := p.opts.Now()
@@ -315,6 +319,7 @@ func (p *Pipeline) Tick(ctx context.Context) {
 		p.deps.Alerts.Set(ctx, sensorLimit, false)
 	}
 	p.updateWQI(ctx, now)
+	p.flushLate(ctx, now)
 	p.wqiMu.Lock()
 	defer p.wqiMu.Unlock()
 	if p.unpublished && p.haveCurrent {

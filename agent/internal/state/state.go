@@ -426,14 +426,20 @@ func (s *Station) RestoreWindow(p telemetry.Param) time.Duration {
 func (s *Station) WQI(now time.Time) (wqi.Result, []Input, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	values := s.values // wqi.Compute reads it and keeps nothing of it
+	return s.index(s.latest, now, s.values) // wqi.Compute reads values and keeps nothing of it
+}
+
+// index is the WQI at now of the values in latest: per parameter, the most trusted
+// source whose value is fresh at now. values is scratch space, cleared first. It reads
+// nothing of s but its options, which do not change.
+func (s *Station) index(latest map[latestKey]valueAt, now time.Time, values map[telemetry.Param]float64) (wqi.Result, []Input, error) {
 	clear(values)
 	inputs := make([]Input, 0, len(wqiParams))
 	for _, p := range wqiParams {
 		var in Input
 		found := false
 		for _, src := range telemetry.SourcesByTrust {
-			v, ok := s.latest[latestKey{p, src}]
+			v, ok := latest[latestKey{p, src}]
 			if !ok {
 				continue
 			}
@@ -458,6 +464,41 @@ func (s *Station) WQI(now time.Time) (wqi.Result, []Input, error) {
 	}
 	res, err := wqi.Compute(wqi.Input{Values: values, Method: s.opts.Method, PressureAtm: s.opts.PressureAtm})
 	return res, inputs, err
+}
+
+// Past is the station's index as it was at the times of readings that arrive too old to
+// feed the current one: a sonde's own logger emptied after the link to it was down, a
+// device uploading what it measured while the gateway was off. It holds, per parameter
+// and source, the newest of those readings by their own time, and computes the index at
+// a past instant by the same rule as WQI. A Past is not safe for concurrent use.
+type Past struct {
+	s      *Station
+	latest map[latestKey]valueAt
+	values map[telemetry.Param]float64
+}
+
+// Past returns an empty Past of s's options.
+func (s *Station) Past() *Past {
+	return &Past{s: s, latest: map[latestKey]valueAt{}, values: make(map[telemetry.Param]float64, len(wqiParams))}
+}
+
+// Observe keeps r if it is its parameter's newest value from its source. Readings that
+// are not usable, are hourly means of the buffer's eviction, or carry a time the clock
+// did not vouch for are ignored: their time says nothing of when the water was so.
+func (p *Past) Observe(r telemetry.Reading) {
+	if !r.Usable() || r.Flags.Has(telemetry.FlagDownsampled) || r.Flags.Has(telemetry.FlagTimeUnsynced) {
+		return
+	}
+	k := keyOf(r)
+	if cur, ok := p.latest[k]; !ok || r.Time.After(cur.at) {
+		p.latest[k] = valueAt{value: r.Value, at: r.Time, seq: r.Seq, sensor: r.Sensor}
+	}
+}
+
+// WQI is the index at the instant at, from the values observed that are fresh then. at
+// is meant to be no earlier than the newest value observed: a later one counts as fresh.
+func (p *Past) WQI(at time.Time) (wqi.Result, []Input, error) {
+	return p.s.index(p.latest, at, p.values)
 }
 
 // wqiParams are the parameters the index is computed from, in the order of its inputs.

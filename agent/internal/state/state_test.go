@@ -236,3 +236,32 @@ func TestManualSamplesFeedTheIndexWithinTheirOwnFreshness(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []telemetry.Param{telemetry.DO}, res.Used, "BOD keeps the parameter's own hour when the map overrides only DO")
 }
+
+// Past computes the index at a past instant by the rule of the current one, from the
+// newest of the readings it was given by their own time; readings whose time or value
+// says nothing of the water then are left out.
+func TestPastIndex(t *testing.T) {
+	s := newStation()
+	p := s.Past()
+	p.Observe(r(1, "do-1", telemetry.DO, 7, t0, telemetry.Good))
+	p.Observe(r(2, "ph-1", telemetry.PH, 7.5, t0, telemetry.Good))
+	p.Observe(r(3, "do-1", telemetry.DO, 5, t0.Add(-time.Minute), telemetry.Good)) // older: not kept
+	p.Observe(r(4, "ph-1", telemetry.PH, 3, t0.Add(time.Minute), telemetry.Bad))
+	unsynced := r(5, "ph-1", telemetry.PH, 6, t0.Add(time.Minute), telemetry.Good)
+	unsynced.Flags = telemetry.FlagTimeUnsynced
+	p.Observe(unsynced)
+	mean := r(6, "ph-1", telemetry.PH, 6.5, t0.Add(time.Minute), telemetry.Good)
+	mean.Flags = telemetry.FlagDownsampled
+	p.Observe(mean)
+
+	res, inputs, err := p.WQI(t0.Add(30 * time.Minute))
+	require.NoError(t, err)
+	s.Observe([]telemetry.Reading{r(1, "do-1", telemetry.DO, 7, t0, telemetry.Good), r(2, "ph-1", telemetry.PH, 7.5, t0, telemetry.Good)}, t0)
+	want, wantInputs, err := s.WQI(t0.Add(30 * time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, want, res, "the same rule as the current index")
+	assert.Equal(t, wantInputs, inputs)
+
+	_, _, err = p.WQI(t0.Add(2 * time.Hour))
+	assert.ErrorIs(t, err, wqi.ErrNoInputs, "and the same freshness")
+}

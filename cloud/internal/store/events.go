@@ -75,18 +75,20 @@ type StationStatus struct {
 	OfflineSince *time.Time `json:"offline_since,omitempty"`
 }
 
-// Backfill is the data of a status event that announces readings stored without a live
-// event each: a batch brought them after they were older than Options.LiveMaxAge (a
-// station's backlog after days offline, say). A client that shows that station's
-// history of From..To reloads it from the query API instead of receiving every reading
-// over its connection.
+// Backfill is the data of a status event that announces readings (or WQI results) stored
+// without a live event each: a batch brought them after they were older than
+// Options.LiveMaxAge (a station's backlog after days offline, say). A client that shows
+// that station's history of From..To reloads it from the query API instead of receiving
+// every reading over its connection.
 type Backfill struct {
 	Backfill BackfillSpan `json:"backfill"`
 }
 
-// BackfillSpan counts the backfilled readings of one batch and spans their times.
+// BackfillSpan counts the backfilled readings, or WQI results, of one batch and spans
+// their times (a batch that brings both has a notice for each).
 type BackfillSpan struct {
 	Readings int64     `json:"readings"`
+	WQI      int64     `json:"wqi,omitempty"`
 	From     time.Time `json:"from"`
 	To       time.Time `json:"to"`
 }

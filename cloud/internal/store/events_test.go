@@ -125,6 +125,28 @@ func testBackfillIsAnnouncedNotStreamed(t *testing.T, l layout) {
 	require.Len(t, more, 1)
 	require.NoError(t, json.Unmarshal(more[0].Data, &got))
 	assert.EqualValues(t, 4, got.Backfill.Readings)
+
+	// WQI results alike: the station's index history after an outage is announced, not
+	// streamed as if each were its current index; a recent one streams.
+	b = storetest.Batch(station, nil)
+	b.WQI = []wire.WQIPoint{storetest.WQI(1, now.Add(-4*time.Hour), 70), storetest.WQI(2, now.Add(-3*time.Hour), 71),
+		storetest.WQI(3, now.Add(-time.Minute), 72)}
+	for range 2 {
+		res, err = s.Ingest(t.Context(), station, b)
+		require.NoError(t, err)
+	}
+	history, err := s.WQIHistory(t.Context(), store.WQIQuery{Station: station, Limit: 10})
+	require.NoError(t, err)
+	assert.Len(t, history, 3, "every result is stored")
+	wqiEvs, err := s.Events(t.Context(), store.EventQuery{After: more[0].ID, Limit: 100})
+	require.NoError(t, err)
+	require.Len(t, wqiEvs, 2, "one notice for the two old results, one event for the recent one; nothing again")
+	assert.Equal(t, store.EventStatus, wqiEvs[0].Type)
+	got = store.Backfill{}
+	require.NoError(t, json.Unmarshal(wqiEvs[0].Data, &got))
+	assert.Equal(t, store.BackfillSpan{WQI: 2, From: now.Add(-4 * time.Hour), To: now.Add(-3 * time.Hour)}, got.Backfill)
+	assert.Equal(t, store.EventWQI, wqiEvs[1].Type)
+	assert.Equal(t, now.Add(-time.Minute), wqiEvs[1].Time)
 }
 
 // TestEventIDsFollowCommitOrder races batches of several stations against a reader that

@@ -209,7 +209,7 @@ func (s *Store) ingestTx(ctx context.Context, conn *pgx.Conn, station string, b 
 		}
 	}
 	if len(b.WQI) > 0 {
-		if err := ingestWQI(ctx, conn, station, b.WQI, s.opts.Now(), res); err != nil {
+		if err := s.ingestWQI(ctx, conn, station, b.WQI, s.opts.Now(), res); err != nil {
 			return false, err
 		}
 	}
@@ -238,7 +238,8 @@ func orEmpty(s []string) []string {
 }
 
 // insertWQISQL stores the staged WQI results that are new ($1 station, $2 received_at)
-// and stages their events; it returns the number of new rows.
+// and stages the events of those from $3 on; it returns the number of new rows, and the
+// number and time span of those before $3.
 var insertWQISQL = `WITH ins AS (
 		INSERT INTO wqi_readings
 			(time, station_id, seq, wqi, class, category, partial, missing, sub_indices, do_saturation_pct, received_at)
@@ -247,12 +248,16 @@ var insertWQISQL = `WITH ins AS (
 		RETURNING seq, time, wqi, class, category, partial, missing, sub_indices, do_saturation_pct
 	), staged AS (
 		INSERT INTO stage_events (part, ord, time, type, data)
-		SELECT ` + strconv.Itoa(partWQI) + `, seq, time, '` + EventWQI + `', ` + wqiJSON + ` FROM ins
+		SELECT ` + strconv.Itoa(partWQI) + `, seq, time, '` + EventWQI + `', ` + wqiJSON + ` FROM ins WHERE time >= $3
 	)
-	SELECT count(*) FROM ins`
+	SELECT count(*), count(*) FILTER (WHERE time < $3), min(time) FILTER (WHERE time < $3),
+		max(time) FILTER (WHERE time < $3) FROM ins`
 
-// ingestWQI stores the new WQI results and their events.
-func ingestWQI(ctx context.Context, conn *pgx.Conn, station string, ws []wire.WQIPoint, now time.Time, res *IngestResult) error {
+// ingestWQI stores the new WQI results. Those younger than LiveMaxAge get a live event
+// each; the older ones (a station's history after an outage) one backfill notice, as
+// readings do: a dashboard fed every one of them would take an old index for the current
+// one's news and fall behind.
+func (s *Store) ingestWQI(ctx context.Context, conn *pgx.Conn, station string, ws []wire.WQIPoint, now time.Time, res *IngestResult) error {
 	_, err := conn.CopyFrom(ctx, pgx.Identifier{"stage_wqi"},
 		[]string{"time", "seq", "wqi", "class", "category", "partial", "missing", "sub_indices", "do_saturation_pct"},
 		pgx.CopyFromSlice(len(ws), func(i int) ([]any, error) {
@@ -266,10 +271,21 @@ func ingestWQI(ctx context.Context, conn *pgx.Conn, station string, ws []wire.WQ
 	if err != nil {
 		return fmt.Errorf("copy wqi: %w", err)
 	}
-	if err := conn.QueryRow(ctx, insertWQISQL, station, now).Scan(&res.NewWQI); err != nil {
+	var old BackfillSpan
+	var from, to *time.Time
+	if err := conn.QueryRow(ctx, insertWQISQL, station, now, s.liveCutoff(now)).Scan(&res.NewWQI, &old.WQI, &from, &to); err != nil {
 		return fmt.Errorf("insert wqi: %w", err)
 	}
-	return nil
+	if old.WQI == 0 {
+		return nil
+	}
+	old.From, old.To = from.UTC(), to.UTC()
+	e, err := makeEvent(station, EventStatus, old.To, Backfill{Backfill: old})
+	if err != nil {
+		return err
+	}
+	e.part = partBackfill
+	return stageEvents(ctx, conn, []newEvent{e})
 }
 
 // insertAlertsSQL stores the staged alert transitions that are new ($1 station), stages

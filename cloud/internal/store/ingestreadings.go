@@ -304,14 +304,20 @@ func queueRollups(batch *pgx.Batch, station string, rs []wire.Reading, times []t
 	}
 }
 
+// liveCutoff is the oldest time a reading or WQI result stored at now may have and still
+// get a live event of its own: LiveMaxAge before now (the zero time when every one does).
+func (s *Store) liveCutoff(now time.Time) time.Time {
+	if s.opts.LiveMaxAge <= 0 {
+		return time.Time{}
+	}
+	return now.Add(-s.opts.LiveMaxAge)
+}
+
 // readingEvents returns the live events of the new readings rs[fresh] (in seq order):
 // one readings event for those younger than LiveMaxAge (one per maxEventSpan of them)
 // and one backfill notice for the older ones.
 func (s *Store) readingEvents(station string, now time.Time, rs []wire.Reading, times []time.Time, fresh []int) ([]newEvent, error) {
-	cutoff := time.Time{}
-	if s.opts.LiveMaxAge > 0 {
-		cutoff = now.Add(-s.opts.LiveMaxAge)
-	}
+	cutoff := s.liveCutoff(now)
 	var evs []newEvent
 	var live []int
 	var old BackfillSpan

@@ -1,0 +1,108 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/purehealth/purehealth/agent/internal/state"
+	"github.com/purehealth/purehealth/shared/telemetry"
+	"github.com/purehealth/purehealth/shared/wqi"
+)
+
+// lateQuiet is how long no late reading must have arrived before the index at the newest
+// one is stored: the parameters of one instant arrive as separate messages, and an index
+// computed between them would be missing some.
+const lateQuiet = 10 * time.Second
+
+// lateIndex is the station's WQI history for readings that arrive too old to feed the
+// current index: older, on arrival, than their parameter's freshness. A sonde that
+// empties its own logger after the link to the gateway was down, or the simulator's
+// backfill, delivers days of readings in a burst; the current index ignores them, so
+// without this the station's WQI history would have a hole exactly where its readings
+// have none. The readings are taken in their order of arrival (a logger sends its
+// oldest first): each one later than every late reading before it closes the instant
+// of the previous one, whose index is stored by the rule of the live history (the
+// first point, a change of class or of the missing inputs, or a change of the value a
+// history interval after the last point). The points are history only: not published
+// as the current index, and not fed to the alert rules (the water is no longer so).
+type lateIndex struct {
+	mu       sync.Mutex
+	past     *state.Past // nil until the first late reading
+	newest   time.Time   // the time of the newest late reading
+	computed time.Time   // the instant the index was last computed at
+	arrived  time.Time   // when the last late reading arrived
+	stored   time.Time   // the instant of the last point stored
+	last     wqi.Result  // that point's index
+	haveLast bool
+}
+
+// observeLate feeds the late readings among rs, received at now, to the late index.
+func (p *Pipeline) observeLate(ctx context.Context, rs []telemetry.Reading, now time.Time) {
+	l := &p.late
+	locked := false
+	for i := range rs {
+		r := &rs[i]
+		if !feedsWQI(r.Param) || now.Sub(r.Time) <= p.deps.State.FreshnessOf(r.Param, r.Source) {
+			continue
+		}
+		if !locked {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			locked = true
+			if l.past == nil {
+				l.past = p.deps.State.Past()
+			}
+		}
+		l.arrived = now
+		if r.Time.After(l.newest) {
+			if !l.newest.IsZero() {
+				p.latePoint(ctx, l.newest)
+			}
+			l.newest = r.Time
+		}
+		l.past.Observe(*r)
+	}
+}
+
+// flushLate stores the index at the newest late reading once late readings have stopped
+// arriving for lateQuiet.
+func (p *Pipeline) flushLate(ctx context.Context, now time.Time) {
+	l := &p.late
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.past != nil && l.newest.After(l.computed) && now.Sub(l.arrived) >= lateQuiet {
+		p.latePoint(ctx, l.newest)
+	}
+}
+
+// latePoint computes the index at the instant at and stores it as history if the live
+// history's rule would have. Callers hold late.mu.
+func (p *Pipeline) latePoint(ctx context.Context, at time.Time) {
+	l := &p.late
+	if !at.After(l.computed) {
+		return
+	}
+	l.computed = at
+	res, inputs, err := l.past.WQI(at)
+	if err != nil {
+		return // no fresh input then (or one outside the index's domain): a gap, as it was
+	}
+	if l.haveLast && l.last.Class == res.Class && slices.Equal(l.last.Missing, res.Missing) &&
+		(math.Abs(l.last.WQI-res.WQI) < 0.005 || at.Sub(l.stored) < p.opts.HistoryInterval) {
+		return
+	}
+	payload, err := json.Marshal(WQIMessage{Station: p.opts.Station, Time: at.UTC(), Inputs: inputs, Result: &res})
+	if err != nil {
+		p.log.Error("encode past WQI", "err", err)
+		return
+	}
+	if err := p.deps.Store.AppendWQI(ctx, payload); err != nil {
+		p.log.Warn("store past WQI history", "at", at, "err", err)
+		return
+	}
+	l.last, l.haveLast, l.stored = res, true, at
+}
