@@ -390,8 +390,8 @@ func (a storeAdapter) AppendReadings(ctx context.Context, rs []telemetry.Reading
 	return out, err
 }
 
-func (a storeAdapter) AppendWQI(ctx context.Context, data []byte) error {
-	_, err := a.s.AppendRecord(ctx, spool.WQI, data)
+func (a storeAdapter) AppendWQI(ctx context.Context, data ...[]byte) error {
+	_, err := a.s.AppendRecords(ctx, spool.WQI, data)
 	return err
 }
 

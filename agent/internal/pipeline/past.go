@@ -18,6 +18,11 @@ import (
 // computed between them would be missing some.
 const lateQuiet = 10 * time.Second
 
+// lateBatch is how many late points are stored together: a logger's burst of days makes
+// one point per instant, and a commit each would cost an fsync each (tens of seconds
+// for two weeks on an SD card).
+const lateBatch = 256
+
 // lateIndex is the station's WQI history for readings that arrive too old to feed the
 // current index: older, on arrival, than their parameter's freshness. A sonde that
 // empties its own logger after the link to the gateway was down, or the simulator's
@@ -29,6 +34,9 @@ const lateQuiet = 10 * time.Second
 // first point, a change of class or of the missing inputs, or a change of the value a
 // history interval after the last point). The points are history only: not published
 // as the current index, and not fed to the alert rules (the water is no longer so).
+// They are stored lateBatch at a time, and the rest once the burst is over: the points
+// still pending when the agent stops are lost, like the index state they came from,
+// while the readings themselves are durable.
 type lateIndex struct {
 	mu       sync.Mutex
 	past     *state.Past // nil until the first late reading
@@ -38,6 +46,7 @@ type lateIndex struct {
 	stored   time.Time   // the instant of the last point stored
 	last     wqi.Result  // that point's index
 	haveLast bool
+	pending  [][]byte // points not stored yet
 }
 
 // observeLate feeds the late readings among rs, received at now, to the late index.
@@ -60,28 +69,48 @@ func (p *Pipeline) observeLate(ctx context.Context, rs []telemetry.Reading, now 
 		l.arrived = now
 		if r.Time.After(l.newest) {
 			if !l.newest.IsZero() {
-				p.latePoint(ctx, l.newest)
+				p.latePoint(l.newest)
 			}
 			l.newest = r.Time
 		}
 		l.past.Observe(*r)
 	}
+	if len(l.pending) >= lateBatch {
+		p.storeLate(ctx)
+	}
 }
 
-// flushLate stores the index at the newest late reading once late readings have stopped
-// arriving for lateQuiet.
+// flushLate, once late readings have stopped arriving for lateQuiet, queues the index at
+// the newest of them and stores what is pending.
 func (p *Pipeline) flushLate(ctx context.Context, now time.Time) {
 	l := &p.late
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.past != nil && l.newest.After(l.computed) && now.Sub(l.arrived) >= lateQuiet {
-		p.latePoint(ctx, l.newest)
+	if l.past == nil || now.Sub(l.arrived) < lateQuiet {
+		return
 	}
+	if l.newest.After(l.computed) {
+		p.latePoint(l.newest)
+	}
+	p.storeLate(ctx)
 }
 
-// latePoint computes the index at the instant at and stores it as history if the live
-// history's rule would have. Callers hold late.mu.
-func (p *Pipeline) latePoint(ctx context.Context, at time.Time) {
+// storeLate stores the pending points. Callers hold late.mu.
+func (p *Pipeline) storeLate(ctx context.Context) {
+	l := &p.late
+	if len(l.pending) == 0 {
+		return
+	}
+	if err := p.deps.Store.AppendWQI(ctx, l.pending...); err != nil {
+		p.log.Warn("store past WQI history", "points", len(l.pending), "err", err)
+	}
+	clear(l.pending)
+	l.pending = l.pending[:0]
+}
+
+// latePoint computes the index at the instant at and queues it as history if the live
+// history's rule would have stored it. Callers hold late.mu.
+func (p *Pipeline) latePoint(at time.Time) {
 	l := &p.late
 	if !at.After(l.computed) {
 		return
@@ -100,9 +129,6 @@ func (p *Pipeline) latePoint(ctx context.Context, at time.Time) {
 		p.log.Error("encode past WQI", "err", err)
 		return
 	}
-	if err := p.deps.Store.AppendWQI(ctx, payload); err != nil {
-		p.log.Warn("store past WQI history", "at", at, "err", err)
-		return
-	}
+	l.pending = append(l.pending, payload)
 	l.last, l.haveLast, l.stored = res, true, at
 }

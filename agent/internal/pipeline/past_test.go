@@ -20,11 +20,11 @@ func TestLateReadingsFillTheWQIHistory(t *testing.T) {
 	h := newHarness(t, true)
 	ctx := t.Context()
 	start := h.now.Add(-48 * time.Hour)
-	const steps = 100
+	const steps = lateBatch + 44
 	at := func(i int) time.Time { return start.Add(time.Duration(i) * 5 * time.Minute) }
 	for i := range steps {
 		for _, o := range []telemetry.Observation{
-			{Param: "do", Value: 3 + 0.02*float64(i), Unit: "mg/L"}, // the index moves every step
+			{Param: "do", Value: 3 + 0.01*float64(i), Unit: "mg/L"}, // the index moves every step
 			{Param: "ph", Value: 7.4}, {Param: "bod", Value: 2}, {Param: "fc", Value: 100},
 		} {
 			o.Time = at(i)
@@ -46,9 +46,9 @@ func TestLateReadingsFillTheWQIHistory(t *testing.T) {
 		}
 		return out
 	}
-	assert.Len(t, points(), steps-1, "the newest instant waits for the readings still arriving")
+	assert.Len(t, points(), lateBatch, "stored a batch at a time while the burst goes on")
 	h.p.Tick(ctx)
-	assert.Len(t, points(), steps-1, "nor does a tick store it while they may still arrive")
+	assert.Len(t, points(), lateBatch, "the rest, and the newest instant, wait for readings still arriving")
 	*h.now = h.now.Add(lateQuiet)
 	h.p.Tick(ctx)
 
@@ -58,7 +58,7 @@ func TestLateReadingsFillTheWQIHistory(t *testing.T) {
 		require.NotNil(t, m.Result, "point %d", i)
 		assert.Equal(t, at(i), m.Time, "point %d is the index at its readings' instant", i)
 		assert.False(t, m.Result.Partial, "point %d has all four inputs of its instant", i)
-		assert.Equal(t, 3+0.02*float64(i), m.Inputs[0].Value, "point %d's DO", i)
+		assert.Equal(t, 3+0.01*float64(i), m.Inputs[0].Value, "point %d's DO", i)
 	}
 	assert.Less(t, got[0].Result.WQI, got[steps-1].Result.WQI, "more oxygen, a better index")
 	assert.Empty(t, h.out.byTopic["purehealth/MH-PUNE-001/wqi"], "history only: the current index is none of these")

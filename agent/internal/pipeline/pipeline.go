@@ -30,7 +30,8 @@ import (
 type Store interface {
 	// AppendReadings assigns seqs and returns once the readings are durable.
 	AppendReadings(ctx context.Context, rs []telemetry.Reading) ([]telemetry.Reading, error)
-	AppendWQI(ctx context.Context, data []byte) error
+	// AppendWQI stores WQI history points, in the order given, as one unit.
+	AppendWQI(ctx context.Context, data ...[]byte) error
 }
 
 // Alerts is the part of the alert manager the pipeline drives.

@@ -27,8 +27,8 @@ func (st store) AppendReadings(ctx context.Context, rs []telemetry.Reading) ([]t
 	return st.s.AppendReadings(ctx, rs)
 }
 
-func (st store) AppendWQI(ctx context.Context, data []byte) error {
-	_, err := st.s.AppendRecord(ctx, spool.WQI, data)
+func (st store) AppendWQI(ctx context.Context, data ...[]byte) error {
+	_, err := st.s.AppendRecords(ctx, spool.WQI, data)
 	return err
 }
 

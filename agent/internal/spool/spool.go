@@ -559,19 +559,32 @@ func (s *Spool) AppendReadings(ctx context.Context, rs []telemetry.Reading) ([]t
 // state it changes are stored together or not at all, so a retry after a failure cannot
 // append the record twice.
 func (s *Spool) AppendRecord(ctx context.Context, st Stream, data []byte, puts ...KV) (uint64, error) {
+	return s.AppendRecords(ctx, st, [][]byte{data}, puts...)
+}
+
+// AppendRecords stores records in stream st as one unit, in the order given, and returns
+// the seq of the first; otherwise as AppendRecord. A call may hold at most MaxBatch
+// records.
+func (s *Spool) AppendRecords(ctx context.Context, st Stream, records [][]byte, puts ...KV) (uint64, error) {
 	if st != Alerts && st != WQI {
 		return 0, fmt.Errorf("%w: AppendRecord takes alerts or wqi, not %v", ErrInvalid, st)
 	}
-	if len(data) > s.maxValue {
-		return 0, fmt.Errorf("%w: record of %d bytes, limit %d", ErrInvalid, len(data), s.maxValue)
+	if len(records) == 0 || len(records) > s.maxBatch {
+		return 0, fmt.Errorf("%w: %d records in one call, want 1 to the batch limit %d", ErrInvalid, len(records), s.maxBatch)
+	}
+	values := make([][]byte, len(records))
+	for i, data := range records {
+		if len(data) > s.maxValue {
+			return 0, fmt.Errorf("%w: record of %d bytes, limit %d", ErrInvalid, len(data), s.maxValue)
+		}
+		values[i] = append([]byte{}, data...)
 	}
 	for _, kv := range puts {
 		if err := s.checkKV(kv.Key, kv.Value); err != nil {
 			return 0, err
 		}
 	}
-	r := &request{op: opAppend, stream: st, values: [][]byte{append([]byte{}, data...)},
-		done: make(chan error, 1)}
+	r := &request{op: opAppend, stream: st, values: values, done: make(chan error, 1)}
 	for _, kv := range puts {
 		v := kv.Value
 		if v != nil {

@@ -324,6 +324,10 @@ func TestInvalidArguments(t *testing.T) {
 	assert.Equal(t, 0, s.Stats().Records[Readings], "nothing of an invalid call is stored")
 	_, err = s.AppendRecord(t.Context(), Readings, []byte(`{}`))
 	assert.ErrorIs(t, err, ErrInvalid, "readings go through AppendReadings")
+	_, err = s.AppendRecords(t.Context(), WQI, nil)
+	assert.ErrorIs(t, err, ErrInvalid, "no record")
+	_, err = s.AppendRecords(t.Context(), WQI, make([][]byte, 11))
+	assert.ErrorIs(t, err, ErrInvalid, "more than MaxBatch records in one call")
 	_, err = s.RecordsAfter(Readings, 0, 1)
 	assert.ErrorIs(t, err, ErrInvalid)
 	_, err = s.LastRecords(Stream(0), 1)
@@ -473,4 +477,21 @@ func TestAppendEventIsAtomic(t *testing.T) {
 		assert.Equal(t, want, v, k)
 	}
 	assert.ErrorIs(t, s.AppendEvent(t.Context(), []byte(`{}`), map[string][]byte{"": []byte("x")}), ErrInvalid)
+}
+
+// AppendRecords stores several records as one unit, in order, under consecutive seqs.
+func TestAppendRecords(t *testing.T) {
+	s := openSpool(t, Options{})
+	first, err := s.AppendRecord(t.Context(), WQI, []byte(`{"wqi":1}`))
+	require.NoError(t, err)
+	next, err := s.AppendRecords(t.Context(), WQI, [][]byte{[]byte(`{"wqi":2}`), []byte(`{"wqi":3}`)})
+	require.NoError(t, err)
+	assert.Equal(t, first+1, next)
+	recs, err := s.RecordsAfter(WQI, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	for i, r := range recs {
+		assert.Equal(t, first+uint64(i), r.Seq)
+		assert.Equal(t, fmt.Sprintf(`{"wqi":%d}`, i+1), string(r.Data))
+	}
 }
