@@ -8,6 +8,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/purehealth/purehealth/agent/internal/payload"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -98,7 +99,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 // laneObservations bounds the observations of one Sink.Ingest call made by a lane: as many
 // as a single publish may hold, so that a lane's call is no larger than the largest
 // publish's. A publish is never split.
-const laneObservations = 1000
+const laneObservations = payload.MaxItems
 
 // drain stores and answers the publishes of l in order, in as few Sink.Ingest calls as
 // laneObservations allows, until the queue is empty.

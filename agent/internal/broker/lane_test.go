@@ -168,3 +168,39 @@ func TestLaneFullStopsReading(t *testing.T) {
 	assert.Equal(t, int64(n), b.Stats().MessagesReceived)
 	c.alive()
 }
+
+// The sink's refusals of the observations of one call go back to the publishes they came
+// from: a publish with some readings refused is acknowledged, one with all refused gets
+// its refusal, whatever their neighbours in the call.
+func TestLaneRefusalsGoToTheirPublishes(t *testing.T) {
+	b, sink := startBroker(t, nil)
+	sink.gate = make(chan struct{})
+
+	c := dialRaw(t, b, "device1", "devpass", true)
+	c.publishID(phTopic, 1, 1, phPayload(1))
+	waitEntered(t, sink)
+	c.publishID(readingsTopic, 1, 2, `[{"param": "radon", "value": 1, "unit": "Bq/L"}, {"param": "do", "value": 6.5, "unit": "mg/L"}]`)
+	c.publishID(readingsTopic, 1, 3, `[{"param": "radon", "value": 2, "unit": "Bq/L"}]`)
+	c.publishID(phTopic, 1, 4, phPayload(4))
+	waitReceived(t, b, 4)
+	sink.gate <- struct{}{}
+	waitEntered(t, sink)
+	sink.gate <- struct{}{}
+
+	want := []struct {
+		id     uint16
+		reason byte
+	}{{1, 0}, {2, 0}, {3, 0x83}, {4, 0}}
+	for _, w := range want {
+		id, reason := readAck(t, c)
+		assert.Equal(t, w.id, id)
+		assert.Equal(t, w.reason, reason, "publish %d", w.id)
+	}
+	assert.Len(t, <-sink.got, 1)
+	second := <-sink.got
+	require.Len(t, second, 2, "the readings of publishes 2 and 4 that the sink kept")
+	assert.Equal(t, "do", string(second[0].Param))
+	assert.Equal(t, "ph", string(second[1].Param))
+	assert.Equal(t, int64(2), b.Stats().Rejects[ReasonUnknownParam])
+	assert.Equal(t, int64(3), b.Stats().ReadingsAccepted)
+}
