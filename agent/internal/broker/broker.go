@@ -64,8 +64,8 @@ type Options struct {
 	MaxPacketSize uint32 // largest MQTT packet accepted, checked before it is read
 	MaxClients    int64  // connected clients; at most 64 more sockets may be mid-handshake
 	// ReceiveMaximum is the MQTT 5 receive maximum. An MQTT 3 client cannot see it and is
-	// disconnected when it exceeds it, hence the high default; publishes are processed one
-	// at a time per client whatever it is.
+	// disconnected when it exceeds it, hence the high default; the broker reads a client's
+	// publishes only as fast as it stores them whatever it is.
 	ReceiveMaximum  uint16
 	MaxInflight     uint16 // outgoing QoS 1/2 messages held per client awaiting acks
 	WritesPending   int32  // outgoing queue per client; beyond it messages are dropped (counted)
@@ -372,6 +372,9 @@ func (b *Broker) Run(ctx context.Context) error {
 			b.log.Warn("mqtt broker close", "error", err)
 		}
 	})
+	// Every client goroutine has returned, so no lane starts; those still storing end
+	// soon, their Sink.Ingest calls cancelled with ctx.
+	b.hook.lanes.Wait()
 	b.hook.ingest.stop()
 	return nil
 }

@@ -31,6 +31,11 @@
 //     deadline: this package has its own listener with a connect timeout and a cap on sockets.
 //   - mochi expires retained messages after the message expiry: republish retained outputs
 //     more often than Options.MessageExpiry.
-//   - Publishes are processed one at a time per client, in order; a slow Sink slows only the
-//     clients waiting on it.
+//   - mochi processes a client's packets one at a time. A QoS 1 publish of readings is
+//     queued in the client's lane instead, which stores everything the client sent
+//     meanwhile in one Sink call and then acknowledges and delivers each publish in order
+//     (as from the broker's inline client, so MQTT 5 No Local does not hold it back from
+//     its sender); any other publish waits for the lane to be answered first. A slow Sink
+//     slows only the clients waiting on it, and a lane full (64 publishes or a packet's
+//     worth of payload) stops the broker reading from its client.
 package broker

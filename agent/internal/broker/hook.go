@@ -19,7 +19,8 @@ import (
 
 // hook is where mochi hands us control: login, access checks and every publish, which it
 // passes to OnPublish before acknowledging it. mochi calls the hook from each client's own
-// goroutine, one packet at a time per client.
+// goroutine, one packet at a time per client; a client's QoS 1 readings are stored and
+// acknowledged by its lane (lane.go) meanwhile.
 type hook struct {
 	mqtt.HookBase
 	b *Broker
@@ -33,6 +34,9 @@ type hook struct {
 	// admitted holds the clients that passed OnConnect until mochi asks OnConnectAuthenticate,
 	// which it always does right after a successful OnConnect.
 	admitted sync.Map // *mqtt.Client → struct{}
+
+	laneByClient sync.Map       // *mqtt.Client → *lane, from its first QoS 1 reading to OnDisconnect
+	lanes        sync.WaitGroup // the lanes' goroutines; Run waits for them
 }
 
 func (h *hook) ID() string { return "purehealth" }
@@ -40,7 +44,7 @@ func (h *hook) ID() string { return "purehealth" }
 func (h *hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
-		mqtt.OnPublishDropped, mqtt.OnPacketRead:
+		mqtt.OnPublishDropped, mqtt.OnPacketRead, mqtt.OnDisconnect:
 		return true
 	}
 	return false
@@ -174,32 +178,70 @@ func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 		"topic", pk.TopicName)
 }
 
-// OnPublish stores the readings of a publish on this station's reading topics before mochi
-// acknowledges it. Its return value steers mochi:
+// OnPublish stores the readings of a publish on this station's reading topics before they
+// are acknowledged. Its return value steers mochi:
 //   - nil: acknowledged and delivered to subscribers;
 //   - packets.ErrRejectPacket: no acknowledgement at any QoS and protocol version (the
-//     client sends it again later), not delivered;
+//     client sends it again later), not delivered; also returned for a publish handed to the
+//     client's lane, which acknowledges and delivers it itself once it is stored;
 //   - packets.CodeSuccessIgnore: acknowledged, not delivered or retained.
+//
+// A QoS 1 publish of readings goes to the client's lane (lane.go), so that the client's
+// next publishes are read while it is being stored. Everything else is answered here, once
+// the lane has answered what came before it, so that every answer goes out in the order
+// the publishes came in [MQTT-4.6.0-2].
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil // the agent's own outputs
 	}
+	in, ref := h.inspect(cl, pk)
+	if in != nil && pk.FixedHeader.Qos == 1 {
+		h.enqueue(cl, pk, in)
+		return pk, packets.ErrRejectPacket
+	}
+	h.settle(cl)
+	switch {
+	case ref != nil:
+		return pk, h.refusePublish(cl, pk, ref.code, ref.cause)
+	case in == nil:
+		return pk, nil // not a reading topic, but the ACL let this client publish there
+	}
+	rejected, err := h.b.sink.Ingest(h.ingest.context(time.Now()), in.obs)
+	return pk, h.stored(cl, pk, in, rejected, err)
+}
+
+// inbound is a publish of readings, decoded, on its way to the sink.
+type inbound struct {
+	leaf     string
+	obs      []telemetry.Observation
+	problems []error // the items Decode refused
+}
+
+// refused is a publish refused before it reached the sink.
+type refused struct {
+	code  packets.Code
+	cause error
+}
+
+// inspect checks and decodes a publish. It returns the readings to store, or the refusal
+// to send, or neither for a topic that holds no readings. It writes nothing to the client.
+func (h *hook) inspect(cl *mqtt.Client, pk packets.Packet) (*inbound, *refused) {
 	if pk.Ignore { // a $ topic (OnPacketRead)
 		h.b.stats.reject(ReasonACL, 1)
 		topic := "$" + strings.TrimPrefix(pk.TopicName, dollarRefused)
 		h.b.log.Debug("mqtt access denied", "client", cut(cl.ID, 64), "topic", cut(topic, 128), "publish", true)
-		return pk, h.refusePublish(cl, pk, packets.ErrNotAuthorized, errors.New("$ topics are the broker's"))
+		return nil, &refused{packets.ErrNotAuthorized, errors.New("$ topics are the broker's")}
 	}
 	if !h.allowed(cl, pk.TopicName, true) {
-		return pk, h.refusePublish(cl, pk, packets.ErrNotAuthorized, errors.New("not authorized to publish on this topic"))
+		return nil, &refused{packets.ErrNotAuthorized, errors.New("not authorized to publish on this topic")}
 	}
 	b := h.b
 	station, leaf, err := payload.ParseTopic(pk.TopicName)
 	if err != nil || station != b.opts.Station {
-		return pk, nil // not a reading topic, but the ACL let this client publish there
+		return nil, nil
 	}
 	if isOutput(leaf) { // the roles refuse these already
-		return pk, h.refusePublish(cl, pk, packets.ErrNotAuthorized, errors.New("agent output topic"))
+		return nil, &refused{packets.ErrNotAuthorized, errors.New("agent output topic")}
 	}
 	b.stats.received.Add(1)
 
@@ -210,36 +252,41 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		for _, p := range problems {
 			b.report(cl.ID, pk.TopicName, p.Error())
 		}
-		return pk, h.refusePublish(cl, pk, packets.ErrPayloadFormatInvalid, decodeErr)
+		return nil, &refused{packets.ErrPayloadFormatInvalid, decodeErr}
 	}
 	for i := range obs {
 		obs[i].Station = station
 	}
+	return &inbound{leaf: leaf, obs: obs, problems: problems}, nil
+}
 
-	rejected, err := b.sink.Ingest(h.ingest.context(time.Now()), obs)
+// stored settles a publish once the sink has answered for its readings (rejected and err
+// as Sink.Ingest returns them) and returns what OnPublish returns for it.
+func (h *hook) stored(cl *mqtt.Client, pk packets.Packet, in *inbound, rejected []error, err error) error {
+	b := h.b
 	if err != nil {
 		if h.ctx.Err() != nil {
 			b.log.Debug("publish not stored: broker stopping", "topic", pk.TopicName, "error", err)
-			return pk, packets.ErrRejectPacket
+			return packets.ErrRejectPacket
 		}
 		b.stats.reject(ReasonStoreFailure, 1)
 		b.log.Error("readings not stored, publish left unacknowledged", "topic", pk.TopicName,
 			"client", cut(cl.ID, 64), "qos", pk.FixedHeader.Qos, "error", err)
 		b.report(cl.ID, pk.TopicName, "not stored: the station's store failed; "+
 			"the message was not acknowledged, send it again")
-		return pk, packets.ErrRejectPacket
+		return packets.ErrRejectPacket
 	}
 
 	// Items refused by Decode are reported now, after the store succeeded, so that a store
 	// failure (the client will resend everything) reports nothing twice.
-	b.stats.reject(ReasonDecode, len(problems))
-	for _, p := range problems {
+	b.stats.reject(ReasonDecode, len(in.problems))
+	for _, p := range in.problems {
 		b.report(cl.ID, pk.TopicName, p.Error())
 	}
 	var index []int // built on the first refusal in a readings array
 	accepted := 0
 	var firstRefusal error
-	for i := range obs {
+	for i := range in.obs {
 		var r error
 		if i < len(rejected) {
 			r = rejected[i]
@@ -249,9 +296,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			continue
 		}
 		b.stats.reject(classify(r), 1)
-		if leaf == payload.Readings {
+		if in.leaf == payload.Readings {
 			if index == nil {
-				index = itemIndexes(len(obs), problems)
+				index = itemIndexes(len(in.obs), in.problems)
 			}
 			r = fmt.Errorf("%s[%d]: %w", payload.Readings, index[i], r)
 		}
@@ -262,16 +309,16 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	b.stats.accepted.Add(int64(accepted))
 	if accepted > 0 {
-		return pk, nil
+		return nil
 	}
 	code := packets.ErrImplementationSpecificError
 	switch {
-	case leaf != payload.Readings && errors.Is(firstRefusal, telemetry.ErrUnknownParam):
+	case in.leaf != payload.Readings && errors.Is(firstRefusal, telemetry.ErrUnknownParam):
 		code = packets.ErrTopicNameInvalid // the topic named the unknown parameter
 	case errors.Is(firstRefusal, telemetry.ErrSensorLimit):
 		code = packets.ErrQuotaExceeded
 	}
-	return pk, h.refusePublish(cl, pk, code, firstRefusal)
+	return h.refusePublish(cl, pk, code, firstRefusal)
 }
 
 // refusePublish tells the sender that its publish was refused. MQTT 5 with QoS ≥ 1 gets a

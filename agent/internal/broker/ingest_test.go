@@ -265,9 +265,10 @@ func TestPartialReadings(t *testing.T) {
 	assert.Equal(t, int64(1), s.Rejects[ReasonUnitMismatch])
 }
 
-// The store-failure tests rely on mochi processing a client's packets one at a time, in
-// order: an acknowledgement for the second publish that arrives with none for the first
-// proves the first got none.
+// The store-failure tests rely on a client's publishes being answered in order: an
+// acknowledgement for the second publish that arrives with none for the first proves the
+// first got none. The second is sent once the sink has been called for the first, which a
+// QoS 1 publish's lane would otherwise store together with it, in the call that fails.
 
 func TestStoreFailureMQTT3(t *testing.T) {
 	for _, qos := range []byte{1, 2} {
@@ -280,6 +281,7 @@ func TestStoreFailureMQTT3(t *testing.T) {
 
 			sink.failNext(1)
 			first := device.Publish(phTopic, qos, false, `{"value": 6.9}`)
+			waitEntered(t, sink)
 			second := device.Publish(phTopic, qos, false, phBody)
 			require.NoError(t, waitToken(t, second))
 			select {
@@ -341,6 +343,7 @@ func TestStoreFailureMQTT5(t *testing.T) {
 			sink.failNext(1)
 			r.send(&packets.Publish{Topic: phTopic, QoS: qos, PacketID: 1, Payload: []byte(`{"value": 6.9}`),
 				Properties: &packets.Properties{}})
+			waitEntered(t, sink)
 			r.send(&packets.Publish{Topic: phTopic, QoS: qos, PacketID: 2, Payload: []byte(phBody),
 				Properties: &packets.Properties{}})
 

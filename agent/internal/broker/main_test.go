@@ -60,9 +60,11 @@ type fakeSink struct {
 	mu       sync.Mutex
 	failures int  // the next calls that fail
 	block    bool // calls wait for their context to end
-	calls    int
-	got      chan []telemetry.Observation
-	entered  chan struct{} // one value per call, dropped when full
+	// gate, if set, holds every call (after entered) until the test sends on it.
+	gate    chan struct{}
+	calls   int
+	got     chan []telemetry.Observation
+	entered chan struct{} // one value per call, dropped when full
 }
 
 func newFakeSink() *fakeSink {
@@ -90,11 +92,18 @@ func (s *fakeSink) Ingest(ctx context.Context, obs []telemetry.Observation) ([]e
 	if fail {
 		s.failures--
 	}
-	block := s.block
+	block, gate := s.block, s.gate
 	s.mu.Unlock()
 	select {
 	case s.entered <- struct{}{}:
 	default:
+	}
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	if block {
 		<-ctx.Done()

@@ -98,9 +98,16 @@ func (c *rawConn) send(p []byte) {
 // (key, value pairs).
 func (c *rawConn) publish(topic string, qos byte, payload string, userProps ...string) {
 	c.t.Helper()
+	c.publishID(topic, qos, 1, payload, userProps...)
+}
+
+// publishID sends a PUBLISH with packet id id (for QoS 1 and 2) and, for MQTT 5, the given
+// user properties (key, value pairs).
+func (c *rawConn) publishID(topic string, qos byte, id uint16, payload string, userProps ...string) {
+	c.t.Helper()
 	body := appendString(nil, topic)
 	if qos > 0 {
-		body = binary.BigEndian.AppendUint16(body, 1)
+		body = binary.BigEndian.AppendUint16(body, id)
 	}
 	if c.v5 {
 		var props []byte
