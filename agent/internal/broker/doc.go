@@ -33,9 +33,9 @@
 //     more often than Options.MessageExpiry.
 //   - mochi processes a client's packets one at a time. A QoS 1 publish of readings is
 //     queued in the client's lane instead, which stores everything the client sent
-//     meanwhile in one Sink call and then acknowledges and delivers each publish in order
-//     (as from the broker's inline client, so MQTT 5 No Local does not hold it back from
-//     its sender); any other publish waits for the lane to be answered first. A slow Sink
+//     meanwhile in one Sink call and then hands each publish back to mochi in order, with
+//     its verdict, for mochi to acknowledge and deliver as from its sender (No Local
+//     holds); any other publish waits for the lane to be answered first. A slow Sink
 //     slows only the clients waiting on it, and a lane full (64 publishes or a packet's
 //     worth of payload) stops the broker reading from its client.
 package broker

@@ -37,6 +37,7 @@ type hook struct {
 
 	laneByClient sync.Map       // *mqtt.Client → *lane, from its first QoS 1 reading to OnDisconnect
 	lanes        sync.WaitGroup // the lanes' goroutines; Run waits for them
+	settled      sync.Map       // settledKey → settledVerdict: a lane's publishes handed back to mochi
 }
 
 func (h *hook) ID() string { return "purehealth" }
@@ -193,6 +194,9 @@ func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil // the agent's own outputs
+	}
+	if v, ok := h.settled.LoadAndDelete(settledKey{cl, pk.PacketID}); ok && pk.FixedHeader.Qos == 1 {
+		return pk, v.(settledVerdict).err // stored by the client's lane: answer as it says
 	}
 	in, ref := h.inspect(cl, pk)
 	if in != nil && pk.FixedHeader.Qos == 1 {

@@ -20,9 +20,9 @@ import (
 // clients. A lane hands the sink everything the client sent meanwhile in one call, which
 // the sink makes durable in one commit.
 //
-// The lane acknowledges a publish only once the sink has stored it, as OnPublish does, and
-// then delivers it to subscribers; a publish the sink could not store stays
-// unacknowledged. A lane has a goroutine only while it has publishes to store.
+// A publish is acknowledged only once the sink has stored it, and then delivered to
+// subscribers, by mochi as for any publish (answer); a publish the sink could not store
+// stays unacknowledged. A lane has a goroutine only while it has publishes to store.
 type lane struct {
 	mu      sync.Mutex
 	changed sync.Cond // broadcast when publishes leave the queue, and when the lane goes idle
@@ -144,29 +144,34 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 	}
 }
 
-// answer does for a publish of a lane what mochi does for one OnPublish has settled with
-// verdict: acknowledge it unless it is to stay unacknowledged (packets.ErrRejectPacket,
-// after which refusePublish may have sent an MQTT 5 refusal itself), and deliver it to
-// subscribers if it was accepted.
+// answer settles a publish of a lane with verdict, the way mochi settles one that
+// OnPublish returned verdict for. A publish that is to stay unacknowledged
+// (packets.ErrRejectPacket, after which refusePublish may have sent an MQTT 5 refusal
+// itself) gets nothing. Any other is handed back to mochi as if the client had just sent
+// it, with its verdict waiting for OnPublish: mochi then acknowledges it and, if it was
+// accepted, retains and delivers it as from its sender, so that MQTT 5 No Local and
+// everything else mochi does for a publish hold as for one stored at once.
 func (h *hook) answer(cl *mqtt.Client, pk packets.Packet, verdict error) {
 	if errors.Is(verdict, packets.ErrRejectPacket) {
 		return
 	}
-	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID}
-	if err := cl.WritePacket(ack); err != nil {
-		h.b.log.Debug("acknowledgement not sent", "client", cut(cl.ID, 64), "error", err)
+	// The topic alias was resolved when the publish was read; the client may have mapped
+	// the alias to another topic since.
+	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
+	k := settledKey{cl, pk.PacketID}
+	h.settled.Store(k, settledVerdict{verdict})
+	if err := h.b.srv.InjectPacket(cl, pk); err != nil {
+		h.b.log.Debug("stored publish not acknowledged", "client", cut(cl.ID, 64), "topic", pk.TopicName, "error", err)
 	}
-	if verdict != nil { // packets.CodeSuccessIgnore: acknowledged, not passed on
-		return
-	}
-	// mochi passes a publish on as from its inline client, with the sender's packet
-	// (payload, properties, retain flag) intact; the origin becomes the broker's.
-	inline, ok := h.b.srv.Clients.Get(mqtt.InlineClientId)
-	if !ok {
-		return
-	}
-	pk.Ignore = false
-	if err := h.b.srv.InjectPacket(inline, pk); err != nil {
-		h.b.log.Warn("stored publish not passed on to subscribers", "topic", pk.TopicName, "error", err)
-	}
+	h.settled.Delete(k) // if mochi did not get as far as OnPublish (the client is gone)
 }
+
+// settledKey names a publish of a lane handed back to mochi: a client may not reuse a
+// packet id before the publish that holds it is acknowledged.
+type settledKey struct {
+	cl *mqtt.Client
+	id uint16
+}
+
+// settledVerdict is the verdict waiting for a settled publish's OnPublish.
+type settledVerdict struct{ err error }

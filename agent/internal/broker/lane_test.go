@@ -1,11 +1,13 @@
 package broker
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -203,4 +205,42 @@ func TestLaneRefusalsGoToTheirPublishes(t *testing.T) {
 	assert.Equal(t, "ph", string(second[1].Param))
 	assert.Equal(t, int64(2), b.Stats().Rejects[ReasonUnknownParam])
 	assert.Equal(t, int64(3), b.Stats().ReadingsAccepted)
+}
+
+// A device's QoS 1 readings, stored by its lane, reach subscribers as from their sender:
+// a subscription of the sender's own with No Local (MQTT 5) does not get them back, a
+// device's subscription without it and every other subscriber do, with the publish's user
+// properties.
+func TestLanePublishesKeepTheirSender(t *testing.T) {
+	b, _ := startBroker(t, nil)
+	watcher := mustConnectV5(t, b, "viewer1", "viewpass")
+	_, err := watcher.subscribe(t, phTopic, 1)
+	require.NoError(t, err)
+	device := mustConnectV5(t, b, "device1", "devpass")
+	ctx, cancel := context.WithTimeout(t.Context(), guard)
+	defer cancel()
+	_, err = device.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: phTopic, QoS: 1, NoLocal: true}}})
+	require.NoError(t, err)
+	other := mustConnectV5(t, b, "gateway", "gwpass")
+	_, err = other.subscribe(t, phTopic, 1)
+	require.NoError(t, err)
+
+	for i := range 3 {
+		resp, err := device.Publish(ctx, &paho.Publish{Topic: phTopic, QoS: 1, Payload: []byte(phPayload(i)),
+			Properties: &paho.PublishProperties{User: paho.UserProperties{{Key: "fw", Value: "1.2"}}}})
+		require.NoError(t, err)
+		assert.Equal(t, byte(0), resp.ReasonCode)
+	}
+	for _, c := range []*v5client{watcher, other} {
+		for i := range 3 {
+			p := c.next(t)
+			assert.Equal(t, phPayload(i), string(p.Payload), "in order")
+			assert.Equal(t, "1.2", p.Properties.User.Get("fw"))
+		}
+	}
+	select {
+	case p := <-device.received:
+		t.Fatalf("No Local: the sender got its own publish back: %s", p.Payload)
+	case <-time.After(200 * time.Millisecond):
+	}
 }
