@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
@@ -54,6 +55,13 @@ func TestAppendBucketsIsWhatGoEncodes(t *testing.T) {
 		{name: "zeros", rows: []store.Rollup{bucket("ph", 0, math.Copysign(0, -1), 0, 0)}},
 		{name: "bucket out of UTC", rows: []store.Rollup{{Bucket: at.In(time.FixedZone("IST", 19800)), Param: "ph", Avg: 7, Min: 7, Max: 7, Count: 1}}},
 		{name: "sub-second bucket", rows: []store.Rollup{{Bucket: at.Add(120 * time.Millisecond), Param: "ph", Avg: 7, Min: 7, Max: 7, Count: 1}}},
+		// The writer keeps the time and each parameter's name and unit from one bucket to the next.
+		{name: "one instant in two zones", rows: []store.Rollup{bucket("ph", 7, 7, 7, 1), {Bucket: at.In(time.FixedZone("IST", 19800)),
+			Param: "ph", Avg: 7, Min: 7, Max: 7, Count: 1}, bucket("do", 8, 8, 8, 1)}},
+		{name: "times and parameters again", rows: []store.Rollup{bucket("ph", 7, 7, 7, 1), bucket("do", 8, 8, 8, 1),
+			{Bucket: at.Add(-time.Hour), Param: "ph", Avg: 6, Min: 6, Max: 6, Count: 2}, {Bucket: at.Add(-time.Hour), Param: "do", Avg: 5, Min: 5, Max: 5, Count: 2},
+			bucket("ph", 7, 7, 7, 1)}},
+		{name: "more parameters than the writer keeps", rows: manyParams(at, maxParamsJSON+6)},
 		{name: "page with a cursor", rows: []store.Rollup{bucket("ph", 7, 7, 7, 2), bucket("do", 8, 7.5, 8.5, 2)}, next: "a<b>&c"},
 	}
 	for _, tc := range cases {
@@ -61,6 +69,17 @@ func TestAppendBucketsIsWhatGoEncodes(t *testing.T) {
 			assert.Equal(t, encodedBuckets(t, tc.rows, tc.next), string(appendBuckets(nil, tc.rows, tc.next)))
 		})
 	}
+}
+
+// manyParams is n buckets of one time with n parameters, then the same again.
+func manyParams(at time.Time, n int) []store.Rollup {
+	var rows []store.Rollup
+	for range 2 {
+		for i := range n {
+			rows = append(rows, store.Rollup{Bucket: at, Param: "p" + strconv.Itoa(i), Avg: float64(i), Min: 0, Max: float64(n), Count: int64(i)})
+		}
+	}
+	return rows
 }
 
 // Property: for any listing of finite values, appendBuckets writes encoding/json's bytes.
