@@ -1,11 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -282,7 +282,7 @@ func (b *bench) queryRuns(ctx context.Context, env *storeEnv, cloud *harness.Clo
 		var r queryResult
 		r.c = c
 		for half := range 2 {
-			lat, err := timeRequests(ctx, client, u, o.reps/2+half*(o.reps%2))
+			lat, err := timeRequests(ctx, client, u, got.bytes, o.reps/2+half*(o.reps%2))
 			if err != nil {
 				chk.that(false, "the timed requests succeed (%v)", err)
 				break
@@ -336,34 +336,51 @@ func getBuckets(ctx context.Context, client *http.Client, u string) (bucketsAnsw
 }
 
 func get(ctx context.Context, client *http.Client, u string) ([]byte, error) {
+	var body bytes.Buffer
+	if err := getInto(ctx, client, u, &body); err != nil {
+		return nil, err
+	}
+	return body.Bytes(), nil
+}
+
+// getInto GETs u into body, which it empties first.
+func getInto(ctx context.Context, client *http.Client, u string, body *bytes.Buffer) error {
+	body.Reset()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
+	if _, err := body.ReadFrom(resp.Body); err != nil {
+		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET: %s: %s", resp.Status, cutBytes(body, 200))
+		return fmt.Errorf("GET: %s: %s", resp.Status, cutBytes(body.Bytes(), 200))
 	}
-	return body, nil
+	return nil
 }
 
-// timeRequests times n GETs of u, each read to its end.
-func timeRequests(ctx context.Context, client *http.Client, u string, n int) ([]time.Duration, error) {
+// timeRequests times n GETs of u, each read to its end and as long as size bytes. Each
+// is read into the same buffer, as psql's connection reads into its own: a new one per
+// answer (up to 1.5 MB, grown from nothing) had this process collect its garbage during
+// nearly every timed request, which the API's latency then carried and psql's did not.
+func timeRequests(ctx context.Context, client *http.Client, u string, size, n int) ([]time.Duration, error) {
 	out := make([]time.Duration, 0, n)
+	var body bytes.Buffer
+	body.Grow(size)
 	for range n {
 		start := time.Now()
-		if _, err := get(ctx, client, u); err != nil {
+		if err := getInto(ctx, client, u, &body); err != nil {
 			return nil, err
 		}
 		out = append(out, time.Since(start))
+		if body.Len() != size {
+			return nil, fmt.Errorf("an answer of %d bytes, the first was %d", body.Len(), size)
+		}
 	}
 	return out, nil
 }
