@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -118,4 +119,18 @@ func TestAppendBucketsPropertyAgainstEncodingJSON(t *testing.T) {
 			t.Fatalf("rows %+v next %q:\n got %s\nwant %s", rows, next, got, want)
 		}
 	}
+}
+
+func TestBufferStockKeepsWhatFits(t *testing.T) {
+	s := newBufferStock(2, 1<<20)
+	a, b := s.get(), s.get()
+	require.NotSame(t, unsafe.SliceData(a[:1]), unsafe.SliceData(b[:1]), "an empty stock makes new buffers")
+	big := make([]byte, 0, 2<<20)
+	s.put(append(a, "listing"...))
+	s.put(big) // larger than max: dropped
+	s.put(b)
+	s.put(make([]byte, 0, 10)) // the stock is full: dropped
+	got := []*byte{unsafe.SliceData(s.get()[:1]), unsafe.SliceData(s.get()[:1])}
+	assert.ElementsMatch(t, []*byte{unsafe.SliceData(a[:1]), unsafe.SliceData(b[:1])}, got, "the two kept buffers come back")
+	assert.Zero(t, len(s.get()), "then a new, empty one")
 }

@@ -32,7 +32,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/purehealth/purehealth/cloud/internal/fusion"
@@ -221,14 +220,8 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) {
 	}
 	// The listing is written as its buckets arrive, the database producing the next ones
 	// meanwhile; it goes out once complete, so that a failure still gets its error.
-	buf := listingBuffers.Get().(*[]byte)
-	l := bucketListing{limit: limit, b: *buf}
-	defer func() {
-		if cap(l.b) <= maxPooledListing {
-			*buf = l.b[:0]
-			listingBuffers.Put(buf)
-		}
-	}()
+	l := bucketListing{limit: limit, b: listingBuffers.get()}
+	defer func() { listingBuffers.put(l.b) }()
 	if err := a.store.ScanRollups(r.Context(), rq, l.restart, l.add); err != nil {
 		a.failed(w, err)
 		return
@@ -252,13 +245,43 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) {
 }
 
 // listingBuffers keeps the buffers of bucketed listings (a year of hourly buckets is
-// 1.5 MB of JSON) for the next request, up to maxPooledListing each.
-var listingBuffers = sync.Pool{New: func() any {
-	b := make([]byte, 0, 64<<10)
-	return &b
-}}
+// 1.5 MB of JSON) for the next requests.
+var listingBuffers = newBufferStock(2, 4<<20)
 
-const maxPooledListing = 4 << 20
+// bufferStock keeps up to n buffers of at most max bytes for reuse. Unlike a sync.Pool,
+// whose buffers every other garbage collection drops, it holds them: a listing grown
+// anew from a small buffer allocated twice its size, so that every few listings caused
+// a collection, which emptied the pool again, and the requests that met one were the
+// slowest.
+type bufferStock struct {
+	free chan []byte
+	max  int
+}
+
+func newBufferStock(n, max int) *bufferStock {
+	return &bufferStock{free: make(chan []byte, n), max: max}
+}
+
+// get returns a kept buffer, or a new one.
+func (s *bufferStock) get() []byte {
+	select {
+	case b := <-s.free:
+		return b
+	default:
+		return make([]byte, 0, 64<<10)
+	}
+}
+
+// put keeps b for reuse unless it is larger than max or enough are kept.
+func (s *bufferStock) put(b []byte) {
+	if cap(b) > s.max {
+		return
+	}
+	select {
+	case s.free <- b[:0]:
+	default:
+	}
+}
 
 // bucketListing is a bucketed listing being written: at most limit buckets, and whether
 // there are more after them, with the last one written for the cursor.
