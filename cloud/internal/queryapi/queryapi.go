@@ -248,18 +248,18 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) {
 // 1.5 MB of JSON) for the next requests.
 var listingBuffers = newBufferStock(2, 4<<20)
 
-// bufferStock keeps up to n buffers of at most max bytes for reuse. Unlike a sync.Pool,
+// bufferStock keeps up to n buffers of at most largest bytes for reuse. Unlike a sync.Pool,
 // whose buffers every other garbage collection drops, it holds them: a listing grown
 // anew from a small buffer allocated twice its size, so that every few listings caused
 // a collection, which emptied the pool again, and the requests that met one were the
 // slowest.
 type bufferStock struct {
-	free chan []byte
-	max  int
+	free    chan []byte
+	largest int
 }
 
-func newBufferStock(n, max int) *bufferStock {
-	return &bufferStock{free: make(chan []byte, n), max: max}
+func newBufferStock(n, largest int) *bufferStock {
+	return &bufferStock{free: make(chan []byte, n), largest: largest}
 }
 
 // get returns a kept buffer, or a new one.
@@ -272,9 +272,9 @@ func (s *bufferStock) get() []byte {
 	}
 }
 
-// put keeps b for reuse unless it is larger than max or enough are kept.
+// put keeps b for reuse unless it is larger than largest or enough are kept.
 func (s *bufferStock) put(b []byte) {
-	if cap(b) > s.max {
+	if cap(b) > s.largest {
 		return
 	}
 	select {

@@ -325,9 +325,9 @@ func (s *Store) ScanRollups(ctx context.Context, q RollupQuery, restart func(), 
 		defer rows.Close()
 		var r Rollup
 		var names paramNames
-		binary := rollupsBinary(rows.FieldDescriptions())
+		direct := rollupsBinary(rows.FieldDescriptions())
 		for rows.Next() {
-			if !binary || !decodeRollup(rows.RawValues(), &r, &names) {
+			if !direct || !decodeRollup(rows.RawValues(), &r, &names) {
 				if err := rows.Scan(&r.Bucket, &r.Param, &r.Avg, &r.Min, &r.Max, &r.Count); err != nil {
 					return err
 				}
