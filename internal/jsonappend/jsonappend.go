@@ -16,6 +16,9 @@ import (
 // below 1e-6 and from 1e21, without a leading zero in the exponent). NaN and the
 // infinities, which JSON cannot carry (encoding/json refuses them), come out as null.
 func Float(b []byte, f float64) []byte {
+	if out, ok := appendDecimal(b, f); ok {
+		return out
+	}
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(b, "null"...)
 	}
@@ -31,6 +34,55 @@ func Float(b []byte, f float64) []byte {
 		}
 	}
 	return b
+}
+
+// decimalScale is 10^decimalDigits: appendDecimal writes numbers of at most that many
+// decimals (readings, their minima and maxima) without the general shortest-form search,
+// which costs three times as much.
+const (
+	decimalDigits = 6
+	decimalScale  = 1e6
+	// decimalLimit keeps an ulp below 1e-7, a tenth of the grid's step: then no other
+	// decimal as short as n/decimalScale lies within an ulp of it (see appendDecimal).
+	decimalLimit = 1e8
+)
+
+// appendDecimal appends f as strconv's shortest 'f' form when f is the double nearest to
+// n/10^6 for an integer n, |f| < 1e8, and reports whether it did. That decimal is then
+// the shortest that reads back as f: any other that does lies within an ulp (< 1.5e-8)
+// of it, and one with no more significant digits and at least its magnitude is on the
+// same 10^-6 grid, so it is the same number; a shorter one of lower magnitude is at
+// least 10^-7 away. Zero goes the general way (its sign).
+func appendDecimal(b []byte, f float64) ([]byte, bool) {
+	if !(f > -decimalLimit && f < decimalLimit) || f == 0 {
+		return b, false
+	}
+	scaled := math.Round(f * decimalScale)
+	if scaled/decimalScale != f {
+		return b, false
+	}
+	n := int64(scaled)
+	if n < 0 {
+		b = append(b, '-')
+		n = -n
+	}
+	b = strconv.AppendInt(b, n/decimalScale, 10)
+	frac := n % decimalScale
+	if frac == 0 {
+		return b, true
+	}
+	var digits [decimalDigits]byte
+	end := 0
+	for i := decimalDigits - 1; i >= 0; i-- {
+		d := byte(frac % 10)
+		frac /= 10
+		digits[i] = '0' + d
+		if end == 0 && d != 0 {
+			end = i + 1
+		}
+	}
+	b = append(b, '.')
+	return append(b, digits[:end]...), true
 }
 
 // String appends s quoted as encoding/json writes it with its default HTML escaping: <, >

@@ -1,11 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -22,6 +22,7 @@ import (
 	"github.com/purehealth/purehealth/bench/internal/benchline"
 	"github.com/purehealth/purehealth/bench/internal/benchrows"
 	"github.com/purehealth/purehealth/bench/internal/harness"
+	"github.com/purehealth/purehealth/bench/internal/procstat"
 	"github.com/purehealth/purehealth/internal/testproc"
 )
 
@@ -33,6 +34,21 @@ const (
 
 // queryStation is the station whose year the query comparison reads.
 const queryStation = "BENCH-QUERY"
+
+// The timed requests alternate between the sides in blocks, each block after a few
+// untimed ones. The first requests after the other side's block are slow on both sides
+// (a psql session's first executions are planned for their values, a process idle since
+// wakes up): with two halves of 100, those few were the p99 of either side, whichever
+// side paid more for its pause. Short blocks also let load from elsewhere on the machine
+// fall on both sides alike.
+const (
+	queryBlock = 20 // timed requests per block and side, at most
+	apiWarmup  = 3  // untimed requests at the start of each block of the API
+	// psqlWarmup untimed executions start each psql session: PostgreSQL plans a prepared
+	// statement's first five executions for their values, and the API's connection, which
+	// keeps its prepared statements, is past them.
+	psqlWarmup = 5
+)
 
 // queryLimit is the limit of every request: the API's largest, so that a chart of a
 // month of hourly buckets comes in one page.
@@ -144,10 +160,11 @@ func (b *bench) query(ctx context.Context) {
 		}
 	}
 	b.printf("requests: every parameter, limit=%d, from and to on UTC days ending tomorrow; %d timed requests per query and side\n"+
-		"      after 3 untimed ones, in two halves (API, psql, API, psql); one request at a time on one keep-alive connection\n"+
+		"      in blocks of up to %d alternating API and psql, each after %d untimed requests (API) or %d untimed executions (psql);\n"+
+		"      one request at a time on one keep-alive connection\n"+
 		"ours: %s serve (its defaults); peer: psql -X, PREPARE of the statement pg_stat_statements recorded for the API, then EXECUTE\n"+
 		"      with the same values, \\timing (send to last row received) with the output discarded\n",
-		queryLimit, o.reps, b.cloudBin())
+		queryLimit, o.reps, queryBlock, apiWarmup, psqlWarmup, b.cloudBin())
 
 	addr, err := testproc.FreePort("tcp")
 	if err != nil {
@@ -172,6 +189,11 @@ func (b *bench) query(ctx context.Context) {
 		b.fail("%s: %v", nameQuery, err)
 		return
 	}
+	if took, err := settle(ctx, cloud.PID()); err != nil {
+		b.printf("   ph-cloud did not settle after start-up (%v); measuring anyway\n", err)
+	} else {
+		b.printf("   ph-cloud settled %.1f s after start-up (its first analytics rounds and storage maintenance)\n", took.Seconds())
+	}
 	results := b.queryRuns(ctx, env, cloud, dir, set, cases)
 	if err := cloud.Stop(); err != nil {
 		b.fail("%s: ph-cloud did not shut down cleanly: %v; its log ends:\n%s", nameQuery, err, cloud.LogTail(10))
@@ -188,6 +210,39 @@ func (b *bench) query(ctx context.Context) {
 	}
 	b.add(nameQuery, ms(percentile(worst.api, 0.99)), ms(percentile(worst.sql, 0.99)), "ms", benchline.Goal{Op: benchline.AtMost, Value: 1.3},
 		fmt.Sprintf("p99 of the SQL the API runs, prepared and executed by psql on the same server; ours: the API's p99 (HTTP, JSON, one request at a time); the worst of bucket=1h and 1d over 30 days and a year, here %s, of a year of one station's 8 parameters every %s", worst.c.name, o.spacing))
+}
+
+// settle waits until process pid is idle: at most one clock tick of CPU in each of two
+// consecutive quarter seconds. ph-cloud's start-up runs its analytics rounds and storage
+// maintenance over the year just loaded, half a second of both cores; requests timed
+// meanwhile were the p99 of whichever side came first, and that is no query's latency.
+func settle(ctx context.Context, pid int) (time.Duration, error) {
+	const step, quiet, limit = 250 * time.Millisecond, time.Second / procstat.ClockTicks, 20 * time.Second
+	start := time.Now()
+	last, err := procstat.ReadCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	calm := 0
+	for calm < 2 {
+		if time.Since(start) > limit {
+			return 0, fmt.Errorf("still busy after %s", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(step):
+		}
+		cpu, err := procstat.ReadCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		if calm++; cpu-last > quiet {
+			calm = 0
+		}
+		last = cpu
+	}
+	return time.Since(start), nil
 }
 
 func ratio(ours, peer []time.Duration) float64 {
@@ -268,11 +323,6 @@ func (b *bench) queryRuns(ctx context.Context, env *storeEnv, cloud *harness.Clo
 		if got.n < queryLimit {
 			chk.that(got.count == readings, "the buckets count the range's %d readings (%d)", readings, got.count)
 		}
-		for range 2 {
-			if _, err := getBuckets(ctx, client, u); err != nil {
-				chk.that(false, "a warm-up request succeeds (%v)", err)
-			}
-		}
 		sqlText, err := apiStatement(ctx, env, c.table)
 		chk.that(err == nil, "pg_stat_statements holds the API's statement on %s (%v)", c.table, err)
 		if !chk.ok() {
@@ -281,15 +331,15 @@ func (b *bench) queryRuns(ctx context.Context, env *storeEnv, cloud *harness.Clo
 		}
 		var r queryResult
 		r.c = c
-		for half := range 2 {
-			lat, err := timeRequests(ctx, client, u, o.reps/2+half*(o.reps%2))
+		for _, n := range blocks(o.reps, queryBlock) {
+			lat, err := timeRequests(ctx, client, u, got.bytes, n)
 			if err != nil {
 				chk.that(false, "the timed requests succeed (%v)", err)
 				break
 			}
 			r.api = append(r.api, lat...)
 			lat, err = psqlTimes(ctx, env, dir, sqlText, []string{queryStation, c.from.Format(time.RFC3339), c.to.Format(time.RFC3339),
-				strconv.Itoa(queryLimit + 1)}, o.reps/2+half*(o.reps%2))
+				strconv.Itoa(queryLimit + 1)}, n)
 			if err != nil {
 				chk.that(false, "psql runs the statement (%v)", err)
 				break
@@ -336,34 +386,67 @@ func getBuckets(ctx context.Context, client *http.Client, u string) (bucketsAnsw
 }
 
 func get(ctx context.Context, client *http.Client, u string) ([]byte, error) {
+	var body bytes.Buffer
+	if err := getInto(ctx, client, u, &body); err != nil {
+		return nil, err
+	}
+	return body.Bytes(), nil
+}
+
+// getInto GETs u into body, which it empties first.
+func getInto(ctx context.Context, client *http.Client, u string, body *bytes.Buffer) error {
+	body.Reset()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
+	if _, err := body.ReadFrom(resp.Body); err != nil {
+		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET: %s: %s", resp.Status, cutBytes(body, 200))
+		return fmt.Errorf("GET: %s: %s", resp.Status, cutBytes(body.Bytes(), 200))
 	}
-	return body, nil
+	return nil
 }
 
-// timeRequests times n GETs of u, each read to its end.
-func timeRequests(ctx context.Context, client *http.Client, u string, n int) ([]time.Duration, error) {
+// blocks splits n into blocks of at most size, as even as can be.
+func blocks(n, size int) []int {
+	k := (n + size - 1) / size
+	out := make([]int, k)
+	for i := range out {
+		out[i] = n / k
+		if i < n%k {
+			out[i]++
+		}
+	}
+	return out
+}
+
+// timeRequests times n GETs of u after apiWarmup untimed ones, each read to its end and
+// as long as size bytes. Each
+// is read into the same buffer, as psql's connection reads into its own: a new one per
+// answer (up to 1.5 MB, grown from nothing) had this process collect its garbage during
+// nearly every timed request, which the API's latency then carried and psql's did not.
+func timeRequests(ctx context.Context, client *http.Client, u string, size, n int) ([]time.Duration, error) {
 	out := make([]time.Duration, 0, n)
-	for range n {
+	var body bytes.Buffer
+	body.Grow(size)
+	for i := range apiWarmup + n {
 		start := time.Now()
-		if _, err := get(ctx, client, u); err != nil {
+		if err := getInto(ctx, client, u, &body); err != nil {
 			return nil, err
 		}
-		out = append(out, time.Since(start))
+		if i >= apiWarmup {
+			out = append(out, time.Since(start))
+		}
+		if body.Len() != size {
+			return nil, fmt.Errorf("an answer of %d bytes, the first was %d", body.Len(), size)
+		}
 	}
 	return out, nil
 }
@@ -402,16 +485,20 @@ func apiStatement(ctx context.Context, env *storeEnv, table string) (string, err
 
 var psqlTime = regexp.MustCompile(`(?m)^Time: ([0-9.]+) ms`)
 
-// psqlTimes prepares sql in one psql session and executes it n times with args, and
-// returns the times psql's \timing reports. The script is written to dir.
+// psqlTimes prepares sql in one psql session, executes it psqlWarmup times and then n
+// times with args, and returns the times psql's \timing reports of the n. The script is
+// written to dir.
 func psqlTimes(ctx context.Context, env *storeEnv, dir, sql string, args []string, n int) ([]time.Duration, error) {
 	quoted := make([]string, len(args))
 	for i, a := range args {
 		quoted[i] = "'" + strings.ReplaceAll(a, "'", "''") + "'"
 	}
 	var script strings.Builder
-	fmt.Fprintf(&script, "PREPARE q AS %s;\n\\o /dev/null\n\\timing on\n", sql)
-	for range n {
+	fmt.Fprintf(&script, "PREPARE q AS %s;\n\\o /dev/null\n", sql)
+	for i := range psqlWarmup + n {
+		if i == psqlWarmup {
+			script.WriteString("\\timing on\n")
+		}
 		fmt.Fprintf(&script, "EXECUTE q(%s);\n", strings.Join(quoted, ", "))
 	}
 	path := filepath.Join(dir, "query.sql")

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -54,6 +56,13 @@ func TestAppendBucketsIsWhatGoEncodes(t *testing.T) {
 		{name: "zeros", rows: []store.Rollup{bucket("ph", 0, math.Copysign(0, -1), 0, 0)}},
 		{name: "bucket out of UTC", rows: []store.Rollup{{Bucket: at.In(time.FixedZone("IST", 19800)), Param: "ph", Avg: 7, Min: 7, Max: 7, Count: 1}}},
 		{name: "sub-second bucket", rows: []store.Rollup{{Bucket: at.Add(120 * time.Millisecond), Param: "ph", Avg: 7, Min: 7, Max: 7, Count: 1}}},
+		// The writer keeps the time and each parameter's name and unit from one bucket to the next.
+		{name: "one instant in two zones", rows: []store.Rollup{bucket("ph", 7, 7, 7, 1), {Bucket: at.In(time.FixedZone("IST", 19800)),
+			Param: "ph", Avg: 7, Min: 7, Max: 7, Count: 1}, bucket("do", 8, 8, 8, 1)}},
+		{name: "times and parameters again", rows: []store.Rollup{bucket("ph", 7, 7, 7, 1), bucket("do", 8, 8, 8, 1),
+			{Bucket: at.Add(-time.Hour), Param: "ph", Avg: 6, Min: 6, Max: 6, Count: 2}, {Bucket: at.Add(-time.Hour), Param: "do", Avg: 5, Min: 5, Max: 5, Count: 2},
+			bucket("ph", 7, 7, 7, 1)}},
+		{name: "more parameters than the writer keeps", rows: manyParams(at, maxParamsJSON+6)},
 		{name: "page with a cursor", rows: []store.Rollup{bucket("ph", 7, 7, 7, 2), bucket("do", 8, 7.5, 8.5, 2)}, next: "a<b>&c"},
 	}
 	for _, tc := range cases {
@@ -61,6 +70,17 @@ func TestAppendBucketsIsWhatGoEncodes(t *testing.T) {
 			assert.Equal(t, encodedBuckets(t, tc.rows, tc.next), string(appendBuckets(nil, tc.rows, tc.next)))
 		})
 	}
+}
+
+// manyParams is n buckets of one time with n parameters, then the same again.
+func manyParams(at time.Time, n int) []store.Rollup {
+	var rows []store.Rollup
+	for range 2 {
+		for i := range n {
+			rows = append(rows, store.Rollup{Bucket: at, Param: "p" + strconv.Itoa(i), Avg: float64(i), Min: 0, Max: float64(n), Count: int64(i)})
+		}
+	}
+	return rows
 }
 
 // Property: for any listing of finite values, appendBuckets writes encoding/json's bytes.
@@ -99,4 +119,18 @@ func TestAppendBucketsPropertyAgainstEncodingJSON(t *testing.T) {
 			t.Fatalf("rows %+v next %q:\n got %s\nwant %s", rows, next, got, want)
 		}
 	}
+}
+
+func TestBufferStockKeepsWhatFits(t *testing.T) {
+	s := newBufferStock(2, 1<<20)
+	a, b := s.get(), s.get()
+	require.NotSame(t, unsafe.SliceData(a[:1]), unsafe.SliceData(b[:1]), "an empty stock makes new buffers")
+	big := make([]byte, 0, 2<<20)
+	s.put(append(a, "listing"...))
+	s.put(big) // larger than max: dropped
+	s.put(b)
+	s.put(make([]byte, 0, 10)) // the stock is full: dropped
+	got := []*byte{unsafe.SliceData(s.get()[:1]), unsafe.SliceData(s.get()[:1])}
+	assert.ElementsMatch(t, []*byte{unsafe.SliceData(a[:1]), unsafe.SliceData(b[:1])}, got, "the two kept buffers come back")
+	assert.Zero(t, len(s.get()), "then a new, empty one")
 }

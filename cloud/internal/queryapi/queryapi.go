@@ -32,7 +32,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/purehealth/purehealth/cloud/internal/fusion"
@@ -221,14 +220,8 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) {
 	}
 	// The listing is written as its buckets arrive, the database producing the next ones
 	// meanwhile; it goes out once complete, so that a failure still gets its error.
-	buf := listingBuffers.Get().(*[]byte)
-	l := bucketListing{limit: limit, b: *buf}
-	defer func() {
-		if cap(l.b) <= maxPooledListing {
-			*buf = l.b[:0]
-			listingBuffers.Put(buf)
-		}
-	}()
+	l := bucketListing{limit: limit, b: listingBuffers.get()}
+	defer func() { listingBuffers.put(l.b) }()
 	if err := a.store.ScanRollups(r.Context(), rq, l.restart, l.add); err != nil {
 		a.failed(w, err)
 		return
@@ -252,18 +245,49 @@ func (a *API) readings(w http.ResponseWriter, r *http.Request) {
 }
 
 // listingBuffers keeps the buffers of bucketed listings (a year of hourly buckets is
-// 1.5 MB of JSON) for the next request, up to maxPooledListing each.
-var listingBuffers = sync.Pool{New: func() any {
-	b := make([]byte, 0, 64<<10)
-	return &b
-}}
+// 1.5 MB of JSON) for the next requests.
+var listingBuffers = newBufferStock(2, 4<<20)
 
-const maxPooledListing = 4 << 20
+// bufferStock keeps up to n buffers of at most largest bytes for reuse. Unlike a sync.Pool,
+// whose buffers every other garbage collection drops, it holds them: a listing grown
+// anew from a small buffer allocated twice its size, so that every few listings caused
+// a collection, which emptied the pool again, and the requests that met one were the
+// slowest.
+type bufferStock struct {
+	free    chan []byte
+	largest int
+}
+
+func newBufferStock(n, largest int) *bufferStock {
+	return &bufferStock{free: make(chan []byte, n), largest: largest}
+}
+
+// get returns a kept buffer, or a new one.
+func (s *bufferStock) get() []byte {
+	select {
+	case b := <-s.free:
+		return b
+	default:
+		return make([]byte, 0, 64<<10)
+	}
+}
+
+// put keeps b for reuse unless it is larger than largest or enough are kept.
+func (s *bufferStock) put(b []byte) {
+	if cap(b) > s.largest {
+		return
+	}
+	select {
+	case s.free <- b[:0]:
+	default:
+	}
+}
 
 // bucketListing is a bucketed listing being written: at most limit buckets, and whether
 // there are more after them, with the last one written for the cursor.
 type bucketListing struct {
 	b     []byte
+	w     bucketWriter
 	limit int
 	n     int          // buckets written
 	more  bool         // a bucket came after the limit-th
@@ -282,7 +306,7 @@ func (l *bucketListing) add(r *store.Rollup) error {
 	if l.n > 0 {
 		l.b = append(l.b, ',')
 	}
-	l.b = appendBucket(l.b, r)
+	l.b = l.w.append(l.b, r)
 	if l.n++; l.n == l.limit {
 		l.last = *r
 	}
@@ -293,30 +317,48 @@ func (l *bucketListing) add(r *store.Rollup) error {
 // struct{Readings []bucketJSON; Next string `json:",omitempty"`}, newline included. A
 // year of hourly buckets is ten thousand objects, and encoding them by reflection took
 // half of such a request's time. The handler writes the same with startBuckets,
-// appendBucket and endBuckets as the buckets arrive.
+// a bucketWriter and endBuckets as the buckets arrive.
 func appendBuckets(b []byte, rows []store.Rollup, next string) []byte {
 	b = startBuckets(b)
+	var w bucketWriter
 	for i := range rows {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendBucket(b, &rows[i])
+		b = w.append(b, &rows[i])
 	}
 	return endBuckets(b, next)
 }
 
 func startBuckets(b []byte) []byte { return append(b, `{"readings":[`...) }
 
-// appendBucket appends one bucket as json.Marshal writes a bucketJSON.
-func appendBucket(b []byte, r *store.Rollup) []byte {
-	info, _ := telemetry.Info(telemetry.Param(r.Param))
-	b = append(b, `{"time":`...)
-	b = jsonappend.Time(b, r.Bucket)
-	b = append(b, `,"param":`...)
-	b = jsonappend.String(b, r.Param)
-	b = append(b, `,"unit":`...)
-	b = jsonappend.String(b, info.Unit)
-	b = append(b, `,"value":`...)
+// bucketWriter writes buckets as json.Marshal writes a bucketJSON, keeping what repeats
+// from one bucket to the next: a listing is newest first, every parameter of a time in a
+// row, and the same few parameters at each time. Writing the time and the parameter's
+// name and unit again for every bucket was a third of a listing's work.
+type bucketWriter struct {
+	at     time.Time
+	atJSON []byte // `{"time":"…"` of at
+	params []paramJSON
+}
+
+// paramJSON is `,"param":…,"unit":…,"value":` of one parameter.
+type paramJSON struct {
+	name string
+	json []byte
+}
+
+// maxParamsJSON bounds the parameters a bucketWriter keeps; others are written each time.
+const maxParamsJSON = 64
+
+func (w *bucketWriter) append(b []byte, r *store.Rollup) []byte {
+	// Identical times (location included) write identical bytes.
+	if r.Bucket != w.at || w.atJSON == nil {
+		w.at = r.Bucket
+		w.atJSON = jsonappend.Time(append(w.atJSON[:0], `{"time":`...), r.Bucket)
+	}
+	b = append(b, w.atJSON...)
+	b = append(b, w.param(r.Param)...)
 	// Value repeats Avg: formatted once (formatting floats is most of a listing's work).
 	at := len(b)
 	b = jsonappend.Float(b, r.Avg)
@@ -330,6 +372,23 @@ func appendBucket(b []byte, r *store.Rollup) []byte {
 	b = append(b, `,"count":`...)
 	b = strconv.AppendInt(b, r.Count, 10)
 	return append(b, '}')
+}
+
+func (w *bucketWriter) param(name string) []byte {
+	for _, p := range w.params {
+		if p.name == name {
+			return p.json
+		}
+	}
+	info, _ := telemetry.Info(telemetry.Param(name))
+	b := append([]byte(`,"param":`), jsonappend.String(nil, name)...)
+	b = append(b, `,"unit":`...)
+	b = jsonappend.String(b, info.Unit)
+	b = append(b, `,"value":`...)
+	if len(w.params) < maxParamsJSON {
+		w.params = append(w.params, paramJSON{name: name, json: b})
+	}
+	return b
 }
 
 func endBuckets(b []byte, next string) []byte {

@@ -2,14 +2,18 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/purehealth/purehealth/shared/alert"
 	"github.com/purehealth/purehealth/shared/wire"
@@ -318,17 +322,89 @@ func (s *Store) ScanRollups(ctx context.Context, q RollupQuery, restart func(), 
 		if err != nil {
 			return err
 		}
+		defer rows.Close()
 		var r Rollup
-		_, err = pgx.ForEachRow(rows, []any{&r.Bucket, &r.Param, &r.Avg, &r.Min, &r.Max, &r.Count}, func() error {
-			r.Bucket = r.Bucket.UTC()
-			return each(&r)
-		})
-		return err
+		var names paramNames
+		direct := rollupsBinary(rows.FieldDescriptions())
+		for rows.Next() {
+			if !direct || !decodeRollup(rows.RawValues(), &r, &names) {
+				if err := rows.Scan(&r.Bucket, &r.Param, &r.Avg, &r.Min, &r.Max, &r.Count); err != nil {
+					return err
+				}
+				r.Bucket = r.Bucket.UTC()
+			}
+			if err := each(&r); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
 	})
 	if err != nil {
 		return fmt.Errorf("rollups of %s: %w", q.Station, err)
 	}
 	return nil
+}
+
+// rollupsBinary reports whether a listing of buckets comes as decodeRollup reads it:
+// bucket, param, avg, min, max and count as timestamptz, text, float8 and int8, the
+// numbers in PostgreSQL's binary formats (pgx asks for those of the types it knows).
+func rollupsBinary(fields []pgconn.FieldDescription) bool {
+	want := [...]uint32{pgtype.TimestamptzOID, pgtype.TextOID, pgtype.Float8OID, pgtype.Float8OID, pgtype.Float8OID, pgtype.Int8OID}
+	if len(fields) != len(want) {
+		return false
+	}
+	for i, f := range fields {
+		// Text's two formats are the same bytes.
+		if f.DataTypeOID != want[i] || f.Format != pgtype.BinaryFormatCode && f.DataTypeOID != pgtype.TextOID {
+			return false
+		}
+	}
+	return true
+}
+
+// postgresEpoch is where PostgreSQL's binary timestamps count their microseconds from.
+var postgresEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+
+// decodeRollup reads one bucket of a listing rollupsBinary accepted straight from its
+// wire values, and reports whether it could (NULLs and infinite times are left to
+// pgx's Scan and its errors). A year of hourly buckets is tens of thousands of rows, and
+// pgx's general scanning, a plan per value behind interfaces and a new string for each
+// param, cost as much as writing them as JSON.
+func decodeRollup(raw [][]byte, r *Rollup, names *paramNames) bool {
+	if raw[1] == nil || len(raw[0]) != 8 || len(raw[2]) != 8 || len(raw[3]) != 8 || len(raw[4]) != 8 || len(raw[5]) != 8 {
+		return false
+	}
+	us := int64(binary.BigEndian.Uint64(raw[0]))
+	if us == math.MaxInt64 || us == math.MinInt64 { // infinity, -infinity
+		return false
+	}
+	r.Bucket = time.Unix(postgresEpoch+us/1e6, us%1e6*1e3).UTC()
+	r.Param = names.intern(raw[1])
+	r.Avg = math.Float64frombits(binary.BigEndian.Uint64(raw[2]))
+	r.Min = math.Float64frombits(binary.BigEndian.Uint64(raw[3]))
+	r.Max = math.Float64frombits(binary.BigEndian.Uint64(raw[4]))
+	r.Count = int64(binary.BigEndian.Uint64(raw[5]))
+	return true
+}
+
+// paramNames keeps the parameter names a listing has seen, so that its rows (a few
+// parameters, over and over) share their strings instead of each allocating one.
+type paramNames []string
+
+// maxParamNames bounds what a listing keeps; names past it are allocated per row.
+const maxParamNames = 64
+
+func (p *paramNames) intern(b []byte) string {
+	for _, s := range *p {
+		if s == string(b) {
+			return s
+		}
+	}
+	s := string(b)
+	if len(*p) < maxParamNames {
+		*p = append(*p, s)
+	}
+	return s
 }
 
 // WQIQuery selects a station's WQI history, newest first.
