@@ -75,7 +75,7 @@ func (p *Pipeline) observeLate(ctx context.Context, rs []telemetry.Reading, now 
 		}
 		l.past.Observe(*r)
 	}
-	if len(l.pending) >= lateBatch {
+	if locked && len(l.pending) >= lateBatch {
 		p.storeLate(ctx)
 	}
 }
