@@ -34,6 +34,8 @@ const lateBatch = 256
 // first point, a change of class or of the missing inputs, or a change of the value a
 // history interval after the last point). The points are history only: not published
 // as the current index, and not fed to the alert rules (the water is no longer so).
+// Only late readings feed it: a parameter that was measured live meanwhile (another probe
+// whose link stayed up) is in the live history of those hours, not in these points.
 // They are stored lateBatch at a time, and the rest once the burst is over: the points
 // still pending when the agent stops are lost, like the index state they came from,
 // while the readings themselves are durable.
@@ -65,6 +67,12 @@ func (p *Pipeline) observeLate(ctx context.Context, rs []telemetry.Reading, now 
 			if l.past == nil {
 				l.past = p.deps.State.Past()
 			}
+		}
+		if r.Source == telemetry.SourceManual {
+			// A lab result is old by nature: it feeds the points of later late readings
+			// but makes none of its own, which would be an index of it alone.
+			l.past.Observe(*r)
+			continue
 		}
 		l.arrived = now
 		if r.Time.After(l.newest) {

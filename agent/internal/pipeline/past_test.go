@@ -72,3 +72,18 @@ func TestLateReadingsFillTheWQIHistory(t *testing.T) {
 	require.Len(t, got, steps+1)
 	assert.Equal(t, h.now.UTC(), got[steps].Time)
 }
+
+// A lab sample entered days after it was taken is late by nature: on its own it makes no
+// point: it would be an index of the sample alone.
+func TestLateSampleMakesNoPointOfItsOwn(t *testing.T) {
+	h := newHarness(t, true)
+	ctx := t.Context()
+	taken := h.now.Add(-40 * 24 * time.Hour) // past the 31 days a lab's BOD feeds the index
+	_, err := h.p.AddSample(ctx, telemetry.Observation{Param: "bod", Value: 2, Time: taken})
+	require.NoError(t, err)
+	*h.now = h.now.Add(lateQuiet)
+	h.p.Tick(ctx)
+	recs, err := h.spool.LastRecords(spool.WQI, 10)
+	require.NoError(t, err)
+	assert.Empty(t, recs)
+}
