@@ -162,8 +162,13 @@ func (b *bench) fanout(ctx context.Context) {
 			}
 			return fmt.Sprintf("%s run %d/%d", who, rep, f.reps)
 		}
+		// The runs share the database: its stations are added by the first.
+		var stations []string
+		if rep == 1 {
+			stations = fanoutStations(f.stations)
+		}
 		if r, ok := b.fanoutRun(ctx, env, label("ours"), func(dir string) (*harness.Proc, string, func() int64, error) {
-			return b.startOursForFanout(ctx, env, dir)
+			return b.startOursForFanout(ctx, env, dir, stations)
 		}); ok {
 			ours = append(ours, r)
 		}
@@ -204,16 +209,16 @@ func (b *bench) fanout(ctx context.Context) {
 
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// startOursForFanout prepares and starts ph-cloud with room for the clients.
-func (b *bench) startOursForFanout(ctx context.Context, env *storeEnv, dir string) (*harness.Proc, string, func() int64, error) {
+// startOursForFanout prepares and starts ph-cloud with room for the clients, adding
+// stations (the clients subscribe by name: they must exist).
+func (b *bench) startOursForFanout(ctx context.Context, env *storeEnv, dir string, stations []string) (*harness.Proc, string, func() int64, error) {
 	f := b.opts.fanout
 	addr, err := testproc.FreePort("tcp")
 	if err != nil {
 		return nil, "", nil, err
 	}
 	cfg := harness.CloudConfig{Dir: dir, Listen: addr, DatabaseURL: env.url(), LogLevel: "warn"}
-	// The clients subscribe by name: the stations must exist.
-	prep, err := harness.PrepareCloud(ctx, b.cloudBin(), cfg, fanoutStations(f.stations)...)
+	prep, err := harness.PrepareCloud(ctx, b.cloudBin(), cfg, stations...)
 	if err != nil {
 		return nil, "", nil, err
 	}
