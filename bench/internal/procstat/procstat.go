@@ -111,7 +111,8 @@ func ParseStat(b []byte) (time.Duration, error) {
 	var ticks int64
 	for _, f := range fields[11:13] {
 		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil || n < 0 || n > 1<<40 {
+		// 2^36 ticks is over twenty years of CPU; two of them still fit a Duration.
+		if err != nil || n < 0 || n > 1<<36 {
 			return 0, fmt.Errorf("%w: CPU time %q", ErrFormat, f)
 		}
 		ticks += n
