@@ -150,7 +150,8 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 // itself) gets nothing. Any other is handed back to mochi as if the client had just sent
 // it, with its verdict waiting for OnPublish: mochi then acknowledges it and, if it was
 // accepted, retains and delivers it as from its sender, so that MQTT 5 No Local and
-// everything else mochi does for a publish hold as for one stored at once.
+// everything else mochi does for a publish hold as for one stored at once. (mochi counts
+// it as received a second time in its $SYS figures; the broker's own Stats count once.)
 func (h *hook) answer(cl *mqtt.Client, pk packets.Packet, verdict error) {
 	if errors.Is(verdict, packets.ErrRejectPacket) {
 		return
