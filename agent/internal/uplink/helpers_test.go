@@ -34,6 +34,7 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/alerting"
 	"github.com/purehealth/purehealth/agent/internal/pipeline"
 	"github.com/purehealth/purehealth/agent/internal/spool"
+	"github.com/purehealth/purehealth/internal/testrun"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/wire"
 	"github.com/purehealth/purehealth/shared/wqi"
@@ -471,22 +472,7 @@ func newUplink(t *testing.T, s Store, c *fakeCloud, alerts Alerts, opts Options)
 // start runs u until the test ends (or stop is called) and checks that Run returns nil.
 func start(t *testing.T, u *Uplink) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- u.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				require.NoError(t, err, "Run")
-			case <-time.After(guard):
-				t.Error("Run did not return after its context ended")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop = testrun.Go(t, u.Run, guard)
 	// Wait until Run is running, so that Flush reaches it.
 	require.Eventually(t, func() bool {
 		u.mu.Lock()

@@ -51,18 +51,7 @@ func startAccessEnv(t *testing.T) *accessEnv {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	e.base = "http://" + ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(t, err)
-		case <-time.After(server.ShutdownTimeout + 5*time.Second):
-			t.Error("Run did not return")
-		}
-	})
+	runServer(t, srv, ln)
 	return e
 }
 
@@ -223,9 +212,7 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	e := &accessEnv{base: "http://" + ln.Addr().String()}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
+	stop := runServer(t, srv, ln)
 
 	code, _ := e.do(t, http.MethodGet, "/metrics", viewer, nil)
 	assert.Equal(t, http.StatusNotFound, code, "/metrics on the API's listener")
@@ -241,13 +228,7 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 		assert.Equal(t, http.StatusNotFound, code, "%s is not on the metrics listener", p)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(server.ShutdownTimeout + 5*time.Second):
-		t.Fatal("Run did not return")
-	}
+	stop()
 	_, err = net.DialTimeout("tcp", mln.Addr().String(), time.Second)
 	assert.Error(t, err, "the metrics listener is closed after Run")
 }

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -91,18 +90,7 @@ func startAnalytics(t *testing.T) analyticsService {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	base := "http://" + ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(t, err)
-		case <-time.After(server.ShutdownTimeout + 5*time.Second):
-			t.Error("Run did not return")
-		}
-	})
+	runServer(t, srv, ln)
 	return analyticsService{store: st, url: url, base: base, ln: ln, mark: mark}
 }
 

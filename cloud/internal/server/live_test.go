@@ -139,18 +139,7 @@ func TestStatsMetricsAndStationHealth(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	base := "http://" + ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(t, err)
-		case <-time.After(server.ShutdownTimeout + 5*time.Second):
-			t.Error("Run did not return")
-		}
-	})
+	runServer(t, srv, ln)
 
 	ws := dialWS(t, "ws://"+ln.Addr().String()+"/ws")
 	ws.subscribe("*")

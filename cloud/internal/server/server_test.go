@@ -23,6 +23,7 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/storetest"
 	"github.com/purehealth/purehealth/cloud/internal/upstream/upstreamtest"
 	"github.com/purehealth/purehealth/internal/pgtest"
+	"github.com/purehealth/purehealth/internal/testrun"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
@@ -155,4 +156,11 @@ func TestRunStopsWhenServingFails(t *testing.T) {
 		t.Fatal("Run did not return after serving failed")
 	}
 	goleak.VerifyNone(t, ignore)
+}
+
+// runServer runs srv on ln until stop is called, or the test ends, and checks that Run
+// then returns nil in time.
+func runServer(t *testing.T, srv *server.Server, ln net.Listener) (stop func()) {
+	t.Helper()
+	return testrun.Go(t, func(ctx context.Context) error { return srv.Run(ctx, ln) }, server.ShutdownTimeout+5*time.Second)
 }
