@@ -12,7 +12,7 @@ import (
 
 // Exchange is one request and its response, for a technician checking a probe by hand.
 type Exchange struct {
-	Request     string `json:"request"`                // "GET coap://192.168.4.20:5683/do"
+	Request     string `json:"request"`                // "GET coap://sonde.local:5683/do"
 	Response    string `json:"response,omitempty"`     // "2.05 Content"; "" without a response
 	ContentType string `json:"content_type,omitempty"` // "application/json (50)"; "" when absent
 	// Payload is the payload as text, cut to 256 bytes (Truncated then), invalid UTF-8

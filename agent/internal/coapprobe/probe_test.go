@@ -402,9 +402,9 @@ func TestNewRefusesBadConfig(t *testing.T) {
 }
 
 func TestParseURL(t *testing.T) {
-	target, path, queries, err := parseURL("coap://192.168.4.20/sensors/do?unit=mg%2FL&avg=1")
+	target, path, queries, err := parseURL("coap://sonde.local/sensors/do?unit=mg%2FL&avg=1")
 	require.NoError(t, err)
-	assert.Equal(t, "192.168.4.20:5683", target)
+	assert.Equal(t, "sonde.local:5683", target)
 	assert.Equal(t, "/sensors/do", path)
 	require.Len(t, queries, 2)
 	assert.Equal(t, "unit=mg/L", string(queries[0].Value))

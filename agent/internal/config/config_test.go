@@ -70,11 +70,11 @@ func TestLoadValid(t *testing.T) {
 			HealthInterval: d(2 * time.Minute),
 		},
 		Buffer: config.Buffer{MaxBytes: 128 << 20, Retention: d(7 * 24 * time.Hour)},
-		// The probes' LAN addresses of the documented example: parsed here, never dialled.
+		// The probes' LAN names of the documented example: parsed here, never resolved or dialled.
 		Probes: []config.Probe{
 			{Name: "ph-1", Kind: "serial", Param: "ph", Interval: d(30 * time.Second), Device: "/dev/ttyUSB0", Baud: 19200, Timeout: d(2 * time.Second)},
-			{Name: "do-1", Kind: "coap", Param: "do", Interval: d(2 * time.Minute), URL: "coap://192.168.4.20:5683/do", Observe: true},
-			{Name: "turb-1", Kind: "http", Param: "turbidity", Interval: d(time.Minute), URL: "http://192.168.4.21/turbidity", Timeout: d(5 * time.Second)},
+			{Name: "do-1", Kind: "coap", Param: "do", Interval: d(2 * time.Minute), URL: "coap://sonde.local:5683/do", Observe: true},
+			{Name: "turb-1", Kind: "http", Param: "turbidity", Interval: d(time.Minute), URL: "http://turbidity.local/turbidity", Timeout: d(5 * time.Second)},
 		},
 		Alerts: config.Alerts{
 			RuleSets: []string{"bathing", "drinking-reference"},
@@ -214,8 +214,8 @@ func TestLoadInvalid(t *testing.T) {
 		}, lines: 7},
 		{file: "probes.yaml", want: []string{
 			`probes[0].kind: "modbus"`, "probes[1].device: required", "probes[1].baud: -9600",
-			`probes[2].url: "http://10.0.0.2/do" must be a coap://`, `probes[3].url: "coap:///do"`,
-			`probes[4].url: "coap://10.0.0.2/t" must be an http://`, `probes[5].name: "e" is listed twice`,
+			`probes[2].url: "http://probe.local/do" must be a coap://`, `probes[3].url: "coap:///do"`,
+			`probes[4].url: "coap://probe.local/t" must be an http://`, `probes[5].name: "e" is listed twice`,
 			"probes[5].interval: 10ms", "probes[5].timeout: -1s", "probes[6].name: required",
 			`probes[6].param: ""`,
 		}, lines: 11},
@@ -429,16 +429,16 @@ func TestValidateProbeKinds(t *testing.T) {
 		{"serial", config.Probe{Kind: "serial", Device: "/dev/serial/by-id/usb-Atlas", Baud: 9600}, ""},
 		{"serial without device", config.Probe{Kind: "serial", Baud: 9600}, "probes[0].device: required for a serial probe"},
 		{"serial with zero baud", config.Probe{Kind: "serial", Device: "/dev/ttyUSB0"}, "probes[0].baud: 0 must be positive"},
-		{"coap", config.Probe{Kind: "coap", URL: "coap://10.0.0.2:5683/ph"}, ""},
+		{"coap", config.Probe{Kind: "coap", URL: "coap://probe.local:5683/ph"}, ""},
 		{"coaps is refused", config.Probe{Kind: "coap", URL: "coaps://probe.local/ph", Observe: true}, `probes[0].url: "coaps://probe.local/ph": coaps (CoAP over DTLS) is not supported; use coap://`},
-		{"coap with an http url", config.Probe{Kind: "coap", URL: "http://10.0.0.2/ph"}, `probes[0].url: "http://10.0.0.2/ph" must be a coap:// URL`},
+		{"coap with an http url", config.Probe{Kind: "coap", URL: "http://probe.local/ph"}, `probes[0].url: "http://probe.local/ph" must be a coap:// URL`},
 		{"coap without a url", config.Probe{Kind: "coap"}, `probes[0].url: "" must be a coap:// URL`},
 		{"coap without a host", config.Probe{Kind: "coap", URL: "coap:/ph"}, `probes[0].url: "coap:/ph" must be a coap:// URL`},
-		{"http", config.Probe{Kind: "http", URL: "http://10.0.0.2/ph"}, ""},
-		{"https", config.Probe{Kind: "http", URL: "https://10.0.0.2/ph"}, ""},
-		{"http with a coap url", config.Probe{Kind: "http", URL: "coap://10.0.0.2/ph"}, `probes[0].url: "coap://10.0.0.2/ph" must be an http:// URL`},
+		{"http", config.Probe{Kind: "http", URL: "http://probe.local/ph"}, ""},
+		{"https", config.Probe{Kind: "http", URL: "https://probe.local/ph"}, ""},
+		{"http with a coap url", config.Probe{Kind: "http", URL: "coap://probe.local/ph"}, `probes[0].url: "coap://probe.local/ph" must be an http:// URL`},
 		{"http with a broken url", config.Probe{Kind: "http", URL: "http://[::1"}, `probes[0].url: "http://[::1" must be an http:// URL`},
-		{"upper-case kind", config.Probe{Kind: "HTTP", URL: "http://10.0.0.2/ph"}, `probes[0].kind: "HTTP" must be serial, coap or http`},
+		{"upper-case kind", config.Probe{Kind: "HTTP", URL: "http://probe.local/ph"}, `probes[0].kind: "HTTP" must be serial, coap or http`},
 		{"no kind", config.Probe{}, `probes[0].kind: "" must be serial, coap or http`},
 		{"negative timeout", config.Probe{Kind: "http", URL: "http://h/", Timeout: d(-time.Second)}, "probes[0].timeout: -1s must not be negative"},
 	}
@@ -811,8 +811,8 @@ func TestWarnings(t *testing.T) {
 		{"mqtt: {listen: \"0.0.0.0:1883\", allow_anonymous: true, insecure: true}\n",
 			[]string{"mqtt: anonymous clients are allowed on a listener other than loopback"}},
 		// Another host by definition; Load only parses it, nothing is dialled.
-		{"mqtt: {allow_anonymous: true}\nuplink: {url: \"http://10.0.0.5:8080\", token: t, insecure: true}\n",
-			[]string{"uplink: http://10.0.0.5:8080 is plain http to another host"}},
+		{"mqtt: {allow_anonymous: true}\nuplink: {url: \"http://cloud.example.org:8080\", token: t, insecure: true}\n",
+			[]string{"uplink: http://cloud.example.org:8080 is plain http to another host"}},
 		{"mqtt: {allow_anonymous: true}\nuplink: {url: \"http://127.0.0.1:8080\", token: t}\n", nil},
 		{"mqtt: {listen: \"[::1]:1883\", allow_anonymous: true}\nuplink: {url: \"http://localhost:8080\", token: t}\n", nil},
 	}

@@ -288,7 +288,7 @@ func excerpt(body []byte) string {
 
 // Exchange is one request and its response, for a technician checking a probe by hand.
 type Exchange struct {
-	Request     string `json:"request"`                // "GET http://192.168.4.21/turbidity"
+	Request     string `json:"request"`                // "GET http://turbidity.local/turbidity"
 	Response    string `json:"response,omitempty"`     // "200 OK"; "" without a response
 	ContentType string `json:"content_type,omitempty"` // the Content-Type header
 	// Payload is the body as text, cut to 256 bytes (Truncated then), invalid UTF-8

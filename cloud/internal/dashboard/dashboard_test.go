@@ -97,7 +97,7 @@ func TestContentSecurityPolicy(t *testing.T) {
 		connect          string
 	}{
 		{"page", "/", "cloud.example.org:8080", 200, "connect-src 'self' ws://cloud.example.org:8080 wss://cloud.example.org:8080;"},
-		{"asset", "/static/app.js", "10.0.0.5", 200, "connect-src 'self' ws://10.0.0.5 wss://10.0.0.5;"},
+		{"asset", "/static/app.js", "dashboard.example.org", 200, "connect-src 'self' ws://dashboard.example.org wss://dashboard.example.org;"},
 		{"IPv6", "/", "[::1]:8080", 200, "connect-src 'self' ws://[::1]:8080 wss://[::1]:8080;"},
 		{"not found", "/static/nope.js", "cloud", 404, "connect-src 'self' ws://cloud wss://cloud;"},
 		// A Host that is not a plain host is not written into the header.

@@ -21,7 +21,7 @@ func TestParseBroker(t *testing.T) {
 		{"127.0.0.1:1883", "127.0.0.1:1883", ""},
 		{"localhost", "localhost:1883", ""},
 		{"tcp://broker.local:11883", "broker.local:11883", ""},
-		{"mqtt://10.0.0.5", "10.0.0.5:1883", ""},
+		{"mqtt://broker.local", "broker.local:1883", ""},
 		{"[::1]:1884", "[::1]:1884", ""},
 		{"[::1]", "[::1]:1883", ""},
 		{"tcp://[fe80::1]:1883/", "[fe80::1]:1883", ""},
@@ -38,7 +38,7 @@ func TestParseBroker(t *testing.T) {
 		{"tcp://user:pw@host", "", `broker "tcp://user:pw@host": only scheme://host:port is allowed`},
 		{"0]0", "", `broker "0]0": invalid host "0]0"`},
 		{"[abc]:1", "", `broker "[abc]:1": invalid host "abc"`},
-		{"[10.0.0.1]:1", "", `broker "[10.0.0.1]:1": invalid host "10.0.0.1": brackets are for IPv6 addresses only`},
+		{"[127.0.0.9]:1", "", `broker "[127.0.0.9]:1": invalid host "127.0.0.9": brackets are for IPv6 addresses only`},
 		{"a b:1", "", `broker "a b:1": invalid host "a b"`},
 		{"[fe80::1%eth0]:1883", "[fe80::1%eth0]:1883", ""},
 	}
