@@ -85,6 +85,10 @@ func parseKB(s string) (int64, error) {
 // it at 100 on every architecture the agent runs on.
 const ClockTicks = 100
 
+// maxTicks bounds one CPU time of a stat line: 2^36 ticks is over twenty years of CPU, and
+// the sum of two still fits a Duration.
+const maxTicks = 1 << 36
+
 // ReadCPU reads the user plus system CPU time process pid has used so far, from
 // /proc/<pid>/stat.
 func ReadCPU(pid int) (time.Duration, error) {
@@ -111,8 +115,7 @@ func ParseStat(b []byte) (time.Duration, error) {
 	var ticks int64
 	for _, f := range fields[11:13] {
 		n, err := strconv.ParseInt(f, 10, 64)
-		// 2^36 ticks is over twenty years of CPU; two of them still fit a Duration.
-		if err != nil || n < 0 || n > 1<<36 {
+		if err != nil || n < 0 || n > maxTicks {
 			return 0, fmt.Errorf("%w: CPU time %q", ErrFormat, f)
 		}
 		ticks += n

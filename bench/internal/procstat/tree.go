@@ -39,7 +39,7 @@ func ParseTimes(b []byte) (Times, error) {
 	var ticks [4]int64
 	for i, f := range fields[11:15] {
 		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil || n < 0 || n > 1<<40 {
+		if err != nil || n < 0 || n > maxTicks {
 			return Times{}, fmt.Errorf("%w: CPU time %q", ErrFormat, f)
 		}
 		ticks[i] = n
