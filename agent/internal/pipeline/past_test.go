@@ -19,7 +19,7 @@ import (
 func TestLateReadingsFillTheWQIHistory(t *testing.T) {
 	h := newHarness(t, true)
 	ctx := t.Context()
-	start := h.now.Add(-48 * time.Hour)
+	start := h.clock.Now().Add(-48 * time.Hour)
 	const steps = lateBatch + 44
 	at := func(i int) time.Time { return start.Add(time.Duration(i) * 5 * time.Minute) }
 	for i := range steps {
@@ -31,7 +31,7 @@ func TestLateReadingsFillTheWQIHistory(t *testing.T) {
 			_, err := h.p.Ingest(ctx, []telemetry.Observation{o})
 			require.NoError(t, err)
 		}
-		*h.now = h.now.Add(time.Millisecond)
+		h.clock.Advance(time.Millisecond)
 	}
 	// An old reading out of order changes nothing: the instant it belongs to is closed.
 	_, err := h.p.Ingest(ctx, []telemetry.Observation{{Param: "do", Value: 1, Time: at(3)}})
@@ -49,7 +49,7 @@ func TestLateReadingsFillTheWQIHistory(t *testing.T) {
 	assert.Len(t, points(), lateBatch, "stored a batch at a time while the burst goes on")
 	h.p.Tick(ctx)
 	assert.Len(t, points(), lateBatch, "the rest, and the newest instant, wait for readings still arriving")
-	*h.now = h.now.Add(lateQuiet)
+	h.clock.Advance(lateQuiet)
 	h.p.Tick(ctx)
 
 	got := points()
@@ -70,7 +70,7 @@ func TestLateReadingsFillTheWQIHistory(t *testing.T) {
 	require.NotNil(t, h.p.CurrentWQI())
 	got = points()
 	require.Len(t, got, steps+1)
-	assert.Equal(t, h.now.UTC(), got[steps].Time)
+	assert.Equal(t, h.clock.Now().UTC(), got[steps].Time)
 }
 
 // A lab sample entered days after it was taken is late by nature: on its own it makes no
@@ -78,10 +78,10 @@ func TestLateReadingsFillTheWQIHistory(t *testing.T) {
 func TestLateSampleMakesNoPointOfItsOwn(t *testing.T) {
 	h := newHarness(t, true)
 	ctx := t.Context()
-	taken := h.now.Add(-40 * 24 * time.Hour) // past the 31 days a lab's BOD feeds the index
+	taken := h.clock.Now().Add(-40 * 24 * time.Hour) // past the 31 days a lab's BOD feeds the index
 	_, err := h.p.AddSample(ctx, telemetry.Observation{Param: "bod", Value: 2, Time: taken})
 	require.NoError(t, err)
-	*h.now = h.now.Add(lateQuiet)
+	h.clock.Advance(lateQuiet)
 	h.p.Tick(ctx)
 	recs, err := h.spool.LastRecords(spool.WQI, 10)
 	require.NoError(t, err)

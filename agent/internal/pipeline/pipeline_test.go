@@ -66,14 +66,32 @@ type harness struct {
 	faults *spool.Faults
 	alerts *alerting.Manager
 	out    *outbox
-	now    *time.Time
+	clock  *testClock
+}
+
+// testClock is the harness's time: the spool's own goroutine reads it while a test moves it.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 func newHarness(t *testing.T, synced bool, configure ...func(*state.Options)) harness {
 	t.Helper()
-	now := time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)
-	h := harness{faults: &spool.Faults{}, out: &outbox{byTopic: map[string][][]byte{}, retained: map[string]bool{}}, now: &now}
-	clock := func() time.Time { return *h.now }
+	h := harness{faults: &spool.Faults{}, out: &outbox{byTopic: map[string][][]byte{}, retained: map[string]bool{}},
+		clock: &testClock{now: time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)}}
+	clock := h.clock.Now
 	sp, err := spool.Open(spool.Options{Path: filepath.Join(t.TempDir(), "agent.db"), Faults: h.faults, Now: clock})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, sp.Close()) })
@@ -131,7 +149,7 @@ func TestIngestNormalizesGradesAndStores(t *testing.T) {
 	assert.Equal(t, 25.0, rs[2].Value)
 	assert.Equal(t, "degC", rs[2].Unit)
 	assert.Equal(t, "ph", rs[3].Sensor, "sensor defaults to the parameter")
-	assert.Equal(t, *h.now, rs[3].Time, "no timestamp: the receive time")
+	assert.Equal(t, h.clock.Now(), rs[3].Time, "no timestamp: the receive time")
 	assert.Equal(t, telemetry.SourceSensor, rs[3].Source)
 	for i := 1; i < len(rs); i++ {
 		assert.Greater(t, rs[i-1].Seq, rs[i].Seq)
@@ -183,7 +201,7 @@ func TestWQIPublishedRetainedAndStored(t *testing.T) {
 	_, err = h.p.Ingest(ctx, []telemetry.Observation{obs("fc", 200000, ""), obs("bod", 40, "")})
 	require.NoError(t, err)
 	assert.Equal(t, 2, history(), "a class change is stored at once")
-	*h.now = h.now.Add(time.Minute)
+	h.clock.Advance(time.Minute)
 	_, err = h.p.Ingest(ctx, []telemetry.Observation{obs("ph", 7.6, "")})
 	require.NoError(t, err)
 	assert.Equal(t, 3, history(), "and a point every history interval")
@@ -194,7 +212,7 @@ func TestStaleInputsDropOut(t *testing.T) {
 	ctx := t.Context()
 	_, err := h.p.Ingest(ctx, []telemetry.Observation{obs("ph", 7.5, ""), obs("do", 7, "")})
 	require.NoError(t, err)
-	*h.now = h.now.Add(2 * time.Hour) // past the one-hour freshness window
+	h.clock.Advance(2 * time.Hour) // past the one-hour freshness window
 	h.p.Tick(ctx)
 	assert.Nil(t, h.p.CurrentWQI(), "no index from stale inputs")
 	var msg map[string]any
@@ -242,7 +260,7 @@ func TestWQIPublishIsThrottledNotLost(t *testing.T) {
 	assert.Equal(t, 1, count(), "a value change within a second waits")
 	assert.InDelta(t, 7.2, h.p.CurrentWQI().Inputs[0].Value, 1e-9, "but the current index is already recomputed")
 
-	*h.now = h.now.Add(5 * time.Second)
+	h.clock.Advance(5 * time.Second)
 	h.p.Tick(ctx)
 	require.Equal(t, 2, count(), "the tick publishes the held-back change")
 	var msg map[string]any
@@ -287,7 +305,7 @@ func TestSensorLimit(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []error{nil, nil}, rejected, "known sensors go on")
 
-	*h.now = h.now.Add(25 * time.Hour)
+	h.clock.Advance(25 * time.Hour)
 	h.p.Tick(ctx)
 	assert.False(t, rules()[alerting.RuleSensorLimit+":"], "room again: resolved")
 	assert.False(t, rules()[alerting.RuleSensorFault+":dev-2"], "a forgotten sensor's alerts resolve")
@@ -309,7 +327,7 @@ func TestAddSampleIsStoredWithProvenanceAndCompletesTheIndex(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, h.p.CurrentWQI().Result.Partial)
 
-	taken := h.now.Add(-12 * 24 * time.Hour) // a 5-day BOD reported a week later
+	taken := h.clock.Now().Add(-12 * 24 * time.Hour) // a 5-day BOD reported a week later
 	lab := &telemetry.Sample{ID: "PUN-0618-01", Lab: "MPCB Pune", Method: "APHA 5210 B"}
 	bod, err := h.p.AddSample(ctx, telemetry.Observation{Param: "BOD", Value: 3.1, Unit: "mg/L", Time: taken, Sample: lab})
 	require.NoError(t, err)
