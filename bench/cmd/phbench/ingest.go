@@ -128,7 +128,7 @@ func (b *bench) ingest(ctx context.Context) {
 		return
 	}
 	b.printf("\n-- medians: ph-cloud ingest %s, pgx CopyFrom %s, psql \\copy %s readings/s\n", spread(ours), spread(copyFrom), spread(peer))
-	b.add(nameIngest, median(ours), median(peer), "rows/s", benchline.Goal{Op: benchline.AtLeast, Value: 0.6},
+	b.add(nameIngest, median(ours), median(peer), "rows/s", benchline.Goal{Op: benchline.AtLeast, Value: 0.7},
 		fmt.Sprintf("psql \\copy of the same %d rows (CSV) into measurements, same PostgreSQL, fsync on; ours: POST /v1/ingest, %d stations at once, gzip batches of %d, rows committed", total, len(stations), s.ingestBatch))
 	b.add(nameCopyFrom, median(copyFrom), median(peer), "rows/s", benchline.Goal{Op: benchline.AtLeast, Value: 0.9},
 		fmt.Sprintf("psql \\copy of the same %d rows (CSV) into measurements, same PostgreSQL, fsync on; ours: pgx CopyFrom of the rows, one COPY", total))
