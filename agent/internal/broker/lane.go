@@ -26,16 +26,20 @@ import (
 type lane struct {
 	mu      sync.Mutex
 	changed sync.Cond // broadcast when publishes leave the queue, and when the lane goes idle
-	queue   []queued
-	bytes   int  // payload bytes in queue
-	running bool // a goroutine is storing or answering publishes of this lane
+	queue   []*queued
+	spare   []*queued // the array of the batch before, for the queue after the next
+	bytes   int       // payload bytes in queue
+	running bool      // a goroutine is storing or answering publishes of this lane
 }
 
-// queued is a publish waiting in its lane.
+// queued is a publish waiting in its lane. A packet is 800 bytes: they are reused
+// (queuedPool) rather than allocated for every publish.
 type queued struct {
 	pk packets.Packet
 	in *inbound
 }
+
+var queuedPool = sync.Pool{New: func() any { return new(queued) }}
 
 // laneDepth is how many publishes a client may have queued in its lane; the next one waits
 // in OnPublish, and mochi stops reading from the client. With those being stored, a client
@@ -54,7 +58,9 @@ func (h *hook) enqueue(cl *mqtt.Client, pk packets.Packet, in *inbound) {
 	for len(l.queue) >= laneDepth || len(l.queue) > 0 && l.bytes+size > int(h.b.opts.MaxPacketSize) {
 		l.changed.Wait()
 	}
-	l.queue = append(l.queue, queued{pk: pk, in: in})
+	q := queuedPool.Get().(*queued)
+	q.pk, q.in = pk, in
+	l.queue = append(l.queue, q)
 	l.bytes += size
 	if !l.running {
 		l.running = true
@@ -102,15 +108,22 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 const laneObservations = payload.MaxItems
 
 // drain stores and answers the publishes of l in order, in as few Sink.Ingest calls as
-// laneObservations allows, until the queue is empty.
+// laneObservations allows, until the queue is empty. The acknowledgements of one call leave
+// in one write (batchConn).
 func (h *hook) drain(cl *mqtt.Client, l *lane) {
 	defer h.lanes.Done()
-	var obs []telemetry.Observation
+	conn, _ := cl.Net.Conn.(*batchConn)
+	var (
+		obs   []telemetry.Observation
+		batch []*queued
+	)
 	for {
 		l.mu.Lock()
+		if batch != nil {
+			l.spare, batch = batch[:0], nil
+		}
 		if len(l.queue) == 0 {
 			l.running = false
-			l.queue = nil // let the array and its payloads go
 			l.changed.Broadcast()
 			l.mu.Unlock()
 			return
@@ -121,8 +134,15 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 			l.bytes -= len(l.queue[n].pk.Payload)
 			n++
 		}
-		batch := append([]queued(nil), l.queue[:n]...)
-		l.queue = append(l.queue[:0], l.queue[n:]...)
+		// The batch takes the queue's array, and the queue the spare one.
+		if n == len(l.queue) {
+			batch, l.queue, l.spare = l.queue, l.spare, nil
+		} else {
+			batch, l.spare = append(l.spare, l.queue[:n]...), nil
+			rest := copy(l.queue, l.queue[n:])
+			clear(l.queue[rest:])
+			l.queue = l.queue[:rest]
+		}
 		l.changed.Broadcast()
 		l.mu.Unlock()
 
@@ -131,6 +151,8 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 			obs = append(obs, q.in.obs...)
 		}
 		rejected, err := h.b.sink.Ingest(h.ingest.context(time.Now()), obs)
+		clear(obs) // the observations' strings belong to the publishes
+		conn.hold()
 		off := 0
 		for _, q := range batch {
 			end := off + len(q.in.obs)
@@ -140,20 +162,37 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 			}
 			off = end
 			h.answer(cl, q.pk, h.stored(cl, q.pk, q.in, rej, err))
+			*q = queued{}
+			queuedPool.Put(q)
 		}
+		conn.flush()
+		clear(batch)
 	}
 }
 
 // answer settles a publish of a lane with verdict, the way mochi settles one that
 // OnPublish returned verdict for. A publish that is to stay unacknowledged
 // (packets.ErrRejectPacket, after which refusePublish may have sent an MQTT 5 refusal
-// itself) gets nothing. Any other is handed back to mochi as if the client had just sent
-// it, with its verdict waiting for OnPublish: mochi then acknowledges it and, if it was
-// accepted, retains and delivers it as from its sender, so that MQTT 5 No Local and
-// everything else mochi does for a publish hold as for one stored at once. (mochi counts
-// it as received a second time in its $SYS figures; the broker's own Stats count once.)
+// itself) gets nothing.
+//
+// A publish with nothing to retain and nobody to deliver it to gets its PUBACK here: that
+// is all mochi would send, and the common case (devices publish, the agent stores). Any
+// other is handed back to mochi as if the client had just sent it, with its verdict waiting
+// for OnPublish: mochi then acknowledges it and, if it was accepted, retains and delivers
+// it as from its sender, so that MQTT 5 No Local and everything else mochi does for a
+// publish hold as for one stored at once. (mochi counts it as received a second time in its
+// $SYS figures; the broker's own Stats count once.)
 func (h *hook) answer(cl *mqtt.Client, pk packets.Packet, verdict error) {
 	if errors.Is(verdict, packets.ErrRejectPacket) {
+		return
+	}
+	if !pk.FixedHeader.Retain && (errors.Is(verdict, packets.CodeSuccessIgnore) || !h.delivered(pk.TopicName)) {
+		// A bare PUBACK, success: MQTT 3.1.1 has no refusal, and mochi would copy the
+		// publish's properties into it [MQTT-3.4.2-1].
+		ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID}
+		if err := cl.WritePacket(ack); err != nil {
+			h.b.log.Debug("stored publish not acknowledged", "client", cut(cl.ID, 64), "topic", pk.TopicName, "error", err)
+		}
 		return
 	}
 	// The topic alias was resolved when the publish was read; the client may have mapped
@@ -165,6 +204,13 @@ func (h *hook) answer(cl *mqtt.Client, pk packets.Packet, verdict error) {
 		h.b.log.Debug("stored publish not acknowledged", "client", cut(cl.ID, 64), "topic", pk.TopicName, "error", err)
 	}
 	h.settled.Delete(k) // if mochi did not get as far as OnPublish (the client is gone)
+}
+
+// delivered reports whether a publish on topic has anyone to go to: a subscription of a
+// client, a shared one, or one of the agent's own.
+func (h *hook) delivered(topic string) bool {
+	subs := h.b.srv.Topics.Subscribers(topic)
+	return len(subs.Subscriptions) > 0 || len(subs.Shared) > 0 || len(subs.InlineSubscriptions) > 0
 }
 
 // settledKey names a publish of a lane handed back to mochi: a client may not reuse a

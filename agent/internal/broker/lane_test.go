@@ -244,3 +244,31 @@ func TestLanePublishesKeepTheirSender(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// With nobody subscribed, a stored publish gets a bare PUBACK (none of the publish's
+// properties, MQTT 5 or not), and a retained one is still retained for whoever subscribes
+// later.
+func TestLaneAnswersWithoutSubscribers(t *testing.T) {
+	b, sink := startBroker(t, nil)
+	for _, v5 := range []bool{true, false} {
+		c := dialRaw(t, b, "device1", "devpass", v5)
+		c.publishID(phTopic, 1, 7, phPayload(1), "fw", "1.2")
+		p := c.read()
+		assert.Equal(t, byte(4), p.kind(), "PUBACK")
+		assert.Equal(t, []byte{0, 7}, p.body, "v5 %v: packet id, and nothing else", v5)
+		require.Len(t, sink.next(t), 1, "stored before it was acknowledged")
+	}
+
+	device := mustConnectV5(t, b, "device1", "devpass")
+	ctx, cancel := context.WithTimeout(t.Context(), guard)
+	defer cancel()
+	resp, err := device.Publish(ctx, &paho.Publish{Topic: phTopic, QoS: 1, Retain: true, Payload: []byte(phPayload(2))})
+	require.NoError(t, err)
+	assert.Equal(t, byte(0), resp.ReasonCode)
+	watcher := mustConnectV5(t, b, "viewer1", "viewpass")
+	_, err = watcher.subscribe(t, phTopic, 1)
+	require.NoError(t, err)
+	m := watcher.next(t)
+	assert.Equal(t, phPayload(2), string(m.Payload))
+	assert.True(t, m.Retain, "retained though nobody was subscribed when it was stored")
+}

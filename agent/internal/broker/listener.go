@@ -112,6 +112,7 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		delay = 0
+		conn = newBatchConn(conn)
 		if !l.track(conn) {
 			l.refused.Add(1)
 			l.log.Debug("connection refused: too many open", "remote", conn.RemoteAddr())

@@ -1,0 +1,83 @@
+package broker
+
+import (
+	"net"
+	"sync"
+)
+
+// batchConn is a client connection whose writes can be held back and sent together. mochi
+// writes every packet with a write call of its own; a lane answers the publishes it stored
+// one by one, and held, their acknowledgements leave in one write instead of one system
+// call each (each a system call the size of an acknowledgement).
+//
+// Writes made while the connection is held (by mochi for this client, from any goroutine)
+// are appended to a buffer that flush sends; a write error is then seen by flush, which
+// closes the connection so that mochi's reader notices. At most holdMax bytes are held: a
+// write beyond sends everything held so far. The methods of a nil *batchConn do nothing,
+// for connections that are not ours (mochi's inline client).
+type batchConn struct {
+	net.Conn
+
+	mu   sync.Mutex
+	held bool
+	buf  []byte
+}
+
+// holdMax bounds what a held connection buffers: the acknowledgements of a full lane are
+// a few hundred bytes, deliveries to the same client are what can make it more.
+const holdMax = 64 << 10
+
+func newBatchConn(c net.Conn) *batchConn { return &batchConn{Conn: c} }
+
+func (c *batchConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.held {
+		return c.Conn.Write(p)
+	}
+	if len(c.buf)+len(p) > holdMax {
+		if err := c.sendLocked(); err != nil {
+			return 0, err
+		}
+		if len(p) > holdMax {
+			return c.Conn.Write(p)
+		}
+	}
+	c.buf = append(c.buf, p...)
+	return len(p), nil
+}
+
+// hold makes the writes that follow wait for flush.
+func (c *batchConn) hold() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.held = true
+	c.mu.Unlock()
+}
+
+// flush sends what was written since hold, and lets writes through again.
+func (c *batchConn) flush() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held = false
+	if err := c.sendLocked(); err != nil {
+		_ = c.Conn.Close() // mochi's reader sees the connection gone; the error is the client's
+	}
+}
+
+func (c *batchConn) sendLocked() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.buf)
+	c.buf = c.buf[:0]
+	if cap(c.buf) > 4<<10 {
+		c.buf = nil // a rare large batch: do not keep its buffer for every idle client
+	}
+	return err
+}
