@@ -155,19 +155,47 @@ func (h *hook) allowed(cl *mqtt.Client, topic string, write bool) bool {
 	return allowed
 }
 
-// OnPacketRead marks a publish on a $ topic ($SYS/...) so that OnPublish refuses it. mochi
-// drops such a publish before any hook sees it, without an acknowledgement: a QoS 1 or 2
-// client would wait for one and send it again forever. Marked, the publish takes the
+// OnPacketRead sees every packet as it is read, before mochi processes it.
+//
+// A QoS 1 publish on this station's reading topics goes to the client's lane (lane.go)
+// here, stored and answered from there, and mochi is left a publish it drops without a
+// word: its topic is replaced by laneTaken, a $SYS topic, which mochi discards before any
+// hook, acknowledgement or delivery. Taken here rather than in OnPublish, such a publish
+// costs mochi nothing but reading it. A publish mochi would refuse as malformed
+// (PublishValidate: a topic alias among others, which the broker does not allow) is left
+// to mochi.
+//
+// A publish on a $ topic ($SYS/...) a client sent is marked so that OnPublish refuses it.
+// mochi drops such a publish before any hook sees it, without an acknowledgement: a QoS 1
+// or 2 client would wait for one and send it again forever. Marked, the publish takes the
 // normal path with a topic mochi accepts and is refused by OnPublish like any other topic
 // the client may not publish to. Ignore can only be set here, never by a client, and
 // keeps the publish from being delivered or retained whatever happens to it.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type == packets.Publish && !cl.Net.Inline && strings.HasPrefix(pk.TopicName, "$") {
+	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline {
+		return pk, nil
+	}
+	if strings.HasPrefix(pk.TopicName, "$") {
 		pk.Ignore = true
 		pk.TopicName = dollarRefused + pk.TopicName[1:]
+		return pk, nil
 	}
+	if pk.FixedHeader.Qos != 1 ||
+		pk.PublishValidate(h.b.srv.Options.Capabilities.TopicAliasMaximum) != packets.CodeSuccess {
+		return pk, nil
+	}
+	in, ref := h.inspect(cl, pk)
+	if in == nil && ref == nil {
+		return pk, nil // not a reading topic: mochi delivers it once OnPublish lets it
+	}
+	h.enqueue(cl, pk, in, ref)
+	pk.TopicName = laneTaken
 	return pk, nil
 }
+
+// laneTaken is the topic of a publish taken by a lane, as mochi sees it: mochi drops a
+// publish to $SYS before anything else (mochi.IsValidFilter).
+var laneTaken = mqtt.SysPrefix + "/purehealth/taken-by-lane"
 
 // dollarRefused replaces the leading "$" of a marked publish's topic.
 const dollarRefused = "refused-dollar-topic/"
@@ -183,14 +211,14 @@ func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 // are acknowledged. Its return value steers mochi:
 //   - nil: acknowledged and delivered to subscribers;
 //   - packets.ErrRejectPacket: no acknowledgement at any QoS and protocol version (the
-//     client sends it again later), not delivered; also returned for a publish handed to the
-//     client's lane, which acknowledges and delivers it itself once it is stored;
+//     client sends it again later), not delivered;
 //   - packets.CodeSuccessIgnore: acknowledged, not delivered or retained.
 //
-// A QoS 1 publish of readings goes to the client's lane (lane.go), so that the client's
-// next publishes are read while it is being stored. Everything else is answered here, once
-// the lane has answered what came before it, so that every answer goes out in the order
-// the publishes came in [MQTT-4.6.0-2].
+// A QoS 1 publish of readings went to the client's lane already (OnPacketRead), so that the
+// client's next publishes are read while it is being stored; OnPublish sees it only if the
+// lane hands it back for delivery (answer). Everything else is answered here, once the
+// lane has answered what came before it, so that every answer goes out in the order the
+// publishes came in [MQTT-4.6.0-2].
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil // the agent's own outputs
@@ -199,10 +227,6 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, v.(settledVerdict).err // stored by the client's lane: answer as it says
 	}
 	in, ref := h.inspect(cl, pk)
-	if in != nil && pk.FixedHeader.Qos == 1 {
-		h.enqueue(cl, pk, in)
-		return pk, packets.ErrRejectPacket
-	}
 	h.settle(cl)
 	switch {
 	case ref != nil:

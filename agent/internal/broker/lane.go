@@ -21,8 +21,10 @@ import (
 // the sink makes durable in one commit.
 //
 // A publish is acknowledged only once the sink has stored it, and then delivered to
-// subscribers, by mochi as for any publish (answer); a publish the sink could not store
-// stays unacknowledged. A lane has a goroutine only while it has publishes to store.
+// subscribers as by mochi for any publish (answer); a publish the sink could not store
+// stays unacknowledged. A QoS 1 publish on a reading topic that is refused (a payload
+// with no reading in it) waits in the lane too, so that its answer comes in its turn.
+// A lane has a goroutine only while it has publishes to store.
 type lane struct {
 	mu      sync.Mutex
 	changed sync.Cond // broadcast when publishes leave the queue, and when the lane goes idle
@@ -32,25 +34,36 @@ type lane struct {
 	running bool      // a goroutine is storing or answering publishes of this lane
 }
 
-// queued is a publish waiting in its lane. A packet is 800 bytes: they are reused
-// (queuedPool) rather than allocated for every publish.
+// queued is a publish waiting in its lane: readings to store (in) or a refusal to send
+// (ref), in its turn. A packet is 800 bytes: they are reused (queuedPool) rather than
+// allocated for every publish.
 type queued struct {
-	pk packets.Packet
-	in *inbound
+	pk  packets.Packet
+	in  *inbound
+	ref *refused
+}
+
+// observations is the number of readings q holds for the sink.
+func (q *queued) observations() int {
+	if q.in == nil {
+		return 0
+	}
+	return len(q.in.obs)
 }
 
 var queuedPool = sync.Pool{New: func() any { return new(queued) }}
 
 // laneDepth is how many publishes a client may have queued in its lane; the next one waits
-// in OnPublish, and mochi stops reading from the client. With those being stored, a client
+// in OnPacketRead, and mochi stops reading from the client. With those being stored, a client
 // has at most twice as many publishes held by the broker.
 const laneDepth = 64
 
-// enqueue adds a publish to cl's lane, waiting for room first, and starts the lane's
+// enqueue adds a publish, with the readings or the refusal inspect made of it, to cl's
+// lane, waiting for room first, and starts the lane's
 // goroutine if it is idle. Room is laneDepth publishes and Options.MaxPacketSize bytes of
 // payload, so that a lane holds about as much as one packet of the largest size; a single
 // publish always fits.
-func (h *hook) enqueue(cl *mqtt.Client, pk packets.Packet, in *inbound) {
+func (h *hook) enqueue(cl *mqtt.Client, pk packets.Packet, in *inbound, ref *refused) {
 	l := h.laneOf(cl)
 	size := len(pk.Payload)
 	l.mu.Lock()
@@ -59,7 +72,7 @@ func (h *hook) enqueue(cl *mqtt.Client, pk packets.Packet, in *inbound) {
 		l.changed.Wait()
 	}
 	q := queuedPool.Get().(*queued)
-	q.pk, q.in = pk, in
+	q.pk, q.in, q.ref = pk, in, ref
 	l.queue = append(l.queue, q)
 	l.bytes += size
 	if !l.running {
@@ -129,8 +142,8 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 			return
 		}
 		n, count := 0, 0
-		for n < len(l.queue) && (n == 0 || count+len(l.queue[n].in.obs) <= laneObservations) {
-			count += len(l.queue[n].in.obs)
+		for n < len(l.queue) && (n == 0 || count+l.queue[n].observations() <= laneObservations) {
+			count += l.queue[n].observations()
 			l.bytes -= len(l.queue[n].pk.Payload)
 			n++
 		}
@@ -148,20 +161,34 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 
 		obs = obs[:0]
 		for _, q := range batch {
-			obs = append(obs, q.in.obs...)
+			if q.in != nil {
+				obs = append(obs, q.in.obs...)
+			}
 		}
-		rejected, err := h.b.sink.Ingest(h.ingest.context(time.Now()), obs)
-		clear(obs) // the observations' strings belong to the publishes
+		var (
+			rejected []error
+			err      error
+		)
+		if len(obs) > 0 {
+			rejected, err = h.b.sink.Ingest(h.ingest.context(time.Now()), obs)
+			clear(obs) // the observations' strings belong to the publishes
+		}
 		conn.hold()
 		off := 0
 		for _, q := range batch {
-			end := off + len(q.in.obs)
-			var rej []error
-			if off < len(rejected) {
-				rej = rejected[off:min(end, len(rejected))]
+			var verdict error
+			if q.ref != nil {
+				verdict = h.refusePublish(cl, q.pk, q.ref.code, q.ref.cause)
+			} else {
+				end := off + len(q.in.obs)
+				var rej []error
+				if off < len(rejected) {
+					rej = rejected[off:min(end, len(rejected))]
+				}
+				off = end
+				verdict = h.stored(cl, q.pk, q.in, rej, err)
 			}
-			off = end
-			h.answer(cl, q.pk, h.stored(cl, q.pk, q.in, rej, err))
+			h.answer(cl, q.pk, verdict)
 			*q = queued{}
 			queuedPool.Put(q)
 		}
@@ -195,9 +222,6 @@ func (h *hook) answer(cl *mqtt.Client, pk packets.Packet, verdict error) {
 		}
 		return
 	}
-	// The topic alias was resolved when the publish was read; the client may have mapped
-	// the alias to another topic since.
-	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
 	k := settledKey{cl, pk.PacketID}
 	h.settled.Store(k, settledVerdict{verdict})
 	if err := h.b.srv.InjectPacket(cl, pk); err != nil {
