@@ -3,6 +3,9 @@ package broker
 import (
 	"net"
 	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // batchConn is a client connection whose writes can be held back and sent together. mochi
@@ -68,6 +71,26 @@ func (c *batchConn) flush() {
 	if err := c.sendLocked(); err != nil {
 		_ = c.Conn.Close() // mochi's reader sees the connection gone; the error is the client's
 	}
+}
+
+// puback sends cl a PUBACK for packet id with reason "success" and no properties: its
+// four bytes written straight, which is what mochi's WritePacket would send for it, less
+// mochi's encoder and its two allocations. Writes of whole packets do not interleave:
+// mochi writes each packet, or a run of them, in one call. Without a batchConn (the
+// agent's inline client) the ack goes through mochi.
+func (c *batchConn) puback(cl *mqtt.Client, id uint16) error {
+	if c == nil {
+		return cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id})
+	}
+	c.mu.Lock()
+	if c.held && len(c.buf)+4 <= holdMax {
+		c.buf = append(c.buf, packets.Puback<<4, 2, byte(id>>8), byte(id))
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	_, err := c.Write([]byte{packets.Puback << 4, 2, byte(id >> 8), byte(id)})
+	return err
 }
 
 func (c *batchConn) sendLocked() error {

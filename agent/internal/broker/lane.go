@@ -53,6 +53,9 @@ func (q *queued) observations() int {
 
 var queuedPool = sync.Pool{New: func() any { return new(queued) }}
 
+// obsPool holds the arrays that lanes gather a batch's observations in.
+var obsPool = sync.Pool{New: func() any { return new([]telemetry.Observation) }}
+
 // laneDepth is how many publishes a client may have queued in its lane; the next one waits
 // in OnPacketRead, and mochi stops reading from the client. With those being stored, a client
 // has at most twice as many publishes held by the broker.
@@ -126,10 +129,11 @@ const laneObservations = payload.MaxItems
 func (h *hook) drain(cl *mqtt.Client, l *lane) {
 	defer h.lanes.Done()
 	conn, _ := cl.Net.Conn.(*batchConn)
-	var (
-		obs   []telemetry.Observation
-		batch []*queued
-	)
+	obsp := obsPool.Get().(*[]telemetry.Observation)
+	defer obsPool.Put(obsp)
+	obs := *obsp
+	defer func() { *obsp = obs[:0] }()
+	var batch []*queued
 	for {
 		l.mu.Lock()
 		if batch != nil {
@@ -188,7 +192,7 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 				off = end
 				verdict = h.stored(cl, q.pk, q.in, rej, err)
 			}
-			h.answer(cl, q.pk, verdict)
+			h.answer(cl, conn, q.pk, verdict)
 			*q = queued{}
 			queuedPool.Put(q)
 		}
@@ -209,15 +213,14 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 // it as from its sender, so that MQTT 5 No Local and everything else mochi does for a
 // publish hold as for one stored at once. (mochi counts it as received a second time in its
 // $SYS figures; the broker's own Stats count once.)
-func (h *hook) answer(cl *mqtt.Client, pk packets.Packet, verdict error) {
+func (h *hook) answer(cl *mqtt.Client, conn *batchConn, pk packets.Packet, verdict error) {
 	if errors.Is(verdict, packets.ErrRejectPacket) {
 		return
 	}
-	if !pk.FixedHeader.Retain && (errors.Is(verdict, packets.CodeSuccessIgnore) || !h.delivered(pk.TopicName)) {
+	if errors.Is(verdict, packets.CodeSuccessIgnore) || !pk.FixedHeader.Retain && !h.delivered(pk.TopicName) {
 		// A bare PUBACK, success: MQTT 3.1.1 has no refusal, and mochi would copy the
 		// publish's properties into it [MQTT-3.4.2-1].
-		ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID}
-		if err := cl.WritePacket(ack); err != nil {
+		if err := conn.puback(cl, pk.PacketID); err != nil {
 			h.b.log.Debug("stored publish not acknowledged", "client", cut(cl.ID, 64), "topic", pk.TopicName, "error", err)
 		}
 		return

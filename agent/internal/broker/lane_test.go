@@ -254,7 +254,7 @@ func TestLaneAnswersWithoutSubscribers(t *testing.T) {
 		c := dialRaw(t, b, "device1", "devpass", v5)
 		c.publishID(phTopic, 1, 7, phPayload(1), "fw", "1.2")
 		p := c.read()
-		assert.Equal(t, byte(4), p.kind(), "PUBACK")
+		assert.Equal(t, byte(0x40), p.header, "PUBACK, no flags")
 		assert.Equal(t, []byte{0, 7}, p.body, "v5 %v: packet id, and nothing else", v5)
 		require.Len(t, sink.next(t), 1, "stored before it was acknowledged")
 		c.alive() // and one answer only: what mochi was left of the publish it drops
