@@ -17,7 +17,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/purehealth/purehealth/shared/alert"
@@ -168,7 +170,12 @@ func Encode(b *Batch) ([]byte, error) {
 		b.V = Version
 	}
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer func() {
+		zw.Reset(io.Discard) // not to hold on to buf
+		gzipWriters.Put(zw)
+	}()
+	zw.Reset(&buf)
 	if err := json.NewEncoder(zw).Encode(b); err != nil {
 		return nil, fmt.Errorf("encode batch: %w", err)
 	}
@@ -177,6 +184,16 @@ func Encode(b *Batch) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// gzipWriters keeps the compressors of Encode: a new one allocates about a megabyte of
+// tables, as much as a batch of thousands of readings takes to compress.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, encodeLevel) // the level is valid
+	return zw
+}}
+
+// encodeLevel is the compression of a batch.
+const encodeLevel = gzip.BestSpeed
 
 func oneOf(s string, options ...string) bool {
 	for _, o := range options {

@@ -158,48 +158,35 @@ func insertChecked(ctx context.Context, conn *pgx.Conn, station string, now time
 }
 
 // copyReadings copies rs[idx] into table: with the station and received_at (now) when
-// station is not empty, as stage_readings takes them otherwise.
+// station is not empty, as stage_readings takes them otherwise. The columns are
+// readingColumns or stagedReadingColumns, in the order written here.
 func copyReadings(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns []string, station string, now time.Time,
 	rs []wire.Reading, times []time.Time, idx []int) error {
-	src := &readingRows{rs: rs, times: times, idx: idx, k: -1, station: station, now: now}
-	if station != "" {
-		src.vals = make([]any, len(readingColumns))
-	} else {
-		src.vals = make([]any, len(stagedReadingColumns))
+	c := newCopyBinary(len(idx) * 160)
+	for _, i := range idx {
+		r := &rs[i]
+		c.row(len(columns))
+		c.timestamptz(times[i])
+		if station != "" {
+			c.text(station)
+		}
+		c.text(r.Param)
+		c.float8(r.Value)
+		c.text(r.Unit)
+		c.text(r.Quality)
+		c.text(r.Source)
+		c.int8(int64(r.Seq))
+		c.text(r.Sensor)
+		c.textArray(r.Flags)
+		c.textOrNull(r.SampleID)
+		c.textOrNull(r.Lab)
+		c.textOrNull(r.Method)
+		if station != "" {
+			c.timestamptz(dbTime(now))
+		}
 	}
-	_, err := conn.CopyFrom(ctx, table, columns, src)
-	return err
+	return c.run(ctx, conn, table, columns)
 }
-
-// readingRows is a pgx.CopyFromSource over some readings of a batch. Values reuses one
-// slice: pgx encodes each row before asking for the next.
-type readingRows struct {
-	rs      []wire.Reading
-	times   []time.Time
-	idx     []int
-	k       int
-	station string
-	now     time.Time
-	vals    []any
-}
-
-func (c *readingRows) Next() bool { c.k++; return c.k < len(c.idx) }
-
-func (c *readingRows) Values() ([]any, error) {
-	i := c.idx[c.k]
-	r := &c.rs[i]
-	v := c.vals
-	if c.station == "" {
-		v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7] = c.times[i], r.Param, r.Value, r.Unit, r.Quality, r.Source, int64(r.Seq), r.Sensor
-		v[8], v[9], v[10], v[11] = orEmpty(r.Flags), orNull(r.SampleID), orNull(r.Lab), orNull(r.Method)
-		return v, nil
-	}
-	v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] = c.times[i], c.station, r.Param, r.Value, r.Unit, r.Quality, r.Source, int64(r.Seq), r.Sensor
-	v[9], v[10], v[11], v[12], v[13] = orEmpty(r.Flags), orNull(r.SampleID), orNull(r.Lab), orNull(r.Method), c.now
-	return v, nil
-}
-
-func (c *readingRows) Err() error { return nil }
 
 // usable reports whether a reading feeds latest values and rollups (bad ones do not).
 func usable(r *wire.Reading) bool { return r.Quality != "bad" }
