@@ -64,7 +64,11 @@ func planDuring(t *testing.T, c *fakeCloud, s *spool.Spool, alerts *alerting.Man
 					Value: 7 + float64(k%10)/10, Time: t0.Add(time.Duration(i) * time.Hour), Source: telemetry.SourceSensor,
 					Quality: telemetry.Good})
 			}
-			ev := appended{request: i}
+			// Counted before the readings are stored: the batches accepted from then on
+			// are the only ones that can hold them.
+			c.mu.Lock()
+			ev := appended{request: i, before: len(c.batches)}
+			c.mu.Unlock()
 			if len(rs) > 0 {
 				got, err := s.AppendReadings(context.Background(), rs)
 				if !assert.NoError(t, err, "store readings during request %d", i) {
@@ -82,9 +86,6 @@ func planDuring(t *testing.T, c *fakeCloud, s *spool.Spool, alerts *alerting.Man
 			if len(ev.seqs) == 0 && !ev.alert {
 				return false
 			}
-			c.mu.Lock()
-			ev.before = len(c.batches)
-			c.mu.Unlock()
 			m.mu.Lock()
 			m.log = append(m.log, ev)
 			m.mu.Unlock()
