@@ -233,8 +233,8 @@ func (d *Dispatcher) send(ctx context.Context, m store.NotifyMessage) store.Noti
 		log.Info("notification delivered")
 		return store.NotifyResult{At: now, NextAt: now.Add(c.cfg.Group)}
 	}
-	if ctx.Err() != nil {
-		return store.NotifyResult{At: now, Err: err} // shutting down: not an attempt
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return store.NotifyResult{At: now, Err: err} // cut short by a shutdown: not an attempt
 	}
 	c.failed.Add(1)
 	c.mu.Lock()

@@ -216,8 +216,9 @@ const (
 // It reports whether it found a stream.
 //
 // send gets ctx and must return within its own deadline: one pooled connection stays in
-// a transaction while it runs. When send fails because ctx ended (shutdown), nothing is
-// recorded and the message goes again later. Should the database connection fail after
+// a transaction while it runs. When send fails because ctx ended (shutdown: its error is
+// ctx's), nothing is recorded and the message goes again later; a failure the receiver
+// answered is recorded even if ctx ended meanwhile. Should the database connection fail after
 // a message was delivered, the message is sent again: receivers may see a message twice
 // in that one case, with the same delivery number.
 func (s *Store) DeliverNotification(ctx context.Context, c NotifyClaim, send func(context.Context, NotifyMessage) NotifyResult) (bool, error) {
@@ -294,7 +295,7 @@ func (s *Store) deliverNotification(ctx context.Context, c NotifyClaim, send fun
 	}
 
 	res := send(ctx, m)
-	if res.Err != nil && ctx.Err() != nil {
+	if res.Err != nil && ctx.Err() != nil && errors.Is(res.Err, ctx.Err()) {
 		return true, ctx.Err()
 	}
 	at := dbTime(res.At)

@@ -296,6 +296,25 @@ func TestDeliverHoldsTheStream(t *testing.T) {
 	assert.True(t, found)
 }
 
+// TestDeliverRecordsAnAnsweredFailureAtShutdown: a receiver's refusal that comes back as
+// the shutdown begins is an attempt like any other: recorded, so that the retry waits.
+func TestDeliverRecordsAnAnsweredFailureAtShutdown(t *testing.T) {
+	s, url := storetest.Open(t, store.Options{})
+	storetest.AddStation(t, s, "A")
+	now := time.Now()
+	queue(t, s, "A", 1, 1, 1)
+	routeAll(t, s, now, "hook")
+	claim := store.NotifyClaim{Channels: []string{"hook"}, Now: now, Max: 10}
+	ctx, cancel := context.WithCancel(t.Context())
+	found, err := s.DeliverNotification(ctx, claim, func(context.Context, store.NotifyMessage) store.NotifyResult {
+		cancel() // the shutdown begins while the answer is on its way
+		return store.NotifyResult{At: now, Err: errors.New("503 from the receiver"), NextAt: now.Add(time.Minute)}
+	})
+	require.NoError(t, err)
+	assert.True(t, found)
+	assert.Equal(t, int64(1), count(t, url, `SELECT count(*) FROM notify_streams WHERE failures = 1 AND next_at > now()`))
+}
+
 // TestPruneNotifications: undelivered transitions past the maximum age are given up (and
 // a stream left with nothing to send resolves its notify_failing alert), transitions
 // never routed too, and old ones that wait for nothing are deleted.
