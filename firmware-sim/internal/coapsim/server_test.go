@@ -325,12 +325,17 @@ func TestGarbageDatagrams(t *testing.T) {
 	before := runtime.NumGoroutine()
 	heapBefore := heapInUse()
 	rng := rand.New(rand.NewPCG(1, 2))
-	for sock := range 40 {
+	conns := make([]net.Conn, 40)
+	for sock := range conns {
 		conn, err := net.Dial("udp", addr)
 		require.NoError(t, err)
-		// A well-formed request first, so the peer is kept (and counts against MaxPeers).
+		// A well-formed request first, so the peer is kept (and counts against MaxPeers):
+		// all of them at once, well within PeerIdle, however slowly the garbage goes.
 		_, err = conn.Write(rawGet(1, uint16(sock), []byte{9}, "do"))
 		require.NoError(t, err)
+		conns[sock] = conn
+	}
+	for sock, conn := range conns {
 		for i := range 100 {
 			var d []byte
 			switch i % 5 {
