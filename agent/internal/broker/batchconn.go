@@ -10,14 +10,15 @@ import (
 
 // batchConn is a client connection whose writes can be held back and sent together. mochi
 // writes every packet with a write call of its own; a lane answers the publishes it stored
-// one by one, and held, their acknowledgements leave in one write instead of one system
-// call each (each a system call the size of an acknowledgement).
+// one by one, and held, their acknowledgements leave in one write instead of a system call
+// of four bytes each.
 //
 // Writes made while the connection is held (by mochi for this client, from any goroutine)
 // are appended to a buffer that flush sends; a write error is then seen by flush, which
 // closes the connection so that mochi's reader notices. At most holdMax bytes are held: a
-// write beyond sends everything held so far. The methods of a nil *batchConn do nothing,
-// for connections that are not ours (mochi's inline client).
+// write beyond sends everything held so far. For a connection that is not ours (mochi's
+// inline client has none) the *batchConn is nil: hold and flush do nothing, and puback
+// goes through mochi.
 type batchConn struct {
 	net.Conn
 
