@@ -178,6 +178,7 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 			clear(obs) // the observations' strings belong to the publishes
 		}
 		conn.hold()
+		var subs subscribed
 		off := 0
 		for _, q := range batch {
 			var verdict error
@@ -192,7 +193,7 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 				off = end
 				verdict = h.stored(cl, q.pk, q.in, rej, err)
 			}
-			h.answer(cl, conn, q.pk, verdict)
+			h.answer(cl, conn, &subs, q.pk, verdict)
 			*q = queued{}
 			queuedPool.Put(q)
 		}
@@ -213,11 +214,11 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 // it as from its sender, so that MQTT 5 No Local and everything else mochi does for a
 // publish hold as for one stored at once. (mochi counts it as received a second time in its
 // $SYS figures; the broker's own Stats count once.)
-func (h *hook) answer(cl *mqtt.Client, conn *batchConn, pk packets.Packet, verdict error) {
+func (h *hook) answer(cl *mqtt.Client, conn *batchConn, subs *subscribed, pk packets.Packet, verdict error) {
 	if errors.Is(verdict, packets.ErrRejectPacket) {
 		return
 	}
-	if errors.Is(verdict, packets.CodeSuccessIgnore) || !pk.FixedHeader.Retain && !h.delivered(pk.TopicName) {
+	if errors.Is(verdict, packets.CodeSuccessIgnore) || !pk.FixedHeader.Retain && !subs.to(h, pk.TopicName) {
 		// A bare PUBACK, success: MQTT 3.1.1 has no refusal, and mochi would copy the
 		// publish's properties into it [MQTT-3.4.2-1].
 		if err := conn.puback(cl, pk.PacketID); err != nil {
@@ -233,11 +234,24 @@ func (h *hook) answer(cl *mqtt.Client, conn *batchConn, pk packets.Packet, verdi
 	h.settled.Delete(k) // if mochi did not get as far as OnPublish (the client is gone)
 }
 
-// delivered reports whether a publish on topic has anyone to go to: a subscription of a
-// client, a shared one, or one of the agent's own.
-func (h *hook) delivered(topic string) bool {
-	subs := h.b.srv.Topics.Subscribers(topic)
-	return len(subs.Subscriptions) > 0 || len(subs.Shared) > 0 || len(subs.InlineSubscriptions) > 0
+// subscribed says whether a publish on a topic has anyone to go to: a subscription of a
+// client, a shared one, or one of the agent's own. It keeps the answer for the last topic
+// while a lane answers one batch: a device publishes on one topic or a few, mochi's
+// look-up allocates, and the publishes of a batch were all read before any of them is
+// answered, so one look-up for them is as right as one each.
+type subscribed struct {
+	topic string
+	any   bool
+	known bool
+}
+
+func (s *subscribed) to(h *hook, topic string) bool {
+	if !s.known || s.topic != topic {
+		subs := h.b.srv.Topics.Subscribers(topic)
+		s.topic, s.known = topic, true
+		s.any = len(subs.Subscriptions) > 0 || len(subs.Shared) > 0 || len(subs.InlineSubscriptions) > 0
+	}
+	return s.any
 }
 
 // settledKey names a publish of a lane handed back to mochi: a client may not reuse a
