@@ -14,6 +14,7 @@ import (
 	"github.com/purehealth/purehealth/agent/internal/alerting"
 	"github.com/purehealth/purehealth/agent/internal/spool"
 	"github.com/purehealth/purehealth/agent/internal/state"
+	"github.com/purehealth/purehealth/internal/testclock"
 	"github.com/purehealth/purehealth/shared/criteria"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/validate"
@@ -66,31 +67,13 @@ type harness struct {
 	faults *spool.Faults
 	alerts *alerting.Manager
 	out    *outbox
-	clock  *testClock
-}
-
-// testClock is the harness's time: the spool's own goroutine reads it while a test moves it.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+	clock  *testclock.Clock // the spool's own goroutine reads it while a test moves it
 }
 
 func newHarness(t *testing.T, synced bool, configure ...func(*state.Options)) harness {
 	t.Helper()
 	h := harness{faults: &spool.Faults{}, out: &outbox{byTopic: map[string][][]byte{}, retained: map[string]bool{}},
-		clock: &testClock{now: time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)}}
+		clock: testclock.New(time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC))}
 	clock := h.clock.Now
 	sp, err := spool.Open(spool.Options{Path: filepath.Join(t.TempDir(), "agent.db"), Faults: h.faults, Now: clock})
 	require.NoError(t, err)

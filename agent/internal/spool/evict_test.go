@@ -10,11 +10,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/internal/testclock"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
 func TestExpire(t *testing.T) {
-	clk := newClock(t0)
+	clk := testclock.New(t0)
 	ev := newEvictions()
 	path := filepath.Join(t.TempDir(), "agent.db")
 	opts := Options{Path: path, Now: clk.Now, Retention: time.Hour, OnEvict: ev.hook}
@@ -80,7 +81,7 @@ func TestExpire(t *testing.T) {
 // TestSpaceReuse shows that bbolt reuses the pages of deleted records: once retention
 // deletes what was forwarded, the same load again does not grow the file.
 func TestSpaceReuse(t *testing.T) {
-	clk := newClock(t0)
+	clk := testclock.New(t0)
 	s := openSpool(t, Options{Now: clk.Now, Retention: time.Hour, MaxBytes: 64 << 20})
 	ctx := t.Context()
 	var sizes []int64
@@ -126,7 +127,7 @@ func fillUntilEviction(t *testing.T, s *Spool, gen func(i int) telemetry.Reading
 
 func TestEvictionOrder(t *testing.T) {
 	const maxBytes = 4 << 20
-	clk := newClock(t0)
+	clk := testclock.New(t0)
 	ev := newEvictions()
 	path := filepath.Join(t.TempDir(), "agent.db")
 	opts := Options{Path: path, MaxBytes: maxBytes, Now: clk.Now, OnEvict: ev.hook}
@@ -223,7 +224,7 @@ func TestEvictionOrder(t *testing.T) {
 
 func TestDownsample(t *testing.T) {
 	const maxBytes = 4 << 20
-	clk := newClock(t0)
+	clk := testclock.New(t0)
 	ev := newEvictions()
 	s := openSpool(t, Options{MaxBytes: maxBytes, Now: clk.Now, OnEvict: ev.hook})
 	h := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -319,7 +320,7 @@ func TestDownsample(t *testing.T) {
 // oldest dropped, and the newest data is there.
 func TestBoundedUnderLoad(t *testing.T) {
 	const maxBytes = 2 << 20
-	clk := newClock(t0)
+	clk := testclock.New(t0)
 	ev := newEvictions()
 	s := openSpool(t, Options{MaxBytes: maxBytes, Now: clk.Now, OnEvict: ev.hook})
 	sensors := []string{"ph-1", "do-1", "bod-1", "fc-1", "tds-1", "temp-1", "turb-1", "cond-1"}
@@ -379,7 +380,7 @@ func TestBoundedUnderLoad(t *testing.T) {
 // would not fit makes the writer evict first instead of failing.
 func TestRoomForLargeBatch(t *testing.T) {
 	const maxBytes = MinMaxBytes
-	s := openSpool(t, Options{MaxBytes: maxBytes, Now: newClock(t0).Now})
+	s := openSpool(t, Options{MaxBytes: maxBytes, Now: testclock.New(t0).Now})
 	for round := range 40 {
 		rs := series(fmt.Sprint("s", round%3), DefaultMaxBatch, t0.Add(time.Duration(round)*time.Hour*24), time.Hour)
 		_, err := s.AppendReadings(t.Context(), rs)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/purehealth/purehealth/internal/testclock"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/version"
 )
@@ -75,7 +76,7 @@ func TestWriteFormatFixture(t *testing.T) {
 	_, err := os.Stat(path)
 	require.ErrorIs(t, err, os.ErrNotExist, "%s exists: a released format's file is never rewritten", path)
 
-	clk := newClock(fixtureT0)
+	clk := testclock.New(fixtureT0)
 	s, err := Open(Options{Path: path, MaxBytes: MinMaxBytes, Retention: fixtureRetention, Now: clk.Now})
 	require.NoError(t, err)
 	ctx := t.Context()
@@ -127,7 +128,7 @@ func TestOpensEveryReleasedFormat(t *testing.T) {
 				want[i].Seq, want[i].Time = uint64(i+3), want[i].Time.UTC()
 			}
 			path := copyFixture(t, src)
-			clk := newClock(fixtureEnd)
+			clk := testclock.New(fixtureEnd)
 			s := openSpool(t, Options{Path: path, MaxBytes: MinMaxBytes, Retention: fixtureRetention, Now: clk.Now})
 			assert.Empty(t, s.Quarantined(), "an older format is not a corrupt file")
 

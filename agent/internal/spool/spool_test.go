@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/internal/testclock"
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
 
@@ -70,7 +71,7 @@ func TestAppendReadAndReopen(t *testing.T) {
 }
 
 func TestSeqNeverReused(t *testing.T) {
-	clk := newClock(t0)
+	clk := testclock.New(t0)
 	path := filepath.Join(t.TempDir(), "agent.db")
 	s := openSpool(t, Options{Path: path, Now: clk.Now, Retention: time.Hour})
 	got := appendAll(t, s, series("ph-1", 10, t0, time.Minute), 10)

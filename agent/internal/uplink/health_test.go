@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purehealth/purehealth/internal/testclock"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
@@ -34,7 +35,7 @@ func newHealthSource(version string) *healthSource {
 func TestHealthGoesAloneOncePerInterval(t *testing.T) {
 	s := openStore(t, "")
 	c := newCloud(t, nil)
-	clk := &clock{t: t0}
+	clk := testclock.New(t0)
 	src := newHealthSource("v1.2.0")
 	u := newUplink(t, s, c, nil, Options{Health: src.record, HealthInterval: time.Minute, Now: clk.Now})
 	addReadings(t, s, 10)
@@ -68,7 +69,7 @@ func TestHealthGoesAloneOncePerInterval(t *testing.T) {
 func TestHealthRefusedHoldsNothing(t *testing.T) {
 	s := openStore(t, "")
 	c := newCloud(t, nil)
-	clk := &clock{t: t0}
+	clk := testclock.New(t0)
 	src := newHealthSource("v1\x1b[2J") // a control character: the cloud refuses it
 	u := newUplink(t, s, c, nil, Options{Health: src.record, HealthInterval: time.Minute, Now: clk.Now})
 	addReadings(t, s, 20)
@@ -96,7 +97,7 @@ func TestHealthRefusedHoldsNothing(t *testing.T) {
 func TestHealthAfterAnOutage(t *testing.T) {
 	s := openStore(t, "")
 	c := newCloud(t, nil)
-	clk := &clock{t: t0}
+	clk := testclock.New(t0)
 	src := newHealthSource("v1.2.0")
 	u := newUplink(t, s, c, nil, Options{Health: src.record, HealthInterval: time.Minute, Now: clk.Now})
 	c.down()

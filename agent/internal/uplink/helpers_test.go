@@ -523,25 +523,6 @@ func (f *fakeTimer) next(t *testing.T) timerCall {
 	}
 }
 
-// --- a clock for the budget's day ---
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 // --- a faulty TCP proxy ---
 
 // fault is what the proxy does to one connection.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/purehealth/purehealth/agent/internal/alerting"
 	"github.com/purehealth/purehealth/agent/internal/spool"
+	"github.com/purehealth/purehealth/internal/testclock"
 	"github.com/purehealth/purehealth/shared/telemetry"
 	"github.com/purehealth/purehealth/shared/wire"
 )
@@ -384,7 +385,7 @@ func TestDrainBudgetHoldsNewReadingsToo(t *testing.T) {
 	alerts := newAlerts(t, s)
 	addReadings(t, s, 6000)
 	drain := planDuring(t, cloud, s, alerts, 100, drainPlan{readings: func(i int) int { return min(i, 1) }})
-	clk := &clock{t: t0}
+	clk := testclock.New(t0)
 	u := newUplink(t, s, cloud, alerts, Options{DailyBytes: 16 << 10, Now: clk.Now, BatchMax: 250})
 	start(t, u)
 	require.ErrorIs(t, flush(t, u), ErrBudgetExhausted)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/purehealth/purehealth/agent/internal/spool"
 	"github.com/purehealth/purehealth/internal/backoff"
+	"github.com/purehealth/purehealth/internal/testclock"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
@@ -439,7 +440,7 @@ func TestByteBudget(t *testing.T) {
 	cloud := newCloud(t, nil)
 	alerts := newAlerts(t, s)
 	addReadings(t, s, 6000)
-	clk := &clock{t: t0}
+	clk := testclock.New(t0)
 	const budget = 16 << 10
 	opts := Options{DailyBytes: budget, Now: clk.Now, BatchMax: 250}
 	u := newUplink(t, s, cloud, alerts, opts)

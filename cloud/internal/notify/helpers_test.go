@@ -38,6 +38,7 @@ import (
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/cloud/internal/storetest"
 	"github.com/purehealth/purehealth/internal/pgtest"
+	"github.com/purehealth/purehealth/internal/testclock"
 	"github.com/purehealth/purehealth/internal/testlog"
 	"github.com/purehealth/purehealth/shared/alert"
 	"github.com/purehealth/purehealth/shared/wire"
@@ -52,30 +53,11 @@ const (
 )
 
 // clock is the dispatchers' clock, moved by the test.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Now().UTC().Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // env is a migrated database with stations A, B and C.
 type env struct {
 	s     *store.Store
 	url   string
-	clock *clock
+	clock *testclock.Clock
 	seq   map[string]uint64
 }
 
@@ -85,7 +67,7 @@ func newEnv(t *testing.T) *env {
 	for _, id := range []string{"A", "B", "C"} {
 		storetest.AddStation(t, s, id)
 	}
-	return &env{s: s, url: url, clock: newClock(), seq: map[string]uint64{}}
+	return &env{s: s, url: url, clock: testclock.New(time.Now().UTC().Truncate(time.Second)), seq: map[string]uint64{}}
 }
 
 // transition is an alert transition to ingest.

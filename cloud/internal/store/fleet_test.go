@@ -13,6 +13,7 @@ import (
 
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/cloud/internal/storetest"
+	"github.com/purehealth/purehealth/internal/testclock"
 	"github.com/purehealth/purehealth/shared/wire"
 )
 
@@ -35,7 +36,7 @@ func healthRecord(at time.Time, version string, autonomy float64) *wire.Health {
 // entry, the fleet lists every station (one without a record with null fields), and
 // the history expires by retention.health while the newest stays.
 func testFleetHealth(t *testing.T, l layout) {
-	clk := &clock{now: time.Now().UTC()}
+	clk := testclock.New(time.Now().UTC())
 	s, url := l.open(t, store.Options{Now: clk.Now})
 	storetest.AddStation(t, s, station)
 	storetest.AddStation(t, s, "MH-AAA-000") // never sends one
@@ -114,7 +115,7 @@ func testFleetHealth(t *testing.T, l layout) {
 	_, err = s.HealthHistory(ctx, "MH-NONE-9", t1, t2, 10)
 	assert.ErrorIs(t, err, store.ErrNotFound)
 
-	clk.Add(31 * 24 * time.Hour)
+	clk.Advance(31 * 24 * time.Hour)
 	_, err = s.Maintain(ctx)
 	require.NoError(t, err)
 	assert.Zero(t, count(t, url, `SELECT count(*) FROM station_health_history`), "the history expired")

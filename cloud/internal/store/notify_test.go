@@ -254,16 +254,24 @@ func TestDeliverRetryAndFailingAlert(t *testing.T) {
 	assert.Equal(t, "503 from the receiver", st.Channels["hook"].LastError, "the last error stays visible")
 }
 
+// oneRouted queues one transition of station A, routes it to channel hook and returns
+// the claim that finds it.
+func oneRouted(t *testing.T, s *store.Store) store.NotifyClaim {
+	t.Helper()
+	storetest.AddStation(t, s, "A")
+	now := time.Now()
+	queue(t, s, "A", 1, 1, 1)
+	routeAll(t, s, now, "hook")
+	return store.NotifyClaim{Channels: []string{"hook"}, Now: now, Max: 10}
+}
+
 // TestDeliverHoldsTheStream: while one dispatcher sends a stream, another finds nothing
 // to take; a shutdown during the send records nothing.
 func TestDeliverHoldsTheStream(t *testing.T) {
 	s, url := storetest.Open(t, store.Options{})
 	other := storetest.OpenURL(t, url, store.Options{})
-	storetest.AddStation(t, s, "A")
-	now := time.Now()
-	queue(t, s, "A", 1, 1, 1)
-	routeAll(t, s, now, "hook")
-	claim := store.NotifyClaim{Channels: []string{"hook"}, Now: now, Max: 10}
+	claim := oneRouted(t, s)
+	now := claim.Now
 
 	ctx, cancel := context.WithCancel(t.Context())
 	sending := make(chan struct{})
@@ -300,11 +308,8 @@ func TestDeliverHoldsTheStream(t *testing.T) {
 // the shutdown begins is an attempt like any other: recorded, so that the retry waits.
 func TestDeliverRecordsAnAnsweredFailureAtShutdown(t *testing.T) {
 	s, url := storetest.Open(t, store.Options{})
-	storetest.AddStation(t, s, "A")
-	now := time.Now()
-	queue(t, s, "A", 1, 1, 1)
-	routeAll(t, s, now, "hook")
-	claim := store.NotifyClaim{Channels: []string{"hook"}, Now: now, Max: 10}
+	claim := oneRouted(t, s)
+	now := claim.Now
 	ctx, cancel := context.WithCancel(t.Context())
 	found, err := s.DeliverNotification(ctx, claim, func(context.Context, store.NotifyMessage) store.NotifyResult {
 		cancel() // the shutdown begins while the answer is on its way

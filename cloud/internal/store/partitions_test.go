@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"sync"
 	"testing"
 	"time"
 
@@ -10,20 +9,9 @@ import (
 
 	"github.com/purehealth/purehealth/cloud/internal/store"
 	"github.com/purehealth/purehealth/cloud/internal/storetest"
+	"github.com/purehealth/purehealth/internal/testclock"
 	"github.com/purehealth/purehealth/shared/wire"
 )
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func days(ts []time.Time) []string {
 	out := make([]string, len(ts))
@@ -36,7 +24,7 @@ func days(ts []time.Time) []string {
 func TestPartitionsOnDemandAheadAndExpired(t *testing.T) {
 	const dayLen = 24 * time.Hour
 	today := time.Date(2025, 11, 13, 0, 0, 0, 0, time.UTC)
-	clk := &clock{now: today.Add(10 * time.Hour)}
+	clk := testclock.New(today.Add(10 * time.Hour))
 	s, url := storetest.Open(t, store.Options{Now: clk.Now, AheadDays: 2,
 		Retention: store.Retention{Measurements: 30 * dayLen, WQI: 30 * dayLen, Rollups: 60 * dayLen, Alerts: 60 * dayLen}})
 	if s.Schema().Mode != store.ModePlain {
@@ -83,7 +71,7 @@ func TestPartitionsOnDemandAheadAndExpired(t *testing.T) {
 
 	// Nine days on, the day of seq 3 comes into the window: its partition takes the row
 	// over from DEFAULT.
-	clk.Add(9 * dayLen)
+	clk.Advance(9 * dayLen)
 	_, err = s.Maintain(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), count(t, url, `SELECT count(*) FROM measurements_default`),
@@ -95,7 +83,7 @@ func TestPartitionsOnDemandAheadAndExpired(t *testing.T) {
 	assert.Equal(t, int64(6), count(t, url, `SELECT count(*) FROM measurements`), "seq 3 is not stored twice")
 
 	// Past retention: partitions dropped whole, DEFAULT rows received that long ago deleted.
-	clk.Add(30 * dayLen)
+	clk.Advance(30 * dayLen)
 	rep, err = s.Maintain(t.Context())
 	require.NoError(t, err)
 	assert.Positive(t, rep.PartitionsDropped)
