@@ -187,13 +187,7 @@ func Encode(b *Batch) ([]byte, error) {
 
 // gzipWriters keeps the compressors of Encode: a new one allocates about a megabyte of
 // tables, as much as a batch of thousands of readings takes to compress.
-var gzipWriters = sync.Pool{New: func() any {
-	zw, _ := gzip.NewWriterLevel(nil, encodeLevel) // the level is valid
-	return zw
-}}
-
-// encodeLevel is the compression of a batch.
-const encodeLevel = gzip.BestSpeed
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 
 func oneOf(s string, options ...string) bool {
 	for _, o := range options {
