@@ -49,8 +49,10 @@ probes:
 		fams = promtest.Scrape(t, url)
 		errs, _ := fams.Value("ph_agent_probe_errors_total", map[string]string{"probe": "dead-1"})
 		offline, _ := fams.Value("ph_agent_uplink_offline_seconds", nil)
-		return errs > 0 && offline > 0
-	}, guard, 100*time.Millisecond, "the dead probe's errors and the offline time show")
+		// Between retries: the uplink is "sending" for the moment each attempt takes.
+		waiting, _ := fams.Value("ph_agent_uplink_state", map[string]string{"state": "backing off"})
+		return errs > 0 && offline > 0 && waiting == 1
+	}, guard, 100*time.Millisecond, "the dead probe's errors, the offline time and the uplink waiting to retry show")
 
 	for _, c := range []struct {
 		name   string
