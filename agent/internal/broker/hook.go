@@ -184,11 +184,15 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		pk.PublishValidate(h.b.srv.Options.Capabilities.TopicAliasMaximum) != packets.CodeSuccess {
 		return pk, nil
 	}
-	in, ref := h.inspect(cl, pk)
-	if in == nil && ref == nil {
+	q := queuedPool.Get().(*queued)
+	readings, ref := h.inspect(cl, pk, &q.in)
+	if !readings && ref == nil {
+		q.reset()
+		queuedPool.Put(q)
 		return pk, nil // not a reading topic: mochi delivers it once OnPublish lets it
 	}
-	h.enqueue(cl, pk, in, ref)
+	q.pk, q.ref = pk, ref
+	h.enqueue(cl, q)
 	pk.TopicName = laneTaken
 	return pk, nil
 }
@@ -226,16 +230,17 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if v, ok := h.settled.LoadAndDelete(settledKey{cl, pk.PacketID}); ok && pk.FixedHeader.Qos == 1 {
 		return pk, v.(settledVerdict).err // stored by the client's lane: answer as it says
 	}
-	in, ref := h.inspect(cl, pk)
+	var in inbound
+	readings, ref := h.inspect(cl, pk, &in)
 	h.settle(cl)
 	switch {
 	case ref != nil:
 		return pk, h.refusePublish(cl, pk, ref.code, ref.cause)
-	case in == nil:
+	case !readings:
 		return pk, nil // not a reading topic, but the ACL let this client publish there
 	}
 	rejected, err := h.b.sink.Ingest(h.ingest.context(time.Now()), in.obs)
-	return pk, h.stored(cl, pk, in, rejected, err)
+	return pk, h.stored(cl, pk, &in, rejected, err)
 }
 
 // inbound is a publish of readings, decoded, on its way to the sink.
@@ -251,41 +256,43 @@ type refused struct {
 	cause error
 }
 
-// inspect checks and decodes a publish. It returns the readings to store, or the refusal
-// to send, or neither for a topic that holds no readings. It writes nothing to the client.
-func (h *hook) inspect(cl *mqtt.Client, pk packets.Packet) (*inbound, *refused) {
+// inspect checks and decodes a publish into in, appending to the array in.obs holds. It
+// reports whether there are readings to store, or returns the refusal to send, or neither
+// for a topic that holds no readings. It writes nothing to the client.
+func (h *hook) inspect(cl *mqtt.Client, pk packets.Packet, in *inbound) (readings bool, _ *refused) {
 	if pk.Ignore { // a $ topic (OnPacketRead)
 		h.b.stats.reject(ReasonACL, 1)
 		topic := "$" + strings.TrimPrefix(pk.TopicName, dollarRefused)
 		h.b.log.Debug("mqtt access denied", "client", cut(cl.ID, 64), "topic", cut(topic, 128), "publish", true)
-		return nil, &refused{packets.ErrNotAuthorized, errors.New("$ topics are the broker's")}
+		return false, &refused{packets.ErrNotAuthorized, errors.New("$ topics are the broker's")}
 	}
 	if !h.allowed(cl, pk.TopicName, true) {
-		return nil, &refused{packets.ErrNotAuthorized, errors.New("not authorized to publish on this topic")}
+		return false, &refused{packets.ErrNotAuthorized, errors.New("not authorized to publish on this topic")}
 	}
 	b := h.b
 	station, leaf, err := payload.ParseTopic(pk.TopicName)
 	if err != nil || station != b.opts.Station {
-		return nil, nil
+		return false, nil
 	}
 	if isOutput(leaf) { // the roles refuse these already
-		return nil, &refused{packets.ErrNotAuthorized, errors.New("agent output topic")}
+		return false, &refused{packets.ErrNotAuthorized, errors.New("agent output topic")}
 	}
 	b.stats.received.Add(1)
 
-	obs, decodeErr := payload.Decode(leaf, pk.Payload, b.opts.Location)
+	obs, decodeErr := payload.AppendDecode(in.obs[:0], leaf, pk.Payload, b.opts.Location)
 	problems := payload.Split(decodeErr)
 	if len(obs) == 0 {
 		b.stats.reject(ReasonDecode, len(problems))
 		for _, p := range problems {
 			b.report(cl.ID, pk.TopicName, p.Error())
 		}
-		return nil, &refused{packets.ErrPayloadFormatInvalid, decodeErr}
+		return false, &refused{packets.ErrPayloadFormatInvalid, decodeErr}
 	}
 	for i := range obs {
 		obs[i].Station = station
 	}
-	return &inbound{leaf: leaf, obs: obs, problems: problems}, nil
+	*in = inbound{leaf: leaf, obs: obs, problems: problems}
+	return true, nil
 }
 
 // stored settles a publish once the sink has answered for its readings (rejected and err

@@ -36,19 +36,28 @@ type lane struct {
 
 // queued is a publish waiting in its lane: readings to store (in) or a refusal to send
 // (ref), in its turn. A packet is 800 bytes: they are reused (queuedPool) rather than
-// allocated for every publish.
+// allocated for every publish, and so is the array of the readings.
 type queued struct {
 	pk  packets.Packet
-	in  *inbound
+	in  inbound
 	ref *refused
 }
 
 // observations is the number of readings q holds for the sink.
-func (q *queued) observations() int {
-	if q.in == nil {
-		return 0
+func (q *queued) observations() int { return len(q.in.obs) }
+
+// queuedKeepObs is the largest array of readings a reused queued keeps: a device's
+// publish holds one reading or a few.
+const queuedKeepObs = 16
+
+// reset empties q for reuse, keeping a small readings array.
+func (q *queued) reset() {
+	obs := q.in.obs
+	clear(obs) // the readings' strings belong to the publish
+	if cap(obs) > queuedKeepObs {
+		obs = nil
 	}
-	return len(q.in.obs)
+	*q = queued{in: inbound{obs: obs[:0]}}
 }
 
 var queuedPool = sync.Pool{New: func() any { return new(queued) }}
@@ -65,17 +74,15 @@ const laneDepth = 64
 // lane, waiting for room first, and starts the lane's
 // goroutine if it is idle. Room is laneDepth publishes and Options.MaxPacketSize bytes of
 // payload, so that a lane holds about as much as one packet of the largest size; a single
-// publish always fits.
-func (h *hook) enqueue(cl *mqtt.Client, pk packets.Packet, in *inbound, ref *refused) {
+// publish always fits. q comes from queuedPool; the lane puts it back.
+func (h *hook) enqueue(cl *mqtt.Client, q *queued) {
 	l := h.laneOf(cl)
-	size := len(pk.Payload)
+	size := len(q.pk.Payload)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for len(l.queue) >= laneDepth || len(l.queue) > 0 && l.bytes+size > int(h.b.opts.MaxPacketSize) {
 		l.changed.Wait()
 	}
-	q := queuedPool.Get().(*queued)
-	q.pk, q.in, q.ref = pk, in, ref
 	l.queue = append(l.queue, q)
 	l.bytes += size
 	if !l.running {
@@ -165,9 +172,7 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 
 		obs = obs[:0]
 		for _, q := range batch {
-			if q.in != nil {
-				obs = append(obs, q.in.obs...)
-			}
+			obs = append(obs, q.in.obs...)
 		}
 		var (
 			rejected []error
@@ -191,10 +196,10 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 					rej = rejected[off:min(end, len(rejected))]
 				}
 				off = end
-				verdict = h.stored(cl, q.pk, q.in, rej, err)
+				verdict = h.stored(cl, q.pk, &q.in, rej, err)
 			}
 			h.answer(cl, conn, &subs, q.pk, verdict)
-			*q = queued{}
+			q.reset()
 			queuedPool.Put(q)
 		}
 		conn.flush()
@@ -215,10 +220,10 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 // publish hold as for one stored at once. (mochi counts it as received a second time in its
 // $SYS figures; the broker's own Stats count once.)
 func (h *hook) answer(cl *mqtt.Client, conn *batchConn, subs *subscribed, pk packets.Packet, verdict error) {
-	if errors.Is(verdict, packets.ErrRejectPacket) {
+	if errors.Is(verdict, errRejectPacket) {
 		return
 	}
-	if errors.Is(verdict, packets.CodeSuccessIgnore) || !pk.FixedHeader.Retain && !subs.to(h, pk.TopicName) {
+	if errors.Is(verdict, errSuccessIgnore) || !pk.FixedHeader.Retain && !subs.to(h, pk.TopicName) {
 		// A bare PUBACK, success: MQTT 3.1.1 has no refusal, and mochi would copy the
 		// publish's properties into it [MQTT-3.4.2-1].
 		if err := conn.puback(cl, pk.PacketID); err != nil {
@@ -233,6 +238,13 @@ func (h *hook) answer(cl *mqtt.Client, conn *batchConn, subs *subscribed, pk pac
 	}
 	h.settled.Delete(k) // if mochi did not get as far as OnPublish (the client is gone)
 }
+
+// The verdicts answer compares with, as errors once: a packets.Code made an error for each
+// comparison is an allocation per publish.
+var (
+	errRejectPacket  error = packets.ErrRejectPacket
+	errSuccessIgnore error = packets.CodeSuccessIgnore
+)
 
 // subscribed says whether a publish on a topic has anyone to go to: a subscription of a
 // client, a shared one, or one of the agent's own. It keeps the answer for the last topic

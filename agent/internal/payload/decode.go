@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -104,73 +105,81 @@ func Split(err error) []error {
 // Values must be finite JSON numbers: a numeric string is refused. Unknown fields are
 // ignored. Parameters and units are returned as sent, not normalized.
 func Decode(leaf string, data []byte, loc *time.Location) ([]telemetry.Observation, error) {
+	return AppendDecode(nil, leaf, data, loc)
+}
+
+// AppendDecode is Decode appending the observations to dst, so that a caller decoding
+// message after message can reuse one array. It returns dst unchanged with a payload
+// refused whole.
+func AppendDecode(dst []telemetry.Observation, leaf string, data []byte, loc *time.Location) ([]telemetry.Observation, error) {
 	if leaf == "" {
-		return nil, &FieldError{Index: -1, Field: "param", Err: ErrMissing}
+		return dst, &FieldError{Index: -1, Field: "param", Err: ErrMissing}
 	}
 	if len(data) > MaxSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxSize)
+		return dst, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxSize)
 	}
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
-		return nil, ErrEmpty
+		return dst, ErrEmpty
 	}
 	if loc == nil {
 		loc = time.UTC
 	}
 	if leaf == Readings {
-		return decodeArray(data, loc)
+		return decodeArray(dst, data, loc)
 	}
-	return decodeOne(leaf, data, loc)
+	return decodeOne(dst, leaf, data, loc)
 }
 
-func decodeOne(leaf string, data []byte, loc *time.Location) ([]telemetry.Observation, error) {
+func decodeOne(dst []telemetry.Observation, leaf string, data []byte, loc *time.Location) ([]telemetry.Observation, error) {
 	switch k := kind(data); k {
 	case "object":
 		it, err := decodeItem(data)
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
 		o, err := it.observation(leaf, -1, loc)
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
-		return []telemetry.Observation{o}, nil
+		return append(dst, o), nil
 	case "number":
 		if !isNumber(data) {
-			return nil, fmt.Errorf("%w: %s is not a JSON number", ErrSyntax, quote(string(data)))
+			return dst, fmt.Errorf("%w: %s is not a JSON number", ErrSyntax, quote(string(data)))
 		}
 		v, err := parseNumber(data)
 		if err != nil {
-			return nil, &FieldError{Index: -1, Field: "value", Err: err}
+			return dst, &FieldError{Index: -1, Field: "value", Err: err}
 		}
-		return []telemetry.Observation{{
+		return append(dst, telemetry.Observation{
 			Sensor: leaf, Param: leaf, Value: v, Source: telemetry.SourceSensor,
-		}}, nil
+		}), nil
 	case "invalid":
-		return nil, fmt.Errorf("%w: want an object or a number, got %s", ErrSyntax, quote(string(data)))
+		return dst, fmt.Errorf("%w: want an object or a number, got %s", ErrSyntax, quote(string(data)))
 	default:
-		return nil, &TypeError{Want: "an object or a number", Got: k}
+		return dst, &TypeError{Want: "an object or a number", Got: k}
 	}
 }
 
-func decodeArray(data []byte, loc *time.Location) ([]telemetry.Observation, error) {
+func decodeArray(dst []telemetry.Observation, data []byte, loc *time.Location) ([]telemetry.Observation, error) {
 	if k := kind(data); k != "array" {
 		if k == "invalid" {
-			return nil, fmt.Errorf("%w: want an array of readings, got %s", ErrSyntax, quote(string(data)))
+			return dst, fmt.Errorf("%w: want an array of readings, got %s", ErrSyntax, quote(string(data)))
 		}
-		return nil, &TypeError{Want: "an array of readings", Got: k}
+		return dst, &TypeError{Want: "an array of readings", Got: k}
 	}
 	var raws []json.RawMessage
 	if err := json.Unmarshal(data, &raws); err != nil {
-		return nil, syntaxError(err)
+		return dst, syntaxError(err)
 	}
 	switch {
 	case len(raws) == 0:
-		return nil, fmt.Errorf("%w: no readings in the array", ErrEmpty)
+		return dst, fmt.Errorf("%w: no readings in the array", ErrEmpty)
 	case len(raws) > MaxItems:
-		return nil, fmt.Errorf("%w: %d, limit %d", ErrTooMany, len(raws), MaxItems)
+		return dst, fmt.Errorf("%w: %d, limit %d", ErrTooMany, len(raws), MaxItems)
 	}
-	obs := make([]telemetry.Observation, 0, len(raws))
+	n := len(dst)
+	obs := slices.Grow(dst, len(raws))
 	var errs []error
 	for i, raw := range raws {
 		if k := kind(raw); k != "object" {
@@ -189,8 +198,8 @@ func decodeArray(data []byte, loc *time.Location) ([]telemetry.Observation, erro
 		}
 		obs = append(obs, o)
 	}
-	if len(obs) == 0 {
-		return nil, errors.Join(errs...)
+	if len(obs) == n {
+		return dst, errors.Join(errs...)
 	}
 	return obs, errors.Join(errs...)
 }
@@ -347,6 +356,35 @@ var (
 	}
 )
 
+// parseLayouts reads s by the first of zonedLayouts, then localLayouts in loc, that fits,
+// in UTC.
+func parseLayouts(s string, loc *time.Location) (time.Time, bool) {
+	for _, layout := range zonedLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	for _, layout := range localLayouts {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// timeString decodes a timestamp's JSON string token; unlike unmarshalString it keeps
+// nothing for reuse, no two timestamps being alike.
+func timeString(raw []byte) (string, error) {
+	if body, ok := plainString(raw); ok {
+		return string(body), nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", syntaxError(err)
+	}
+	return s, nil
+}
+
 func parseTime(raw json.RawMessage, loc *time.Location) (time.Time, error) {
 	if isAbsent(raw) {
 		return time.Time{}, nil
@@ -359,20 +397,20 @@ func parseTime(raw json.RawMessage, loc *time.Location) (time.Time, error) {
 		}
 		return unixTime(v)
 	case "string":
-		s, err := unmarshalString(raw)
+		if body, ok := plainString(raw); ok {
+			// The common form, RFC 3339, read from the payload's bytes: nothing to allocate.
+			var t time.Time
+			if t.UnmarshalText(body) == nil {
+				return t.UTC(), nil
+			}
+		}
+		s, err := timeString(raw)
 		if err != nil {
 			return time.Time{}, err
 		}
 		s = strings.TrimSpace(s)
-		for _, layout := range zonedLayouts {
-			if t, err := time.Parse(layout, s); err == nil {
-				return t.UTC(), nil
-			}
-		}
-		for _, layout := range localLayouts {
-			if t, err := time.ParseInLocation(layout, s, loc); err == nil {
-				return t.UTC(), nil
-			}
+		if t, ok := parseLayouts(s, loc); ok {
+			return t, nil
 		}
 		return time.Time{}, fmt.Errorf("%w %s: want RFC 3339 (2025-11-13T12:00:00+05:30), "+
 			"station local time (2025-11-13T12:00:00) or Unix seconds", ErrTime, quote(s))

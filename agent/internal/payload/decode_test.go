@@ -1,6 +1,7 @@
 package payload
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -195,6 +196,51 @@ func TestDecodeDeviceTextIsCut(t *testing.T) {
 	require.Error(t, err)
 	assert.Less(t, len(err.Error()), 400, "the error must not carry the whole device string")
 	assert.Contains(t, err.Error(), "(2000 bytes)")
+}
+
+func TestAppendDecode(t *testing.T) {
+	first := obs("a", "ph", 7, "", time.Time{})
+	dst := []telemetry.Observation{first}
+	got, err := AppendDecode(dst, "do", []byte(`{"value": 6.5, "unit": "mg/L"}`), nil)
+	require.NoError(t, err)
+	assert.Equal(t, []telemetry.Observation{first, obs("do", "do", 6.5, "mg/L", time.Time{})}, got)
+
+	got, err = AppendDecode(dst, Readings, []byte(`[{"param":"ph","value":7.1},{"value":1}]`), nil)
+	require.Error(t, err)
+	assert.Equal(t, []telemetry.Observation{first, obs("ph", "ph", 7.1, "", time.Time{})}, got, "the good item is appended")
+
+	for _, bad := range []struct{ leaf, data string }{{"do", `{"value": "x"}`}, {Readings, `[{"value":1}]`}, {"do", ``}} {
+		got, err = AppendDecode(dst, bad.leaf, []byte(bad.data), nil)
+		require.Error(t, err, bad.data)
+		assert.Equal(t, dst, got, "a payload refused whole leaves dst as it was: %s", bad.data)
+	}
+}
+
+func FuzzParseTimeString(f *testing.F) {
+	for _, s := range []string{"2025-11-13T12:00:00Z", "2025-11-13T12:00:00.123456789+05:30",
+		"2025-11-13T12:00:00+0530", "2025-11-13 12:00:00", " 2025-11-13T12:00:00Z", "2025-11-13T24:00:00Z",
+		"2025-11-13T12:00:00-00:00", "2025-11-13t12:00:00z", "0000-01-01T00:00:00Z"} {
+		f.Add(s)
+	}
+	loc := time.FixedZone("IST", 5*3600+1800)
+	f.Fuzz(func(t *testing.T, s string) {
+		raw, err := json.Marshal(s)
+		if err != nil {
+			return
+		}
+		got, err := parseTime(raw, loc)
+		// The fast path must agree with the layouts wherever it accepts a string.
+		want, ok := parseLayouts(strings.TrimSpace(s), loc)
+		if ok != (err == nil) {
+			t.Fatalf("%q: parseTime error %v, layouts accept: %v", s, err, ok)
+		}
+		if ok && !got.Equal(want) {
+			t.Fatalf("%q: parseTime %v, layouts %v", s, got, want)
+		}
+		if err == nil && got.Location() != time.UTC {
+			t.Fatalf("%q: %v not in UTC", s, got)
+		}
+	})
 }
 
 func TestSplit(t *testing.T) {

@@ -213,19 +213,29 @@ func isNumber(data []byte) bool {
 // invalid UTF-8, which is its bytes between the quotes; ok is false for any other token,
 // which needs encoding/json's unquoting.
 func unquote(raw []byte) (s string, ok bool) {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+	body, ok := plainString(raw)
+	if !ok {
 		return "", false
 	}
-	body := raw[1 : len(raw)-1]
+	return intern(body), true
+}
+
+// plainString returns the bytes between the quotes of a JSON string token without
+// escapes, control characters or invalid UTF-8; ok is false for any other token.
+func plainString(raw []byte) (body []byte, ok bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return nil, false
+	}
+	body = raw[1 : len(raw)-1]
 	for _, c := range body {
 		if c == '"' || c == '\\' || c < 0x20 {
-			return "", false
+			return nil, false
 		}
 	}
 	if !utf8.Valid(body) {
-		return "", false
+		return nil, false
 	}
-	return string(body), true
+	return body, true
 }
 
 // unmarshalString decodes a JSON string token.

@@ -28,7 +28,7 @@ import (
 
 // Store makes readings and WQI history durable.
 type Store interface {
-	// AppendReadings assigns seqs and returns once the readings are durable.
+	// AppendReadings assigns seqs, in rs, and returns rs once the readings are durable.
 	AppendReadings(ctx context.Context, rs []telemetry.Reading) ([]telemetry.Reading, error)
 	// AppendWQI stores WQI history points, in the order given, as one unit.
 	AppendWQI(ctx context.Context, data ...[]byte) error
@@ -141,9 +141,22 @@ var sensorLimit = alerting.Condition{
 // stored. The per-reading alert rules still run on what was received when storing fails,
 // so the station keeps alerting on a dying disk.
 func (p *Pipeline) Ingest(ctx context.Context, obs []telemetry.Observation) ([]error, error) {
-	rejected, _, err := p.ingest(ctx, obs)
+	buf := readingsPool.Get().(*[]telemetry.Reading)
+	rejected, stored, err := p.ingest(ctx, obs, (*buf)[:0])
+	clear(stored) // the readings' strings belong to the caller's observations
+	if cap(stored) <= maxPooledReadings {
+		*buf = stored[:0]
+		readingsPool.Put(buf)
+	}
 	return rejected, err
 }
+
+// readingsPool holds the arrays Ingest builds readings in: a station's brokers and
+// probes call it for every message.
+var readingsPool = sync.Pool{New: func() any { return new([]telemetry.Reading) }}
+
+// maxPooledReadings is the largest array readingsPool keeps.
+const maxPooledReadings = 1024
 
 // ErrSample rejects a lab or field sample that lacks what a sample needs.
 var ErrSample = errors.New("invalid sample")
@@ -168,7 +181,7 @@ func (p *Pipeline) AddSample(ctx context.Context, o telemetry.Observation) (tele
 	if o.Sample.IsZero() {
 		o.Sample = nil
 	}
-	rejected, stored, err := p.ingest(ctx, []telemetry.Observation{o})
+	rejected, stored, err := p.ingest(ctx, []telemetry.Observation{o}, nil)
 	if err != nil {
 		return telemetry.Reading{}, err
 	}
@@ -178,11 +191,13 @@ func (p *Pipeline) AddSample(ctx context.Context, o telemetry.Observation) (tele
 	return stored[0], nil
 }
 
-func (p *Pipeline) ingest(ctx context.Context, obs []telemetry.Observation) ([]error, []telemetry.Reading, error) {
+// ingest takes obs through validation into the store, building the readings in rs (an
+// empty array to reuse, or nil), and returns them stored.
+func (p *Pipeline) ingest(ctx context.Context, obs []telemetry.Observation, rs []telemetry.Reading) ([]error, []telemetry.Reading, error) {
 	now := p.opts.Now()
 	synced := p.deps.Clock.Synced()
 	rejected := make([]error, len(obs))
-	rs := make([]telemetry.Reading, 0, len(obs))
+	rs = slices.Grow(rs[:0], len(obs))
 	limited := false
 	for i, o := range obs {
 		if err := p.deps.State.Admit(o.Sensor, "", now); err != nil {

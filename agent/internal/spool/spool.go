@@ -501,8 +501,8 @@ func (s *Spool) Quarantined() string { return s.quarantined }
 // Path returns the database file's path.
 func (s *Spool) Path() string { return s.path }
 
-// AppendReadings stores rs as one unit and returns copies with Seq assigned (strictly
-// increasing, in the order given) and Time in UTC, as a later read returns them. It
+// AppendReadings stores rs as one unit, assigns Seq (strictly increasing, in the order
+// given) and Time in UTC in rs itself, as a later read returns them, and returns rs. It
 // returns only when the commit holding them is durable (fsynced). Concurrent calls are
 // grouped into one transaction by the writer goroutine, so durable throughput is far
 // above the disk's fsync rate.
@@ -542,13 +542,11 @@ func (s *Spool) AppendReadings(ctx context.Context, rs []telemetry.Reading) ([]t
 	if err != nil {
 		return nil, err
 	}
-	out := make([]telemetry.Reading, len(rs))
 	for i := range rs {
-		out[i] = rs[i]
-		out[i].Seq = r.first + uint64(i)
-		out[i].Time = rs[i].Time.UTC()
+		rs[i].Seq = r.first + uint64(i)
+		rs[i].Time = rs[i].Time.UTC()
 	}
-	return out, nil
+	return rs, nil
 }
 
 // AppendRecord stores one alert event or WQI result (opaque bytes, normally JSON) in
