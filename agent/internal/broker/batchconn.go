@@ -3,6 +3,7 @@ package broker
 import (
 	"net"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -25,6 +26,10 @@ type batchConn struct {
 	mu   sync.Mutex
 	held bool
 	buf  []byte
+
+	dmu      sync.Mutex
+	asked    time.Time // the deadline last passed on, without the slack
+	deadline time.Time // the deadline the socket has
 }
 
 // holdMax bounds what a held connection buffers: the acknowledgements of a full lane are
@@ -49,6 +54,31 @@ func (c *batchConn) Write(p []byte) (int, error) {
 	}
 	c.buf = append(c.buf, p...)
 	return len(p), nil
+}
+
+// SetDeadline passes a deadline on to the socket only when it is later than the one the
+// socket has (or earlier than the one last asked for, or none), and then with some slack
+// beyond it. mochi moves the deadline keepalive×1.5 ahead on every packet it reads, and
+// moving a socket's deadline resets a runtime timer under locks: with the slack, most
+// packets move nothing, and a client is cut at most deadlineSlack later than asked.
+func (c *batchConn) SetDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if !t.IsZero() && !c.deadline.IsZero() && !t.After(c.deadline) && !t.Before(c.asked) {
+		c.asked = t
+		return nil
+	}
+	c.asked, c.deadline = t, t
+	if !t.IsZero() {
+		c.deadline = t.Add(deadlineSlack(time.Until(t)))
+	}
+	return c.Conn.SetDeadline(c.deadline)
+}
+
+// deadlineSlack is how much later than asked a deadline ahead by d may fall: a sixteenth
+// of d, at most a second.
+func deadlineSlack(d time.Duration) time.Duration {
+	return max(0, min(d/16, time.Second))
 }
 
 // hold makes the writes that follow wait for flush.

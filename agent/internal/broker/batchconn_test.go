@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -12,10 +13,11 @@ import (
 
 // writeLog is the far side of a batchConn: it records each write the connection makes.
 type writeLog struct {
-	net.Conn // nil: only Write and Close are called
-	writes   [][]byte
-	fail     error
-	closed   bool
+	net.Conn  // nil: only Write and Close are called
+	writes    [][]byte
+	fail      error
+	closed    bool
+	deadlines []time.Time
 }
 
 func (w *writeLog) Write(p []byte) (int, error) {
@@ -27,6 +29,45 @@ func (w *writeLog) Write(p []byte) (int, error) {
 }
 
 func (w *writeLog) Close() error { w.closed = true; return nil }
+
+func (w *writeLog) SetDeadline(t time.Time) error {
+	w.deadlines = append(w.deadlines, t)
+	return nil
+}
+
+// mochi moves the deadline on every packet; the socket's moves only when it must.
+func TestBatchConnMovesTheDeadlineOnlyWhenDue(t *testing.T) {
+	far := &writeLog{}
+	c := newBatchConn(far)
+	t0 := time.Now().Add(90 * time.Second)
+
+	require.NoError(t, c.SetDeadline(t0))
+	require.Len(t, far.deadlines, 1)
+	set := far.deadlines[0]
+	assert.Equal(t, t0.Add(time.Second), set, "90 s ahead: a second of slack")
+
+	for _, d := range []time.Duration{time.Millisecond, 500 * time.Millisecond, time.Second} {
+		require.NoError(t, c.SetDeadline(t0.Add(d)))
+	}
+	assert.Len(t, far.deadlines, 1, "deadlines within the slack move nothing")
+
+	require.NoError(t, c.SetDeadline(t0.Add(time.Second+time.Millisecond)))
+	require.Len(t, far.deadlines, 2, "a deadline past the socket's is passed on")
+	assert.True(t, far.deadlines[1].After(t0.Add(time.Second)))
+
+	soon := time.Now().Add(160 * time.Millisecond)
+	require.NoError(t, c.SetDeadline(soon))
+	require.Len(t, far.deadlines, 3, "an earlier deadline is passed on")
+	assert.False(t, far.deadlines[2].After(soon.Add(10*time.Millisecond)), "with a sixteenth of its distance as slack at most")
+	assert.False(t, far.deadlines[2].Before(soon))
+
+	require.NoError(t, c.SetDeadline(time.Time{}))
+	require.Len(t, far.deadlines, 4)
+	assert.True(t, far.deadlines[3].IsZero(), "no deadline is passed on")
+	require.NoError(t, c.SetDeadline(time.Time{}))
+	require.NoError(t, c.SetDeadline(soon))
+	assert.Len(t, far.deadlines, 6)
+}
 
 func TestBatchConnSendsHeldWritesTogether(t *testing.T) {
 	w := &writeLog{}
