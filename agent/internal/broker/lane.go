@@ -24,14 +24,21 @@ import (
 // subscribers as by mochi for any publish (answer); a publish the sink could not store
 // stays unacknowledged. A QoS 1 publish on a reading topic that is refused (a payload
 // with no reading in it) waits in the lane too, so that its answer comes in its turn.
-// A lane has a goroutine only while it has publishes to store.
+//
+// A lane's goroutine starts with the client's first QoS 1 reading and ends once the client
+// has disconnected and the lane is empty: a goroutine started for every batch cost a
+// few percent of the agent's CPU at full load (its creation and first stack growth).
 type lane struct {
 	mu      sync.Mutex
 	changed sync.Cond // broadcast when publishes leave the queue, and when the lane goes idle
+	work    sync.Cond // signalled when a publish arrives for a waiting goroutine, or the client left
 	queue   []*queued
 	spare   []*queued // the array of the batch before, for the queue after the next
 	bytes   int       // payload bytes in queue
-	running bool      // a goroutine is storing or answering publishes of this lane
+	running bool      // the goroutine is storing or answering publishes of this lane
+	alive   bool      // the lane has a goroutine
+	waiting bool      // it waits for work
+	closed  bool      // the client disconnected: the goroutine ends once the queue is empty
 }
 
 // queued is a publish waiting in its lane: readings to store (in) or a refusal to send
@@ -85,10 +92,13 @@ func (h *hook) enqueue(cl *mqtt.Client, q *queued) {
 	}
 	l.queue = append(l.queue, q)
 	l.bytes += size
-	if !l.running {
-		l.running = true
+	switch {
+	case !l.alive:
+		l.alive = true
 		h.lanes.Add(1)
 		go h.drain(cl, l)
+	case l.waiting:
+		l.work.Signal()
 	}
 }
 
@@ -101,7 +111,7 @@ func (h *hook) settle(cl *mqtt.Client) {
 	}
 	l := v.(*lane)
 	l.mu.Lock()
-	for l.running {
+	for l.running || len(l.queue) > 0 {
 		l.changed.Wait()
 	}
 	l.mu.Unlock()
@@ -113,16 +123,25 @@ func (h *hook) laneOf(cl *mqtt.Client) *lane {
 		return v.(*lane)
 	}
 	l := &lane{}
-	l.changed.L = &l.mu
+	l.changed.L, l.work.L = &l.mu, &l.mu
 	v, _ := h.laneByClient.LoadOrStore(cl, l)
 	return v.(*lane)
 }
 
-// OnDisconnect forgets the client's lane. A lane still storing publishes finishes them;
-// their acknowledgements go nowhere, and the client sends them again if its session
-// survives, as after any connection lost before an acknowledgement.
+// OnDisconnect forgets the client's lane and lets its goroutine end. A lane still storing
+// publishes finishes them; their acknowledgements go nowhere, and the client sends them
+// again if its session survives, as after any connection lost before an acknowledgement.
+// mochi calls it once the client's reads have ended, so nothing is queued after it.
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	h.laneByClient.Delete(cl)
+	v, ok := h.laneByClient.LoadAndDelete(cl)
+	if !ok {
+		return
+	}
+	l := v.(*lane)
+	l.mu.Lock()
+	l.closed = true
+	l.work.Signal()
+	l.mu.Unlock()
 }
 
 // laneObservations bounds the observations of one Sink.Ingest call made by a lane: as many
@@ -131,26 +150,44 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 const laneObservations = payload.MaxItems
 
 // drain stores and answers the publishes of l in order, in as few Sink.Ingest calls as
-// laneObservations allows, until the queue is empty. The acknowledgements of one call leave
-// in one write (batchConn).
+// laneObservations allows, until the client has disconnected and the queue is empty. The
+// acknowledgements of one call leave in one write (batchConn).
 func (h *hook) drain(cl *mqtt.Client, l *lane) {
 	defer h.lanes.Done()
 	conn, _ := cl.Net.Conn.(*batchConn)
-	obsp := obsPool.Get().(*[]telemetry.Observation)
-	defer obsPool.Put(obsp)
-	obs := *obsp
-	defer func() { *obsp = obs[:0] }()
-	var batch []*queued
+	var (
+		obsp  *[]telemetry.Observation // from obsPool while there is work
+		obs   []telemetry.Observation
+		batch []*queued
+	)
 	for {
 		l.mu.Lock()
 		if batch != nil {
 			l.spare, batch = batch[:0], nil
 		}
-		if len(l.queue) == 0 {
-			l.running = false
-			l.changed.Broadcast()
-			l.mu.Unlock()
-			return
+		for len(l.queue) == 0 {
+			if l.running {
+				l.running = false
+				l.changed.Broadcast()
+			}
+			if obsp != nil { // an idle client holds no array of readings
+				*obsp = obs[:0]
+				obsPool.Put(obsp)
+				obsp, obs = nil, nil
+			}
+			if l.closed {
+				l.alive = false
+				l.mu.Unlock()
+				return
+			}
+			l.waiting = true
+			l.work.Wait()
+			l.waiting = false
+		}
+		l.running = true
+		if obsp == nil {
+			obsp = obsPool.Get().(*[]telemetry.Observation)
+			obs = *obsp
 		}
 		n, count := 0, 0
 		for n < len(l.queue) && (n == 0 || count+l.queue[n].observations() <= laneObservations) {

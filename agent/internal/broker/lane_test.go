@@ -273,3 +273,35 @@ func TestLaneAnswersWithoutSubscribers(t *testing.T) {
 	assert.Equal(t, phPayload(2), string(m.Payload))
 	assert.True(t, m.Retain, "retained though nobody was subscribed when it was stored")
 }
+
+// A lane's goroutine stays while its client is connected, idle between publishes, and
+// ends once the client has gone.
+func TestLaneGoroutineLivesWithTheClient(t *testing.T) {
+	b, sink := startBroker(t, nil)
+	c := dialRaw(t, b, "device1", "devpass", false)
+	laneOf := func() *lane {
+		var found *lane
+		b.hook.laneByClient.Range(func(_, v any) bool { found = v.(*lane); return false })
+		return found
+	}
+	state := func(l *lane) (alive, waiting bool) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.alive, l.waiting
+	}
+
+	for i := range 3 {
+		c.publishID(phTopic, 1, uint16(i+1), phPayload(i))
+		p := c.read()
+		assert.Equal(t, byte(0x40), p.header)
+		require.Len(t, sink.next(t), 1)
+		l := laneOf()
+		require.NotNil(t, l, "publish %d: the client has a lane", i)
+		require.Eventually(t, func() bool { alive, waiting := state(l); return alive && waiting }, guard, time.Millisecond,
+			"publish %d: the lane's goroutine waits for the next publish", i)
+	}
+	l := laneOf()
+	require.NoError(t, c.conn.Close())
+	require.Eventually(t, func() bool { alive, _ := state(l); return !alive && laneOf() == nil }, guard, time.Millisecond,
+		"the lane's goroutine ends with its client")
+}
