@@ -151,3 +151,15 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+// Normalize looks units up folded into a buffer: the same key as foldUnit's.
+func FuzzAppendFoldUnit(f *testing.F) {
+	for _, u := range []string{"mg/L", " MPN/100 mL ", "µS/cm", "ΜS/CM", "°C", "\u00a0NTU\t", "\xff\xfeX", ""} {
+		f.Add(u)
+	}
+	f.Fuzz(func(t *testing.T, u string) {
+		if got, want := string(appendFoldUnit(nil, u)), foldUnit(u); got != want {
+			t.Fatalf("appendFoldUnit(%q) = %q, foldUnit %q", u, got, want)
+		}
+	})
+}
