@@ -78,8 +78,8 @@ var obsPool = sync.Pool{New: func() any { return new([]telemetry.Observation) }}
 const laneDepth = 64
 
 // enqueue adds a publish, with the readings or the refusal inspect made of it, to cl's
-// lane, waiting for room first, and starts the lane's
-// goroutine if it is idle. Room is laneDepth publishes and Options.MaxPacketSize bytes of
+// lane, waiting for room first, and starts the lane's goroutine, or wakes it if it waits.
+// Room is laneDepth publishes and Options.MaxPacketSize bytes of
 // payload, so that a lane holds about as much as one packet of the largest size; a single
 // publish always fits. q comes from queuedPool; the lane puts it back.
 func (h *hook) enqueue(cl *mqtt.Client, q *queued) {
