@@ -212,7 +212,8 @@ func (a *access) isIngest(topic string) bool {
 
 // canPublish reports whether acct may publish on the topic name (no wildcards).
 func (a *access) canPublish(acct *account, topic string) bool {
-	if topic == "" || topic[0] == '$' || strings.ContainsAny(topic, "+#") || a.ownsOutput(topic) {
+	if topic == "" || topic[0] == '$' || strings.IndexByte(topic, '+') >= 0 || strings.IndexByte(topic, '#') >= 0 ||
+		a.ownsOutput(topic) {
 		return false
 	}
 	switch acct.role {

@@ -444,7 +444,11 @@ func unixTime(v float64) (time.Time, error) {
 
 // kind names the JSON type of a value from its first byte; the value is trimmed JSON.
 func kind(raw []byte) string {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
+	// JSON's whitespace skipped by hand: bytes.TrimLeft builds its set of bytes on every
+	// call, and a reading's fields are looked at several times each.
+	for len(raw) > 0 && (raw[0] == ' ' || raw[0] == '\t' || raw[0] == '\r' || raw[0] == '\n') {
+		raw = raw[1:]
+	}
 	if len(raw) == 0 {
 		return "nothing"
 	}
