@@ -235,12 +235,12 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	h.settle(cl)
 	switch {
 	case ref != nil:
-		return pk, h.refusePublish(cl, pk, ref.code, ref.cause)
+		return pk, h.refusePublish(cl, &pk, ref.code, ref.cause)
 	case !readings:
 		return pk, nil // not a reading topic, but the ACL let this client publish there
 	}
 	rejected, err := h.b.sink.Ingest(h.ingest.context(time.Now()), in.obs)
-	return pk, h.stored(cl, pk, &in, rejected, err)
+	return pk, h.stored(cl, &pk, &in, rejected, err)
 }
 
 // inbound is a publish of readings, decoded, on its way to the sink.
@@ -297,7 +297,7 @@ func (h *hook) inspect(cl *mqtt.Client, pk packets.Packet, in *inbound) (reading
 
 // stored settles a publish once the sink has answered for its readings (rejected and err
 // as Sink.Ingest returns them) and returns what OnPublish returns for it.
-func (h *hook) stored(cl *mqtt.Client, pk packets.Packet, in *inbound, rejected []error, err error) error {
+func (h *hook) stored(cl *mqtt.Client, pk *packets.Packet, in *inbound, rejected []error, err error) error {
 	b := h.b
 	if err != nil {
 		if h.ctx.Err() != nil {
@@ -363,7 +363,7 @@ func (h *hook) stored(cl *mqtt.Client, pk packets.Packet, in *inbound, rejected 
 // [MQTT-3.3.5-2], since sending it again cannot help (a closed connection would only make a
 // device with a persistent session resend it on every reconnect), and neither delivered
 // nor retained.
-func (h *hook) refusePublish(cl *mqtt.Client, pk packets.Packet, code packets.Code, cause error) error {
+func (h *hook) refusePublish(cl *mqtt.Client, pk *packets.Packet, code packets.Code, cause error) error {
 	if cl.Properties.ProtocolVersion < 5 || pk.FixedHeader.Qos == 0 {
 		return packets.CodeSuccessIgnore
 	}

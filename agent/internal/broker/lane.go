@@ -225,7 +225,7 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 		for _, q := range batch {
 			var verdict error
 			if q.ref != nil {
-				verdict = h.refusePublish(cl, q.pk, q.ref.code, q.ref.cause)
+				verdict = h.refusePublish(cl, &q.pk, q.ref.code, q.ref.cause)
 			} else {
 				end := off + len(q.in.obs)
 				var rej []error
@@ -233,9 +233,9 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 					rej = rejected[off:min(end, len(rejected))]
 				}
 				off = end
-				verdict = h.stored(cl, q.pk, &q.in, rej, err)
+				verdict = h.stored(cl, &q.pk, &q.in, rej, err)
 			}
-			h.answer(cl, conn, &subs, q.pk, verdict)
+			h.answer(cl, conn, &subs, &q.pk, verdict)
 			q.reset()
 			queuedPool.Put(q)
 		}
@@ -256,7 +256,7 @@ func (h *hook) drain(cl *mqtt.Client, l *lane) {
 // it as from its sender, so that MQTT 5 No Local and everything else mochi does for a
 // publish hold as for one stored at once. (mochi counts it as received a second time in its
 // $SYS figures; the broker's own Stats count once.)
-func (h *hook) answer(cl *mqtt.Client, conn *batchConn, subs *subscribed, pk packets.Packet, verdict error) {
+func (h *hook) answer(cl *mqtt.Client, conn *batchConn, subs *subscribed, pk *packets.Packet, verdict error) {
 	if errors.Is(verdict, errRejectPacket) {
 		return
 	}
@@ -270,7 +270,7 @@ func (h *hook) answer(cl *mqtt.Client, conn *batchConn, subs *subscribed, pk pac
 	}
 	k := settledKey{cl, pk.PacketID}
 	h.settled.Store(k, settledVerdict{verdict})
-	if err := h.b.srv.InjectPacket(cl, pk); err != nil {
+	if err := h.b.srv.InjectPacket(cl, *pk); err != nil {
 		h.b.log.Debug("stored publish not acknowledged", "client", cut(cl.ID, 64), "topic", pk.TopicName, "error", err)
 	}
 	h.settled.Delete(k) // if mochi did not get as far as OnPublish (the client is gone)
