@@ -177,6 +177,9 @@ func TestOutageRetriesThenDeliversOnce(t *testing.T) {
 
 	e.clock.Advance(time.Minute)
 	attempts(3)
+	// The receiver has seen the third attempt; the clock moves on once the dispatcher has
+	// recorded its failure, or the retry would be due a minute later than the test waits.
+	require.Eventually(t, func() bool { return d.Stats().Channels[0].Failed == 3 }, waitFor, testInterval)
 	e.clock.Advance(time.Minute)
 	attempts(4)
 	got := hook.waitMessages(t, 1)
