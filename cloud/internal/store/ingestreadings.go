@@ -163,6 +163,7 @@ func insertChecked(ctx context.Context, conn *pgx.Conn, station string, now time
 func copyReadings(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns []string, station string, now time.Time,
 	rs []wire.Reading, times []time.Time, idx []int) error {
 	c := newCopyBinary(len(idx) * 160)
+	received := dbTime(now)
 	for _, i := range idx {
 		r := &rs[i]
 		c.row(len(columns))
@@ -182,7 +183,7 @@ func copyReadings(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, col
 		c.textOrNull(r.Lab)
 		c.textOrNull(r.Method)
 		if station != "" {
-			c.timestamptz(dbTime(now))
+			c.timestamptz(received)
 		}
 	}
 	return c.run(ctx, conn, table, columns)
