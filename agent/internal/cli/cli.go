@@ -113,7 +113,7 @@ func newRunCommand() *cobra.Command {
 			if err != nil {
 				return exitcode.AtStartup(err)
 			}
-			tuneGC()
+			tuneRuntime()
 			log := logging.New(cmd.ErrOrStderr(), cfg.Log)
 			for _, w := range cfg.Warnings() {
 				log.Warn("risky setting allowed by the configuration: " + w)
