@@ -11,7 +11,7 @@ import (
 // goroutine to the next (a client's reader, its lane, the buffer's writer), and with
 // a processor per core the runtime wakes idle threads, parks them again and moves
 // goroutines between cores for every hand-off: at full MQTT load on two cores, one
-// processor took 10-11 µs of CPU a durable message where two took 17-19. One core does
+// processor took 10-13 µs of CPU a durable message where two took 17-19. One core does
 // more than a station needs (tens of thousands of readings a second), and CPU time is
 // energy at a solar-powered station. A goroutine that computes for long (the file check
 // at start) is preempted every 10 ms, so the others wait no longer than that.
