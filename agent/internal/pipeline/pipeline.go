@@ -137,8 +137,8 @@ var sensorLimit = alerting.Condition{
 }
 
 // Ingest normalizes, grades and durably stores obs. It returns one entry per observation
-// in rejected (nil where it was stored), and a non-nil error only when nothing could be
-// stored. The per-reading alert rules still run on what was received when storing fails,
+// in rejected (nil where it was stored), or a nil rejected when every observation was
+// stored, and a non-nil error only when nothing could be stored. The per-reading alert rules still run on what was received when storing fails,
 // so the station keeps alerting on a dying disk.
 func (p *Pipeline) Ingest(ctx context.Context, obs []telemetry.Observation) ([]error, error) {
 	buf := readingsPool.Get().(*[]telemetry.Reading)
@@ -185,7 +185,7 @@ func (p *Pipeline) AddSample(ctx context.Context, o telemetry.Observation) (tele
 	if err != nil {
 		return telemetry.Reading{}, err
 	}
-	if rejected[0] != nil {
+	if rejected != nil {
 		return telemetry.Reading{}, fmt.Errorf("%w: %w", ErrSample, rejected[0])
 	}
 	return stored[0], nil
@@ -196,21 +196,26 @@ func (p *Pipeline) AddSample(ctx context.Context, o telemetry.Observation) (tele
 func (p *Pipeline) ingest(ctx context.Context, obs []telemetry.Observation, rs []telemetry.Reading) ([]error, []telemetry.Reading, error) {
 	now := p.opts.Now()
 	synced := p.deps.Clock.Synced()
-	rejected := make([]error, len(obs))
+	var rejected []error // made at the first refusal: nearly every call has none
+	reject := func(i int, err error) {
+		if rejected == nil {
+			rejected = make([]error, len(obs))
+		}
+		rejected[i] = err
+		p.rejected.Add(1)
+	}
 	rs = slices.Grow(rs[:0], len(obs))
 	limited := false
 	for i, o := range obs {
 		if err := p.deps.State.Admit(o.Sensor, "", now); err != nil {
-			rejected[i] = err
-			p.rejected.Add(1)
+			reject(i, err)
 			p.sensorLimited.Add(1)
 			limited = true
 			continue
 		}
 		r, err := p.reading(o, now)
 		if err != nil {
-			rejected[i] = err
-			p.rejected.Add(1)
+			reject(i, err)
 			p.deps.State.RecordError(o.Sensor, r.Param, rejectKind(err))
 			continue
 		}
