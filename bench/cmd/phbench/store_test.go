@@ -22,7 +22,7 @@ func TestStoreOptions(t *testing.T) {
 				s := o.store
 				assert.Equal(t, 400_000, s.ingestRows)
 				assert.Equal(t, 4, s.ingestStations)
-				assert.Equal(t, 2000, s.ingestBatch)
+				assert.Equal(t, 1000, s.ingestBatch)
 				assert.Equal(t, 3, s.ingestReps)
 				assert.Equal(t, 1_000_000, s.drainReadings)
 				assert.Equal(t, time.Second, s.drainSpacing)
