@@ -23,7 +23,7 @@ import (
 // flight landing and the one the cloud is storing, two batch times. Drains on 2 cores,
 // alternated: with 2000 a batch, live p99 124-144 ms against 60 idle; with 1000, 58-75 ms.
 // The drain pays for it: back to back, 100,000 readings drained at 44k rows/s against
-// 56-58k (in runs of a million, 43-58k against 46-64k, within their spread). Live
+// 56-58k (in runs of a million, 40-58k against 46-64k, within their spread). Live
 // readings held back half as long during a pollution event are worth a drain that takes
 // a fifth longer after an outage.
 const (
