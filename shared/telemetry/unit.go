@@ -21,7 +21,7 @@ type linear struct{ scale, offset float64 }
 
 var identity = linear{1, 0}
 
-// unitsByParam lists, per parameter, the unit spellings we accept (folded by foldUnit) and
+// unitsByParam lists, per parameter, the unit spellings we accept (folded by appendFoldUnit) and
 // how they convert. The empty unit means "the canonical unit" (a bare number).
 //
 // Choices worth stating: CFU/100mL is accepted for fecal coliform as equivalent to MPN (the
@@ -67,17 +67,13 @@ var temperatureUnits = map[string]linear{"": identity, "degc": identity, "°c": 
 	"deg_f": {5.0 / 9.0, -32 * 5.0 / 9.0}, "℉": {5.0 / 9.0, -32 * 5.0 / 9.0},
 	"k": {1, -273.15}, "kelvin": {1, -273.15}}
 
-// foldUnit lower-cases a unit and removes inner spaces ("MPN/100 mL" → "mpn/100ml").
-func foldUnit(u string) string {
-	return strings.ToLower(strings.ReplaceAll(strings.TrimSpace(u), " ", ""))
-}
-
-// appendFoldUnit appends foldUnit(u) to dst: Normalize folds the unit of every reading,
-// and a map looked up with string(bytes) allocates nothing, where strings.ToLower
-// allocates for every unit with a capital ("mg/L", "NTU").
+// appendFoldUnit appends u lower-cased, without its surrounding and inner spaces, to dst
+// ("MPN/100 mL" → "mpn/100ml"): the spelling unitsByParam keys. Normalize folds the unit
+// of every reading into a stack buffer, and a map looked up with string(bytes) allocates
+// nothing, where strings.ToLower allocates for every unit with a capital ("mg/L", "NTU").
 func appendFoldUnit(dst []byte, u string) []byte {
-	// The spaces go first, as in foldUnit: bytes of invalid UTF-8 they separated may
-	// join into one character.
+	// The spaces go first: bytes of invalid UTF-8 they separated may join into one
+	// character, as they do for strings.ToLower of the joined string.
 	var tmp [32]byte
 	joined := tmp[:0]
 	trimmed := strings.TrimSpace(u)
@@ -105,9 +101,10 @@ func Normalize(param string, value float64, unit string) (Param, float64, string
 		return "", 0, "", fmt.Errorf("%s: %w: %v", p, ErrNotFinite, value)
 	}
 	var buf [32]byte
-	conv, ok := unitsByParam[p][string(appendFoldUnit(buf[:0], unit))]
+	folded := appendFoldUnit(buf[:0], unit)
+	conv, ok := unitsByParam[p][string(folded)]
 	if !ok {
-		if q, known := unitOwner(foldUnit(unit)); known {
+		if q, known := unitOwner(string(folded)); known {
 			return "", 0, "", fmt.Errorf("%w: %q is a unit of %s, not of %s (want %s)",
 				ErrUnitMismatch, unit, q, p, params[p].Unit)
 		}
