@@ -22,12 +22,16 @@
 //
 // # Exactly once
 //
-// Ingest writes a whole batch in one transaction, whose first statement takes the
-// station's row lock (station_ingest), so a station's batches run one after another. That
-// row also keeps the station's committed readings seqs as a few ranges
-// (readings_committed). A reading whose seq lies outside them is new for certain: the
-// batch's such readings go by one binary COPY straight into measurements, with no staging
-// and no conflict check, which is nearly all of them in normal operation. The others (a
+// Ingest writes a whole batch in one transaction. The station's row (station_ingest)
+// keeps its committed readings seqs as a few ranges (readings_committed). A reading whose
+// seq lies outside them is new for certain: the batch's such readings go by one binary
+// COPY straight into measurements, with no staging and no conflict check, which is nearly
+// all of them in normal operation. The readings go in first, without a lock, so that two
+// batches of a station store their rows at once; the row lock on station_ingest then
+// makes the rest of a station's batches (ranges, latest values, rollups, alerts, WQI,
+// events) run one after another. Ranges read before the lock may miss a batch committed
+// meanwhile: a reading of it copied again breaks the unique key, and the batch is stored
+// again with every reading checked. The others (a
 // batch sent twice, an overlap, a replay after a lost answer, an agent that lost its
 // buffer and counts from 1 again) go through a staging table and INSERT ... ON CONFLICT
 // DO NOTHING on the unique key (station_id, seq, time): replays add nothing, and the

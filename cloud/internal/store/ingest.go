@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -57,7 +58,13 @@ func (s *Store) Ingest(ctx context.Context, station string, b *wire.Batch) (Inge
 
 	res := IngestResult{Ack: ackOf(b)}
 	err := s.withRetry(ctx, "ingest", func(ctx context.Context) error {
-		return s.ingestOnce(ctx, station, b, &res)
+		err := s.ingestOnce(ctx, station, b, &res, false)
+		if isUniqueViolation(err) {
+			// A concurrent batch of the station stored some of these readings first
+			// (a replay racing its original): again, every reading checked.
+			err = s.ingestOnce(ctx, station, b, &res, true)
+		}
+		return err
 	})
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("ingest: %w", err)
@@ -121,15 +128,36 @@ END $$;`
 // ingestOnce makes one attempt at storing b: one transaction on one pooled connection.
 // It runs the transaction itself rather than through pgx.Tx so that the statement
 // publishing the batch's events can travel with the COMMIT (publishAndCommit).
-func (s *Store) ingestOnce(ctx context.Context, station string, b *wire.Batch, res *IngestResult) (err error) {
+//
+// The readings are stored before the station's row lock is taken, all of them checked
+// with checkAll, otherwise as the station's committed ranges read then say. Inserting
+// rows only before the lock and always in key order keeps two batches of a station from
+// waiting for each other in a cycle: one waiting for the lock waits for a batch that
+// inserts no more readings.
+func (s *Store) ingestOnce(ctx context.Context, station string, b *wire.Batch, res *IngestResult, checkAll bool) (err error) {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer pc.Release()
 	conn := pc.Conn()
-	if _, err := conn.Exec(ctx, "begin"); err != nil {
-		return err
+	// The ranges travel with the BEGIN.
+	begin := &pgx.Batch{}
+	begin.Queue("begin")
+	var unlocked pgtype.Multirange[pgtype.Range[pgtype.Int8]]
+	readRanges := !checkAll && len(b.Readings) > 0
+	if readRanges {
+		begin.Queue(`SELECT readings_committed FROM station_ingest WHERE station_id = $1`, station)
+	}
+	br := conn.SendBatch(ctx, begin)
+	_, err = br.Exec()
+	if err == nil && readRanges {
+		if err = br.QueryRow().Scan(&unlocked); errors.Is(err, pgx.ErrNoRows) {
+			err = nil
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
 	}
 	defer func() {
 		if err == nil || conn.IsClosed() || conn.PgConn().TxStatus() == 'I' {
@@ -141,7 +169,20 @@ func (s *Store) ingestOnce(ctx context.Context, station string, b *wire.Batch, r
 			s.log.Debug("ingest: rollback", "err", rerr)
 		}
 	}()
-	publish, err := s.ingestTx(ctx, conn, station, b, res)
+	if err != nil {
+		return err
+	}
+	var stored storedReadings
+	if len(b.Readings) > 0 {
+		ranges := seqRangesOf(unlocked)
+		if checkAll {
+			ranges = everySeq
+		}
+		if stored, err = s.storeReadings(ctx, conn, station, b.Readings, ranges); err != nil {
+			return err
+		}
+	}
+	publish, err := s.ingestTx(ctx, conn, station, b, stored, res)
 	if err != nil {
 		return err
 	}
@@ -155,14 +196,16 @@ func (s *Store) ingestOnce(ctx context.Context, station string, b *wire.Batch, r
 	return err
 }
 
-// ingestTx stores b in the transaction open on conn, all but its events, which it leaves
-// staged; it reports whether there are any to publish.
-func (s *Store) ingestTx(ctx context.Context, conn *pgx.Conn, station string, b *wire.Batch, res *IngestResult) (publish bool, err error) {
+// ingestTx stores b in the transaction open on conn, all but its readings, which stored
+// holds (storeReadings), and its events, which it leaves staged; it reports whether there
+// are any events to publish.
+func (s *Store) ingestTx(ctx context.Context, conn *pgx.Conn, station string, b *wire.Batch, stored storedReadings, res *IngestResult) (publish bool, err error) {
 	res.NewReadings, res.NewAlerts, res.NewWQI, res.NewHealth = 0, 0, 0, false
 	ack := res.Ack.Acked
-	// First statement: it takes the station's row lock, so this station's batches run one
-	// after another (see station_ingest in 0001_core.sql). The second, sent with it in one
-	// round trip and run after it, brings the station back online if it was offline.
+	// This statement takes the station's row lock, so that the rest of a station's
+	// batches runs one after another (see station_ingest in 0001_core.sql). The second,
+	// sent with it in one round trip and run after it, brings the station back online if
+	// it was offline.
 	now := dbTime(s.opts.Now())
 	batch := &pgx.Batch{}
 	batch.Queue(`INSERT INTO station_ingest AS i
@@ -204,7 +247,7 @@ func (s *Store) ingestTx(ctx context.Context, conn *pgx.Conn, station string, b 
 		return false, err
 	}
 	if len(b.Readings) > 0 {
-		if err := s.ingestReadings(ctx, conn, station, b.Readings, seqRangesOf(committed), res); err != nil {
+		if err := s.readingsBookkeeping(ctx, conn, station, b.Readings, stored, seqRangesOf(committed), res); err != nil {
 			return false, err
 		}
 	}

@@ -21,8 +21,13 @@ import (
 // actually new. The batch's new readings then update the latest values, the rollups (plain
 // layout) and the committed ranges with a few rows each, aggregated here, and become one
 // events row (a readings event of one id per reading) and at most one backfill notice.
-// The station's row lock (station_ingest, the transaction's first statement) keeps its
-// batches from interleaving, so the ranges read under it are exact.
+//
+// The rows go in before the station's row lock is taken (storeReadings), the rest after it
+// (readingsBookkeeping), so that a station's batches store their rows side by side and
+// queue only for the few statements after. The ranges read without the lock may lack a
+// batch committed meanwhile, never hold one that is not: a reading they call new that a
+// concurrent batch stored first breaks the unique key of measurements, the COPY fails, and
+// Ingest stores the batch again with every reading checked.
 
 // readingColumns are the columns of measurements a reading fills, in copyReadings' order.
 var readingColumns = []string{"time", "station_id", "param", "value", "unit", "quality", "source", "seq", "sensor",
@@ -49,13 +54,19 @@ type readingKey struct {
 	at  time.Time
 }
 
-// ingestReadings stores the new readings of rs, their events, latest values, rollups and
-// committed ranges, in the transaction open on conn; committed are the station's ranges
-// as of its row lock.
-func (s *Store) ingestReadings(ctx context.Context, conn *pgx.Conn, station string, rs []wire.Reading, committed seqRanges, res *IngestResult) error {
+// storedReadings are a batch's readings as storeReadings stored them.
+type storedReadings struct {
+	now   time.Time   // their received_at
+	times []time.Time // as stored
+	fresh []int       // the new readings, by seq then time
+}
+
+// storeReadings stores the new readings of rs in the transaction open on conn: those
+// whose seq committed does not hold by COPY, the others by the checked path.
+func (s *Store) storeReadings(ctx context.Context, conn *pgx.Conn, station string, rs []wire.Reading, committed seqRanges) (storedReadings, error) {
 	now := s.opts.Now()
-	times := make([]time.Time, len(rs)) // as stored
-	order := make([]int, len(rs))       // rs by seq, then time
+	times := make([]time.Time, len(rs))
+	order := make([]int, len(rs)) // rs by seq, then time
 	for i := range rs {
 		times[i], order[i] = dbTime(rs[i].Time), i
 	}
@@ -76,7 +87,7 @@ func (s *Store) ingestReadings(ctx context.Context, conn *pgx.Conn, station stri
 	}
 	if len(sure) > 0 {
 		if err := copyReadings(ctx, conn, pgx.Identifier{"measurements"}, readingColumns, station, now, rs, times, sure); err != nil {
-			return fmt.Errorf("copy readings: %w", err)
+			return storedReadings{}, fmt.Errorf("copy readings: %w", err)
 		}
 	}
 	isNew := make([]bool, len(rs))
@@ -85,17 +96,25 @@ func (s *Store) ingestReadings(ctx context.Context, conn *pgx.Conn, station stri
 	}
 	if len(maybe) > 0 {
 		if err := insertChecked(ctx, conn, station, now, rs, times, maybe, isNew); err != nil {
-			return err
+			return storedReadings{}, err
 		}
 	}
-	fresh := make([]int, 0, len(rs)) // the new readings, by seq
+	fresh := make([]int, 0, len(rs))
 	for _, i := range order {
 		if isNew[i] {
 			fresh = append(fresh, i)
 		}
 	}
-	res.NewReadings = int64(len(fresh))
+	return storedReadings{now: now, times: times, fresh: fresh}, nil
+}
 
+// readingsBookkeeping adds the seqs of rs to the station's committed ranges (as read
+// under its row lock) and updates the latest values, rollups and events from the new
+// readings stored.
+func (s *Store) readingsBookkeeping(ctx context.Context, conn *pgx.Conn, station string, rs []wire.Reading, stored storedReadings,
+	committed seqRanges, res *IngestResult) error {
+	times, fresh := stored.times, stored.fresh
+	res.NewReadings = int64(len(fresh))
 	seqs := make([]int64, 0, len(rs))
 	for _, r := range rs {
 		if r.Seq < math.MaxInt64 {
@@ -113,7 +132,7 @@ func (s *Store) ingestReadings(ctx context.Context, conn *pgx.Conn, station stri
 		if s.schema.Mode == ModePlain {
 			queueRollups(batch, station, rs, times, fresh)
 		}
-		evs, err := s.readingEvents(station, now, rs, times, fresh)
+		evs, err := s.readingEvents(station, stored.now, rs, times, fresh)
 		if err != nil {
 			return err
 		}

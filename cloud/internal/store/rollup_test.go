@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,24 +121,31 @@ func checkRollups(t *testing.T, s *store.Store, all []wire.Reading) {
 
 // TestConcurrentOverlappingBatchesCountOnce sends overlapping batches of one station from
 // several goroutines at once, as an agent retrying over several connections might: each
-// reading is stored, counted in its buckets and published once.
+// reading is stored, counted in its buckets and published once. Batches store their
+// readings side by side, so a batch often copies readings that another stores a moment
+// before it commits.
 func testConcurrentOverlappingBatchesCountOnce(t *testing.T, l layout) {
-	s, _ := l.open(t, store.Options{MaxConns: 8})
+	s, url := l.open(t, store.Options{MaxConns: 8})
 	storetest.AddStation(t, s, station)
 	start := time.Now().UTC().Add(-3 * time.Hour)
 	all := storetest.Readings(1, 1200, start, 5*time.Second)
 	var wg sync.WaitGroup
+	var added atomic.Int64
 	for g := range 4 {
 		wg.Go(func() {
 			for i := range 12 {
 				from := ((i*7 + g*3) % 12) * 100 // every sender covers everything, in its own order
 				to := min(from+150, len(all))
-				_, err := s.Ingest(t.Context(), station, storetest.Batch(station, all[from:to]))
+				res, err := s.Ingest(t.Context(), station, storetest.Batch(station, all[from:to]))
 				assert.NoError(t, err)
+				added.Add(res.NewReadings)
 			}
 		})
 	}
 	wg.Wait()
+	assert.Equal(t, int64(len(all)), added.Load(), "new readings reported, over all batches")
+	assert.Equal(t, int64(len(all)), count(t, url, `SELECT count(*) FROM measurements`))
+	assert.Equal(t, "{[1,1201)}", committedRanges(t, url))
 
 	checkRollups(t, s, all)
 	evs, err := s.Events(t.Context(), store.EventQuery{Limit: 10000})

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"math"
 	"slices"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -19,6 +20,9 @@ type seqRange struct{ lo, hi int64 }
 // cloud refused, which the agent then sets aside) would otherwise add up; past the bound
 // the lowest holes are closed, which only sends their seqs down the ON CONFLICT path.
 const maxSeqRanges = 32
+
+// everySeq holds every seq: with it, every reading takes the checked path.
+var everySeq = seqRanges{{math.MinInt64, math.MaxInt64}}
 
 // contains reports whether seq is in the set.
 func (s seqRanges) contains(seq int64) bool {

@@ -111,7 +111,7 @@ func (s *Store) AddStation(ctx context.Context, n NewStation) (token string, err
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, n.ID, n.Name, n.Class, n.Lat, n.Lon, hash, river, km)
 		return err
 	})
-	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "23505" {
+	if isUniqueViolation(err) {
 		return "", fmt.Errorf("station %s: %w", n.ID, ErrExists)
 	}
 	if err != nil {

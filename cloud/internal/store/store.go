@@ -249,6 +249,12 @@ func retryable(err error) bool {
 	return false
 }
 
+// isUniqueViolation reports whether err is a unique key's violation (SQLSTATE 23505).
+func isUniqueViolation(err error) bool {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && pgErr.Code == "23505"
+}
+
 // unavailable reports whether err means the database is (for now) out of reach.
 func unavailable(err error) bool {
 	return retryable(err) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)

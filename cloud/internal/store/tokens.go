@@ -2,14 +2,12 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Role is what a token may do.
@@ -64,7 +62,7 @@ func (s *Store) AddToken(ctx context.Context, name string, role Role) (string, e
 			name, string(role), hash)
 		return err
 	})
-	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "23505" {
+	if isUniqueViolation(err) {
 		return "", fmt.Errorf("token %s: %w", name, ErrExists)
 	}
 	if err != nil {
