@@ -30,11 +30,11 @@ older ones are left to the backlog, which reaches them in order). So a reading t
 arrives during a long drain reaches the cloud one batch later, not after the backlog, and
 the drain sends no extra requests for it.
 
-Two backlog batches travel at once (Options.InFlight): while the cloud stores one, the
+Three backlog batches travel at once (Options.InFlight): while the cloud stores two, the
 next is read, encoded and decoded by the cloud, and the oldest batch's answer is taken in
-before a third is built. The readings that would ride in a backlog batch then go just
-ahead of it in a batch of their own: the cloud stores a station's batches one after
-another, and a reading inside a full batch would wait for all of its rows. A batch behind others in flight reads on from where they end and
+before a fourth is built. The readings that would ride in a backlog batch then go just
+ahead of it in a batch of their own: a reading inside a full batch would wait for all of
+its rows. A batch behind others in flight reads on from where they end and
 stops short of the newest readings they carry, so it covers only records whose fate its
 own answer decides; answers are taken in the order the batches were sent. When the batch
 ahead fails, what the cloud confirmed of the one behind it waits above the cursor like the

@@ -53,8 +53,8 @@ func checkCursorHolds(t *testing.T, s *spool.Spool, u *Uplink, cloud *fakeCloud)
 	assert.Equal(t, above, u.Status().AckedAhead[spool.Readings], "what the cloud holds above the cursor is acknowledged ahead")
 }
 
-// Two backlog batches travel together. The cloud stores the second while it still holds
-// the first: the cursor does not move past the first until its answer comes, and then
+// Backlog batches travel together. The cloud stores the second while it still holds the
+// first: the cursor does not move past the first until its answer comes, and then
 // over both.
 func TestInFlightCursorWaitsForTheOldest(t *testing.T) {
 	s := openStore(t, "")
@@ -92,7 +92,7 @@ func TestInFlightCursorWaitsForTheOldest(t *testing.T) {
 	assert.Zero(t, u.Status().AckedAhead[spool.Readings])
 }
 
-// The cloud refuses one of two backlog batches in flight (a 503) and stores the other:
+// The cloud refuses the first of the backlog batches in flight (a 503) and stores the others:
 // the pass fails, the cursor stops where what the cloud holds stops, what it holds above is
 // acknowledged ahead, and the next pass sends the rest, nothing twice.
 func TestInFlightOneFails(t *testing.T) {
@@ -111,7 +111,7 @@ func TestInFlightOneFails(t *testing.T) {
 	w := timer.next(t)
 	assert.Less(t, w.d, time.Hour, "a backoff after the failure")
 	assert.Contains(t, u.Status().LastError, "503")
-	assert.Len(t, cloud.seqs("readings"), DefaultLiveReadings+500, "the live lane and the batch beside the refused one")
+	assert.Len(t, cloud.seqs("readings"), DefaultLiveReadings+(DefaultInFlight-1)*500, "the live lane and the batches beside the refused one")
 	checkCursorHolds(t, s, u, cloud)
 
 	w.fire <- time.Now()
