@@ -130,10 +130,11 @@ END $$;`
 // publishing the batch's events can travel with the COMMIT (publishAndCommit).
 //
 // The readings are stored before the station's row lock is taken, all of them checked
-// with checkAll, otherwise as the station's committed ranges read then say. Inserting
-// rows only before the lock and always in key order keeps two batches of a station from
-// waiting for each other in a cycle: one waiting for the lock waits for a batch that
-// inserts no more readings.
+// with checkAll, otherwise as the station's committed ranges read then say. No batch
+// inserts readings while it holds the lock, so one that waits for the lock waits for a
+// batch that waits for no readings. Two batches that insert the same readings wait for
+// each other's keys only, in key order but for a seq repeated within a batch; such a
+// cycle is a deadlock PostgreSQL breaks, and the transaction is retried.
 func (s *Store) ingestOnce(ctx context.Context, station string, b *wire.Batch, res *IngestResult, checkAll bool) (err error) {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
