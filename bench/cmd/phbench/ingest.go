@@ -72,7 +72,7 @@ func (b *bench) ingest(ctx context.Context) {
 		"      realistic values of a clean river; the same rows for every loader\n",
 		total, len(stations), set.PerStation, s.ingestSpacing, set.Start().Format(time.RFC3339), set.End.Format(time.RFC3339), set.Span().Round(time.Second))
 	b.printf("ours: %s serve, POST /v1/ingest of gzip JSON batches of %d readings (encoded before the clock starts), the %d stations at once\n"+
-		"      (one connection each, batches of a station one after another: the cloud serializes a station's batches anyway);\n"+
+		"      (one connection each, batches of a station one after another: four stations keep both cores busy);\n"+
 		"      cloud config: ingest.rate_per_station %d, burst %d, max_in_flight %d (raised so the limiter is not measured), database.max_conns default (10), log info\n"+
 		"copyfrom: pgx CopyFrom (binary COPY) of all the rows, made before the clock starts, in one COPY on one connection\n"+
 		"peer: psql -c '\\copy measurements(...) FROM file WITH (FORMAT csv)' of the same rows, one COPY\n"+
