@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 
 	"github.com/purehealth/purehealth/shared/telemetry"
 )
@@ -302,35 +303,44 @@ func records[T any](d *decoder, stream string, list *[]T, validate func(stream s
 	if tok != json.Delim('[') {
 		return d.fail(&FieldError{Field: stream, Msg: "must be an array"})
 	}
+	// Each record is read into the same bytes: parse copies what it keeps.
+	var raw json.RawMessage
 	for d.dec.More() {
 		if d.records >= MaxRecords {
 			return fmt.Errorf("%w: more than %d records", ErrTooLarge, MaxRecords)
 		}
 		d.records++
 		i := len(*list)
-		var r T
+		if i == cap(*list) {
+			// Doubling: append grows a long slice by a quarter, which allocated about
+			// five times a batch's readings on the way to its length.
+			*list = slices.Grow(*list, max(i, 8))
+		}
+		// Decoded in place: a record of its own would be allocated for each.
+		*list = append(*list, *new(T))
+		r := &(*list)[i]
 		var err error
 		if parse == nil {
-			err = d.dec.Decode(&r)
+			err = d.dec.Decode(r)
 		} else {
-			var raw json.RawMessage
-			if err = d.dec.Decode(&raw); err == nil && !parse(raw, &r, &d.strs) {
-				r = *new(T)
-				err = json.Unmarshal(raw, &r)
+			raw = raw[:0]
+			if err = d.dec.Decode(&raw); err == nil && !parse(raw, r, &d.strs) {
+				*r = *new(T)
+				err = json.Unmarshal(raw, r)
 			}
 		}
 		if err != nil {
 			err = d.fail(typed(fmt.Sprintf("%s[%d]", stream, i), err))
 		} else {
-			err = validate(stream, i, &r)
+			err = validate(stream, i, r)
 		}
 		if err != nil {
+			*list = (*list)[:i]
 			if d.version == nil {
 				d.skipRest()
 			}
 			return err
 		}
-		*list = append(*list, r)
 	}
 	if _, err := d.dec.Token(); err != nil {
 		return d.fail(syntax(err))
