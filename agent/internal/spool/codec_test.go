@@ -171,7 +171,11 @@ func FuzzDecodeReading(f *testing.F) {
 		if math.Float64bits(r.Value) != math.Float64bits(r2.Value) || !r.Time.Equal(r2.Time) {
 			t.Fatalf("round trip changed value or time: %+v -> %+v", r, r2)
 		}
-		r.Value, r2.Value, r.Time, r2.Time = 0, 0, time.Time{}, time.Time{}
+		// A sample is a pointer: the same sample, not the same pointer.
+		if (r.Sample == nil) != (r2.Sample == nil) || r.Sample != nil && *r.Sample != *r2.Sample {
+			t.Fatalf("round trip changed the sample: %+v -> %+v", r.Sample, r2.Sample)
+		}
+		r.Value, r2.Value, r.Time, r2.Time, r.Sample, r2.Sample = 0, 0, time.Time{}, time.Time{}, nil, nil
 		if r != r2 {
 			t.Fatalf("round trip changed the reading: %+v -> %+v", r, r2)
 		}
