@@ -312,9 +312,9 @@ func records[T any](d *decoder, stream string, list *[]T, validate func(stream s
 		d.records++
 		i := len(*list)
 		if i == cap(*list) {
-			// Doubling: append grows a long slice by a quarter, which allocated about
-			// five times a batch's readings on the way to its length.
-			*list = slices.Grow(*list, max(i, 8))
+			// Doubling, up to the batch's limit: append grows a long slice by a quarter,
+			// which allocated about five times a batch's readings on the way to its length.
+			*list = slices.Grow(*list, min(max(i, 8), MaxRecords-i))
 		}
 		// Decoded in place: a record of its own would be allocated for each.
 		*list = append(*list, *new(T))
