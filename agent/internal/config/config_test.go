@@ -680,6 +680,25 @@ func TestBalenaTemplate(t *testing.T) {
 	assert.Empty(t, cfg.Uplink.URL)
 }
 
+// TestNullMapKeepsDefaults: a map key written with no value means what {} and leaving the
+// key out mean, so a configuration written back out loads the same.
+func TestNullMapKeepsDefaults(t *testing.T) {
+	base := "station: {id: MH-PUNE-001, class: B}\ndata_dir: ./data/agent\nmqtt: {allow_anonymous: true}\n"
+	want, err := config.Parse([]byte(base))
+	require.NoError(t, err)
+	for _, doc := range []string{
+		"wqi: {freshness: ~, freshness_by_source: ~}",
+		"wqi: {freshness: {}, freshness_by_source: {}}",
+		"wqi:\n  freshness:\n  freshness_by_source:\n",
+	} {
+		t.Run(doc, func(t *testing.T) {
+			got, err := config.Parse([]byte(base + doc + "\n"))
+			require.NoError(t, err)
+			assert.Equal(t, want.WQI, got.WQI)
+		})
+	}
+}
+
 // FuzzParse feeds arbitrary documents to Parse. It must never panic, and a document it
 // accepts must validate again unchanged and survive a YAML round trip: what Load stores is
 // a fixed point of the load path.
@@ -699,6 +718,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("station: &a {id: x, class: B}\nother: *a\n"))
 	f.Add([]byte("<<: {data_dir: /d}\n"))
+	f.Add([]byte("station: {id: x}\ndata_dir: /d\nwqi: {freshness_by_source: ~}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := config.Parse(data)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/purehealth/purehealth/cloud/internal/access"
 	"github.com/purehealth/purehealth/cloud/internal/config"
@@ -169,6 +170,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("database_url: postgres://h/db\nretention: {wqi: 1.5d}\n"))
 	f.Add([]byte("fusion: {max_age: {sensor: -1d}}"))
 	f.Add([]byte("{"))
+	f.Add([]byte("database_url: postgres://h/db\nfusion: {max_age: ~}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := config.Parse(data)
 		if err != nil {
@@ -178,6 +180,14 @@ func FuzzParse(f *testing.F) {
 		require.NoError(t, cfg.Validate())
 		require.NotEmpty(t, cfg.Listen)
 		require.Positive(t, cfg.Retention.Measurements.Std())
+		// And written back out, it loads the same.
+		out, err := yaml.Marshal(cfg)
+		require.NoError(t, err)
+		again, err := config.Parse(out)
+		require.NoError(t, err, "a parsed config does not parse after a round trip:\n%s", out)
+		out2, err := yaml.Marshal(again)
+		require.NoError(t, err)
+		require.Equal(t, string(out), string(out2), "Parse is not a fixed point")
 	})
 }
 
