@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,8 +29,18 @@ type copyBinary struct {
 // field and a header extension length, both zero.
 const copySignature = "PGCOPY\n\xff\r\n\x00"
 
+// copyStreams keeps the streams of past batches for the next: a stream is about 160 bytes
+// a reading, and one made anew for every batch was a good part of the garbage the cloud
+// collected during an ingest.
+var copyStreams = sync.Pool{New: func() any { return new(copyBinary) }}
+
+// maxKeptCopyBytes is the largest stream copyStreams keeps: a batch of readings at most.
+const maxKeptCopyBytes = 4 << 20
+
+// newCopyBinary returns an empty stream from copyStreams; release puts it back.
 func newCopyBinary(sizeHint int) *copyBinary {
-	c := &copyBinary{buf: make([]byte, 0, sizeHint)}
+	c := copyStreams.Get().(*copyBinary)
+	c.buf = slices.Grow(c.buf[:0], sizeHint)
 	c.buf = append(c.buf, copySignature...)
 	c.buf = binary.BigEndian.AppendUint32(c.buf, 0)
 	c.buf = binary.BigEndian.AppendUint32(c.buf, 0)
@@ -114,4 +126,12 @@ func (c *copyBinary) run(ctx context.Context, conn *pgx.Conn, table pgx.Identifi
 	sql := "COPY " + table.Sanitize() + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)"
 	_, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(c.buf), sql)
 	return err
+}
+
+// release returns c to copyStreams. Only after a run that succeeded: pgconn's CopyFrom may
+// return on a broken connection before its writer has stopped reading the stream.
+func (c *copyBinary) release() {
+	if cap(c.buf) <= maxKeptCopyBytes {
+		copyStreams.Put(c)
+	}
 }
