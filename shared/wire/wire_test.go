@@ -42,6 +42,32 @@ func TestRoundTrip(t *testing.T) {
 	assert.Equal(t, []string{"spike"}, out.Readings[0].Flags)
 }
 
+// TestReleaseThenDecode: a batch decoded into the readings array of a released one holds
+// its own readings and nothing of the other's; one with no readings has no list.
+func TestReleaseThenDecode(t *testing.T) {
+	many := sample()
+	for i := range 50 {
+		r := many.Readings[0]
+		r.Seq, r.Sensor, r.Flags = uint64(100+i), "many-1", []string{"spike", "flatline"}
+		many.Readings = append(many.Readings, r)
+	}
+	few := sample()
+	few.Readings[0].Sensor, few.Readings[0].Flags = "few-1", nil
+	var none Batch
+	none.Station = "MH-PUNE-001"
+	for range 3 {
+		for _, in := range []*Batch{many, few, &none} {
+			data, err := Encode(in)
+			require.NoError(t, err)
+			out, err := Decode(bytes.NewReader(data), true)
+			require.NoError(t, err)
+			assert.Equal(t, in.Readings, out.Readings)
+			out.Release()
+			assert.Nil(t, out.Readings, "a released batch keeps no readings")
+		}
+	}
+}
+
 func TestPlainJSONAccepted(t *testing.T) {
 	b, err := Decode(strings.NewReader(`{"v":1,"station":"S","readings":[]}`), false)
 	require.NoError(t, err)

@@ -227,6 +227,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, status, err.Error(), field)
 		return
 	}
+	// Nothing keeps the batch's readings once it is stored: their array serves the next.
+	defer b.Release()
 	if b.Station != station {
 		log.Warn("batch for another station refused", "batch_station", b.Station)
 		h.refuse(w, http.StatusForbidden, fmt.Sprintf("this token belongs to station %s, not %s", station, b.Station), "station")
