@@ -62,7 +62,7 @@ type queryOptions struct {
 
 func (q *queryOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&q.spacing, "query-spacing", 0, "time between the loaded year's timestamps, eight readings each (default 5m quick, 1m full)")
-	fs.IntVar(&q.reps, "query-reps", 0, "timed requests per query, by the API and by psql each (default 100 quick, 200 full: a p99 of fewer is just the slowest one)")
+	fs.IntVar(&q.reps, "query-reps", 0, "timed requests per query, by the API and by psql each (default 100 quick, 500 full: a p99 of fewer is just the slowest one or two)")
 }
 
 func (q *queryOptions) defaults(quick bool) {
@@ -73,7 +73,7 @@ func (q *queryOptions) defaults(quick bool) {
 		}
 	}
 	if q.reps == 0 {
-		q.reps = 200
+		q.reps = 500
 		if quick {
 			q.reps = 100
 		}

@@ -61,7 +61,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.sensors, "sensors", 200, "connections (simulated sensors) in the throughput runs")
 	fs.IntVar(&o.inflight, "inflight", 16, "unacknowledged QoS 1 publishes allowed per connection in the throughput runs")
 	fs.IntVar(&o.count, "count", 0, "messages per connection in each throughput run (default 100 quick, 500 full)")
-	fs.IntVar(&o.reps, "reps", 0, "throughput runs per target, median reported (default 1 quick, 3 full)")
+	fs.IntVar(&o.reps, "reps", 0, "throughput runs per target, median reported (default 1 quick, 5 full)")
 	fs.DurationVar(&o.fsyncDur, "fsync-time", 0, "how long to measure each of fdatasync and fsync (default 2s quick, 5s full)")
 	fs.IntVar(&o.rssSensors, "rss-sensors", 200, "connected sensors in the memory run")
 	fs.Float64Var(&o.rssRate, "rss-rate", 5, "messages per second per sensor in the memory run")
@@ -97,7 +97,7 @@ func (o *options) defaults() {
 		o.count = pick(100, 500)
 	}
 	if o.reps == 0 {
-		o.reps = pick(1, 3)
+		o.reps = pick(1, 5)
 	}
 	if o.fsyncDur == 0 {
 		o.fsyncDur = time.Duration(pick(2, 5)) * time.Second

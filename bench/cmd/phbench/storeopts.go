@@ -53,7 +53,7 @@ func (s *storeOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.ingestStations, "ingest-stations", 4, "stations posting batches at once in the cloud ingest run")
 	fs.IntVar(&s.ingestBatch, "ingest-batch", 1000, "readings per batch in the cloud ingest run (the agent's uplink.batch_max default, 1000)")
 	fs.DurationVar(&s.ingestSpacing, "ingest-spacing", time.Second, "time between a station's timestamps in the cloud ingest run (eight readings each)")
-	fs.IntVar(&s.ingestReps, "ingest-reps", 0, "cloud ingest runs per loader, median reported (default 1 quick, 3 full)")
+	fs.IntVar(&s.ingestReps, "ingest-reps", 0, "cloud ingest runs per loader, median reported (default 1 quick, 5 full)")
 	fs.IntVar(&s.drainReadings, "drain-readings", 0, "readings buffered at the agent before the cloud comes up (default 100000 quick, 1000000 full)")
 	fs.DurationVar(&s.drainSpacing, "drain-spacing", time.Second, "time between the buffered readings' timestamps (eight readings each); 0 = all at one instant, like a burst published at full speed")
 	fs.IntVar(&s.drainBatchMax, "drain-batch-max", 0, "the draining agent's uplink.batch_max (default: the agent's default, 1000)")
@@ -74,7 +74,7 @@ func (s *storeOptions) defaults(quick bool) {
 		s.ingestRows = pick(100_000, 400_000)
 	}
 	if s.ingestReps == 0 {
-		s.ingestReps = pick(1, 3)
+		s.ingestReps = pick(1, 5)
 	}
 	if s.drainReadings == 0 {
 		s.drainReadings = pick(100_000, 1_000_000)
