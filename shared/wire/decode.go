@@ -86,15 +86,12 @@ func DecodeWith(body io.Reader, gzipped bool, opts DecodeOptions) (*Batch, error
 		src = zr
 	}
 	m := &meter{r: src, left: MaxDecompressedBytes, reserve: opts.Reserve}
-	dec := json.NewDecoder(m)
-	m.dec = dec
-	d := decoder{dec: dec}
+	d := decoder{s: stream{r: m}}
 	b, err := d.batch()
 	if err != nil {
 		return nil, err
 	}
 	// Read to the end, so that a gzip stream is checked whole (its CRC and length).
-	m.dec = nil
 	if _, err := io.Copy(io.Discard, m); err != nil {
 		return nil, gzipError(err)
 	}
@@ -167,23 +164,15 @@ func (c *capped) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// meter bounds the decompressed stream: its total, the bytes the JSON decoder holds
-// beyond what it consumed (one value, since records are decoded one at a time), and the
-// shared budget.
+// meter bounds the decompressed stream: its total and the shared budget. (The stream
+// bounds each value.)
 type meter struct {
 	r       io.Reader
 	left    int64
 	reserve func(int64) error
-	dec     *json.Decoder
-	read    int64
 }
 
 func (m *meter) Read(p []byte) (int, error) {
-	if m.dec != nil {
-		if held := m.read - m.dec.InputOffset(); held > MaxRecordBytes {
-			return 0, fmt.Errorf("%w: a value at byte %d is larger than %d bytes", ErrTooLarge, m.dec.InputOffset(), MaxRecordBytes)
-		}
-	}
 	if m.left <= 0 {
 		var one [1]byte
 		if n, _ := m.r.Read(one[:]); n > 0 {
@@ -201,13 +190,12 @@ func (m *meter) Read(p []byte) (int, error) {
 		}
 	}
 	m.left -= int64(n)
-	m.read += int64(n)
 	return n, err
 }
 
-// decoder walks a batch object token by token and decodes its records one at a time.
+// decoder walks a batch object and decodes its records one at a time.
 type decoder struct {
-	dec     *json.Decoder
+	s       stream
 	strs    interner // the batch's repeated strings (parseReading)
 	records int
 	version *int
@@ -218,19 +206,19 @@ type decoder struct {
 
 func (d *decoder) batch() (*Batch, error) {
 	b := &Batch{}
-	if err := d.delim('{', "a batch must be a JSON object"); err != nil {
-		return nil, err
+	if c, err := d.s.peek(); err != nil {
+		return nil, d.fail(syntax(err))
+	} else if c != '{' {
+		return nil, fmt.Errorf("%w: a batch must be a JSON object", ErrMalformed)
 	}
-	seen := map[string]bool{}
-	for d.dec.More() {
-		tok, err := d.dec.Token()
-		if err != nil {
-			if d.pending != nil {
-				return nil, d.pending
-			}
-			return nil, d.fail(syntax(err))
+	d.s.pos++
+	var seen [8]bool // isField's keys, by fieldIndex
+	more, err := d.first('}')
+	for ; more && err == nil; more, err = d.s.next('}', "a batch field") {
+		var key string
+		if key, err = d.key(); err != nil {
+			break
 		}
-		key, _ := tok.(string)
 		if d.pending != nil {
 			// Only the version matters now.
 			if key == "v" {
@@ -239,15 +227,17 @@ func (d *decoder) batch() (*Batch, error) {
 				}
 				return nil, d.pending
 			}
-			if err := d.skip(); err != nil {
-				return nil, d.pending
+			if err = d.skip(); err != nil {
+				break
 			}
 			continue
 		}
-		if seen[key] && isField(key) {
-			return nil, d.fail(&FieldError{Field: key, Msg: "appears twice"})
+		if i := fieldIndex(key); i >= 0 {
+			if seen[i] {
+				return nil, d.fail(&FieldError{Field: key, Msg: "appears twice"})
+			}
+			seen[i] = true
 		}
-		seen[key] = true
 		switch key {
 		case "v":
 			err = d.readVersion(b)
@@ -278,19 +268,19 @@ func (d *decoder) batch() (*Batch, error) {
 			if d.version != nil || errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrMalformed) {
 				return nil, err
 			}
-			d.pending = err
+			d.pending, err = err, nil
 		}
 	}
 	if d.pending != nil {
 		return nil, d.pending
 	}
-	if _, err := d.dec.Token(); err != nil { // the closing brace
+	if err != nil {
 		return nil, d.fail(syntax(err))
 	}
-	if _, err := d.dec.Token(); err != io.EOF {
-		if err == nil || errors.Is(err, ErrTooLarge) {
-			return nil, d.fail(fmt.Errorf("%w: data after the batch object", ErrMalformed))
-		}
+	switch _, err := d.s.peek(); {
+	case err == nil:
+		return nil, fmt.Errorf("%w: data after the batch object", ErrMalformed)
+	case err != io.EOF:
 		return nil, d.fail(syntax(err))
 	}
 	if d.version == nil {
@@ -302,17 +292,87 @@ func (d *decoder) batch() (*Batch, error) {
 	return b, nil
 }
 
-func isField(key string) bool {
-	switch key {
-	case "v", "station", "agent", "sent_at", "readings", "alerts", "wqi", "health":
-		return true
+// first consumes the closing byte of an empty object or array, just opened, and reports
+// whether it has elements.
+func (d *decoder) first(closing byte) (bool, error) {
+	c, err := d.s.peek()
+	if err != nil {
+		return false, err
 	}
-	return false
+	if c == closing {
+		d.s.pos++
+		return false, nil
+	}
+	return true, nil
+}
+
+// key reads an object's key and the colon after it.
+func (d *decoder) key() (string, error) {
+	c, err := d.s.peek()
+	if err != nil {
+		return "", err
+	}
+	if c != '"' {
+		return "", d.s.unexpected(c, "a field name")
+	}
+	raw, err := d.s.value()
+	if err != nil {
+		return "", err
+	}
+	key, ok := plainString(raw)
+	if !ok {
+		if err := json.Unmarshal(raw, &key); err != nil {
+			return "", err
+		}
+	}
+	return key, d.s.expect(':', "':' after a field name")
+}
+
+// plainString returns the string raw quotes when it holds printable ASCII only, with no
+// escapes: what encoding/json would make of it.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	in := raw[1 : len(raw)-1]
+	for _, c := range in {
+		if c < 0x20 || c > 0x7e || c == '\\' || c == '"' {
+			return "", false
+		}
+	}
+	return string(in), true
+}
+
+// fieldIndex numbers the batch's fields (isField), -1 for another key.
+func fieldIndex(key string) int {
+	switch key {
+	case "v":
+		return 0
+	case "station":
+		return 1
+	case "agent":
+		return 2
+	case "sent_at":
+		return 3
+	case "readings":
+		return 4
+	case "alerts":
+		return 5
+	case "wqi":
+		return 6
+	case "health":
+		return 7
+	}
+	return -1
 }
 
 func (d *decoder) readVersion(b *Batch) error {
+	raw, err := d.s.value()
+	if err != nil {
+		return d.fail(syntax(err))
+	}
 	var v int
-	if err := d.dec.Decode(&v); err != nil {
+	if err := json.Unmarshal(raw, &v); err != nil {
 		return d.fail(typed("v", err))
 	}
 	d.version = &v
@@ -325,7 +385,11 @@ func (d *decoder) readVersion(b *Batch) error {
 
 // value decodes one header field.
 func (d *decoder) value(field string, v any) error {
-	if err := d.dec.Decode(v); err != nil {
+	raw, err := d.s.value()
+	if err != nil {
+		return d.fail(syntax(err))
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
 		return d.fail(typed(field, err))
 	}
 	return nil
@@ -337,23 +401,32 @@ func (d *decoder) value(field string, v any) error {
 // to encoding/json.
 func records[T any](d *decoder, stream string, list *[]T, validate func(stream string, i int, r *T) error,
 	parse func(raw []byte, r *T, in *interner) bool) error {
-	tok, err := d.dec.Token()
+	c, err := d.s.peek()
 	if err != nil {
 		return d.fail(syntax(err))
 	}
-	if tok == nil { // null: no records
-		return nil
-	}
-	if tok != json.Delim('[') {
+	if c != '[' {
+		raw, err := d.s.value()
+		if err != nil {
+			return d.fail(syntax(err))
+		}
+		if string(raw) == "null" { // no records
+			return nil
+		}
 		return d.fail(&FieldError{Field: stream, Msg: "must be an array"})
 	}
-	// Each record is read into the same bytes: parse copies what it keeps.
-	var raw json.RawMessage
-	for d.dec.More() {
+	d.s.pos++
+	more, err := d.first(']')
+	for ; more && err == nil; more, err = d.s.next(']', "a record") {
 		if d.records >= MaxRecords {
 			return fmt.Errorf("%w: more than %d records", ErrTooLarge, MaxRecords)
 		}
 		d.records++
+		// Lent by the stream until the next value: parse copies what it keeps.
+		raw, err := d.s.value()
+		if err != nil {
+			return d.fail(syntax(err))
+		}
 		i := len(*list)
 		if i == cap(*list) {
 			// Doubling, up to the batch's limit: append grows a long slice by a quarter,
@@ -363,15 +436,9 @@ func records[T any](d *decoder, stream string, list *[]T, validate func(stream s
 		// Decoded in place: a record of its own would be allocated for each.
 		*list = append(*list, *new(T))
 		r := &(*list)[i]
-		var err error
-		if parse == nil {
-			err = d.dec.Decode(r)
-		} else {
-			raw = raw[:0]
-			if err = d.dec.Decode(&raw); err == nil && !parse(raw, r, &d.strs) {
-				*r = *new(T)
-				err = json.Unmarshal(raw, r)
-			}
+		if parse == nil || !parse(raw, r, &d.strs) {
+			*r = *new(T)
+			err = json.Unmarshal(raw, r)
 		}
 		if err != nil {
 			err = d.fail(typed(fmt.Sprintf("%s[%d]", stream, i), err))
@@ -386,7 +453,7 @@ func records[T any](d *decoder, stream string, list *[]T, validate func(stream s
 			return err
 		}
 	}
-	if _, err := d.dec.Token(); err != nil {
+	if err != nil {
 		return d.fail(syntax(err))
 	}
 	return nil
@@ -394,8 +461,8 @@ func records[T any](d *decoder, stream string, list *[]T, validate func(stream s
 
 // health decodes a health record, bounded by MaxHealthBytes before it is unmarshalled.
 func (d *decoder) health() (*Health, error) {
-	var raw json.RawMessage
-	if err := d.dec.Decode(&raw); err != nil {
+	raw, err := d.s.value()
+	if err != nil {
 		return nil, d.fail(syntax(err))
 	}
 	if len(raw) > MaxHealthBytes {
@@ -414,36 +481,29 @@ func (d *decoder) health() (*Health, error) {
 	return &h, nil
 }
 
-// skip consumes one value. Like every value, it may not exceed MaxRecordBytes.
+// skip consumes one value, which must be valid JSON. Like every value, it may not exceed
+// MaxRecordBytes.
 func (d *decoder) skip() error {
-	var v json.RawMessage
-	if err := d.dec.Decode(&v); err != nil {
+	raw, err := d.s.value()
+	if err != nil {
 		return d.fail(syntax(err))
+	}
+	if !json.Valid(raw) {
+		return fmt.Errorf("%w: a value at byte %d is not valid JSON", ErrMalformed, d.s.off+int64(d.s.pos-len(raw)))
 	}
 	return nil
 }
 
 // skipRest consumes the rest of an array after a bad record, so that the scan for the
-// version can go on; a decoder that lost its place stays broken, and the caller's error
+// version can go on; a stream that lost its place stays broken, and the caller's error
 // stands.
 func (d *decoder) skipRest() {
-	for d.dec.More() {
-		if d.skip() != nil {
+	for {
+		more, err := d.s.next(']', "a record")
+		if !more || err != nil || d.skip() != nil {
 			return
 		}
 	}
-	_, _ = d.dec.Token() // the closing bracket, or the error that ends the scan
-}
-
-func (d *decoder) delim(want json.Delim, msg string) error {
-	tok, err := d.dec.Token()
-	if err != nil {
-		return d.fail(syntax(err))
-	}
-	if tok != want {
-		return fmt.Errorf("%w: %s", ErrMalformed, msg)
-	}
-	return nil
 }
 
 // fail passes limits and budget errors through as they are and makes anything else a

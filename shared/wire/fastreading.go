@@ -132,7 +132,8 @@ func parseReading(raw []byte, r *Reading, in *interner) bool {
 	}
 }
 
-// scanner reads JSON text that is known to be valid (the stream decoder has checked it).
+// scanner reads JSON text, taking only what is valid JSON: the stream before it finds
+// where a record ends, not whether it is well formed.
 type scanner struct {
 	b []byte
 	i int
@@ -195,19 +196,45 @@ func (p *scanner) str() ([]byte, bool) {
 	return nil, false
 }
 
-// number reads a number's literal.
+// number reads a number's literal, as JSON writes numbers (RFC 8259, section 6): strconv
+// also takes "+1", "01", ".5" and "1.", which JSON does not.
 func (p *scanner) number() ([]byte, bool) {
 	p.space()
 	start := p.i
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		if (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
-			p.i++
-			continue
-		}
-		break
+	p.accept('-')
+	switch {
+	case p.accept('0'):
+	case p.digits() == 0:
+		return nil, false
 	}
-	return p.b[start:p.i], p.i > start
+	if p.accept('.') && p.digits() == 0 {
+		return nil, false
+	}
+	if p.accept('e') || p.accept('E') {
+		_ = p.accept('+') || p.accept('-')
+		if p.digits() == 0 {
+			return nil, false
+		}
+	}
+	return p.b[start:p.i], true
+}
+
+// accept consumes c if it comes next.
+func (p *scanner) accept(c byte) bool {
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// digits consumes a run of decimal digits and returns its length.
+func (p *scanner) digits() int {
+	start := p.i
+	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		p.i++
+	}
+	return p.i - start
 }
 
 // strings reads an array of strings (an empty one is empty, not nil, as encoding/json has

@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"runtime"
 	"strings"
@@ -148,10 +149,15 @@ func FuzzDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(healthy, true)
+	f.Add([]byte(`{"v":1,"station":"S","pad":[1,}`), false)
+	f.Add([]byte(`{"v":1,"station":"S","readings":[{"seq":1,"value":01}]}`), false)
 	f.Fuzz(func(t *testing.T, body []byte, gz bool) {
 		b, err := Decode(bytes.NewReader(body), gz)
 		if err != nil {
 			return
+		}
+		if !gz && !json.Valid(body) {
+			t.Fatalf("a body that is not valid JSON decoded: %q", body)
 		}
 		if err := b.Validate(); err != nil {
 			t.Fatalf("decoded batch does not validate: %v", err)
