@@ -30,7 +30,7 @@ func TestParseOptions(t *testing.T) {
 			check: func(t *testing.T, o options) {
 				assert.Equal(t, 200, o.sensors)
 				assert.Equal(t, 500, o.count)
-				assert.Equal(t, 3, o.reps)
+				assert.Equal(t, 5, o.reps)
 				assert.Equal(t, 5*time.Second, o.fsyncDur)
 				assert.Equal(t, 30*time.Second, o.rssDur)
 				assert.Equal(t, 5*time.Millisecond, o.slowDisk.fsync)

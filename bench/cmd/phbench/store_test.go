@@ -23,10 +23,10 @@ func TestStoreOptions(t *testing.T) {
 				assert.Equal(t, 400_000, s.ingestRows)
 				assert.Equal(t, 4, s.ingestStations)
 				assert.Equal(t, 1000, s.ingestBatch)
-				assert.Equal(t, 3, s.ingestReps)
+				assert.Equal(t, 5, s.ingestReps)
 				assert.Equal(t, 1_000_000, s.drainReadings)
 				assert.Equal(t, time.Second, s.drainSpacing)
-				assert.Equal(t, 200*time.Millisecond, s.probeEvery)
+				assert.Equal(t, 100*time.Millisecond, s.probeEvery)
 				assert.Equal(t, 30*time.Second, s.idleTime)
 				assert.True(t, o.runs(onlyIngest) && o.runs(onlyDrain), "every comparison runs by default")
 			},
