@@ -212,7 +212,7 @@ func (d *decoder) batch() (*Batch, error) {
 		return nil, fmt.Errorf("%w: a batch must be a JSON object", ErrMalformed)
 	}
 	d.s.pos++
-	var seen [8]bool // isField's keys, by fieldIndex
+	var seen [8]bool // the batch's own fields, by fieldIndex
 	more, err := d.first('}')
 	for ; more && err == nil; more, err = d.s.next('}', "a batch field") {
 		var key string
@@ -343,7 +343,7 @@ func plainString(raw []byte) (string, bool) {
 	return string(in), true
 }
 
-// fieldIndex numbers the batch's fields (isField), -1 for another key.
+// fieldIndex numbers the batch's own fields, -1 for another key (a newer agent's).
 func fieldIndex(key string) int {
 	switch key {
 	case "v":
