@@ -21,7 +21,7 @@ type stream struct {
 	err error // what the reader returned after the bytes in buf
 }
 
-// streamChunk is how much stream asks its reader for at a time.
+// streamChunk is the room stream's buffer starts with, and what it grows by at least.
 const streamChunk = 32 << 10
 
 // fill moves the unconsumed bytes to the start of buf and reads more after them. It
