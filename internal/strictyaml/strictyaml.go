@@ -3,8 +3,9 @@
 //
 // A key the target struct does not know is an error that names its line, so a typo never
 // silently falls back to a default. A key the file leaves out, or writes without a value,
-// keeps its default; any value written, zero included, replaces it. A list or map written
-// without a value is empty.
+// keeps its default; any value written, zero included, replaces it. A list written
+// without a value is empty. A map's entries are added to its defaults, so a map written
+// empty or without a value keeps them (the two are one: both are written back out as {}).
 //
 // Duration and ByteSize are the scalar syntaxes the files of both programs share: Go
 // durations or days ("90s", "36h", "90d"), and byte counts as plain integers or with a
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -52,6 +54,8 @@ func Parse[T any, P Config[T]](data []byte, defaults func() T) (*T, error) {
 	if err := Decode(data, &cfg); err != nil {
 		return nil, err
 	}
+	def := defaults() // the maps of the first, decoded onto, hold the file's entries
+	keepDefaultMaps(reflect.ValueOf(&cfg).Elem(), reflect.ValueOf(&def).Elem())
 	if c, ok := any(P(&cfg)).(Completer); ok {
 		c.Complete()
 	}
@@ -59,6 +63,24 @@ func Parse[T any, P Config[T]](data []byte, defaults func() T) (*T, error) {
 		return nil, err
 	}
 	return &cfg, nil
+}
+
+// keepDefaultMaps gives every map of v that a key without a value left nil its default from
+// def: the YAML decoder empties a map for a null, where it adds the entries of {} (none) to
+// the map already there.
+func keepDefaultMaps(v, def reflect.Value) {
+	switch v.Kind() {
+	case reflect.Map:
+		if v.IsNil() && !def.IsNil() {
+			v.Set(def)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				keepDefaultMaps(v.Field(i), def.Field(i))
+			}
+		}
+	}
 }
 
 // Load reads the file at path and parses it like Parse. Every error but a failed read

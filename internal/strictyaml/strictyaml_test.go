@@ -92,6 +92,9 @@ func TestParseOntoDefaults(t *testing.T) {
 		{"a map adds to the default map", "limits: {y: 0, z: 3}\n", func(d *doc) {
 			d.Limits = map[string]int{"x": 1, "y": 0, "z": 3}
 		}},
+		{"an empty map keeps the default map", "limits: {}\n", func(*doc) {}},
+		{"a map without a value keeps the default map", "limits:\n", func(*doc) {}},
+		{"a null map keeps the default map", "limits: ~\n", func(*doc) {}},
 		{"days", "wait: 2d\n", func(d *doc) { d.Wait = Duration(48 * time.Hour) }},
 	}
 	for _, tt := range tests {

@@ -399,22 +399,12 @@ func Parse(data []byte) (*Config, error) {
 	return strictyaml.Parse[Config](data, Default)
 }
 
-// Complete derives the admin socket from data_dir, gives a map written empty its defaults
-// and stores canonical spellings.
+// Complete derives the admin socket from data_dir and stores canonical spellings.
 // Consumers convert these strings straight to their typed forms; a value that does not
 // parse is left as written for Validate to report.
 func (c *Config) Complete() {
 	if c.AdminSocket == "" && c.DataDir != "" {
 		c.AdminSocket = filepath.Join(c.DataDir, "admin.sock")
-	}
-	// A map key written with no value decodes to nil, where {} keeps the defaults the file
-	// is decoded onto. Both say nothing, so both keep them (and a written-out configuration
-	// loads back the same).
-	if c.WQI.Freshness == nil {
-		c.WQI.Freshness = Default().WQI.Freshness
-	}
-	if c.WQI.FreshnessBySource == nil {
-		c.WQI.FreshnessBySource = defaultSourceFreshness()
 	}
 	if class, err := criteria.ParseClass(c.Station.Class); err == nil {
 		c.Station.Class = string(class)

@@ -320,22 +320,14 @@ func Default() Config {
 	}
 }
 
-// Load reads, strictly decodes, completes and validates the file at path.
+// Load reads, strictly decodes and validates the file at path.
 func Load(path string) (*Config, error) {
 	return strictyaml.Load[Config](path, Default)
 }
 
-// Parse decodes, completes and validates a configuration document.
+// Parse decodes and validates a configuration document.
 func Parse(data []byte) (*Config, error) {
 	return strictyaml.Parse[Config](data, Default)
-}
-
-// Complete gives a map written empty its defaults: a key written with no value decodes to
-// nil, where {} keeps the defaults the file is decoded onto, and both say nothing.
-func (c *Config) Complete() {
-	if c.Fusion.MaxAge == nil {
-		c.Fusion.MaxAge = Default().Fusion.MaxAge
-	}
 }
 
 // hashes decodes hex SHA-256 hashes (Validate has checked them).
