@@ -213,7 +213,7 @@ func (d *decoder) batch() (*Batch, error) {
 	}
 	d.s.pos++
 	var seen [8]bool // the batch's own fields, by fieldIndex
-	more, err := d.first('}')
+	more, err := d.s.first('}')
 	for ; more && err == nil; more, err = d.s.next('}', "a batch field") {
 		var key string
 		if key, err = d.key(); err != nil {
@@ -290,20 +290,6 @@ func (d *decoder) batch() (*Batch, error) {
 		return nil, err
 	}
 	return b, nil
-}
-
-// first consumes the closing byte of an empty object or array, just opened, and reports
-// whether it has elements.
-func (d *decoder) first(closing byte) (bool, error) {
-	c, err := d.s.peek()
-	if err != nil {
-		return false, err
-	}
-	if c == closing {
-		d.s.pos++
-		return false, nil
-	}
-	return true, nil
 }
 
 // key reads an object's key and the colon after it.
@@ -416,7 +402,7 @@ func records[T any](d *decoder, stream string, list *[]T, validate func(stream s
 		return d.fail(&FieldError{Field: stream, Msg: "must be an array"})
 	}
 	d.s.pos++
-	more, err := d.first(']')
+	more, err := d.s.first(']')
 	for ; more && err == nil; more, err = d.s.next(']', "a record") {
 		if d.records >= MaxRecords {
 			return fmt.Errorf("%w: more than %d records", ErrTooLarge, MaxRecords)

@@ -94,6 +94,20 @@ func (s *stream) unexpected(c byte, want string) error {
 	return fmt.Errorf("%w: invalid character %q at byte %d, want %s", ErrMalformed, c, s.off+int64(s.pos), want)
 }
 
+// first consumes the closing byte of an empty object or array, just opened, and reports
+// whether it has elements.
+func (s *stream) first(closing byte) (bool, error) {
+	c, err := s.peek()
+	if err != nil {
+		return false, err
+	}
+	if c == closing {
+		s.pos++
+		return false, nil
+	}
+	return true, nil
+}
+
 // next consumes the comma or the closing byte after an element of an object or array; it
 // reports whether another element follows.
 func (s *stream) next(closing byte, where string) (bool, error) {
